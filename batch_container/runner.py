@@ -1,0 +1,349 @@
+"""Run the shards of one job on this instance: prefetch → workers → part writer, with timeouts and retries.
+
+One ShardRunner serves one job for as many shards as it is given (one per Batch job in the cloud, a stream of
+them in the local orchestrator's instance mode). Its workers, and their init(), live as long as it does.
+It reaches storage and records only through the BlobStore and RecordStore ports, so the same code runs against
+a folder and SQLite on a laptop and against S3 and DynamoDB in AWS Batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections import deque
+from dataclasses import dataclass
+
+from batch_container.parts import FinishedMiniBatch, PartWriter
+from batch_container.prefetch import FetchedMiniBatch, Prefetcher
+from batch_container.scoring import RunReply, RunRequest, WorkerSetup
+from batch_container.stopping import StopConditions
+from batch_container.workers import WorkerPool
+from batch_endpoints.errors import BatchEndpointError, NotFoundError, ValidationError
+from batch_endpoints.jobfiles import FileError, JobFiles, MiniBatchResult, Shard
+from batch_endpoints.ports import BlobStore, RecordStore
+from batch_endpoints.specs import Job, OutputAction, RunSettings
+
+log = logging.getLogger(__name__)
+
+# Math libraries start one thread per core in every process; with several workers that oversubscribes the
+# cores and runs slower than one worker. Each worker gets its share unless the deployment says otherwise.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+CPUS_VARIABLE = "BEP_CPUS"
+# How many mini-batches are fetched ahead of the workers, beyond one per worker.
+EXTRA_PREFETCH = 2
+# Waiting for input with a worker idle: look again soon. Otherwise workers' replies wake the loop, and this
+# bounds how late a cancel or an exceeded error threshold is noticed.
+INPUT_POLL_S = 0.02
+IDLE_POLL_S = 0.25
+
+
+class ScoringScriptError(BatchEndpointError):
+    """The scoring script cannot be used: it fails to import, or init() fails in every worker."""
+
+    status = 400
+    code = "ScoringScriptError"
+
+    def __init__(self, init_error: str) -> None:
+        super().__init__(f"no worker could start: {init_error}", field="scoring_script")
+        self.init_error = init_error
+
+
+@dataclass
+class ShardReport:
+    shard: int
+    done: int = 0
+    """Mini-batches finished by this run."""
+    skipped: int = 0
+    """Mini-batches that already had a result."""
+    stopped: str | None = None
+    """Why the shard stopped early, if it did."""
+
+
+@dataclass
+class Attempting:
+    """A mini-batch on its way through the workers, with the attempts it has used."""
+
+    fetched: FetchedMiniBatch
+    attempts: int = 0
+
+    def request(self) -> RunRequest:
+        return RunRequest(self.fetched.index, self.fetched.paths, self.fetched.fetched_names)
+
+
+class ShardRunner:
+    def __init__(
+        self,
+        records: RecordStore,
+        blobs: BlobStore,
+        job_id: str,
+        *,
+        instance: str = "0",
+        log_dir: str | None = None,
+    ) -> None:
+        record = records.get("job", job_id)
+        if record is None:
+            raise NotFoundError(f"job {job_id!r} does not exist", field="job_id")
+        self.job = Job.model_validate(record.data)
+        self.settings: RunSettings = self.job.settings
+        self.records = records
+        self.blobs = blobs
+        self.instance = instance
+        self.log_dir = log_dir
+        self.files = JobFiles(blobs, self.job.scratch_uri)
+        self.append_rows = self.settings.output_action == OutputAction.APPEND_ROW
+        self.stop = StopConditions(records, job_id, self.settings.error_threshold)
+        workers = self.settings.max_concurrency_per_instance
+        self.writer = PartWriter(
+            records,
+            self.files,
+            job_id,
+            append_rows=self.append_rows,
+            depth=2 * workers,
+            on_counted=self.stop.counted,
+        )
+        self.scratch = tempfile.mkdtemp(prefix=f"bep-runner-{instance}-")
+        self.pool: WorkerPool | None = None
+        # Known once the code and model are fetched, on first need (see _workers).
+        self._code_dir = ""
+        self._script_path = ""
+        self._environment: dict[str, str] = {}
+
+    # --- the public surface ---------------------------------------------------------------------------
+
+    def load_shard(self, uri: str) -> Shard:
+        raw = self.blobs.get_bytes(uri)
+        try:
+            shard = Shard.from_json(raw)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValidationError(f"{uri} is not a shard file ({type(exc).__name__}: {exc})", field="shard") from None
+        if shard.job_id != self.job.id:
+            raise ValidationError(f"shard {uri} belongs to job {shard.job_id!r}, not {self.job.id!r}", field="shard")
+        return shard
+
+    def run_shard(self, shard: Shard) -> ShardReport:
+        """Score every mini-batch of the shard that has no result yet. Failed files are data, not errors:
+        this raises only when scoring cannot go on at all (no worker can start, storage fails)."""
+        report = ShardReport(shard.index)
+        report.stopped = self.stop.reason()
+        if report.stopped is None:
+            download_dir = os.path.join(self.scratch, "inputs", f"shard-{shard.index:05d}")
+            ahead = self.settings.max_concurrency_per_instance + EXTRA_PREFETCH
+            with Prefetcher(self.blobs, self.files, shard, download_dir, ahead=ahead) as prefetch:
+                try:
+                    self._score(prefetch, report)
+                except ScoringScriptError as exc:
+                    prefetch.close()
+                    self._fail_unfinished(shard, exc.init_error, report)
+                    raise
+            report.skipped = prefetch.skipped
+            self.writer.drain()
+        log.info(
+            "shard %d: %d mini-batches done, %d already done before%s",
+            shard.index,
+            report.done,
+            report.skipped,
+            f"; stopped early: {report.stopped}" if report.stopped else "",
+        )
+        return report
+
+    def close(self) -> None:
+        """End the workers, finish writing what is finished, remove local copies. Safe to call twice."""
+        try:
+            if self.pool is not None:
+                self.pool.close()
+            self.writer.close()
+        finally:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def __enter__(self) -> ShardRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- the pipeline ---------------------------------------------------------------------------------
+
+    def _score(self, prefetch: Prefetcher, report: ShardReport) -> None:
+        waiting: deque[Attempting] = deque()  # fetched (or to be retried), waiting for a worker
+        in_flight: dict[int, Attempting] = {}
+        while True:
+            self.writer.raise_if_failed()
+            if report.stopped is None:
+                report.stopped = self.stop.reason()
+            if report.stopped is not None and self.stop.job_stopping:
+                # Canceled or failed: finishing in-flight work would be wasted time.
+                if self.pool is not None:
+                    self.pool.stop_busy()
+                for attempt in [*in_flight.values(), *waiting]:
+                    attempt.fetched.discard_copies()
+                return
+            if report.stopped is None:
+                self._take_input(prefetch, waiting, in_flight, report)
+                self._dispatch(waiting, in_flight)
+            if not in_flight and (report.stopped is not None or (not waiting and prefetch.exhausted)):
+                return
+            if self.pool is None:
+                continue  # nothing to score yet; _take_input waited for the prefetcher
+            idle = bool(self.pool.idle())
+            for reply in self.pool.poll(INPUT_POLL_S if idle and not prefetch.exhausted else IDLE_POLL_S):
+                attempt = in_flight.pop(reply.index, None)
+                if attempt is not None:
+                    self._settle(attempt, reply, waiting, report)
+
+    def _take_input(
+        self,
+        prefetch: Prefetcher,
+        waiting: deque[Attempting],
+        in_flight: dict[int, Attempting],
+        report: ShardReport,
+    ) -> None:
+        """Move fetched mini-batches to `waiting`, one more than the idle workers can take."""
+        room = 1 + (len(self.pool.idle()) if self.pool is not None else 0)
+        while len(waiting) < room:
+            # Block briefly only when there is nothing else to wait for.
+            fetched = prefetch.take(timeout=0 if in_flight or waiting else IDLE_POLL_S)
+            if fetched is None:
+                return
+            if fetched.paths:
+                waiting.append(Attempting(fetched))
+            else:
+                # No input could be read: nothing to run, every file failed.
+                self._finish(Attempting(fetched), None, None, report)
+
+    def _dispatch(self, waiting: deque[Attempting], in_flight: dict[int, Attempting]) -> None:
+        if not waiting:
+            return
+        pool = self._workers()
+        for worker in pool.idle():
+            if not waiting:
+                return
+            attempt = waiting.popleft()
+            in_flight[attempt.fetched.index] = attempt
+            pool.assign(worker, attempt.request())
+        if not pool.usable:
+            raise ScoringScriptError(pool.init_error)
+
+    def _settle(self, attempt: Attempting, reply: RunReply, waiting: deque[Attempting], report: ShardReport) -> None:
+        """Decide what an ended attempt means: done, retry, or failed for good."""
+        attempt.attempts += 1
+        index = attempt.fetched.index
+        if reply.error is None:
+            self._finish(attempt, reply, None, report)
+            return
+        retries = self.settings.retry_settings.max_retries
+        log.warning("mini-batch %d, attempt %d of %d failed: %s", index, attempt.attempts, retries + 1, reply.error)
+        if attempt.attempts > retries:
+            self._finish(attempt, None, reply.error, report)
+        elif report.stopped is None:
+            waiting.appendleft(attempt)  # retried first: its files are already here
+        else:
+            # Stopping: leave it without a result, so a rerun of the shard scores it again.
+            attempt.fetched.discard_copies()
+
+    def _finish(self, attempt: Attempting, reply: RunReply | None, error: str | None, report: ShardReport) -> None:
+        """Hand a mini-batch's outcome to the part writer: `reply` if run() succeeded, else `error` (or
+        neither, when no input could be read)."""
+        fetched = attempt.fetched
+        failed = dict(fetched.fetch_errors)
+        rows, columns, csv = 0, [], None
+        if error is not None:
+            failed.update(dict.fromkeys(fetched.fetched_names, error))
+        elif reply is not None:
+            failed.update(reply.failed)
+            rows, columns = reply.rows, reply.columns
+            csv = reply.csv if self.append_rows and reply.rows else None
+        result = MiniBatchResult(
+            index=fetched.index,
+            files=len(fetched.names),
+            succeeded=len(fetched.names) - len(failed),
+            rows=rows,
+            attempts=attempt.attempts,
+            failed=[FileError(name, failed[name]) for name in fetched.names if name in failed],
+            columns=columns,
+        )
+        fetched.discard_copies()
+        self.stop.finishing(result)
+        self.writer.submit(FinishedMiniBatch(result, csv))
+        report.done += 1
+
+    def _fail_unfinished(self, shard: Shard, error: str, report: ShardReport) -> None:
+        """No worker can start: record every mini-batch left as failed with init()'s error, so the job's
+        summary says per file why, and a retry of the shard does not start the same broken script again."""
+        self.writer.drain()
+        for mini_batch in shard.mini_batches:
+            if not self.blobs.exists(self.files.result(mini_batch.index)):
+                names = [Prefetcher.name_in(shard, rel) for rel in mini_batch.files]
+                never_ran = FetchedMiniBatch(mini_batch.index, names, fetched_names=names)
+                self._finish(Attempting(never_ran), None, error, report)
+        self.writer.drain()
+
+    # --- workers --------------------------------------------------------------------------------------
+
+    def _workers(self) -> WorkerPool:
+        """The worker pool, started on first need: a shard whose mini-batches are all done never loads the
+        model, and a canceled job never runs init()."""
+        if self.pool is None:
+            self._code_dir, self._script_path, model_dir = self._fetch_code_and_model()
+            self._environment = worker_environment(self.settings, model_dir, self._cpus())
+            self.pool = WorkerPool(
+                self.settings.max_concurrency_per_instance,
+                self._worker_setup,
+                timeout_s=self.settings.retry_settings.timeout,
+            )
+            log.info(
+                "starting %d workers for job %s (%s)",
+                self.settings.max_concurrency_per_instance,
+                self.job.id,
+                self.job.deployment.code_configuration.scoring_script,
+            )
+        self.pool.start()
+        return self.pool
+
+    def _worker_setup(self, slot: int) -> WorkerSetup:
+        name = f"{self.instance}-worker-{slot}"
+        return WorkerSetup(
+            name=name,
+            script_path=self._script_path,
+            code_dir=self._code_dir,
+            environment=self._environment,
+            logging_level=self.settings.logging_level,
+            log_path=os.path.join(self.log_dir, f"{name}.log") if self.log_dir else None,
+            render_csv=self.append_rows,
+        )
+
+    def _fetch_code_and_model(self) -> tuple[str, str, str]:
+        code = self.job.deployment.code_configuration
+        if not self.blobs.is_folder(code.code):
+            raise NotFoundError(f"the deployment's code folder {code.code} does not exist", field="code")
+        code_dir = self.blobs.download_folder(code.code, os.path.join(self.scratch, "code"))
+        script_path = os.path.join(code_dir, code.scoring_script)
+        if not os.path.isfile(script_path):
+            raise NotFoundError(
+                f"scoring script {code.scoring_script} is not in the code folder {code.code}", field="scoring_script"
+            )
+        model_uri = self.job.model_path
+        if self.blobs.is_folder(model_uri):
+            model_dir = self.blobs.download_folder(model_uri, os.path.join(self.scratch, "model"))
+        elif self.blobs.exists(model_uri):
+            # A single-file model: MODEL_DIR is the folder holding it, as on Azure.
+            model_dir = os.path.dirname(self.blobs.localize(model_uri, os.path.join(self.scratch, "model")))
+        else:
+            raise NotFoundError(f"the model {model_uri} does not exist", field="model")
+        return code_dir, script_path, model_dir
+
+    def _cpus(self) -> int:
+        if os.environ.get(CPUS_VARIABLE):
+            return max(1, int(os.environ[CPUS_VARIABLE]))
+        return os.cpu_count() or 1
+
+
+def worker_environment(settings: RunSettings, model_dir: str, cpus: int) -> dict[str, str]:
+    """What each worker adds to its environment. The deployment's own variables win over ours."""
+    threads = str(max(1, cpus // settings.max_concurrency_per_instance))
+    environment = dict.fromkeys(THREAD_VARIABLES, threads)
+    environment["MODEL_DIR"] = model_dir
+    environment["AZUREML_MODEL_DIR"] = model_dir  # scripts written for Azure run unchanged
+    environment.update(settings.environment_variables)
+    return environment

@@ -1,0 +1,219 @@
+"""Inside a worker process: load the deployment's scoring script, call init() once, then run() per mini-batch.
+
+`serve` is the worker process's entry point. This module imports only the standard library at the top: the
+worker must set its environment (thread limits above all) before numpy, pandas or torch are first imported,
+because they read those variables once, at import.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import traceback
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from types import ModuleType
+
+# Long tracebacks or messages embedding whole inputs would bloat every result file that repeats them.
+MAX_ERROR_CHARS = 2000
+TRACEBACK_FRAMES = 3
+MAX_SOURCE_CHARS = 160
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """Everything a worker process needs, sent once when it starts (plain data: it crosses a spawn)."""
+
+    name: str
+    script_path: str
+    code_dir: str
+    environment: dict[str, str]
+    logging_level: str
+    log_path: str | None
+    """Where the script's prints and logs go; None = the runner's stderr."""
+    render_csv: bool
+    """Whether results need a part file (append_row): rendering it here spreads the cost over the workers."""
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    index: int
+    paths: list[str]
+    names: list[str]
+
+
+@dataclass(frozen=True)
+class Ready:
+    pid: int
+
+
+@dataclass(frozen=True)
+class InitFailed:
+    error: str
+
+
+@dataclass(frozen=True)
+class RunReply:
+    """The outcome of one run() call. `error` set = the attempt failed; otherwise the rows it produced."""
+
+    index: int
+    error: str | None = None
+    csv: bytes | None = None
+    rows: int = 0
+    columns: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def serve(conn: Connection, setup: WorkerSetup) -> None:
+    """Worker process main: init() once, then answer RunRequests until the runner closes the connection."""
+    _send_output_to(setup.log_path)
+    os.environ.update(setup.environment)
+    _exit_with_parent()
+    # A Ctrl-C in a terminal reaches the whole process group; the runner alone decides when workers end.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(
+        level=setup.logging_level.upper(),
+        format=f"%(asctime)s {setup.name} %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    log = logging.getLogger("batch_container.worker")
+    # Imported only now, so that numpy sees the thread limits just set; and before init(), so the first
+    # run() does not pay for importing pandas.
+    from batch_container.rows import BadResult, to_rows
+
+    try:
+        script = load_script(setup.script_path, setup.code_dir)
+        init = getattr(script, "init", None)
+        if init is not None:
+            init()
+        if not callable(getattr(script, "run", None)):
+            raise AttributeError(f"{os.path.basename(setup.script_path)} defines no run(mini_batch) function")
+    except BaseException as exc:  # SystemExit from user code is a failed init too
+        error = describe(exc, setup.code_dir)
+        log.error("init() failed: %s", error)
+        conn.send(InitFailed(error))
+        return
+    log.info("worker ready (pid %d)", os.getpid())
+    conn.send(Ready(os.getpid()))
+
+    while True:
+        try:
+            request: RunRequest = conn.recv()
+        except EOFError:
+            return
+        try:
+            result = script.run(list(request.paths))
+        except BaseException as exc:
+            conn.send(RunReply(request.index, error=describe(exc, setup.code_dir)))
+            continue
+        try:
+            rows = to_rows(result, request.paths, request.names)
+            reply = RunReply(
+                request.index,
+                csv=rows.to_csv() if setup.render_csv and rows.count else None,
+                rows=rows.count,
+                columns=rows.columns,
+                failed=rows.failed,
+            )
+        except BadResult as exc:
+            reply = RunReply(request.index, error=str(exc))
+        except Exception as exc:
+            reply = RunReply(request.index, error=f"could not turn run()'s result into rows: {_headline(exc)}")
+        del result
+        conn.send(reply)
+
+
+def load_script(script_path: str, code_dir: str) -> ModuleType:
+    """Import the scoring script by file path, with the code folder importable, whatever the working dir."""
+    for folder in (os.path.dirname(script_path), code_dir):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+    name = os.path.splitext(os.path.basename(script_path))[0]
+    spec = importlib.util.spec_from_file_location(name, script_path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {script_path}")
+    module = importlib.util.module_from_spec(spec)
+    # Registered before running it, so the script's own dataclasses and pickling find their module.
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def describe(exc: BaseException, code_dir: str) -> str:
+    """`Type: message`, then the last few frames as `file:line in function: source`, always including the
+    scoring script's own innermost frame (the line a user can fix), even when a library raised."""
+    here = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not frame.filename.startswith("<") and not os.path.abspath(frame.filename).startswith(here)
+    ]
+    shown: list[traceback.FrameSummary | None] = list(frames[-TRACEBACK_FRAMES:])
+    own = [frame for frame in frames if _inside(frame.filename, code_dir)]
+    if own and own[-1] not in shown:
+        shown = [own[-1], None, *shown[1:]]
+    lines = [_headline(exc)]
+    for frame in shown:
+        if frame is None:
+            lines.append("  ...")
+            continue
+        source = (frame.line or "").strip()
+        source = source if len(source) <= MAX_SOURCE_CHARS else source[: MAX_SOURCE_CHARS - 3] + "..."
+        lines.append(f"  at {_short_path(frame.filename, code_dir)}:{frame.lineno} in {frame.name}: {source}")
+    text = "\n".join(lines)
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
+
+
+def _headline(exc: BaseException) -> str:
+    try:
+        message = str(exc)
+    except Exception:  # a user exception whose __str__ itself fails
+        message = ""
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _inside(filename: str, folder: str) -> bool:
+    return os.path.abspath(filename).startswith(os.path.abspath(folder) + os.sep)
+
+
+def _short_path(filename: str, code_dir: str) -> str:
+    """Scripts by their path in the code folder; libraries by their last two path parts (pandas/io/...)."""
+    if _inside(filename, code_dir):
+        return os.path.relpath(filename, code_dir)
+    return "/".join(os.path.abspath(filename).split(os.sep)[-2:])
+
+
+def _send_output_to(log_path: str | None) -> None:
+    """Point file descriptors 1 and 2 at the log, so that C extensions and subprocesses write there too,
+    and stdout never carries user output: in instance mode it is the runner's protocol channel."""
+    if log_path is not None:
+        os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+    else:
+        os.dup2(2, 1)
+    # Line-buffered, so a worker killed for a timeout still leaves what it printed before.
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None and hasattr(stream, "reconfigure"):
+            stream.reconfigure(line_buffering=True)
+
+
+def _exit_with_parent() -> None:
+    """End this worker as soon as the runner is gone, even mid-run(): no orphans burning a GPU."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()

@@ -1,0 +1,1 @@
+"""Batch endpoints: Azure-ML-style batch scoring on AWS, and on one machine."""

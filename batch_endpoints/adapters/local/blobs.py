@@ -1,0 +1,122 @@
+"""Blobs as files on disk. URIs are absolute paths (a `file://` prefix is accepted)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+
+from batch_endpoints.errors import AlreadyExistsError, NotFoundError, ValidationError
+from batch_endpoints.ports import BlobInfo
+
+
+def to_path(uri: str) -> str:
+    if uri.startswith("file://"):
+        uri = uri[len("file://") :]
+    if "://" in uri:
+        raise ValidationError(f"{uri!r} is not a local path; the local backend reads and writes files on disk")
+    return os.path.abspath(os.path.expanduser(uri))
+
+
+class FolderBlobStore:
+    def __init__(self, root: str) -> None:
+        self.root = to_path(root)
+        os.makedirs(self.root, exist_ok=True)
+
+    def join(self, base: str, *parts: str) -> str:
+        return os.path.join(to_path(base), *(p for p in parts if p))
+
+    def relative(self, base: str, uri: str) -> str:
+        rel = os.path.relpath(to_path(uri), to_path(base))
+        return "" if rel == "." else rel.replace(os.sep, "/")
+
+    def put_bytes(self, uri: str, data: bytes, *, if_absent: bool = False) -> None:
+        self.write_stream(uri, [data], if_absent=if_absent)
+
+    def write_stream(self, uri: str, chunks: Iterable[bytes], *, if_absent: bool = False) -> int:
+        path = to_path(uri)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if if_absent and os.path.exists(path):
+            raise AlreadyExistsError(f"{path} already exists; results are never overwritten", field="output")
+        # Write aside, then publish in one step: readers never see half a file.
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+        size = 0
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+                    size += len(chunk)
+            if if_absent:
+                try:
+                    os.link(tmp, path)  # fails if the target appeared meanwhile: never overwrite
+                except FileExistsError:
+                    raise AlreadyExistsError(
+                        f"{path} already exists; results are never overwritten", field="output"
+                    ) from None
+            else:
+                os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        return size
+
+    def get_bytes(self, uri: str) -> bytes:
+        try:
+            with open(to_path(uri), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise NotFoundError(f"{to_path(uri)} does not exist") from None
+
+    def exists(self, uri: str) -> bool:
+        return os.path.exists(to_path(uri))
+
+    def is_folder(self, uri: str) -> bool:
+        return os.path.isdir(to_path(uri))
+
+    def list_files(self, uri: str) -> Iterator[BlobInfo]:
+        root = to_path(uri)
+        if os.path.isfile(root):
+            yield BlobInfo(root, os.path.getsize(root))
+            return
+        stack = [root]
+        found = []
+        while stack:
+            folder = stack.pop()
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.is_dir():
+                        stack.append(entry.path)
+                    elif entry.is_file() and not entry.name.startswith(".tmp-"):
+                        found.append(BlobInfo(entry.path, entry.stat().st_size))
+        found.sort(key=lambda info: info.uri)
+        yield from found
+
+    def localize(self, uri: str, scratch_dir: str) -> str:
+        return to_path(uri)
+
+    def upload_folder(self, local_dir: str, uri: str) -> None:
+        target = to_path(uri)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        # Copy aside, then swap in: a crash mid-copy never leaves a half folder where readers look.
+        staging = tempfile.mkdtemp(dir=os.path.dirname(target), prefix=".tmp-")
+        try:
+            shutil.copytree(
+                local_dir, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            )
+            if os.path.exists(target):
+                shutil.rmtree(target)
+            os.rename(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def download_folder(self, uri: str, local_dir: str) -> str:
+        return to_path(uri)
+
+    def delete_prefix(self, uri: str) -> None:
+        path = to_path(uri)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.unlink(path)

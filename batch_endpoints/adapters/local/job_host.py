@@ -1,0 +1,189 @@
+"""The local stand-in for the cloud's state machine: plan → shards on instances → finalize; on error, mark failed.
+
+Each instance is a long-lived runner process (`python -m batch_container --shards-from-stdin`), the same runner
+the AWS Batch container runs. Instances pull shards from one queue, so a slow shard never idles the others; a
+shard whose instance dies is retried on a fresh instance, as AWS Batch retries a job on a reclaimed Spot host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+
+from batch_endpoints import workflow
+from batch_endpoints.adapters.local.blobs import to_path
+from batch_endpoints.backend import Backend, from_environment
+from batch_endpoints.errors import BatchEndpointError
+from batch_endpoints.jobfiles import JobFiles
+from batch_endpoints.repository import Repository
+from batch_endpoints.specs import Job, JobStatus
+
+log = logging.getLogger("bep.job_host")
+
+SHARD_ATTEMPTS = 3
+WATCH_INTERVAL_S = 0.5
+STOP_GRACE_S = 5.0
+
+
+class InstancePool:
+    def __init__(self, backend: Backend, job: Job, shard_uris: list[str]) -> None:
+        self.backend = backend
+        self.repo = Repository(backend.records)
+        self.job = job
+        self.pending = deque((uri, 1) for uri in shard_uris)
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.processes: set[subprocess.Popen] = set()
+        self.instance_count = min(job.settings.instance_count, len(shard_uris))
+        self.log_dir = to_path(JobFiles(backend.blobs, job.scratch_uri).logs)
+
+    def run(self) -> None:
+        threads = [threading.Thread(target=self._instance, args=(n,), daemon=True) for n in range(self.instance_count)]
+        for thread in threads:
+            thread.start()
+        while any(t.is_alive() for t in threads):
+            if not self.stopping.is_set() and self._must_stop():
+                self.stop()
+            time.sleep(WATCH_INTERVAL_S)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        with self.lock:
+            live = list(self.processes)
+        for process in live:
+            _terminate(process)
+
+    def _must_stop(self) -> bool:
+        job = self.repo.get_job(self.job.id)
+        if job.status in {JobStatus.CANCEL_REQUESTED, JobStatus.CANCELED, JobStatus.FAILED}:
+            return True
+        threshold = self.job.settings.error_threshold
+        return threshold >= 0 and self.repo.job_progress(self.job.id).get("files_failed", 0) > threshold
+
+    def _next_shard(self) -> tuple[str, int] | None:
+        with self.lock:
+            if self.stopping.is_set() or not self.pending:
+                return None
+            return self.pending.popleft()
+
+    def _instance(self, number: int) -> None:
+        process = None
+        try:
+            while (work := self._next_shard()) is not None:
+                uri, attempt = work
+                if process is None or process.poll() is not None:
+                    process = self._start_instance(number)
+                outcome = _run_shard(process, uri)
+                if outcome != "done":
+                    log.warning("instance %d: shard %s attempt %d failed: %s", number, uri, attempt, outcome)
+                    if attempt < SHARD_ATTEMPTS and not self.stopping.is_set():
+                        with self.lock:
+                            self.pending.append((uri, attempt + 1))
+        finally:
+            if process is not None:
+                _close(process)
+                with self.lock:
+                    self.processes.discard(process)
+
+    def _start_instance(self, number: int) -> subprocess.Popen:
+        cores = os.cpu_count() or 1
+        environment = {
+            **os.environ,
+            **self.backend.child_environment,
+            "BEP_CPUS": str(max(1, cores // self.instance_count)),
+        }
+        if self.job.deployment.compute == "cpu-cluster":
+            environment["CUDA_VISIBLE_DEVICES"] = ""  # CPU compute: scoring code must not find the GPU
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "batch_container",
+                "--job-id",
+                self.job.id,
+                "--shards-from-stdin",
+                "--instance",
+                str(number),
+                "--log-dir",
+                self.log_dir,
+            ],
+            env=environment,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        with self.lock:
+            self.processes.add(process)
+        return process
+
+
+def _run_shard(process: subprocess.Popen, uri: str) -> str:
+    """Hand one shard to an instance and wait for its answer line: 'done' or why not."""
+    assert process.stdin and process.stdout
+    try:
+        process.stdin.write(uri + "\n")
+        process.stdin.flush()
+    except (BrokenPipeError, OSError):
+        return f"instance exited (code {process.wait()})"
+    line = process.stdout.readline().strip()
+    if not line:
+        return f"instance exited (code {process.wait()})"
+    verdict, _, rest = line.partition(" ")
+    return "done" if verdict == "done" else rest or line
+
+
+def _close(process: subprocess.Popen) -> None:
+    if process.poll() is None and process.stdin:
+        with contextlib.suppress(OSError):
+            process.stdin.close()  # end of input: the instance finishes and exits on its own
+    try:
+        process.wait(timeout=STOP_GRACE_S * 6)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _terminate(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def run_job(backend: Backend, job_id: str) -> Job:
+    repo = Repository(backend.records)
+    try:
+        if repo.get_job(job_id).status == JobStatus.QUEUED:
+            plan = workflow.plan_job(backend, job_id)
+            InstancePool(backend, repo.get_job(job_id), plan.shard_uris).run()
+        return workflow.finalize_job(backend, job_id)
+    except BatchEndpointError as error:
+        return workflow.mark_failed(backend, job_id, str(error))
+    except Exception as error:
+        log.exception("job %s failed", job_id)
+        return workflow.mark_failed(backend, job_id, f"{type(error).__name__}: {error}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m batch_endpoints.adapters.local.job_host")
+    parser.add_argument("--job-id", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    job = run_job(from_environment(), args.job_id)
+    log.info("job %s ended %s%s", job.id, job.status.value, f": {job.error}" if job.error else "")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Copying user folders (models, scoring code) into the system's storage, content-addressed where it pays."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+
+from batch_endpoints.errors import ValidationError
+from batch_endpoints.ports import BlobStore
+
+IGNORED = {"__pycache__", ".git", ".ipynb_checkpoints"}
+
+
+def folder_digest(path: str) -> str:
+    """A hash of the folder's relative paths and contents, so an unchanged folder maps to the same key."""
+    digest = hashlib.sha256()
+    for rel in sorted(_files(path)):
+        digest.update(rel.encode() + b"\0")
+        with open(os.path.join(path, rel), "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def _files(path: str) -> list[str]:
+    found = []
+    for folder, dirs, names in os.walk(path):
+        dirs[:] = [d for d in dirs if d not in IGNORED]
+        found += [os.path.relpath(os.path.join(folder, n), path) for n in names if not n.endswith(".pyc")]
+    return found
+
+
+def upload_code(blobs: BlobStore, local_dir: str, field: str) -> str:
+    if not os.path.isdir(local_dir):
+        raise ValidationError(f"{local_dir} is not a folder", field=field)
+    uri = blobs.join(blobs.root, "code", folder_digest(local_dir))
+    if not blobs.exists(uri):
+        blobs.upload_folder(local_dir, uri)
+    return uri
+
+
+def upload_model(blobs: BlobStore, local_path: str, name: str, version: str, field: str) -> str:
+    """Copy a model folder, or a single model file (kept under its own name in a folder), into storage."""
+    uri = blobs.join(blobs.root, "models", name, version)
+    if os.path.isdir(local_path):
+        blobs.upload_folder(local_path, uri)
+    elif os.path.isfile(local_path):
+        with tempfile.TemporaryDirectory() as staging:
+            shutil.copy2(local_path, os.path.join(staging, os.path.basename(local_path)))
+            blobs.upload_folder(staging, uri)
+    else:
+        raise ValidationError(f"{local_path} does not exist", field=field)
+    return uri

@@ -1,0 +1,39 @@
+"""A backend is one set of adapters for the four ports. Processes find theirs from the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from batch_endpoints.errors import ValidationError
+from batch_endpoints.ports import BlobStore, ComputeRegistry, Orchestrator, RecordStore
+
+BACKEND_VARIABLE = "BEP_BACKEND"
+HOME_VARIABLE = "BEP_HOME"
+DEFAULT_HOME = "~/.bep"
+
+
+@dataclass
+class Backend:
+    name: str
+    records: RecordStore
+    blobs: BlobStore
+    orchestrator: Orchestrator
+    computes: ComputeRegistry
+    api_base_url: str
+    """Base of the HTTPS API that serves this backend; endpoints' scoring URIs hang under it."""
+    child_environment: dict[str, str]
+    """Variables that let a child process (job host, runner) open this same backend."""
+
+
+def local_home() -> str:
+    return os.path.abspath(os.path.expanduser(os.environ.get(HOME_VARIABLE) or DEFAULT_HOME))
+
+
+def from_environment() -> Backend:
+    name = os.environ.get(BACKEND_VARIABLE, "local")
+    if name == "local":
+        from batch_endpoints.adapters.local.backend import open_local_backend
+
+        return open_local_backend(local_home())
+    raise ValidationError(f"unknown backend {name!r}; expected 'local'", field=BACKEND_VARIABLE)

@@ -1,0 +1,330 @@
+"""`bep`: the command line, with the verbs of `az ml batch-endpoint|batch-deployment|model|job`.
+
+Each command parses its flags, calls one service use case and prints the result. Errors map to exit codes here,
+once: 2 bad input, 3 not found, 4 conflict, 1 a job that did not complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from batch_endpoints import yaml_specs
+from batch_endpoints.backend import from_environment
+from batch_endpoints.cli import render, stream
+from batch_endpoints.errors import BatchEndpointError, ConflictError, NotFoundError, ValidationError
+from batch_endpoints.service import BatchEndpointService, InvokeRequest
+from batch_endpoints.specs import InvokeOverrides, Job, JobStatus, parse
+
+EXIT_CODES = {ValidationError: 2, NotFoundError: 3, ConflictError: 4}
+Handler = Callable[[BatchEndpointService, argparse.Namespace], int]
+
+
+# ---------------------------------------------------------------- models
+def model_create(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    model = service.register_model(
+        args.name,
+        args.path,
+        version=args.version,
+        description=args.description,
+        tags={k: str(v) for k, v in yaml_specs.parse_overrides(args.tag or []).items()},
+    )
+    render.show(model)
+    return 0
+
+
+def model_list(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    models = service.list_models(args.name)
+    render.table([m.model_dump() for m in models], ["name", "version", "description", "created_at"])
+    return 0
+
+
+def model_show(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    render.show(service.get_model(args.name, args.version, args.label))
+    return 0
+
+
+# ---------------------------------------------------------------- endpoints
+def endpoint_create(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    overrides = {k: v for k, v in {"name": args.name, "description": args.description}.items() if v is not None}
+    if args.file:
+        declaration = yaml_specs.load_endpoint(args.file, overrides)
+    else:
+        declaration = yaml_specs.load_endpoint_mapping(overrides)
+    render.show(service.create_endpoint(declaration))
+    return 0
+
+
+def endpoint_update(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    endpoint = service.update_endpoint(
+        args.name, description=args.description, default_deployment=args.default_deployment
+    )
+    render.show(endpoint)
+    return 0
+
+
+def endpoint_show(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    render.show(service.get_endpoint(args.name))
+    return 0
+
+
+def endpoint_list(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    rows = [e.model_dump() for e in service.list_endpoints()]
+    render.table(rows, ["name", "default_deployment", "description", "scoring_uri"])
+    return 0
+
+
+def endpoint_delete(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    service.delete_endpoint(args.name)
+    print(f"deleted endpoint {args.name} and its deployments (jobs and outputs are kept)", file=sys.stderr)
+    return 0
+
+
+def endpoint_invoke(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    overrides = yaml_specs.parse_overrides(args.set or [])
+    overrides.update(
+        {
+            k: v
+            for k, v in {
+                "mini_batch_size": args.mini_batch_size,
+                "instance_count": args.instance_count,
+                "output_file_name": args.output_file_name,
+            }.items()
+            if v is not None
+        }
+    )
+    job = service.invoke(
+        InvokeRequest(
+            endpoint_name=args.name,
+            input=os.path.abspath(args.input) if "://" not in args.input else args.input,
+            input_type=args.input_type,
+            deployment_name=args.deployment_name,
+            output_path=os.path.abspath(args.output_path) if args.output_path else None,
+            overrides=parse(InvokeOverrides, overrides, prefix="--set"),
+            caller=_caller(),
+        )
+    )
+    print(job.id)
+    return _stream(service, job.id) if args.stream else 0
+
+
+# ---------------------------------------------------------------- deployments
+def _deployment_declaration(args: argparse.Namespace) -> yaml_specs.DeploymentDeclaration:
+    overrides = yaml_specs.parse_overrides(args.set or [])
+    overrides.update({k: v for k, v in {"name": args.name, "endpoint_name": args.endpoint_name}.items() if v})
+    return yaml_specs.load_deployment(args.file, overrides)
+
+
+def deployment_create(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    deployment = service.create_deployment(
+        _deployment_declaration(args), set_default=args.set_default, caller=_caller()
+    )
+    render.show(deployment)
+    return 0
+
+
+def deployment_update(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    deployment = service.update_deployment(
+        _deployment_declaration(args), set_default=args.set_default, caller=_caller()
+    )
+    render.show(deployment)
+    return 0
+
+
+def deployment_show(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    render.show(service.get_deployment(args.endpoint_name, args.name))
+    return 0
+
+
+def deployment_list(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    default = service.get_endpoint(args.endpoint_name).default_deployment
+    rows = [
+        {**d.model_dump(), "default": "*" if d.name == default else ""}
+        for d in service.list_deployments(args.endpoint_name)
+    ]
+    render.table(rows, ["name", "default", "model", "compute", "description"])
+    return 0
+
+
+def deployment_delete(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    service.delete_deployment(args.endpoint_name, args.name)
+    print(f"deleted deployment {args.name} of endpoint {args.endpoint_name}", file=sys.stderr)
+    return 0
+
+
+# ---------------------------------------------------------------- jobs
+def job_show(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    job = service.get_job(args.name)
+    render.show({**job.model_dump(mode="json", exclude={"deployment"}), "progress": service.job_progress(job.id)})
+    return 0
+
+
+def job_list(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    rows = [
+        {**j.model_dump(), "status": j.status.value, "files": j.counts.files}
+        for j in service.list_jobs(args.endpoint_name, args.max_results)
+    ]
+    render.table(rows, ["id", "deployment_name", "status", "files", "created_at"])
+    return 0
+
+
+def job_stream(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    return _stream(service, args.name)
+
+
+def job_cancel(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    job = service.cancel_job(args.name)
+    print(f"{job.id}: {job.status.value}", file=sys.stderr)
+    return 0
+
+
+def job_download(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    job = service.get_job(args.name)
+    if not job.status.is_final:
+        raise ConflictError(f"job {job.id} is {job.status.value}; download it once it has ended", field="name")
+    target = os.path.abspath(args.download_path)
+    os.makedirs(target, exist_ok=True)
+    for uri in service.job_artifacts(job.id):
+        path = os.path.join(target, uri.rstrip("/").rpartition("/")[2])
+        with open(path, "wb") as out:
+            out.write(service.blobs.get_bytes(uri))
+        print(path)
+    return 0
+
+
+def _stream(service: BatchEndpointService, job_id: str) -> int:
+    job = stream.follow(service, job_id)
+    _report(job)
+    return 0 if job.status == JobStatus.COMPLETED else 1
+
+
+def _report(job: Job) -> None:
+    counts = job.counts
+    print(
+        f"job {job.id} {job.status.value}: {counts.files_succeeded} of {counts.files} files scored, "
+        f"{counts.files_failed} failed, {counts.rows} rows",
+        file=sys.stderr,
+    )
+    if job.error:
+        print(f"error: {job.error}", file=sys.stderr)
+    if job.status == JobStatus.COMPLETED and job.output_uri:
+        print(f"output: {job.output_uri}", file=sys.stderr)
+
+
+def _caller() -> str:
+    return os.environ.get("USER") or os.environ.get("USERNAME") or "local-user"
+
+
+# ---------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bep", description="Batch endpoints: score folders of files with a registered model, locally or on AWS."
+    )
+    groups = parser.add_subparsers(dest="group", required=True, metavar="{model,endpoint,deployment,job}")
+
+    def command(
+        group: argparse._SubParsersAction, name: str, handler: Handler, help_text: str, aliases: Sequence[str] = ()
+    ) -> argparse.ArgumentParser:
+        sub = group.add_parser(name, help=help_text, aliases=list(aliases))
+        sub.set_defaults(handler=handler)
+        return sub
+
+    models = groups.add_parser("model", help="register and inspect model versions").add_subparsers(
+        dest="verb", required=True
+    )
+    sub = command(
+        models, "create", model_create, "register a model version from a folder or file", aliases=["register"]
+    )
+    sub.add_argument("--name", "-n", required=True)
+    sub.add_argument("--path", "-p", required=True, help="local folder or file holding the model")
+    sub.add_argument("--version", "-v", help="default: one more than the latest numeric version")
+    sub.add_argument("--description", "-d", default="")
+    sub.add_argument("--tag", action="append", metavar="KEY=VALUE")
+    sub = command(models, "list", model_list, "list model versions")
+    sub.add_argument("--name", "-n")
+    sub = command(models, "show", model_show, "show one model version")
+    sub.add_argument("--name", "-n", required=True)
+    sub.add_argument("--version", "-v")
+    sub.add_argument("--label", "-l", choices=["latest"])
+
+    endpoints = groups.add_parser("endpoint", help="batch endpoints", aliases=["batch-endpoint"]).add_subparsers(
+        dest="verb", required=True
+    )
+    sub = command(endpoints, "create", endpoint_create, "create an endpoint from endpoint.yml or flags")
+    sub.add_argument("--file", "-f")
+    sub.add_argument("--name", "-n")
+    sub.add_argument("--description", "-d")
+    sub = command(endpoints, "update", endpoint_update, "change the default deployment or the description")
+    sub.add_argument("--name", "-n", required=True)
+    sub.add_argument("--default-deployment")
+    sub.add_argument("--description", "-d")
+    for verb, handler in (("show", endpoint_show), ("delete", endpoint_delete)):
+        sub = command(endpoints, verb, handler, f"{verb} an endpoint")
+        sub.add_argument("--name", "-n", required=True)
+    command(endpoints, "list", endpoint_list, "list endpoints")
+    sub = command(endpoints, "invoke", endpoint_invoke, "score a folder or file; prints the job id")
+    sub.add_argument("--name", "-n", required=True, help="endpoint name")
+    sub.add_argument("--input", "-i", required=True, help="folder or file to score")
+    sub.add_argument("--input-type", choices=["uri_folder", "uri_file"])
+    sub.add_argument("--deployment-name", "-d", help="default: the endpoint's default deployment")
+    sub.add_argument("--output-path", help="folder for the output file; default: the job's own folder")
+    sub.add_argument("--output-file-name")
+    sub.add_argument("--mini-batch-size", type=int)
+    sub.add_argument("--instance-count", type=int)
+    sub.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="other overrides: max_retries, timeout, error_threshold"
+    )
+    sub.add_argument("--stream", action="store_true", help="follow the job to its end")
+
+    deployments = groups.add_parser(
+        "deployment", help="deployments of an endpoint", aliases=["batch-deployment"]
+    ).add_subparsers(dest="verb", required=True)
+    for verb, handler in (("create", deployment_create), ("update", deployment_update)):
+        sub = command(deployments, verb, handler, f"{verb} a deployment from deployment.yml")
+        sub.add_argument("--file", "-f", required=True)
+        sub.add_argument("--endpoint-name", "-e")
+        sub.add_argument("--name", "-n")
+        sub.add_argument("--set-default", action="store_true")
+        sub.add_argument(
+            "--set",
+            action="append",
+            metavar="KEY=VALUE",
+            help="override a field of the file, e.g. settings.mini_batch_size=5",
+        )
+    for verb, handler in (("show", deployment_show), ("delete", deployment_delete)):
+        sub = command(deployments, verb, handler, f"{verb} a deployment")
+        sub.add_argument("--endpoint-name", "-e", required=True)
+        sub.add_argument("--name", "-n", required=True)
+    sub = command(deployments, "list", deployment_list, "list an endpoint's deployments")
+    sub.add_argument("--endpoint-name", "-e", required=True)
+
+    jobs = groups.add_parser("job", help="jobs (invocations)").add_subparsers(dest="verb", required=True)
+    for verb, handler, help_text in (
+        ("show", job_show, "show a job and its progress"),
+        ("stream", job_stream, "follow a job to its end"),
+        ("cancel", job_cancel, "cancel a running job"),
+    ):
+        sub = command(jobs, verb, handler, help_text)
+        sub.add_argument("--name", "-n", required=True, help="job id")
+    sub = command(jobs, "list", job_list, "list jobs, newest first")
+    sub.add_argument("--endpoint-name", "-e")
+    sub.add_argument("--max-results", type=int)
+    sub = command(jobs, "download", job_download, "copy a job's output, errors and summary to a folder")
+    sub.add_argument("--name", "-n", required=True)
+    sub.add_argument("--download-path", default=".")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(BatchEndpointService(from_environment()), args)
+    except BatchEndpointError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return next((code for kind, code in EXIT_CODES.items() if isinstance(error, kind)), 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""`job stream`: follow a job to its end with a progress bar, then say where its output is."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from batch_endpoints.service import BatchEndpointService
+from batch_endpoints.specs import Job
+
+BAR_WIDTH = 30
+# Without a terminal (CI logs, pipes) print a line only when something changed, and at most this often.
+PLAIN_PRINT_EVERY_S = 2.0
+
+
+def progress_line(job: Job, progress: dict[str, int], elapsed_s: float) -> str:
+    total_mb = job.counts.mini_batches
+    done_mb = progress.get("mini_batches_done", 0)
+    files_done = progress.get("files_succeeded", 0) + progress.get("files_failed", 0)
+    fraction = done_mb / total_mb if total_mb else 0.0
+    bar = "#" * int(fraction * BAR_WIDTH)
+    eta = f"{elapsed_s * (1 - fraction) / fraction:.0f}s" if 0 < fraction < 1 else "-"
+    return (
+        f"{job.status.value:<10} [{bar:<{BAR_WIDTH}}] mini-batches {done_mb}/{total_mb}  "
+        f"files {files_done}/{job.counts.files}  failed {progress.get('files_failed', 0)}  ETA {eta}"
+    )
+
+
+def follow(
+    service: BatchEndpointService,
+    job_id: str,
+    *,
+    out: TextIO | None = None,
+    interval_s: float = 0.5,
+    timeout_s: float | None = None,
+) -> Job:
+    out = out or sys.stderr
+    started = time.monotonic()
+    interactive = out.isatty()
+    last, last_printed = "", 0.0
+    while True:
+        job = service.get_job(job_id)
+        line = progress_line(job, service.job_progress(job_id), time.monotonic() - started)
+        if interactive:
+            out.write("\r" + line)
+        elif line != last and (job.status.is_final or time.monotonic() - last_printed >= PLAIN_PRINT_EVERY_S):
+            out.write(line + "\n")
+            last, last_printed = line, time.monotonic()
+        out.flush()
+        if job.status.is_final:
+            if interactive:
+                out.write("\n")
+            return job
+        if timeout_s is not None and time.monotonic() - started > timeout_s:
+            return job
+        time.sleep(interval_s)

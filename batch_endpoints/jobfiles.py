@@ -1,0 +1,111 @@
+"""Where a job's working files live and what they hold: the contract between plan, runner and finalize.
+
+    <scratch>/shards/index.json           the shard list (what the Map state iterates over)
+    <scratch>/shards/shard-00000.json     one shard: its mini-batches and their input files
+    <scratch>/parts/mb-00000000.csv       rows of one finished mini-batch (append_row only)
+    <scratch>/results/mb-00000000.json    outcome of one finished mini-batch; written last, so it marks done
+    <scratch>/logs/                       what the scoring code printed or logged, per instance and worker
+    <scratch>/errors.jsonl, summary.json  written by finalize
+
+A part's and a result's key are pure functions of (job, mini-batch index): a retried shard skips mini-batches
+whose result exists, and re-running one overwrites the same keys, so no row is ever written twice.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from batch_endpoints.ports import BlobStore
+
+
+@dataclass(frozen=True)
+class MiniBatch:
+    index: int
+    files: list[str]
+    """Paths relative to the shard's input_root ("" when the input is a single file)."""
+
+
+@dataclass(frozen=True)
+class Shard:
+    job_id: str
+    index: int
+    input_root: str
+    mini_batches: list[MiniBatch]
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Shard:
+        data = json.loads(raw)
+        return cls(
+            job_id=data["job_id"],
+            index=data["index"],
+            input_root=data["input_root"],
+            mini_batches=[MiniBatch(mb["index"], mb["files"]) for mb in data["mini_batches"]],
+        )
+
+
+@dataclass(frozen=True)
+class FileError:
+    file: str
+    error: str
+
+
+@dataclass
+class MiniBatchResult:
+    index: int
+    files: int
+    succeeded: int
+    rows: int
+    attempts: int
+    failed: list[FileError] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> MiniBatchResult:
+        data: dict[str, Any] = json.loads(raw)
+        data["failed"] = [FileError(**f) for f in data.get("failed", [])]
+        return cls(**data)
+
+
+class JobFiles:
+    """Names every object of one job's scratch area."""
+
+    def __init__(self, blobs: BlobStore, scratch_uri: str) -> None:
+        self.blobs = blobs
+        self.scratch = scratch_uri
+
+    @property
+    def shard_index(self) -> str:
+        return self.blobs.join(self.scratch, "shards", "index.json")
+
+    def shard(self, index: int) -> str:
+        return self.blobs.join(self.scratch, "shards", f"shard-{index:05d}.json")
+
+    def part(self, mini_batch: int) -> str:
+        return self.blobs.join(self.scratch, "parts", f"mb-{mini_batch:08d}.csv")
+
+    def result(self, mini_batch: int) -> str:
+        return self.blobs.join(self.scratch, "results", f"mb-{mini_batch:08d}.json")
+
+    @property
+    def results_folder(self) -> str:
+        return self.blobs.join(self.scratch, "results")
+
+    @property
+    def logs(self) -> str:
+        return self.blobs.join(self.scratch, "logs")
+
+    @property
+    def errors(self) -> str:
+        return self.blobs.join(self.scratch, "errors.jsonl")
+
+    @property
+    def summary(self) -> str:
+        return self.blobs.join(self.scratch, "summary.json")

@@ -1,0 +1,113 @@
+"""The four ports the core is written against. `adapters/local` and `adapters/aws` implement them.
+
+Storage is addressed by URI (a local path, or s3://bucket/key), so a user's input folder, the system's own
+storage area and an output location anywhere are all reached the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from batch_endpoints.specs import Compute, Deployment, Job
+
+
+@dataclass(frozen=True)
+class Record:
+    key: str
+    data: dict[str, Any]
+    version: int
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+class RecordStore(Protocol):
+    """Documents by (kind, key), each with a version for optimistic concurrency and atomic counters."""
+
+    def get(self, kind: str, key: str) -> Record | None: ...
+
+    def put(
+        self, kind: str, key: str, data: Mapping[str, Any], *, parent: str = "", expected_version: int | None
+    ) -> int:
+        """Write and return the new version. expected_version 0 = must not exist; None = unconditional.
+
+        Raises ConflictError when the stored version differs from expected_version.
+        """
+        ...
+
+    def delete(self, kind: str, key: str) -> bool: ...
+
+    def list(
+        self, kind: str, *, parent: str | None = None, newest_first: bool = False, limit: int | None = None
+    ) -> list[Record]: ...
+
+    def add_counters(self, kind: str, key: str, deltas: Mapping[str, int]) -> dict[str, int]:
+        """Atomically add deltas to the record's counters and return all its counters after the change."""
+        ...
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    uri: str
+    size: int
+
+
+class BlobStore(Protocol):
+    root: str
+    """URI of the system's own storage area (models, code, job scratch, default outputs)."""
+
+    def join(self, base: str, *parts: str) -> str: ...
+
+    def relative(self, base: str, uri: str) -> str: ...
+
+    def put_bytes(self, uri: str, data: bytes, *, if_absent: bool = False) -> None:
+        """Raises AlreadyExistsError if if_absent and the object exists."""
+        ...
+
+    def write_stream(self, uri: str, chunks: Iterable[bytes], *, if_absent: bool = False) -> int:
+        """Write an object from chunks, all or nothing; returns its size."""
+        ...
+
+    def get_bytes(self, uri: str) -> bytes: ...
+
+    def exists(self, uri: str) -> bool: ...
+
+    def is_folder(self, uri: str) -> bool: ...
+
+    def list_files(self, uri: str) -> Iterator[BlobInfo]:
+        """Every file under a folder URI, recursively, in lexicographic order of URI."""
+        ...
+
+    def localize(self, uri: str, scratch_dir: str) -> str:
+        """A local path holding the object's bytes; may copy into scratch_dir, may return the file itself."""
+        ...
+
+    def upload_folder(self, local_dir: str, uri: str) -> None: ...
+
+    def download_folder(self, uri: str, local_dir: str) -> str:
+        """A local folder with the tree's files; may be the stored folder itself when it is already local."""
+        ...
+
+    def delete_prefix(self, uri: str) -> None: ...
+
+
+class Orchestrator(Protocol):
+    """Runs a job's workflow (plan → shards on compute → finalize) somewhere that outlives the request."""
+
+    def start(self, job: Job) -> str:
+        """Start the job's execution and return a handle naming it."""
+        ...
+
+    def cancel(self, job: Job) -> None: ...
+
+
+class ComputeRegistry(Protocol):
+    def list(self) -> list[Compute]: ...
+
+    def get(self, name: str) -> Compute | None: ...
+
+    def register_deployment(self, deployment: Deployment) -> str:
+        """Make the compute ready to run the deployment (a Batch job definition revision in the cloud)."""
+        ...
+
+    def deregister_deployment(self, deployment: Deployment) -> None: ...

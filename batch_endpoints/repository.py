@@ -1,0 +1,141 @@
+"""Typed access to the record store: one place that knows each kind's key and parent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from batch_endpoints.errors import ConflictError, NotFoundError
+from batch_endpoints.ports import RecordStore
+from batch_endpoints.specs import Deployment, Endpoint, Job, Model
+
+T = TypeVar("T", bound=BaseModel)
+
+MODEL, ENDPOINT, DEPLOYMENT, JOB = "model", "endpoint", "deployment", "job"
+
+
+def model_key(name: str, version: str) -> str:
+    return f"{name}:{version}"
+
+
+def deployment_key(endpoint: str, name: str) -> str:
+    return f"{endpoint}/{name}"
+
+
+class Repository:
+    def __init__(self, records: RecordStore) -> None:
+        self.records = records
+
+    # --- models
+    def get_model(self, name: str, version: str) -> Model | None:
+        record = self.records.get(MODEL, model_key(name, version))
+        return Model.model_validate(record.data) if record else None
+
+    def list_models(self, name: str | None = None) -> list[Model]:
+        return [Model.model_validate(r.data) for r in self.records.list(MODEL, parent=name)]
+
+    def add_model(self, model: Model) -> None:
+        self.records.put(
+            MODEL, model_key(model.name, model.version), _dump(model), parent=model.name, expected_version=0
+        )
+
+    # --- endpoints
+    def get_endpoint(self, name: str) -> Endpoint:
+        record = self.records.get(ENDPOINT, name)
+        if record is None:
+            raise NotFoundError(f"endpoint {name!r} does not exist", field="endpoint_name")
+        return Endpoint.model_validate(record.data)
+
+    def list_endpoints(self) -> list[Endpoint]:
+        return [Endpoint.model_validate(r.data) for r in self.records.list(ENDPOINT)]
+
+    def add_endpoint(self, endpoint: Endpoint) -> None:
+        try:
+            self.records.put(ENDPOINT, endpoint.name, _dump(endpoint), expected_version=0)
+        except ConflictError:
+            raise ConflictError(f"endpoint {endpoint.name!r} already exists", field="name") from None
+
+    def update_endpoint(self, name: str, change: Callable[[Endpoint], Endpoint]) -> Endpoint:
+        return self._update(ENDPOINT, name, Endpoint, change, parent="", missing=lambda: self.get_endpoint(name))
+
+    def delete_endpoint(self, name: str) -> None:
+        self.records.delete(ENDPOINT, name)
+
+    # --- deployments
+    def get_deployment(self, endpoint: str, name: str) -> Deployment:
+        record = self.records.get(DEPLOYMENT, deployment_key(endpoint, name))
+        if record is None:
+            raise NotFoundError(f"deployment {name!r} does not exist in endpoint {endpoint!r}", field="deployment_name")
+        return Deployment.model_validate(record.data)
+
+    def find_deployment(self, endpoint: str, name: str) -> Deployment | None:
+        record = self.records.get(DEPLOYMENT, deployment_key(endpoint, name))
+        return Deployment.model_validate(record.data) if record else None
+
+    def list_deployments(self, endpoint: str) -> list[Deployment]:
+        return [Deployment.model_validate(r.data) for r in self.records.list(DEPLOYMENT, parent=endpoint)]
+
+    def put_deployment(self, deployment: Deployment, *, expected_version: int | None) -> None:
+        key = deployment_key(deployment.endpoint_name, deployment.name)
+        self.records.put(
+            DEPLOYMENT, key, _dump(deployment), parent=deployment.endpoint_name, expected_version=expected_version
+        )
+
+    def deployment_version(self, endpoint: str, name: str) -> int:
+        record = self.records.get(DEPLOYMENT, deployment_key(endpoint, name))
+        return record.version if record else 0
+
+    def delete_deployment(self, endpoint: str, name: str) -> None:
+        self.records.delete(DEPLOYMENT, deployment_key(endpoint, name))
+
+    # --- jobs
+    def get_job(self, job_id: str) -> Job:
+        record = self.records.get(JOB, job_id)
+        if record is None:
+            raise NotFoundError(f"job {job_id!r} does not exist", field="job")
+        return Job.model_validate(record.data)
+
+    def job_progress(self, job_id: str) -> dict[str, int]:
+        record = self.records.get(JOB, job_id)
+        return record.counters if record else {}
+
+    def list_jobs(self, endpoint: str | None = None, limit: int | None = None) -> list[Job]:
+        records = self.records.list(JOB, parent=endpoint, newest_first=True, limit=limit)
+        return [Job.model_validate(r.data) for r in records]
+
+    def add_job(self, job: Job) -> None:
+        self.records.put(JOB, job.id, _dump(job), parent=job.endpoint_name, expected_version=0)
+
+    def update_job(self, job_id: str, change: Callable[[Job], Job]) -> Job:
+        job = self.get_job(job_id)
+        return self._update(JOB, job_id, Job, change, parent=job.endpoint_name, missing=lambda: self.get_job(job_id))
+
+    def _update(
+        self,
+        kind: str,
+        key: str,
+        model: type[T],
+        change: Callable[[T], T],
+        *,
+        parent: str,
+        missing: Callable[[], object],
+    ) -> T:
+        """Read-modify-write with an optimistic version check, retried while others write in between."""
+        for _ in range(50):
+            record = self.records.get(kind, key)
+            if record is None:
+                missing()
+            current = model.model_validate(record.data)
+            updated = change(current)
+            try:
+                self.records.put(kind, key, _dump(updated), parent=parent, expected_version=record.version)
+                return updated
+            except ConflictError:
+                continue
+        raise ConflictError(f"{kind} {key!r} keeps changing; try again")
+
+
+def _dump(spec: BaseModel) -> dict:
+    return spec.model_dump(mode="json")

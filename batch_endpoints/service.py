@@ -1,0 +1,340 @@
+"""The control-plane use cases. The CLI calls them locally; the API Lambda calls the same ones in the cloud.
+
+Nothing here knows which backend it runs on: it sees only the four ports (through Backend). Every check runs
+before anything is written, so a refused request changes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+
+from batch_endpoints import assets
+from batch_endpoints.backend import Backend
+from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
+from batch_endpoints.jobfiles import JobFiles
+from batch_endpoints.repository import Repository
+from batch_endpoints.specs import (
+    CodeConfiguration,
+    Deployment,
+    Endpoint,
+    InvokeOverrides,
+    Job,
+    JobInput,
+    JobStatus,
+    Model,
+    OutputAction,
+    now,
+    parse,
+)
+from batch_endpoints.yaml_specs import DeploymentDeclaration, EndpointDeclaration, ModelReference
+
+
+@dataclass(frozen=True)
+class InvokeRequest:
+    endpoint_name: str
+    input: str
+    input_type: str | None = None
+    deployment_name: str | None = None
+    output_path: str | None = None
+    overrides: InvokeOverrides = field(default_factory=InvokeOverrides)
+    caller: str = ""
+
+
+class BatchEndpointService:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.blobs = backend.blobs
+        self.repo = Repository(backend.records)
+
+    # ------------------------------------------------------------------ models
+    def register_model(
+        self,
+        name: str,
+        path: str,
+        *,
+        version: str | None = None,
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        caller: str = "",
+    ) -> Model:
+        version = version or self._next_model_version(name)
+        # Validate the record before copying anything, so a bad name or version writes nothing.
+        model = parse(
+            Model,
+            {
+                "name": name,
+                "version": version,
+                "path": "pending",
+                "description": description,
+                "tags": tags or {},
+                "created_by": caller,
+            },
+        )
+        if self.repo.get_model(name, version):
+            raise ConflictError(f"model {name}:{version} already exists; versions are immutable", field="version")
+        model.path = assets.upload_model(self.blobs, path, name, version, field="path")
+        self.repo.add_model(model)
+        return model
+
+    def get_model(self, name: str, version: str | None = None, label: str | None = None) -> Model:
+        if version is None or label == "latest":
+            versions = self.repo.list_models(name)
+            if not versions:
+                raise NotFoundError(f"model {name!r} has no versions", field="model")
+            return max(versions, key=lambda m: _version_order(m.version))
+        model = self.repo.get_model(name, version)
+        if model is None:
+            raise NotFoundError(f"model {name}:{version} does not exist", field="model")
+        return model
+
+    def list_models(self, name: str | None = None) -> list[Model]:
+        return self.repo.list_models(name)
+
+    def _next_model_version(self, name: str) -> str:
+        numeric = [int(m.version) for m in self.repo.list_models(name) if m.version.isdigit()]
+        return str(max(numeric, default=0) + 1)
+
+    def _resolve_model(self, reference: ModelReference, deployment_name: str, caller: str) -> Model:
+        if reference.path is not None:
+            # Azure registers an inline model as an asset of its own; unnamed, it is named after the deployment.
+            name = reference.name or f"{deployment_name}-model"
+            return self.register_model(name, reference.path, version=reference.version, caller=caller)
+        return self.get_model(reference.name, reference.version, reference.label)
+
+    # ------------------------------------------------------------------ endpoints
+    def create_endpoint(self, declaration: EndpointDeclaration, *, caller: str = "") -> Endpoint:
+        endpoint = parse(
+            Endpoint,
+            {
+                "name": declaration.name,
+                "description": declaration.description,
+                "tags": declaration.tags,
+                "auth_mode": declaration.auth_mode,
+                "created_by": caller,
+                "scoring_uri": f"{self.backend.api_base_url}/endpoints/{declaration.name}/jobs",
+            },
+        )
+        if declaration.default_deployment:
+            raise ValidationError(
+                "an endpoint has no deployments when it is created; set the default deployment after creating one",
+                field="defaults.deployment_name",
+            )
+        self.repo.add_endpoint(endpoint)
+        return endpoint
+
+    def update_endpoint(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: dict[str, str] | None = None,
+        default_deployment: str | None = None,
+    ) -> Endpoint:
+        if default_deployment is not None:
+            self.repo.get_deployment(name, default_deployment)
+
+        def change(endpoint: Endpoint) -> Endpoint:
+            updates = {"description": description, "tags": tags, "default_deployment": default_deployment}
+            return endpoint.model_copy(update={k: v for k, v in updates.items() if v is not None})
+
+        self.repo.get_endpoint(name)
+        return self.repo.update_endpoint(name, change)
+
+    def get_endpoint(self, name: str) -> Endpoint:
+        return self.repo.get_endpoint(name)
+
+    def list_endpoints(self) -> list[Endpoint]:
+        return self.repo.list_endpoints()
+
+    def delete_endpoint(self, name: str) -> None:
+        """Deletes the endpoint and its deployments; its jobs and their outputs stay."""
+        self.repo.get_endpoint(name)
+        for deployment in self.repo.list_deployments(name):
+            self.backend.computes.deregister_deployment(deployment)
+            self.repo.delete_deployment(name, deployment.name)
+        self.repo.delete_endpoint(name)
+
+    # ------------------------------------------------------------------ deployments
+    def create_deployment(
+        self, declaration: DeploymentDeclaration, *, set_default: bool = False, caller: str = ""
+    ) -> Deployment:
+        return self._put_deployment(declaration, must_exist=False, set_default=set_default, caller=caller)
+
+    def update_deployment(
+        self, declaration: DeploymentDeclaration, *, set_default: bool = False, caller: str = ""
+    ) -> Deployment:
+        return self._put_deployment(declaration, must_exist=True, set_default=set_default, caller=caller)
+
+    def _put_deployment(
+        self, declaration: DeploymentDeclaration, *, must_exist: bool, set_default: bool, caller: str
+    ) -> Deployment:
+        endpoint = self.repo.get_endpoint(declaration.endpoint_name)
+        existing = self.repo.find_deployment(endpoint.name, declaration.name)
+        version = self.repo.deployment_version(endpoint.name, declaration.name)
+        if must_exist and existing is None:
+            raise NotFoundError(
+                f"deployment {declaration.name!r} does not exist in endpoint {endpoint.name!r}; create it first",
+                field="name",
+            )
+        if not must_exist and existing is not None:
+            raise ConflictError(
+                f"deployment {declaration.name!r} already exists in endpoint {endpoint.name!r}; use update",
+                field="name",
+            )
+        compute = self.backend.computes.get(declaration.compute)
+        if compute is None:
+            known = ", ".join(c.name for c in self.backend.computes.list())
+            raise ValidationError(f"compute {declaration.compute!r} does not exist; known: {known}", field="compute")
+        script = os.path.join(declaration.code, declaration.scoring_script)
+        if not os.path.isfile(script):
+            raise ValidationError(f"{script} does not exist", field="code_configuration.scoring_script")
+        if declaration.model.path is None:
+            self.get_model(declaration.model.name, declaration.model.version, declaration.model.label)
+        # Validate the record before registering an inline model or copying the code, so a refusal writes nothing.
+        deployment = parse(
+            Deployment,
+            {
+                "name": declaration.name,
+                "endpoint_name": endpoint.name,
+                "description": declaration.description,
+                "model": "pending",
+                "code_configuration": {"code": "pending", "scoring_script": declaration.scoring_script},
+                "environment": declaration.environment,
+                "compute": compute.name,
+                "settings": declaration.settings,
+                "tags": declaration.tags,
+                "created_at": existing.created_at if existing else now(),
+                "created_by": existing.created_by if existing else caller,
+            },
+        )
+        deployment.model = self._resolve_model(declaration.model, declaration.name, caller).ref
+        deployment.code_configuration = CodeConfiguration(
+            code=assets.upload_code(self.blobs, declaration.code, field="code_configuration.code"),
+            scoring_script=deployment.code_configuration.scoring_script,
+        )
+        deployment.compute_handle = self.backend.computes.register_deployment(deployment)
+        self.repo.put_deployment(deployment, expected_version=version)
+        if set_default:
+            self.update_endpoint(endpoint.name, default_deployment=deployment.name)
+        return deployment
+
+    def get_deployment(self, endpoint_name: str, name: str) -> Deployment:
+        self.repo.get_endpoint(endpoint_name)
+        return self.repo.get_deployment(endpoint_name, name)
+
+    def list_deployments(self, endpoint_name: str) -> list[Deployment]:
+        self.repo.get_endpoint(endpoint_name)
+        return self.repo.list_deployments(endpoint_name)
+
+    def delete_deployment(self, endpoint_name: str, name: str) -> None:
+        endpoint = self.repo.get_endpoint(endpoint_name)
+        deployment = self.repo.get_deployment(endpoint_name, name)
+        others = [d for d in self.repo.list_deployments(endpoint_name) if d.name != name]
+        if endpoint.default_deployment == name and others:
+            raise ConflictError(
+                f"deployment {name!r} is the default of endpoint {endpoint_name!r}; make another deployment "
+                f"the default first (one of: {', '.join(d.name for d in others)})",
+                field="name",
+            )
+        self.backend.computes.deregister_deployment(deployment)
+        self.repo.delete_deployment(endpoint_name, name)
+        if endpoint.default_deployment == name:
+            self.repo.update_endpoint(endpoint_name, lambda e: e.model_copy(update={"default_deployment": None}))
+
+    # ------------------------------------------------------------------ jobs
+    def invoke(self, request: InvokeRequest) -> Job:
+        endpoint = self.repo.get_endpoint(request.endpoint_name)
+        deployment_name = request.deployment_name or endpoint.default_deployment
+        if not deployment_name:
+            raise ValidationError(
+                f"endpoint {endpoint.name!r} has no default deployment; pass a deployment name or set a default "
+                "(endpoint update --default-deployment NAME)",
+                field="deployment_name",
+            )
+        deployment = self.repo.get_deployment(endpoint.name, deployment_name)
+        settings = request.overrides.apply(deployment.settings)
+        job_input = self._job_input(request)
+        job_id = f"{endpoint.name}-{uuid.uuid4().hex[:12]}"
+        output_uri = None
+        if settings.output_action == OutputAction.APPEND_ROW:
+            folder = request.output_path or self.blobs.join(self.blobs.root, "outputs", endpoint.name, job_id)
+            output_uri = self.blobs.join(folder, settings.output_file_name)
+            if self.blobs.exists(output_uri):
+                raise ConflictError(
+                    f"{output_uri} already exists; choose another output path or file name "
+                    "(results are never overwritten)",
+                    field="output",
+                )
+        model_ref, _, model_version = deployment.model.rpartition(":")
+        job = Job(
+            id=job_id,
+            endpoint_name=endpoint.name,
+            deployment_name=deployment.name,
+            deployment=deployment,
+            model_path=self.get_model(model_ref, model_version).path,
+            input=job_input,
+            output_uri=output_uri,
+            scratch_uri=self.blobs.join(self.blobs.root, "jobs", job_id),
+            settings=settings,
+            created_by=request.caller,
+        )
+        self.repo.add_job(job)
+        handle = self.backend.orchestrator.start(job)
+        return self.repo.update_job(job.id, lambda j: j.model_copy(update={"execution": handle}))
+
+    def _job_input(self, request: InvokeRequest) -> JobInput:
+        uri = request.input
+        if not self.blobs.exists(uri):
+            raise ValidationError(f"{uri} does not exist", field="input")
+        folder = self.blobs.is_folder(uri)
+        job_input = parse(
+            JobInput,
+            {"uri": uri, "type": request.input_type or ("uri_folder" if folder else "uri_file")},
+            prefix="input",
+        )
+        if folder and next(iter(self.blobs.list_files(uri)), None) is None:
+            raise ValidationError(f"{uri} holds no files to score", field="input")
+        if folder != (job_input.type == "uri_folder"):
+            raise ValidationError(
+                f"{uri} is a {'folder' if folder else 'file'}, but the input type is {job_input.type}",
+                field="input_type",
+            )
+        return job_input
+
+    def get_job(self, job_id: str) -> Job:
+        return self.repo.get_job(job_id)
+
+    def job_progress(self, job_id: str) -> dict[str, int]:
+        return self.repo.job_progress(job_id)
+
+    def list_jobs(self, endpoint_name: str | None = None, limit: int | None = None) -> list[Job]:
+        if endpoint_name is not None:
+            self.repo.get_endpoint(endpoint_name)
+        return self.repo.list_jobs(endpoint_name, limit)
+
+    def job_artifacts(self, job_id: str) -> list[str]:
+        """URIs of what a finished job leaves for its user: the output file, the errors file, the summary."""
+        job = self.repo.get_job(job_id)
+        files = JobFiles(self.blobs, job.scratch_uri)
+        candidates = [job.output_uri if job.status == JobStatus.COMPLETED else None, files.errors, files.summary]
+        return [uri for uri in candidates if uri and self.blobs.exists(uri)]
+
+    def cancel_job(self, job_id: str) -> Job:
+        job = self.repo.get_job(job_id)
+        if job.status.is_final:
+            raise ConflictError(f"job {job_id} already ended ({job.status.value}); nothing to cancel", field="job")
+
+        def request_cancel(current: Job) -> Job:
+            if current.status.is_final:
+                return current
+            return current.model_copy(update={"status": JobStatus.CANCEL_REQUESTED})
+
+        job = self.repo.update_job(job_id, request_cancel)
+        self.backend.orchestrator.cancel(job)
+        return self.repo.get_job(job_id)
+
+
+def _version_order(version: str) -> tuple[int, int | str]:
+    return (1, int(version)) if version.isdigit() else (0, version)

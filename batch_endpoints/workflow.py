@@ -1,0 +1,181 @@
+"""The job workflow's own steps: plan, finalize, mark failed.
+
+The local job host calls these in a process; the cloud's Step Functions calls them through thin Lambdas. Each
+step is safe to run again: plan rewrites the same shard files, finalize recounts from the mini-batch results and
+accepts an output file it wrote itself on an earlier attempt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pandas as pd
+
+from batch_endpoints import planning
+from batch_endpoints.backend import Backend
+from batch_endpoints.errors import AlreadyExistsError, ConflictError
+from batch_endpoints.jobfiles import JobFiles, MiniBatchResult, Shard
+from batch_endpoints.repository import Repository
+from batch_endpoints.specs import Job, JobCounts, JobStatus, OutputAction, now
+
+NOT_SCORED = "not scored: the job stopped before this mini-batch ran"
+
+
+@dataclass(frozen=True)
+class Plan:
+    shard_index_uri: str
+    shard_uris: list[str]
+
+
+def plan_job(backend: Backend, job_id: str) -> Plan:
+    repo = Repository(backend.records)
+    job = repo.get_job(job_id)
+    files = JobFiles(backend.blobs, job.scratch_uri)
+    listing = planning.list_input(backend.blobs, job.input)
+    shards = planning.plan_shards(job.id, listing, job.settings.mini_batch_size, job.settings.instance_count)
+    shard_uris = []
+    for shard in shards:
+        uri = files.shard(shard.index)
+        backend.blobs.put_bytes(uri, shard.to_json())
+        shard_uris.append(uri)
+    backend.blobs.put_bytes(files.shard_index, json.dumps([{"shard": u} for u in shard_uris]).encode())
+    counts = JobCounts(
+        files=len(listing.files), mini_batches=sum(len(s.mini_batches) for s in shards), shards=len(shards)
+    )
+
+    def start(current: Job) -> Job:
+        status = JobStatus.RUNNING if current.status == JobStatus.QUEUED else current.status
+        return current.model_copy(update={"counts": counts, "status": status, "started_at": now()})
+
+    repo.update_job(job_id, start)
+    return Plan(files.shard_index, shard_uris)
+
+
+def finalize_job(backend: Backend, job_id: str) -> Job:
+    """Count the outcome from the mini-batch results, merge the output, and set the job's final status."""
+    repo = Repository(backend.records)
+    job = repo.get_job(job_id)
+    if job.status.is_final:
+        return job
+    files = JobFiles(backend.blobs, job.scratch_uri)
+    results = _read_results(backend, job, files)
+    counts = job.counts.model_copy(
+        update={
+            "files_succeeded": sum(r.succeeded for r in results.values()),
+            "files_failed": job.counts.files - sum(r.succeeded for r in results.values()),
+            "mini_batches_failed": sum(1 for r in results.values() if r.succeeded == 0 and r.failed),
+            "rows": sum(r.rows for r in results.values()),
+        }
+    )
+    missing = job.counts.mini_batches - len(results)
+    error_count = _write_errors(backend, job, files, results)
+    threshold = job.settings.error_threshold
+    if job.status == JobStatus.CANCEL_REQUESTED:
+        status, error = JobStatus.CANCELED, None
+    elif threshold >= 0 and counts.files_failed > threshold:
+        status = JobStatus.FAILED
+        error = (
+            f"error_threshold exceeded: {counts.files_failed} files failed, {threshold} allowed (see {files.errors})"
+        )
+    elif missing:
+        status, error = JobStatus.FAILED, f"{missing} mini-batches never completed (see {files.errors})"
+    else:
+        status, error = JobStatus.COMPLETED, None
+    if status == JobStatus.COMPLETED and job.settings.output_action == OutputAction.APPEND_ROW:
+        repo.update_job(job_id, lambda j: j.model_copy(update={"status": JobStatus.FINALIZING}))
+        _merge_output(backend, job, files, results)
+    summary = {
+        "job": job.id,
+        "status": status.value,
+        "error": error,
+        "counts": counts.model_dump(),
+        "output": job.output_uri if status == JobStatus.COMPLETED else None,
+        "errors_file": files.errors if error_count else None,
+    }
+    backend.blobs.put_bytes(files.summary, json.dumps(summary, indent=2).encode())
+
+    def end(current: Job) -> Job:
+        return current.model_copy(update={"status": status, "error": error, "counts": counts, "ended_at": now()})
+
+    return repo.update_job(job_id, end)
+
+
+def mark_failed(backend: Backend, job_id: str, error: str) -> Job:
+    def fail(current: Job) -> Job:
+        if current.status.is_final:
+            return current
+        status = JobStatus.CANCELED if current.status == JobStatus.CANCEL_REQUESTED else JobStatus.FAILED
+        return current.model_copy(update={"status": status, "error": error, "ended_at": now()})
+
+    return Repository(backend.records).update_job(job_id, fail)
+
+
+def _read_results(backend: Backend, job: Job, files: JobFiles) -> dict[int, MiniBatchResult]:
+    results = {}
+    for index in range(job.counts.mini_batches):
+        uri = files.result(index)
+        if backend.blobs.exists(uri):
+            results[index] = MiniBatchResult.from_json(backend.blobs.get_bytes(uri))
+    return results
+
+
+def _write_errors(backend: Backend, job: Job, files: JobFiles, results: dict[int, MiniBatchResult]) -> int:
+    """One line per failed or unscored file, in mini-batch order, so every input is accounted for."""
+    lines = []
+    for shard_number in range(job.counts.shards):
+        shard = _load_shard(backend, files, shard_number)
+        for mini_batch in shard.mini_batches:
+            result = results.get(mini_batch.index)
+            failures = (
+                [(f.file, f.error) for f in result.failed]
+                if result
+                else [(name, NOT_SCORED) for name in mini_batch.files]
+            )
+            lines += [
+                json.dumps({"file": name, "mini_batch": mini_batch.index, "error": error}) for name, error in failures
+            ]
+    if lines:
+        backend.blobs.put_bytes(files.errors, ("\n".join(lines) + "\n").encode())
+    return len(lines)
+
+
+def _load_shard(backend: Backend, files: JobFiles, number: int) -> Shard:
+    return Shard.from_json(backend.blobs.get_bytes(files.shard(number)))
+
+
+def _merge_output(backend: Backend, job: Job, files: JobFiles, results: dict[int, MiniBatchResult]) -> None:
+    """Concatenate the parts in mini-batch order into the output file, never overwriting another's file."""
+    assert job.output_uri is not None
+    scored = [(files.part(i), r.columns) for i, r in sorted(results.items()) if r.rows]
+    try:
+        backend.blobs.write_stream(job.output_uri, _merged(backend, scored), if_absent=True)
+    except AlreadyExistsError:
+        # A finalize that crashed after writing the output is being run again: the same file is ours.
+        mine, theirs = hashlib.sha256(), hashlib.sha256(backend.blobs.get_bytes(job.output_uri))
+        for chunk in _merged(backend, scored):
+            mine.update(chunk)
+        if mine.digest() != theirs.digest():
+            raise ConflictError(
+                f"{job.output_uri} was written by someone else while the job ran", field="output"
+            ) from None
+
+
+def _merged(backend: Backend, parts: list[tuple[str, list[str]]]) -> Iterator[bytes]:
+    """The output's bytes, one part in memory at a time when all parts share their columns."""
+    if len({tuple(columns) for _, columns in parts}) <= 1:
+        for number, (uri, _) in enumerate(parts):
+            header, _, body = backend.blobs.get_bytes(uri).partition(b"\n")
+            if number == 0:
+                yield header + b"\n"
+            yield body
+        return
+    # Mini-batches returned different columns: align them under the union of columns, in first-seen order.
+    # Cells are read as text so they pass through as written (no 1 -> 1.0, 007 -> 7, "NA" -> empty).
+    frames = [
+        pd.read_csv(io.BytesIO(backend.blobs.get_bytes(uri)), dtype=str, keep_default_na=False) for uri, _ in parts
+    ]
+    yield pd.concat(frames, ignore_index=True).to_csv(index=False, lineterminator="\n").encode()

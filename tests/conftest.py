@@ -1,0 +1,62 @@
+"""Fixtures shared by the CLI-level tests: a fresh local home per test and a way to run `bep` in-process."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from batch_endpoints.backend import HOME_VARIABLE, from_environment
+from batch_endpoints.cli.main import main as bep_main
+from batch_endpoints.service import BatchEndpointService
+from tests.example_scripts import train_both_variants
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> dict:
+        return json.loads(self.out)
+
+
+class Bep:
+    """Runs `bep` commands against one local home, the way a user's shell would."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self.capsys = capsys
+
+    def __call__(self, *args: str, ok: bool = True) -> CliResult:
+        self.capsys.readouterr()
+        code = bep_main([str(a) for a in args])
+        out, err = self.capsys.readouterr()
+        result = CliResult(code, out, err)
+        if ok and code != 0:
+            raise AssertionError(f"bep {' '.join(map(str, args))} exited {code}: {err}")
+        return result
+
+    @property
+    def service(self) -> BatchEndpointService:
+        return BatchEndpointService(from_environment())
+
+
+@pytest.fixture(scope="session")
+def digits_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Both digits model variants, trained once for the whole test session (seconds each)."""
+    return train_both_variants(tmp_path_factory.mktemp("digits-models"))
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "bep-home"
+    monkeypatch.setenv(HOME_VARIABLE, str(home))
+    return home
+
+
+@pytest.fixture
+def bep(home: Path, capsys: pytest.CaptureFixture[str]) -> Bep:
+    return Bep(capsys)

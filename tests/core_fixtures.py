@@ -1,0 +1,149 @@
+"""Fixtures for the core tests: a real local backend (SQLite file, storage folder) under tmp_path.
+
+The one stand-in is the orchestrator, a port: `RecordingOrchestrator` records which jobs were started or
+canceled and runs nothing, so service and workflow tests drive each step themselves.
+
+A fixture is defined as `<name>_fixture` and used as `<name>`; test modules import the `_fixture` functions they
+need, which is how pytest finds them outside conftest.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batch_endpoints.adapters.local.backend import open_local_backend
+from batch_endpoints.backend import Backend
+from batch_endpoints.service import BatchEndpointService, InvokeRequest
+from batch_endpoints.specs import Job
+from batch_endpoints.yaml_specs import (
+    DeploymentDeclaration,
+    EndpointDeclaration,
+    load_deployment_mapping,
+    load_endpoint_mapping,
+)
+
+SCORING_SCRIPT = """\
+def init():
+    pass
+
+
+def run(mini_batch):
+    return [len(path) for path in mini_batch]
+"""
+
+
+class RecordingOrchestrator:
+    """The orchestrator port, recording calls instead of running jobs."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.canceled: list[str] = []
+
+    def start(self, job: Job) -> str:
+        self.started.append(job.id)
+        return f"recorded:{job.id}"
+
+    def cancel(self, job: Job) -> None:
+        self.canceled.append(job.id)
+
+
+def write_tree(root: Path, files: Mapping[str, str | bytes]) -> Path:
+    """Create `root` holding `files` (relative path -> content); returns root."""
+    root.mkdir(parents=True, exist_ok=True)
+    for relative, content in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+    return root
+
+
+def endpoint_declaration(name: str = "digits", **fields: Any) -> EndpointDeclaration:
+    return load_endpoint_mapping({"name": name, **fields})
+
+
+def deployment_declaration(
+    code_dir: Path,
+    *,
+    name: str = "blue",
+    endpoint: str = "digits",
+    model: str = "azureml:digits:1",
+    compute: str = "cpu-cluster",
+    settings: Mapping[str, Any] | None = None,
+    **fields: Any,
+) -> DeploymentDeclaration:
+    mapping = {
+        "name": name,
+        "endpoint_name": endpoint,
+        "model": model,
+        "code_configuration": {"code": str(code_dir), "scoring_script": "score.py"},
+        "compute": compute,
+        "settings": dict(settings or {}),
+        **fields,
+    }
+    return load_deployment_mapping(mapping, code_dir)
+
+
+@pytest.fixture(name="recorder")
+def recorder_fixture() -> RecordingOrchestrator:
+    return RecordingOrchestrator()
+
+
+@pytest.fixture(name="local_backend")
+def local_backend_fixture(tmp_path: Path, recorder: RecordingOrchestrator) -> Backend:
+    return dataclasses.replace(open_local_backend(str(tmp_path / "bep-core-home")), orchestrator=recorder)
+
+
+@pytest.fixture(name="service")
+def service_fixture(local_backend: Backend) -> BatchEndpointService:
+    return BatchEndpointService(local_backend)
+
+
+@pytest.fixture(name="code_dir")
+def code_dir_fixture(tmp_path: Path) -> Path:
+    return write_tree(
+        tmp_path / "code",
+        {"score.py": SCORING_SCRIPT, "helpers/labels.txt": "zero\none\n", "__pycache__/score.cpython-311.pyc": b"\0"},
+    )
+
+
+@pytest.fixture(name="model_dir")
+def model_dir_fixture(tmp_path: Path) -> Path:
+    return write_tree(tmp_path / "model", {"weights.txt": "0.5 0.25\n", "meta/config.json": '{"classes": 10}'})
+
+
+@pytest.fixture(name="input_dir")
+def input_dir_fixture(tmp_path: Path) -> Path:
+    """Seven files in two levels, so mini-batches of 3 give sizes 3, 3, 1."""
+    return write_tree(
+        tmp_path / "inputs",
+        {
+            "a.txt": "a",
+            "b.txt": "bb",
+            "c.txt": "ccc",
+            "d.txt": "dddd",
+            "sub/e.txt": "eeeee",
+            "sub/f.txt": "ffffff",
+            "z.txt": "z",
+        },
+    )
+
+
+@pytest.fixture(name="ready_service")
+def ready_service_fixture(service: BatchEndpointService, code_dir: Path, model_dir: Path) -> BatchEndpointService:
+    """Model digits:1, endpoint `digits` with deployment `blue` (mini_batch_size 3) as its default."""
+    service.register_model("digits", str(model_dir))
+    service.create_endpoint(endpoint_declaration("digits"))
+    service.create_deployment(deployment_declaration(code_dir, settings={"mini_batch_size": 3}), set_default=True)
+    return service
+
+
+def invoke(service: BatchEndpointService, input_path: Path, **fields: Any) -> Job:
+    return service.invoke(InvokeRequest(endpoint_name="digits", input=str(input_path), **fields))

@@ -1,0 +1,221 @@
+"""Bad input through the CLI: a clear error that names the field, a non-zero exit code, and nothing changed."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+SCRIPT = "def run(mini_batch):\n    return [0 for _ in mini_batch]\n"
+
+
+def snapshot(home: Path) -> list[tuple]:
+    db = sqlite3.connect(home / "records.db")
+    try:
+        rows = db.execute("SELECT kind, key, version, data FROM records ORDER BY kind, key").fetchall()
+        return rows + db.execute("SELECT * FROM counters ORDER BY kind, key, name").fetchall()
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def ready(bep, home: Path, tmp_path: Path) -> dict[str, Path]:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "score.py").write_text(SCRIPT)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "m.bin").write_bytes(b"\0")
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    (inputs / "a.txt").write_text("a")
+    (tmp_path / "empty").mkdir()
+    deployment = tmp_path / "deployment.yml"
+    deployment.write_text(
+        "name: blue\nendpoint_name: shop\nmodel: azureml:m:1\n"
+        f"code_configuration:\n  code: {code}\n  scoring_script: score.py\ncompute: azureml:cpu-cluster\n"
+    )
+    bep("model", "create", "--name", "m", "--path", tmp_path / "model")
+    bep("endpoint", "create", "--name", "shop")
+    return {"root": tmp_path, "inputs": inputs, "deployment": deployment}
+
+
+def refused(bep, home: Path, *args: object, code: int, field: str | None = None, says: str = "") -> str:
+    before = snapshot(home)
+    result = bep(*args, ok=False)
+    assert result.code == code, result.err
+    assert result.err.startswith("error: ")
+    if field:
+        assert f"{field}" in result.err
+    assert says in result.err
+    assert snapshot(home) == before, "a refused command changed a record"
+    return result.err
+
+
+def test_bad_endpoint_name_is_refused(bep, home, ready):
+    refused(
+        bep,
+        home,
+        "endpoint",
+        "create",
+        "--name",
+        "9-starts-with-digit",
+        code=2,
+        field="name",
+        says="must be 3-32 characters",
+    )
+    refused(bep, home, "endpoint", "create", "--name", "ends-with-dash-", code=2, field="name")
+
+
+def test_existing_endpoint_name_is_a_conflict(bep, home, ready):
+    refused(bep, home, "endpoint", "create", "--name", "shop", code=4, says="already exists")
+
+
+def test_invoking_without_a_default_deployment_is_a_clear_error(bep, home, ready):
+    bep("deployment", "create", "--file", ready["deployment"])  # not the default
+    refused(
+        bep,
+        home,
+        "endpoint",
+        "invoke",
+        "--name",
+        "shop",
+        "--input",
+        ready["inputs"],
+        code=2,
+        field="deployment_name",
+        says="no default deployment",
+    )
+
+
+def test_unknown_deployment_and_endpoint_are_not_found(bep, home, ready):
+    bep("deployment", "create", "--file", ready["deployment"], "--set-default")
+    refused(
+        bep,
+        home,
+        "endpoint",
+        "invoke",
+        "--name",
+        "shop",
+        "--input",
+        ready["inputs"],
+        "--deployment-name",
+        "green",
+        code=3,
+        says="'green' does not exist",
+    )
+    refused(bep, home, "endpoint", "invoke", "--name", "nowhere", "--input", ready["inputs"], code=3)
+    refused(bep, home, "deployment", "show", "--endpoint-name", "shop", "--name", "green", code=3)
+
+
+@pytest.mark.parametrize("input_name", ["missing", "empty"])
+def test_missing_or_empty_input_is_refused_before_any_job(bep, home, ready, input_name):
+    bep("deployment", "create", "--file", ready["deployment"], "--set-default")
+    says = "does not exist" if input_name == "missing" else "holds no files"
+    refused(
+        bep,
+        home,
+        "endpoint",
+        "invoke",
+        "--name",
+        "shop",
+        "--input",
+        ready["root"] / input_name,
+        code=2,
+        field="input",
+        says=says,
+    )
+
+
+def test_existing_output_file_is_refused_up_front_and_left_untouched(bep, home, ready):
+    bep("deployment", "create", "--file", ready["deployment"], "--set-default")
+    out = ready["root"] / "out"
+    out.mkdir()
+    (out / "predictions.csv").write_text("precious\n")
+    refused(
+        bep,
+        home,
+        "endpoint",
+        "invoke",
+        "--name",
+        "shop",
+        "--input",
+        ready["inputs"],
+        "--output-path",
+        out,
+        code=4,
+        field="output",
+        says="already exists",
+    )
+    assert (out / "predictions.csv").read_text() == "precious\n"
+
+
+@pytest.mark.parametrize(
+    ("flags", "field"),
+    [
+        (["--mini-batch-size", "0"], "mini_batch_size"),
+        (["--mini-batch-size", "-3"], "mini_batch_size"),
+        (["--instance-count", "0"], "instance_count"),
+        (["--set", "max_retries=-1"], "max_retries"),
+        (["--set", "timeout=0"], "timeout"),
+        (["--set", "error_threshold=-2"], "error_threshold"),
+        (["--set", "batch_size=4"], "batch_size"),
+        (["--output-file-name", "../escape.csv"], "output_file_name"),
+    ],
+)
+def test_bad_invoke_overrides_are_refused_naming_the_field(bep, home, ready, flags, field):
+    bep("deployment", "create", "--file", ready["deployment"], "--set-default")
+    refused(bep, home, "endpoint", "invoke", "--name", "shop", "--input", ready["inputs"], *flags, code=2, field=field)
+
+
+@pytest.mark.parametrize(
+    ("setting", "field"),
+    [
+        ("settings.mini_batch_size=0", "mini_batch_size"),
+        ("settings.max_concurrency_per_instance=-1", "max_concurrency_per_instance"),
+        ("resources.instance_count=0", "instance_count"),
+        ("settings.output_action=overwrite", "output_action"),
+    ],
+)
+def test_bad_deployment_settings_are_refused_naming_the_field(bep, home, ready, setting, field):
+    refused(bep, home, "deployment", "create", "--file", ready["deployment"], "--set", setting, code=2, field=field)
+
+
+def test_malformed_yaml_is_refused_naming_the_file(bep, home, ready):
+    broken = ready["root"] / "broken.yml"
+    broken.write_text("name: blue\nsettings: [unclosed\n")
+    err = refused(bep, home, "deployment", "create", "--file", broken, code=2)
+    assert "broken.yml" in err
+
+
+def test_unknown_compute_is_refused(bep, home, ready):
+    refused(
+        bep,
+        home,
+        "deployment",
+        "create",
+        "--file",
+        ready["deployment"],
+        "--set",
+        "compute=azureml:tpu",
+        code=2,
+        field="compute",
+        says="does not exist",
+    )
+
+
+def test_deleting_the_default_deployment_while_others_exist_is_refused(bep, home, ready):
+    bep("deployment", "create", "--file", ready["deployment"], "--set-default")
+    bep("deployment", "create", "--file", ready["deployment"], "--name", "green")
+    refused(
+        bep,
+        home,
+        "deployment",
+        "delete",
+        "--endpoint-name",
+        "shop",
+        "--name",
+        "blue",
+        code=4,
+        says="make another deployment the default first",
+    )

@@ -1,0 +1,259 @@
+"""The folder blob store: all-or-nothing writes, never overwriting with if_absent, listing and folder copies."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from batch_endpoints.adapters.local.blobs import FolderBlobStore, to_path
+from batch_endpoints.errors import AlreadyExistsError, ConflictError, NotFoundError, ValidationError
+from batch_endpoints.ports import BlobInfo
+from tests.core_fixtures import write_tree
+
+
+@pytest.fixture
+def blobs(tmp_path: Path) -> FolderBlobStore:
+    return FolderBlobStore(str(tmp_path / "storage"))
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob(".tmp-*"))
+
+
+# ------------------------------------------------------------------------------------------------ bytes
+def test_put_then_get_round_trips_and_creates_folders(blobs: FolderBlobStore) -> None:
+    uri = blobs.join(blobs.root, "jobs", "j1", "summary.json")
+
+    blobs.put_bytes(uri, b'{"ok": true}')
+
+    assert blobs.get_bytes(uri) == b'{"ok": true}'
+    assert Path(uri).read_bytes() == b'{"ok": true}'
+    assert blobs.exists(uri) and not blobs.is_folder(uri)
+    assert blobs.is_folder(blobs.join(blobs.root, "jobs", "j1"))
+
+
+def test_put_without_if_absent_replaces_the_file(blobs: FolderBlobStore) -> None:
+    uri = blobs.join(blobs.root, "x.bin")
+    blobs.put_bytes(uri, b"first, longer content")
+
+    blobs.put_bytes(uri, b"second")
+
+    assert blobs.get_bytes(uri) == b"second"
+
+
+def test_get_of_a_missing_file_is_not_found(blobs: FolderBlobStore) -> None:
+    with pytest.raises(NotFoundError):
+        blobs.get_bytes(blobs.join(blobs.root, "nothing.bin"))
+
+
+def test_write_stream_joins_the_chunks_and_returns_the_size(blobs: FolderBlobStore) -> None:
+    uri = blobs.join(blobs.root, "out", "predictions.csv")
+
+    size = blobs.write_stream(uri, iter([b"file,score\n", b"a,1\n", b"", b"b,2\n"]))
+
+    assert size == 19
+    assert blobs.get_bytes(uri) == b"file,score\na,1\nb,2\n"
+
+
+def test_write_stream_if_absent_refuses_an_existing_file_and_leaves_it_untouched(
+    blobs: FolderBlobStore, tmp_path: Path
+) -> None:
+    target = tmp_path / "results" / "predictions.csv"
+    target.parent.mkdir()
+    target.write_bytes(b"someone else's results\n")
+
+    with pytest.raises(AlreadyExistsError) as caught:
+        blobs.write_stream(str(target), [b"ours\n"], if_absent=True)
+
+    assert caught.value.field == "output"
+    assert isinstance(caught.value, ConflictError)
+    assert target.read_bytes() == b"someone else's results\n"
+    assert leftovers(target.parent) == []
+
+
+def test_put_bytes_if_absent_writes_a_new_file_once(blobs: FolderBlobStore) -> None:
+    uri = blobs.join(blobs.root, "once.txt")
+
+    blobs.put_bytes(uri, b"first", if_absent=True)
+    with pytest.raises(AlreadyExistsError):
+        blobs.put_bytes(uri, b"second", if_absent=True)
+
+    assert blobs.get_bytes(uri) == b"first"
+
+
+def test_two_writers_if_absent_at_once_leave_one_whole_file(blobs: FolderBlobStore) -> None:
+    uri = blobs.join(blobs.root, "out", "predictions.csv")
+    both_writing = threading.Barrier(2)
+    outcomes: dict[str, object] = {}
+
+    def chunks(name: str) -> Iterator[bytes]:
+        yield f"{name}-part-1\n".encode()
+        both_writing.wait(timeout=10)  # both are past the up-front check: only the publish step can decide
+        yield f"{name}-part-2\n".encode()
+
+    def write(name: str) -> None:
+        try:
+            outcomes[name] = blobs.write_stream(uri, chunks(name), if_absent=True)
+        except AlreadyExistsError as error:
+            outcomes[name] = error
+
+    threads = [threading.Thread(target=write, args=(name,)) for name in ("one", "two")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    winners = [name for name, outcome in outcomes.items() if isinstance(outcome, int)]
+    assert len(winners) == 1
+    assert sum(isinstance(o, AlreadyExistsError) for o in outcomes.values()) == 1
+    assert blobs.get_bytes(uri) == f"{winners[0]}-part-1\n{winners[0]}-part-2\n".encode()
+    assert leftovers(Path(blobs.root)) == []
+
+
+@pytest.mark.parametrize("if_absent", [False, True])
+def test_writes_leave_no_temporary_files(blobs: FolderBlobStore, if_absent: bool) -> None:
+    folder = blobs.join(blobs.root, "parts")
+    for number in range(3):
+        blobs.write_stream(blobs.join(folder, f"mb-{number}.csv"), [b"a\n", b"1\n"], if_absent=if_absent)
+
+    assert sorted(p.name for p in Path(folder).iterdir()) == ["mb-0.csv", "mb-1.csv", "mb-2.csv"]
+
+
+def test_a_failed_write_publishes_nothing_and_keeps_the_old_file(blobs: FolderBlobStore) -> None:
+    uri = blobs.join(blobs.root, "out", "data.csv")
+    blobs.put_bytes(uri, b"old\n")
+
+    def broken() -> Iterator[bytes]:
+        yield b"half of the new"
+        raise OSError("disk went away")
+
+    with pytest.raises(OSError, match="disk went away"):
+        blobs.write_stream(uri, broken())
+    with pytest.raises(OSError, match="disk went away"):
+        blobs.write_stream(blobs.join(blobs.root, "out", "new.csv"), broken(), if_absent=True)
+
+    assert blobs.get_bytes(uri) == b"old\n"
+    assert not blobs.exists(blobs.join(blobs.root, "out", "new.csv"))
+    assert sorted(p.name for p in Path(uri).parent.iterdir()) == ["data.csv"]
+
+
+# ------------------------------------------------------------------------------------------------ listing
+def test_list_files_is_recursive_sorted_and_sized(blobs: FolderBlobStore, tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "in", {"b.txt": "bb", "a/c.txt": "c", "a/b/d.txt": "dddd", "a-z.txt": ""})
+
+    listed = list(blobs.list_files(str(root)))
+
+    assert listed == [
+        BlobInfo(str(root / "a-z.txt"), 0),
+        BlobInfo(str(root / "a" / "b" / "d.txt"), 4),
+        BlobInfo(str(root / "a" / "c.txt"), 1),
+        BlobInfo(str(root / "b.txt"), 2),
+    ]
+
+
+def test_list_files_skips_files_being_written(blobs: FolderBlobStore, tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "in", {"a.txt": "a", ".tmp-abc123": "half", "sub/.tmp-x": "half", "sub/b.txt": "b"})
+
+    listed = [blobs.relative(str(root), info.uri) for info in blobs.list_files(str(root))]
+
+    assert listed == ["a.txt", "sub/b.txt"]
+
+
+def test_list_files_of_a_file_is_that_file(blobs: FolderBlobStore, tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "in", {"one.csv": "x,y\n"})
+
+    assert list(blobs.list_files(str(root / "one.csv"))) == [BlobInfo(str(root / "one.csv"), 4)]
+
+
+def test_list_files_of_an_empty_folder_is_empty(blobs: FolderBlobStore, tmp_path: Path) -> None:
+    (tmp_path / "empty" / "deeper").mkdir(parents=True)
+
+    assert list(blobs.list_files(str(tmp_path / "empty"))) == []
+
+
+# ------------------------------------------------------------------------------------------------ addressing
+def test_join_and_relative_are_inverse(blobs: FolderBlobStore) -> None:
+    base = blobs.join(blobs.root, "jobs", "j1")
+
+    uri = blobs.join(base, "parts", "", "mb-00000001.csv")
+
+    assert uri == str(Path(blobs.root) / "jobs" / "j1" / "parts" / "mb-00000001.csv")
+    assert blobs.relative(base, uri) == "parts/mb-00000001.csv"
+    assert blobs.relative(base, base) == ""
+
+
+def test_file_scheme_is_the_same_path(blobs: FolderBlobStore, tmp_path: Path) -> None:
+    blobs.put_bytes(f"file://{tmp_path}/x.txt", b"x")
+
+    assert (tmp_path / "x.txt").read_bytes() == b"x"
+    assert blobs.relative(f"file://{tmp_path}", str(tmp_path / "x.txt")) == "x.txt"
+
+
+@pytest.mark.parametrize("uri", ["s3://bucket/key.csv", "https://example.com/a.csv", "azureml://datastores/x"])
+def test_non_local_uris_are_refused(blobs: FolderBlobStore, uri: str) -> None:
+    with pytest.raises(ValidationError, match="not a local path"):
+        to_path(uri)
+    with pytest.raises(ValidationError):
+        blobs.exists(uri)
+    with pytest.raises(ValidationError):
+        blobs.put_bytes(uri, b"x")
+    with pytest.raises(ValidationError):
+        list(blobs.list_files(uri))
+    with pytest.raises(ValidationError):
+        FolderBlobStore(uri)
+
+
+# ------------------------------------------------------------------------------------------------ folders
+def test_upload_folder_copies_the_tree_without_bytecode(blobs: FolderBlobStore, tmp_path: Path) -> None:
+    source = write_tree(
+        tmp_path / "code",
+        {
+            "score.py": "def run(b): return b",
+            "pkg/util.py": "X = 1",
+            "pkg/__pycache__/util.cpython-311.pyc": b"\0",
+            "__pycache__/score.cpython-311.pyc": b"\0",
+            "stray.pyc": b"\0",
+        },
+    )
+    target = blobs.join(blobs.root, "code", "abc")
+
+    blobs.upload_folder(str(source), target)
+
+    copied = [blobs.relative(target, info.uri) for info in blobs.list_files(target)]
+    assert copied == ["pkg/util.py", "score.py"]
+    assert blobs.get_bytes(blobs.join(target, "pkg", "util.py")) == b"X = 1"
+
+
+def test_upload_folder_replaces_what_was_there(blobs: FolderBlobStore, tmp_path: Path) -> None:
+    target = blobs.join(blobs.root, "models", "m", "1")
+    blobs.upload_folder(str(write_tree(tmp_path / "v1", {"old.bin": "old"})), target)
+
+    blobs.upload_folder(str(write_tree(tmp_path / "v2", {"new.bin": "new"})), target)
+
+    assert [blobs.relative(target, i.uri) for i in blobs.list_files(target)] == ["new.bin"]
+
+
+def test_local_folders_and_files_are_used_in_place(blobs: FolderBlobStore, tmp_path: Path) -> None:
+    stored = blobs.join(blobs.root, "models", "m", "1")
+    blobs.put_bytes(blobs.join(stored, "w.bin"), b"w")
+
+    assert blobs.download_folder(stored, str(tmp_path / "scratch")) == stored
+    assert blobs.localize(blobs.join(stored, "w.bin"), str(tmp_path / "scratch")) == blobs.join(stored, "w.bin")
+
+
+def test_delete_prefix_removes_a_folder_or_a_file(blobs: FolderBlobStore) -> None:
+    folder = blobs.join(blobs.root, "jobs", "j1")
+    blobs.put_bytes(blobs.join(folder, "parts", "mb-0.csv"), b"a\n")
+    single = blobs.join(blobs.root, "jobs", "keep.txt")
+    blobs.put_bytes(single, b"k")
+
+    blobs.delete_prefix(folder)
+    blobs.delete_prefix(blobs.join(blobs.root, "jobs", "never-existed"))
+
+    assert not blobs.exists(folder)
+    assert blobs.exists(single)
+    blobs.delete_prefix(single)
+    assert not blobs.exists(single)

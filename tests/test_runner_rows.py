@@ -1,0 +1,181 @@
+"""What run() may return, and the rows each shape becomes (batch_container.rows)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from batch_container.rows import NO_ROW, BadResult, to_rows
+
+PATHS = ["/scratch/dl/cats/a.png", "/scratch/dl/dogs/b.png", "/scratch/dl/c.png"]
+NAMES = ["cats/a.png", "dogs/b.png", "c.png"]
+
+
+def rows_of(result):
+    return to_rows(result, PATHS, NAMES)
+
+
+def test_none_means_every_file_succeeded_without_rows():
+    rows = rows_of(None)
+    assert rows.table is None
+    assert rows.count == 0
+    assert rows.failed == {}
+    assert rows.to_csv() == b""
+
+
+def test_list_of_scalars_becomes_a_prediction_column_after_the_file_column():
+    rows = rows_of([1, 0, 1])
+    assert rows.columns == ["file", "prediction"]
+    assert rows.table["file"].tolist() == NAMES
+    assert rows.table["prediction"].tolist() == [1, 0, 1]
+
+
+def test_tuple_is_a_list():
+    assert rows_of(("x", "y", "z")).table["prediction"].tolist() == ["x", "y", "z"]
+
+
+def test_list_of_dicts_becomes_one_column_per_key():
+    rows = rows_of([{"label": 3, "score": 0.9}, {"label": 1, "score": 0.5}, {"label": 7, "score": 0.1}])
+    assert rows.columns == ["file", "label", "score"]
+    assert rows.table["label"].tolist() == [3, 1, 7]
+
+
+def test_list_of_equal_length_vectors_becomes_numbered_prediction_columns():
+    rows = rows_of([[0.1, 0.9], np.array([0.8, 0.2]), (0.5, 0.5)])
+    assert rows.columns == ["file", "prediction_0", "prediction_1"]
+    assert rows.table["prediction_1"].tolist() == [0.9, 0.2, 0.5]
+
+
+def test_ragged_list_keeps_one_cell_per_file():
+    rows = rows_of([[1], [1, 2], []])
+    assert rows.columns == ["file", "prediction"]
+    assert rows.count == 3
+
+
+def test_one_dimensional_array_becomes_a_prediction_column():
+    rows = rows_of(np.array([3, 1, 4]))
+    assert rows.columns == ["file", "prediction"]
+    assert rows.table["prediction"].tolist() == [3, 1, 4]
+
+
+def test_two_dimensional_array_becomes_prediction_0_to_k():
+    rows = rows_of(np.arange(6).reshape(3, 2))
+    assert rows.columns == ["file", "prediction_0", "prediction_1"]
+    assert rows.table["prediction_0"].tolist() == [0, 2, 4]
+
+
+def test_three_dimensional_array_fails_the_attempt():
+    with pytest.raises(BadResult, match=r"array of shape \(3, 2, 2\)"):
+        rows_of(np.zeros((3, 2, 2)))
+
+
+def test_tensor_like_objects_are_detached_and_moved_to_the_cpu_first():
+    class FakeTensor:
+        def detach(self):
+            return self
+
+        def cpu(self):
+            return self
+
+        def numpy(self):
+            return np.array([1.0, 2.0, 3.0])
+
+    assert rows_of(FakeTensor()).table["prediction"].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_series_is_one_column_named_after_the_series():
+    rows = rows_of(pd.Series([5, 6, 7], name="digit", index=[10, 11, 12]))
+    assert rows.columns == ["file", "digit"]
+    assert rows.table["digit"].tolist() == [5, 6, 7]
+
+
+def test_dataframe_without_a_file_column_maps_rows_to_files_by_position():
+    frame = pd.DataFrame({"label": [1, 2, 3]}, index=[7, 8, 9])
+    rows = rows_of(frame)
+    assert rows.columns == ["file", "label"]
+    assert rows.table["file"].tolist() == NAMES
+
+
+@pytest.mark.parametrize(
+    ("result", "returned"),
+    [([1, 2], 2), (np.array([1, 2, 3, 4]), 4), (pd.DataFrame({"x": [1]}), 1), ([], 0)],
+)
+def test_row_count_must_match_file_count(result, returned):
+    with pytest.raises(BadResult) as caught:
+        rows_of(result)
+    assert str(caught.value) == (
+        f"run() returned {returned} rows for 3 files; return one row per file, "
+        "or include a 'file' column naming each row's input"
+    )
+
+
+@pytest.mark.parametrize(("result", "kind"), [(42, "int"), ("text", "str"), ({"a": 1}, "dict"), (np.int64(3), "int64")])
+def test_other_types_fail_the_attempt_naming_the_type(result, kind):
+    with pytest.raises(BadResult) as caught:
+        rows_of(result)
+    assert str(caught.value) == f"run() must return a pandas DataFrame, a list or an array; got {kind}"
+
+
+@pytest.mark.parametrize("column", ["file", "file_name", "filename", "path"])
+def test_file_column_attributes_rows_by_local_path(column):
+    frame = pd.DataFrame({column: [PATHS[2], PATHS[0]], "label": [9, 8]})
+    rows = rows_of(frame)
+    assert rows.table[column].tolist() == ["c.png", "cats/a.png"]
+    assert rows.failed == {"dogs/b.png": NO_ROW}
+
+
+def test_file_column_matches_relative_paths_and_unique_basenames():
+    frame = pd.DataFrame({"file": ["cats/a.png", "b.png", "c.png"], "label": [1, 2, 3]})
+    rows = rows_of(frame)
+    assert rows.table["file"].tolist() == NAMES
+    assert rows.failed == {}
+
+
+def test_file_column_allows_several_rows_per_file():
+    frame = pd.DataFrame({"file": ["a.png", "a.png", "b.png", "c.png"], "box": [1, 2, 3, 4]})
+    rows = rows_of(frame)
+    assert rows.count == 4
+    assert rows.table["file"].tolist() == ["cats/a.png", "cats/a.png", "dogs/b.png", "c.png"]
+
+
+def test_ambiguous_basename_names_no_file():
+    paths = ["/dl/x/img.png", "/dl/y/img.png"]
+    names = ["x/img.png", "y/img.png"]
+    with pytest.raises(BadResult, match="names no file of this mini-batch"):
+        to_rows(pd.DataFrame({"file": ["img.png", "img.png"]}), paths, names)
+    rows = to_rows(pd.DataFrame({"file": ["y/img.png"]}), paths, names)
+    assert rows.failed == {"x/img.png": NO_ROW}
+
+
+def test_row_naming_a_file_outside_the_mini_batch_fails_the_attempt():
+    frame = pd.DataFrame({"file": ["a.png", "elsewhere.png"]})
+    with pytest.raises(BadResult, match=r"'file' is 'elsewhere.png', which names no file"):
+        rows_of(frame)
+
+
+def test_first_file_like_column_wins():
+    frame = pd.DataFrame({"path": ["not/an/input"], "file": ["a.png"]})
+    rows = rows_of(frame)
+    assert rows.table["file"].tolist() == ["cats/a.png"]
+    assert rows.table["path"].tolist() == ["not/an/input"]
+
+
+def test_empty_dataframe_with_file_column_fails_every_file():
+    rows = rows_of(pd.DataFrame({"file": [], "label": []}))
+    assert rows.count == 0
+    assert rows.failed == dict.fromkeys(NAMES, NO_ROW)
+
+
+def test_csv_has_a_header_utf8_and_unix_line_endings():
+    rows = rows_of(["é", "a,b", 'say "hi"'])
+    text = rows.to_csv().decode("utf-8")
+    assert text == 'file,prediction\ncats/a.png,é\ndogs/b.png,"a,b"\nc.png,"say ""hi"""\n'
+    assert pd.read_csv(io.StringIO(text))["prediction"].tolist() == ["é", "a,b", 'say "hi"']
+
+
+def test_single_file_input_is_named_by_its_name():
+    rows = to_rows([0.5], ["/scratch/data.csv"], ["data.csv"])
+    assert rows.table["file"].tolist() == ["data.csv"]
