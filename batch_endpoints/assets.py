@@ -33,7 +33,27 @@ def _files(path: str) -> list[str]:
     return found
 
 
+def is_stored(location: str) -> bool:
+    """True for a URI in a blob store (s3://...), False for a path on this machine."""
+    return "://" in location and not location.startswith("file://")
+
+
+def check_scoring_script(blobs: BlobStore, code: str, scoring_script: str) -> None:
+    if is_stored(code):
+        found = blobs.exists(blobs.join(code, scoring_script))
+        where = blobs.join(code, scoring_script)
+    else:
+        where = os.path.join(code, scoring_script)
+        found = os.path.isfile(where)
+    if not found:
+        raise ValidationError(f"{where} does not exist", field="code_configuration.scoring_script")
+
+
 def upload_code(blobs: BlobStore, local_dir: str, field: str) -> str:
+    """The stored URI of a code folder: a folder already in storage is used where it is (clients upload code
+    before calling the API); a local folder is copied under its content hash, once."""
+    if is_stored(local_dir):
+        return local_dir
     if not os.path.isdir(local_dir):
         raise ValidationError(f"{local_dir} is not a folder", field=field)
     uri = blobs.join(blobs.root, "code", folder_digest(local_dir))
@@ -43,7 +63,13 @@ def upload_code(blobs: BlobStore, local_dir: str, field: str) -> str:
 
 
 def upload_model(blobs: BlobStore, local_path: str, name: str, version: str, field: str) -> str:
-    """Copy a model folder, or a single model file (kept under its own name in a folder), into storage."""
+    """Copy a model folder, or a single model file (kept under its own name in a folder), into storage.
+
+    A model already in storage is registered where it is: its URI is recorded, nothing is copied."""
+    if is_stored(local_path):
+        if not blobs.exists(local_path) and not blobs.is_folder(local_path):
+            raise ValidationError(f"{local_path} does not exist", field=field)
+        return local_path
     uri = blobs.join(blobs.root, "models", name, version)
     if os.path.isdir(local_path):
         blobs.upload_folder(local_path, uri)

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 
 from batch_endpoints.errors import ValidationError
-from batch_endpoints.ports import BlobStore, ComputeRegistry, Orchestrator, RecordStore
+from batch_endpoints.ports import BlobStore, ComputeRegistry, JobLogReader, Orchestrator, RecordStore
 
 BACKEND_VARIABLE = "BEP_BACKEND"
 HOME_VARIABLE = "BEP_HOME"
@@ -20,6 +20,7 @@ class Backend:
     blobs: BlobStore
     orchestrator: Orchestrator
     computes: ComputeRegistry
+    logs: JobLogReader
     api_base_url: str
     """Base of the HTTPS API that serves this backend; endpoints' scoring URIs hang under it."""
     child_environment: dict[str, str]
@@ -36,4 +37,8 @@ def from_environment() -> Backend:
         from batch_endpoints.adapters.local.backend import open_local_backend
 
         return open_local_backend(local_home())
-    raise ValidationError(f"unknown backend {name!r}; expected 'local'", field=BACKEND_VARIABLE)
+    if name == "aws":
+        from batch_endpoints.adapters.aws.backend import open_aws_backend
+
+        return open_aws_backend()
+    raise ValidationError(f"unknown backend {name!r}; expected 'local' or 'aws'", field=BACKEND_VARIABLE)

@@ -101,6 +101,26 @@ class Orchestrator(Protocol):
     def cancel(self, job: Job) -> None: ...
 
 
+@dataclass(frozen=True)
+class LogLine:
+    timestamp_ms: int
+    source: str
+    """Which instance and worker (or Batch job and log stream) the line came from."""
+    message: str
+
+
+@dataclass(frozen=True)
+class LogPage:
+    lines: list[LogLine]
+    next_token: str | None
+
+
+class JobLogReader(Protocol):
+    """What a job's scoring code printed or logged, oldest first, a page at a time."""
+
+    def read(self, job: Job, *, next_token: str | None = None, limit: int = 1000) -> LogPage: ...
+
+
 class ComputeRegistry(Protocol):
     def list(self) -> list[Compute]: ...
 

@@ -6,14 +6,18 @@ before anything is written, so a refused request changes nothing.
 
 from __future__ import annotations
 
-import os
+import base64
+import binascii
+import dataclasses
+import json
 import uuid
 from dataclasses import dataclass, field
 
-from batch_endpoints import assets
+from batch_endpoints import assets, idempotency, workflow
 from batch_endpoints.backend import Backend
 from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
 from batch_endpoints.jobfiles import JobFiles
+from batch_endpoints.ports import LogPage
 from batch_endpoints.repository import Repository
 from batch_endpoints.specs import (
     CodeConfiguration,
@@ -40,6 +44,15 @@ class InvokeRequest:
     output_path: str | None = None
     overrides: InvokeOverrides = field(default_factory=InvokeOverrides)
     caller: str = ""
+    job_id: str | None = None
+    """Chosen by the caller to make a retried invoke idempotent; generated when absent."""
+
+
+@dataclass(frozen=True)
+class JobPage:
+    jobs: list[Job]
+    next_token: str | None
+    """Opaque; pass it back for the next page. None on the last page."""
 
 
 class BatchEndpointService:
@@ -124,6 +137,23 @@ class BatchEndpointService:
         self.repo.add_endpoint(endpoint)
         return endpoint
 
+    def put_endpoint(self, declaration: EndpointDeclaration, *, caller: str = "") -> Endpoint:
+        """Create the endpoint, or give the existing one the declared description and tags (and default
+        deployment, when one is declared). The API's PUT: sending the same declaration twice changes nothing."""
+        try:
+            self.repo.get_endpoint(declaration.name)
+        except NotFoundError:
+            try:
+                return self.create_endpoint(declaration, caller=caller)
+            except ConflictError:
+                pass  # created by a concurrent request meanwhile: update it like any existing endpoint
+        return self.update_endpoint(
+            declaration.name,
+            description=declaration.description,
+            tags=declaration.tags,
+            default_deployment=declaration.default_deployment,
+        )
+
     def update_endpoint(
         self,
         name: str,
@@ -167,8 +197,14 @@ class BatchEndpointService:
     ) -> Deployment:
         return self._put_deployment(declaration, must_exist=True, set_default=set_default, caller=caller)
 
+    def put_deployment(
+        self, declaration: DeploymentDeclaration, *, set_default: bool = False, caller: str = ""
+    ) -> Deployment:
+        """Create the deployment, or update it when it exists (the API's PUT)."""
+        return self._put_deployment(declaration, must_exist=None, set_default=set_default, caller=caller)
+
     def _put_deployment(
-        self, declaration: DeploymentDeclaration, *, must_exist: bool, set_default: bool, caller: str
+        self, declaration: DeploymentDeclaration, *, must_exist: bool | None, set_default: bool, caller: str
     ) -> Deployment:
         endpoint = self.repo.get_endpoint(declaration.endpoint_name)
         existing = self.repo.find_deployment(endpoint.name, declaration.name)
@@ -178,7 +214,7 @@ class BatchEndpointService:
                 f"deployment {declaration.name!r} does not exist in endpoint {endpoint.name!r}; create it first",
                 field="name",
             )
-        if not must_exist and existing is not None:
+        if must_exist is False and existing is not None:
             raise ConflictError(
                 f"deployment {declaration.name!r} already exists in endpoint {endpoint.name!r}; use update",
                 field="name",
@@ -187,9 +223,7 @@ class BatchEndpointService:
         if compute is None:
             known = ", ".join(c.name for c in self.backend.computes.list())
             raise ValidationError(f"compute {declaration.compute!r} does not exist; known: {known}", field="compute")
-        script = os.path.join(declaration.code, declaration.scoring_script)
-        if not os.path.isfile(script):
-            raise ValidationError(f"{script} does not exist", field="code_configuration.scoring_script")
+        assets.check_scoring_script(self.blobs, declaration.code, declaration.scoring_script)
         if declaration.model.path is None:
             self.get_model(declaration.model.name, declaration.model.version, declaration.model.label)
         # Validate the record before registering an inline model or copying the code, so a refusal writes nothing.
@@ -256,7 +290,7 @@ class BatchEndpointService:
         deployment = self.repo.get_deployment(endpoint.name, deployment_name)
         settings = request.overrides.apply(deployment.settings)
         job_input = self._job_input(request)
-        job_id = f"{endpoint.name}-{uuid.uuid4().hex[:12]}"
+        job_id = request.job_id or new_job_id(endpoint.name)
         output_uri = None
         if settings.output_action == OutputAction.APPEND_ROW:
             folder = request.output_path or self.blobs.join(self.blobs.root, "outputs", endpoint.name, job_id)
@@ -281,8 +315,40 @@ class BatchEndpointService:
             created_by=request.caller,
         )
         self.repo.add_job(job)
-        handle = self.backend.orchestrator.start(job)
+        try:
+            handle = self.backend.orchestrator.start(job)
+        except Exception as error:
+            # A job whose workflow never started must not wait in Queued forever.
+            workflow.mark_failed(self.backend, job.id, f"the job could not be started: {error}")
+            raise
         return self.repo.update_job(job.id, lambda j: j.model_copy(update={"execution": handle}))
+
+    def invoke_idempotent(self, request: InvokeRequest, key: str) -> Job:
+        """invoke, safe to retry: every request with the same key (per endpoint) answers with the same job, and
+        the same key with a different request is a conflict. See batch_endpoints/idempotency.py."""
+        self.repo.get_endpoint(request.endpoint_name)  # store no key for an endpoint that does not exist
+        asked = idempotency.fingerprint(_invoke_fields(request))
+        held = idempotency.claim(
+            self.backend.records, request.endpoint_name, key, asked, new_job_id(request.endpoint_name)
+        )
+        if held.fingerprint != asked:
+            raise ConflictError(
+                f"{idempotency.HEADER} {key!r} was first used for a different request (job {held.job_id}); "
+                "use a new key for a new request",
+                field=idempotency.HEADER,
+            )
+        job = self._find_job(held.job_id)
+        if job is not None:
+            return job
+        # No job yet: the first request with this key is still on its way, or was refused. Invoking again with
+        # the same job id is safe, because the job record is created only once (expected_version=0).
+        try:
+            return self.invoke(dataclasses.replace(request, job_id=held.job_id))
+        except ConflictError:
+            job = self._find_job(held.job_id)
+            if job is None:
+                raise
+            return job
 
     def _job_input(self, request: InvokeRequest) -> JobInput:
         uri = request.input
@@ -306,6 +372,12 @@ class BatchEndpointService:
     def get_job(self, job_id: str) -> Job:
         return self.repo.get_job(job_id)
 
+    def _find_job(self, job_id: str) -> Job | None:
+        try:
+            return self.repo.get_job(job_id)
+        except NotFoundError:
+            return None
+
     def job_progress(self, job_id: str) -> dict[str, int]:
         return self.repo.job_progress(job_id)
 
@@ -314,12 +386,29 @@ class BatchEndpointService:
             self.repo.get_endpoint(endpoint_name)
         return self.repo.list_jobs(endpoint_name, limit)
 
+    def list_jobs_page(
+        self, endpoint_name: str | None = None, *, limit: int = 20, next_token: str | None = None
+    ) -> JobPage:
+        """Jobs newest first, a page at a time. The token holds an offset: a job created while a client pages
+        shifts the later pages by one, so a job may show twice but none is skipped."""
+        if not 0 < limit <= 1000:
+            raise ValidationError(f"must be between 1 and 1000 (got {limit})", field="limit")
+        offset = _page_offset(next_token)
+        jobs = self.list_jobs(endpoint_name, limit=offset + limit + 1)
+        more = len(jobs) > offset + limit
+        return JobPage(jobs[offset : offset + limit], _page_token(offset + limit) if more else None)
+
     def job_artifacts(self, job_id: str) -> list[str]:
         """URIs of what a finished job leaves for its user: the output file, the errors file, the summary."""
         job = self.repo.get_job(job_id)
         files = JobFiles(self.blobs, job.scratch_uri)
         candidates = [job.output_uri if job.status == JobStatus.COMPLETED else None, files.errors, files.summary]
         return [uri for uri in candidates if uri and self.blobs.exists(uri)]
+
+    def job_logs(self, job_id: str, *, next_token: str | None = None, limit: int = 1000) -> LogPage:
+        if not 0 < limit <= 10_000:
+            raise ValidationError(f"must be between 1 and 10000 (got {limit})", field="limit")
+        return self.backend.logs.read(self.repo.get_job(job_id), next_token=next_token, limit=limit)
 
     def cancel_job(self, job_id: str) -> Job:
         job = self.repo.get_job(job_id)
@@ -334,6 +423,35 @@ class BatchEndpointService:
         job = self.repo.update_job(job_id, request_cancel)
         self.backend.orchestrator.cancel(job)
         return self.repo.get_job(job_id)
+
+
+def new_job_id(endpoint_name: str) -> str:
+    # Also the Step Functions execution name: at most 80 characters, unique per state machine for 90 days.
+    return f"{endpoint_name}-{uuid.uuid4().hex[:12]}"
+
+
+def _invoke_fields(request: InvokeRequest) -> dict:
+    """What an invocation asks for: the request less who sent it and the job id it will get."""
+    fields = {**dataclasses.asdict(request), "overrides": request.overrides.model_dump(exclude_none=True)}
+    for name in ("caller", "job_id"):
+        fields.pop(name)
+    return fields
+
+
+def _page_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
+
+
+def _page_offset(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
+    except (binascii.Error, ValueError, TypeError, KeyError):
+        offset = None
+    if not isinstance(offset, int) or offset < 0:
+        raise ValidationError("is not a token from an earlier page", field="next_token")
+    return offset
 
 
 def _version_order(version: str) -> tuple[int, int | str]:

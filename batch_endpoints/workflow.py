@@ -7,13 +7,12 @@ accepts an output file it wrote itself on an earlier attempt.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-
-import pandas as pd
 
 from batch_endpoints import planning
 from batch_endpoints.backend import Backend
@@ -173,9 +172,14 @@ def _merged(backend: Backend, parts: list[tuple[str, list[str]]]) -> Iterator[by
                 yield header + b"\n"
             yield body
         return
-    # Mini-batches returned different columns: align them under the union of columns, in first-seen order.
-    # Cells are read as text so they pass through as written (no 1 -> 1.0, 007 -> 7, "NA" -> empty).
-    frames = [
-        pd.read_csv(io.BytesIO(backend.blobs.get_bytes(uri)), dtype=str, keep_default_na=False) for uri, _ in parts
-    ]
-    yield pd.concat(frames, ignore_index=True).to_csv(index=False, lineterminator="\n").encode()
+    # Mini-batches returned different columns: align them under the union of columns, in first-seen order,
+    # one part at a time. Cells pass through as text, exactly as written (no 1 -> 1.0, 007 -> 7, NA -> empty).
+    columns = list(dict.fromkeys(column for _, part_columns in parts for column in part_columns))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    for uri, _ in parts:
+        writer.writerows(csv.DictReader(io.StringIO(backend.blobs.get_bytes(uri).decode("utf-8"), newline="")))
+        yield out.getvalue().encode()
+        out.seek(0)
+        out.truncate()

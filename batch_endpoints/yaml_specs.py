@@ -26,7 +26,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from batch_endpoints import specs
+from batch_endpoints import assets, specs
 from batch_endpoints.errors import NotFoundError, ValidationError
 
 # The run settings Azure's pre-1.7 layout puts at the top level of deployment.yml. `instance_count` is not
@@ -81,7 +81,8 @@ class EndpointDeclaration:
 
 @dataclass(frozen=True)
 class DeploymentDeclaration:
-    """A deployment as declared. `code` is an absolute local folder; `scoring_script` is relative to it."""
+    """A deployment as declared. `code` is an absolute local folder or a storage URI (s3://...);
+    `scoring_script` is relative to it."""
 
     name: str
     endpoint_name: str
@@ -129,14 +130,19 @@ def load_endpoint_mapping(
 
 def load_deployment_mapping(
     mapping: Mapping[str, Any],
-    base_dir: str | os.PathLike[str],
+    base_dir: str | os.PathLike[str] | None,
     *,
     overrides: Mapping[str, Any] | None = None,
     source: str = "deployment",
 ) -> DeploymentDeclaration:
-    """Validate a deployment given as a mapping in either of Azure's layouts; paths resolve against base_dir."""
+    """Validate a deployment given as a mapping in either of Azure's layouts; paths resolve against base_dir.
+
+    The code folder and an inline model may also be storage URIs (s3://...), kept as written: the service checks
+    them in storage. Without base_dir (a request over the API) a local path must be absolute, and no conda file
+    is read: nothing is relative to a server's working folder.
+    """
     data, origins = _prepare(mapping, overrides, source, settings_block=True)
-    base = Path(base_dir).expanduser().resolve()
+    base = Path(base_dir).expanduser().resolve() if base_dir is not None else None
     settings = data.pop("settings", {})
     with _reported(source, origins):
         if data.get("type") == "pipeline":
@@ -468,7 +474,7 @@ def _model_reference(text: str, field: str) -> ModelReference:
     )
 
 
-def _model(value: Any, base: Path) -> ModelReference:
+def _model(value: Any, base: Path | None) -> ModelReference:
     if isinstance(value, str):
         return _model_reference(value, "model")
     if not isinstance(value, Mapping):
@@ -478,24 +484,25 @@ def _model(value: Any, base: Path) -> ModelReference:
             field="model",
         )
     inline = specs.parse(_InlineModel, value, prefix="model")
-    path = _local_path(inline.path, base, "model.path", what="model file or folder")
-    if not os.path.exists(path):
+    path = _location(inline.path, base, "model.path", what="model file or folder")
+    if not assets.is_stored(path) and not os.path.exists(path):
         raise ValidationError(f"{inline.path!r} resolves to {path}, which does not exist", field="model.path")
     return ModelReference(
         name=inline.name, version=inline.version, path=path, description=inline.description, tags=inline.tags
     )
 
 
-def _code(code: _CodeConfiguration, base: Path) -> tuple[str, str]:
-    folder = _local_path(code.code, base, "code_configuration.code", what="folder")
-    if not os.path.isdir(folder):
+def _code(code: _CodeConfiguration, base: Path | None) -> tuple[str, str]:
+    folder = _location(code.code, base, "code_configuration.code", what="folder")
+    local = not assets.is_stored(folder)
+    if local and not os.path.isdir(folder):
         raise ValidationError(
             f"{code.code!r} resolves to {folder}, which is not a folder", field="code_configuration.code"
         )
     checked = specs.parse(
         specs.CodeConfiguration, {"code": folder, "scoring_script": code.scoring_script}, prefix="code_configuration"
     )
-    if not os.path.isfile(os.path.join(folder, checked.scoring_script)):
+    if local and not os.path.isfile(os.path.join(folder, checked.scoring_script)):
         raise ValidationError(
             f"{checked.scoring_script!r} is not a file in the code folder {folder}",
             field="code_configuration.scoring_script",
@@ -503,7 +510,7 @@ def _code(code: _CodeConfiguration, base: Path) -> tuple[str, str]:
     return folder, checked.scoring_script
 
 
-def _environment(value: Any, base: Path) -> specs.Environment:
+def _environment(value: Any, base: Path | None) -> specs.Environment:
     if value is None:
         return specs.Environment()
     if isinstance(value, str):
@@ -522,7 +529,12 @@ def _environment(value: Any, base: Path) -> specs.Environment:
         )
     name = f"{inline.name}:{inline.version}" if inline.name and inline.version else inline.name
     conda_text, pip = None, list(inline.pip_requirements)
-    if inline.conda_file:
+    if inline.conda_file and base is None:
+        raise ValidationError(
+            "a conda file cannot be read from a request; list its pip packages in environment.pip_requirements",
+            field="environment.conda_file",
+        )
+    if inline.conda_file and base is not None:
         conda_text, conda_pip = _conda(inline.conda_file, base)
         pip += [requirement for requirement in conda_pip if requirement not in pip]
     return specs.parse(
@@ -574,10 +586,27 @@ def _conda(conda_file: str, base: Path) -> tuple[str, list[str]]:
     return text, pip
 
 
-def _local_path(value: str, base: Path, field: str, *, what: str) -> str:
-    if value.startswith(("azureml:", "http://", "https://", "s3://", "wasbs://", "abfss://")):
+def _location(value: str, base: Path | None, field: str, *, what: str) -> str:
+    """A storage URI (s3://...) as written, or a local path: relative to base, or absolute when there is none."""
+    if assets.is_stored(value) and not value.startswith(_FOREIGN):
+        return value
+    if base is not None:
+        return _local_path(value, base, field, what=what, or_stored=True)
+    path = value.removeprefix("file://")
+    if not os.path.isabs(path):
+        raise ValidationError(f"{value!r}: give the storage URI (s3://...) of the {what}", field=field)
+    return os.path.normpath(path)
+
+
+_FOREIGN = ("azureml:", "http://", "https://", "wasbs://", "abfss://")
+
+
+def _local_path(value: str, base: Path, field: str, *, what: str, or_stored: bool = False) -> str:
+    if value.startswith((*_FOREIGN, "s3://")):
+        alternative = " or an s3:// URI" if or_stored else ""
         raise ValidationError(
-            f"{value!r}: only a local {what} is supported here, relative to the YAML file's folder", field=field
+            f"{value!r}: only a local {what} is supported here, relative to the YAML file's folder{alternative}",
+            field=field,
         )
     return str((base / Path(value).expanduser()).resolve())
 

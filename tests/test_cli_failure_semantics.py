@@ -201,3 +201,17 @@ def test_cancel_stops_a_running_job_within_seconds_and_writes_no_output(bep, wor
     assert list(Path(job["scratch_uri"]).glob("results/*.json")), "finished mini-batches are kept"
     second = bep("job", "cancel", "--name", job_id, ok=False)
     assert second.code == 4 and "already ended" in second.err
+
+
+def test_job_logs_show_what_the_scoring_code_printed(bep, workspace):
+    code = workspace["code"]
+    (code / "score.py").write_text(
+        (code / "score.py")
+        .read_text()
+        .replace("    names = [", "    print('scoring', len(mini_batch))\n    names = [", 1)
+    )
+    deploy(bep, workspace, "ok", mini_batch_size=5)
+    job = run_job(bep, workspace)
+    printed = bep("job", "logs", "--name", job["id"]).out.splitlines()
+    assert sum(1 for line in printed if line.endswith("scoring 5")) == (GOOD + BAD) // 5
+    assert all(line.startswith("[0-worker-") for line in printed if "scoring" in line)

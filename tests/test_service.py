@@ -700,3 +700,21 @@ def test_cancel_after_mark_failed_is_a_conflict(
 def test_cancel_of_an_unknown_job_is_not_found(ready_service: BatchEndpointService) -> None:
     with pytest.raises(NotFoundError):
         ready_service.cancel_job("digits-000000000000")
+
+
+def test_a_job_whose_workflow_cannot_start_ends_failed_not_queued(ready_service, input_dir):
+    service = ready_service
+
+    class BrokenOrchestrator:
+        def start(self, job):
+            raise RuntimeError("state machine is gone")
+
+        def cancel(self, job):
+            raise AssertionError("not expected")
+
+    service.backend.orchestrator = BrokenOrchestrator()
+    with pytest.raises(RuntimeError, match="state machine is gone"):
+        service.invoke(InvokeRequest(endpoint_name="digits", input=str(input_dir)))
+    [job] = service.list_jobs("digits")
+    assert job.status == JobStatus.FAILED
+    assert "could not be started: state machine is gone" in job.error

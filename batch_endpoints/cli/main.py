@@ -174,6 +174,17 @@ def job_stream(service: BatchEndpointService, args: argparse.Namespace) -> int:
     return _stream(service, args.name)
 
 
+def job_logs(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    token = None
+    while True:
+        page = service.job_logs(args.name, next_token=token)
+        for line in page.lines:
+            print(f"[{line.source}] {line.message}")
+        token = page.next_token
+        if token is None:
+            return 0
+
+
 def job_cancel(service: BatchEndpointService, args: argparse.Namespace) -> int:
     job = service.cancel_job(args.name)
     print(f"{job.id}: {job.status.value}", file=sys.stderr)
@@ -305,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("show", job_show, "show a job and its progress"),
         ("stream", job_stream, "follow a job to its end"),
         ("cancel", job_cancel, "cancel a running job"),
+        ("logs", job_logs, "print what the job's scoring code printed or logged"),
     ):
         sub = command(jobs, verb, handler, help_text)
         sub.add_argument("--name", "-n", required=True, help="job id")

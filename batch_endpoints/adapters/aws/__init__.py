@@ -1,0 +1,1 @@
+"""The cloud adapters: DynamoDB records, S3 blobs, Step Functions, AWS Batch and CloudWatch Logs."""

@@ -1,0 +1,215 @@
+"""AWS Batch as the compute: each named compute is a job queue, each deployment a job definition revision.
+
+A deployment's job definition runs the batch_container runner for one shard of one job:
+
+    <image's ENTRYPOINT: python -m batch_container> --job-id Ref::job_id --shard Ref::shard
+
+The state machine fills the two parameters at SubmitJob; nothing else about the job travels with it (the runner
+reads the rest from the job record). The job definition holds what is fixed per deployment:
+
+- image: the deployment's `environment.image` when it names one the stack can run, else the stack's default
+  image for the compute's kind. Azure's curated images (anything from mcr.microsoft.com) hold no runner, so a
+  spec written for Azure runs on our default image unchanged. Any other image must be built FROM ours (or at
+  least have `python -m batch_container` as its ENTRYPOINT) and be pullable by the compute environment's
+  instance role (an ECR repository of this account, or a public registry).
+- resources: the compute's vCPUs and memory, plus its GPUs on a GPU compute. BEP_CPUS tells the runner how
+  many vCPUs it has: os.cpu_count() in a container sees the whole host.
+- the runner's environment: the non-secret BEP_* variables that open the cloud backend (table, bucket), given
+  to the registry by whoever builds it.
+- logs: the awslogs driver into one log group, streams `<job definition name>/default/<ECS task id>` (the
+  prefix is the job definition's name, as Batch names streams by default), which the log reader matches.
+- retries: a shard is safe to run again (finished mini-batches are skipped), so every failure is retried up
+  to SHARD_ATTEMPTS, like the local job host does, except exit code 1: the runner exits 1 when it cannot work
+  at all (no model, a scoring script that cannot start), which another attempt would not change.
+- timeout: a backstop against a hung container, derived from the deployment's run settings for the largest
+  shard a plan can make. The state machine should override it per job with the plan's exact
+  `attempt_duration_s` (a job may override timeout and max_retries per invocation).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from batch_endpoints.adapters.aws.clients import aws_client
+from batch_endpoints.errors import ValidationError
+from batch_endpoints.planning import MAX_MINI_BATCHES_PER_SHARD
+from batch_endpoints.specs import Compute, Deployment, RunSettings
+
+# The same number of tries the local job host gives a shard.
+SHARD_ATTEMPTS = 3
+# Image pull, code and model download and init() before the first mini-batch, on a cold instance.
+STARTUP_ALLOWANCE_S = 30 * 60
+MIN_ATTEMPT_DURATION_S = 3600
+# A backstop, not a budget: a shard is meant to run minutes (planning.py); two weeks means something hangs.
+MAX_ATTEMPT_DURATION_S = 14 * 24 * 3600
+# Registries whose images cannot hold our runner: Azure ML's curated environments.
+FOREIGN_REGISTRIES = ("mcr.microsoft.com/",)
+RUNNER_ARGUMENTS = ["--job-id", "Ref::job_id", "--shard", "Ref::shard"]
+CPUS_VARIABLE = "BEP_CPUS"
+REQUIRED_SETTINGS = ("name", "kind", "job_queue", "max_vcpus", "vcpus", "memory_mib")
+
+
+def attempt_duration_seconds(settings: RunSettings, mini_batches_per_shard: int) -> int:
+    """How long one Batch attempt at a shard may run before Batch ends it.
+
+    The runner ends a run() call after `timeout` seconds and tries a mini-batch up to max_retries + 1 times,
+    with max_concurrency_per_instance workers at once. So a shard where every call hangs to its timeout takes
+    ceil(mini-batches / workers) * timeout * tries, and that is still the runner doing its job: only beyond
+    that (plus the startup allowance) is the container itself stuck.
+    """
+    rounds = math.ceil(mini_batches_per_shard / settings.max_concurrency_per_instance)
+    worst = rounds * settings.retry_settings.timeout * (settings.retry_settings.max_retries + 1)
+    return min(MAX_ATTEMPT_DURATION_S, max(MIN_ATTEMPT_DURATION_S, worst + STARTUP_ALLOWANCE_S))
+
+
+def job_definition_name(deployment: Deployment, prefix: str = "bep") -> str:
+    # '_' appears in no endpoint or deployment name, so (a-b, c) and (a, b-c) never share a job definition.
+    return f"{prefix}-{deployment.endpoint_name}_{deployment.name}"
+
+
+class BatchComputeRegistry:
+    """The computes of one stack, as configured (no AWS call to list them), and deployments as job definitions."""
+
+    def __init__(
+        self,
+        computes: Sequence[Mapping[str, Any]],
+        images: Mapping[str, str],
+        job_role_arn: str,
+        log_group: str,
+        client: Any = None,
+        *,
+        execution_role_arn: str | None = None,
+        runner_environment: Mapping[str, str] | None = None,
+        name_prefix: str = "bep",
+    ) -> None:
+        self._configs = {str(c["name"]): dict(c) for c in computes}
+        self._computes = {name: _compute(config) for name, config in self._configs.items()}
+        self.images = dict(images)
+        self.job_role_arn = job_role_arn
+        self.execution_role_arn = execution_role_arn
+        self.log_group = log_group
+        self.runner_environment = dict(runner_environment or {})
+        self.name_prefix = name_prefix
+        self._client = client
+
+    @cached_property
+    def client(self) -> Any:
+        return self._client or aws_client("batch")
+
+    def list(self) -> list[Compute]:
+        return list(self._computes.values())
+
+    def get(self, name: str) -> Compute | None:
+        return self._computes.get(name)
+
+    def job_queue(self, compute_name: str) -> str | None:
+        config = self._configs.get(compute_name)
+        return str(config["job_queue"]) if config else None
+
+    def register_deployment(self, deployment: Deployment) -> str:
+        """Register a new revision of the deployment's job definition; returns its ARN (name:revision)."""
+        compute = self._computes[deployment.compute]
+        config = self._configs[deployment.compute]
+        name = job_definition_name(deployment, self.name_prefix)
+        container: dict[str, Any] = {
+            "image": self.image_for(deployment, compute),
+            "command": list(RUNNER_ARGUMENTS),
+            "jobRoleArn": self.job_role_arn,
+            "resourceRequirements": _resources(compute.kind, config),
+            "environment": [
+                {"name": key, "value": value}
+                for key, value in sorted({**self.runner_environment, CPUS_VARIABLE: str(config["vcpus"])}.items())
+            ],
+            "logConfiguration": {
+                "logDriver": "awslogs",
+                "options": {"awslogs-group": self.log_group, "awslogs-stream-prefix": name},
+            },
+        }
+        if self.execution_role_arn:
+            container["executionRoleArn"] = self.execution_role_arn
+        response = self.client.register_job_definition(
+            jobDefinitionName=name,
+            type="container",
+            containerProperties=container,
+            retryStrategy={
+                "attempts": SHARD_ATTEMPTS,
+                # First match wins; a failure matching none is retried.
+                "evaluateOnExit": [
+                    # Spot reclaim or a host that failed under the job: never the shard's fault.
+                    {"onStatusReason": "Host EC2*", "action": "RETRY"},
+                    {"onExitCode": "1", "action": "EXIT"},
+                ],
+            },
+            timeout={
+                "attemptDurationSeconds": attempt_duration_seconds(deployment.settings, MAX_MINI_BATCHES_PER_SHARD)
+            },
+            # Batch jobs and their ECS tasks carry the deployment's name: cost allocation per endpoint.
+            tags={"bep:endpoint": deployment.endpoint_name, "bep:deployment": deployment.name},
+            propagateTags=True,
+        )
+        return response["jobDefinitionArn"]
+
+    def deregister_deployment(self, deployment: Deployment) -> None:
+        """Deregister every active revision of the deployment's job definition (a deleted deployment keeps none)."""
+        name = job_definition_name(deployment, self.name_prefix)
+        arns = {deployment.compute_handle} if deployment.compute_handle else set()
+        paginator = self.client.get_paginator("describe_job_definitions")
+        for page in paginator.paginate(jobDefinitionName=name, status="ACTIVE"):
+            arns.update(d["jobDefinitionArn"] for d in page["jobDefinitions"])
+        for arn in sorted(arns):
+            try:
+                self.client.deregister_job_definition(jobDefinition=arn)
+            except ClientError as error:
+                # Already deregistered (by hand, or an earlier delete that failed part way): nothing to do.
+                if error.response["Error"]["Code"] not in {"ClientException", "ResourceNotFoundException"}:
+                    raise
+
+    def image_for(self, deployment: Deployment, compute: Compute) -> str:
+        image = deployment.environment.image
+        if image and not image.startswith(FOREIGN_REGISTRIES):
+            return image
+        return self.images[compute.kind]
+
+
+def _compute(config: Mapping[str, Any]) -> Compute:
+    missing = [key for key in REQUIRED_SETTINGS if config.get(key) in (None, "")]
+    if missing:
+        raise ValidationError(
+            f"the compute {config.get('name')!r} is configured without {', '.join(missing)}", field="computes"
+        )
+    if config["kind"] not in ("cpu", "gpu"):
+        raise ValidationError(f"the compute {config['name']!r} has kind {config['kind']!r}; expected cpu or gpu")
+    vcpus = int(config["vcpus"])
+    max_vcpus = int(config["max_vcpus"])
+    details = {
+        "job_queue": config["job_queue"],
+        "instance_types": list(config.get("instance_types", [])),
+        "max_vcpus": max_vcpus,
+        "vcpus": vcpus,
+        "memory_mib": int(config["memory_mib"]),
+        "gpus": int(config.get("gpus", 0)),
+    }
+    kind = config["kind"]
+    return Compute(
+        name=config["name"],
+        kind=kind,
+        description=config.get("description")
+        or f"AWS Batch {kind.upper()} queue; scales to zero, up to {max_vcpus} vCPUs",
+        max_instances=max(1, max_vcpus // vcpus),
+        details=details,
+    )
+
+
+def _resources(kind: str, config: Mapping[str, Any]) -> list[dict[str, str]]:
+    resources = [
+        {"type": "VCPU", "value": str(config["vcpus"])},
+        {"type": "MEMORY", "value": str(config["memory_mib"])},
+    ]
+    if kind == "gpu":
+        resources.append({"type": "GPU", "value": str(config.get("gpus") or 1)})
+    return resources

@@ -1,0 +1,103 @@
+"""Step Functions as the orchestrator: one Standard execution per job, named after the job.
+
+The execution input carries ids and small numbers only (the contract with the state machine is documented in
+`lambdas.workflow`); the Plan step reads everything else from the job record.
+
+Cancel stops the execution. Step Functions then terminates the Batch jobs its `.sync` tasks are waiting on,
+and the runners, which poll the job record, stop starting mini-batches within a second. A stopped execution
+runs no Catch and no further state, so the workflow's own last step never runs: `cancel` calls the
+`on_stopped` hook with the job id, which the backend wires to the workflow's finalize step (the job record
+says CancelRequested, so finalize closes it as Canceled and writes its summary and errors file, as the local
+job host does). The orchestrator holds no backend of its own: the backend is built around it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from batch_endpoints.adapters.aws.clients import aws_client
+from batch_endpoints.errors import ValidationError
+from batch_endpoints.ports import ComputeRegistry
+from batch_endpoints.specs import Job
+
+CANCEL_ERROR = "Canceled"
+
+
+class StepFunctionsOrchestrator:
+    def __init__(
+        self,
+        state_machine_arn: str,
+        client: Any = None,
+        *,
+        computes: ComputeRegistry | None = None,
+        on_stopped: Callable[[str], object] | None = None,
+    ) -> None:
+        self.state_machine_arn = state_machine_arn
+        self.computes = computes
+        self.on_stopped = on_stopped
+        """Called with the job id once a canceled job's execution is stopped: finalize the record there."""
+        self._client = client
+
+    @cached_property
+    def client(self) -> Any:
+        return self._client or aws_client("stepfunctions")
+
+    def execution_input(self, job: Job) -> dict[str, Any]:
+        if self.computes is None:
+            raise TypeError("StepFunctionsOrchestrator needs computes= (the compute registry) to start jobs")
+        compute = self.computes.get(job.deployment.compute)
+        queue = compute.details.get("job_queue") if compute else None
+        if compute is None or not queue:
+            raise ValidationError(
+                f"compute {job.deployment.compute!r} has no job queue in this stack", field="deployment.compute"
+            )
+        if ":job-definition/" not in job.deployment.compute_handle:
+            raise ValidationError(
+                f"deployment {job.deployment_name!r} has no AWS Batch job definition; update it to register one",
+                field="deployment",
+            )
+        return {
+            "job_id": job.id,
+            "instance_count": job.settings.instance_count,
+            "compute": compute.kind,
+            "job_queue": queue,
+            "job_definition": job.deployment.compute_handle,
+        }
+
+    def start(self, job: Job) -> str:
+        """Start the job's execution; starting a job that already has one returns that one (a retried invoke)."""
+        try:
+            response = self.client.start_execution(
+                stateMachineArn=self.state_machine_arn,
+                name=job.id,
+                input=json.dumps(self.execution_input(job), separators=(",", ":")),
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ExecutionAlreadyExists":
+                raise
+            return self.execution_arn(job.id)
+        return response["executionArn"]
+
+    def cancel(self, job: Job) -> None:
+        try:
+            self.client.stop_execution(
+                executionArn=job.execution or self.execution_arn(job.id),
+                error=CANCEL_ERROR,
+                cause=f"job {job.id} was canceled on request",
+            )
+        except ClientError as error:
+            # Never started, or already gone: nothing runs, but the record may still need closing.
+            if error.response["Error"]["Code"] != "ExecutionDoesNotExist":
+                raise
+        if self.on_stopped is not None:
+            self.on_stopped(job.id)
+
+    def execution_arn(self, name: str) -> str:
+        """arn:aws:states:<region>:<account>:stateMachine:<machine> -> ...:execution:<machine>:<name>"""
+        head, _, machine = self.state_machine_arn.rpartition(":stateMachine:")
+        return f"{head}:execution:{machine}:{name}"

@@ -1,0 +1,265 @@
+"""The shapes of the REST API's requests and responses.
+
+Request bodies follow Azure's YAML schemas as JSON (the same keys as endpoint.yml and deployment.yml), so a file
+written for `az ml` or `bep` becomes a request body unchanged. They are checked here only for shape and type;
+what they mean (names, settings, model references) is checked once, by the same core code the CLI uses.
+Responses are the core's records, except jobs, which add live progress and links.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from batch_endpoints.ports import LogPage
+from batch_endpoints.specs import (
+    Compute,
+    Deployment,
+    Endpoint,
+    InvokeOverrides,
+    Job,
+    JobCounts,
+    JobInput,
+    JobStatus,
+    Model,
+    RunSettings,
+)
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ErrorBody(BaseModel):
+    """Every refusal and failure: a stable code, a message for people, and the request field at fault."""
+
+    code: str = Field(examples=["ValidationError", "NotFound", "Conflict", "RequestTooLarge", "InternalError"])
+    message: str
+    field: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------- endpoints
+class EndpointDefaults(Body):
+    deployment_name: str | None = None
+
+
+class EndpointBody(Body):
+    """Azure's batch endpoint schema (endpoint.yml) as JSON. `name`, when given, must match the path."""
+
+    schema_: str | None = Field(None, alias="$schema")
+    name: str | None = None
+    description: str | None = None
+    tags: dict[str, str] | None = None
+    auth_mode: str | None = Field(None, description="Azure's modes are accepted; every endpoint uses AWS IAM")
+    defaults: EndpointDefaults | None = Field(
+        None, description="the default deployment; only for an endpoint that exists and has that deployment"
+    )
+
+
+class EndpointPatch(Body):
+    description: str | None = None
+    tags: dict[str, str] | None = None
+    defaults: EndpointDefaults | None = None
+
+
+class EndpointList(BaseModel):
+    value: list[Endpoint]
+
+
+# ---------------------------------------------------------------------------------------------- deployments
+MODEL_SCHEMA = {
+    "description": "a registered model, name:version or name@latest (an azureml: prefix is accepted), or an inline "
+    "model: a folder or file already in storage, registered under `name` (default: <deployment>-model)",
+    "oneOf": [
+        {"type": "string", "examples": ["digits:1", "azureml:digits@latest"]},
+        {
+            "type": "object",
+            "properties": {
+                "path": {"type": "string", "examples": ["s3://bucket/uploads/models/digits/0f1e/"]},
+                "name": {"type": "string"},
+                "version": {"type": "string"},
+                "description": {"type": "string"},
+                "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+            "required": ["path"],
+        },
+    ],
+}
+ENVIRONMENT_SCHEMA = {
+    "description": "an environment reference (azureml:name:version), or an inline environment with an `image` "
+    "and `pip_requirements`; conda files are not read from requests",
+    "oneOf": [
+        {"type": "string"},
+        {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "version": {"type": "string"},
+                "image": {"type": "string"},
+                "pip_requirements": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+    ],
+}
+
+
+class CodeConfigurationBody(Body):
+    code: str = Field(description="the code folder, already in storage", examples=["s3://bucket/uploads/code/7c2a/"])
+    scoring_script: str = Field(examples=["score.py"])
+
+
+class RetrySettingsBody(Body):
+    max_retries: int | None = None
+    timeout: int | None = None
+
+
+class SettingsBody(Body):
+    """Azure's batch deployment `settings`; omitted ones take Azure's defaults."""
+
+    mini_batch_size: int | None = None
+    max_concurrency_per_instance: int | None = None
+    instance_count: int | None = Field(None, description="Azure's place for it is resources.instance_count")
+    retry_settings: RetrySettingsBody | None = None
+    error_threshold: int | None = None
+    output_action: str | None = Field(None, examples=["append_row", "summary_only"])
+    output_file_name: str | None = None
+    logging_level: str | None = None
+    environment_variables: dict[str, str] | None = None
+
+
+class ResourcesBody(Body):
+    instance_count: int | None = None
+    instance_type: str | None = Field(None, description="accepted and ignored: the compute decides")
+    properties: dict[str, Any] | None = None
+
+
+class DeploymentBody(Body):
+    """Azure's batch deployment schema (deployment.yml, `type: model`, settings nested) as JSON.
+    `name` and `endpoint_name`, when given, must match the path."""
+
+    schema_: str | None = Field(None, alias="$schema")
+    name: str | None = None
+    endpoint_name: str | None = None
+    type: Literal["model"] | None = None
+    description: str | None = None
+    tags: dict[str, str] | None = None
+    model: Annotated[Any, WithJsonSchema(MODEL_SCHEMA)]
+    code_configuration: CodeConfigurationBody
+    environment: Annotated[Any, WithJsonSchema(ENVIRONMENT_SCHEMA)] = None
+    compute: str | None = Field(None, examples=["cpu-cluster", "gpu-cluster"])
+    resources: ResourcesBody | None = None
+    settings: SettingsBody | None = None
+    properties: dict[str, Any] | None = None
+
+
+class DeploymentList(BaseModel):
+    value: list[Deployment]
+
+
+# ---------------------------------------------------------------------------------------------- models
+class ModelVersionBody(Body):
+    path: str = Field(description="the model folder or file, already in storage; registered where it is")
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class ModelList(BaseModel):
+    value: list[Model]
+
+
+class UploadTarget(BaseModel):
+    """Where a client uploads a folder before registering it: an S3 presigned POST (one policy, many files)."""
+
+    path: str = Field(description="the folder's storage URI: give it as the model path or code folder afterwards")
+    url: str = Field(description="POST each file here as multipart/form-data")
+    fields: dict[str, str] = Field(description="form fields to send with every file, before the file itself")
+    key_prefix: str = Field(description="each file's form field `key` is this prefix + the file's relative path")
+    max_file_bytes: int
+    expires_at: str
+
+
+# ---------------------------------------------------------------------------------------------- computes
+class ComputeList(BaseModel):
+    value: list[Compute]
+
+
+# ---------------------------------------------------------------------------------------------- jobs
+class InvokeInput(Body):
+    uri: str = Field(description="a folder or file in storage", examples=["s3://bucket/inputs/digits/"])
+    type: Literal["uri_folder", "uri_file"] | None = Field(None, description="default: inferred from the uri")
+
+
+class InvokeOutput(Body):
+    path: str | None = Field(None, description="the folder for the output file; default: the job's own folder")
+    file_name: str | None = Field(None, description="default: the deployment's output_file_name")
+
+
+class InvokeBody(Body):
+    deployment_name: str | None = Field(None, description="default: the endpoint's default deployment")
+    input: InvokeInput
+    output: InvokeOutput | None = None
+    overrides: InvokeOverrides = Field(default_factory=InvokeOverrides)
+
+
+class JobLinks(BaseModel):
+    job: str = Field(description="this job in the API")
+    output: str | None = Field(None, description="the output file once the job completes (none for summary_only)")
+    console: str | None = Field(None, description="the Step Functions execution in the AWS console")
+
+
+class JobView(BaseModel):
+    id: str
+    endpoint_name: str
+    deployment_name: str
+    status: JobStatus
+    input: JobInput
+    output_uri: str | None
+    settings: RunSettings
+    counts: JobCounts
+    progress: dict[str, int] | None = Field(
+        None, description="live counters while the job runs (job detail only): mini_batches_done, files_failed, ..."
+    )
+    error: str | None
+    execution: str
+    created_at: str
+    started_at: str | None
+    ended_at: str | None
+    created_by: str
+    links: JobLinks
+
+    @classmethod
+    def of(cls, job: Job, *, api_base_url: str, progress: dict[str, int] | None = None) -> JobView:
+        fields = job.model_dump(include=set(cls.model_fields) - {"progress", "links"})
+        links = JobLinks(job=f"{api_base_url}/jobs/{job.id}", output=job.output_uri, console=console_url(job.execution))
+        return cls(**fields, progress=progress, links=links)
+
+
+class JobList(BaseModel):
+    value: list[JobView]
+    next_token: str | None = Field(None, description="pass as next_token for the next page; absent on the last")
+
+
+class LogLineView(BaseModel):
+    timestamp_ms: int
+    source: str
+    message: str
+
+
+class LogPageView(BaseModel):
+    lines: list[LogLineView]
+    next_token: str | None = None
+
+    @classmethod
+    def of(cls, page: LogPage) -> LogPageView:
+        lines = [LogLineView(timestamp_ms=x.timestamp_ms, source=x.source, message=x.message) for x in page.lines]
+        return cls(lines=lines, next_token=page.next_token)
+
+
+def console_url(execution: str) -> str | None:
+    """The AWS console page of a Step Functions execution; None for anything else (a local job's process)."""
+    parts = execution.split(":")
+    if len(parts) < 8 or parts[:3] != ["arn", "aws", "states"] or parts[5] != "execution":
+        return None
+    region = parts[3]
+    return f"https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution}"

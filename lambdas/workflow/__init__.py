@@ -1,0 +1,68 @@
+"""The job workflow's Lambda steps (handlers.py) and their contract with the state machine.
+
+Everything that travels through Step Functions and Batch is ids, S3 keys and small numbers: a job's file lists
+live in its shard files in S3 (Step Functions state <= 256 KiB, a Batch job request <= 30 KiB).
+
+Execution input (StepFunctionsOrchestrator.start; execution name = job id)
+--------------------------------------------------------------------------
+    {
+      "job_id": "digits-0123456789ab",
+      "instance_count": 2,                       the Map's MaxConcurrencyPath
+      "compute": "cpu",                          "cpu" | "gpu": the compute's kind
+      "job_queue": "arn:aws:batch:<region>:<account>:job-queue/<queue>",
+      "job_definition": "arn:aws:batch:<region>:<account>:job-definition/bep-digits_blue:3"
+    }
+
+Plan: handlers.plan
+-------------------
+    event:  {"job_id": "..."}                    other keys are ignored: the execution input can go as is
+    return: {
+      "job_id": "...",
+      "shard_count": 8,                          >= 1
+      "shards_bucket": "my-bucket",              the shard list: a JSON array of {"shard": "s3://..."},
+      "shards_key": "jobs/<job id>/shards/index.json",   one item per shard (a DISTRIBUTED Map's ItemReader)
+      "attempt_duration_s": 5400                 timeout for one Batch attempt at one of this job's shards
+    }
+    raises: the input holds no files, does not exist, or is not the declared type (errorType ValidationError);
+            the job does not exist (NotFoundError).
+
+Per shard (Map item processor)
+------------------------------
+    The item is {"shard": "s3://<bucket>/jobs/<job id>/shards/shard-00000.json"}; the ItemSelector adds
+    the execution input's ids: {"shard.$": "$$.Map.Item.Value.shard", "job_id.$": "$.job_id",
+    "job_queue.$": "$.job_queue", "job_definition.$": "$.job_definition",
+    "attempt_duration_s.$": "$.plan.attempt_duration_s"} (with Plan's result at ResultPath "$.plan").
+    arn:aws:states:::batch:submitJob.sync with
+        JobName = job_id                         exactly: the log reader finds a job's Batch jobs by this name
+        JobQueue = job_queue, JobDefinition = job_definition
+        Parameters = {"job_id": job_id, "shard": shard}     fill Ref::job_id and Ref::shard
+        Timeout = {"AttemptDurationSeconds": attempt_duration_s}
+    Batch retries the job itself (the job definition's retryStrategy). A shard that still fails should not end
+    the Map: catch it (States.ALL -> a Pass state) so Finalize runs and reports its mini-batches as never
+    completed, as the local backend does. Keep the Map's own result out of the state (ResultPath null).
+
+Finalize: handlers.finalize
+---------------------------
+    event:  {"job_id": "..."}
+    return: {
+      "job_id": "...",
+      "status": "Completed" | "Failed" | "Canceled",
+      "error": null | "error_threshold exceeded: ...",
+      "counts": {"files": 0, "mini_batches": 0, "shards": 0, "files_succeeded": 0, "files_failed": 0,
+                 "mini_batches_failed": 0, "rows": 0},
+      "output": "s3://..." | null                the merged output file, when Completed with append_row
+    }
+    Safe to run again (same output, no duplicate rows). A job that ends "Failed" here is a normal end of the
+    workflow (the record says why); a Choice on status may route it to a Fail state for visibility.
+
+MarkFailed: handlers.mark_failed (the Catch of Plan, the Map and Finalize, with ResultPath "$.error")
+----------------------------------------------------------------------------------------------------------
+    event:  {"job_id": "...", "error": {"Error": "States.TaskFailed", "Cause": "..."}}
+    return: {"job_id": "...", "status": "Failed" | "Canceled", "error": "a readable message"}
+    The Cause of a Lambda error (a JSON errorMessage/errorType), of a Batch job (its description) or any other
+    text becomes one readable line in the job record. A job already final is left as it is.
+
+Every handler raises on a failure of its own (storage or records unreachable), so Retry/Catch apply; plan and
+finalize are idempotent and safe to retry on Lambda.ServiceException, Lambda.TooManyRequestsException and
+States.Timeout.
+"""

@@ -1,0 +1,159 @@
+"""Opening the cloud backend from the environment: what each process needs, and what it is told when a
+variable is missing. The control-plane adapters are stood in for by recorders, so this tests the wiring."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from typing import Any
+
+import pytest
+
+from batch_endpoints import workflow
+from batch_endpoints.adapters.aws.backend import VARIABLES, open_aws_backend
+from batch_endpoints.adapters.aws.blobs import S3BlobStore
+from batch_endpoints.adapters.aws.records import DynamoDbRecordStore
+from batch_endpoints.backend import from_environment
+from batch_endpoints.errors import ValidationError
+
+STORAGE = {"BEP_TABLE": "bep-records", "BEP_BUCKET": "bep-storage"}
+CONTROL_PLANE = {
+    "BEP_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:bep-jobs",
+    "BEP_COMPUTES": json.dumps([{"name": "cpu-cluster", "kind": "cpu", "job_queue": "bep-cpu"}]),
+    "BEP_IMAGES": json.dumps({"cpu": "cpu:latest", "gpu": "gpu:latest"}),
+    "BEP_JOB_ROLE_ARN": "arn:aws:iam::123456789012:role/bep-job",
+    "BEP_LOG_GROUP": "/bep/jobs",
+    "BEP_API_URL": "https://api.example.com/prod/",
+}
+
+
+class Recorder:
+    """Records how the backend built it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args = args
+        self.kwargs = kwargs
+
+
+@pytest.fixture
+def environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """AWS settings for client construction only (nothing here calls AWS), and no BEP_* variable set."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    for name in VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for module, name in [
+        ("orchestrator", "StepFunctionsOrchestrator"),
+        ("computes", "BatchComputeRegistry"),
+        ("logs", "CloudWatchJobLogReader"),
+    ]:
+        fake = types.ModuleType(f"batch_endpoints.adapters.aws.{module}")
+        setattr(fake, name, type(name, (Recorder,), {}))
+        monkeypatch.setitem(sys.modules, fake.__name__, fake)
+    return monkeypatch
+
+
+def set_variables(monkeypatch: pytest.MonkeyPatch, variables: dict[str, str]) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_bep_backend_aws_opens_the_cloud_backend(environment: pytest.MonkeyPatch) -> None:
+    set_variables(environment, {**STORAGE, **CONTROL_PLANE, "BEP_BACKEND": "aws"})
+
+    backend = from_environment()
+
+    assert backend.name == "aws"
+    assert isinstance(backend.records, DynamoDbRecordStore) and backend.records.table_name == "bep-records"
+    assert isinstance(backend.blobs, S3BlobStore) and backend.blobs.root == "s3://bep-storage"
+    assert backend.api_base_url == "https://api.example.com/prod"
+    assert backend.child_environment == {**STORAGE, **CONTROL_PLANE, "BEP_BACKEND": "aws"}
+
+
+def test_the_control_plane_ports_are_wired_on_first_use(environment: pytest.MonkeyPatch) -> None:
+    set_variables(environment, {**STORAGE, **CONTROL_PLANE})
+    backend = open_aws_backend()
+
+    computes, orchestrator, logs = backend.computes.kwargs, backend.orchestrator.kwargs, backend.logs.kwargs
+
+    assert backend.computes.args == (
+        [{"name": "cpu-cluster", "kind": "cpu", "job_queue": "bep-cpu"}],
+        {"cpu": "cpu:latest", "gpu": "gpu:latest"},
+        CONTROL_PLANE["BEP_JOB_ROLE_ARN"],
+        "/bep/jobs",
+    )
+    assert computes == {
+        "execution_role_arn": None,
+        "runner_environment": {"BEP_BACKEND": "aws", **STORAGE},
+    }
+    assert backend.orchestrator.args == (CONTROL_PLANE["BEP_STATE_MACHINE_ARN"],)
+    assert orchestrator["computes"] is backend.computes and logs["computes"] is backend.computes
+    assert backend.logs.args == ("/bep/jobs",)
+
+
+def test_canceling_finalizes_the_job_through_the_same_backend(
+    environment: pytest.MonkeyPatch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_variables(environment, {**STORAGE, **CONTROL_PLANE})
+    backend = open_aws_backend()
+    finalized: list[tuple[object, str]] = []
+    monkeypatch.setattr(workflow, "finalize_job", lambda b, job_id: finalized.append((b, job_id)))
+
+    backend.orchestrator.kwargs["on_stopped"]("digits-123")
+
+    assert finalized == [(backend, "digits-123")]
+
+
+def test_a_scoring_container_needs_only_the_table_and_the_bucket(environment: pytest.MonkeyPatch) -> None:
+    set_variables(environment, STORAGE)
+
+    backend = open_aws_backend()
+
+    assert isinstance(backend.records, DynamoDbRecordStore) and isinstance(backend.blobs, S3BlobStore)
+    assert backend.child_environment == {**STORAGE, "BEP_BACKEND": "aws"}
+    with pytest.raises(ValidationError, match="BEP_STATE_MACHINE_ARN is not set") as caught:
+        backend.orchestrator.start(None)
+    assert caught.value.field == "BEP_STATE_MACHINE_ARN"
+    with pytest.raises(ValidationError, match="BEP_COMPUTES is not set"):
+        backend.computes.list()
+    with pytest.raises(ValidationError, match="BEP_LOG_GROUP is not set"):
+        backend.logs.read(None)
+
+
+@pytest.mark.parametrize("missing", ["BEP_TABLE", "BEP_BUCKET"])
+def test_a_missing_storage_variable_is_named(environment: pytest.MonkeyPatch, missing: str) -> None:
+    set_variables(environment, {**STORAGE, **CONTROL_PLANE})
+    environment.delenv(missing)
+
+    with pytest.raises(ValidationError, match=f"environment variable {missing} is not set") as caught:
+        open_aws_backend()
+
+    assert caught.value.field == missing
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("BEP_COMPUTES", "[{'name': 'cpu'}]", "BEP_COMPUTES is not valid JSON"),
+        ("BEP_COMPUTES", '{"name": "cpu"}', "BEP_COMPUTES must be a JSON list"),
+        ("BEP_IMAGES", '["cpu:latest"]', "BEP_IMAGES must be a JSON object"),
+    ],
+)
+def test_malformed_json_settings_are_refused_when_opening(
+    environment: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    set_variables(environment, {**STORAGE, **CONTROL_PLANE, variable: value})
+
+    with pytest.raises(ValidationError, match=message) as caught:
+        open_aws_backend()
+
+    assert caught.value.field == variable
+
+
+def test_an_unknown_backend_lists_the_known_ones(environment: pytest.MonkeyPatch) -> None:
+    environment.setenv("BEP_BACKEND", "azure")
+
+    with pytest.raises(ValidationError, match="expected 'local' or 'aws'"):
+        from_environment()

@@ -1,0 +1,114 @@
+"""Job logs from CloudWatch: the lines of the job's own Batch jobs' streams, oldest first, a page at a time.
+
+moto's Batch runs nothing; it names each submitted job's stream `<job definition name>/default/<Batch job id>`
+as Batch does, so the test writes the lines a container would have printed into those streams.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import boto3
+import pytest
+
+from batch_endpoints.adapters.aws.logs import CloudWatchJobLogReader
+from batch_endpoints.errors import ValidationError
+from batch_endpoints.ports import LogLine
+from batch_endpoints.service import BatchEndpointService, InvokeRequest
+from batch_endpoints.specs import Job
+from tests.aws_fixtures import INPUT_BUCKET, LOG_GROUP, aws_backend, aws_fixture, put_objects, ready  # noqa: F401
+from tests.core_fixtures import RecordingOrchestrator
+
+
+@pytest.fixture(name="service")
+def service_fixture(aws: None, tmp_path: Path) -> BatchEndpointService:
+    service = BatchEndpointService(aws_backend(RecordingOrchestrator()))
+    put_objects(INPUT_BUCKET, {"images/0.png": b"png"})
+    boto3.client("logs").create_log_group(logGroupName=LOG_GROUP)
+    return ready(service, tmp_path)
+
+
+def invoke(service: BatchEndpointService) -> Job:
+    return service.invoke(InvokeRequest(endpoint_name="digits", input=f"s3://{INPUT_BUCKET}/images"))
+
+
+def run_shard(job: Job, lines: list[tuple[int, str]]) -> str:
+    """Submit a Batch job as the state machine does for one shard, and log `lines` (ms after the job's
+    creation, message) into its stream; returns the stream's name."""
+    batch = boto3.client("batch")
+    queue = batch.describe_job_queues(jobQueues=["bep-cpu"])["jobQueues"][0]["jobQueueArn"]
+    batch_job = batch.submit_job(
+        jobName=job.id,
+        jobQueue=queue,
+        jobDefinition=job.deployment.compute_handle,
+        parameters={"job_id": job.id, "shard": "s3://bep-storage/jobs/x/shards/shard-00000.json"},
+    )
+    [described] = batch.describe_jobs(jobs=[batch_job["jobId"]])["jobs"]
+    stream = described["container"]["logStreamName"]
+    logs = boto3.client("logs")
+    logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
+    created = int(datetime.fromisoformat(job.created_at).timestamp() * 1000)
+    events = [{"timestamp": created + offset, "message": message} for offset, message in lines]
+    logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream, logEvents=events)
+    return stream
+
+
+def read_all(service: BatchEndpointService, job: Job, limit: int) -> list[list[LogLine]]:
+    pages, token = [], None
+    while True:
+        page = service.job_logs(job.id, next_token=token, limit=limit)
+        pages.append(page.lines)
+        token = page.next_token
+        if token is None:
+            return pages
+
+
+def test_a_jobs_logs_are_its_batch_jobs_lines_oldest_first_in_pages(service: BatchEndpointService) -> None:
+    job = invoke(service)
+    first = run_shard(job, [(1000, "shard 0 starts"), (3000, "shard 0 scored 10 files"), (5000, "shard 0 done")])
+    second = run_shard(job, [(2000, "shard 1 starts\n"), (4000, "shard 1 done")])
+    other = invoke(service)  # the same deployment's next job logs under the same stream prefix
+    run_shard(other, [(2500, "another job's line")])
+
+    pages = read_all(service, job, limit=2)
+
+    assert [len(p) for p in pages] == [2, 2, 1]
+    lines = [line for page in pages for line in page]
+    assert [line.message for line in lines] == [
+        "shard 0 starts",
+        "shard 1 starts",
+        "shard 0 scored 10 files",
+        "shard 1 done",
+        "shard 0 done",
+    ]
+    assert [line.source for line in lines] == [first, second, first, second, first]
+    assert first.startswith("bep-digits_blue/default/")
+    assert lines == sorted(lines, key=lambda line: line.timestamp_ms)
+
+
+def test_lines_outside_the_jobs_time_window_are_not_its_own(service: BatchEndpointService) -> None:
+    job = invoke(service)
+    run_shard(job, [(-3_600_000, "an hour before the job existed"), (1000, "scoring")])
+
+    assert [line.message for page in read_all(service, job, limit=100) for line in page] == ["scoring"]
+
+
+def test_a_job_whose_shards_have_not_started_has_no_lines_yet(service: BatchEndpointService) -> None:
+    page = service.job_logs(invoke(service).id)
+
+    assert page.lines == [] and page.next_token is None
+
+
+def test_a_token_not_from_an_earlier_page_is_refused(service: BatchEndpointService) -> None:
+    job = invoke(service)
+    run_shard(job, [(1000, "scoring")])
+
+    with pytest.raises(ValidationError, match="next_token"):
+        service.job_logs(job.id, next_token="not-a-token")
+
+
+def test_constructing_the_reader_calls_no_aws() -> None:
+    reader = CloudWatchJobLogReader("/bep/scoring")
+
+    assert reader.log_group == "/bep/scoring"
