@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: quickstart test lint lock clean
+.PHONY: quickstart test lint lock bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,12 @@ quickstart: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# Benchmarks print ratios and write bench/results/; matplotlib (charts) and ray[data] (Ray comparison) are optional.
+bench: $(STAMP)
+	$(BIN)/python bench/planner.py
+	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/throughput.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -9,14 +9,15 @@ from pydantic import BaseModel
 
 from batch_endpoints.errors import ConflictError, NotFoundError
 from batch_endpoints.ports import RecordStore
-from batch_endpoints.specs import Deployment, Endpoint, Job, Model
+from batch_endpoints.specs import Deployment, Endpoint, Environment, Job, Model
 
 T = TypeVar("T", bound=BaseModel)
 
-MODEL, ENDPOINT, DEPLOYMENT, JOB = "model", "endpoint", "deployment", "job"
+MODEL, ENVIRONMENT, ENDPOINT, DEPLOYMENT, JOB = "model", "environment", "endpoint", "deployment", "job"
 
 
-def model_key(name: str, version: str) -> str:
+def version_key(name: str, version: str) -> str:
+    """The key of one version of a registered asset (a model or an environment); its parent is the name."""
     return f"{name}:{version}"
 
 
@@ -30,16 +31,35 @@ class Repository:
 
     # --- models
     def get_model(self, name: str, version: str) -> Model | None:
-        record = self.records.get(MODEL, model_key(name, version))
-        return Model.model_validate(record.data) if record else None
+        return self._get_version(MODEL, Model, name, version)
 
     def list_models(self, name: str | None = None) -> list[Model]:
-        return [Model.model_validate(r.data) for r in self.records.list(MODEL, parent=name)]
+        return self._list_versions(MODEL, Model, name)
 
     def add_model(self, model: Model) -> None:
-        self.records.put(
-            MODEL, model_key(model.name, model.version), _dump(model), parent=model.name, expected_version=0
-        )
+        self._add_version(MODEL, model.name, model.version, model)
+
+    # --- environments
+    def get_environment(self, name: str, version: str) -> Environment | None:
+        return self._get_version(ENVIRONMENT, Environment, name, version)
+
+    def list_environments(self, name: str | None = None) -> list[Environment]:
+        return self._list_versions(ENVIRONMENT, Environment, name)
+
+    def add_environment(self, environment: Environment) -> None:
+        assert environment.name and environment.version, "a registered environment has a name and a version"
+        self._add_version(ENVIRONMENT, environment.name, environment.version, environment)
+
+    # --- versions of registered assets: written once (expected_version=0), listed by name
+    def _get_version(self, kind: str, model: type[T], name: str, version: str) -> T | None:
+        record = self.records.get(kind, version_key(name, version))
+        return model.model_validate(record.data) if record else None
+
+    def _list_versions(self, kind: str, model: type[T], name: str | None) -> list[T]:
+        return [model.model_validate(r.data) for r in self.records.list(kind, parent=name)]
+
+    def _add_version(self, kind: str, name: str, version: str, asset: BaseModel) -> None:
+        self.records.put(kind, version_key(name, version), _dump(asset), parent=name, expected_version=0)
 
     # --- endpoints
     def get_endpoint(self, name: str) -> Endpoint:

@@ -11,7 +11,9 @@ import binascii
 import dataclasses
 import json
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from batch_endpoints import assets, idempotency, workflow
 from batch_endpoints.backend import Backend
@@ -20,9 +22,11 @@ from batch_endpoints.jobfiles import JobFiles
 from batch_endpoints.ports import LogPage
 from batch_endpoints.repository import Repository
 from batch_endpoints.specs import (
+    AssetVersion,
     CodeConfiguration,
     Deployment,
     Endpoint,
+    Environment,
     InvokeOverrides,
     Job,
     JobInput,
@@ -32,7 +36,14 @@ from batch_endpoints.specs import (
     now,
     parse,
 )
-from batch_endpoints.yaml_specs import DeploymentDeclaration, EndpointDeclaration, ModelReference
+from batch_endpoints.yaml_specs import (
+    LATEST,
+    DeploymentDeclaration,
+    EndpointDeclaration,
+    EnvironmentReference,
+    ModelReference,
+    read_conda_file,
+)
 
 
 @dataclass(frozen=True)
@@ -72,8 +83,9 @@ class BatchEndpointService:
         tags: dict[str, str] | None = None,
         caller: str = "",
     ) -> Model:
-        version = version or self._next_model_version(name)
+        version = _new_version(version, name, self.repo.list_models)
         # Validate the record before copying anything, so a bad name or version writes nothing.
+        parse(AssetVersion, {"name": name, "version": version})
         model = parse(
             Model,
             {
@@ -92,22 +104,10 @@ class BatchEndpointService:
         return model
 
     def get_model(self, name: str, version: str | None = None, label: str | None = None) -> Model:
-        if version is None or label == "latest":
-            versions = self.repo.list_models(name)
-            if not versions:
-                raise NotFoundError(f"model {name!r} has no versions", field="model")
-            return max(versions, key=lambda m: _version_order(m.version))
-        model = self.repo.get_model(name, version)
-        if model is None:
-            raise NotFoundError(f"model {name}:{version} does not exist", field="model")
-        return model
+        return _one_version("model", name, version, label, self.repo.get_model, self.repo.list_models)
 
     def list_models(self, name: str | None = None) -> list[Model]:
         return self.repo.list_models(name)
-
-    def _next_model_version(self, name: str) -> str:
-        numeric = [int(m.version) for m in self.repo.list_models(name) if m.version.isdigit()]
-        return str(max(numeric, default=0) + 1)
 
     def _resolve_model(self, reference: ModelReference, deployment_name: str, caller: str) -> Model:
         if reference.path is not None:
@@ -115,6 +115,65 @@ class BatchEndpointService:
             name = reference.name or f"{deployment_name}-model"
             return self.register_model(name, reference.path, version=reference.version, caller=caller)
         return self.get_model(reference.name, reference.version, reference.label)
+
+    # ------------------------------------------------------------------ environments
+    def register_environment(
+        self,
+        name: str,
+        *,
+        version: str | None = None,
+        image: str | None = None,
+        conda_file: str | None = None,
+        pip_requirements: Sequence[str] = (),
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        caller: str = "",
+    ) -> Environment:
+        """Register an environment version: an image, a conda file, or both (`az ml environment create`).
+
+        `conda_file` is the file's text, or a local path that is read here; its text is recorded, and its pip
+        packages join `pip_requirements`. Versions are immutable; deployments resolve `name:version` or
+        `name@latest` to one when they are created or updated.
+        """
+        version = _new_version(version, name, self.repo.list_environments)
+        parse(AssetVersion, {"name": name, "version": version})
+        conda_text, pip = None, list(pip_requirements)
+        if conda_file:
+            conda_text, conda_pip = read_conda_file(conda_file, field="conda_file")
+            pip += [requirement for requirement in conda_pip if requirement not in pip]
+        if not image and conda_text is None:
+            raise ValidationError("an environment needs an image, a conda file (conda_file), or both", field="image")
+        environment = parse(
+            Environment,
+            {
+                "name": name,
+                "version": version,
+                "image": image or None,
+                "conda_file": conda_text,
+                "pip_requirements": pip,
+                "description": description,
+                "tags": tags or {},
+                "created_at": now(),
+                "created_by": caller,
+            },
+        )
+        if self.repo.get_environment(name, version):
+            raise ConflictError(f"environment {name}:{version} already exists; versions are immutable", field="version")
+        self.repo.add_environment(environment)
+        return environment
+
+    def get_environment(self, name: str, version: str | None = None, label: str | None = None) -> Environment:
+        return _one_version("environment", name, version, label, self.repo.get_environment, self.repo.list_environments)
+
+    def list_environments(self, name: str | None = None) -> list[Environment]:
+        return self.repo.list_environments(name)
+
+    def _resolve_environment(self, declared: Environment | EnvironmentReference) -> Environment:
+        """An inline environment as declared; a reference as a copy of the registered version it names, so that
+        later registrations (a newer `@latest`) never change an existing deployment."""
+        if isinstance(declared, EnvironmentReference):
+            return self.get_environment(declared.name, declared.version, declared.label).as_deployed()
+        return declared
 
     # ------------------------------------------------------------------ endpoints
     def create_endpoint(self, declaration: EndpointDeclaration, *, caller: str = "") -> Endpoint:
@@ -226,6 +285,7 @@ class BatchEndpointService:
         assets.check_scoring_script(self.blobs, declaration.code, declaration.scoring_script)
         if declaration.model.path is None:
             self.get_model(declaration.model.name, declaration.model.version, declaration.model.label)
+        environment = self._resolve_environment(declaration.environment)
         # Validate the record before registering an inline model or copying the code, so a refusal writes nothing.
         deployment = parse(
             Deployment,
@@ -235,7 +295,7 @@ class BatchEndpointService:
                 "description": declaration.description,
                 "model": "pending",
                 "code_configuration": {"code": "pending", "scoring_script": declaration.scoring_script},
-                "environment": declaration.environment,
+                "environment": environment,
                 "compute": compute.name,
                 "settings": declaration.settings,
                 "tags": declaration.tags,
@@ -452,6 +512,40 @@ def _page_offset(token: str | None) -> int:
     if not isinstance(offset, int) or offset < 0:
         raise ValidationError("is not a token from an earlier page", field="next_token")
     return offset
+
+
+# ---------------------------------------------------------------------- versions of registered assets
+AssetT = TypeVar("AssetT", Model, Environment)
+
+
+def _new_version(version: str | None, name: str, list_versions: Callable[[str], Sequence[Model | Environment]]) -> str:
+    """The version to register: the one given, or one more than the newest numeric version (Azure's rule)."""
+    if version == LATEST:
+        raise ValidationError("'latest' is the label of the newest version; choose another version", field="version")
+    if version:
+        return version
+    numeric = [int(v.version) for v in list_versions(name) if v.version and v.version.isdigit()]
+    return str(max(numeric, default=0) + 1)
+
+
+def _one_version(
+    noun: str,
+    name: str,
+    version: str | None,
+    label: str | None,
+    find: Callable[[str, str], AssetT | None],
+    list_versions: Callable[[str], list[AssetT]],
+) -> AssetT:
+    """`name:version`, or the newest version when none is given or the label is `latest`."""
+    if version is None or label == LATEST:
+        versions = list_versions(name)
+        if not versions:
+            raise NotFoundError(f"{noun} {name!r} has no versions", field=noun)
+        return max(versions, key=lambda v: _version_order(v.version or ""))
+    found = find(name, version)
+    if found is None:
+        raise NotFoundError(f"{noun} {name}:{version} does not exist", field=noun)
+    return found
 
 
 def _version_order(version: str) -> tuple[int, int | str]:

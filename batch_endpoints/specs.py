@@ -1,4 +1,4 @@
-"""What users declare and what the system records: models, endpoints, deployments, jobs.
+"""What users declare and what the system records: models, environments, endpoints, deployments, jobs.
 
 Field names, defaults and limits are Azure ML's (batch endpoints, CLI v2), so specs written for Azure read the
 same here. Every model validates on construction; `parse` turns pydantic's errors into our ValidationError
@@ -47,8 +47,15 @@ def _asset_name(value: str) -> str:
     return value
 
 
+def _version(value: str) -> str:
+    if not VERSION.fullmatch(value):
+        raise ValueError(f"{value!r} must start with a letter or digit and contain only letters, digits, '_.-'")
+    return value
+
+
 EndpointName = Annotated[str, pydantic.AfterValidator(_endpoint_like_name)]
 AssetName = Annotated[str, pydantic.AfterValidator(_asset_name)]
+Version = Annotated[str, pydantic.AfterValidator(_version)]
 
 
 class RetrySettings(Spec):
@@ -135,12 +142,44 @@ class Model(Spec):
 
 
 class Environment(Spec):
-    """The container a deployment runs in. Locally, scoring runs in the current Python environment."""
+    """The container a deployment runs in: a registered version (`name:version`, immutable), or one declared
+    inline in a deployment. A deployment keeps its own copy (`as_deployed`), so registering a newer version never
+    changes it. Locally, scoring runs in the current Python environment.
+
+    `name` is unconstrained here because deployments recorded before environments were registered keep the
+    reference as written ("my-env:1"); the service checks a registered name and version as Azure does.
+    """
 
     name: str | None = None
+    version: str | None = None
     image: str | None = None
-    conda_file: str | None = None
+    conda_file: str | None = Field(None, description="the conda file's text")
     pip_requirements: list[str] = Field(default_factory=list)
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+    created_at: str | None = Field(None, description="when the version was registered; none for an inline one")
+    created_by: str = ""
+
+    @property
+    def ref(self) -> str | None:
+        return f"{self.name}:{self.version}" if self.name and self.version else self.name
+
+    def as_deployed(self) -> Environment:
+        """What a deployment keeps: the container and its packages, not the registry's bookkeeping."""
+        return Environment(
+            name=self.name,
+            version=self.version,
+            image=self.image,
+            conda_file=self.conda_file,
+            pip_requirements=list(self.pip_requirements),
+        )
+
+
+class AssetVersion(Spec):
+    """The name and version of a registered asset, as Azure accepts them."""
+
+    name: AssetName
+    version: Version
 
 
 class Compute(Spec):

@@ -71,6 +71,19 @@ class ModelReference:
 
 
 @dataclass(frozen=True)
+class EnvironmentReference:
+    """A registered environment: `name` + `version`, or `name` + label "latest". The service resolves it when a
+    deployment is created or updated, and the deployment keeps the version it found."""
+
+    name: str
+    version: str | None = None
+    label: Literal["latest"] | None = None
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.label}" if self.label else f"{self.name}:{self.version}"
+
+
+@dataclass(frozen=True)
 class EndpointDeclaration:
     name: str
     description: str = ""
@@ -82,14 +95,14 @@ class EndpointDeclaration:
 @dataclass(frozen=True)
 class DeploymentDeclaration:
     """A deployment as declared. `code` is an absolute local folder or a storage URI (s3://...);
-    `scoring_script` is relative to it."""
+    `scoring_script` is relative to it. `environment` is inline, or a reference to a registered version."""
 
     name: str
     endpoint_name: str
     model: ModelReference
     code: str
     scoring_script: str
-    environment: specs.Environment = field(default_factory=specs.Environment)
+    environment: specs.Environment | EnvironmentReference = field(default_factory=specs.Environment)
     compute: str = DEFAULT_COMPUTE
     settings: specs.RunSettings = field(default_factory=specs.RunSettings)
     description: str = ""
@@ -175,6 +188,34 @@ def parse_model_reference(text: str, *, field: str = "model", source: str | None
     """Read `azureml:name:version`, `name:version`, `azureml:name@latest` or `name@latest`."""
     with _reported(source, {}):
         return _model_reference(text, field)
+
+
+def is_conda_text(value: str) -> bool:
+    """True when `value` is a conda file's text (several lines, or a YAML mapping), False for a path to one."""
+    if "\n" in value.strip():
+        return True
+    try:
+        return isinstance(yaml.safe_load(value), Mapping)
+    except yaml.YAMLError:
+        return False
+
+
+def read_conda_file(value: str, *, field: str = "conda_file") -> tuple[str, list[str]]:
+    """A conda environment file, given as its text or as a local path (read here): its text and pip packages.
+
+    The text is what gets recorded, so a registered environment does not depend on the file staying where it was.
+    """
+    if is_conda_text(value):
+        text, where = value, "the conda file"
+    else:
+        where = os.path.abspath(os.path.expanduser(value.removeprefix("file:")))
+        text = _read_text(where, value, field)
+    document = _conda_document(text, where, field)
+    if not isinstance(document, Mapping):
+        raise ValidationError(
+            f"{where} is not a conda environment file: expected a mapping with 'dependencies'", field=field
+        )
+    return text, _pip_packages(document)
 
 
 def parse_overrides(items: Iterable[str]) -> dict[str, str]:
@@ -448,10 +489,16 @@ def _azure_settings(settings: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------- resolving
 # These raise plain errors (field + problem); the caller's `_reported` block adds the file name.
 def _model_reference(text: str, field: str) -> ModelReference:
+    name, version, label = _asset_reference(text, field, "model")
+    return ModelReference(name=name, version=version, label=label)
+
+
+def _asset_reference(text: str, field: str, noun: str) -> tuple[str, str | None, Literal["latest"] | None]:
+    """(name, version, label) of `azureml:name:version`, `name:version`, `azureml:name@latest` or `name@latest`."""
     reference = text.strip()
     if reference.startswith(("azureml://", "azureml:/")):
         raise ValidationError(
-            f"{text!r}: registry and resource-id references are not supported; register the model here and "
+            f"{text!r}: registry and resource-id references are not supported; register the {noun} here and "
             "refer to it as name:version or name@latest",
             field=field,
         )
@@ -460,14 +507,14 @@ def _model_reference(text: str, field: str) -> ModelReference:
         name, label = reference.split("@", 1)
         if label != LATEST:
             raise ValidationError(f"{text!r}: the only label is @latest (got @{label})", field=field)
-        return ModelReference(name=_model_name(name, text, field), label=LATEST)
+        return _asset_name(name, text, field, noun), None, LATEST
     if ":" in reference:
         name, version = reference.split(":", 1)
         if not specs.VERSION.fullmatch(version):
             raise ValidationError(
                 f"{text!r}: the version must be letters, digits and '_.-' (got {version!r})", field=field
             )
-        return ModelReference(name=_model_name(name, text, field), version=version)
+        return _asset_name(name, text, field, noun), version, None
     raise ValidationError(
         f"{text!r} names no version: write {reference or '<name>'}:<version> or {reference or '<name>'}@latest",
         field=field,
@@ -510,11 +557,12 @@ def _code(code: _CodeConfiguration, base: Path | None) -> tuple[str, str]:
     return folder, checked.scoring_script
 
 
-def _environment(value: Any, base: Path | None) -> specs.Environment:
+def _environment(value: Any, base: Path | None) -> specs.Environment | EnvironmentReference:
     if value is None:
         return specs.Environment()
     if isinstance(value, str):
-        return specs.Environment(name=_environment_reference(value))
+        name, version, label = _asset_reference(value, "environment", "environment")
+        return EnvironmentReference(name=name, version=version, label=label)
     if not isinstance(value, Mapping):
         raise ValidationError(
             f"must be a reference such as azureml:<name>:<version>, or a mapping with an 'image' (got {_kind(value)})",
@@ -527,7 +575,6 @@ def _environment(value: Any, base: Path | None) -> specs.Environment:
             "as 'image'",
             field="environment.build",
         )
-    name = f"{inline.name}:{inline.version}" if inline.name and inline.version else inline.name
     conda_text, pip = None, list(inline.pip_requirements)
     if inline.conda_file and base is None:
         raise ValidationError(
@@ -539,51 +586,49 @@ def _environment(value: Any, base: Path | None) -> specs.Environment:
         pip += [requirement for requirement in conda_pip if requirement not in pip]
     return specs.parse(
         specs.Environment,
-        {"name": name, "image": inline.image, "conda_file": conda_text, "pip_requirements": pip},
+        {
+            "name": inline.name,
+            "version": inline.version,
+            "image": inline.image,
+            "conda_file": conda_text,
+            "pip_requirements": pip,
+        },
         prefix="environment",
     )
 
 
-def _environment_reference(text: str) -> str:
-    reference = text.strip()
-    if reference.startswith(("azureml://", "azureml:/")):
-        raise ValidationError(
-            f"{text!r}: registry and resource-id environments are not supported; give an inline environment "
-            "with an 'image'",
-            field="environment",
-        )
-    reference = reference.removeprefix(AZURE_PREFIX)
-    name, sep, version = reference.partition("@") if "@" in reference else reference.partition(":")
-    if not sep or not name or not version or (sep == "@" and version != LATEST):
-        raise ValidationError(
-            f"{text!r}: an environment reference is azureml:<name>:<version> or azureml:<name>@latest",
-            field="environment",
-        )
-    return reference
-
-
 def _conda(conda_file: str, base: Path) -> tuple[str, list[str]]:
-    """The conda file's text (kept in the record, so it travels without the local file) and its pip list.
+    """The conda file's text (kept in the record, so it travels without the local file) and its pip list."""
+    field = "environment.conda_file"
+    path = _local_path(conda_file.removeprefix("file:"), base, field, what="file")
+    text = _read_text(path, conda_file, field)
+    return text, _pip_packages(_conda_document(text, path, field))
 
-    Our images come with Python and without conda, so only the `pip:` section can be installed.
-    """
-    path = _local_path(conda_file.removeprefix("file:"), base, "environment.conda_file", what="file")
+
+def _read_text(path: str, written: str, field: str) -> str:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
-        raise ValidationError(
-            f"{conda_file!r} resolves to {path}, which is not a readable text file", field="environment.conda_file"
-        ) from None
+        resolved = "" if written == path else f" resolves to {path}, which"
+        raise ValidationError(f"{written!r}{resolved} is not a readable text file", field=field) from None
+
+
+def _conda_document(text: str, where: str, field: str) -> Any:
     try:
-        document = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ValidationError(f"{path} is not valid YAML: {exc}", field="environment.conda_file") from None
+        raise ValidationError(f"{where} is not valid YAML: {exc}", field=field) from None
+
+
+def _pip_packages(document: Any) -> list[str]:
+    """The `pip:` section of a conda file: our images come with Python and without conda, so only it can be
+    installed."""
     pip: list[str] = []
     dependencies = document.get("dependencies") if isinstance(document, Mapping) else None
     for dependency in dependencies if isinstance(dependencies, list) else []:
         if isinstance(dependency, Mapping) and isinstance(dependency.get("pip"), list):
             pip += [str(requirement) for requirement in dependency["pip"]]
-    return text, pip
+    return pip
 
 
 def _location(value: str, base: Path | None, field: str, *, what: str) -> str:
@@ -611,10 +656,10 @@ def _local_path(value: str, base: Path, field: str, *, what: str, or_stored: boo
     return str((base / Path(value).expanduser()).resolve())
 
 
-def _model_name(name: str, text: str, field: str) -> str:
+def _asset_name(name: str, text: str, field: str, noun: str) -> str:
     if not specs.ASSET_NAME.fullmatch(name):
         raise ValidationError(
-            f"{text!r}: the model name must start with a letter or digit and contain only letters, digits and "
+            f"{text!r}: the {noun} name must start with a letter or digit and contain only letters, digits and "
             f"'_.-' (got {name!r})",
             field=field,
         )

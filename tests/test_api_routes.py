@@ -11,6 +11,7 @@ import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import boto3
 import pytest
 import requests
 
@@ -246,6 +247,9 @@ def test_put_deployment_without_its_scoring_script_in_storage_is_refused(
         ({"settings": {"mini_batch_size": "three"}}, 400, "settings.mini_batch_size"),
         ({"settings": {"mini_batch_size": 0}}, 400, "settings.mini_batch_size"),
         ({"environment": {"image": "x", "conda_file": "conda.yml"}}, 400, "environment.conda_file"),
+        ({"environment": "azureml:nothing:1"}, 404, "environment"),
+        ({"environment": "nothing@latest"}, 404, "environment"),
+        ({"environment": "azureml://registries/azureml/environments/sklearn/labels/latest"}, 400, "environment"),
         ({"code_configuration": None}, 400, "code_configuration"),
     ],
 )
@@ -401,6 +405,116 @@ def test_code_upload_gives_a_presigned_post_for_a_code_folder(stack: Stack, api:
         refused(response, 400, "path")
         return
     assert response.json()["key_prefix"].startswith("uploads/code/")
+
+
+# ------------------------------------------------------------------------------------------------ environments
+CONDA = "name: digits\ndependencies:\n  - python=3.11\n  - pip:\n    - pillow\n"
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/bep-digits"
+
+
+def test_put_environment_version_registers_it(stack: Stack, api: Api) -> None:
+    body = {"image": f"{IMAGE}:3", "conda_file": CONDA, "pip_requirements": ["numpy"], "description": "cpu"}
+
+    put = api("PUT", "/environments/digits-env/versions/3", {**body, "tags": {"a": "b"}})
+
+    assert put.status == 201, put.text
+    environment = put.json()
+    assert (environment["name"], environment["version"], environment["image"]) == ("digits-env", "3", f"{IMAGE}:3")
+    assert (environment["conda_file"], environment["pip_requirements"]) == (CONDA, ["numpy", "pillow"])
+    assert (environment["description"], environment["tags"], environment["created_by"]) == ("cpu", {"a": "b"}, ANN)
+    assert api("GET", "/environments/digits-env/versions/3").json() == environment
+
+
+def test_put_environment_version_is_immutable(stack: Stack, api: Api) -> None:
+    first = api("PUT", "/environments/digits-env/versions/1", {"image": f"{IMAGE}:1"}).json()
+
+    refused(api("PUT", "/environments/digits-env/versions/1", {"image": f"{IMAGE}:2"}), 409, "version", "Conflict")
+    assert api("GET", "/environments/digits-env/versions/1").json() == first
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/environments/digits-env/versions/latest", {"image": "x"}, "version"),
+        ("/environments/bad%name/versions/1", {"image": "x"}, "name"),
+        ("/environments/digits-env/versions/1", {}, "image"),
+        ("/environments/digits-env/versions/1", {"description": "no image, no conda file"}, "image"),
+        ("/environments/digits-env/versions/1", {"conda_file": "/etc/hostname"}, "conda_file"),
+        ("/environments/digits-env/versions/1", {"conda_file": "- a\n- list\n"}, "conda_file"),
+        ("/environments/digits-env/versions/1", {"image": "x", "pip_requirements": "numpy"}, "pip_requirements"),
+        ("/environments/digits-env/versions/1", {"image": "x", "dockerfile": "FROM x"}, "dockerfile"),
+    ],
+)
+def test_put_environment_version_refusals_name_the_field(
+    stack: Stack, api: Api, path: str, body: dict, field: str
+) -> None:
+    refused(api("PUT", path, body), 400, field)
+    assert api("GET", "/environments").json() == {"value": []}
+
+
+def test_list_and_show_environment_versions_with_latest(stack: Stack, api: Api) -> None:
+    for version in ("1", "2", "10"):
+        api("PUT", f"/environments/digits-env/versions/{version}", {"image": f"{IMAGE}:{version}"})
+    api("PUT", "/environments/other/versions/1", {"conda_file": CONDA})
+
+    every = api("GET", "/environments").json()["value"]
+    versions = api("GET", "/environments/digits-env/versions").json()["value"]
+
+    assert sorted((e["name"], e["version"]) for e in every) == [
+        ("digits-env", "1"),
+        ("digits-env", "10"),
+        ("digits-env", "2"),
+        ("other", "1"),
+    ]
+    assert sorted(e["version"] for e in versions) == ["1", "10", "2"]
+    assert api("GET", "/environments/digits-env/versions/latest").json()["image"] == f"{IMAGE}:10"
+    assert api("GET", "/environments/digits-env/versions/2").json()["version"] == "2"
+    assert api("GET", "/environments/nothing/versions").json() == {"value": []}
+
+
+def test_unknown_environment_version_is_not_found(stack: Stack, api: Api) -> None:
+    api("PUT", "/environments/digits-env/versions/1", {"image": f"{IMAGE}:1"})
+
+    refused(api("GET", "/environments/digits-env/versions/2"), 404, "environment", "NotFound")
+    refused(api("GET", "/environments/nothing/versions/latest"), 404, "environment", "NotFound")
+
+
+def job_definition_image(job_definition_arn: str) -> str:
+    [definition] = boto3.client("batch").describe_job_definitions(jobDefinitions=[job_definition_arn])["jobDefinitions"]
+    return definition["containerProperties"]["image"]
+
+
+@pytest.mark.parametrize("reference", ["azureml:digits-env:1", "digits-env@latest"])
+def test_deployment_runs_the_registered_environment_and_keeps_it_when_a_newer_one_comes(
+    ready: Stack, api: Api, folders: Folders, reference: str
+) -> None:
+    api("PUT", "/environments/digits-env/versions/1", {"image": f"{IMAGE}:1", "conda_file": CONDA})
+
+    put = api("PUT", "/endpoints/digits/deployments/green", deployment_body(folders, environment=reference))
+    api("PUT", "/environments/digits-env/versions/2", {"image": f"{IMAGE}:2"})
+    shown = api("GET", "/endpoints/digits/deployments/green").json()
+
+    assert put.status == 200, put.text
+    assert shown == put.json()
+    assert shown["environment"] == {
+        "name": "digits-env",
+        "version": "1",
+        "image": f"{IMAGE}:1",
+        "conda_file": CONDA,
+        "pip_requirements": ["pillow"],
+        "description": "",
+        "tags": {},
+        "created_at": None,
+        "created_by": "",
+    }
+    if ready.kind == "aws":  # the deployment's Batch job definition runs the registered image
+        assert job_definition_image(shown["compute_handle"]) == f"{IMAGE}:1"
+    # Updating the deployment resolves the reference again: @latest is now version 2.
+    updated = api("PUT", "/endpoints/digits/deployments/green", deployment_body(folders, environment=reference)).json()
+    expected = "1" if reference.endswith(":1") else "2"
+    assert updated["environment"]["version"] == expected
+    if ready.kind == "aws":
+        assert job_definition_image(updated["compute_handle"]) == f"{IMAGE}:{expected}"
 
 
 # ------------------------------------------------------------------------------------------------ computes
@@ -713,11 +827,13 @@ def test_every_record_a_request_creates_names_its_caller(ready: Stack, folders: 
 
     bob("PUT", "/endpoints/images", {})
     bob("PUT", "/models/images/versions/1", {"path": folders.model})
+    bob("PUT", "/environments/images/versions/1", {"image": "img:1"})
     bob("PUT", "/endpoints/images/deployments/blue", deployment_body(folders, model="images:1"))
     job = bob("POST", "/endpoints/images/jobs", {"input": {"uri": folders.inputs}, "deployment_name": "blue"}).json()
 
     assert bob("GET", "/endpoints/images").json()["created_by"] == BOB
     assert bob("GET", "/models/images/versions/1").json()["created_by"] == BOB
+    assert bob("GET", "/environments/images/versions/1").json()["created_by"] == BOB
     assert bob("GET", "/endpoints/images/deployments/blue").json()["created_by"] == BOB
     assert job["created_by"] == BOB
     assert ready.service.get_job(job["id"]).created_by == BOB

@@ -204,6 +204,54 @@ def test_unknown_compute_is_refused(bep, home, ready):
     )
 
 
+@pytest.mark.parametrize(
+    ("flags", "code", "field", "says"),
+    [
+        ([], 2, "image", "needs an image, a conda file"),
+        (["--conda-file", "missing.yml"], 2, "conda_file", "not a readable text file"),
+        (["--image", "img:1", "--version", "latest"], 2, "version", "'latest' is the label"),
+        (["--image", "img:1", "--version", "1"], 4, "version", "already exists; versions are immutable"),
+    ],
+)
+def test_bad_environment_registration_is_refused(bep, home, ready, flags, code, field, says):
+    bep("environment", "create", "--name", "torch", "--image", "img:1")
+    refused(bep, home, "environment", "create", "--name", "torch", *flags, code=code, field=field, says=says)
+
+
+def test_bad_environment_name_is_refused(bep, home, ready):
+    refused(bep, home, "environment", "create", "--name", "bad name", "--image", "img:1", code=2, field="name")
+
+
+def test_unknown_environment_is_not_found(bep, home, ready):
+    bep("environment", "create", "--name", "torch", "--image", "img:1")
+    refused(
+        bep, home, "environment", "show", "--name", "torch", "--version", "2", code=3, says="torch:2 does not exist"
+    )
+    refused(bep, home, "environment", "show", "--name", "nothing", code=3, says="has no versions")
+
+
+@pytest.mark.parametrize("reference", ["azureml:torch:2", "azureml:nothing@latest"])
+def test_deployment_with_an_unknown_environment_is_not_found_and_changes_nothing(bep, home, ready, reference):
+    bep("environment", "create", "--name", "torch", "--image", "img:1")
+    bep("deployment", "create", "--file", ready["deployment"], "--set-default")
+    for verb, name in (("create", "green"), ("update", "blue")):
+        refused(
+            bep,
+            home,
+            "deployment",
+            verb,
+            "--file",
+            ready["deployment"],
+            "--name",
+            name,
+            "--set",
+            f"environment={reference}",
+            code=3,
+            field="environment",
+            says="does not exist" if "torch" in reference else "has no versions",
+        )
+
+
 def test_deleting_the_default_deployment_while_others_exist_is_refused(bep, home, ready):
     bep("deployment", "create", "--file", ready["deployment"], "--set-default")
     bep("deployment", "create", "--file", ready["deployment"], "--name", "green")

@@ -9,9 +9,9 @@ import pytest
 
 from batch_endpoints.backend import Backend
 from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
-from batch_endpoints.repository import DEPLOYMENT, ENDPOINT, JOB, MODEL
+from batch_endpoints.repository import DEPLOYMENT, ENDPOINT, ENVIRONMENT, JOB, MODEL
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
-from batch_endpoints.specs import InvokeOverrides, JobStatus, OutputAction, parse
+from batch_endpoints.specs import Environment, InvokeOverrides, JobStatus, OutputAction, parse
 from batch_endpoints.workflow import mark_failed
 from batch_endpoints.yaml_specs import EndpointDeclaration
 from tests.core_fixtures import (  # noqa: F401 (pytest fixtures)
@@ -123,6 +123,97 @@ def test_unknown_model_is_not_found(service: BatchEndpointService, model_dir: Pa
         service.get_model("digits", "2")
     with pytest.raises(NotFoundError):
         service.get_model("nothing")
+
+
+# ------------------------------------------------------------------------------------------------ environments
+CONDA = """\
+name: digits-env
+dependencies:
+  - python=3.11
+  - pip:
+    - torch==2.13.0
+    - pillow
+"""
+TORCH_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/bep-torch"
+
+
+def test_register_environment_numbers_versions_from_one_and_latest_is_the_newest(
+    service: BatchEndpointService,
+) -> None:
+    versions = [service.register_environment("torch", image=f"{TORCH_IMAGE}:{n}").version for n in range(3)]
+    service.register_environment("torch", version="10", image=f"{TORCH_IMAGE}:10")
+
+    assert versions == ["1", "2", "3"]
+    assert service.get_environment("torch").version == "10"
+    assert service.get_environment("torch", label="latest").image == f"{TORCH_IMAGE}:10"
+    assert service.get_environment("torch", "2").ref == "torch:2"
+    assert sorted(e.version for e in service.list_environments("torch")) == ["1", "10", "2", "3"]
+    assert service.register_environment("torch", image="x").version == "11"
+
+
+def test_register_environment_records_the_conda_files_text_and_its_pip_packages(
+    service: BatchEndpointService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "env.yml").write_text(CONDA)
+    monkeypatch.chdir(tmp_path)
+
+    from_path = service.register_environment(
+        "digits-env", conda_file="env.yml", pip_requirements=["numpy"], description="cpu", tags={"a": "b"}, caller="ann"
+    )
+    (tmp_path / "env.yml").write_text("changed after registering")
+    from_text = service.register_environment("digits-env", conda_file=CONDA, image=TORCH_IMAGE)
+
+    assert (from_path.conda_file, from_path.image) == (CONDA, None)
+    assert from_path.pip_requirements == ["numpy", "torch==2.13.0", "pillow"]
+    assert (from_path.description, from_path.tags, from_path.created_by) == ("cpu", {"a": "b"}, "ann")
+    assert from_path.created_at
+    assert service.get_environment("digits-env", "1") == from_path
+    assert (from_text.conda_file, from_text.image, from_text.version) == (CONDA, TORCH_IMAGE, "2")
+
+
+def test_register_environment_refuses_an_existing_version_and_keeps_the_first(service: BatchEndpointService) -> None:
+    first = service.register_environment("torch", version="1", image=f"{TORCH_IMAGE}:1")
+
+    with pytest.raises(ConflictError) as caught:
+        service.register_environment("torch", version="1", image=f"{TORCH_IMAGE}:2")
+
+    assert caught.value.field == "version"
+    assert service.list_environments() == [first]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "says"),
+    [
+        ({"name": "torch"}, "image", "needs an image, a conda file"),
+        ({"name": "torch", "image": ""}, "image", "needs an image, a conda file"),
+        ({"name": "bad name!", "image": "x"}, "name", "must start with a letter or digit"),
+        ({"name": "torch", "version": "latest", "image": "x"}, "version", "'latest' is the label"),
+        ({"name": "torch", "version": "1/2", "image": "x"}, "version", "must start with a letter or digit"),
+        ({"name": "torch", "conda_file": "no-such-env.yml"}, "conda_file", "not a readable text file"),
+        ({"name": "torch", "conda_file": "- just\n- a list\n"}, "conda_file", "not a conda environment file"),
+    ],
+)
+def test_bad_environment_is_refused_naming_the_field_and_writes_nothing(
+    service: BatchEndpointService, local_backend: Backend, fields: dict, field: str, says: str
+) -> None:
+    name = fields.pop("name")
+
+    with pytest.raises(ValidationError) as caught:
+        service.register_environment(name, **fields)
+
+    assert caught.value.field == field
+    assert says in caught.value.message
+    assert record_count(local_backend, ENVIRONMENT) == 0
+
+
+def test_unknown_environment_is_not_found(service: BatchEndpointService) -> None:
+    service.register_environment("torch", image="x")
+
+    for version, label in (("2", None), (None, None), (None, "latest")):
+        name = "torch" if version else "nothing"
+        with pytest.raises(NotFoundError) as caught:
+            service.get_environment(name, version, label)
+        assert caught.value.field == "environment"
 
 
 # ------------------------------------------------------------------------------------------------ endpoints
@@ -324,6 +415,88 @@ def test_unknown_model_is_not_found_and_writes_nothing(
     assert record_count(local_backend, DEPLOYMENT) == 0
     assert record_count(local_backend, MODEL) == 1
     assert not local_backend.blobs.exists(local_backend.blobs.join(local_backend.blobs.root, "code"))
+
+
+@pytest.mark.parametrize(("reference", "version"), [("azureml:torch:1", "1"), ("torch@latest", "2"), ("torch:2", "2")])
+def test_deployment_keeps_a_copy_of_the_registered_environment_it_names(
+    ready_service: BatchEndpointService, code_dir: Path, reference: str, version: str
+) -> None:
+    ready_service.register_environment("torch", image=f"{TORCH_IMAGE}:1", description="first", caller="ann")
+    ready_service.register_environment("torch", image=f"{TORCH_IMAGE}:2", conda_file=CONDA)
+    registered = ready_service.get_environment("torch", version)
+
+    deployment = ready_service.create_deployment(deployment_declaration(code_dir, name="green", environment=reference))
+
+    assert deployment.environment == Environment(
+        name="torch",
+        version=version,
+        image=f"{TORCH_IMAGE}:{version}",
+        conda_file=registered.conda_file,
+        pip_requirements=registered.pip_requirements,
+    )
+    assert deployment.environment.ref == f"torch:{version}"
+    assert ready_service.get_deployment("digits", "green").environment == deployment.environment
+
+
+def test_a_later_registration_does_not_change_an_existing_deployment_until_it_is_updated(
+    ready_service: BatchEndpointService, code_dir: Path, input_dir: Path
+) -> None:
+    ready_service.register_environment("torch", image=f"{TORCH_IMAGE}:1")
+    ready_service.update_deployment(deployment_declaration(code_dir, environment="azureml:torch@latest"))
+
+    ready_service.register_environment("torch", image=f"{TORCH_IMAGE}:2")
+
+    assert ready_service.get_deployment("digits", "blue").environment.ref == "torch:1"
+    assert invoke(ready_service, input_dir).deployment.environment.image == f"{TORCH_IMAGE}:1"
+    # Updating the deployment resolves @latest again, as Azure does.
+    updated = ready_service.update_deployment(deployment_declaration(code_dir, environment="azureml:torch@latest"))
+    assert (updated.environment.ref, updated.environment.image) == ("torch:2", f"{TORCH_IMAGE}:2")
+
+
+@pytest.mark.parametrize("reference", ["azureml:torch:2", "azureml:nothing:1", "nothing@latest"])
+def test_unknown_environment_reference_is_not_found_and_writes_nothing(
+    ready_service: BatchEndpointService, local_backend: Backend, code_dir: Path, reference: str
+) -> None:
+    ready_service.register_environment("torch", image=f"{TORCH_IMAGE}:1")
+    before = ready_service.get_deployment("digits", "blue")
+    for name in ("green", "blue"):  # a new deployment, and an update of an existing one
+        declaration = deployment_declaration(
+            code_dir, name=name, environment=reference, settings={"mini_batch_size": 9}
+        )
+
+        with pytest.raises(NotFoundError) as caught:
+            ready_service.put_deployment(declaration)
+
+        assert caught.value.field == "environment"
+    assert [d.name for d in ready_service.list_deployments("digits")] == ["blue"]
+    assert ready_service.get_deployment("digits", "blue") == before
+    assert record_count(local_backend, ENVIRONMENT) == 1
+
+
+def test_unknown_environment_refuses_a_deployment_before_its_inline_model_or_code_is_stored(
+    service: BatchEndpointService, local_backend: Backend, code_dir: Path, model_dir: Path
+) -> None:
+    service.create_endpoint(endpoint_declaration("digits"))
+    declaration = deployment_declaration(code_dir, model={"path": str(model_dir)}, environment="azureml:torch@latest")
+
+    with pytest.raises(NotFoundError) as caught:
+        service.create_deployment(declaration)
+
+    assert caught.value.field == "environment"
+    assert service.list_models() == []
+    assert record_count(local_backend, DEPLOYMENT) == 0
+    assert stored_files(local_backend, local_backend.blobs.root) == []
+
+
+def test_inline_environment_is_kept_as_declared_and_registers_nothing(
+    ready_service: BatchEndpointService, local_backend: Backend, code_dir: Path
+) -> None:
+    inline = {"name": "torch", "version": "7", "image": "img:1", "pip_requirements": ["numpy"]}
+
+    deployment = ready_service.create_deployment(deployment_declaration(code_dir, name="green", environment=inline))
+
+    assert deployment.environment == Environment(name="torch", version="7", image="img:1", pip_requirements=["numpy"])
+    assert record_count(local_backend, ENVIRONMENT) == 0
 
 
 def test_missing_scoring_script_is_refused_and_writes_nothing(

@@ -12,13 +12,16 @@ from batch_endpoints.errors import NotFoundError, ValidationError
 from batch_endpoints.yaml_specs import (
     DeploymentDeclaration,
     EndpointDeclaration,
+    EnvironmentReference,
     ModelReference,
+    is_conda_text,
     load_deployment,
     load_deployment_mapping,
     load_endpoint,
     load_endpoint_mapping,
     parse_model_reference,
     parse_overrides,
+    read_conda_file,
 )
 
 # Azure's MNIST batch example (azureml-examples, cli/endpoints/batch/deploy-models/mnist-classifier).
@@ -312,13 +315,17 @@ def test_known_azure_only_keys_are_accepted(project):
 
 
 @pytest.mark.parametrize(
-    ("written", "name"),
-    [("azureml:my-env:1", "my-env:1"), ("azureml:my-env@latest", "my-env@latest"), ("my-env:2", "my-env:2")],
+    ("written", "reference"),
+    [
+        ("azureml:my-env:1", EnvironmentReference(name="my-env", version="1")),
+        ("azureml:my-env@latest", EnvironmentReference(name="my-env", label="latest")),
+        ("my-env:2", EnvironmentReference(name="my-env", version="2")),
+    ],
 )
-def test_environment_reference_becomes_its_name(project, written, name):
+def test_environment_reference_names_a_registered_version(project, written, reference):
     path = write(project, MINIMAL_YML + f"environment: {written}\n")
 
-    assert load_deployment(path).environment == specs.Environment(name=name)
+    assert load_deployment(path).environment == reference
 
 
 def test_inline_environment_keeps_the_conda_file_text_and_its_pip_requirements(project):
@@ -344,7 +351,50 @@ def test_inline_environment_keeps_the_conda_file_text_and_its_pip_requirements(p
 def test_inline_environment_with_name_and_version(project):
     path = write(project, MINIMAL_YML + "environment:\n  name: torch-env\n  version: 3\n  image: img:1\n")
 
-    assert load_deployment(path).environment.name == "torch-env:3"
+    environment = load_deployment(path).environment
+
+    assert (environment.name, environment.version, environment.ref) == ("torch-env", "3", "torch-env:3")
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (CONDA_YAML, True),
+        ("{dependencies: [python=3.11]}", True),
+        ("environment/conda.yaml", False),
+        ("/abs/conda.yml", False),
+        ("file:conda.yml", False),
+    ],
+)
+def test_a_conda_file_is_told_from_a_path_by_its_text(value, text):
+    assert is_conda_text(value) is text
+
+
+def test_read_conda_file_takes_the_text_or_reads_a_path(project, monkeypatch):
+    monkeypatch.chdir(project)
+    pip = ["torch==1.13.0", "pillow==8.4.0", "pandas<2.0.0"]
+
+    assert read_conda_file(CONDA_YAML) == (CONDA_YAML, pip)
+    assert read_conda_file("environment/conda.yaml") == (CONDA_YAML, pip)
+    assert read_conda_file(str(project / "environment" / "conda.yaml")) == (CONDA_YAML, pip)
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("missing/conda.yml", "not a readable text file"),
+        ("name: [unclosed\nother: 1\n", "not valid YAML"),
+        ("- python=3.11\n- pip\n", "not a conda environment file"),
+    ],
+)
+def test_read_conda_file_refusals_name_the_field(project, monkeypatch, value, says):
+    monkeypatch.chdir(project)
+
+    with pytest.raises(ValidationError) as caught:
+        read_conda_file(value, field="conda_file")
+
+    assert caught.value.field == "conda_file"
+    assert says in caught.value.message
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""`bep`: the command line, with the verbs of `az ml batch-endpoint|batch-deployment|model|job`.
+"""`bep`: the command line, with the verbs of `az ml batch-endpoint|batch-deployment|model|environment|job`.
 
 Each command parses its flags, calls one service use case and prints the result. Errors map to exit codes here,
 once: 2 bad input, 3 not found, 4 conflict, 1 a job that did not complete.
@@ -10,6 +10,9 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import BaseModel
 
 from batch_endpoints import yaml_specs
 from batch_endpoints.backend import from_environment
@@ -22,27 +25,38 @@ EXIT_CODES = {ValidationError: 2, NotFoundError: 3, ConflictError: 4}
 Handler = Callable[[BatchEndpointService, argparse.Namespace], int]
 
 
-# ---------------------------------------------------------------- models
+# ---------------------------------------------------------------- registered assets: models, environments
 def model_create(service: BatchEndpointService, args: argparse.Namespace) -> int:
-    model = service.register_model(
-        args.name,
-        args.path,
-        version=args.version,
-        description=args.description,
-        tags={k: str(v) for k, v in yaml_specs.parse_overrides(args.tag or []).items()},
+    render.show(service.register_model(args.name, args.path, **_registration(args)))
+    return 0
+
+
+def environment_create(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    environment = service.register_environment(
+        args.name, image=args.image, conda_file=args.conda_file, **_registration(args)
     )
-    render.show(model)
+    render.show(environment)
     return 0
 
 
-def model_list(service: BatchEndpointService, args: argparse.Namespace) -> int:
-    models = service.list_models(args.name)
-    render.table([m.model_dump() for m in models], ["name", "version", "description", "created_at"])
+def _registration(args: argparse.Namespace) -> dict[str, Any]:
+    """What registering any asset version takes besides its content: version, description, tags, who."""
+    return {
+        "version": args.version,
+        "description": args.description,
+        "tags": {k: str(v) for k, v in yaml_specs.parse_overrides(args.tag or []).items()},
+        "caller": _caller(),
+    }
+
+
+def asset_list(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    versions: list[BaseModel] = args.list_versions(service, args.name)
+    render.table([v.model_dump() for v in versions], args.columns)
     return 0
 
 
-def model_show(service: BatchEndpointService, args: argparse.Namespace) -> int:
-    render.show(service.get_model(args.name, args.version, args.label))
+def asset_show(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    render.show(args.get_version(service, args.name, args.version, args.label))
     return 0
 
 
@@ -229,36 +243,73 @@ def _caller() -> str:
 
 
 # ---------------------------------------------------------------- parser
+def command(
+    group: argparse._SubParsersAction, name: str, handler: Handler, help_text: str, aliases: Sequence[str] = ()
+) -> argparse.ArgumentParser:
+    sub = group.add_parser(name, help=help_text, aliases=list(aliases))
+    sub.set_defaults(handler=handler)
+    return sub
+
+
+def add_asset_commands(
+    groups: argparse._SubParsersAction,
+    noun: str,
+    *,
+    help_text: str,
+    create: Handler,
+    create_help: str,
+    list_versions: Callable[[BatchEndpointService, str | None], Sequence[BaseModel]],
+    get_version: Callable[[BatchEndpointService, str, str | None, str | None], BaseModel],
+    columns: Sequence[str],
+) -> argparse.ArgumentParser:
+    """`bep <noun> create|register|list|show`, the verbs every versioned asset has (`az ml model|environment`).
+    Returns the create command, for the flags that say what the version holds."""
+    verbs = groups.add_parser(noun, help=help_text).add_subparsers(dest="verb", required=True)
+    create_command = command(verbs, "create", create, create_help, aliases=["register"])
+    create_command.add_argument("--name", "-n", required=True)
+    create_command.add_argument("--version", "-v", help="default: one more than the latest numeric version")
+    create_command.add_argument("--description", "-d", default="")
+    create_command.add_argument("--tag", action="append", metavar="KEY=VALUE")
+    sub = command(verbs, "list", asset_list, f"list {noun} versions")
+    sub.add_argument("--name", "-n")
+    sub.set_defaults(list_versions=list_versions, columns=list(columns))
+    sub = command(verbs, "show", asset_show, f"show one {noun} version (default: the latest)")
+    sub.add_argument("--name", "-n", required=True)
+    sub.add_argument("--version", "-v")
+    sub.add_argument("--label", "-l", choices=[yaml_specs.LATEST])
+    sub.set_defaults(get_version=get_version)
+    return create_command
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bep", description="Batch endpoints: score folders of files with a registered model, locally or on AWS."
     )
-    groups = parser.add_subparsers(dest="group", required=True, metavar="{model,endpoint,deployment,job}")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="{model,environment,endpoint,deployment,job}")
 
-    def command(
-        group: argparse._SubParsersAction, name: str, handler: Handler, help_text: str, aliases: Sequence[str] = ()
-    ) -> argparse.ArgumentParser:
-        sub = group.add_parser(name, help=help_text, aliases=list(aliases))
-        sub.set_defaults(handler=handler)
-        return sub
-
-    models = groups.add_parser("model", help="register and inspect model versions").add_subparsers(
-        dest="verb", required=True
+    sub = add_asset_commands(
+        groups,
+        "model",
+        help_text="register and inspect model versions",
+        create=model_create,
+        create_help="register a model version from a folder or file",
+        list_versions=BatchEndpointService.list_models,
+        get_version=BatchEndpointService.get_model,
+        columns=["name", "version", "description", "created_at"],
     )
-    sub = command(
-        models, "create", model_create, "register a model version from a folder or file", aliases=["register"]
-    )
-    sub.add_argument("--name", "-n", required=True)
     sub.add_argument("--path", "-p", required=True, help="local folder or file holding the model")
-    sub.add_argument("--version", "-v", help="default: one more than the latest numeric version")
-    sub.add_argument("--description", "-d", default="")
-    sub.add_argument("--tag", action="append", metavar="KEY=VALUE")
-    sub = command(models, "list", model_list, "list model versions")
-    sub.add_argument("--name", "-n")
-    sub = command(models, "show", model_show, "show one model version")
-    sub.add_argument("--name", "-n", required=True)
-    sub.add_argument("--version", "-v")
-    sub.add_argument("--label", "-l", choices=["latest"])
+    sub = add_asset_commands(
+        groups,
+        "environment",
+        help_text="register and inspect environment versions (an image, a conda file, or both)",
+        create=environment_create,
+        create_help="register an environment version",
+        list_versions=BatchEndpointService.list_environments,
+        get_version=BatchEndpointService.get_environment,
+        columns=["name", "version", "image", "description", "created_at"],
+    )
+    sub.add_argument("--image", help="container image; without one, the stack's image for the compute")
+    sub.add_argument("--conda-file", help="a conda environment YAML file; its text and pip packages are recorded")
 
     endpoints = groups.add_parser("endpoint", help="batch endpoints", aliases=["batch-endpoint"]).add_subparsers(
         dest="verb", required=True

@@ -31,7 +31,7 @@ from batch_endpoints.backend import from_environment
 from batch_endpoints.errors import BatchEndpointError, NotFoundError, ValidationError
 from batch_endpoints.idempotency import HEADER as IDEMPOTENCY_HEADER
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
-from batch_endpoints.specs import Deployment, Endpoint, Model
+from batch_endpoints.specs import Deployment, Endpoint, Environment, Model
 from lambdas.api import uploads
 from lambdas.api.schemas import (
     ComputeList,
@@ -40,6 +40,8 @@ from lambdas.api.schemas import (
     EndpointBody,
     EndpointList,
     EndpointPatch,
+    EnvironmentList,
+    EnvironmentVersionBody,
     ErrorBody,
     InvokeBody,
     JobList,
@@ -80,8 +82,8 @@ app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=_jso
 app.configure_openapi(
     title="Batch endpoints",
     version="1",
-    description="Azure-ML-style batch endpoints on AWS: models, endpoints, deployments and jobs. Every request is "
-    "signed with AWS SigV4 (API Gateway IAM authorization); errors are {code, message, field}.",
+    description="Azure-ML-style batch endpoints on AWS: models, environments, endpoints, deployments and jobs. "
+    "Every request is signed with AWS SigV4 (API Gateway IAM authorization); errors are {code, message, field}.",
     security_schemes={
         "sigv4": APIKey(
             name="Authorization",
@@ -228,8 +230,6 @@ def list_deployments(endpoint_name: str, service: Service) -> DeploymentList:
 @app.put("/models/<model_name>/versions/<version>", status_code=201, tags=["models"], summary="Register a version")
 def put_model_version(model_name: str, version: str, body: ModelVersionBody, service: Service, caller: Caller) -> Model:
     """Registers the folder or file at `path` (already in storage) where it is. Versions are immutable."""
-    if version == yaml_specs.LATEST:
-        raise ValidationError("'latest' is the label of the newest version; choose another version", field="version")
     return service.register_model(
         model_name,
         _storage_location(service, body.path, "path"),
@@ -264,6 +264,52 @@ def list_model_versions(model_name: str, service: Service) -> ModelList:
 def get_model_version(model_name: str, version: str, service: Service) -> Model:
     label = yaml_specs.LATEST if version == yaml_specs.LATEST else None
     return service.get_model(model_name, version, label)
+
+
+# ------------------------------------------------------------------------------------------ environments
+@app.put(
+    "/environments/<environment_name>/versions/<version>",
+    status_code=201,
+    tags=["environments"],
+    summary="Register a version",
+)
+def put_environment_version(
+    environment_name: str, version: str, body: EnvironmentVersionBody, service: Service, caller: Caller
+) -> Environment:
+    """An image, a conda file (its text), or both. Versions are immutable: a deployment that names one keeps it."""
+    if body.conda_file is not None and not yaml_specs.is_conda_text(body.conda_file):
+        # The service would read a path from this machine's disk; a request gives the file's text.
+        raise ValidationError("give the conda file's text (YAML), not a path to it", field="conda_file")
+    return service.register_environment(
+        environment_name,
+        version=version,
+        image=body.image,
+        conda_file=body.conda_file,
+        pip_requirements=body.pip_requirements,
+        description=body.description,
+        tags=body.tags,
+        caller=caller,
+    )
+
+
+@app.get("/environments", tags=["environments"], summary="List every environment version")
+def list_environments(service: Service) -> EnvironmentList:
+    return EnvironmentList(value=service.list_environments())
+
+
+@app.get("/environments/<environment_name>/versions", tags=["environments"], summary="List an environment's versions")
+def list_environment_versions(environment_name: str, service: Service) -> EnvironmentList:
+    return EnvironmentList(value=service.list_environments(environment_name))
+
+
+@app.get(
+    "/environments/<environment_name>/versions/<version>",
+    tags=["environments"],
+    summary="Show a version (or `latest`)",
+)
+def get_environment_version(environment_name: str, version: str, service: Service) -> Environment:
+    label = yaml_specs.LATEST if version == yaml_specs.LATEST else None
+    return service.get_environment(environment_name, version, label)
 
 
 # ------------------------------------------------------------------------------------------ computes

@@ -17,6 +17,7 @@ from batch_endpoints.specs import (
     Compute,
     Deployment,
     Endpoint,
+    Environment,
     InvokeOverrides,
     Job,
     JobCounts,
@@ -87,10 +88,11 @@ MODEL_SCHEMA = {
     ],
 }
 ENVIRONMENT_SCHEMA = {
-    "description": "an environment reference (azureml:name:version), or an inline environment with an `image` "
-    "and `pip_requirements`; conda files are not read from requests",
+    "description": "a registered environment, name:version or name@latest (an azureml: prefix is accepted), copied "
+    "into the deployment as it is now; or an inline environment with an `image` and `pip_requirements` (conda files "
+    "are not read from requests: register the environment with the file's text)",
     "oneOf": [
-        {"type": "string"},
+        {"type": "string", "examples": ["torch-env:1", "azureml:torch-env@latest"]},
         {
             "type": "object",
             "properties": {
@@ -166,6 +168,28 @@ class ModelVersionBody(Body):
 
 class ModelList(BaseModel):
     value: list[Model]
+
+
+# ---------------------------------------------------------------------------------------------- environments
+class EnvironmentVersionBody(Body):
+    """Azure's environment schema (`az ml environment create`), with the conda file given as its text."""
+
+    image: str | None = Field(
+        None,
+        description="a container image built FROM the stack's scoring image; without one, the stack's image for "
+        "the compute",
+        examples=["123456789012.dkr.ecr.eu-west-1.amazonaws.com/bep-torch:2"],
+    )
+    conda_file: str | None = Field(
+        None, description="the conda environment file's text (YAML); its pip packages join pip_requirements"
+    )
+    pip_requirements: list[str] = Field(default_factory=list)
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class EnvironmentList(BaseModel):
+    value: list[Environment]
 
 
 class UploadTarget(BaseModel):

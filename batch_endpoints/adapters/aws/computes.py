@@ -7,11 +7,12 @@ A deployment's job definition runs the batch_container runner for one shard of o
 The state machine fills the two parameters at SubmitJob; nothing else about the job travels with it (the runner
 reads the rest from the job record). The job definition holds what is fixed per deployment:
 
-- image: the deployment's `environment.image` when it names one the stack can run, else the stack's default
-  image for the compute's kind. Azure's curated images (anything from mcr.microsoft.com) hold no runner, so a
-  spec written for Azure runs on our default image unchanged. Any other image must be built FROM ours (or at
-  least have `python -m batch_container` as its ENTRYPOINT) and be pullable by the compute environment's
-  instance role (an ECR repository of this account, or a public registry).
+- image: the deployment's `environment.image` (inline, or copied from the registered environment version the
+  deployment named, so a newer version changes nothing until the deployment is updated) when it names one the
+  stack can run, else the stack's default image for the compute's kind. Azure's curated images (anything from
+  mcr.microsoft.com) hold no runner, so a spec written for Azure runs on our default image unchanged. Any other
+  image must be built FROM ours (or at least have `python -m batch_container` as its ENTRYPOINT) and be pullable
+  by the compute environment's instance role (an ECR repository of this account, or a public registry).
 - resources: the compute's vCPUs and memory, plus its GPUs on a GPU compute. BEP_CPUS tells the runner how
   many vCPUs it has: os.cpu_count() in a container sees the whole host.
 - the runner's environment: the non-secret BEP_* variables that open the cloud backend (table, bucket), given

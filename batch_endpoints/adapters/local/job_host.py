@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import deque
 
 from batch_endpoints import workflow
@@ -49,10 +48,19 @@ class InstancePool:
         threads = [threading.Thread(target=self._instance, args=(n,), daemon=True) for n in range(self.instance_count)]
         for thread in threads:
             thread.start()
-        while any(t.is_alive() for t in threads):
+        while alive := [t for t in threads if t.is_alive()]:
             if not self.stopping.is_set() and self._must_stop():
                 self.stop()
-            time.sleep(WATCH_INTERVAL_S)
+            alive[0].join(WATCH_INTERVAL_S)  # returns as soon as the work is over: no sleep to wait out
+
+    def reap(self) -> None:
+        """Wait for the instances, told to finish, to exit. Their work is already in storage, so the job host
+        finalizes first and reaps after: the interpreters' exit costs the job nothing."""
+        with self.lock:
+            exiting = list(self.processes)
+            self.processes.clear()
+        for process in exiting:
+            _close(process)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -88,10 +96,9 @@ class InstancePool:
                         with self.lock:
                             self.pending.append((uri, attempt + 1))
         finally:
-            if process is not None:
-                _close(process)
-                with self.lock:
-                    self.processes.discard(process)
+            if process is not None and process.poll() is None and process.stdin:
+                with contextlib.suppress(OSError):
+                    process.stdin.close()  # end of input: the instance finishes and exits on its own
 
     def _start_instance(self, number: int) -> subprocess.Popen:
         cores = os.cpu_count() or 1
@@ -144,7 +151,7 @@ def _run_shard(process: subprocess.Popen, uri: str) -> str:
 def _close(process: subprocess.Popen) -> None:
     if process.poll() is None and process.stdin:
         with contextlib.suppress(OSError):
-            process.stdin.close()  # end of input: the instance finishes and exits on its own
+            process.stdin.close()
     try:
         process.wait(timeout=STOP_GRACE_S * 6)
     except subprocess.TimeoutExpired:
@@ -166,7 +173,12 @@ def run_job(backend: Backend, job_id: str) -> Job:
     try:
         if repo.get_job(job_id).status == JobStatus.QUEUED:
             plan = workflow.plan_job(backend, job_id)
-            InstancePool(backend, repo.get_job(job_id), plan.shard_uris).run()
+            pool = InstancePool(backend, repo.get_job(job_id), plan.shard_uris)
+            try:
+                pool.run()
+                return workflow.finalize_job(backend, job_id)
+            finally:
+                pool.reap()
         return workflow.finalize_job(backend, job_id)
     except BatchEndpointError as error:
         return workflow.mark_failed(backend, job_id, str(error))
