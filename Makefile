@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NPM_STAMP := node_modules/.installed
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_VERSION_CHECK := 1
+export CDK_DISABLE_CLI_TELEMETRY := 1
 
-.PHONY: quickstart test lint lock bench clean
+.PHONY: quickstart test synth lint lock bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -15,9 +19,20 @@ $(STAMP): pyproject.toml requirements.lock
 quickstart: $(STAMP)
 	$(BIN)/python examples/digits/quickstart.py
 
-test: $(STAMP)
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $(NPM_STAMP)
+
+# Lint, synthesize the stack, then the tests (last, so their summary closes the output).
+test: $(STAMP) $(NPM_STAMP)
 	$(BIN)/ruff check .
+	$(MAKE) synth
 	$(BIN)/python -m pytest -q
+
+# The stack as `cdk deploy` synthesizes it (Lambda bundle built with pip), then linted.
+synth: $(STAMP) $(NPM_STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk synth --quiet --no-notices
+	$(BIN)/cfn-lint --ignore-checks W3005 -- cdk.out/BatchEndpoints.template.json
 
 # Benchmarks print ratios and write bench/results/; matplotlib (charts) and ray[data] (Ray comparison) are optional.
 bench: $(STAMP)
@@ -36,4 +51,4 @@ lock:
 	/tmp/bep-lock/bin/pip freeze --exclude batch-endpoints > requirements.lock
 
 clean:
-	rm -rf $(VENV) .bep
+	rm -rf $(VENV) .bep node_modules cdk.out

@@ -82,6 +82,11 @@ def finalize_job(backend: Backend, job_id: str) -> Job:
         )
     elif missing:
         status, error = JobStatus.FAILED, f"{missing} mini-batches never completed (see {files.errors})"
+    elif counts.files and not counts.files_succeeded:
+        # Even with any number of failures allowed, a job that scored nothing (init() failing everywhere, say)
+        # has produced no result: it failed, as Azure reports it.
+        first = next((f.error for r in results.values() for f in r.failed), "")
+        status, error = JobStatus.FAILED, f"no file was scored; the first error: {first} (see {files.errors})"
     else:
         status, error = JobStatus.COMPLETED, None
     if status == JobStatus.COMPLETED and job.settings.output_action == OutputAction.APPEND_ROW:

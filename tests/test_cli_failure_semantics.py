@@ -215,3 +215,14 @@ def test_job_logs_show_what_the_scoring_code_printed(bep, workspace):
     printed = bep("job", "logs", "--name", job["id"]).out.splitlines()
     assert sum(1 for line in printed if line.endswith("scoring 5")) == (GOOD + BAD) // 5
     assert all(line.startswith("[0-worker-") for line in printed if "scoring" in line)
+
+
+def test_a_job_that_scores_no_file_fails_even_with_unlimited_errors(bep, workspace):
+    (workspace["code"] / "score.py").write_text(
+        "def init():\n    raise RuntimeError('no model here')\n\ndef run(mini_batch):\n    return mini_batch\n"
+    )
+    deploy(bep, workspace, "ok", error_threshold=-1, retry_settings={"max_retries": 0, "timeout": 10})
+    job = run_job(bep, workspace)
+    assert job["status"] == "Failed"
+    assert "no file was scored" in job["error"] and "no model here" in job["error"]
+    assert job["counts"]["files_failed"] == GOOD + BAD

@@ -1,0 +1,86 @@
+"""Who may call the API: IAM managed policies that allow execute-api:Invoke on parts of it. Attach them to the users,
+groups or roles of the callers; API Gateway checks them on every SigV4-signed request.
+
+- admin: every method and path (models, endpoints, deployments, uploads, jobs).
+- invoker: what a system that scores data needs: invoke an endpoint, follow, list and cancel its jobs, read their
+  logs, and read (never change) endpoints, deployments, models, environments and computes: every GET.
+- an endpoint's invoker (`endpoint_invoker_policy`): the invoker's rights on one endpoint and its jobs only. Job
+  ids are `<endpoint>-<12 hex digits>` (service.new_job_id), so `?` wildcards match exactly that endpoint's jobs
+  and not those of an endpoint whose name merely starts the same way.
+"""
+
+from __future__ import annotations
+
+import re
+
+from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from batch_endpoints.service import new_job_id
+
+ENDPOINT_NAME = re.compile(r"^[a-zA-Z][-a-zA-Z0-9]+[a-zA-Z0-9]$")
+JOB_ID_SUFFIX_LENGTH = len(new_job_id("e")) - len("e-")
+
+ADMIN_ROUTES = (("*", "/*"),)
+INVOKER_ROUTES = (
+    ("POST", "/endpoints/*/jobs"),
+    ("POST", "/jobs/*/cancel"),
+    ("GET", "/jobs/*"),  # a job, and its logs
+    ("GET", "/endpoints"),
+    ("GET", "/endpoints/*"),  # an endpoint, its deployments, its jobs
+    ("GET", "/models"),
+    ("GET", "/models/*"),
+    ("GET", "/environments"),
+    ("GET", "/environments/*"),
+    ("GET", "/computes"),
+)
+
+
+def endpoint_routes(endpoint_name: str) -> tuple[tuple[str, str], ...]:
+    """The invoker's routes narrowed to one endpoint and its jobs."""
+    if not ENDPOINT_NAME.match(endpoint_name):
+        raise ValueError(f"{endpoint_name!r} is not an endpoint name")
+    job = f"{endpoint_name}-{'?' * JOB_ID_SUFFIX_LENGTH}"
+    return (
+        ("POST", f"/endpoints/{endpoint_name}/jobs"),
+        ("GET", f"/endpoints/{endpoint_name}"),
+        ("GET", f"/endpoints/{endpoint_name}/*"),
+        ("GET", f"/jobs/{job}"),
+        ("GET", f"/jobs/{job}/logs"),
+        ("POST", f"/jobs/{job}/cancel"),
+    )
+
+
+class ApiAccess(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, rest_api: apigateway.RestApi, stage: str) -> None:
+        super().__init__(scope, construct_id)
+        self.rest_api = rest_api
+        self.stage = stage
+        self.admin_policy = iam.ManagedPolicy(
+            self,
+            "Admin",
+            description="Batch endpoints API: every operation (models, endpoints, deployments, jobs)",
+            statements=[self.invoke_statement(ADMIN_ROUTES)],
+        )
+        self.invoker_policy = iam.ManagedPolicy(
+            self,
+            "Invoker",
+            description="Batch endpoints API: invoke any endpoint, follow and cancel jobs, read definitions",
+            statements=[self.invoke_statement(INVOKER_ROUTES)],
+        )
+
+    def endpoint_invoker_policy(self, endpoint_name: str) -> iam.ManagedPolicy:
+        """A managed policy for the callers of one endpoint (context `scoped_invokers` makes one per name)."""
+        return iam.ManagedPolicy(
+            self,
+            f"Invoker-{endpoint_name}",
+            description=f"Batch endpoints API: invoke endpoint {endpoint_name}, follow and cancel its jobs",
+            statements=[self.invoke_statement(endpoint_routes(endpoint_name))],
+        )
+
+    def invoke_statement(self, routes: tuple[tuple[str, str], ...]) -> iam.PolicyStatement:
+        return iam.PolicyStatement(
+            actions=["execute-api:Invoke"],
+            resources=[self.rest_api.arn_for_execute_api(method, path, self.stage) for method, path in routes],
+        )

@@ -1,0 +1,194 @@
+"""Where shards are scored: AWS Batch compute environments that scale to zero, their job queues, the scoring images
+and the roles and log group the deployments' job definitions use.
+
+Network: a VPC of public subnets with no NAT gateway, so nothing in it costs money while no job runs. Batch
+instances get public IPv4 addresses (the subnets assign them) and reach ECR, CloudWatch Logs and the Batch/ECS
+endpoints over the internet; S3 and DynamoDB, where the data goes, through free gateway endpoints. No inbound
+traffic is allowed. With context nat_gateways > 0 the instances move to private subnets behind NAT gateways
+instead (about 32 USD a month each, idle or not). Interface endpoints would keep the instances off the internet
+too, but cost about 7 USD a month per endpoint per AZ, and they would need five of them.
+
+Job definitions are not here: the API Lambda registers one per deployment at runtime (adapters.aws.computes),
+with the image, job role, execution role and log group this construct exposes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_batch as batch
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra.settings import ComputeSettings
+
+IMAGE_FILES = {"cpu": "batch_container/Dockerfile", "gpu": "batch_container/Dockerfile.gpu"}
+# The images' build context is the repository root (they install the project); only this goes into it.
+IMAGE_SOURCES = ("pyproject.toml", "requirements.lock", "README.md", "batch_endpoints", "batch_container")
+MACHINE_IMAGES = {"cpu": batch.EcsMachineImageType.ECS_AL2023, "gpu": batch.EcsMachineImageType.ECS_AL2023_NVIDIA}
+# Root volume: the GPU image (CUDA runtime + torch) is about 10 GB, and a shard's inputs are staged on local disk.
+ROOT_VOLUME_GIB = {"cpu": 50, "gpu": 150}
+ROOT_DEVICE = "/dev/xvda"
+LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
+
+
+class BatchCluster(Construct):
+    """One compute (cpu-cluster, gpu-cluster): a managed EC2 compute environment from 0 vCPUs, and its job queue."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: ComputeSettings,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        spot: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.settings = settings
+        launch_template = ec2.LaunchTemplate(
+            self,
+            "LaunchTemplate",
+            # IMDSv2 only; hop limit 2 keeps the metadata service reachable from bridge-mode containers, which
+            # get their own credentials from the job role through the ECS agent anyway.
+            require_imdsv2=True,
+            http_put_response_hop_limit=2,
+            block_devices=[
+                ec2.BlockDevice(
+                    device_name=ROOT_DEVICE,
+                    volume=ec2.BlockDeviceVolume.ebs(
+                        ROOT_VOLUME_GIB[settings.kind], encrypted=True, volume_type=ec2.EbsDeviceVolumeType.GP3
+                    ),
+                )
+            ],
+        )
+        self.environment = batch.ManagedEc2EcsComputeEnvironment(
+            self,
+            "Environment",
+            vpc=vpc,
+            vpc_subnets=subnets,
+            # Families (c6i) are instance classes to Batch, sizes (g5.xlarge) instance types.
+            instance_classes=[
+                getattr(ec2.InstanceClass, name.upper()) for name in settings.instance_types if "." not in name
+            ],
+            instance_types=[ec2.InstanceType(name) for name in settings.instance_types if "." in name],
+            use_optimal_instance_classes=False,
+            images=[batch.EcsMachineImage(image_type=MACHINE_IMAGES[settings.kind])],
+            launch_template=launch_template,
+            minv_cpus=0,
+            maxv_cpus=settings.max_vcpus,
+            spot=spot,
+            allocation_strategy=(
+                batch.AllocationStrategy.SPOT_PRICE_CAPACITY_OPTIMIZED
+                if spot
+                else batch.AllocationStrategy.BEST_FIT_PROGRESSIVE
+            ),
+            update_to_latest_image_version=True,
+        )
+        self.queue = batch.JobQueue(
+            self,
+            "Queue",
+            job_queue_name=f"{cdk.Stack.of(self).stack_name}-{settings.name}",
+            compute_environments=[batch.OrderedComputeEnvironment(compute_environment=self.environment, order=1)],
+            priority=1,
+        )
+
+
+class Compute(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        computes: tuple[ComputeSettings, ...],
+        repository_root: Path,
+        spot: bool = False,
+        nat_gateways: int = 0,
+        flow_log_bucket: s3.IBucket,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.vpc = _network(self, nat_gateways, flow_log_bucket)
+        subnets = ec2.SubnetSelection(
+            subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS if nat_gateways else ec2.SubnetType.PUBLIC
+        )
+        self.clusters = [
+            BatchCluster(self, f"{c.kind.capitalize()}Cluster", settings=c, vpc=self.vpc, subnets=subnets, spot=spot)
+            for c in computes
+        ]
+        self.images = {
+            kind: ecr_assets.DockerImageAsset(
+                self,
+                f"{kind.capitalize()}Image",
+                directory=str(repository_root),
+                file=file,
+                exclude=["*", *(f"!{source}" for source in IMAGE_SOURCES), "**/__pycache__", "**/*.pyc"],
+                ignore_mode=cdk.IgnoreMode.DOCKER,
+                platform=ecr_assets.Platform.LINUX_AMD64,
+            )
+            for kind, file in IMAGE_FILES.items()
+        }
+        self.log_group = logs.LogGroup(
+            self, "ScoringLogs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY
+        )
+        """What the scoring containers print (awslogs driver), one stream per Batch job attempt."""
+        self.job_role = iam.Role(
+            self,
+            "JobRole",
+            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            description="Scoring containers: read inputs, models and code, write parts, count progress",
+        )
+        self.execution_role = iam.Role(
+            self,
+            "ExecutionRole",
+            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            description="The ECS agent for scoring containers: pull the image, ship the logs",
+        )
+        # Deployments may name any image of this account's ECR (computes.py: images built FROM ours).
+        self.execution_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"],
+                resources=[cdk.Stack.of(self).format_arn(service="ecr", resource="repository", resource_name="*")],
+            )
+        )
+        self.execution_role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
+        self.log_group.grant_write(self.execution_role)
+
+    def registry_entries(self) -> list[dict[str, object]]:
+        """BEP_COMPUTES: the computes as the Lambdas' compute registry reads them."""
+        return [cluster.settings.registry_entry(cluster.queue.job_queue_arn) for cluster in self.clusters]
+
+    def image_uris(self) -> dict[str, str]:
+        """BEP_IMAGES: the default image of each kind."""
+        return {kind: image.image_uri for kind, image in self.images.items()}
+
+
+def _network(scope: Construct, nat_gateways: int, flow_log_bucket: s3.IBucket) -> ec2.Vpc:
+    subnets = [ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=20)]
+    if nat_gateways:
+        subnets.append(
+            ec2.SubnetConfiguration(name="private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=20)
+        )
+    vpc = ec2.Vpc(
+        scope,
+        "Vpc",
+        ip_addresses=ec2.IpAddresses.cidr("10.40.0.0/16"),
+        max_azs=2,
+        nat_gateways=nat_gateways,
+        subnet_configuration=subnets,
+        gateway_endpoints={
+            "S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3),
+            "DynamoDb": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.DYNAMODB),
+        },
+    )
+    vpc.add_flow_log(
+        "FlowLogs",
+        destination=ec2.FlowLogDestination.to_s3(flow_log_bucket, "vpc-flow-logs/"),
+        traffic_type=ec2.FlowLogTrafficType.ALL,
+    )
+    return vpc

@@ -1,0 +1,303 @@
+"""Fixtures for the infrastructure tests: the synthesized stack, its state machine as JSON, and moto set up to
+execute that state machine against the real workflow Lambdas and the real scoring runner.
+
+Synthesis is offline and fast: the context is cdk.json's (the feature flags a deploy uses), and asset bundling
+is switched off the way CDK supports (`aws:cdk:bundling-stacks` = []), so the Lambda asset is staged by its
+source hash without running pip. tests/test_infra_bundling.py builds the bundle for real.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime
+import functools
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+STACK_NAME = "BatchEndpoints"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+OPTIONS = {
+    "spot": "true",
+    "nat_gateways": "1",
+    "versioned_bucket": "true",
+    "scratch_expiry_days": "7",
+    "data_buckets": "user-images,user-outputs",
+    "scoped_invokers": "digits,fraud-v2",
+    "alarm_email": "ops@example.com",
+    "cpu_instance_types": "c7i,m7i.2xlarge",
+    "cpu_max_vcpus": "64",
+}
+"""Every context setting away from its default, as a deployer might pass them with -c (strings): one more
+synthesis that the tests of each setting share."""
+# The banner jsii prints on every start under Node 20 says nothing about this project.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+
+# ------------------------------------------------------------------------------------------------ synthesis
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    template: dict[str, Any]
+    report: dict[str, Any]
+    """cdk-nag's findings (CDK's policy validation report): pluginReports[].violations."""
+    outdir: Path
+
+    def resources(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        """{logical id: Properties} of every resource of a type."""
+        return {
+            logical_id: resource.get("Properties", {})
+            for logical_id, resource in self.template["Resources"].items()
+            if resource["Type"] == resource_type
+        }
+
+    def violations(self) -> list[tuple[str, str]]:
+        """(construct path, finding) of every unacknowledged cdk-nag finding."""
+        return violations(self.report)
+
+
+def synthesize(**context: Any) -> Synthesis:
+    """The app as app.py builds it (cdk-nag included), with cdk.json's context plus `context`. Cached per context:
+    a synthesis takes about 10 s, and the test modules share them."""
+    return _synthesize(json.dumps(context, sort_keys=True))
+
+
+@functools.cache
+def _synthesize(context_json: str) -> Synthesis:
+    import aws_cdk as cdk
+
+    from infra.nag import check_and_acknowledge
+    from infra.settings import StackSettings
+    from infra.stack import BatchEndpointsStack
+
+    app = cdk.App(outdir=str(scratch_folder("bep-cdk-out-")), context=cdk_context(**json.loads(context_json)))
+    outdir = Path(app.outdir)
+    stack = BatchEndpointsStack(app, STACK_NAME, settings=StackSettings.from_context(app.node))
+    check_and_acknowledge(app, stack)
+    synthesize_app(app)
+    template = json.loads((outdir / f"{STACK_NAME}.template.json").read_text())
+    return Synthesis(template, validation_report(outdir), outdir)
+
+
+def cdk_context(**context: Any) -> dict[str, Any]:
+    """cdk.json's context (the feature flags), bundling off, and `context`."""
+    return {
+        **json.loads((REPOSITORY_ROOT / "cdk.json").read_text())["context"],
+        "aws:cdk:bundling-stacks": [],
+        **context,
+    }
+
+
+def scratch_folder(prefix: str) -> Path:
+    """A folder that lives as long as the test session (synthesized assemblies are shared between modules)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def synthesize_app(app: Any) -> None:
+    try:
+        app.synth()
+    except RuntimeError as error:
+        # Unacknowledged findings fail the synthesis after the templates and the report are written.
+        if "ValidationFailed" not in str(error):
+            raise
+
+
+def validation_report(outdir: Path) -> dict[str, Any]:
+    report = outdir / "validation-report.json"
+    return json.loads(report.read_text()) if report.exists() else {}
+
+
+def violations(report: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(construct path, finding) of every unacknowledged finding of a policy validation report."""
+    return [
+        (construct["constructPath"], violation["ruleName"])
+        for plugin in report.get("pluginReports", [])
+        for violation in plugin["violations"]
+        for construct in violation["violatingConstructs"]
+    ]
+
+
+def resolve(value: Any, references: Mapping[str, str]) -> Any:
+    """A template value with Fn::Join, Ref and Fn::GetAtt replaced by strings: `references` maps a Ref's
+    name (or "<logical id>.<attribute>" for GetAtt) to its placeholder."""
+    if isinstance(value, list):
+        return [resolve(item, references) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(str(resolve(part, references)) for part in parts)
+    if "Ref" in value:
+        return references[value["Ref"]]
+    if "Fn::GetAtt" in value:
+        return references[".".join(value["Fn::GetAtt"])]
+    return {key: resolve(item, references) for key, item in value.items()}
+
+
+def function_arn(logical_id: str) -> str:
+    return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{logical_id}"
+
+
+def state_machine_definition(synthesis: Synthesis) -> tuple[dict[str, Any], dict[str, str]]:
+    """The state machine's definition as JSON, with placeholder ARNs, and {handler: function ARN} of the
+    functions it invokes."""
+    (properties,) = synthesis.resources("AWS::StepFunctions::StateMachine").values()
+    functions = synthesis.resources("AWS::Lambda::Function")
+    references = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT}
+    references |= {f"{logical_id}.Arn": function_arn(logical_id) for logical_id in functions}
+    definition = json.loads(resolve(properties["DefinitionString"], references))
+    handlers = {props["Handler"]: function_arn(logical_id) for logical_id, props in functions.items()}
+    return definition, handlers
+
+
+# ------------------------------------------------------------------------------------------ executing moto
+#
+# moto 5.2.1 (pinned) executes state machines with a port of LocalStack's interpreter. Three gaps, filled here:
+#
+# 1. StateTaskService._normalise_parameters and _normalise_response are left empty in the port, so optimized
+#    integrations such as batch:submitJob.sync get PascalCase parameters (JobName) where boto3 wants camelCase
+#    (jobName), and hand camelCase responses (jobId) to states that read PascalCase ($.JobId). Filled from
+#    botocore's service model as LocalStack does. Datetimes in responses (which later break describe_execution's
+#    JSON) become ISO strings.
+# 2. A Lambda task only reaches moto's Lambda, which without Docker answers with its input. Tasks are routed to
+#    the project's handlers, by function ARN, in this process.
+# 3. Without Docker, moto's Batch marks every job SUCCEEDED at submit. Jobs are routed to a function of the
+#    test (the real runner), and fail when it raises, as a container that exits non-zero does.
+
+EXECUTING_MOTO_CONFIG: Any = {
+    "stepfunctions": {"execute_state_machine": True},
+    "batch": {"use_docker": False},
+    "lambda": {"use_docker": False},
+}
+LAMBDA_CONTEXT = SimpleNamespace(
+    function_name="bep-workflow",
+    memory_limit_in_mb=1024,
+    invoked_function_arn=function_arn("Workflow"),
+    aws_request_id="request-1",
+)
+
+
+@functools.cache
+def _operation_model(service: str, action: str) -> Any:
+    import botocore.session
+    from moto.stepfunctions.parser.utils import camel_to_snake_case
+
+    model = botocore.session.get_session().get_service_model(service)
+    names = {camel_to_snake_case(name): name for name in model.operation_names}
+    return model.operation_model(names[camel_to_snake_case(action)])
+
+
+def _normalise_parameters(
+    self: Any, parameters: dict, boto_service_name: str | None = None, service_action_name: str | None = None
+) -> None:
+    operation = _operation_model(
+        self._get_boto_service_name(boto_service_name), self._get_boto_service_action(service_action_name)
+    )
+    if operation.input_shape is not None:
+        self._to_boto_request(parameters, operation.input_shape)
+
+
+def _normalise_response(
+    self: Any, response: Any, boto_service_name: str | None = None, service_action_name: str | None = None
+) -> None:
+    operation = _operation_model(
+        self._get_boto_service_name(boto_service_name), self._get_boto_service_action(service_action_name)
+    )
+    if operation.output_shape is not None:
+        self._from_boto_response(response, operation.output_shape)
+    _dates_to_text(response)
+
+
+def _dates_to_text(value: Any) -> None:
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in list(items):
+        if isinstance(item, datetime.datetime | datetime.date):
+            value[key] = item.isoformat()
+        else:
+            _dates_to_text(item)
+
+
+LambdaHandler = Callable[[dict[str, Any], Any], Any]
+BatchJobRunner = Callable[[dict[str, str]], None]
+"""Runs one Batch job, given its parameters (Ref:: values); raising fails the job."""
+
+
+@pytest.fixture
+def executing_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto, executing state machines, with the service-task hooks filled (see above)."""
+    from moto import mock_aws
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
+        StateTaskService,
+    )
+
+    for name, value in {
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(StateTaskService, "_normalise_parameters", _normalise_parameters)
+    monkeypatch.setattr(StateTaskService, "_normalise_response", _normalise_response)
+    with mock_aws(config=EXECUTING_MOTO_CONFIG):
+        yield
+
+
+def route_lambda_tasks(monkeypatch: pytest.MonkeyPatch, handlers: Mapping[str, LambdaHandler]) -> None:
+    """Lambda tasks call `handlers[function ARN]` in this process; an exception becomes the function error
+    Lambda reports (errorType, errorMessage), which Retry and Catch match by errorType."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+    def invoke(parameters: dict, region: str, state_credentials: Any) -> dict[str, Any]:
+        handler = handlers[parameters["FunctionName"]]
+        event = json.loads(parameters.get("Payload") or b"{}")
+        try:
+            # Through JSON both ways, as Lambda does.
+            payload = json.loads(json.dumps(handler(event, LAMBDA_CONTEXT)))
+        except Exception as exc:
+            error = {"errorMessage": str(exc), "errorType": type(exc).__name__, "stackTrace": []}
+            return {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": error}
+        return {"StatusCode": 200, "Payload": payload, "ExecutedVersion": "$LATEST"}
+
+    monkeypatch.setattr(lambda_eval_utils, "_invoke_lambda_function", invoke)
+
+
+def route_batch_jobs(monkeypatch: pytest.MonkeyPatch, run: BatchJobRunner) -> list[dict[str, Any]]:
+    """Submitted Batch jobs run `run(parameters)` at submit, in the submitting thread. Returns the list of jobs
+    run so far ({name, parameters, succeeded, reason})."""
+    from moto.batch_simple.models import BatchSimpleBackend
+
+    jobs: list[dict[str, Any]] = []
+
+    def mark_job_as_finished(self: Any, include_start_attempt: bool, job: Any) -> None:
+        self.backend._jobs[job.job_id] = job
+        job.job_started_at = datetime.datetime.now()
+        job.log_stream_name = job._stream_name
+        if include_start_attempt:
+            job._start_attempt()
+        try:
+            run(dict(job.parameters))
+        except Exception as exc:
+            job.job_stopped_reason = f"Essential container in task exited: {exc}"
+            jobs.append({"name": job.job_name, "parameters": dict(job.parameters), "succeeded": False})
+            job._mark_stopped(success=False)
+        else:
+            jobs.append({"name": job.job_name, "parameters": dict(job.parameters), "succeeded": True})
+            job._mark_stopped(success=True)
+
+    monkeypatch.setattr(BatchSimpleBackend, "_mark_job_as_finished", mark_job_as_finished)
+    return jobs

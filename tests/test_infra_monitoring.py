@@ -1,0 +1,55 @@
+"""infra/monitoring.py and the stack's outputs: a dashboard, alarms that notify a topic, links to the consoles."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.infra_fixtures import Synthesis, synthesize
+
+
+@pytest.fixture(scope="module")
+def synthesis() -> Synthesis:
+    return synthesize()
+
+
+def test_alarms_on_failed_jobs_lambda_errors_and_api_server_errors(synthesis: Synthesis) -> None:
+    alarms = list(synthesis.resources("AWS::CloudWatch::Alarm").values())
+    metrics = {
+        query["MetricStat"]["Metric"]["MetricName"]
+        for alarm in alarms
+        for query in alarm.get("Metrics", [])
+        if "MetricStat" in query
+    } | {alarm["MetricName"] for alarm in alarms if "MetricName" in alarm}
+    assert {"ExecutionsFailed", "ExecutionsTimedOut", "Errors", "5XXError"} <= metrics
+    (topic,) = synthesis.resources("AWS::SNS::Topic")
+    assert all(alarm["AlarmActions"] == [{"Ref": topic}] for alarm in alarms)
+    assert all(alarm["TreatMissingData"] == "notBreaching" for alarm in alarms)
+
+
+def test_the_dashboard_shows_jobs_lambdas_the_api_and_scoring_errors(synthesis: Synthesis) -> None:
+    (dashboard,) = synthesis.resources("AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["DashboardBody"])
+    for shown in ("ExecutionsStarted", "ExecutionsSucceeded", "ExecutionsFailed", "Errors", "Throttles", "Latency"):
+        assert shown in body
+    assert "Scoring containers: latest errors" in body
+
+
+def test_the_outputs_name_everything_a_user_needs(synthesis: Synthesis) -> None:
+    outputs = synthesis.template["Outputs"]
+    assert {
+        "ApiUrl",
+        "DataBucketName",
+        "RecordTableName",
+        "StateMachineArn",
+        "AdminPolicyArn",
+        "InvokerPolicyArn",
+        "AlarmTopicArn",
+        "DashboardUrl",
+        "StateMachineConsoleUrl",
+        "BatchConsoleUrl",
+        "CpuJobQueueArn",
+        "GpuJobQueueArn",
+    } <= set(outputs)
+    assert all(output.get("Description") for output in outputs.values())

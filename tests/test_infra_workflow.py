@@ -1,0 +1,144 @@
+"""infra/workflow.py: the state machine's definition, read from the template as JSON, against the contract in
+lambdas.workflow. tests/test_infra_workflow_executed.py runs the same definition."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.infra_fixtures import REPOSITORY_ROOT, Synthesis, state_machine_definition, synthesize
+
+SUBMIT_JOB_SYNC = "arn:aws:states:::batch:submitJob.sync"
+
+
+@pytest.fixture(scope="module")
+def synthesis() -> Synthesis:
+    return synthesize()
+
+
+@pytest.fixture(scope="module")
+def definition(synthesis: Synthesis) -> dict[str, Any]:
+    return state_machine_definition(synthesis)[0]
+
+
+@pytest.fixture(scope="module")
+def score_shards(definition: dict[str, Any]) -> dict[str, Any]:
+    return definition["States"]["Score shards"]
+
+
+def test_plan_then_a_distributed_map_over_the_shard_list_in_s3_then_finalize(definition: dict[str, Any]) -> None:
+    states = definition["States"]
+    assert definition["StartAt"] == "Plan mini-batches and shards"
+    assert states["Plan mini-batches and shards"]["Next"] == "Score shards"
+    assert states["Score shards"]["Next"] == "Merge outputs and finish job"
+    assert states["Merge outputs and finish job"]["Next"] == "Did the job complete?"
+    plan = states["Plan mini-batches and shards"]
+    assert plan["Resource"] == "arn:aws:states:::lambda:invoke"
+    assert plan["Parameters"]["Payload"] == {"job_id.$": "$.job_id"}
+    assert plan["ResultPath"] == "$.plan"
+
+
+def test_the_map_reads_its_items_from_s3_at_most_instance_count_at_once(score_shards: dict[str, Any]) -> None:
+    assert score_shards["Type"] == "Map"
+    assert score_shards["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+    assert score_shards["ItemReader"] == {
+        "Resource": "arn:aws:states:::s3:getObject",
+        "ReaderConfig": {"InputType": "JSON"},
+        "Parameters": {"Bucket.$": "$.plan.shards_bucket", "Key.$": "$.plan.shards_key"},
+    }
+    assert score_shards["MaxConcurrencyPath"] == "$.instance_count"
+    assert score_shards["ResultPath"] is None
+
+
+def test_each_item_carries_ids_only_as_the_contract_says(score_shards: dict[str, Any]) -> None:
+    assert score_shards["ItemSelector"] == {
+        "shard.$": "$$.Map.Item.Value.shard",
+        "job_id.$": "$.job_id",
+        "compute.$": "$.compute",
+        "job_queue.$": "$.job_queue",
+        "job_definition.$": "$.job_definition",
+        "attempt_duration_s.$": "$.plan.attempt_duration_s",
+    }
+
+
+def test_both_branches_submit_the_shard_to_batch_and_wait(score_shards: dict[str, Any]) -> None:
+    processor = score_shards["ItemProcessor"]
+    choice = processor["States"][processor["StartAt"]]
+    assert choice["Type"] == "Choice"
+    assert choice["Choices"] == [{"Variable": "$.compute", "StringEquals": "gpu", "Next": "Score shard on GPU"}]
+    assert choice["Default"] == "Score shard on CPU"
+    for name in ("Score shard on CPU", "Score shard on GPU"):
+        task = processor["States"][name]
+        assert task["Resource"] == SUBMIT_JOB_SYNC
+        assert task["Parameters"] == {
+            "JobName.$": "$.job_id",
+            "JobQueue.$": "$.job_queue",
+            "JobDefinition.$": "$.job_definition",
+            "Parameters": {"job_id.$": "$.job_id", "shard.$": "$.shard"},
+            "Timeout": {"AttemptDurationSeconds.$": "$.attempt_duration_s"},
+        }
+        (retry,) = task["Retry"]
+        assert "Batch.AWSBatchException" in retry["ErrorEquals"]
+        assert "States.TaskFailed" not in retry["ErrorEquals"] and "States.ALL" not in retry["ErrorEquals"]
+        assert retry["JitterStrategy"] == "FULL"
+        assert task["Catch"] == [
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Shard failed: Finalize reports its files"}
+        ]
+    assert processor["States"]["Shard failed: Finalize reports its files"]["Type"] == "Pass"
+
+
+def test_plan_map_and_finalize_are_caught_by_mark_failed_then_fail(definition: dict[str, Any]) -> None:
+    states = definition["States"]
+    for name in ("Plan mini-batches and shards", "Score shards", "Merge outputs and finish job"):
+        assert states[name]["Catch"] == [
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Mark job failed"}
+        ]
+    mark_failed = states["Mark job failed"]
+    assert mark_failed["Parameters"]["Payload"] == {"job_id.$": "$.job_id", "error.$": "$.error"}
+    assert states[mark_failed["Next"]] == {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
+
+
+def test_lambda_steps_retry_lambda_faults_and_throttling(definition: dict[str, Any]) -> None:
+    for name in ("Plan mini-batches and shards", "Merge outputs and finish job", "Mark job failed"):
+        retried = {error for retry in definition["States"][name]["Retry"] for error in retry["ErrorEquals"]}
+        assert {"Lambda.ServiceException", "Lambda.TooManyRequestsException"} <= retried
+
+
+def test_a_job_that_finalize_fails_fails_the_execution(definition: dict[str, Any]) -> None:
+    outcome = definition["States"]["Did the job complete?"]
+    assert {c["StringEquals"]: c["Next"] for c in outcome["Choices"]} == {
+        "Failed": "Job failed",
+        "Canceled": "Job canceled",
+    }
+    assert definition["States"]["Job failed"]["CausePath"] == "$.result.error"
+    assert definition["States"][outcome["Default"]]["Type"] == "Succeed"
+
+
+def test_the_state_machine_is_standard_logged_at_all_and_traced(synthesis: Synthesis) -> None:
+    (machine,) = synthesis.resources("AWS::StepFunctions::StateMachine").values()
+    assert machine["StateMachineType"] == "STANDARD"
+    assert machine["LoggingConfiguration"]["Level"] == "ALL"
+    assert machine["TracingConfiguration"] == {"Enabled": True}
+
+
+def test_the_state_machine_may_run_its_map_submit_jobs_and_read_the_shard_list(synthesis: Synthesis) -> None:
+    statements = [
+        statement
+        for logical_id, policy in synthesis.resources("AWS::IAM::Policy").items()
+        if logical_id.startswith("WorkflowStateMachine")
+        for statement in policy["PolicyDocument"]["Statement"]
+    ]
+    granted = {
+        action for s in statements for action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    }
+    assert {"states:StartExecution", "states:DescribeExecution", "states:StopExecution"} <= granted
+    assert {"batch:SubmitJob", "batch:DescribeJobs", "batch:TerminateJob", "events:PutRule"} <= granted
+    (read,) = (s for s in statements if s["Action"] == "s3:GetObject")
+    assert json.dumps(read["Resource"]).endswith('"/jobs/*"]]}')
+
+
+def test_cdk_json_turns_on_the_distributed_map_result_writer_v2_flag() -> None:
+    context = json.loads((REPOSITORY_ROOT / "cdk.json").read_text())["context"]
+    assert context["@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2"] is True

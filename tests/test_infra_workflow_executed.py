@@ -1,0 +1,217 @@
+"""The synthesized state machine, executed: moto runs the definition from the CDK template, its Lambda tasks run
+the real workflow handlers, and its Batch tasks run the real scoring runner, all on moto's S3 and DynamoDB.
+
+A job is invoked through the service, as the API Lambda does, so the execution input is the orchestrator's and
+the execution is named after the job. What runs is what AWS would run, except that moto stands in for the
+services (see tests/infra_fixtures.py for the three gaps it has, filled for these tests).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pandas as pd
+import pytest
+
+from batch_container.runner import ShardRunner
+from batch_endpoints.adapters.aws.orchestrator import StepFunctionsOrchestrator
+from batch_endpoints.backend import Backend
+from batch_endpoints.service import BatchEndpointService, InvokeRequest
+from batch_endpoints.specs import InvokeOverrides, Job, JobStatus
+from lambdas.workflow import handlers
+from tests.aws_fixtures import INPUT_BUCKET, aws_backend, put_objects, role_arn
+from tests.core_fixtures import RecordingOrchestrator, deployment_declaration, endpoint_declaration, write_tree
+from tests.infra_fixtures import (  # noqa: F401
+    executing_aws,
+    route_batch_jobs,
+    route_lambda_tasks,
+    state_machine_definition,
+    synthesize,
+)
+from tests.test_runner_on_aws import MEAN_PIXEL_SCRIPT, digit_pngs
+
+pytestmark = pytest.mark.slow
+
+FAILING_INIT_SCRIPT = """\
+def init():
+    raise RuntimeError("the model file is corrupt")
+
+
+def run(mini_batch):
+    return [0 for _ in mini_batch]
+"""
+FINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+@dataclass
+class Deployed:
+    service: BatchEndpointService
+    backend: Backend
+    state_machine_arn: str
+    batch_jobs: list[dict[str, Any]]
+
+    def ready(self, tmp_path: Path, scoring_script: str, **settings: Any) -> None:
+        """Model digits:1 and endpoint digits, whose default deployment blue runs `scoring_script` on cpu-cluster,
+        in mini-batches of 3 on 2 instances."""
+        code = write_tree(tmp_path / "code", {"score.py": scoring_script})
+        model = write_tree(tmp_path / "model", {"offset.txt": "1000"})
+        self.service.register_model("digits", str(model))
+        self.service.create_endpoint(endpoint_declaration("digits"))
+        settings = {"mini_batch_size": 3, "instance_count": 2, "retry_settings": {"max_retries": 0}, **settings}
+        self.service.create_deployment(deployment_declaration(code, settings=settings), set_default=True)
+
+    def run_job(self, input_uri: str) -> tuple[Job, dict[str, Any]]:
+        """Invoke (the execution starts at once), wait for the execution to end: the job record and the execution."""
+        job = self.service.invoke(self.invocation(input_uri))
+        execution = self.wait(job.execution or "")
+        return self.service.get_job(job.id), execution
+
+    @staticmethod
+    def invocation(input_uri: str) -> InvokeRequest:
+        return InvokeRequest(endpoint_name="digits", input=input_uri, overrides=InvokeOverrides())
+
+    @staticmethod
+    def wait(execution_arn: str, timeout_s: float = 90) -> dict[str, Any]:
+        client = boto3.client("stepfunctions")
+        deadline = time.monotonic() + timeout_s
+        while True:
+            execution = client.describe_execution(executionArn=execution_arn)
+            if execution["status"] in FINAL or time.monotonic() > deadline:
+                return execution
+            time.sleep(0.1)
+
+    def map_run_items(self, execution_arn: str) -> dict[str, int]:
+        """The Distributed Map run's item counts (its child executions' states are not in the parent's history)."""
+        client = boto3.client("stepfunctions")
+        (run,) = client.list_map_runs(executionArn=execution_arn)["mapRuns"]
+        return client.describe_map_run(mapRunArn=run["mapRunArn"])["itemCounts"]
+
+    def states_entered(self, execution_arn: str) -> list[str]:
+        history = boto3.client("stepfunctions").get_execution_history(executionArn=execution_arn)["events"]
+        return [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+
+
+@pytest.fixture(scope="module")
+def workflow_definition() -> tuple[dict[str, Any], dict[str, str]]:
+    return state_machine_definition(synthesize())
+
+
+@pytest.fixture
+def deployed(
+    executing_aws: None,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    workflow_definition: tuple[dict[str, Any], dict[str, str]],
+) -> Iterator[Deployed]:
+    definition, functions = workflow_definition
+    backend = aws_backend(RecordingOrchestrator())
+    arn = boto3.client("stepfunctions").create_state_machine(
+        name="bep-jobs", definition=json.dumps(definition), roleArn=role_arn("bep-workflow")
+    )["stateMachineArn"]
+    backend.orchestrator = StepFunctionsOrchestrator(arn, computes=backend.computes)
+    handlers.set_backend(backend)
+    route_lambda_tasks(
+        monkeypatch,
+        {
+            functions["lambdas.workflow.handlers.plan"]: handlers.plan,
+            functions["lambdas.workflow.handlers.finalize"]: handlers.finalize,
+            functions["lambdas.workflow.handlers.mark_failed"]: handlers.mark_failed,
+        },
+    )
+
+    def run_shard(parameters: dict[str, str]) -> None:
+        """What the container's `python -m batch_container --job-id Ref::job_id --shard Ref::shard` does."""
+        with ShardRunner(backend.records, backend.blobs, parameters["job_id"]) as runner:
+            runner.run_shard(runner.load_shard(parameters["shard"]))
+
+    batch_jobs = route_batch_jobs(monkeypatch, run_shard)
+    yield Deployed(BatchEndpointService(backend), backend, arn, batch_jobs)
+    handlers.set_backend(None)
+
+
+def test_a_job_over_png_files_succeeds_with_every_prediction_in_order(deployed: Deployed, tmp_path: Path) -> None:
+    deployed.ready(tmp_path, MEAN_PIXEL_SCRIPT)
+    images = digit_pngs(10)
+    put_objects(INPUT_BUCKET, {f"digits/{name}": content for name, content in images.items()})
+
+    job, execution = deployed.run_job(f"s3://{INPUT_BUCKET}/digits")
+
+    assert execution["status"] == "SUCCEEDED", execution
+    assert job.status == JobStatus.COMPLETED
+    assert (job.counts.files, job.counts.files_succeeded, job.counts.mini_batches) == (10, 10, 4)
+    output = pd.read_csv(io.BytesIO(deployed.backend.blobs.get_bytes(job.output_uri or "")))
+    assert output["file"].tolist() == sorted(images)
+    assert (output["mean"] > 1000).all()
+    # One Batch job per shard, each named after the job and told which job and shard it scores.
+    assert len(deployed.batch_jobs) == job.counts.shards >= 2
+    assert {j["name"] for j in deployed.batch_jobs} == {job.id}
+    assert all(j["succeeded"] and j["parameters"]["job_id"] == job.id for j in deployed.batch_jobs)
+    assert sorted(j["parameters"]["shard"] for j in deployed.batch_jobs) == [
+        f"{job.scratch_uri}/shards/shard-{n:05d}.json" for n in range(job.counts.shards)
+    ]
+    items = deployed.map_run_items(execution["executionArn"])
+    assert (items["total"], items["succeeded"]) == (job.counts.shards, job.counts.shards)
+    assert deployed.states_entered(execution["executionArn"]) == [
+        "Plan mini-batches and shards",
+        "Score shards",
+        "Merge outputs and finish job",
+        "Did the job complete?",
+        "Job completed",
+    ]
+    assert json.loads(execution["output"])["result"]["status"] == "Completed"
+
+
+def test_a_job_whose_runner_fails_ends_failed_with_every_file_reported(deployed: Deployed, tmp_path: Path) -> None:
+    deployed.ready(tmp_path, FAILING_INIT_SCRIPT, error_threshold=0, instance_count=1)
+    put_objects(INPUT_BUCKET, {f"digits/{name}": content for name, content in digit_pngs(4).items()})
+
+    job, execution = deployed.run_job(f"s3://{INPUT_BUCKET}/digits")
+
+    # The first shard's Batch job failed (the runner gave up on init()); the failure was caught in the Map's item
+    # (a later shard's runner may stop at once: the error threshold is already exceeded), and Finalize closed
+    # the job from the mini-batch results the runners left.
+    assert deployed.batch_jobs[0]["succeeded"] is False
+    items = deployed.map_run_items(execution["executionArn"])
+    assert (items["total"], items["succeeded"], items["failed"]) == (job.counts.shards, job.counts.shards, 0)
+    assert deployed.states_entered(execution["executionArn"]) == [
+        "Plan mini-batches and shards",
+        "Score shards",
+        "Merge outputs and finish job",
+        "Did the job complete?",
+        "Job failed",
+    ]
+    assert (execution["status"], execution["error"]) == ("FAILED", "JobFailed")
+    assert job.status == JobStatus.FAILED
+    assert job.error is not None and job.error.startswith("error_threshold exceeded: 4 files failed, 0 allowed")
+    errors = deployed.backend.blobs.get_bytes(f"{job.scratch_uri}/errors.jsonl").decode().splitlines()
+    assert len(errors) == 4
+    # Every input is accounted for; those the runner tried say why they failed.
+    assert "the model file is corrupt" in json.loads(errors[0])["error"]
+
+
+def test_a_job_whose_input_is_gone_when_planned_is_marked_failed(deployed: Deployed, tmp_path: Path) -> None:
+    deployed.ready(tmp_path, MEAN_PIXEL_SCRIPT)
+    put_objects(INPUT_BUCKET, {"soon-gone/a.png": digit_pngs(1)["0/img-000.png"]})
+    # Invoke checks the input; hold the execution back until the input has been deleted.
+    orchestrator, deployed.backend.orchestrator = deployed.backend.orchestrator, RecordingOrchestrator()
+    job = deployed.service.invoke(deployed.invocation(f"s3://{INPUT_BUCKET}/soon-gone"))
+    boto3.client("s3").delete_object(Bucket=INPUT_BUCKET, Key="soon-gone/a.png")
+
+    execution = deployed.wait(orchestrator.start(job))
+
+    assert deployed.states_entered(execution["executionArn"]) == [
+        "Plan mini-batches and shards",
+        "Mark job failed",
+        "Workflow failed",
+    ]
+    assert (execution["status"], execution["error"]) == ("FAILED", "ValidationError")
+    assert not deployed.batch_jobs
+    record = deployed.service.get_job(job.id)
+    assert record.status == JobStatus.FAILED
+    assert record.error == f"s3://{INPUT_BUCKET}/soon-gone does not exist"
