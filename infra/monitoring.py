@@ -4,6 +4,13 @@ Every metric here is one AWS publishes by itself: Step Functions' executions (AW
 throttles and durations (AWS/Lambda), the API's requests, errors and latency (AWS/ApiGateway). AWS Batch
 publishes no queue depth or job count metrics; the dashboard shows what the scoring containers log instead
 (a Logs Insights query on their log group), and the console link in the stack outputs shows the queues.
+The job workflow's Lambdas also publish custom metrics (lambdas.workflow.handlers: EMF, namespace
+BatchEndpoints, dimension endpoint): jobs started, completed, failed and canceled, files succeeded and failed,
+mini-batches planned and scored. An endpoint's metrics exist once it has run a job, so the dashboard finds them
+with SEARCH expressions (one line per endpoint) rather than naming each endpoint. Mini-batches per second is
+the MiniBatchesScored sum of a period divided by the period's seconds: PERIOD() takes only a metric, not what a
+SEARCH returns, so the divisor is the SEARCH's own period. No alarm on failed files: some failures are normal
+(a job's error_threshold decides), and a job that fails for them trips the failed-jobs alarm.
 Alarms notify the alarm topic; subscribe to it (context alarm_email, or any SNS subscription).
 """
 
@@ -23,6 +30,22 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 PERIOD = cdk.Duration.minutes(5)
+NAMESPACE = "BatchEndpoints"
+ENDPOINT_DIMENSION = "endpoint"
+
+
+def endpoint_metric_search(
+    metric_name: str, label: str, *, statistic: str = "Sum", divide_by_period: bool = False
+) -> cloudwatch.MathExpression:
+    """Every endpoint's `metric_name` (one line each) by a SEARCH over the custom namespace."""
+    seconds = int(PERIOD.to_seconds())
+    search = f"SEARCH('{{{NAMESPACE},{ENDPOINT_DIMENSION}}} MetricName=\"{metric_name}\"', '{statistic}', {seconds})"
+    return cloudwatch.MathExpression(
+        expression=f"{search} / {seconds}" if divide_by_period else search,
+        using_metrics={},
+        label=f"{label} ${{PROP('Dim.{ENDPOINT_DIMENSION}')}}",
+        period=PERIOD,
+    )
 
 
 class Monitoring(Construct):
@@ -106,6 +129,33 @@ class Monitoring(Construct):
                 title="Alarms",
                 alarms=[self.failed_jobs_alarm, self.lambda_errors_alarm, self.api_errors_alarm],
                 width=12,
+            ),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Jobs by endpoint",
+                left=[
+                    endpoint_metric_search("JobsStarted", "started"),
+                    endpoint_metric_search("JobsCompleted", "completed"),
+                    endpoint_metric_search("JobsFailed", "failed"),
+                    endpoint_metric_search("JobsCanceled", "canceled"),
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Mini-batches per second by endpoint",
+                left=[endpoint_metric_search("MiniBatchesScored", "scored/s", divide_by_period=True)],
+                right=[endpoint_metric_search("MiniBatchesPlanned", "planned")],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Files by endpoint",
+                left=[
+                    endpoint_metric_search("FilesFailed", "failed"),
+                    endpoint_metric_search("FilesSucceeded", "succeeded"),
+                    endpoint_metric_search("FilesPlanned", "planned"),
+                ],
+                width=8,
             ),
         )
         self.dashboard.add_widgets(

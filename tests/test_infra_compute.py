@@ -87,8 +87,9 @@ def test_the_scoring_images_are_built_from_the_batch_container_dockerfiles(synth
     for asset in assets.values():
         assert asset["source"]["platform"] == "linux/amd64"
         staged = synthesis.outdir / asset["source"]["directory"]
-        # The build context holds the project and nothing else of the repository.
+        # The build context holds the project and nothing else of the repository (.dockerignore says so to Docker).
         assert {p.name for p in staged.iterdir()} == {
+            ".dockerignore",
             "README.md",
             "batch_container",
             "batch_endpoints",

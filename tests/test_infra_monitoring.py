@@ -36,6 +36,35 @@ def test_the_dashboard_shows_jobs_lambdas_the_api_and_scoring_errors(synthesis: 
     assert "Scoring containers: latest errors" in body
 
 
+def dashboard_widgets(synthesis: Synthesis) -> list[dict]:
+    """The dashboard body as JSON: its Fn::Join's references (region, names) become placeholders."""
+    (dashboard,) = synthesis.resources("AWS::CloudWatch::Dashboard").values()
+    _, parts = dashboard["DashboardBody"]["Fn::Join"]
+    return json.loads("".join(part if isinstance(part, str) else "REF" for part in parts))["widgets"]
+
+
+def test_the_dashboard_shows_the_workflow_metrics_of_every_endpoint(synthesis: Synthesis) -> None:
+    graphs = {
+        widget["properties"]["title"]: [item[0]["expression"] for item in widget["properties"]["metrics"]]
+        for widget in dashboard_widgets(synthesis)
+        if widget["properties"].get("metrics") and "expression" in widget["properties"]["metrics"][0][0]
+    }
+
+    def search(name: str) -> str:
+        return f"SEARCH('{{BatchEndpoints,endpoint}} MetricName=\"{name}\"', 'Sum', 300)"
+
+    assert graphs["Jobs by endpoint"] == [
+        search(n) for n in ("JobsStarted", "JobsCompleted", "JobsFailed", "JobsCanceled")
+    ]
+    assert graphs["Mini-batches per second by endpoint"] == [
+        f"{search('MiniBatchesScored')} / 300",
+        search("MiniBatchesPlanned"),
+    ]
+    assert graphs["Files by endpoint"] == [search(n) for n in ("FilesFailed", "FilesSucceeded", "FilesPlanned")]
+    alarmed = json.dumps(synthesis.resources("AWS::CloudWatch::Alarm"))
+    assert "FilesFailed" not in alarmed  # failed files can be normal: the error_threshold decides
+
+
 def test_the_outputs_name_everything_a_user_needs(synthesis: Synthesis) -> None:
     outputs = synthesis.template["Outputs"]
     assert {

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -72,6 +73,26 @@ def lambda_error(exc: Exception) -> dict[str, str]:
     return {"Error": type(exc).__name__, "Cause": json.dumps(cause)}
 
 
+def published_metrics(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    """The EMF documents printed since the last call: {"namespace", "dimensions", "metrics": {name: value}}."""
+    documents = []
+    for line in capsys.readouterr().out.splitlines():
+        if not line.startswith("{") or '"_aws"' not in line:
+            continue
+        emf = json.loads(line)
+        [directive] = emf["_aws"]["CloudWatchMetrics"]
+        names = [metric["Name"] for metric in directive["Metrics"]]
+        assert all(metric["Unit"] == "Count" for metric in directive["Metrics"])
+        values = {name: emf[name][0] if isinstance(emf[name], list) else emf[name] for name in names}
+        dimensions = {name: emf[name] for names_ in directive["Dimensions"] for name in names_}
+        documents.append({"namespace": directive["Namespace"], "dimensions": dimensions, "metrics": values})
+    return documents
+
+
+def endpoint_metrics(**values: float) -> dict[str, Any]:
+    return {"namespace": "BatchEndpoints", "dimensions": {"endpoint": "digits"}, "metrics": values}
+
+
 # --------------------------------------------------------------------------------------------------- plan
 
 
@@ -129,7 +150,7 @@ def test_plan_of_a_single_object_is_one_shard_of_that_file(service: BatchEndpoin
     ids=["emptied-folder", "vanished-prefix"],
 )
 def test_plan_of_an_empty_prefix_raises_and_the_job_fails_saying_why(
-    service: BatchEndpointService, folder_marker: bool, reason: str
+    service: BatchEndpointService, folder_marker: bool, reason: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     put_objects(INPUT_BUCKET, {"later/a.png": b"p", **({"later/": b""} if folder_marker else {})})
     job = invoke(service, f"s3://{INPUT_BUCKET}/later")
@@ -137,8 +158,10 @@ def test_plan_of_an_empty_prefix_raises_and_the_job_fails_saying_why(
 
     with pytest.raises(ValidationError, match=reason) as raised:
         handlers.plan({"job_id": job.id}, CONTEXT)
+    assert published_metrics(capsys) == []  # a plan that failed started no job
     # The state machine's Catch hands the Lambda error to MarkFailed.
     result = handlers.mark_failed({"job_id": job.id, "error": lambda_error(raised.value)}, CONTEXT)
+    assert published_metrics(capsys) == [endpoint_metrics(JobsFailed=1)]
 
     failed = service.get_job(job.id)
     assert result == {"job_id": job.id, "status": "Failed", "error": failed.error}
@@ -259,6 +282,47 @@ def test_the_workflow_logs_are_structured_and_name_the_job(service: BatchEndpoin
     [line] = [json.loads(text) for text in output.getvalue().splitlines()]
     assert (line["message"], line["job_id"], line["shards"]) == ("planned", job.id, 3)
     assert line["function_request_id"] == "request-1"
+
+
+def test_the_steps_publish_job_file_and_mini_batch_metrics_of_the_endpoint(
+    service: BatchEndpointService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    put_objects(INPUT_BUCKET, {f"in/{name}": b"p" for name in INPUTS})
+    job = invoke(service, f"s3://{INPUT_BUCKET}/in")
+    capsys.readouterr()
+
+    handlers.plan({"job_id": job.id}, CONTEXT)
+    assert published_metrics(capsys) == [endpoint_metrics(JobsStarted=1, MiniBatchesPlanned=3, FilesPlanned=7)]
+
+    run_by_hand(service.backend, job, MIXED_COLUMNS)
+    handlers.finalize({"job_id": job.id}, CONTEXT)
+    assert published_metrics(capsys) == [
+        endpoint_metrics(JobsCompleted=1, FilesSucceeded=5, FilesFailed=2, MiniBatchesScored=3)
+    ]
+
+    # A job counts once: a finalize or a MarkFailed that finds it ended publishes nothing (and warns of nothing).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        handlers.finalize({"job_id": job.id}, CONTEXT)
+        handlers.mark_failed({"job_id": job.id, "error": {"Error": "States.Timeout"}}, CONTEXT)
+    assert published_metrics(capsys) == []
+
+
+def test_a_job_that_finalize_fails_counts_as_failed_with_its_failed_files(
+    service: BatchEndpointService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    put_objects(INPUT_BUCKET, {f"in/{name}": b"p" for name in INPUTS})
+    job = invoke(service, f"s3://{INPUT_BUCKET}/in", error_threshold=1)
+    handlers.plan({"job_id": job.id}, CONTEXT)
+    run_by_hand(service.backend, job, MIXED_COLUMNS)
+    capsys.readouterr()
+
+    result = handlers.finalize({"job_id": job.id}, CONTEXT)
+
+    assert result["status"] == "Failed" and result["error"].startswith("error_threshold exceeded")
+    assert published_metrics(capsys) == [
+        endpoint_metrics(JobsFailed=1, FilesSucceeded=5, FilesFailed=2, MiniBatchesScored=3)
+    ]
 
 
 # ------------------------------------------------------------------------------------------- mark failed

@@ -2,13 +2,24 @@
 
 Each handler is the core's workflow step plus the translation to and from the state machine's JSON. The
 backend is opened once per Lambda container from its environment; tests put theirs in with `set_backend`.
+
+Each step also publishes custom metrics (CloudWatch embedded metric format: one JSON line on stdout that
+CloudWatch Logs turns into metrics) in the namespace BatchEndpoints with one dimension, `endpoint` (the job's
+endpoint name). plan: JobsStarted (1), MiniBatchesPlanned, FilesPlanned. finalize, once per job that it ends:
+JobsCompleted, JobsFailed or JobsCanceled (1, by the final status), FilesSucceeded, FilesFailed,
+MiniBatchesScored (the job's mini-batches). mark_failed, when it ends a job: JobsFailed (or JobsCanceled).
+A step run again on a job already ended publishes nothing, so retries do not count a job twice.
 """
 
 from __future__ import annotations
 
+import functools
+import warnings
+from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_endpoints import planning, workflow
@@ -16,11 +27,20 @@ from batch_endpoints.adapters.aws.blobs import parse as parse_s3_uri
 from batch_endpoints.adapters.aws.computes import attempt_duration_seconds
 from batch_endpoints.backend import Backend, from_environment
 from batch_endpoints.repository import Repository
-from batch_endpoints.specs import JobStatus
+from batch_endpoints.specs import Job, JobStatus
 from lambdas.workflow.failures import describe_failure
 
 logger = Logger(service="bep-workflow")
 tracer = Tracer(service="bep-workflow")
+METRICS_NAMESPACE = "BatchEndpoints"
+# No service name: the metrics' only dimension is the endpoint, which the dashboard's SEARCH expressions expect.
+metrics = Metrics(namespace=METRICS_NAMESPACE)
+ENDPOINT_DIMENSION = "endpoint"
+FINAL_STATUS_METRICS = {
+    JobStatus.COMPLETED: "JobsCompleted",
+    JobStatus.FAILED: "JobsFailed",
+    JobStatus.CANCELED: "JobsCanceled",
+}
 
 _backend: Backend | None = None
 
@@ -32,6 +52,19 @@ def backend() -> Backend:
     return _backend
 
 
+def publish_metrics(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """`metrics.log_metrics`, quiet when the step published nothing (a job already ended, a failed plan)."""
+    logged = metrics.log_metrics(handler, raise_on_empty_metrics=False)
+
+    @functools.wraps(handler)
+    def wrapper(event: dict[str, Any], context: LambdaContext) -> Any:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "No application metrics to publish")
+            return logged(event, context)
+
+    return wrapper
+
+
 def set_backend(replacement: Backend | None) -> None:
     """Use `replacement` from now on; None opens the environment's backend again on next use."""
     global _backend
@@ -39,6 +72,7 @@ def set_backend(replacement: Backend | None) -> None:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@publish_metrics
 @tracer.capture_lambda_handler
 def plan(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     job_id = _job_id(event)
@@ -47,6 +81,7 @@ def plan(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     per_shard = planning.mini_batches_per_shard(job.counts.mini_batches, job.settings.instance_count)
     bucket, key = parse_s3_uri(result.shard_index_uri)
     logger.info("planned", extra={"files": job.counts.files, "shards": job.counts.shards})
+    _count(job, JobsStarted=1, MiniBatchesPlanned=job.counts.mini_batches, FilesPlanned=job.counts.files)
     return {
         "job_id": job_id,
         "shard_count": len(result.shard_uris),
@@ -57,10 +92,21 @@ def plan(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@publish_metrics
 @tracer.capture_lambda_handler
 def finalize(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    job = workflow.finalize_job(backend(), _job_id(event))
+    job_id = _job_id(event)
+    before = Repository(backend().records).get_job(job_id)
+    job = workflow.finalize_job(backend(), job_id)
     logger.info("finalized", extra={"status": job.status.value, "error": job.error})
+    if not before.status.is_final and job.status.is_final:
+        _count(
+            job,
+            **{FINAL_STATUS_METRICS[job.status]: 1},
+            FilesSucceeded=job.counts.files_succeeded,
+            FilesFailed=job.counts.files_failed,
+            MiniBatchesScored=job.counts.mini_batches,
+        )
     output = job.output_uri if job.status == JobStatus.COMPLETED else None
     return {
         "job_id": job.id,
@@ -72,12 +118,24 @@ def finalize(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@publish_metrics
 @tracer.capture_lambda_handler
 def mark_failed(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     message = describe_failure(event.get("error"))
-    job = workflow.mark_failed(backend(), _job_id(event), message)
+    job_id = _job_id(event)
+    before = Repository(backend().records).get_job(job_id)
+    job = workflow.mark_failed(backend(), job_id, message)
+    if not before.status.is_final and job.status.is_final:
+        _count(job, **{FINAL_STATUS_METRICS[job.status]: 1})
     logger.warning("marked failed", extra={"status": job.status.value, "error": message, "caught": event.get("error")})
     return {"job_id": job.id, "status": job.status.value, "error": job.error}
+
+
+def _count(job: Job, **values: int) -> None:
+    """Add the counts as metrics of the job's endpoint; `publish_metrics` prints them when the handler returns."""
+    metrics.add_dimension(name=ENDPOINT_DIMENSION, value=job.endpoint_name)
+    for name, value in values.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
 def _job_id(event: dict[str, Any]) -> str:
