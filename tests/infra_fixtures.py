@@ -130,6 +130,21 @@ def violations(report: Mapping[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
+def role_statements(synthesis: Synthesis, role_prefix: str) -> list[dict[str, Any]]:
+    """Every IAM statement granted to the roles whose logical id starts with role_prefix."""
+    return [
+        statement
+        for policy in synthesis.resources("AWS::IAM::Policy").values()
+        if any(r["Ref"].startswith(role_prefix) for r in policy.get("Roles", []))
+        for statement in policy["PolicyDocument"]["Statement"]
+    ]
+
+
+def listed(value: Any) -> list[Any]:
+    """A policy field as a list: IAM allows one value or a list."""
+    return value if isinstance(value, list) else [value]
+
+
 def resolve(value: Any, references: Mapping[str, str]) -> Any:
     """A template value with Fn::Join, Ref and Fn::GetAtt replaced by strings: `references` maps a Ref's
     name (or "<logical id>.<attribute>" for GetAtt) to its placeholder."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra_fixtures import Synthesis, synthesize
+from tests.infra_fixtures import Synthesis, listed, role_statements, synthesize
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +74,8 @@ def test_the_api_lambda_knows_every_part_of_the_stack(synthesis: Synthesis) -> N
 
 
 def test_the_api_lambda_is_granted_what_it_uses_and_no_more(synthesis: Synthesis) -> None:
-    statements = _statements(synthesis, "ApiHandlerServiceRole")
-    by_action = {action: s["Resource"] for s in statements for action in _listed(s["Action"])}
+    statements = role_statements(synthesis, "ApiHandlerServiceRole")
+    by_action = {action: s["Resource"] for s in statements for action in listed(s["Action"])}
     assert by_action["states:StartExecution"] == {"Ref": "WorkflowStateMachine8F1B1C15"}
     assert _text(by_action["states:StopExecution"]).endswith(":*")
     assert _text(by_action["batch:RegisterJobDefinition"]).endswith(":job-definition/bep-*")
@@ -98,11 +98,11 @@ def test_data_buckets_from_context_are_granted_to_the_lambdas_and_jobs() -> None
 
     synthesis = synthesize(**OPTIONS)
     for role, writes in (("ApiHandlerServiceRole", True), ("WorkflowPlanServiceRole", True), ("ComputeJobRole", False)):
-        statements = _statements(synthesis, role)
+        statements = role_statements(synthesis, role)
         objects = {
-            _text(resource): set(_listed(s["Action"]))
+            _text(resource): set(listed(s["Action"]))
             for s in statements
-            for resource in _listed(s["Resource"])
+            for resource in listed(s["Resource"])
             if "user-images" in _text(resource)
         }
         assert objects["arn:<AWS::Partition>:s3:::user-images/*"] >= {"s3:GetObject"}
@@ -114,19 +114,6 @@ def _api_function(synthesis: Synthesis) -> dict[str, Any]:
         f for f in synthesis.resources("AWS::Lambda::Function").values() if f["Handler"].startswith("lambdas.api")
     )
     return api
-
-
-def _statements(synthesis: Synthesis, role_prefix: str) -> list[dict[str, Any]]:
-    return [
-        statement
-        for policy in synthesis.resources("AWS::IAM::Policy").values()
-        if any(r["Ref"].startswith(role_prefix) for r in policy.get("Roles", []))
-        for statement in policy["PolicyDocument"]["Statement"]
-    ]
-
-
-def _listed(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
 
 
 def _text(value: Any) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from batch_endpoints.adapters.aws.computes import BatchComputeRegistry
-from tests.infra_fixtures import ACCOUNT, OPTIONS, REGION, Synthesis, resolve, synthesize
+from tests.infra_fixtures import ACCOUNT, OPTIONS, REGION, Synthesis, listed, resolve, role_statements, synthesize
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +118,8 @@ def test_the_api_lambda_gets_the_computes_its_registry_needs(synthesis: Synthesi
 
 
 def test_the_job_role_reads_and_writes_the_bucket_and_only_counts_in_the_table(synthesis: Synthesis) -> None:
-    statements = _role_statements(synthesis, "ComputeJobRole")
-    actions = {action for s in statements for action in _listed(s["Action"])}
+    statements = role_statements(synthesis, "ComputeJobRole")
+    actions = {action for s in statements for action in listed(s["Action"])}
     assert actions == {
         "s3:ListBucket",
         "s3:GetObject",
@@ -129,16 +129,3 @@ def test_the_job_role_reads_and_writes_the_bucket_and_only_counts_in_the_table(s
         "dynamodb:GetItem",
         "dynamodb:UpdateItem",
     }
-
-
-def _role_statements(synthesis: Synthesis, role_prefix: str) -> list[dict[str, Any]]:
-    return [
-        statement
-        for policy in synthesis.resources("AWS::IAM::Policy").values()
-        if any(r["Ref"].startswith(role_prefix) for r in policy.get("Roles", []))
-        for statement in policy["PolicyDocument"]["Statement"]
-    ]
-
-
-def _listed(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
