@@ -9,9 +9,10 @@ fate). 1 when the runner cannot do its work at all: no job, no shard, no model o
 cannot start. 128+N when ended by signal N.
 
 With --shards-from-stdin, the runner reads shard URIs one per line and answers each on stdout with
-`done <uri>` or `error <uri> <message>`; it exits at end of input. Its workers, and their init(), serve all
-those shards. An unreadable shard only gets an error line; a shard that fails while running ends the runner
-(exit 1) after its error line, since what failed (workers, storage) would fail the next shard too.
+`done <uri>` or `error <uri> <message>`; it exits at end of input. Its workers start before the first line
+arrives, and they, and their init(), serve all those shards. An unreadable shard only gets an error line; a
+shard that fails while running ends the runner (exit 1) after its error line, since what failed (workers,
+storage) would fail the next shard too.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve_stdin(runner: ShardRunner, protocol: TextIO) -> int:
+    runner.warm_up()
     while line := sys.stdin.readline():
         uri = line.strip()
         if not uri:

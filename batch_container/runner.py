@@ -122,6 +122,15 @@ class ShardRunner:
             raise ValidationError(f"shard {uri} belongs to job {shard.job_id!r}, not {self.job.id!r}", field="shard")
         return shard
 
+    def warm_up(self) -> None:
+        """Start the workers now, before the first shard arrives: importing the scoring code's libraries and
+        init() then overlap with whatever comes before (the plan, locally). What fails here fails again, and is
+        reported, when the first shard needs the workers."""
+        try:
+            self._workers()
+        except BatchEndpointError as exc:
+            log.warning("could not start workers ahead of the first shard: %s", exc)
+
     def run_shard(self, shard: Shard) -> ShardReport:
         """Score every mini-batch of the shard that has no result yet. Failed files are data, not errors:
         this raises only when scoring cannot go on at all (no worker can start, storage fails)."""
@@ -186,8 +195,8 @@ class ShardRunner:
                 return
             if self.pool is None:
                 continue  # nothing to score yet; _take_input waited for the prefetcher
-            idle = bool(self.pool.idle())
-            for reply in self.pool.poll(INPUT_POLL_S if idle and not prefetch.exhausted else IDLE_POLL_S):
+            hungry = self.pool.free_slots > 0
+            for reply in self.pool.poll(INPUT_POLL_S if hungry and not prefetch.exhausted else IDLE_POLL_S):
                 attempt = in_flight.pop(reply.index, None)
                 if attempt is not None:
                     self._settle(attempt, reply, waiting, report)
@@ -199,8 +208,8 @@ class ShardRunner:
         in_flight: dict[int, Attempting],
         report: ShardReport,
     ) -> None:
-        """Move fetched mini-batches to `waiting`, one more than the idle workers can take."""
-        room = 1 + (len(self.pool.idle()) if self.pool is not None else 0)
+        """Move fetched mini-batches to `waiting`, one more than the workers can take."""
+        room = 1 + (self.pool.free_slots if self.pool is not None else 0)
         while len(waiting) < room:
             # Block briefly only when there is nothing else to wait for.
             fetched = prefetch.take(timeout=0 if in_flight or waiting else IDLE_POLL_S)
@@ -216,17 +225,21 @@ class ShardRunner:
         if not waiting:
             return
         pool = self._workers()
-        for worker in pool.idle():
-            if not waiting:
-                return
+        while waiting and (accepting := pool.accepting()):
             attempt = waiting.popleft()
             in_flight[attempt.fetched.index] = attempt
-            pool.assign(worker, attempt.request())
+            pool.assign(accepting[0], attempt.request())
         if not pool.usable:
             raise ScoringScriptError(pool.init_error)
 
     def _settle(self, attempt: Attempting, reply: RunReply, waiting: deque[Attempting], report: ShardReport) -> None:
         """Decide what an ended attempt means: done, retry, or failed for good."""
+        if not reply.started:
+            if report.stopped is None:
+                waiting.appendleft(attempt)
+            else:
+                attempt.fetched.discard_copies()
+            return
         attempt.attempts += 1
         index = attempt.fetched.index
         if reply.error is None:

@@ -59,9 +59,11 @@ class InitFailed:
 
 @dataclass(frozen=True)
 class RunReply:
-    """The outcome of one run() call. `error` set = the attempt failed; otherwise the rows it produced."""
+    """The outcome of one run() call. `error` set = the attempt failed; otherwise the rows it produced.
+    `started` False = run() was never called (its worker was lost first): no attempt was used."""
 
     index: int
+    started: bool = True
     error: str | None = None
     csv: bytes | None = None
     rows: int = 0

@@ -18,7 +18,8 @@ RECORD_POLL_S = 1.0
 class StopConditions:
     """Answers "should this runner stop starting mini-batches?" (and why), cheaply enough to ask often.
 
-    Failed files are counted in the job's counters by the part writer, a little after a mini-batch ends.
+    Failed files are counted in the job's counters by the part writer, up to a few tenths of a second after a
+    mini-batch ends.
     The files handed to the writer and not yet counted are added, so that error_threshold 0 stops right
     after the first bad mini-batch, not one or two later.
     """
@@ -39,10 +40,10 @@ class StopConditions:
         with self._lock:
             self._uncounted_failed += len(result.failed)
 
-    def counted(self, result: MiniBatchResult, counters: dict[str, int]) -> None:
-        """The part writer added `result` to the job's counters, which now read `counters`."""
+    def counted(self, failed_files: int, counters: dict[str, int]) -> None:
+        """The part writer added `failed_files` to the job's counters, which now read `counters`."""
         with self._lock:
-            self._uncounted_failed -= len(result.failed)
+            self._uncounted_failed -= failed_files
             self._counted_failed = max(self._counted_failed, counters.get("files_failed", 0))
 
     def reason(self) -> str | None:

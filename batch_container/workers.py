@@ -2,7 +2,10 @@
 
 Workers live as long as the runner: init() runs once per worker, not per mini-batch or per shard. The pool
 enforces the per-mini-batch timeout and replaces workers that hang, die or are killed; callers see only
-"this worker is idle" and "this mini-batch attempt ended like this".
+"this worker can take a mini-batch" and "this mini-batch attempt ended like this".
+
+A worker whose mini-batches are short holds two requests: the next mini-batch waits in its pipe while it scores
+the current one, so it starts at once instead of waiting for the runner to handle the reply and send another.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ import logging
 import multiprocessing
 import signal
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
@@ -26,12 +30,17 @@ log = logging.getLogger(__name__)
 INIT_ATTEMPTS = 3
 # How long a closing worker may take to return from its loop before it is killed.
 CLOSE_GRACE_S = 2.0
+# The runner's turn-around between two mini-batches is about a millisecond: worth hiding behind run() calls of
+# a few milliseconds, not worth holding a long mini-batch back from a worker that may free up sooner. After a
+# failed attempt a worker holds one request again, so retries and error_threshold stops stay exact.
+PIPELINE_BELOW_S = 1.0
+PIPELINED_REQUESTS = 2
 
 
 class State(enum.Enum):
     STARTING = "starting"  # process started, init() not finished
     IDLE = "idle"
-    BUSY = "busy"
+    BUSY = "busy"  # scoring requests[0]
     STOPPED = "stopped"  # not running; started again on demand
     BROKEN = "broken"  # init() failed INIT_ATTEMPTS times in a row
 
@@ -42,8 +51,19 @@ class Worker:
     state: State = State.STOPPED
     process: BaseProcess | None = None
     conn: Connection | None = None
-    request: RunRequest | None = None
+    requests: deque[RunRequest] = field(default_factory=deque)
+    """Sent and not answered yet, in the order the worker takes them."""
+    started: float = 0.0
+    """When the worker began requests[0]."""
     deadline: float = 0.0
+    """When requests[0] times out."""
+    pipelined: bool = False
+    """Its last run() succeeded in under PIPELINE_BELOW_S: it may hold a second request."""
+
+    @property
+    def capacity(self) -> int:
+        return PIPELINED_REQUESTS if self.pipelined else 1
+
     init_failures: int = 0
     init_error: str = ""
 
@@ -66,8 +86,14 @@ class WorkerPool:
             if worker.state is State.STOPPED:
                 self._launch(worker)
 
-    def idle(self) -> list[Worker]:
-        return [w for w in self.workers if w.state is State.IDLE]
+    def accepting(self) -> list[Worker]:
+        """Workers that can take another request, idle ones first."""
+        ready = [w for w in self.workers if w.state in (State.IDLE, State.BUSY) and len(w.requests) < w.capacity]
+        return sorted(ready, key=lambda w: len(w.requests))
+
+    @property
+    def free_slots(self) -> int:
+        return sum(w.capacity - len(w.requests) for w in self.accepting())
 
     @property
     def usable(self) -> bool:
@@ -78,10 +104,12 @@ class WorkerPool:
         return next((w.init_error for w in self.workers if w.init_error), "")
 
     def assign(self, worker: Worker, request: RunRequest) -> None:
-        assert worker.state is State.IDLE and worker.conn is not None
-        worker.state = State.BUSY
-        worker.request = request
-        worker.deadline = time.monotonic() + self.timeout_s
+        assert worker.state in (State.IDLE, State.BUSY) and worker.conn is not None
+        assert len(worker.requests) < worker.capacity
+        if worker.state is State.IDLE:
+            worker.state = State.BUSY
+            self._begin(worker, time.monotonic())
+        worker.requests.append(request)
         # If it died meanwhile, poll() sees its exit and reports the attempt as failed.
         with contextlib.suppress(BrokenPipeError, ConnectionResetError, EOFError):
             worker.conn.send(request)
@@ -156,7 +184,8 @@ class WorkerPool:
         process.start()
         # The child holds its own copy; closing ours lets recv() see EOF when the child dies.
         child_end.close()
-        worker.process, worker.conn, worker.state, worker.request = process, parent_end, State.STARTING, None
+        worker.process, worker.conn, worker.state, worker.pipelined = process, parent_end, State.STARTING, False
+        worker.requests.clear()
 
     def _receive(self, worker: Worker) -> list[RunReply]:
         assert worker.conn is not None
@@ -173,7 +202,13 @@ class WorkerPool:
                 self._init_failed(worker, message.error)
                 break
             elif isinstance(message, RunReply):
-                worker.state, worker.request = State.IDLE, None
+                now = time.monotonic()
+                worker.requests.popleft()
+                worker.pipelined = message.error is None and now - worker.started < PIPELINE_BELOW_S
+                if worker.requests:
+                    self._begin(worker, now)  # it went straight on to the next request
+                else:
+                    worker.state = State.IDLE
                 ended.append(message)
         return ended
 
@@ -183,7 +218,7 @@ class WorkerPool:
         code = worker.process.exitcode
         if code is None:
             return []  # spurious wake-up
-        request, state = worker.request, worker.state
+        requests, state = list(worker.requests), worker.state
         self._retire(worker)
         why = f"worker process died ({_exit_status(code)})"
         if state is State.STARTING:
@@ -191,20 +226,22 @@ class WorkerPool:
             return []
         log.warning("worker %d: %s; starting a new one", worker.slot, why)
         self._launch(worker)
-        return [RunReply(request.index, error=why)] if state is State.BUSY and request is not None else []
+        return _ended_with(requests, why)
+
+    def _begin(self, worker: Worker, now: float) -> None:
+        worker.started, worker.deadline = now, now + self.timeout_s
 
     def _timed_out(self, worker: Worker) -> list[RunReply]:
-        request = worker.request
-        assert request is not None
+        requests = list(worker.requests)
         log.warning(
             "worker %d: run() on mini-batch %d took over %s s; killing it and starting a new one",
             worker.slot,
-            request.index,
+            requests[0].index,
             _seconds(self.timeout_s),
         )
         self._kill(worker)
         self._launch(worker)
-        return [RunReply(request.index, error=f"run() timed out after {_seconds(self.timeout_s)} s")]
+        return _ended_with(requests, f"run() timed out after {_seconds(self.timeout_s)} s")
 
     def _init_failed(self, worker: Worker, error: str) -> None:
         worker.init_failures += 1
@@ -231,7 +268,17 @@ class WorkerPool:
                 worker.process.kill()
                 worker.process.join()
             worker.process.close()
-        worker.process, worker.conn, worker.request, worker.state = None, None, None, State.STOPPED
+        worker.process, worker.conn, worker.state = None, None, State.STOPPED
+        worker.requests.clear()
+
+
+def _ended_with(requests: list[RunRequest], error: str) -> list[RunReply]:
+    """The attempts a lost worker held: the one it was scoring failed with `error`; the ones waiting behind it
+    never started, and go back to be run elsewhere without using an attempt."""
+    if not requests:
+        return []
+    head, *unstarted = requests
+    return [RunReply(head.index, error=error), *(RunReply(r.index, started=False) for r in unstarted)]
 
 
 def _exit_status(code: int) -> str:

@@ -55,6 +55,8 @@ class BlobInfo:
 class BlobStore(Protocol):
     root: str
     """URI of the system's own storage area (models, code, job scratch, default outputs)."""
+    reads_in_place: bool
+    """Whether `localize` hands back the stored file itself, at no cost (nothing to fetch ahead)."""
 
     def join(self, base: str, *parts: str) -> str: ...
 

@@ -418,8 +418,8 @@ def test_worker_that_exits_in_run_is_replaced(make_job):
     assert results[1].attempts == 2
     assert [f.error for f in results[1].failed] == ["worker process died (exit code 3)"]
     assert results[0].succeeded == results[2].succeeded == 1
-    # One worker slot: the first process, and one replacement per crash.
-    assert len(job.mark_lines("inits")) == 3
+    # One worker slot: a replacement per crash (the last one may be closed before its init() ends).
+    assert run.stderr.count("worker process died (exit code 3); starting a new one") == 2
     assert job.part(0)["prediction"].item() != job.part(2)["prediction"].item()
 
 
@@ -651,6 +651,8 @@ def test_user_output_goes_to_one_log_per_worker(make_job, tmp_path: Path):
 
 class DownloadingBlobStore(FolderBlobStore):
     """Storage that, like S3, hands the runner downloaded copies rather than the stored files."""
+
+    reads_in_place = False
 
     def __init__(self, root: str) -> None:
         super().__init__(root)

@@ -57,6 +57,8 @@ def to_uri(bucket: str, key: str) -> str:
 
 
 class S3BlobStore:
+    reads_in_place = False
+
     def __init__(self, bucket: str, prefix: str = "", client: Any = None, *, part_size: int = PART_SIZE) -> None:
         self.bucket = bucket
         self.root = to_uri(bucket, prefix.strip("/"))

@@ -21,6 +21,8 @@ def to_path(uri: str) -> str:
 
 
 class FolderBlobStore:
+    reads_in_place = True
+
     def __init__(self, root: str) -> None:
         self.root = to_path(root)
         os.makedirs(self.root, exist_ok=True)
