@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import dataclasses
 import math
+import re
 import tempfile
 import threading
 import time
@@ -117,6 +118,8 @@ S3_PUT_CLASS = {
     "CompleteMultipartUpload",
 }
 S3_FREE = {"DeleteObject", "DeleteObjects", "AbortMultipartUpload"}
+# A job's scratch objects (batch_endpoints.jobfiles.JobFiles): jobs/<job id>/parts/..., results/..., shards/...
+SCRATCH_KEY = re.compile(r"jobs/[^/]+/(parts/|results/|shards/shard-)?")
 DDB_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 DDB_READS = {"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"}
 
@@ -134,7 +137,6 @@ def price_class(service: str, operation: str) -> str | None:
 class Meter:
     """Records every AWS request made in this process (moto answers them all) and the child executions' events."""
 
-    job_id: str = ""
     input_bucket: str = ""
     requests: list[Request] = field(default_factory=list)
     child_events: list[dict[str, Any]] = field(default_factory=list)
@@ -188,14 +190,12 @@ class Meter:
             # A listing of one key (max-keys=1) or a HEAD is a check that the input exists and is a folder.
             paged = operation.startswith("List") and parse_qs(parts.query).get("max-keys") != ["1"]
             return "input listing" if paged else "input checks"
-        scratch = f"jobs/{self.job_id}/"
-        for folder, what in (("parts/", "part"), ("results/", "result"), ("shards/shard-", "shard file")):
-            if key.startswith(scratch + folder):
-                return what
+        if scratch := SCRATCH_KEY.match(key):
+            return {"parts/": "part", "results/": "result", "shards/shard-": "shard file"}.get(
+                scratch.group(1), "job files"
+            )
         if key.startswith(("code/", "models/")):
             return "code and model"
-        if key.startswith(scratch):
-            return "job files"
         return "output file" if key.startswith("outputs/") else "other objects"
 
 
@@ -299,7 +299,6 @@ def measure(files: int, settings: RunSettings) -> Measured:
             started = time.perf_counter()
             with meter.caller("invoke"):
                 job = deployed.service.invoke(deployed.invocation(f"s3://{INPUT_BUCKET}/inputs"))
-            meter.job_id = job.id
             with meter.caller(None):  # the benchmark's own polling
                 execution = deployed.wait(job.execution or "", timeout_s=300)
             run_seconds = time.perf_counter() - started
