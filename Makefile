@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/planner.py
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/cloud_cost.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -9,6 +9,7 @@ source hash without running pip. tests/test_infra_bundling.py builds the bundle 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime
 import functools
 import json
@@ -253,6 +254,13 @@ BatchJobRunner = Callable[[dict[str, str]], None]
 @pytest.fixture
 def executing_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """moto, executing state machines, with the service-task hooks filled (see above)."""
+    with executing_moto(monkeypatch):
+        yield
+
+
+@contextlib.contextmanager
+def executing_moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """`executing_aws` outside a test (the benchmarks use it): undone when `monkeypatch` is."""
     from moto import mock_aws
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
         StateTaskService,

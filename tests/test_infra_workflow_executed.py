@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +18,13 @@ import boto3
 import pandas as pd
 import pytest
 
-from batch_container.runner import ShardRunner
-from batch_endpoints.adapters.aws.orchestrator import StepFunctionsOrchestrator
-from batch_endpoints.backend import Backend
-from batch_endpoints.service import BatchEndpointService, InvokeRequest
-from batch_endpoints.specs import InvokeOverrides, Job, JobStatus
+from batch_endpoints.specs import JobStatus
 from lambdas.workflow import handlers
-from tests.aws_fixtures import INPUT_BUCKET, aws_backend, put_objects, role_arn
-from tests.core_fixtures import RecordingOrchestrator, deployment_declaration, endpoint_declaration, write_tree
-from tests.infra_fixtures import (  # noqa: F401
-    executing_aws,
-    route_batch_jobs,
-    route_lambda_tasks,
-    state_machine_definition,
-    synthesize,
-)
+from tests.aws_fixtures import INPUT_BUCKET, put_objects
+from tests.core_fixtures import RecordingOrchestrator
+from tests.infra_fixtures import executing_aws, state_machine_definition, synthesize  # noqa: F401
 from tests.test_runner_on_aws import MEAN_PIXEL_SCRIPT, digit_pngs
+from tests.workflow_fixtures import Deployed, deploy_workflow
 
 pytestmark = pytest.mark.slow
 
@@ -47,55 +36,6 @@ def init():
 def run(mini_batch):
     return [0 for _ in mini_batch]
 """
-FINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
-
-
-@dataclass
-class Deployed:
-    service: BatchEndpointService
-    backend: Backend
-    state_machine_arn: str
-    batch_jobs: list[dict[str, Any]]
-
-    def ready(self, tmp_path: Path, scoring_script: str, **settings: Any) -> None:
-        """Model digits:1 and endpoint digits, whose default deployment blue runs `scoring_script` on cpu-cluster,
-        in mini-batches of 3 on 2 instances."""
-        code = write_tree(tmp_path / "code", {"score.py": scoring_script})
-        model = write_tree(tmp_path / "model", {"offset.txt": "1000"})
-        self.service.register_model("digits", str(model))
-        self.service.create_endpoint(endpoint_declaration("digits"))
-        settings = {"mini_batch_size": 3, "instance_count": 2, "retry_settings": {"max_retries": 0}, **settings}
-        self.service.create_deployment(deployment_declaration(code, settings=settings), set_default=True)
-
-    def run_job(self, input_uri: str) -> tuple[Job, dict[str, Any]]:
-        """Invoke (the execution starts at once), wait for the execution to end: the job record and the execution."""
-        job = self.service.invoke(self.invocation(input_uri))
-        execution = self.wait(job.execution or "")
-        return self.service.get_job(job.id), execution
-
-    @staticmethod
-    def invocation(input_uri: str) -> InvokeRequest:
-        return InvokeRequest(endpoint_name="digits", input=input_uri, overrides=InvokeOverrides())
-
-    @staticmethod
-    def wait(execution_arn: str, timeout_s: float = 90) -> dict[str, Any]:
-        client = boto3.client("stepfunctions")
-        deadline = time.monotonic() + timeout_s
-        while True:
-            execution = client.describe_execution(executionArn=execution_arn)
-            if execution["status"] in FINAL or time.monotonic() > deadline:
-                return execution
-            time.sleep(0.1)
-
-    def map_run_items(self, execution_arn: str) -> dict[str, int]:
-        """The Distributed Map run's item counts (its child executions' states are not in the parent's history)."""
-        client = boto3.client("stepfunctions")
-        (run,) = client.list_map_runs(executionArn=execution_arn)["mapRuns"]
-        return client.describe_map_run(mapRunArn=run["mapRunArn"])["itemCounts"]
-
-    def states_entered(self, execution_arn: str) -> list[str]:
-        history = boto3.client("stepfunctions").get_execution_history(executionArn=execution_arn)["events"]
-        return [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
 
 
 @pytest.fixture(scope="module")
@@ -109,29 +49,7 @@ def deployed(
     monkeypatch: pytest.MonkeyPatch,
     workflow_definition: tuple[dict[str, Any], dict[str, str]],
 ) -> Iterator[Deployed]:
-    definition, functions = workflow_definition
-    backend = aws_backend(RecordingOrchestrator())
-    arn = boto3.client("stepfunctions").create_state_machine(
-        name="bep-jobs", definition=json.dumps(definition), roleArn=role_arn("bep-workflow")
-    )["stateMachineArn"]
-    backend.orchestrator = StepFunctionsOrchestrator(arn, computes=backend.computes)
-    handlers.set_backend(backend)
-    route_lambda_tasks(
-        monkeypatch,
-        {
-            functions["lambdas.workflow.handlers.plan"]: handlers.plan,
-            functions["lambdas.workflow.handlers.finalize"]: handlers.finalize,
-            functions["lambdas.workflow.handlers.mark_failed"]: handlers.mark_failed,
-        },
-    )
-
-    def run_shard(parameters: dict[str, str]) -> None:
-        """What the container's `python -m batch_container --job-id Ref::job_id --shard Ref::shard` does."""
-        with ShardRunner(backend.records, backend.blobs, parameters["job_id"]) as runner:
-            runner.run_shard(runner.load_shard(parameters["shard"]))
-
-    batch_jobs = route_batch_jobs(monkeypatch, run_shard)
-    yield Deployed(BatchEndpointService(backend), backend, arn, batch_jobs)
+    yield deploy_workflow(monkeypatch, *workflow_definition)
     handlers.set_backend(None)
 
 
