@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from batch_endpoints import yaml_specs
 from batch_endpoints.backend import from_environment
-from batch_endpoints.cli import render, stream
+from batch_endpoints.cli import render, serve, stream
 from batch_endpoints.errors import BatchEndpointError, ConflictError, NotFoundError, ValidationError
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
 from batch_endpoints.specs import InvokeOverrides, Job, JobStatus, parse
@@ -285,7 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bep", description="Batch endpoints: score folders of files with a registered model, locally or on AWS."
     )
-    groups = parser.add_subparsers(dest="group", required=True, metavar="{model,environment,endpoint,deployment,job}")
+    groups = parser.add_subparsers(
+        dest="group", required=True, metavar="{model,environment,endpoint,deployment,job,serve}"
+    )
 
     sub = add_asset_commands(
         groups,
@@ -377,6 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command(jobs, "download", job_download, "copy a job's output, errors and summary to a folder")
     sub.add_argument("--name", "-n", required=True)
     sub.add_argument("--download-path", default=".")
+
+    sub = command(groups, "serve", serve.serve, "serve the REST API on this machine, checking SigV4 signatures")
+    serve.add_arguments(sub)
     return parser
 
 

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from collections.abc import Callable
+from typing import Protocol, TextIO, TypeVar
 
 from batch_endpoints.service import BatchEndpointService
-from batch_endpoints.specs import Job
+from batch_endpoints.specs import Job, JobCounts, JobStatus
 
 BAR_WIDTH = 30
 # Without a terminal (CI logs, pipes) print a line only when something changed, and at most this often.
 PLAIN_PRINT_EVERY_S = 2.0
 
 
-def progress_line(job: Job, progress: dict[str, int], elapsed_s: float) -> str:
+def progress_line(job: JobState, progress: dict[str, int], elapsed_s: float) -> str:
     total_mb = job.counts.mini_batches
     done_mb = progress.get("mini_batches_done", 0)
     files_done = progress.get("files_succeeded", 0) + progress.get("files_failed", 0)
@@ -27,6 +28,16 @@ def progress_line(job: Job, progress: dict[str, int], elapsed_s: float) -> str:
     )
 
 
+class JobState(Protocol):
+    """What a progress line shows of a job: the core's record, or the API's view of it."""
+
+    status: JobStatus
+    counts: JobCounts
+
+
+JobT = TypeVar("JobT", bound=JobState)
+
+
 def follow(
     service: BatchEndpointService,
     job_id: str,
@@ -35,13 +46,29 @@ def follow(
     interval_s: float = 0.5,
     timeout_s: float | None = None,
 ) -> Job:
-    out = out or sys.stderr
+    return watch(
+        lambda: (service.get_job(job_id), service.job_progress(job_id)),
+        out=out or sys.stderr,
+        interval_s=interval_s,
+        timeout_s=timeout_s,
+    )
+
+
+def watch(
+    poll: Callable[[], tuple[JobT, dict[str, int]]],
+    *,
+    out: TextIO,
+    interval_s: float,
+    timeout_s: float | None = None,
+) -> JobT:
+    """Polls `poll` (the job and its progress counters) until the job ends or `timeout_s` passes, drawing the
+    progress line on `out`; returns the job as last seen."""
     started = time.monotonic()
     interactive = out.isatty()
     last, last_printed = "", 0.0
     while True:
-        job = service.get_job(job_id)
-        line = progress_line(job, service.job_progress(job_id), time.monotonic() - started)
+        job, progress = poll()
+        line = progress_line(job, progress, time.monotonic() - started)
         if interactive:
             out.write("\r" + line)
         elif line != last and (job.status.is_final or time.monotonic() - last_printed >= PLAIN_PRINT_EVERY_S):

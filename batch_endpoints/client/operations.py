@@ -1,0 +1,219 @@
+"""The SDK's sub-clients, one per kind of thing, with the verbs of Azure's MLClient operations.
+
+Arguments and results are the project's own types: the spec models (Model, Environment, Endpoint, Deployment)
+and the API's job and log views. Requests carry Azure's YAML schemas as JSON, as the REST API documents.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from typing import Any, TextIO, TypeVar
+
+from pydantic import BaseModel
+
+from batch_endpoints.cli.stream import watch
+from batch_endpoints.client.connection import Connection, path
+from batch_endpoints.client.storage import Storage
+from batch_endpoints.errors import ConflictError, ValidationError
+from batch_endpoints.idempotency import HEADER as IDEMPOTENCY_HEADER
+from batch_endpoints.specs import (
+    Deployment,
+    Endpoint,
+    Environment,
+    InvokeOverrides,
+    JobStatus,
+    Model,
+)
+from lambdas.api.schemas import JobView, LogLineView
+
+LATEST = "latest"
+# The API's largest page of jobs: fewer round trips while listing.
+JOB_PAGE = 100
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def typed(kind: type[ModelT], data: dict[str, Any]) -> ModelT:
+    """`data` as `kind`, without the fields `kind` does not know: a newer server may add fields to a record,
+    and an older SDK should still read it."""
+    return kind.model_validate({name: value for name, value in data.items() if name in kind.model_fields})
+
+
+class _Operations:
+    def __init__(self, connection: Connection, storage: Storage) -> None:
+        self._api = connection
+        self._storage = storage
+
+
+class ModelOperations(_Operations):
+    def create_or_update(self, model: Model) -> Model:
+        """Registers `model.path` as version `model.version`: a storage URI where it is, or a local folder or file
+        (uploaded first when the API's storage is not this machine's disk). Versions are immutable."""
+        location = self._storage.stored(model.path, path("/models/{}/uploads", model.name))
+        body = {"path": location, "description": model.description, "tags": model.tags}
+        return typed(Model, self._api.call("PUT", path("/models/{}/versions/{}", model.name, model.version), body=body))
+
+    def get(self, name: str, version: str | None = None, label: str | None = None) -> Model:
+        """A version, or the latest (`label="latest"` or no version)."""
+        found = self._api.call("GET", path("/models/{}/versions/{}", name, version or label or LATEST))
+        return typed(Model, found)
+
+    def list(self, name: str | None = None) -> list[Model]:
+        resource = path("/models/{}/versions", name) if name else "/models"
+        return [typed(Model, item) for item in self._api.pages(resource, "value")]
+
+
+class EnvironmentOperations(_Operations):
+    def create_or_update(self, environment: Environment) -> Environment:
+        """Registers a version: an image, a conda file (its text), pip requirements. Versions are immutable."""
+        if not environment.name or not environment.version:
+            raise ValidationError("give both a name and a version to register", field="environment.version")
+        body = environment.model_dump(
+            include={"image", "conda_file", "pip_requirements", "description", "tags"}, exclude_none=True
+        )
+        resource = path("/environments/{}/versions/{}", environment.name, environment.version)
+        return typed(Environment, self._api.call("PUT", resource, body=body))
+
+    def get(self, name: str, version: str | None = None, label: str | None = None) -> Environment:
+        found = self._api.call("GET", path("/environments/{}/versions/{}", name, version or label or LATEST))
+        return typed(Environment, found)
+
+    def list(self, name: str | None = None) -> list[Environment]:
+        resource = path("/environments/{}/versions", name) if name else "/environments"
+        return [typed(Environment, item) for item in self._api.pages(resource, "value")]
+
+
+class BatchEndpointOperations(_Operations):
+    def create_or_update(self, endpoint: Endpoint) -> Endpoint:
+        """Creates the endpoint or sets its description and tags (and, when given, its default deployment)."""
+        body: dict[str, Any] = {"name": endpoint.name, "description": endpoint.description, "tags": endpoint.tags}
+        if endpoint.default_deployment:
+            body["defaults"] = {"deployment_name": endpoint.default_deployment}
+        return typed(Endpoint, self._api.call("PUT", path("/endpoints/{}", endpoint.name), body=body))
+
+    def get(self, name: str) -> Endpoint:
+        return typed(Endpoint, self._api.call("GET", path("/endpoints/{}", name)))
+
+    def list(self) -> list[Endpoint]:
+        return [typed(Endpoint, item) for item in self._api.pages("/endpoints", "value")]
+
+    def delete(self, name: str) -> None:
+        """Deletes the endpoint and its deployments; its jobs and their outputs are kept."""
+        self._api.call("DELETE", path("/endpoints/{}", name))
+
+    def invoke(
+        self,
+        endpoint_name: str,
+        *,
+        input: str,
+        input_type: str | None = None,
+        deployment_name: str | None = None,
+        output_path: str | None = None,
+        output_file_name: str | None = None,
+        overrides: InvokeOverrides | None = None,
+        idempotency_key: str | None = None,
+    ) -> JobView:
+        """Starts a job scoring `input`, a folder or file the API's storage holds: an s3:// URI for a stack, an
+        absolute path (a relative one is made absolute) for the local server. Retries are safe: every invocation
+        carries an Idempotency-Key (a fresh one unless given), so a retried request answers with the same job."""
+        output = {"path": output_path and _location(output_path), "file_name": output_file_name}
+        body = {
+            "input": {"uri": _location(input), "type": input_type},
+            "deployment_name": deployment_name,
+            "output": {k: v for k, v in output.items() if v is not None} or None,
+            "overrides": (overrides or InvokeOverrides()).model_dump(exclude_none=True),
+        }
+        body["input"] = {k: v for k, v in body["input"].items() if v is not None}
+        headers = {IDEMPOTENCY_HEADER: idempotency_key or uuid.uuid4().hex}
+        resource = path("/endpoints/{}/jobs", endpoint_name)
+        job = self._api.call("POST", resource, body={k: v for k, v in body.items() if v is not None}, headers=headers)
+        return typed(JobView, job)
+
+
+class BatchDeploymentOperations(_Operations):
+    def create_or_update(self, deployment: Deployment, *, set_default: bool = False) -> Deployment:
+        """Creates or replaces the deployment. Its code folder (and model path, for an inline model) is a storage
+        URI, or a local folder, uploaded first when the API's storage is not this machine's disk."""
+        code = self._storage.stored(deployment.code_configuration.code, "/code/uploads")
+        body: dict[str, Any] = {
+            "description": deployment.description,
+            "tags": deployment.tags,
+            "model": deployment.model,
+            "code_configuration": {"code": code, "scoring_script": deployment.code_configuration.scoring_script},
+            "compute": deployment.compute,
+            "settings": deployment.settings.model_dump(mode="json"),
+        }
+        environment = _environment_body(deployment.environment)
+        if environment is not None:
+            body["environment"] = environment
+        resource = path("/endpoints/{}/deployments/{}", deployment.endpoint_name, deployment.name)
+        return typed(Deployment, self._api.call("PUT", resource, body=body, query={"set_default": set_default}))
+
+    def get(self, name: str, endpoint_name: str) -> Deployment:
+        return typed(Deployment, self._api.call("GET", path("/endpoints/{}/deployments/{}", endpoint_name, name)))
+
+    def list(self, endpoint_name: str) -> list[Deployment]:
+        resource = path("/endpoints/{}/deployments", endpoint_name)
+        return [typed(Deployment, item) for item in self._api.pages(resource, "value")]
+
+    def delete(self, name: str, endpoint_name: str) -> None:
+        self._api.call("DELETE", path("/endpoints/{}/deployments/{}", endpoint_name, name))
+
+
+class JobOperations(_Operations):
+    def get(self, name: str) -> JobView:
+        """A job and its live progress."""
+        return typed(JobView, self._api.call("GET", path("/jobs/{}", name)))
+
+    def list(self, endpoint_name: str) -> Iterator[JobView]:
+        """The endpoint's jobs, newest first, fetched page by page as the iteration goes."""
+        resource = path("/endpoints/{}/jobs", endpoint_name)
+        return (typed(JobView, item) for item in self._api.pages(resource, "value", query={"limit": JOB_PAGE}))
+
+    def stream(
+        self, name: str, *, out: TextIO | None = None, interval_s: float = 2.0, timeout_s: float | None = None
+    ) -> JobView:
+        """Follows the job to its end (or `timeout_s`) with a progress line on `out` (stderr); returns it."""
+
+        def poll() -> tuple[JobView, dict[str, int]]:
+            job = self.get(name)
+            return job, job.progress or {}
+
+        return watch(poll, out=out or sys.stderr, interval_s=interval_s, timeout_s=timeout_s)
+
+    def cancel(self, name: str) -> JobView:
+        """Asks the job to stop; it ends Canceled. A job that has ended is a ConflictError."""
+        return typed(JobView, self._api.call("POST", path("/jobs/{}/cancel", name)))
+
+    def logs(self, name: str) -> Iterator[LogLineView]:
+        """What the job's scoring code printed or logged, oldest first."""
+        return (typed(LogLineView, line) for line in self._api.pages(path("/jobs/{}/logs", name), "lines"))
+
+    def download(self, name: str, *, download_path: str = ".") -> str:
+        """Copies a completed job's output file into `download_path`; returns the file's path."""
+        job = self.get(name)
+        if job.status != JobStatus.COMPLETED or not job.output_uri:
+            raise ConflictError(
+                f"job {job.id} is {job.status.value}"
+                + ("" if job.output_uri else " with no output file (output_action summary_only)")
+                + "; only a completed job's output can be downloaded",
+                field="name",
+            )
+        os.makedirs(download_path, exist_ok=True)
+        target = os.path.join(os.path.abspath(download_path), job.output_uri.rstrip("/").rpartition("/")[2])
+        self._storage.download(job.output_uri, target)
+        return target
+
+
+def _location(location: str) -> str:
+    """A storage URI as given; a local path made absolute, for a server that reads this machine's disk."""
+    return location if "://" in location else os.path.abspath(location)
+
+
+def _environment_body(environment: Environment) -> str | dict[str, Any] | None:
+    if environment.name and environment.version and not (environment.image or environment.pip_requirements):
+        return f"{environment.name}:{environment.version}"
+    inline = environment.model_dump(include={"name", "version", "image", "pip_requirements"}, exclude_none=True)
+    return inline if environment.image or environment.pip_requirements else None

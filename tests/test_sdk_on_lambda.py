@@ -1,0 +1,129 @@
+"""The SDK's cloud path offline: its signed requests go through API Gateway's part (the SigV4 check, the proxy
+event) to the API Lambda's handler, over the local backend and over the cloud backend on moto."""
+
+from __future__ import annotations
+
+import warnings
+from urllib.parse import urlsplit
+
+import botocore.session
+import pytest
+
+from batch_endpoints.client import AuthenticationError, BatchEndpointsClient, HttpRequest, HttpResponse
+from batch_endpoints.errors import ConflictError, NotFoundError
+from batch_endpoints.server.credentials import LocalCredentials, generate
+from batch_endpoints.server.events import http_reply, proxy_event
+from batch_endpoints.server.sigv4 import SignatureError, SignedRequest, verify
+from batch_endpoints.specs import CodeConfiguration, Deployment, Endpoint, InvokeOverrides, Model, RunSettings
+from lambdas.api.handler import lambda_handler
+from tests.api_fixtures import Folders, LambdaContext, Stack, folders_fixture, stack_fixture  # noqa: F401
+from tests.api_fixtures import aws_fixture as aws_fixture  # the `aws` fixture behind `stack`
+
+API_URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
+
+
+class LambdaTransport:
+    """API Gateway for one REST API in a test: the stage's requests, signature checked, to the Lambda handler."""
+
+    def __init__(self, credentials: LocalCredentials, region: str) -> None:
+        self.credentials = credentials
+        self.region = region
+        self.requests: list[HttpRequest] = []
+
+    def send(self, request: HttpRequest) -> HttpResponse:
+        self.requests.append(request)
+        url = urlsplit(request.url)
+        headers = [*request.headers.items(), ("Host", url.netloc)]
+        try:
+            identity = verify(
+                SignedRequest(request.method, url.path, url.query, headers, request.body),
+                self.credentials,
+                region=self.region,
+            )
+        except SignatureError as refused:
+            body = f'{{"message": "{refused.message[:60]}"}}'.encode()
+            return HttpResponse(403, {"x-amzn-errortype": refused.error_type}, body)
+        stage_path = url.path.removeprefix(urlsplit(API_URL).path)
+        event = proxy_event(request.method, stage_path, url.query, headers, request.body, identity=identity)
+        with warnings.catch_warnings():
+            # Powertools Metrics warns on every invocation that published no metric but the cold start one.
+            warnings.filterwarnings("ignore", "No application metrics to publish")
+            reply = http_reply(lambda_handler(event, LambdaContext()))
+        return HttpResponse(reply.status, {name.lower(): value for name, value in reply.headers}, reply.body)
+
+
+@pytest.fixture(name="transport")
+def transport_fixture() -> LambdaTransport:
+    return LambdaTransport(generate("ci-bot"), "eu-west-1")
+
+
+def client_for(transport: LambdaTransport, secret: str | None = None) -> BatchEndpointsClient:
+    session = botocore.session.Session()
+    session.set_credentials(transport.credentials.access_key_id, secret or transport.credentials.secret_access_key)
+    return BatchEndpointsClient(API_URL, session=session, transport=transport)
+
+
+def test_the_sdk_drives_the_api_lambda_from_model_to_a_cancelled_job(
+    stack: Stack, folders: Folders, transport: LambdaTransport
+) -> None:
+    client = client_for(transport)
+
+    model = client.models.create_or_update(Model(name="digits", version="1", path=folders.model))
+    client.batch_endpoints.create_or_update(Endpoint(name="digits", description="8x8 digits"))
+    client.batch_deployments.create_or_update(
+        Deployment(
+            name="blue",
+            endpoint_name="digits",
+            model=model.ref,
+            code_configuration=CodeConfiguration(code=folders.code, scoring_script="score.py"),
+            settings=RunSettings(mini_batch_size=3),
+        ),
+        set_default=True,
+    )
+    overrides = InvokeOverrides(mini_batch_size=2)
+    job = client.batch_endpoints.invoke("digits", input=folders.inputs, overrides=overrides, idempotency_key="n-1")
+    again = client.batch_endpoints.invoke("digits", input=folders.inputs, overrides=overrides, idempotency_key="n-1")
+    canceled = client.jobs.cancel(job.id)
+
+    assert client.region == "eu-west-1"  # from the API's URL
+    assert model.path.startswith("s3://") == (stack.kind == "aws")
+    assert again.id == job.id and stack.started() == [job.id]
+    assert job.settings.mini_batch_size == 2 and job.links.job.endswith(f"/jobs/{job.id}")
+    assert job.created_by == transport.credentials.user_arn
+    assert canceled.status in {"CancelRequested", "Canceled"}
+    assert [j.id for j in client.jobs.list("digits")] == [job.id]
+    assert client.batch_endpoints.get("digits").default_deployment == "blue"
+    with pytest.raises(ConflictError):
+        client.jobs.download(job.id)  # no output: it never completed
+    assert all(
+        request.headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=") for request in transport.requests
+    )
+
+
+def test_listing_jobs_follows_next_token_across_pages(
+    stack: Stack, folders: Folders, transport: LambdaTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = client_for(transport)
+    client.models.create_or_update(Model(name="digits", version="1", path=folders.model))
+    client.batch_endpoints.create_or_update(Endpoint(name="digits"))
+    code = CodeConfiguration(code=folders.code, scoring_script="score.py")
+    client.batch_deployments.create_or_update(
+        Deployment(name="blue", endpoint_name="digits", model="digits:1", code_configuration=code), set_default=True
+    )
+    started = [client.batch_endpoints.invoke("digits", input=folders.inputs).id for _ in range(3)]
+    monkeypatch.setattr("batch_endpoints.client.operations.JOB_PAGE", 2)
+
+    listed = [job.id for job in client.jobs.list("digits")]
+
+    assert sorted(listed) == sorted(started) and len(listed) == 3
+    pages = [r.url for r in transport.requests if r.method == "GET" and "/endpoints/digits/jobs" in r.url]
+    assert len(pages) == 2 and "next_token=" in pages[1]
+
+
+def test_a_wrong_secret_and_a_missing_thing_are_typed_errors(stack: Stack, transport: LambdaTransport) -> None:
+    with pytest.raises(NotFoundError):
+        client_for(transport).jobs.get("digits-0123456789ab")
+    with pytest.raises(AuthenticationError) as refused:
+        client_for(transport, secret="wrong").batch_endpoints.list()
+
+    assert refused.value.status == 403 and refused.value.code == "InvalidSignatureException"
