@@ -113,7 +113,7 @@ class PartWriter:
             # Left by an earlier run that stopped before its result: parts exist exactly for results with rows.
             blobs.delete_prefix(part)
         blobs.put_bytes(self._files.result(result.index), result.to_json())
-        failed = len(result.failed)
+        failed = result.failed_count
         counters = self._records.add_counters(
             "job",
             self._job_id,

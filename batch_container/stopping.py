@@ -37,12 +37,12 @@ class StopConditions:
     def finishing(self, result: MiniBatchResult) -> None:
         """A mini-batch is about to be handed to the part writer."""
         with self._lock:
-            self._uncounted_failed += len(result.failed)
+            self._uncounted_failed += result.failed_count
 
     def counted(self, result: MiniBatchResult, counters: dict[str, int]) -> None:
         """The part writer added `result` to the job's counters, which now read `counters`."""
         with self._lock:
-            self._uncounted_failed -= len(result.failed)
+            self._uncounted_failed -= result.failed_count
             self._counted_failed = max(self._counted_failed, counters.get("files_failed", 0))
 
     def reason(self) -> str | None:
