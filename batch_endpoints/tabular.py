@@ -7,18 +7,21 @@ no longer one huge mini-batch.
 
 CSV and JSON lines are cut at line boundaries: one record per line (a CSV field holding a line break is not
 supported). The planner reads each file once to find its line ends and records byte ranges, so a runner reads
-exactly its rows. It keeps 8 bytes per row of the file being read. Parquet files are cut by rows from their
+exactly its rows. It keeps 8 bytes per row of the file being read, and needs no numpy or pandas (the workflow's
+Lambdas run it); Parquet needs pyarrow. Parquet files are cut by rows from their
 metadata alone; a size for Parquet is turned into rows with the file's average uncompressed row size.
 """
 
 from __future__ import annotations
 
+import bisect
+import math
 import os
-from collections.abc import Iterable, Iterator
+import re
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
-
-import numpy as np
 
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.jobfiles import MiniBatch, RowSlice
@@ -46,7 +49,7 @@ class TableLayout:
     """Where a file's rows are: `ends[k]` is the offset just past row k (a virtual one for Parquet)."""
 
     data_start: int
-    ends: np.ndarray
+    ends: Sequence[int]
     byte_ranges: bool
     """False for Parquet: slices carry rows only."""
 
@@ -63,27 +66,49 @@ def layout(path: str, file_format: str) -> TableLayout:
         return TableLayout(data_start, _line_ends(f, data_start), byte_ranges=True)
 
 
-def _line_ends(f: BinaryIO, start: int) -> np.ndarray:
-    """Offsets just past each non-blank line from `start`. pandas skips blank lines, so they are no rows."""
+def _line_ends(f: BinaryIO, start: int) -> array[int]:
+    """Offsets just past each non-blank line from `start`. pandas skips blank lines, so they are no rows.
+    Standard library only: the workflow's Lambdas plan jobs without numpy."""
     f.seek(start)
-    found: list[np.ndarray] = []
-    offset = start
-    tail = b"\n\n"  # as if right after a line break, so a blank first line counts as blank
+    ends = array("q")
+    offset = previous = start  # `previous`: where the current line began
+    before = b"\n"  # the byte before the current chunk, as if right after a line break
     while chunk := f.read(READ_CHUNK):
-        buf = np.frombuffer(tail + chunk, np.uint8)
-        newline = buf == 10
-        # A line is blank when its break follows the previous break, directly or after a carriage return.
-        blank = newline[1:-1] | ((buf[1:-1] == 13) & newline[:-2])
-        found.append(np.flatnonzero(newline[2:] & ~blank).astype(np.int64) + offset + 1)
+        for match in _NEWLINE.finditer(chunk):
+            end = offset + match.end()
+            length = end - previous
+            # A blank line is its break alone, or a carriage return and its break.
+            blank = length == 1 or (length == 2 and (chunk[match.start() - 1 : match.start()] or before) == b"\r")
+            if not blank:
+                ends.append(end)
+            previous = end
         offset += len(chunk)
-        tail = (tail + chunk)[-2:]
-    ends = np.concatenate(found) if found else np.empty(0, np.int64)
-    last_break = int(ends[-1]) if len(ends) else start
-    if offset > last_break and not tail.endswith(b"\n"):
-        f.seek(last_break)
-        if f.read(offset - last_break).strip():
-            ends = np.append(ends, offset)  # a last line without its line break
+        before = chunk[-1:]
+    if offset > previous:
+        f.seek(previous)
+        if f.read(offset - previous).strip():
+            ends.append(offset)  # a last line without its line break
     return ends
+
+
+_NEWLINE = re.compile(b"\n")
+
+
+class _EvenRows(Sequence[int]):
+    """Virtual row ends of a Parquet file: each row its average uncompressed size, without a list per row."""
+
+    def __init__(self, rows: int, per_row: float) -> None:
+        self._rows, self._per_row = rows, per_row
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(self._rows))]
+        if not -self._rows <= k < self._rows:
+            raise IndexError(k)
+        return math.floor(((k % self._rows) + 1) * self._per_row)
 
 
 def _parquet_layout(path: str) -> TableLayout:
@@ -92,8 +117,7 @@ def _parquet_layout(path: str) -> TableLayout:
     metadata = pq.ParquetFile(path).metadata
     rows = metadata.num_rows
     size = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
-    per_row = size / rows if rows else 0.0
-    return TableLayout(0, np.floor(np.arange(1, rows + 1) * per_row).astype(np.int64), byte_ranges=False)
+    return TableLayout(0, _EvenRows(rows, size / rows if rows else 0.0), byte_ranges=False)
 
 
 class RowCutter:
@@ -118,7 +142,7 @@ class RowCutter:
             else:
                 assert self.size is not None
                 # The row whose end reaches the size closes the mini-batch: every mini-batch has a row or more.
-                reach = int(np.searchsorted(ends, start + self.size - self._taken_bytes, side="left"))
+                reach = bisect.bisect_left(ends, start + self.size - self._taken_bytes)
                 take = min(reach - k + 1, table.rows - k)
             end = int(ends[k + take - 1])
             self._slices.append(
