@@ -527,6 +527,9 @@ def _invoke_fields(request: InvokeRequest) -> dict:
     fields = {**dataclasses.asdict(request), "overrides": request.overrides.model_dump(exclude_none=True)}
     for name in ("caller", "job_id"):
         fields.pop(name)
+    if not fields["inputs"]:
+        # Keys stored before literal inputs existed fingerprinted requests without them: keep those equal.
+        fields.pop("inputs")
     return fields
 
 
