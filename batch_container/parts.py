@@ -129,7 +129,7 @@ class PartWriter:
             # Left by an earlier run that stopped before its result: parts exist exactly for results with rows.
             blobs.delete_prefix(part)
         blobs.put_bytes(self._files.result(result.index), result.to_json())
-        failed = len(result.failed)
+        failed = result.failed_count
         with self._counter_lock:
             self._uncounted.update(
                 mini_batches_done=1,

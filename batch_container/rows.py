@@ -7,6 +7,7 @@ file, or None when the script wrote its own outputs. A DataFrame may instead nam
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,15 +46,24 @@ class Rows:
             return b""
         return self.table.to_csv(index=False, lineterminator="\n").encode("utf-8")
 
+    def to_bytes(self, part_format: str) -> bytes:
+        """The part file's bytes in the output's format: "csv", "parquet" or "jsonl" (one JSON object a line)."""
+        if self.table is None or part_format == "csv":
+            return self.to_csv()
+        if part_format == "jsonl":
+            return self.table.to_json(orient="records", lines=True, date_format="iso").encode("utf-8")
+        buffer = io.BytesIO()
+        # Column names must be text in Parquet; a DataFrame from an array has numbers.
+        self.table.rename(columns=str).to_parquet(buffer, index=False)
+        return buffer.getvalue()
+
 
 def to_rows(result: Any, paths: Sequence[str], names: Sequence[str]) -> Rows:
     """Rows for one mini-batch. `paths` are what run() was given, `names` the same files as users know them
     (relative to the input folder), which is what the output shows. Raises BadResult to fail the attempt."""
     if result is None:
         return Rows(table=None)
-    if hasattr(result, "detach") and hasattr(result, "cpu"):
-        # A torch tensor, possibly on a GPU or requiring grad, which plain numpy conversion refuses.
-        result = result.detach().cpu().numpy()
+    result = _untensor(result)
     if isinstance(result, pd.DataFrame):
         file_column = next((c for c in FILE_COLUMNS if c in result.columns), None)
         if file_column is not None:
@@ -66,6 +76,47 @@ def to_rows(result: Any, paths: Sequence[str], names: Sequence[str]) -> Rows:
     if isinstance(result, np.ndarray):
         return _positional(_array_table(result, len(names)), names)
     raise BadResult(f"run() must return a pandas DataFrame, a list or an array; got {type(result).__name__}")
+
+
+def to_table_rows(result: Any, inputs: pd.DataFrame, sources: pd.DataFrame, keep_columns: Sequence[str]) -> Rows:
+    """Rows for one tabular mini-batch: run() returns one prediction per input row (a DataFrame, a Series, a
+    list or an array); each row gets the input's `file` and `row` (from `sources`), then the input columns
+    named in `keep_columns`, then the predictions. Raises BadResult to fail the attempt."""
+    if result is None:
+        return Rows(table=None)
+    result = _untensor(result)
+    count = len(inputs)
+    if isinstance(result, pd.DataFrame):
+        table = result.reset_index(drop=True)
+    elif isinstance(result, pd.Series):
+        table = result.reset_index(drop=True).to_frame(name=result.name or "prediction")
+    elif isinstance(result, list | tuple | np.ndarray):
+        if np.ndim(result) == 0 or len(result) != count:
+            raise BadResult(f"run() returned {_length(result)} rows for {count} input rows; return one per row")
+        table = _list_table(list(result), count) if isinstance(result, list | tuple) else _array_table(result, count)
+    else:
+        raise BadResult(f"run() must return a pandas DataFrame, a list or an array; got {type(result).__name__}")
+    if len(table) != count:
+        raise BadResult(f"run() returned {len(table)} rows for {count} input rows; return one per row")
+    missing = [c for c in keep_columns if c not in inputs.columns]
+    if missing:
+        raise BadResult(f"keep_input_columns names {missing}, which the input does not have (it has {list(inputs)})")
+    # The runner's own columns say where each row came from; run() cannot move them. A kept input column that
+    # run() returns itself (the input frame with a prediction added) is run()'s.
+    table = table.drop(columns=[c for c in sources.columns if c in table.columns])
+    kept = inputs[[c for c in keep_columns if c not in table.columns]].reset_index(drop=True)
+    return Rows(table=pd.concat([sources.reset_index(drop=True), kept, table], axis=1))
+
+
+def _untensor(result: Any) -> Any:
+    if hasattr(result, "detach") and hasattr(result, "cpu"):
+        # A torch tensor, possibly on a GPU or requiring grad, which plain numpy conversion refuses.
+        return result.detach().cpu().numpy()
+    return result
+
+
+def _length(result: Any) -> str:
+    return "no" if np.ndim(result) == 0 else str(len(result))
 
 
 def _positional(table: pd.DataFrame, names: Sequence[str]) -> Rows:

@@ -15,13 +15,15 @@ import tempfile
 from collections import deque
 from dataclasses import dataclass
 
+from batch_container import mlflow_scorer
 from batch_container.parts import FinishedMiniBatch, PartWriter
 from batch_container.prefetch import FetchedMiniBatch, Prefetcher
 from batch_container.scoring import RunReply, RunRequest, WorkerSetup
 from batch_container.stopping import StopConditions
 from batch_container.workers import WorkerPool
+from batch_endpoints import literal_inputs
 from batch_endpoints.errors import BatchEndpointError, NotFoundError, ValidationError
-from batch_endpoints.jobfiles import FileError, JobFiles, MiniBatchResult, Shard
+from batch_endpoints.jobfiles import FileError, JobFiles, MiniBatchResult, RowSlice, Shard
 from batch_endpoints.ports import BlobStore, RecordStore
 from batch_endpoints.specs import Job, OutputAction, RunSettings
 
@@ -68,8 +70,8 @@ class Attempting:
     fetched: FetchedMiniBatch
     attempts: int = 0
 
-    def request(self) -> RunRequest:
-        return RunRequest(self.fetched.index, self.fetched.paths, self.fetched.fetched_names)
+    def request(self, slices: list[RowSlice]) -> RunRequest:
+        return RunRequest(self.fetched.index, self.fetched.paths, self.fetched.fetched_names, slices)
 
 
 class ShardRunner:
@@ -91,7 +93,7 @@ class ShardRunner:
         self.blobs = blobs
         self.instance = instance
         self.log_dir = log_dir
-        self.files = JobFiles(blobs, self.job.scratch_uri)
+        self.files = JobFiles(blobs, self.job.scratch_uri, part_format=self.settings.part_format)
         self.append_rows = self.settings.output_action == OutputAction.APPEND_ROW
         self.stop = StopConditions(records, job_id, self.settings.error_threshold)
         workers = self.settings.max_concurrency_per_instance
@@ -109,6 +111,8 @@ class ShardRunner:
         self._code_dir = ""
         self._script_path = ""
         self._environment: dict[str, str] = {}
+        self._slices: dict[int, list[RowSlice]] = {}
+        """Tabular mini-batches of the shard being run: index -> the rows they read."""
 
     # --- the public surface ---------------------------------------------------------------------------
 
@@ -135,6 +139,7 @@ class ShardRunner:
         """Score every mini-batch of the shard that has no result yet. Failed files are data, not errors:
         this raises only when scoring cannot go on at all (no worker can start, storage fails)."""
         report = ShardReport(shard.index)
+        self._slices = {mini_batch.index: mini_batch.slices for mini_batch in shard.mini_batches if mini_batch.slices}
         report.stopped = self.stop.reason()
         if report.stopped is None:
             download_dir = os.path.join(self.scratch, "inputs", f"shard-{shard.index:05d}")
@@ -228,7 +233,7 @@ class ShardRunner:
         while waiting and (accepting := pool.accepting()):
             attempt = waiting.popleft()
             in_flight[attempt.fetched.index] = attempt
-            pool.assign(accepting[0], attempt.request())
+            pool.assign(accepting[0], attempt.request(self._slices.get(attempt.fetched.index, [])))
         if not pool.usable:
             raise ScoringScriptError(pool.init_error)
 
@@ -267,15 +272,19 @@ class ShardRunner:
             failed.update(reply.failed)
             rows, columns = reply.rows, reply.columns
             csv = reply.csv if self.append_rows and reply.rows else None
-        result = MiniBatchResult(
-            index=fetched.index,
-            files=len(fetched.names),
-            succeeded=len(fetched.names) - len(failed),
-            rows=rows,
-            attempts=attempt.attempts,
-            failed=[FileError(name, failed[name]) for name in fetched.names if name in failed],
-            columns=columns,
-        )
+        slices = self._slices.get(fetched.index)
+        if slices:
+            result = MiniBatchResult.for_slices(fetched.index, slices, failed, attempt.attempts, rows, columns)
+        else:
+            result = MiniBatchResult(
+                index=fetched.index,
+                files=len(fetched.names),
+                succeeded=len(fetched.names) - len(failed),
+                rows=rows,
+                attempts=attempt.attempts,
+                failed=[FileError(name, failed[name]) for name in fetched.names if name in failed],
+                columns=columns,
+            )
         fetched.discard_copies()
         self.stop.finishing(result)
         self.writer.submit(FinishedMiniBatch(result, csv))
@@ -300,6 +309,7 @@ class ShardRunner:
         if self.pool is None:
             self._code_dir, self._script_path, model_dir = self._fetch_code_and_model()
             self._environment = worker_environment(self.settings, model_dir, self._cpus())
+            self._environment.update(literal_inputs.environment(self.job.inputs))
             self.pool = WorkerPool(
                 self.settings.max_concurrency_per_instance,
                 self._worker_setup,
@@ -309,7 +319,7 @@ class ShardRunner:
                 "starting %d workers for job %s (%s)",
                 self.settings.max_concurrency_per_instance,
                 self.job.id,
-                self.job.deployment.code_configuration.scoring_script,
+                os.path.basename(self._script_path),
             )
         self.pool.start()
         return self.pool
@@ -324,10 +334,18 @@ class ShardRunner:
             logging_level=self.settings.logging_level,
             log_path=os.path.join(self.log_dir, f"{name}.log") if self.log_dir else None,
             render_csv=self.append_rows,
+            part_format=self.settings.part_format,
+            input_format=self.settings.input_format,
+            keep_input_columns=list(self.settings.keep_input_columns),
+            inputs=dict(self.job.inputs),
         )
 
     def _fetch_code_and_model(self) -> tuple[str, str, str]:
+        model_dir = self._fetch_model()
         code = self.job.deployment.code_configuration
+        if code is None:
+            # A no-code deployment of an MLflow model: the built-in scorer, from this package.
+            return os.path.dirname(mlflow_scorer.__file__), mlflow_scorer.__file__, model_dir
         if not self.blobs.is_folder(code.code):
             raise NotFoundError(f"the deployment's code folder {code.code} does not exist", field="code")
         code_dir = self.blobs.download_folder(code.code, os.path.join(self.scratch, "code"))
@@ -336,6 +354,9 @@ class ShardRunner:
             raise NotFoundError(
                 f"scoring script {code.scoring_script} is not in the code folder {code.code}", field="scoring_script"
             )
+        return code_dir, script_path, model_dir
+
+    def _fetch_model(self) -> str:
         model_uri = self.job.model_path
         if self.blobs.is_folder(model_uri):
             model_dir = self.blobs.download_folder(model_uri, os.path.join(self.scratch, "model"))
@@ -344,7 +365,7 @@ class ShardRunner:
             model_dir = os.path.dirname(self.blobs.localize(model_uri, os.path.join(self.scratch, "model")))
         else:
             raise NotFoundError(f"the model {model_uri} does not exist", field="model")
-        return code_dir, script_path, model_dir
+        return model_dir
 
     def _cpus(self) -> int:
         if os.environ.get(CPUS_VARIABLE):

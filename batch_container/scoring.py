@@ -8,6 +8,7 @@ because they read those variables once, at import.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import logging
 import multiprocessing
 import os
@@ -18,6 +19,10 @@ import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from batch_endpoints.jobfiles import RowSlice
 
 # Long tracebacks or messages embedding whole inputs would bloat every result file that repeats them.
 MAX_ERROR_CHARS = 2000
@@ -38,6 +43,12 @@ class WorkerSetup:
     """Where the script's prints and logs go; None = the runner's stderr."""
     render_csv: bool
     """Whether results need a part file (append_row): rendering it here spreads the cost over the workers."""
+    part_format: str = "csv"
+    """The part file's format: the output's, "csv", "parquet" or "jsonl"."""
+    input_format: str = "auto"
+    keep_input_columns: list[str] = field(default_factory=list)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    """The job's literal inputs, for an init() that takes a parameter."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,8 @@ class RunRequest:
     index: int
     paths: list[str]
     names: list[str]
+    slices: list[RowSlice] = field(default_factory=list)
+    """Tabular mini-batches: the rows of the files to read; run() then gets a DataFrame, not paths."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +115,7 @@ def serve(conn: Connection, setup: WorkerSetup) -> None:
         script = load_script(setup.script_path, setup.code_dir)
         init = getattr(script, "init", None)
         if init is not None:
-            init()
+            init(dict(setup.inputs)) if takes_an_argument(init) else init()
         if not callable(getattr(script, "run", None)):
             raise AttributeError(f"{os.path.basename(setup.script_path)} defines no run(mini_batch) function")
     except BaseException as exc:  # SystemExit from user code is a failed init too
@@ -119,15 +132,22 @@ def serve(conn: Connection, setup: WorkerSetup) -> None:
         except EOFError:
             _exit_now()
         try:
-            result = script.run(list(request.paths))
+            if request.slices:
+                mini_batch = tabular_mini_batch(request, setup)
+                result = script.run(mini_batch)
+            else:
+                result = script.run(list(request.paths))
         except BaseException as exc:
             conn.send(RunReply(request.index, error=describe(exc, setup.code_dir)))
             continue
         try:
-            rows = to_rows(result, request.paths, request.names)
+            if request.slices:
+                rows = tabular_rows(result, mini_batch, request, setup)
+            else:
+                rows = to_rows(result, request.paths, request.names)
             reply = RunReply(
                 request.index,
-                csv=rows.to_csv() if setup.render_csv and rows.count else None,
+                csv=rows.to_bytes(setup.part_format) if setup.render_csv and rows.count else None,
                 rows=rows.count,
                 columns=rows.columns,
                 failed=rows.failed,
@@ -138,6 +158,29 @@ def serve(conn: Connection, setup: WorkerSetup) -> None:
             reply = RunReply(request.index, error=f"could not turn run()'s result into rows: {_headline(exc)}")
         del result
         conn.send(reply)
+
+
+def tabular_mini_batch(request: RunRequest, setup: WorkerSetup) -> Any:
+    from batch_container.tables import read_mini_batch
+
+    return read_mini_batch(dict(zip(request.names, request.paths, strict=True)), request.slices, setup.input_format)
+
+
+def tabular_rows(result: Any, mini_batch: Any, request: RunRequest, setup: WorkerSetup) -> Any:
+    from batch_container.rows import to_table_rows
+    from batch_container.tables import row_sources
+
+    sources = row_sources(request.slices, dict.fromkeys(request.names, ""))
+    return to_table_rows(result, mini_batch, sources, setup.keep_input_columns)
+
+
+def takes_an_argument(function: Any) -> bool:
+    """Whether init() accepts the job's inputs: Azure's init() takes none, so passing them is opt-in."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in parameters)
 
 
 def load_script(script_path: str, code_dir: str) -> ModuleType:

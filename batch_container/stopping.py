@@ -38,7 +38,7 @@ class StopConditions:
     def finishing(self, result: MiniBatchResult) -> None:
         """A mini-batch is about to be handed to the part writer."""
         with self._lock:
-            self._uncounted_failed += len(result.failed)
+            self._uncounted_failed += result.failed_count
 
     def counted(self, failed_files: int, counters: dict[str, int]) -> None:
         """The part writer added `failed_files` to the job's counters, which now read `counters`."""

@@ -2,7 +2,8 @@
 
     <scratch>/shards/index.json           the shard list (what the Map state iterates over)
     <scratch>/shards/shard-00000.json     one shard: its mini-batches and their input files
-    <scratch>/parts/mb-00000000.csv       rows of one finished mini-batch (append_row only)
+    <scratch>/parts/mb-00000000.csv       rows of one finished mini-batch (append_row only), in the output's
+                                          format (.csv, .parquet or .jsonl)
     <scratch>/results/mb-00000000.json    outcome of one finished mini-batch; written last, so it marks done
     <scratch>/logs/                       what the scoring code printed or logged, per instance and worker
     <scratch>/errors.jsonl, summary.json  written by finalize
@@ -21,10 +22,30 @@ from batch_endpoints.ports import BlobStore
 
 
 @dataclass(frozen=True)
+class RowSlice:
+    """Rows `row` to `row + rows - 1` of one tabular file (0 = its first data row). For CSV and JSON lines,
+    `start` and `end` are the byte range of those lines (after a CSV's header), so a runner reads just them;
+    for Parquet both are 0 and the runner reads the row groups holding the rows."""
+
+    file: str
+    row: int
+    rows: int
+    start: int = 0
+    end: int = 0
+
+    @property
+    def name(self) -> str:
+        """How results and errors name the slice: `data.csv[0:50000]`, Python's slice notation."""
+        return f"{self.file}[{self.row}:{self.row + self.rows}]"
+
+
+@dataclass(frozen=True)
 class MiniBatch:
     index: int
     files: list[str]
     """Paths relative to the shard's input_root ("" when the input is a single file)."""
+    slices: list[RowSlice] = field(default_factory=list)
+    """Tabular inputs only: the rows of `files` that make the mini-batch, in order. Empty = file mode."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +65,10 @@ class Shard:
             job_id=data["job_id"],
             index=data["index"],
             input_root=data["input_root"],
-            mini_batches=[MiniBatch(mb["index"], mb["files"]) for mb in data["mini_batches"]],
+            mini_batches=[
+                MiniBatch(mb["index"], mb["files"], [RowSlice(**s) for s in mb.get("slices", [])])
+                for mb in data["mini_batches"]
+            ],
         )
 
 
@@ -64,6 +88,27 @@ class MiniBatchResult:
     failed: list[FileError] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)
 
+    @classmethod
+    def for_slices(
+        cls, index: int, slices: list[RowSlice], failed: dict[str, str], attempts: int, rows: int, columns: list[str]
+    ) -> MiniBatchResult:
+        """A tabular mini-batch's outcome, counted in rows; a slice fails with its file (`failed`: file -> why)."""
+        total = sum(s.rows for s in slices)
+        return cls(
+            index=index,
+            files=total,
+            succeeded=total - sum(s.rows for s in slices if s.file in failed),
+            rows=rows,
+            attempts=attempts,
+            failed=[FileError(s.name, failed[s.file]) for s in slices if s.file in failed],
+            columns=columns,
+        )
+
+    @property
+    def failed_count(self) -> int:
+        """Failed inputs: files, or for tabular inputs rows (Azure counts record failures for tables)."""
+        return self.files - self.succeeded
+
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), separators=(",", ":")).encode()
 
@@ -77,9 +122,10 @@ class MiniBatchResult:
 class JobFiles:
     """Names every object of one job's scratch area."""
 
-    def __init__(self, blobs: BlobStore, scratch_uri: str) -> None:
+    def __init__(self, blobs: BlobStore, scratch_uri: str, *, part_format: str = "csv") -> None:
         self.blobs = blobs
         self.scratch = scratch_uri
+        self.part_format = part_format
 
     @property
     def shard_index(self) -> str:
@@ -89,7 +135,7 @@ class JobFiles:
         return self.blobs.join(self.scratch, "shards", f"shard-{index:05d}.json")
 
     def part(self, mini_batch: int) -> str:
-        return self.blobs.join(self.scratch, "parts", f"mb-{mini_batch:08d}.csv")
+        return self.blobs.join(self.scratch, "parts", f"mb-{mini_batch:08d}.{self.part_format}")
 
     def result(self, mini_batch: int) -> str:
         return self.blobs.join(self.scratch, "results", f"mb-{mini_batch:08d}.json")

@@ -8,13 +8,16 @@ get several shards, so a slow shard (skewed files, a slow host) does not hold th
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from batch_endpoints import tabular
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.jobfiles import MiniBatch, Shard
 from batch_endpoints.ports import BlobStore
-from batch_endpoints.specs import JobInput
+from batch_endpoints.specs import JobInput, RunSettings
 
 SHARDS_PER_INSTANCE = 4
 MAX_MINI_BATCHES_PER_SHARD = 1000
@@ -66,8 +69,48 @@ def mini_batches_per_shard(mini_batch_count: int, instance_count: int) -> int:
 
 def plan_shards(job_id: str, listing: InputListing, mini_batch_size: int, instance_count: int) -> list[Shard]:
     mini_batches = list(cut_mini_batches(listing.files, mini_batch_size))
+    return group_shards(job_id, listing.root, mini_batches, instance_count)
+
+
+def group_shards(job_id: str, root: str, mini_batches: list[MiniBatch], instance_count: int) -> list[Shard]:
     per_shard = mini_batches_per_shard(len(mini_batches), instance_count)
     return [
-        Shard(job_id, number, listing.root, mini_batches[start : start + per_shard])
+        Shard(job_id, number, root, mini_batches[start : start + per_shard])
         for number, start in enumerate(range(0, len(mini_batches), per_shard))
     ]
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    shards: list[Shard]
+    inputs: int
+    """What the job's counts count: files, or rows for tabular inputs."""
+
+
+def plan_input(blobs: BlobStore, job_id: str, listing: InputListing, settings: RunSettings) -> JobPlan:
+    """Files in mini-batches of `mini_batch_size` files, or for tabular inputs rows in row-based mini-batches."""
+    if tabular.is_tabular(listing.files, settings.input_format):
+        mini_batches, rows = _cut_tables(blobs, listing, settings)
+        if not rows:
+            raise ValidationError("the input's tables hold no rows to score", field="input")
+        return JobPlan(group_shards(job_id, listing.root, mini_batches, settings.instance_count), rows)
+    if not isinstance(settings.mini_batch_size, int):
+        raise ValidationError(
+            f"a size ({settings.mini_batch_size}) applies to tabular inputs (CSV, Parquet, JSON lines) only; "
+            "give a number of files",
+            field="settings.mini_batch_size",
+        )
+    return JobPlan(plan_shards(job_id, listing, settings.mini_batch_size, settings.instance_count), len(listing.files))
+
+
+def _cut_tables(blobs: BlobStore, listing: InputListing, settings: RunSettings) -> tuple[list[MiniBatch], int]:
+    with tempfile.TemporaryDirectory(prefix="bep-plan-") as scratch:
+
+        def local_tables() -> Iterator[tuple[str, str]]:
+            for name in listing.files:
+                path = blobs.localize(blobs.join(listing.root, name), scratch)
+                yield name, path
+                if os.path.dirname(os.path.abspath(path)) == os.path.abspath(scratch):
+                    os.unlink(path)  # a downloaded copy, read already: disk holds one table at a time
+
+        return tabular.cut_tables(local_tables(), settings.mini_batch_size, settings.input_format)

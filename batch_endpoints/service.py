@@ -13,9 +13,9 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from batch_endpoints import assets, idempotency, workflow
+from batch_endpoints import assets, idempotency, literal_inputs, mlflow_models, workflow
 from batch_endpoints.backend import Backend
 from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
 from batch_endpoints.jobfiles import JobFiles
@@ -54,6 +54,8 @@ class InvokeRequest:
     deployment_name: str | None = None
     output_path: str | None = None
     overrides: InvokeOverrides = field(default_factory=InvokeOverrides)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    """Literal inputs, checked against the deployment's declared inputs."""
     caller: str = ""
     job_id: str | None = None
     """Chosen by the caller to make a retried invoke idempotent; generated when absent."""
@@ -282,10 +284,16 @@ class BatchEndpointService:
         if compute is None:
             known = ", ".join(c.name for c in self.backend.computes.list())
             raise ValidationError(f"compute {declaration.compute!r} does not exist; known: {known}", field="compute")
-        assets.check_scoring_script(self.blobs, declaration.code, declaration.scoring_script)
-        if declaration.model.path is None:
-            self.get_model(declaration.model.name, declaration.model.version, declaration.model.label)
+        model_location = declaration.model.path
+        if model_location is None:
+            model_location = self.get_model(
+                declaration.model.name, declaration.model.version, declaration.model.label
+            ).path
         environment = self._resolve_environment(declaration.environment)
+        if declaration.code is None:
+            environment = self._no_code_environment(model_location, environment)
+        else:
+            assets.check_scoring_script(self.blobs, declaration.code, declaration.scoring_script or "")
         # Validate the record before registering an inline model or copying the code, so a refusal writes nothing.
         deployment = parse(
             Deployment,
@@ -294,7 +302,12 @@ class BatchEndpointService:
                 "endpoint_name": endpoint.name,
                 "description": declaration.description,
                 "model": "pending",
-                "code_configuration": {"code": "pending", "scoring_script": declaration.scoring_script},
+                "code_configuration": (
+                    None
+                    if declaration.code is None
+                    else {"code": "pending", "scoring_script": declaration.scoring_script}
+                ),
+                "inputs": declaration.inputs,
                 "environment": environment,
                 "compute": compute.name,
                 "settings": declaration.settings,
@@ -304,15 +317,32 @@ class BatchEndpointService:
             },
         )
         deployment.model = self._resolve_model(declaration.model, declaration.name, caller).ref
-        deployment.code_configuration = CodeConfiguration(
-            code=assets.upload_code(self.blobs, declaration.code, field="code_configuration.code"),
-            scoring_script=deployment.code_configuration.scoring_script,
-        )
+        if deployment.code_configuration is not None:
+            deployment.code_configuration = CodeConfiguration(
+                code=assets.upload_code(self.blobs, declaration.code or "", field="code_configuration.code"),
+                scoring_script=deployment.code_configuration.scoring_script,
+            )
         deployment.compute_handle = self.backend.computes.register_deployment(deployment)
         self.repo.put_deployment(deployment, expected_version=version)
         if set_default:
             self.update_endpoint(endpoint.name, default_deployment=deployment.name)
         return deployment
+
+    def _no_code_environment(self, model_location: str, environment: Environment) -> Environment:
+        """A deployment without code scores an MLflow model with the built-in scorer. Unless an image is given,
+        its environment records the model's pip requirements (installed where the image lacks them)."""
+        model_dir = mlflow_models.find(self.blobs, model_location)
+        if model_dir is None:
+            raise ValidationError(
+                f"the model {model_location} is not an MLflow model (it has no MLmodel file); give a "
+                "code_configuration with a scoring script",
+                field="code_configuration",
+            )
+        if environment.image or environment.pip_requirements:
+            return environment
+        return environment.model_copy(
+            update={"pip_requirements": mlflow_models.pip_requirements(self.blobs, model_dir)}
+        )
 
     def get_deployment(self, endpoint_name: str, name: str) -> Deployment:
         self.repo.get_endpoint(endpoint_name)
@@ -349,6 +379,7 @@ class BatchEndpointService:
             )
         deployment = self.repo.get_deployment(endpoint.name, deployment_name)
         settings = request.overrides.apply(deployment.settings)
+        inputs = literal_inputs.resolve(deployment.inputs, request.inputs)
         job_input = self._job_input(request)
         job_id = request.job_id or new_job_id(endpoint.name)
         output_uri = None
@@ -372,6 +403,7 @@ class BatchEndpointService:
             output_uri=output_uri,
             scratch_uri=self.blobs.join(self.blobs.root, "jobs", job_id),
             settings=settings,
+            inputs=inputs,
             created_by=request.caller,
         )
         self.repo.add_job(job)
@@ -495,6 +527,9 @@ def _invoke_fields(request: InvokeRequest) -> dict:
     fields = {**dataclasses.asdict(request), "overrides": request.overrides.model_dump(exclude_none=True)}
     for name in ("caller", "job_id"):
         fields.pop(name)
+    if not fields["inputs"]:
+        # Keys stored before literal inputs existed fingerprinted requests without them: keep those equal.
+        fields.pop("inputs")
     return fields
 
 

@@ -7,6 +7,8 @@ naming the first field at fault.
 
 from __future__ import annotations
 
+import math
+import os
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -69,27 +71,76 @@ class OutputAction(StrEnum):
 
 
 LoggingLevel = Literal["debug", "info", "warning", "error", "critical"]
+# How inputs are read: "auto" reads CSV, Parquet and JSON lines files as tables (by extension) and passes
+# anything else as file paths; "files" always passes paths; a format reads every input file as that format.
+InputFormat = Literal["auto", "files", "csv", "parquet", "jsonl"]
+# Azure writes append_row output as text whatever the name says; a name without an extension stays CSV.
+OUTPUT_FORMATS = {"": "csv", ".csv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl"}
+OutputFormat = Literal["auto", "csv", "parquet", "jsonl"]
+# A tabular mini-batch's size in bytes, as Azure writes it for tabular inputs: "10MB", "512KB", "1GB".
+SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB)\s*$", re.IGNORECASE)
+SIZE_UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
+MAX_MINI_BATCH_ROWS = 100_000_000
+
+
+def size_in_bytes(text: str) -> int:
+    match = SIZE.fullmatch(text)
+    if match is None:
+        raise ValueError(f"{text!r} must be a count (rows or files) or a size such as '10MB', '512KB' or '1GB'")
+    size = int(float(match.group(1)) * SIZE_UNITS[match.group(2).upper()])
+    if size <= 0:
+        raise ValueError(f"{text!r} must be a size greater than 0")
+    return size
+
+
+def _mini_batch_size(value: int | str) -> int | str:
+    if isinstance(value, str) and not value.strip().isdigit():
+        size_in_bytes(value)
+        return value.strip().upper()
+    value = int(value)
+    if value <= 0:
+        raise ValueError(f"Input should be greater than 0 (got {value})")
+    if value > MAX_MINI_BATCH_ROWS:
+        raise ValueError(f"Input should be at most {MAX_MINI_BATCH_ROWS:,} (got {value})")
+    return value
+
+
+MiniBatchSize = Annotated[int | str, pydantic.AfterValidator(_mini_batch_size)]
 
 
 class RunSettings(Spec):
     """How a deployment scores: Azure's batch deployment settings with Azure's defaults."""
 
-    mini_batch_size: int = Field(10, gt=0, le=1_000_000)
+    mini_batch_size: MiniBatchSize = Field(
+        10, description="files per mini-batch; for tabular inputs rows, or a size such as '10MB'"
+    )
     instance_count: int = Field(1, gt=0, le=1000)
     max_concurrency_per_instance: int = Field(1, gt=0, le=256)
     retry_settings: RetrySettings = Field(default_factory=RetrySettings)
     error_threshold: int = Field(-1, ge=-1, description="failed files tolerated; -1 = any number")
     output_action: OutputAction = OutputAction.APPEND_ROW
+    output_format: OutputFormat = Field("auto", description="auto: by output_file_name's extension")
     output_file_name: str = "predictions.csv"
     logging_level: LoggingLevel = "info"
     environment_variables: dict[str, str] = Field(default_factory=dict)
+    input_format: InputFormat = Field("auto", description="auto: CSV, Parquet and JSON lines files are read as tables")
+    keep_input_columns: list[str] = Field(
+        default_factory=list, description="tabular inputs: input columns copied next to each prediction"
+    )
 
     @field_validator("output_file_name")
     @classmethod
-    def _plain_file_name(cls, value: str) -> str:
+    def _plain_file_name(cls, value: str, info: pydantic.ValidationInfo) -> str:
         if not value or "/" in value or "\\" in value or value in {".", ".."}:
             raise ValueError(f"{value!r} must be a plain file name, without folders")
+        if info.data.get("output_format", "auto") == "auto":
+            _format_of(value)
         return value
+
+    @property
+    def part_format(self) -> str:
+        """The output's format, which is also its parts' format: "csv", "parquet" or "jsonl"."""
+        return _format_of(self.output_file_name) if self.output_format == "auto" else self.output_format
 
     @field_validator("logging_level", mode="before")
     @classmethod
@@ -97,10 +148,18 @@ class RunSettings(Spec):
         return value.lower() if isinstance(value, str) else value
 
 
+def _format_of(file_name: str) -> str:
+    extension = os.path.splitext(file_name)[1].lower()
+    if extension not in OUTPUT_FORMATS:
+        known = ", ".join(e for e in OUTPUT_FORMATS if e)
+        raise ValueError(f"{file_name!r} must end in one of {known} (or set output_format)")
+    return OUTPUT_FORMATS[extension]
+
+
 class InvokeOverrides(Spec):
     """What one invocation may change of its deployment's settings (Azure's per-job overrides)."""
 
-    mini_batch_size: int | None = Field(None, gt=0, le=1_000_000)
+    mini_batch_size: MiniBatchSize | None = None
     instance_count: int | None = Field(None, gt=0, le=1000)
     max_retries: int | None = Field(None, ge=0, le=100)
     timeout: int | None = Field(None, gt=0, le=7 * 24 * 3600)
@@ -219,12 +278,80 @@ class CodeConfiguration(Spec):
         return value
 
 
+InputType = Literal["string", "number", "integer", "boolean"]
+INPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# bool first: in pydantic's smart union True must stay a boolean, not become 1.
+LiteralValue = bool | int | float | str
+INTEGER_TEXT = re.compile(r"^[+-]?\d+$")
+
+
+def literal_value(kind: str, value: Any) -> LiteralValue:
+    """`value` as an input of type `kind`. Text (from a command line) is read as the type; other values must
+    already be of it. Raises ValueError saying what was expected."""
+    expected = f"expected {'an' if kind == 'integer' else 'a'} {kind} (got {value!r})"
+    if kind == "string":
+        if isinstance(value, str):
+            return value
+    elif kind == "boolean":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
+            return value.strip().lower() == "true"
+        expected = f"expected a boolean, true or false (got {value!r})"
+    elif isinstance(value, bool):
+        pass
+    elif kind == "integer":
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and INTEGER_TEXT.fullmatch(value.strip()):
+            return int(value)
+    elif kind == "number":
+        number = value
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                number = None
+        if isinstance(number, int | float) and math.isfinite(number):
+            return number
+    raise ValueError(expected)
+
+
+def _input_name(value: str) -> str:
+    if not INPUT_NAME.fullmatch(value):
+        raise ValueError(f"{value!r} must be a letter or '_', then letters, digits or '_' (at most 64)")
+    return value
+
+
+InputName = Annotated[str, pydantic.AfterValidator(_input_name)]
+
+
+class LiteralInput(Spec):
+    """A value a deployment accepts at invoke time (`--set inputs.NAME=VALUE`, the API's `inputs` map)."""
+
+    type: InputType = "string"
+    default: LiteralValue | None = None
+    required: bool = False
+    description: str = ""
+
+    @pydantic.model_validator(mode="after")
+    def _default_of_its_type(self) -> LiteralInput:
+        if self.default is not None:
+            self.__dict__["default"] = literal_value(self.type, self.default)
+        return self
+
+
 class Deployment(Spec):
     name: EndpointName
     endpoint_name: EndpointName
     description: str = ""
     model: str = Field(description="registered model reference, name:version")
-    code_configuration: CodeConfiguration
+    code_configuration: CodeConfiguration | None = Field(
+        None, description="none: an MLflow model scored by the built-in scorer"
+    )
+    inputs: dict[InputName, LiteralInput] = Field(default_factory=dict, description="literal inputs it accepts")
     environment: Environment = Field(default_factory=Environment)
     compute: str = "cpu-cluster"
     settings: RunSettings = Field(default_factory=RunSettings)
@@ -278,6 +405,7 @@ class Job(Spec):
     output_uri: str | None = Field(description="the merged output file; None for summary_only")
     scratch_uri: str
     settings: RunSettings
+    inputs: dict[str, LiteralValue] = Field(default_factory=dict, description="literal inputs given at invoke")
     status: JobStatus = JobStatus.QUEUED
     counts: JobCounts = Field(default_factory=JobCounts)
     error: str | None = None

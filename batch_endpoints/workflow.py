@@ -7,14 +7,12 @@ accepts an output file it wrote itself on an earlier attempt.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from batch_endpoints import planning
+from batch_endpoints import merging, planning
 from batch_endpoints.backend import Backend
 from batch_endpoints.errors import AlreadyExistsError, ConflictError
 from batch_endpoints.jobfiles import JobFiles, MiniBatchResult, Shard
@@ -35,16 +33,15 @@ def plan_job(backend: Backend, job_id: str) -> Plan:
     job = repo.get_job(job_id)
     files = JobFiles(backend.blobs, job.scratch_uri)
     listing = planning.list_input(backend.blobs, job.input)
-    shards = planning.plan_shards(job.id, listing, job.settings.mini_batch_size, job.settings.instance_count)
+    planned = planning.plan_input(backend.blobs, job.id, listing, job.settings)
+    shards = planned.shards
     shard_uris = []
     for shard in shards:
         uri = files.shard(shard.index)
         backend.blobs.put_bytes(uri, shard.to_json())
         shard_uris.append(uri)
     backend.blobs.put_bytes(files.shard_index, json.dumps([{"shard": u} for u in shard_uris]).encode())
-    counts = JobCounts(
-        files=len(listing.files), mini_batches=sum(len(s.mini_batches) for s in shards), shards=len(shards)
-    )
+    counts = JobCounts(files=planned.inputs, mini_batches=sum(len(s.mini_batches) for s in shards), shards=len(shards))
 
     def start(current: Job) -> Job:
         status = JobStatus.RUNNING if current.status == JobStatus.QUEUED else current.status
@@ -60,7 +57,7 @@ def finalize_job(backend: Backend, job_id: str) -> Job:
     job = repo.get_job(job_id)
     if job.status.is_final:
         return job
-    files = JobFiles(backend.blobs, job.scratch_uri)
+    files = JobFiles(backend.blobs, job.scratch_uri, part_format=job.settings.part_format)
     results = _read_results(backend, job, files)
     counts = job.counts.model_copy(
         update={
@@ -156,11 +153,11 @@ def _merge_output(backend: Backend, job: Job, files: JobFiles, results: dict[int
     assert job.output_uri is not None
     scored = [(files.part(i), r.columns) for i, r in sorted(results.items()) if r.rows]
     try:
-        backend.blobs.write_stream(job.output_uri, _merged(backend, scored), if_absent=True)
+        backend.blobs.write_stream(job.output_uri, _merged(backend, job, scored), if_absent=True)
     except AlreadyExistsError:
         # A finalize that crashed after writing the output is being run again: the same file is ours.
         mine, theirs = hashlib.sha256(), hashlib.sha256(backend.blobs.get_bytes(job.output_uri))
-        for chunk in _merged(backend, scored):
+        for chunk in _merged(backend, job, scored):
             mine.update(chunk)
         if mine.digest() != theirs.digest():
             raise ConflictError(
@@ -168,23 +165,5 @@ def _merge_output(backend: Backend, job: Job, files: JobFiles, results: dict[int
             ) from None
 
 
-def _merged(backend: Backend, parts: list[tuple[str, list[str]]]) -> Iterator[bytes]:
-    """The output's bytes, one part in memory at a time when all parts share their columns."""
-    if len({tuple(columns) for _, columns in parts}) <= 1:
-        for number, (uri, _) in enumerate(parts):
-            header, _, body = backend.blobs.get_bytes(uri).partition(b"\n")
-            if number == 0:
-                yield header + b"\n"
-            yield body
-        return
-    # Mini-batches returned different columns: align them under the union of columns, in first-seen order,
-    # one part at a time. Cells pass through as text, exactly as written (no 1 -> 1.0, 007 -> 7, NA -> empty).
-    columns = list(dict.fromkeys(column for _, part_columns in parts for column in part_columns))
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, restval="", lineterminator="\n")
-    writer.writeheader()
-    for uri, _ in parts:
-        writer.writerows(csv.DictReader(io.StringIO(backend.blobs.get_bytes(uri).decode("utf-8"), newline="")))
-        yield out.getvalue().encode()
-        out.seek(0)
-        out.truncate()
+def _merged(backend: Backend, job: Job, parts: list[merging.Part]) -> Iterator[bytes]:
+    return merging.merged(job.settings.part_format, backend.blobs.get_bytes, parts)

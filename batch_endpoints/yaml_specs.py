@@ -40,6 +40,9 @@ FLAT_SETTINGS = (
     "output_file_name",
     "logging_level",
     "environment_variables",
+    "input_format",
+    "output_format",
+    "keep_input_columns",
 )
 AZURE_PREFIX = "azureml:"
 LATEST = "latest"
@@ -95,18 +98,20 @@ class EndpointDeclaration:
 @dataclass(frozen=True)
 class DeploymentDeclaration:
     """A deployment as declared. `code` is an absolute local folder or a storage URI (s3://...);
-    `scoring_script` is relative to it. `environment` is inline, or a reference to a registered version."""
+    `scoring_script` is relative to it; both None for an MLflow model scored without code. `environment` is
+    inline, or a reference to a registered version."""
 
     name: str
     endpoint_name: str
     model: ModelReference
-    code: str
-    scoring_script: str
+    code: str | None
+    scoring_script: str | None
     environment: specs.Environment | EnvironmentReference = field(default_factory=specs.Environment)
     compute: str = DEFAULT_COMPUTE
     settings: specs.RunSettings = field(default_factory=specs.RunSettings)
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict)
+    inputs: dict[str, specs.LiteralInput] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------- public API
@@ -168,7 +173,7 @@ def load_deployment_mapping(
             raise ValidationError(f"must be a mapping of run settings (got {_kind(settings)})", field="settings")
         run_settings = specs.parse(specs.RunSettings, _azure_settings(settings), prefix="settings")
         model = _model(doc.model, base)
-        code, script = _code(doc.code_configuration, base)
+        code, script = _code(doc.code_configuration, base) if doc.code_configuration else (None, None)
         environment = _environment(doc.environment, base)
     return DeploymentDeclaration(
         name=doc.name,
@@ -181,6 +186,7 @@ def load_deployment_mapping(
         compute=doc.compute,
         settings=run_settings,
         tags=dict(doc.tags),
+        inputs=dict(doc.inputs),
     )
 
 
@@ -324,7 +330,9 @@ class _DeploymentFile(_AzureFile):
     tags: _Tags = Field(default_factory=dict)
     type: Literal["model"] = "model"
     model: Any
-    code_configuration: _CodeConfiguration
+    # None: an MLflow model, scored by the built-in scorer (Azure's no-code deployment).
+    code_configuration: _CodeConfiguration | None = None
+    inputs: dict[specs.InputName, specs.LiteralInput] = Field(default_factory=dict)
     environment: Any = None
     compute: Annotated[specs.AssetName, pydantic.BeforeValidator(_azure_reference)] = DEFAULT_COMPUTE
     resources: _Resources = Field(default_factory=_Resources)

@@ -29,6 +29,9 @@ def test_run_settings_defaults_are_azures():
         "output_file_name": "predictions.csv",
         "logging_level": "info",
         "environment_variables": {},
+        "input_format": "auto",
+        "output_format": "auto",
+        "keep_input_columns": [],
     }
 
 
@@ -224,9 +227,9 @@ def test_parse_names_nested_fields_with_a_prefix():
 
 
 def test_parse_shows_the_value_for_type_errors():
-    error = refused(specs.RunSettings, {"mini_batch_size": "ten"})
+    error = refused(specs.RunSettings, {"instance_count": "ten"})
 
-    assert error.field == "mini_batch_size"
+    assert error.field == "instance_count"
     assert "valid integer" in error.message
     assert "(got 'ten')" in error.message
 

@@ -707,7 +707,7 @@ def test_wrong_type_of_setting_is_refused(project):
     error = refused(write(project, edit(DEPLOYMENT_NESTED_YML, "mini_batch_size: 10", "mini_batch_size: ten")))
 
     assert error.field == "settings.mini_batch_size"
-    assert "valid integer" in error.message
+    assert "must be a count (rows or files) or a size" in error.message
     assert "'ten'" in error.message
 
 

@@ -98,6 +98,8 @@ def endpoint_delete(service: BatchEndpointService, args: argparse.Namespace) -> 
 
 def endpoint_invoke(service: BatchEndpointService, args: argparse.Namespace) -> int:
     overrides = yaml_specs.parse_overrides(args.set or [])
+    # `--set inputs.NAME=VALUE`: literal inputs, kept as written; the deployment's declared type reads them.
+    inputs = {key.removeprefix("inputs."): overrides.pop(key) for key in list(overrides) if key.startswith("inputs.")}
     overrides.update(
         {
             k: v
@@ -117,6 +119,7 @@ def endpoint_invoke(service: BatchEndpointService, args: argparse.Namespace) -> 
             deployment_name=args.deployment_name,
             output_path=os.path.abspath(args.output_path) if args.output_path else None,
             overrides=parse(InvokeOverrides, overrides, prefix="--set"),
+            inputs=inputs,
             caller=_caller(),
         )
     )
@@ -338,7 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--mini-batch-size", type=int)
     sub.add_argument("--instance-count", type=int)
     sub.add_argument(
-        "--set", action="append", metavar="KEY=VALUE", help="other overrides: max_retries, timeout, error_threshold"
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="other overrides: max_retries, timeout, error_threshold; inputs.NAME=VALUE gives a literal input",
     )
     sub.add_argument("--stream", action="store_true", help="follow the job to its end")
 

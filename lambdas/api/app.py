@@ -198,7 +198,8 @@ def put_deployment(
     """The body is deployment.yml as JSON; its code folder (and an inline model) must already be in storage."""
     mapping = _with_path_names(body, name=deployment_name, endpoint_name=endpoint_name)
     declaration = yaml_specs.load_deployment_mapping(mapping, None, source="")
-    _storage_location(service, declaration.code, "code_configuration.code")
+    if declaration.code is not None:
+        _storage_location(service, declaration.code, "code_configuration.code")
     if declaration.model.path is not None:
         _storage_location(service, declaration.model.path, "model.path")
     return service.put_deployment(declaration, set_default=set_default, caller=caller)
@@ -345,6 +346,7 @@ def invoke(
         deployment_name=body.deployment_name,
         output_path=_storage_location(service, output.path, "output.path") if output and output.path else None,
         overrides=overrides,
+        inputs=body.inputs,
         caller=caller,
     )
     job = service.invoke(request) if idempotency_key is None else service.invoke_idempotent(request, idempotency_key)

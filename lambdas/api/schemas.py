@@ -23,6 +23,8 @@ from batch_endpoints.specs import (
     JobCounts,
     JobInput,
     JobStatus,
+    LiteralInput,
+    LiteralValue,
     Model,
     RunSettings,
 )
@@ -119,7 +121,7 @@ class RetrySettingsBody(Body):
 class SettingsBody(Body):
     """Azure's batch deployment `settings`; omitted ones take Azure's defaults."""
 
-    mini_batch_size: int | None = None
+    mini_batch_size: int | str | None = Field(None, description="files; for tabular inputs rows, or a size ('10MB')")
     max_concurrency_per_instance: int | None = None
     instance_count: int | None = Field(None, description="Azure's place for it is resources.instance_count")
     retry_settings: RetrySettingsBody | None = None
@@ -128,6 +130,9 @@ class SettingsBody(Body):
     output_file_name: str | None = None
     logging_level: str | None = None
     environment_variables: dict[str, str] | None = None
+    input_format: str | None = Field(None, examples=["auto", "files", "csv", "parquet", "jsonl"])
+    output_format: str | None = Field(None, examples=["auto", "csv", "parquet", "jsonl"])
+    keep_input_columns: list[str] | None = None
 
 
 class ResourcesBody(Body):
@@ -147,7 +152,8 @@ class DeploymentBody(Body):
     description: str | None = None
     tags: dict[str, str] | None = None
     model: Annotated[Any, WithJsonSchema(MODEL_SCHEMA)]
-    code_configuration: CodeConfigurationBody
+    code_configuration: CodeConfigurationBody | None = Field(None, description="omit for an MLflow model")
+    inputs: dict[str, LiteralInput] | None = Field(None, description="literal inputs accepted at invoke")
     environment: Annotated[Any, WithJsonSchema(ENVIRONMENT_SCHEMA)] = None
     compute: str | None = Field(None, examples=["cpu-cluster", "gpu-cluster"])
     resources: ResourcesBody | None = None
@@ -224,6 +230,11 @@ class InvokeBody(Body):
     input: InvokeInput
     output: InvokeOutput | None = None
     overrides: InvokeOverrides = Field(default_factory=InvokeOverrides)
+    inputs: dict[str, LiteralValue] = Field(
+        default_factory=dict,
+        description="literal inputs, as the deployment declares them",
+        examples=[{"threshold": 0.7}],
+    )
 
 
 class JobLinks(BaseModel):

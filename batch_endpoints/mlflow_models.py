@@ -1,0 +1,46 @@
+"""What the control plane needs to know of an MLflow model: that a folder is one, and the packages it needs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from batch_endpoints import assets
+from batch_endpoints.ports import BlobStore
+
+MLMODEL = "MLmodel"
+
+
+def find(blobs: BlobStore, location: str) -> str | None:
+    """The folder holding the MLmodel file: the model folder itself or a folder in it; None if not MLflow."""
+    if _exists(blobs, _join(blobs, location, MLMODEL)):
+        return location
+    if assets.is_stored(location):
+        relative = [blobs.relative(location, info.uri) for info in blobs.list_files(location)]
+        candidates = [
+            blobs.join(location, rel.split("/")[0]) for rel in relative if rel.count("/") == 1 and rel.endswith(MLMODEL)
+        ]
+    elif os.path.isdir(location):
+        candidates = [os.path.join(location, name) for name in sorted(os.listdir(location))]
+        candidates = [c for c in candidates if os.path.isfile(os.path.join(c, MLMODEL))]
+    else:
+        candidates = []
+    return candidates[0] if candidates else None
+
+
+def pip_requirements(blobs: BlobStore, model_dir: str) -> list[str]:
+    """The model's pip requirements, from the requirements.txt MLflow writes next to MLmodel."""
+    uri = _join(blobs, model_dir, "requirements.txt")
+    if not _exists(blobs, uri):
+        return []
+    text = blobs.get_bytes(uri).decode() if assets.is_stored(uri) else Path(uri).read_text(encoding="utf-8")
+    lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith("-")]
+
+
+def _join(blobs: BlobStore, location: str, name: str) -> str:
+    return blobs.join(location, name) if assets.is_stored(location) else os.path.join(location, name)
+
+
+def _exists(blobs: BlobStore, location: str) -> bool:
+    return blobs.exists(location) if assets.is_stored(location) else os.path.isfile(location)

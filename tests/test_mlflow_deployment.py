@@ -1,0 +1,59 @@
+"""MLflow no-code deployments: the tabular example end to end on the local backend, and what is refused."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from batch_container.mlflow_scorer import check_requirements
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "tabular"
+
+
+def example_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("tabular_example_run", EXAMPLE / "run.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_example_scores_csv_rows_with_no_scoring_script_exactly_as_the_models_predict(bep, tmp_path):
+    # run() itself fails unless every prediction equals the model's own predict() on the same rows.
+    predictions = example_module().run(tmp_path)
+
+    assert list(predictions.columns) == ["file", "row", "mean radius", "prediction"]
+    assert predictions.groupby("file")["row"].apply(list).to_dict() == {
+        "patients-0.csv": list(range(57)),
+        "patients-1.csv": list(range(57)),
+        "patients-2.csv": list(range(57)),
+    }
+    deployment = bep.service.get_deployment("cancer-classifier", "cancer-mlflow")
+    assert deployment.code_configuration is None
+    assert any(r.startswith("scikit-learn==") for r in deployment.environment.pip_requirements)
+
+
+def test_a_deployment_without_code_needs_an_mlflow_model(bep, tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.txt").write_text("1")
+    bep("endpoint", "create", "--name", "plain")
+    spec = tmp_path / "deployment.yml"
+    spec.write_text(json.dumps({"name": "plain", "endpoint_name": "plain", "model": {"path": str(model)}}))
+
+    result = bep("deployment", "create", "--file", spec, ok=False)
+
+    assert result.code == 2
+    assert "code_configuration" in result.err and "not an MLflow model (it has no MLmodel file)" in result.err
+    assert bep.service.list_deployments("plain") == [] and bep.service.list_models() == []
+
+
+def test_a_missing_model_requirement_fails_init_with_what_to_install(tmp_path):
+    (tmp_path / "requirements.txt").write_text("mlflow==0.0.1\npandas\nsurely-not-a-package-here==1.2\n")
+
+    with pytest.raises(ModuleNotFoundError, match=r"lacks: surely-not-a-package-here==1\.2; install them"):
+        check_requirements(str(tmp_path))
