@@ -7,11 +7,13 @@ because they read those variables once, at import.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import inspect
 import logging
 import multiprocessing
 import os
+import resource
 import signal
 import sys
 import threading
@@ -78,6 +80,8 @@ class RunReply:
     index: int
     started: bool = True
     error: str | None = None
+    memory_mb: float = 0.0
+    """The worker's resident memory once run() returned, for the pool's memory ceiling."""
     csv: bytes | None = None
     rows: int = 0
     columns: list[str] = field(default_factory=list)
@@ -138,7 +142,7 @@ def serve(conn: Connection, setup: WorkerSetup) -> None:
             else:
                 result = script.run(list(request.paths))
         except BaseException as exc:
-            conn.send(RunReply(request.index, error=describe(exc, setup.code_dir)))
+            conn.send(RunReply(request.index, error=describe(exc, setup.code_dir), memory_mb=resident_mb()))
             continue
         try:
             if request.slices:
@@ -157,7 +161,17 @@ def serve(conn: Connection, setup: WorkerSetup) -> None:
         except Exception as exc:
             reply = RunReply(request.index, error=f"could not turn run()'s result into rows: {_headline(exc)}")
         del result
-        conn.send(reply)
+        conn.send(dataclasses.replace(reply, memory_mb=resident_mb()))
+
+
+def resident_mb() -> float:
+    """This process's resident memory now (Linux), or its peak where the current figure is not available."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB elsewhere
 
 
 def tabular_mini_batch(request: RunRequest, setup: WorkerSetup) -> Any:

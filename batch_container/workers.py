@@ -59,10 +59,10 @@ class Worker:
     """When requests[0] times out."""
     pipelined: bool = False
     """Its last run() succeeded in under PIPELINE_BELOW_S: it may hold a second request."""
-
-    @property
-    def capacity(self) -> int:
-        return PIPELINED_REQUESTS if self.pipelined else 1
+    served: int = 0
+    """Mini-batches this process answered."""
+    retiring: str = ""
+    """Why it is to be replaced once it has answered what it holds (recycling); empty = it is not."""
 
     init_failures: int = 0
     init_error: str = ""
@@ -72,10 +72,22 @@ class WorkerPool:
     """`size` worker processes started with the multiprocessing spawn context (fork is unsafe once the
     runner has threads, and CUDA cannot be re-initialised in a forked child)."""
 
-    def __init__(self, size: int, setup_for: Callable[[int], WorkerSetup], *, timeout_s: float) -> None:
+    def __init__(
+        self,
+        size: int,
+        setup_for: Callable[[int], WorkerSetup],
+        *,
+        timeout_s: float,
+        max_mini_batches: int = 0,
+        max_memory_mb: float = 0,
+    ) -> None:
+        """`max_mini_batches` and `max_memory_mb` (0 = no limit) recycle workers: scoring code that leaks
+        (caches that only grow, fragmented native allocations) gets a fresh process instead of an OOM kill."""
         self._context = multiprocessing.get_context("spawn")
         self._setup_for = setup_for
         self.timeout_s = timeout_s
+        self.max_mini_batches = max_mini_batches
+        self.max_memory_mb = max_memory_mb
         self.workers = [Worker(slot) for slot in range(size)]
 
     # --- what the runner asks -------------------------------------------------------------------------
@@ -88,12 +100,12 @@ class WorkerPool:
 
     def accepting(self) -> list[Worker]:
         """Workers that can take another request, idle ones first."""
-        ready = [w for w in self.workers if w.state in (State.IDLE, State.BUSY) and len(w.requests) < w.capacity]
+        ready = [w for w in self.workers if w.state in (State.IDLE, State.BUSY) and self._room(w) > 0]
         return sorted(ready, key=lambda w: len(w.requests))
 
     @property
     def free_slots(self) -> int:
-        return sum(w.capacity - len(w.requests) for w in self.accepting())
+        return sum(self._room(w) for w in self.accepting())
 
     @property
     def usable(self) -> bool:
@@ -105,7 +117,7 @@ class WorkerPool:
 
     def assign(self, worker: Worker, request: RunRequest) -> None:
         assert worker.state in (State.IDLE, State.BUSY) and worker.conn is not None
-        assert len(worker.requests) < worker.capacity
+        assert self._room(worker) > 0
         if worker.state is State.IDLE:
             worker.state = State.BUSY
             self._begin(worker, time.monotonic())
@@ -185,6 +197,7 @@ class WorkerPool:
         # The child holds its own copy; closing ours lets recv() see EOF when the child dies.
         child_end.close()
         worker.process, worker.conn, worker.state, worker.pipelined = process, parent_end, State.STARTING, False
+        worker.served, worker.retiring = 0, ""
         worker.requests.clear()
 
     def _receive(self, worker: Worker) -> list[RunReply]:
@@ -205,11 +218,17 @@ class WorkerPool:
                 now = time.monotonic()
                 worker.requests.popleft()
                 worker.pipelined = message.error is None and now - worker.started < PIPELINE_BELOW_S
+                worker.served += 1
+                worker.retiring = worker.retiring or self._why_recycle(worker, message)
                 if worker.requests:
                     self._begin(worker, now)  # it went straight on to the next request
                 else:
                     worker.state = State.IDLE
                 ended.append(message)
+        if worker.retiring and worker.state is State.IDLE:
+            log.info("worker %d: %s; starting a new one", worker.slot, worker.retiring)
+            self._kill(worker)  # idle: it holds nothing, and its output is all sent
+            self._launch(worker)
         return ended
 
     def _died(self, worker: Worker) -> list[RunReply]:
@@ -227,6 +246,22 @@ class WorkerPool:
         log.warning("worker %d: %s; starting a new one", worker.slot, why)
         self._launch(worker)
         return _ended_with(requests, why)
+
+    def _room(self, worker: Worker) -> int:
+        """How many more requests the worker may hold now."""
+        if worker.retiring:
+            return 0
+        room = (PIPELINED_REQUESTS if worker.pipelined else 1) - len(worker.requests)
+        if self.max_mini_batches:
+            room = min(room, self.max_mini_batches - worker.served - len(worker.requests))
+        return room
+
+    def _why_recycle(self, worker: Worker, reply: RunReply) -> str:
+        if self.max_mini_batches and worker.served >= self.max_mini_batches:
+            return f"scored {worker.served} mini-batches (max_mini_batches_per_worker)"
+        if self.max_memory_mb and reply.memory_mb > self.max_memory_mb:
+            return f"uses {reply.memory_mb:.0f} MB > {self.max_memory_mb:g} MB (max_worker_memory_mb)"
+        return ""
 
     def _begin(self, worker: Worker, now: float) -> None:
         worker.started, worker.deadline = now, now + self.timeout_s

@@ -127,6 +127,12 @@ class RunSettings(Spec):
     keep_input_columns: list[str] = Field(
         default_factory=list, description="tabular inputs: input columns copied next to each prediction"
     )
+    max_mini_batches_per_worker: int = Field(
+        0, ge=0, description="replace a worker (and run init() again) after this many mini-batches; 0 = never"
+    )
+    max_worker_memory_mb: int = Field(
+        0, ge=0, description="replace a worker whose resident memory is above this after a mini-batch; 0 = never"
+    )
 
     @field_validator("output_file_name")
     @classmethod

@@ -43,6 +43,8 @@ FLAT_SETTINGS = (
     "input_format",
     "output_format",
     "keep_input_columns",
+    "max_mini_batches_per_worker",
+    "max_worker_memory_mb",
 )
 AZURE_PREFIX = "azureml:"
 LATEST = "latest"

@@ -398,6 +398,53 @@ def test_run_past_the_timeout_is_killed_and_its_worker_replaced(make_job):
     assert inits[2] in job.mark_lines("scored")  # which went on scoring
 
 
+def test_a_worker_is_replaced_after_max_mini_batches_per_worker(make_job):
+    job = make_job(
+        """
+        def init():
+            mark("inits", os.getpid())
+
+        def run(mini_batch):
+            return [os.getpid()] * len(mini_batch)
+        """,
+        9,
+        max_mini_batches_per_worker=3,
+    )
+    run = job.run()
+    assert run.returncode == 0, run.stderr
+    pids = [job.part(i)["prediction"].item() for i in range(9)]
+    # Three processes, each scoring three mini-batches in a row, each with its own init().
+    assert [pids.count(pid) for pid in dict.fromkeys(pids)] == [3, 3, 3]
+    assert {str(pid) for pid in pids} <= set(job.mark_lines("inits"))
+    assert run.stderr.count("scored 3 mini-batches (max_mini_batches_per_worker); starting a new one") >= 2
+
+
+def test_a_leaking_worker_is_replaced_above_max_worker_memory_mb_so_memory_stays_bounded(make_job):
+    job = make_job(
+        """
+        import numpy as np
+        from batch_container.scoring import resident_mb
+        kept = []
+
+        def run(mini_batch):
+            # A leak: 40 MB that is written (so resident) and never freed.
+            kept.append(np.ones(40 * 2**20 // 8))
+            mark("memory", f"{os.getpid()} {resident_mb():.0f}")
+            return [1] * len(mini_batch)
+        """,
+        12,
+        max_worker_memory_mb=200,
+    )
+    run = job.run()
+    assert run.returncode == 0, run.stderr
+    assert sorted(job.results()) == list(range(12))
+    seen = [line.split() for line in job.mark_lines("memory")]
+    assert len({pid for pid, _ in seen}) >= 2  # 12 x 40 MB in one process would be 480 MB
+    # Replaced once above the ceiling, after the mini-batch it may already hold: at most two leak steps beyond.
+    assert max(float(mb) for _, mb in seen) < 200 + 2 * 40 + 10
+    assert "(max_worker_memory_mb); starting a new one" in run.stderr
+
+
 def test_worker_that_exits_in_run_is_replaced(make_job):
     job = make_job(
         """

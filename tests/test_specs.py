@@ -32,6 +32,8 @@ def test_run_settings_defaults_are_azures():
         "input_format": "auto",
         "output_format": "auto",
         "keep_input_columns": [],
+        "max_mini_batches_per_worker": 0,
+        "max_worker_memory_mb": 0,
     }
 
 
@@ -47,6 +49,9 @@ def test_run_settings_defaults_are_azures():
         ({"retry_settings": {"timeout": -30}}, "retry_settings.timeout"),
         ({"retry_settings": {"max_retries": -1}}, "retry_settings.max_retries"),
         ({"error_threshold": -2}, "error_threshold"),
+        ({"max_mini_batches_per_worker": -1}, "max_mini_batches_per_worker"),
+        ({"max_worker_memory_mb": -100}, "max_worker_memory_mb"),
+        ({"max_worker_memory_mb": "lots"}, "max_worker_memory_mb"),
     ],
 )
 def test_run_settings_refuse_zero_and_negative_sizes_naming_the_field(data, field):

@@ -133,6 +133,8 @@ class SettingsBody(Body):
     input_format: str | None = Field(None, examples=["auto", "files", "csv", "parquet", "jsonl"])
     output_format: str | None = Field(None, examples=["auto", "csv", "parquet", "jsonl"])
     keep_input_columns: list[str] | None = None
+    max_mini_batches_per_worker: int | None = Field(None, description="0 = never replace a worker")
+    max_worker_memory_mb: int | None = Field(None, description="0 = no memory ceiling")
 
 
 class ResourcesBody(Body):
