@@ -175,6 +175,46 @@ class Environment(Spec):
         )
 
 
+DataType = Literal["uri_folder", "uri_file"]
+
+
+class DataAsset(Spec):
+    """A registered data asset version (`az ml data create`): a folder or file in storage, referred to by
+    invocations as `azureml:name:version` or `name@latest`. Versions are immutable, like models."""
+
+    name: AssetName
+    version: str
+    type: DataType = "uri_folder"
+    path: str = Field(description="storage URI of the folder or file")
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+    created_at: str = Field(default_factory=now)
+    created_by: str = ""
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+class Datastore(Spec):
+    """A named storage location that paths are written against: `azureml://datastores/<name>/paths/<path>`.
+
+    In the cloud a datastore is an S3 bucket and key prefix. On the local backend it is a folder; a `bucket`
+    there says which S3 bucket the folder stands in for, so s3:// URIs written for the cloud read it locally.
+    """
+
+    name: AssetName
+    bucket: str | None = Field(None, description="the S3 bucket (cloud), or the bucket a local folder stands in for")
+    prefix: str = Field("", description="key prefix inside the bucket (cloud)")
+    folder: str | None = Field(None, description="the folder (local backend)")
+    root: str = Field(description="storage URI the datastore's paths are relative to")
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+    is_default: bool = False
+    created_at: str = Field(default_factory=now)
+    created_by: str = ""
+
+
 class AssetVersion(Spec):
     """The name and version of a registered asset, as Azure accepts them."""
 
@@ -250,8 +290,22 @@ class JobStatus(StrEnum):
 
 
 class JobInput(Spec):
-    uri: str
-    type: Literal["uri_folder", "uri_file"] = "uri_folder"
+    uri: str = Field(description="where the job reads: a folder or file in storage")
+    type: DataType = "uri_folder"
+    source: str | None = Field(
+        None, description="the input as the caller gave it, when not the uri itself: a data asset or datastore path"
+    )
+
+
+JobTags = dict[Annotated[str, Field(min_length=1, max_length=256)], Annotated[str, Field(max_length=256)]]
+
+
+class JobMetadata(Spec):
+    """What a caller may say about a job to find it later (Azure's experiment, display name and tags)."""
+
+    experiment_name: AssetName | None = Field(None, description="default: the endpoint's name, as in Azure")
+    display_name: str | None = Field(None, max_length=256)
+    tags: JobTags = Field(default_factory=dict)
 
 
 class JobCounts(Spec):
@@ -278,6 +332,9 @@ class Job(Spec):
     output_uri: str | None = Field(description="the merged output file; None for summary_only")
     scratch_uri: str
     settings: RunSettings
+    experiment_name: str = ""
+    display_name: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
     status: JobStatus = JobStatus.QUEUED
     counts: JobCounts = Field(default_factory=JobCounts)
     error: str | None = None

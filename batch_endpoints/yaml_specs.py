@@ -190,6 +190,11 @@ def parse_model_reference(text: str, *, field: str = "model", source: str | None
         return _model_reference(text, field)
 
 
+def asset_reference(text: str, *, field: str, noun: str) -> tuple[str, str | None, Literal["latest"] | None]:
+    """(name, version, label) of any registered asset's reference: `azureml:name:version`, `name@latest`, ..."""
+    return _asset_reference(text, field, noun)
+
+
 def is_conda_text(value: str) -> bool:
     """True when `value` is a conda file's text (several lines, or a YAML mapping), False for a path to one."""
     if "\n" in value.strip():
