@@ -32,7 +32,6 @@ S3_SCHEME = "s3://"
 _ASSET_ID = re.compile(r"^/subscriptions/[^/]+/resourceGroups/.+/workspaces/[^/]+/data/([^/]+)/versions/([^/]+)$")
 _DATASTORE_ID = re.compile(r"^/subscriptions/[^/]+/resourceGroups/.+/workspaces/[^/]+/datastores/([^/]+)(/.*)?$")
 _DATASTORE_PATH = re.compile(r"^azureml://datastores/([^/]+)(/.*)?$")
-_ASSET_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(:[A-Za-z0-9][A-Za-z0-9_.-]*|@[A-Za-z]+)$")
 # S3 bucket naming rules (3-63 characters; lowercase letters, digits, '.' and '-'; a letter or digit at each end).
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
@@ -44,26 +43,6 @@ class Location:
     """Known from a data asset's registration; otherwise inferred from what is at `uri`."""
     source: str | None = None
     """The reference as the caller wrote it, when it is not the URI itself."""
-
-
-def is_reference(text: str) -> bool:
-    """True when `text` names data in storage (a URI, a data asset, a datastore path), not a local file."""
-    value = text.strip()
-    return (
-        "://" in value
-        or value.startswith((yaml_specs.AZURE_PREFIX, "/subscriptions/"))
-        or bool(_ASSET_REFERENCE.fullmatch(value))
-    )
-
-
-def local_or_reference(text: str, base_dir: str) -> str:
-    """What a user typed or wrote in a file: an existing local file or folder (absolute, against base_dir) wins;
-    else a reference to data in storage; else the local path that does not exist (refused by whoever reads it)."""
-    value = str(text).strip()
-    path = os.path.abspath(os.path.join(base_dir, os.path.expanduser(value.removeprefix("file://"))))
-    if os.path.exists(path) or not is_reference(value) or value.startswith("file://"):
-        return path
-    return value
 
 
 class LocationResolver:
@@ -150,7 +129,7 @@ class LocationResolver:
                 "asset or a datastore path (azureml://datastores/<name>/paths/<path>)",
                 field=field,
             )
-        if _ASSET_REFERENCE.fullmatch(value):
+        if yaml_specs.ASSET_REFERENCE.fullmatch(value):
             return self._data_asset(value, value, field)
         raise ValidationError(
             f"{value!r} is neither a storage location nor a data asset (name:version or name@latest); local files "

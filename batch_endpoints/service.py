@@ -193,6 +193,7 @@ class BatchEndpointService:
         description: str = "",
         tags: dict[str, str] | None = None,
         caller: str = "",
+        progress: uploads.Progress | None = None,
     ) -> DataAsset:
         """Register a data asset version (`az ml data create`): a folder (uri_folder) or a file (uri_file).
 
@@ -224,7 +225,7 @@ class BatchEndpointService:
             target = self.blobs.join(self.blobs.root, "data", name, version)
             if asset.type == "uri_file":
                 target = self.blobs.join(target, os.path.basename(path))
-            asset.path = uploads.upload(self.blobs, path, target)
+            asset.path = uploads.upload(self.blobs, path, target, progress=progress)
         self.repo.add_data(asset)
         return asset
 
@@ -424,16 +425,22 @@ class BatchEndpointService:
             self.repo.update_endpoint(endpoint_name, lambda e: e.model_copy(update={"default_deployment": None}))
 
     # ------------------------------------------------------------------ jobs
-    def invoke(self, request: InvokeRequest) -> Job:
-        endpoint = self.repo.get_endpoint(request.endpoint_name)
-        deployment_name = request.deployment_name or endpoint.default_deployment
-        if not deployment_name:
+    def deployment_to_invoke(self, endpoint_name: str, deployment_name: str | None = None) -> Deployment:
+        """The deployment an invocation would run: the one named, or the endpoint's default. Clients call it to
+        refuse early, before uploading a local input."""
+        endpoint = self.repo.get_endpoint(endpoint_name)
+        name = deployment_name or endpoint.default_deployment
+        if not name:
             raise ValidationError(
                 f"endpoint {endpoint.name!r} has no default deployment; pass a deployment name or set a default "
                 "(endpoint update --default-deployment NAME)",
                 field="deployment_name",
             )
-        deployment = self.repo.get_deployment(endpoint.name, deployment_name)
+        return self.repo.get_deployment(endpoint.name, name)
+
+    def invoke(self, request: InvokeRequest) -> Job:
+        endpoint = self.repo.get_endpoint(request.endpoint_name)
+        deployment = self.deployment_to_invoke(endpoint.name, request.deployment_name)
         settings = request.overrides.apply(deployment.settings)
         metadata = parse(
             JobMetadata,

@@ -41,6 +41,11 @@ def upload_input(blobs: BlobStore, local_path: str, *, field: str, progress: Pro
     return upload(blobs, path, target, progress=progress)
 
 
+def discard(blobs: BlobStore, uri: str) -> None:
+    """Remove an input uploaded by upload_input, with the prefix made for it."""
+    blobs.delete_prefix(uri.rstrip("/").rpartition("/")[0])
+
+
 def upload(blobs: BlobStore, path: str, target: str, *, progress: Progress | None = None) -> str:
     """Copy the file `path` to `target`, or the folder `path` to the folder `target`; returns `target`."""
     if os.path.isdir(path):

@@ -1,4 +1,5 @@
-"""A progress bar on stderr for uploads, redrawn in place; silent when stderr is not a terminal but for the end."""
+"""A progress bar on stderr for uploads, redrawn in place. Only for a terminal: logs and pipes get no bar, so
+what a script reads from stderr is the command's own messages."""
 
 from __future__ import annotations
 
@@ -16,21 +17,19 @@ class ProgressBar:
         self.label = label
         self.out = out or sys.stderr
         self.live = self.out.isatty()
-        self.shown = -1
-        self.last = (0, 0)
+        self.shown: tuple[int, int] | None = None
 
     def __call__(self, done: int, total: int) -> None:
-        self.last = (done, total)
         percent = 100 if total == 0 else done * 100 // total
-        if self.live and percent != self.shown:
-            self.shown = percent
+        if self.live and (percent, total) != self.shown:
+            self.shown = (percent, total)
             self.out.write("\r" + self._line(done, total))
             self.out.flush()
 
     def close(self) -> None:
-        done, total = self.last
-        self.out.write(("\r" if self.live else "") + self._line(done, total) + "\n")
-        self.out.flush()
+        if self.live and self.shown is not None:
+            self.out.write("\n")
+            self.out.flush()
 
     def _line(self, done: int, total: int) -> str:
         filled = WIDTH if total == 0 else WIDTH * done // total
