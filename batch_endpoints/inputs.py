@@ -65,7 +65,9 @@ class LocationResolver:
             where = {"bucket": bucket, "prefix": prefix}
         else:
             where = {"folder": root}
-        return Datastore(name=DEFAULT_DATASTORE, root=root, is_default=True, description=description, **where)
+        return Datastore(
+            name=DEFAULT_DATASTORE, root=root, is_default=True, description=description, created_at=None, **where
+        )
 
     def datastore(self, name: str, *, field: str) -> Datastore:
         if name == DEFAULT_DATASTORE:

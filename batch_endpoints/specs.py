@@ -20,6 +20,7 @@ from batch_endpoints.errors import ValidationError
 ENDPOINT_NAME = re.compile(r"^[a-zA-Z][-a-zA-Z0-9]+[a-zA-Z0-9]$")
 # Azure limits endpoint names to 3-32 characters; deployment names follow the same pattern.
 NAME_MAX = 32
+TAG_MAX = 256
 ASSET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -211,7 +212,7 @@ class Datastore(Spec):
     description: str = ""
     tags: dict[str, str] = Field(default_factory=dict)
     is_default: bool = False
-    created_at: str = Field(default_factory=now)
+    created_at: str | None = Field(default_factory=now, description="none for the default datastore")
     created_by: str = ""
 
 
@@ -297,15 +298,20 @@ class JobInput(Spec):
     )
 
 
-JobTags = dict[Annotated[str, Field(min_length=1, max_length=256)], Annotated[str, Field(max_length=256)]]
-
-
 class JobMetadata(Spec):
     """What a caller may say about a job to find it later (Azure's experiment, display name and tags)."""
 
     experiment_name: AssetName | None = Field(None, description="default: the endpoint's name, as in Azure")
     display_name: str | None = Field(None, max_length=256)
-    tags: JobTags = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("tags")
+    @classmethod
+    def _tag_lengths(cls, tags: dict[str, str]) -> dict[str, str]:
+        for key, value in tags.items():
+            if not 0 < len(key) <= TAG_MAX or len(value) > TAG_MAX:
+                raise ValueError(f"tag {key!r}: keys must be 1-{TAG_MAX} characters and values at most {TAG_MAX}")
+        return tags
 
 
 class JobCounts(Spec):
