@@ -26,7 +26,6 @@ from batch_endpoints.repository import Repository, newest
 from batch_endpoints.specs import DataAsset, Datastore, DataType, JobInput, parse
 
 DEFAULT_DATASTORE = "workspaceblobstore"
-DATASTORE_SCHEME = "azureml://datastores/"
 S3_SCHEME = "s3://"
 # Azure's resource ids, as `az ml data show` and `az ml datastore show` print them.
 _ASSET_ID = re.compile(r"^/subscriptions/[^/]+/resourceGroups/.+/workspaces/[^/]+/data/([^/]+)/versions/([^/]+)$")

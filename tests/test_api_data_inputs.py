@@ -76,6 +76,21 @@ def test_data_asset_versions_are_registered_listed_shown_and_invoked(ready: Stac
     assert started(api, {"input": {"uri": "images@latest"}})["input"]["source"] == "azureml:images:2"
 
 
+def test_azures_resource_ids_name_data_assets_and_datastore_paths(ready: Stack, api: Api, folders: Folders):
+    """What `az ml data show` / `az ml datastore show` print as `id`, as Azure's docs pass them to invoke."""
+    workspace = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws"
+    api("PUT", "/data/images/versions/1", {"path": folders.inputs})
+    asset = api("GET", "/data/images/versions/1").json()
+    parent, name = parent_and_name(folders.inputs)
+    api("PUT", "/datastores/staged", datastore_body(ready, parent))
+
+    by_asset_id = started(api, {"input": {"uri": f"{workspace}/data/images/versions/1"}})
+    by_datastore_id = started(api, {"input": {"uri": f"{workspace}/datastores/staged/paths/{name}"}})
+
+    assert by_asset_id["input"]["uri"] == asset["path"]
+    assert by_datastore_id["input"]["uri"] == folders.inputs
+
+
 @pytest.mark.parametrize(
     ("version", "body", "status", "field"),
     [
