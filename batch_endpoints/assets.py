@@ -16,7 +16,7 @@ IGNORED = {"__pycache__", ".git", ".ipynb_checkpoints"}
 def folder_digest(path: str) -> str:
     """A hash of the folder's relative paths and contents, so an unchanged folder maps to the same key."""
     digest = hashlib.sha256()
-    for rel in sorted(_files(path)):
+    for rel in local_files(path):
         digest.update(rel.encode() + b"\0")
         with open(os.path.join(path, rel), "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
@@ -25,12 +25,13 @@ def folder_digest(path: str) -> str:
     return digest.hexdigest()
 
 
-def _files(path: str) -> list[str]:
+def local_files(path: str) -> list[str]:
+    """The folder's files (relative paths, sorted), without caches, version control and bytecode."""
     found = []
     for folder, dirs, names in os.walk(path):
         dirs[:] = [d for d in dirs if d not in IGNORED]
         found += [os.path.relpath(os.path.join(folder, n), path) for n in names if not n.endswith(".pyc")]
-    return found
+    return sorted(found)
 
 
 def is_stored(location: str) -> bool:

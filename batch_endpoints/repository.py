@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from pydantic import BaseModel
 
 from batch_endpoints.errors import ConflictError, NotFoundError
 from batch_endpoints.ports import RecordStore
-from batch_endpoints.specs import Deployment, Endpoint, Environment, Job, Model
+from batch_endpoints.specs import DataAsset, Datastore, Deployment, Endpoint, Environment, Job, Model
 
 T = TypeVar("T", bound=BaseModel)
 
 MODEL, ENVIRONMENT, ENDPOINT, DEPLOYMENT, JOB = "model", "environment", "endpoint", "deployment", "job"
+DATA, DATASTORE = "data", "datastore"
 
 
 def version_key(name: str, version: str) -> str:
     """The key of one version of a registered asset (a model or an environment); its parent is the name."""
     return f"{name}:{version}"
+
+
+AssetT = TypeVar("AssetT", Model, Environment, DataAsset)
+
+
+def newest(versions: Sequence[AssetT]) -> AssetT:
+    """The latest of an asset's versions (`@latest`): the highest number; versions that are not numbers come
+    before numbered ones, in text order."""
+
+    def order(asset: AssetT) -> tuple[int, int | str]:
+        version = asset.version or ""
+        return (1, int(version)) if version.isdigit() else (0, version)
+
+    return max(versions, key=order)
 
 
 def deployment_key(endpoint: str, name: str) -> str:
@@ -49,6 +64,30 @@ class Repository:
     def add_environment(self, environment: Environment) -> None:
         assert environment.name and environment.version, "a registered environment has a name and a version"
         self._add_version(ENVIRONMENT, environment.name, environment.version, environment)
+
+    # --- data assets
+    def get_data(self, name: str, version: str) -> DataAsset | None:
+        return self._get_version(DATA, DataAsset, name, version)
+
+    def list_data(self, name: str | None = None) -> list[DataAsset]:
+        return self._list_versions(DATA, DataAsset, name)
+
+    def add_data(self, asset: DataAsset) -> None:
+        self._add_version(DATA, asset.name, asset.version, asset)
+
+    # --- datastores
+    def get_datastore(self, name: str) -> Datastore | None:
+        record = self.records.get(DATASTORE, name)
+        return Datastore.model_validate(record.data) if record else None
+
+    def list_datastores(self) -> list[Datastore]:
+        return [Datastore.model_validate(r.data) for r in self.records.list(DATASTORE)]
+
+    def add_datastore(self, datastore: Datastore) -> None:
+        try:
+            self.records.put(DATASTORE, datastore.name, _dump(datastore), expected_version=0)
+        except ConflictError:
+            raise ConflictError(f"datastore {datastore.name!r} already exists", field="name") from None
 
     # --- versions of registered assets: written once (expected_version=0), listed by name
     def _get_version(self, kind: str, model: type[T], name: str, version: str) -> T | None:

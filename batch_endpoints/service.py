@@ -10,26 +10,30 @@ import base64
 import binascii
 import dataclasses
 import json
+import os
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-from batch_endpoints import assets, idempotency, literal_inputs, mlflow_models, workflow
+from batch_endpoints import assets, idempotency, literal_inputs, mlflow_models, uploads, workflow
 from batch_endpoints.backend import Backend
 from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
+from batch_endpoints.inputs import LocationResolver
 from batch_endpoints.jobfiles import JobFiles
 from batch_endpoints.ports import LogPage
-from batch_endpoints.repository import Repository
+from batch_endpoints.repository import AssetT, Repository, newest
 from batch_endpoints.specs import (
     AssetVersion,
     CodeConfiguration,
+    DataAsset,
+    Datastore,
     Deployment,
     Endpoint,
     Environment,
     InvokeOverrides,
     Job,
-    JobInput,
+    JobMetadata,
     JobStatus,
     Model,
     OutputAction,
@@ -59,6 +63,9 @@ class InvokeRequest:
     caller: str = ""
     job_id: str | None = None
     """Chosen by the caller to make a retried invoke idempotent; generated when absent."""
+    experiment_name: str | None = None
+    display_name: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,7 @@ class BatchEndpointService:
         self.backend = backend
         self.blobs = backend.blobs
         self.repo = Repository(backend.records)
+        self.locations = LocationResolver(backend.blobs, self.repo)
 
     # ------------------------------------------------------------------ models
     def register_model(
@@ -176,6 +184,86 @@ class BatchEndpointService:
         if isinstance(declared, EnvironmentReference):
             return self.get_environment(declared.name, declared.version, declared.label).as_deployed()
         return declared
+
+    # ------------------------------------------------------------------ data assets
+    def register_data(
+        self,
+        name: str,
+        path: str,
+        *,
+        data_type: str = "uri_folder",
+        version: str | None = None,
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        caller: str = "",
+        progress: uploads.Progress | None = None,
+    ) -> DataAsset:
+        """Register a data asset version (`az ml data create`): a folder (uri_folder) or a file (uri_file).
+
+        A location in storage (s3://..., a datastore path) is registered where it is; a local path is copied
+        into the default datastore first, so the version keeps its content whatever happens to the local copy.
+        """
+        version = _new_version(version, name, self.repo.list_data)
+        parse(AssetVersion, {"name": name, "version": version})
+        asset = parse(
+            DataAsset,
+            {
+                "name": name,
+                "version": version,
+                "type": data_type,
+                "path": "pending",
+                "description": description,
+                "tags": tags or {},
+                "created_by": caller,
+            },
+        )
+        if self.repo.get_data(name, version):
+            raise ConflictError(f"data asset {name}:{version} already exists; versions are immutable", field="version")
+        if assets.is_stored(path) or not os.path.exists(path):
+            asset.path = self.locations.data_path(path, asset.type)
+        else:
+            if os.path.isdir(path) != (asset.type == "uri_folder"):
+                kind = "folder" if os.path.isdir(path) else "file"
+                raise ValidationError(f"{path} is a {kind}, but the type is {asset.type}", field="type")
+            target = self.blobs.join(self.blobs.root, "data", name, version)
+            if asset.type == "uri_file":
+                target = self.blobs.join(target, os.path.basename(path))
+            asset.path = uploads.upload(self.blobs, path, target, progress=progress)
+        self.repo.add_data(asset)
+        return asset
+
+    def get_data(self, name: str, version: str | None = None, label: str | None = None) -> DataAsset:
+        return _one_version("data asset", name, version, label, self.repo.get_data, self.repo.list_data)
+
+    def list_data(self, name: str | None = None) -> list[DataAsset]:
+        return self.repo.list_data(name)
+
+    # ------------------------------------------------------------------ datastores
+    def create_datastore(
+        self,
+        name: str,
+        *,
+        bucket: str | None = None,
+        prefix: str = "",
+        folder: str | None = None,
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        caller: str = "",
+    ) -> Datastore:
+        """Name a storage location (an S3 bucket and prefix; locally, a folder) for paths such as
+        azureml://datastores/<name>/paths/<path>. The backend's own storage is `workspaceblobstore`."""
+        fields = {"description": description, "tags": tags or {}, "created_by": caller}
+        datastore = self.locations.new_datastore(name, bucket=bucket, prefix=prefix, folder=folder, fields=fields)
+        self.repo.add_datastore(datastore)
+        return datastore
+
+    def get_datastore(self, name: str) -> Datastore:
+        if name != self.locations.default_datastore().name and self.repo.get_datastore(name) is None:
+            raise NotFoundError(f"datastore {name!r} does not exist", field="name")
+        return self.locations.datastore(name, field="name")
+
+    def list_datastores(self) -> list[Datastore]:
+        return self.locations.datastores()
 
     # ------------------------------------------------------------------ endpoints
     def create_endpoint(self, declaration: EndpointDeclaration, *, caller: str = "") -> Endpoint:
@@ -368,23 +456,37 @@ class BatchEndpointService:
             self.repo.update_endpoint(endpoint_name, lambda e: e.model_copy(update={"default_deployment": None}))
 
     # ------------------------------------------------------------------ jobs
-    def invoke(self, request: InvokeRequest) -> Job:
-        endpoint = self.repo.get_endpoint(request.endpoint_name)
-        deployment_name = request.deployment_name or endpoint.default_deployment
-        if not deployment_name:
+    def deployment_to_invoke(self, endpoint_name: str, deployment_name: str | None = None) -> Deployment:
+        """The deployment an invocation would run: the one named, or the endpoint's default. Clients call it to
+        refuse early, before uploading a local input."""
+        endpoint = self.repo.get_endpoint(endpoint_name)
+        name = deployment_name or endpoint.default_deployment
+        if not name:
             raise ValidationError(
                 f"endpoint {endpoint.name!r} has no default deployment; pass a deployment name or set a default "
                 "(endpoint update --default-deployment NAME)",
                 field="deployment_name",
             )
-        deployment = self.repo.get_deployment(endpoint.name, deployment_name)
+        return self.repo.get_deployment(endpoint.name, name)
+
+    def invoke(self, request: InvokeRequest) -> Job:
+        endpoint = self.repo.get_endpoint(request.endpoint_name)
+        deployment = self.deployment_to_invoke(endpoint.name, request.deployment_name)
         settings = request.overrides.apply(deployment.settings)
         inputs = literal_inputs.resolve(deployment.inputs, request.inputs)
-        job_input = self._job_input(request)
+        metadata = parse(
+            JobMetadata,
+            {"experiment_name": request.experiment_name, "display_name": request.display_name, "tags": request.tags},
+        )
+        job_input = self.locations.job_input(request.input, request.input_type)
         job_id = request.job_id or new_job_id(endpoint.name)
         output_uri = None
         if settings.output_action == OutputAction.APPEND_ROW:
-            folder = request.output_path or self.blobs.join(self.blobs.root, "outputs", endpoint.name, job_id)
+            folder = (
+                self.locations.output_folder(request.output_path)
+                if request.output_path
+                else self.blobs.join(self.blobs.root, "outputs", endpoint.name, job_id)
+            )
             output_uri = self.blobs.join(folder, settings.output_file_name)
             if self.blobs.exists(output_uri):
                 raise ConflictError(
@@ -404,6 +506,9 @@ class BatchEndpointService:
             scratch_uri=self.blobs.join(self.blobs.root, "jobs", job_id),
             settings=settings,
             inputs=inputs,
+            experiment_name=metadata.experiment_name or endpoint.name,
+            display_name=metadata.display_name,
+            tags=metadata.tags,
             created_by=request.caller,
         )
         self.repo.add_job(job)
@@ -442,25 +547,6 @@ class BatchEndpointService:
                 raise
             return job
 
-    def _job_input(self, request: InvokeRequest) -> JobInput:
-        uri = request.input
-        if not self.blobs.exists(uri):
-            raise ValidationError(f"{uri} does not exist", field="input")
-        folder = self.blobs.is_folder(uri)
-        job_input = parse(
-            JobInput,
-            {"uri": uri, "type": request.input_type or ("uri_folder" if folder else "uri_file")},
-            prefix="input",
-        )
-        if folder and next(iter(self.blobs.list_files(uri)), None) is None:
-            raise ValidationError(f"{uri} holds no files to score", field="input")
-        if folder != (job_input.type == "uri_folder"):
-            raise ValidationError(
-                f"{uri} is a {'folder' if folder else 'file'}, but the input type is {job_input.type}",
-                field="input_type",
-            )
-        return job_input
-
     def get_job(self, job_id: str) -> Job:
         return self.repo.get_job(job_id)
 
@@ -473,20 +559,44 @@ class BatchEndpointService:
     def job_progress(self, job_id: str) -> dict[str, int]:
         return self.repo.job_progress(job_id)
 
-    def list_jobs(self, endpoint_name: str | None = None, limit: int | None = None) -> list[Job]:
+    def list_jobs(
+        self,
+        endpoint_name: str | None = None,
+        limit: int | None = None,
+        *,
+        experiment_name: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> list[Job]:
+        """Jobs newest first; with an experiment name or tags, only the jobs that have them (every tag given)."""
         if endpoint_name is not None:
             self.repo.get_endpoint(endpoint_name)
-        return self.repo.list_jobs(endpoint_name, limit)
+        if experiment_name is None and not tags:
+            return self.repo.list_jobs(endpoint_name, limit)
+        # The record store indexes jobs by endpoint and time only, so filters read the jobs and keep the matches.
+        wanted = tags or {}
+        matches = [
+            job
+            for job in self.repo.list_jobs(endpoint_name)
+            if experiment_name in (None, job.experiment_name)
+            and all(job.tags.get(key) == value for key, value in wanted.items())
+        ]
+        return matches if limit is None else matches[:limit]
 
     def list_jobs_page(
-        self, endpoint_name: str | None = None, *, limit: int = 20, next_token: str | None = None
+        self,
+        endpoint_name: str | None = None,
+        *,
+        limit: int = 20,
+        next_token: str | None = None,
+        experiment_name: str | None = None,
+        tags: dict[str, str] | None = None,
     ) -> JobPage:
         """Jobs newest first, a page at a time. The token holds an offset: a job created while a client pages
         shifts the later pages by one, so a job may show twice but none is skipped."""
         if not 0 < limit <= 1000:
             raise ValidationError(f"must be between 1 and 1000 (got {limit})", field="limit")
         offset = _page_offset(next_token)
-        jobs = self.list_jobs(endpoint_name, limit=offset + limit + 1)
+        jobs = self.list_jobs(endpoint_name, limit=offset + limit + 1, experiment_name=experiment_name, tags=tags)
         more = len(jobs) > offset + limit
         return JobPage(jobs[offset : offset + limit], _page_token(offset + limit) if more else None)
 
@@ -527,9 +637,10 @@ def _invoke_fields(request: InvokeRequest) -> dict:
     fields = {**dataclasses.asdict(request), "overrides": request.overrides.model_dump(exclude_none=True)}
     for name in ("caller", "job_id"):
         fields.pop(name)
-    if not fields["inputs"]:
-        # Keys stored before literal inputs existed fingerprinted requests without them: keep those equal.
-        fields.pop("inputs")
+    # Absent literal inputs and metadata are left out, so a request fingerprints as it did before they existed.
+    for name in ("inputs", "experiment_name", "display_name", "tags"):
+        if not fields[name]:
+            fields.pop(name)
     return fields
 
 
@@ -550,10 +661,9 @@ def _page_offset(token: str | None) -> int:
 
 
 # ---------------------------------------------------------------------- versions of registered assets
-AssetT = TypeVar("AssetT", Model, Environment)
 
 
-def _new_version(version: str | None, name: str, list_versions: Callable[[str], Sequence[Model | Environment]]) -> str:
+def _new_version(version: str | None, name: str, list_versions: Callable[[str], Sequence[AssetT]]) -> str:
     """The version to register: the one given, or one more than the newest numeric version (Azure's rule)."""
     if version == LATEST:
         raise ValidationError("'latest' is the label of the newest version; choose another version", field="version")
@@ -576,12 +686,8 @@ def _one_version(
         versions = list_versions(name)
         if not versions:
             raise NotFoundError(f"{noun} {name!r} has no versions", field=noun)
-        return max(versions, key=lambda v: _version_order(v.version or ""))
+        return newest(versions)
     found = find(name, version)
     if found is None:
         raise NotFoundError(f"{noun} {name}:{version} does not exist", field=noun)
     return found
-
-
-def _version_order(version: str) -> tuple[int, int | str]:
-    return (1, int(version)) if version.isdigit() else (0, version)

@@ -22,6 +22,7 @@ from batch_endpoints.errors import ValidationError
 ENDPOINT_NAME = re.compile(r"^[a-zA-Z][-a-zA-Z0-9]+[a-zA-Z0-9]$")
 # Azure limits endpoint names to 3-32 characters; deployment names follow the same pattern.
 NAME_MAX = 32
+TAG_MAX = 256
 ASSET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -240,6 +241,46 @@ class Environment(Spec):
         )
 
 
+DataType = Literal["uri_folder", "uri_file"]
+
+
+class DataAsset(Spec):
+    """A registered data asset version (`az ml data create`): a folder or file in storage, referred to by
+    invocations as `azureml:name:version` or `name@latest`. Versions are immutable, like models."""
+
+    name: AssetName
+    version: str
+    type: DataType = "uri_folder"
+    path: str = Field(description="storage URI of the folder or file")
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+    created_at: str = Field(default_factory=now)
+    created_by: str = ""
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+class Datastore(Spec):
+    """A named storage location that paths are written against: `azureml://datastores/<name>/paths/<path>`.
+
+    In the cloud a datastore is an S3 bucket and key prefix. On the local backend it is a folder; a `bucket`
+    there says which S3 bucket the folder stands in for, so s3:// URIs written for the cloud read it locally.
+    """
+
+    name: AssetName
+    bucket: str | None = Field(None, description="the S3 bucket (cloud), or the bucket a local folder stands in for")
+    prefix: str = Field("", description="key prefix inside the bucket (cloud)")
+    folder: str | None = Field(None, description="the folder (local backend)")
+    root: str = Field(description="storage URI the datastore's paths are relative to")
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+    is_default: bool = False
+    created_at: str | None = Field(default_factory=now, description="none for the default datastore")
+    created_by: str = ""
+
+
 class AssetVersion(Spec):
     """The name and version of a registered asset, as Azure accepts them."""
 
@@ -383,8 +424,27 @@ class JobStatus(StrEnum):
 
 
 class JobInput(Spec):
-    uri: str
-    type: Literal["uri_folder", "uri_file"] = "uri_folder"
+    uri: str = Field(description="where the job reads: a folder or file in storage")
+    type: DataType = "uri_folder"
+    source: str | None = Field(
+        None, description="the input as the caller gave it, when not the uri itself: a data asset or datastore path"
+    )
+
+
+class JobMetadata(Spec):
+    """What a caller may say about a job to find it later (Azure's experiment, display name and tags)."""
+
+    experiment_name: AssetName | None = Field(None, description="default: the endpoint's name, as in Azure")
+    display_name: str | None = Field(None, max_length=256)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("tags")
+    @classmethod
+    def _tag_lengths(cls, tags: dict[str, str]) -> dict[str, str]:
+        for key, value in tags.items():
+            if not 0 < len(key) <= TAG_MAX or len(value) > TAG_MAX:
+                raise ValueError(f"tag {key!r}: keys must be 1-{TAG_MAX} characters and values at most {TAG_MAX}")
+        return tags
 
 
 class JobCounts(Spec):
@@ -412,6 +472,9 @@ class Job(Spec):
     scratch_uri: str
     settings: RunSettings
     inputs: dict[str, LiteralValue] = Field(default_factory=dict, description="literal inputs given at invoke")
+    experiment_name: str = ""
+    display_name: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
     status: JobStatus = JobStatus.QUEUED
     counts: JobCounts = Field(default_factory=JobCounts)
     error: str | None = None

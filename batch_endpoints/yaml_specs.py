@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,9 @@ FLAT_SETTINGS = (
 )
 AZURE_PREFIX = "azureml:"
 LATEST = "latest"
+# `name:version` or `name@label`, the short forms of a registered asset's reference.
+ASSET_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(:[A-Za-z0-9][A-Za-z0-9_.-]*|@[A-Za-z]+)$")
+_LITERAL_TYPES = {"string", "integer", "number", "boolean"}
 DEFAULT_COMPUTE: str = specs.Deployment.model_fields["compute"].default
 # Azure's SDK enum spellings of output_action, as `az ml batch-deployment show` prints them.
 OUTPUT_ACTIONS = {"appendrow": specs.OutputAction.APPEND_ROW, "summaryonly": specs.OutputAction.SUMMARY_ONLY}
@@ -114,6 +118,35 @@ class DeploymentDeclaration:
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict)
     inputs: dict[str, specs.LiteralInput] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataDeclaration:
+    """A data asset version as declared (Azure's data.yml): `path` is an absolute local path or a reference to
+    data in storage (s3://..., azureml://datastores/<name>/paths/<path>)."""
+
+    name: str
+    path: str
+    type: specs.DataType = "uri_folder"
+    version: str | None = None
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InvokeDeclaration:
+    """An invocation as Azure's `az ml batch-endpoint invoke --file` reads it (inputs.yml, inputs-and-outputs.yml).
+    Paths are absolute local paths or references to data in storage, as `local_or_reference` returns them."""
+
+    input: str
+    input_type: specs.DataType | None = None
+    output_path: str | None = None
+    """The folder the output file goes to."""
+    output_file_name: str | None = None
+    """Set when the output is declared as a file (type uri_file): the path's last segment."""
+    experiment_name: str | None = None
+    display_name: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------- public API
@@ -198,6 +231,93 @@ def parse_model_reference(text: str, *, field: str = "model", source: str | None
         return _model_reference(text, field)
 
 
+def asset_reference(text: str, *, field: str, noun: str) -> tuple[str, str | None, Literal["latest"] | None]:
+    """(name, version, label) of any registered asset's reference: `azureml:name:version`, `name@latest`, ..."""
+    return _asset_reference(text, field, noun)
+
+
+def load_data(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> DataDeclaration:
+    """Read Azure's data asset YAML (`az ml data create --file`); a local path in it is relative to the file."""
+    source = os.fspath(path)
+    data, origins = _prepare(_read_yaml(path), overrides, source, settings_block=False)
+    base = str(Path(path).expanduser().resolve().parent)
+    with _reported(source, origins):
+        doc = _DataFile.model_validate(data)
+    return DataDeclaration(
+        name=doc.name,
+        path=local_or_reference(doc.path, base),
+        type=doc.type,
+        version=doc.version,
+        description=doc.description,
+        tags=dict(doc.tags),
+    )
+
+
+def load_invoke(path: str | os.PathLike[str]) -> InvokeDeclaration:
+    """Read Azure's batch invoke YAML: one data input under `inputs`, at most one output under `outputs`, each
+    `{type, path}` (a `mode` is accepted and ignored: jobs read and write storage directly)."""
+    source = os.fspath(path)
+    data, origins = _prepare(_read_yaml(path), None, source, settings_block=False)
+    base = str(Path(path).expanduser().resolve().parent)
+    with _reported(source, origins):
+        declared = data.get("inputs")
+        for name, value in declared.items() if isinstance(declared, Mapping) else ():
+            if isinstance(value, Mapping) and value.get("type") in _LITERAL_TYPES:
+                raise ValidationError(
+                    "literal inputs are for pipeline deployments; a model deployment takes one data input",
+                    field=f"inputs.{name}",
+                )
+        doc = _InvokeFile.model_validate(data)
+        if len(doc.inputs) != 1:
+            raise ValidationError(
+                f"a model deployment takes exactly one data input (got {len(doc.inputs)}: "
+                f"{', '.join(doc.inputs) or 'none'})",
+                field="inputs",
+            )
+        if len(doc.outputs) > 1:
+            raise ValidationError(
+                f"a model deployment writes one output (got {len(doc.outputs)}: {', '.join(doc.outputs)})",
+                field="outputs",
+            )
+        (input_name, data_input), *_ = doc.inputs.items()
+        if data_input.path is None:
+            raise ValidationError("is required", field=f"inputs.{input_name}.path")
+        output_path = file_name = None
+        for output in doc.outputs.values():
+            if output.path is None:
+                continue  # Azure's way of asking for the default location
+            output_path = local_or_reference(output.path, base)
+            if output.type == "uri_file":
+                output_path, _, file_name = output_path.rstrip("/").rpartition("/")
+    return InvokeDeclaration(
+        input=local_or_reference(data_input.path, base),
+        input_type=data_input.type,
+        output_path=output_path,
+        output_file_name=file_name,
+        experiment_name=doc.experiment_name,
+        display_name=doc.display_name,
+        tags=dict(doc.tags),
+    )
+
+
+def is_reference(text: str) -> bool:
+    """True when `text` names data in storage (a URI, a data asset, a datastore path), not a local file."""
+    value = text.strip()
+    if "://" in value or value.startswith((AZURE_PREFIX, "/subscriptions/")):
+        return True
+    return bool(ASSET_REFERENCE.fullmatch(value))
+
+
+def local_or_reference(text: str, base_dir: str) -> str:
+    """A location as a user typed or wrote it: an existing local file or folder (made absolute against base_dir)
+    wins; else a reference to data in storage as written; else the local path, which does not exist."""
+    value = str(text).strip()
+    path = os.path.abspath(os.path.join(base_dir, os.path.expanduser(value.removeprefix("file://"))))
+    if os.path.exists(path) or not is_reference(value) or value.startswith("file://"):
+        return path
+    return value
+
+
 def is_conda_text(value: str) -> bool:
     """True when `value` is a conda file's text (several lines, or a YAML mapping), False for a path to one."""
     if "\n" in value.strip():
@@ -226,15 +346,14 @@ def read_conda_file(value: str, *, field: str = "conda_file") -> tuple[str, list
     return text, _pip_packages(document)
 
 
-def parse_overrides(items: Iterable[str]) -> dict[str, str]:
-    """Turn `--set` arguments (`key=value`) into the overrides mapping the loaders take."""
+def parse_overrides(items: Iterable[str], *, field: str = "set") -> dict[str, str]:
+    """Turn `--set` arguments (`key=value`) into the overrides mapping the loaders take; also `--tag key=value`."""
     overrides = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValidationError(
-                f"{item!r}: an override is written key=value, e.g. settings.mini_batch_size=5", field="set"
-            )
+            example = "settings.mini_batch_size=5" if field == "set" else "team=vision"
+            raise ValidationError(f"{item!r}: write key=value, e.g. {example}", field=field)
         overrides[key.strip()] = value
     return overrides
 
@@ -339,6 +458,35 @@ class _DeploymentFile(_AzureFile):
     compute: Annotated[specs.AssetName, pydantic.BeforeValidator(_azure_reference)] = DEFAULT_COMPUTE
     resources: _Resources = Field(default_factory=_Resources)
     properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class _DataFile(_AzureFile):
+    """Azure's data asset schema (data.yml). mltable assets are Azure's tabular format, which has no reader here."""
+
+    name: specs.AssetName
+    version: Annotated[str | None, pydantic.BeforeValidator(_version_text)] = None
+    description: _Text = ""
+    tags: _Tags = Field(default_factory=dict)
+    type: specs.DataType = "uri_folder"
+    path: str
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class _JobData(_AzureFile):
+    type: specs.DataType | None = None
+    path: str | None = None
+    mode: Literal["ro_mount", "download", "direct", "rw_mount", "upload"] | None = None
+
+
+class _InvokeFile(_AzureFile):
+    """Azure's batch invoke file: the job's inputs and outputs, and what names the job."""
+
+    inputs: dict[str, _JobData]
+    outputs: dict[str, _JobData] = Field(default_factory=dict)
+    experiment_name: specs.AssetName | None = None
+    display_name: str | None = None
+    description: _Text = ""
+    tags: _Tags = Field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------- reading

@@ -533,7 +533,7 @@ def test_invoke_starts_a_job_and_answers_202_with_its_links(ready: Stack, api: A
     job = response.json()
     assert job["status"] == "Queued"
     assert job["deployment_name"] == "blue"
-    assert job["input"] == {"uri": folders.inputs, "type": "uri_folder"}
+    assert job["input"] == {"uri": folders.inputs, "type": "uri_folder", "source": None}
     assert job["created_by"] == ANN
     assert job["links"]["job"] == f"{ready.backend.api_base_url}/jobs/{job['id']}"
     assert response.headers["Location"] == job["links"]["job"]
@@ -583,7 +583,7 @@ def test_invoke_with_a_deployment_output_and_overrides(ready: Stack, api: Api, f
         ({"input": {"uri": "IN"}, "deployment_name": "nope"}, 404, "deployment_name"),
         ({"input": {"uri": "IN", "type": "uri_file"}}, 400, "input_type"),
         ({"input": {"uri": "MISSING"}}, 400, "input"),
-        ({"input": {"uri": "relative/in"}}, 400, "input.uri"),
+        ({"input": {"uri": "relative/in"}}, 400, "input"),
         (
             {"input": {"uri": "IN"}, "output": {"file_name": "a.csv"}, "overrides": {"output_file_name": "b.csv"}},
             400,
@@ -624,7 +624,7 @@ def test_invoke_onto_an_existing_output_file_is_a_conflict(ready: Stack, api: Ap
 def test_invoke_refuses_input_outside_the_backends_storage(ready: Stack, api: Api) -> None:
     elsewhere = "/etc" if ready.kind == "aws" else "s3://bucket/inputs"
 
-    refused(api("POST", "/endpoints/digits/jobs", {"input": {"uri": elsewhere}}), 400, "input.uri")
+    refused(api("POST", "/endpoints/digits/jobs", {"input": {"uri": elsewhere}}), 400, "input")
 
 
 # ------------------------------------------------------------------------------------------------ idempotency

@@ -1,4 +1,5 @@
-"""`bep`: the command line, with the verbs of `az ml batch-endpoint|batch-deployment|model|environment|job`.
+"""`bep`: the command line, with the verbs of `az ml batch-endpoint|batch-deployment|model|environment|data|job`
+and `az ml datastore`.
 
 Each command parses its flags, calls one service use case and prints the result. Errors map to exit codes here,
 once: 2 bad input, 3 not found, 4 conflict, 1 a job that did not complete.
@@ -7,6 +8,7 @@ once: 2 bad input, 3 not found, 4 conflict, 1 a job that did not complete.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -14,9 +16,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from batch_endpoints import yaml_specs
+from batch_endpoints import uploads, yaml_specs
 from batch_endpoints.backend import from_environment
 from batch_endpoints.cli import render, serve, stream
+from batch_endpoints.cli.progress import ProgressBar
 from batch_endpoints.errors import BatchEndpointError, ConflictError, NotFoundError, ValidationError
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
 from batch_endpoints.specs import InvokeOverrides, Job, JobStatus, parse
@@ -39,14 +42,74 @@ def environment_create(service: BatchEndpointService, args: argparse.Namespace) 
     return 0
 
 
+def data_create(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    """`az ml data create`: from flags, or from Azure's data.yml (`--file`), flags overriding the file."""
+    if args.file:
+        flags = {"name": args.name, "version": args.version, "type": args.type, "description": args.description}
+        declared = yaml_specs.load_data(args.file, {k: v for k, v in flags.items() if v})
+    elif not args.name or not args.path:
+        raise ValidationError("give --name and --path, or --file with Azure's data asset YAML", field="path")
+    else:
+        declared = yaml_specs.DataDeclaration(
+            name=args.name, path=args.path, type=args.type or "uri_folder", version=args.version
+        )
+    if args.path:
+        declared = dataclasses.replace(declared, path=yaml_specs.local_or_reference(args.path, os.getcwd()))
+    bar = None if yaml_specs.is_reference(declared.path) else ProgressBar(f"uploading {declared.path}")
+    asset = service.register_data(
+        declared.name,
+        declared.path,
+        data_type=declared.type,
+        version=declared.version,
+        description=args.description or declared.description,
+        tags={**declared.tags, **_key_values(args.tag, "tag")},
+        caller=_caller(),
+        progress=bar,
+    )
+    if bar is not None:
+        bar.close()
+    render.show(asset)
+    return 0
+
+
 def _registration(args: argparse.Namespace) -> dict[str, Any]:
     """What registering any asset version takes besides its content: version, description, tags, who."""
     return {
         "version": args.version,
         "description": args.description,
-        "tags": {k: str(v) for k, v in yaml_specs.parse_overrides(args.tag or []).items()},
+        "tags": _key_values(args.tag, "tag"),
         "caller": _caller(),
     }
+
+
+def _key_values(items: Sequence[str] | None, field: str) -> dict[str, str]:
+    return {k: str(v) for k, v in yaml_specs.parse_overrides(items or [], field=field).items()}
+
+
+# ---------------------------------------------------------------- datastores
+def datastore_create(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    datastore = service.create_datastore(
+        args.name,
+        bucket=args.bucket,
+        prefix=args.prefix,
+        folder=os.path.abspath(os.path.expanduser(args.path)) if args.path else None,
+        description=args.description,
+        tags=_key_values(args.tag, "tag"),
+        caller=_caller(),
+    )
+    render.show(datastore)
+    return 0
+
+
+def datastore_list(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    rows = [{**d.model_dump(), "default": "*" if d.is_default else ""} for d in service.list_datastores()]
+    render.table(rows, ["name", "default", "root", "bucket", "description"])
+    return 0
+
+
+def datastore_show(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    render.show(service.get_datastore(args.name))
+    return 0
 
 
 def asset_list(service: BatchEndpointService, args: argparse.Namespace) -> int:
@@ -97,6 +160,12 @@ def endpoint_delete(service: BatchEndpointService, args: argparse.Namespace) -> 
 
 
 def endpoint_invoke(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    """`az ml batch-endpoint invoke`: the input from --input or Azure's inputs YAML (--file), flags overriding the
+    file. A local file or folder is first uploaded to the default datastore, and removed again if the invocation
+    is refused."""
+    if not args.file and not args.input:
+        raise ValidationError("is required: give --input, or --file with the inputs YAML", field="input")
+    declared = yaml_specs.load_invoke(args.file) if args.file else yaml_specs.InvokeDeclaration(input="")
     overrides = yaml_specs.parse_overrides(args.set or [])
     # `--set inputs.NAME=VALUE`: literal inputs, kept as written; the deployment's declared type reads them.
     inputs = {key.removeprefix("inputs."): overrides.pop(key) for key in list(overrides) if key.startswith("inputs.")}
@@ -106,23 +175,41 @@ def endpoint_invoke(service: BatchEndpointService, args: argparse.Namespace) -> 
             for k, v in {
                 "mini_batch_size": args.mini_batch_size,
                 "instance_count": args.instance_count,
-                "output_file_name": args.output_file_name,
+                "output_file_name": args.output_file_name or declared.output_file_name,
             }.items()
             if v is not None
         }
     )
-    job = service.invoke(
-        InvokeRequest(
-            endpoint_name=args.name,
-            input=os.path.abspath(args.input) if "://" not in args.input else args.input,
-            input_type=args.input_type,
-            deployment_name=args.deployment_name,
-            output_path=os.path.abspath(args.output_path) if args.output_path else None,
-            overrides=parse(InvokeOverrides, overrides, prefix="--set"),
-            inputs=inputs,
-            caller=_caller(),
+    checked_overrides = parse(InvokeOverrides, overrides, prefix="--set")
+    service.deployment_to_invoke(args.name, args.deployment_name)  # refused before anything is uploaded
+    here = os.getcwd()
+    source = yaml_specs.local_or_reference(args.input, here) if args.input else declared.input
+    output = yaml_specs.local_or_reference(args.output_path, here) if args.output_path else None
+    uploaded = None
+    if not yaml_specs.is_reference(source):
+        bar = ProgressBar(f"uploading {source}")
+        uploaded = uploads.upload_input(service.blobs, source, field="input", progress=bar)
+        bar.close()
+    try:
+        job = service.invoke(
+            InvokeRequest(
+                endpoint_name=args.name,
+                input=uploaded or source,
+                input_type=args.input_type or declared.input_type,
+                deployment_name=args.deployment_name,
+                output_path=output or declared.output_path,
+                overrides=checked_overrides,
+                caller=_caller(),
+                experiment_name=args.experiment_name or declared.experiment_name,
+                display_name=args.display_name or declared.display_name,
+                tags={**declared.tags, **_key_values(args.tags, "tags")},
+                inputs=inputs,
+            )
         )
-    )
+    except BaseException:
+        if uploaded:
+            uploads.discard(service.blobs, uploaded)
+        raise
     print(job.id)
     return _stream(service, job.id) if args.stream else 0
 
@@ -179,11 +266,14 @@ def job_show(service: BatchEndpointService, args: argparse.Namespace) -> int:
 
 
 def job_list(service: BatchEndpointService, args: argparse.Namespace) -> int:
-    rows = [
-        {**j.model_dump(), "status": j.status.value, "files": j.counts.files}
-        for j in service.list_jobs(args.endpoint_name, args.max_results)
-    ]
-    render.table(rows, ["id", "deployment_name", "status", "files", "created_at"])
+    jobs = service.list_jobs(
+        args.endpoint_name,
+        args.max_results,
+        experiment_name=args.experiment_name,
+        tags=_key_values(args.tag, "tag"),
+    )
+    rows = [{**j.model_dump(), "status": j.status.value, "files": j.counts.files} for j in jobs]
+    render.table(rows, ["id", "deployment_name", "status", "files", "experiment_name", "display_name", "created_at"])
     return 0
 
 
@@ -264,12 +354,16 @@ def add_asset_commands(
     list_versions: Callable[[BatchEndpointService, str | None], Sequence[BaseModel]],
     get_version: Callable[[BatchEndpointService, str, str | None, str | None], BaseModel],
     columns: Sequence[str],
+    from_file: bool = False,
 ) -> argparse.ArgumentParser:
     """`bep <noun> create|register|list|show`, the verbs every versioned asset has (`az ml model|environment`).
-    Returns the create command, for the flags that say what the version holds."""
+    Returns the create command, for the flags that say what the version holds. With from_file, create also
+    reads Azure's YAML for the asset (`--file`), which may hold the name."""
     verbs = groups.add_parser(noun, help=help_text).add_subparsers(dest="verb", required=True)
     create_command = command(verbs, "create", create, create_help, aliases=["register"])
-    create_command.add_argument("--name", "-n", required=True)
+    if from_file:
+        create_command.add_argument("--file", "-f", help=f"Azure's {noun} YAML; flags override its fields")
+    create_command.add_argument("--name", "-n", required=not from_file)
     create_command.add_argument("--version", "-v", help="default: one more than the latest numeric version")
     create_command.add_argument("--description", "-d", default="")
     create_command.add_argument("--tag", action="append", metavar="KEY=VALUE")
@@ -289,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bep", description="Batch endpoints: score folders of files with a registered model, locally or on AWS."
     )
     groups = parser.add_subparsers(
-        dest="group", required=True, metavar="{model,environment,endpoint,deployment,job,serve}"
+        dest="group", required=True, metavar="{model,environment,data,datastore,endpoint,deployment,job,serve}"
     )
 
     sub = add_asset_commands(
@@ -315,6 +409,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--image", help="container image; without one, the stack's image for the compute")
     sub.add_argument("--conda-file", help="a conda environment YAML file; its text and pip packages are recorded")
+    sub = add_asset_commands(
+        groups,
+        "data",
+        help_text="register and inspect data asset versions (folders and files to invoke on)",
+        create=data_create,
+        create_help="register a data asset version from a local or stored folder or file",
+        list_versions=BatchEndpointService.list_data,
+        get_version=BatchEndpointService.get_data,
+        columns=["name", "version", "type", "path", "created_at"],
+        from_file=True,
+    )
+    sub.add_argument("--type", "-t", help="uri_folder (default) or uri_file")
+    sub.add_argument("--path", "-p", help="local folder or file (uploaded), s3:// URI or datastore path")
+
+    datastores = groups.add_parser("datastore", help="named storage locations for paths").add_subparsers(
+        dest="verb", required=True
+    )
+    sub = command(datastores, "create", datastore_create, "register a datastore: a bucket and prefix, or a folder")
+    sub.add_argument("--name", "-n", required=True)
+    sub.add_argument("--bucket", help="the S3 bucket; locally, the bucket whose s3:// URIs the folder stands in for")
+    sub.add_argument("--prefix", default="", help="key prefix inside the bucket")
+    sub.add_argument("--path", "-p", help="the folder (local backend)")
+    sub.add_argument("--description", "-d", default="")
+    sub.add_argument("--tag", action="append", metavar="KEY=VALUE")
+    command(datastores, "list", datastore_list, "list datastores, the default first")
+    sub = command(datastores, "show", datastore_show, "show a datastore")
+    sub.add_argument("--name", "-n", required=True)
 
     endpoints = groups.add_parser("endpoint", help="batch endpoints", aliases=["batch-endpoint"]).add_subparsers(
         dest="verb", required=True
@@ -333,10 +454,21 @@ def build_parser() -> argparse.ArgumentParser:
     command(endpoints, "list", endpoint_list, "list endpoints")
     sub = command(endpoints, "invoke", endpoint_invoke, "score a folder or file; prints the job id")
     sub.add_argument("--name", "-n", required=True, help="endpoint name")
-    sub.add_argument("--input", "-i", required=True, help="folder or file to score")
+    sub.add_argument(
+        "--input",
+        "-i",
+        help="what to score: a local folder or file (uploaded first), an s3:// URI, a data asset (name:version, "
+        "name@latest) or a datastore path (azureml://datastores/<name>/paths/<path>)",
+    )
+    sub.add_argument("--file", "-f", help="Azure's inputs.yml / inputs-and-outputs.yml")
     sub.add_argument("--input-type", choices=["uri_folder", "uri_file"])
     sub.add_argument("--deployment-name", "-d", help="default: the endpoint's default deployment")
-    sub.add_argument("--output-path", help="folder for the output file; default: the job's own folder")
+    sub.add_argument(
+        "--output-path", help="folder for the output file (local, s3:// or a datastore path); default: the job's own"
+    )
+    sub.add_argument("--experiment-name", help="groups jobs for `job list`; default: the endpoint's name")
+    sub.add_argument("--display-name")
+    sub.add_argument("--tags", nargs="+", action="extend", metavar="KEY=VALUE")
     sub.add_argument("--output-file-name")
     sub.add_argument("--mini-batch-size", type=int)
     sub.add_argument("--instance-count", type=int)
@@ -382,6 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command(jobs, "list", job_list, "list jobs, newest first")
     sub.add_argument("--endpoint-name", "-e")
     sub.add_argument("--max-results", type=int)
+    sub.add_argument("--experiment-name")
+    sub.add_argument("--tag", action="append", metavar="KEY=VALUE", help="only jobs with this tag (repeatable)")
     sub = command(jobs, "download", job_download, "copy a job's output, errors and summary to a folder")
     sub.add_argument("--name", "-n", required=True)
     sub.add_argument("--download-path", default=".")

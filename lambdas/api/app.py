@@ -31,10 +31,14 @@ from batch_endpoints.backend import from_environment
 from batch_endpoints.errors import BatchEndpointError, NotFoundError, ValidationError
 from batch_endpoints.idempotency import HEADER as IDEMPOTENCY_HEADER
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
-from batch_endpoints.specs import Deployment, Endpoint, Environment, Model
+from batch_endpoints.specs import DataAsset, Datastore, Deployment, Endpoint, Environment, Model
 from lambdas.api import uploads
 from lambdas.api.schemas import (
     ComputeList,
+    DataList,
+    DatastoreBody,
+    DatastoreList,
+    DataVersionBody,
     DeploymentBody,
     DeploymentList,
     EndpointBody,
@@ -313,6 +317,73 @@ def get_environment_version(environment_name: str, version: str, service: Servic
     return service.get_environment(environment_name, version, label)
 
 
+# ------------------------------------------------------------------------------------------ data assets
+@app.put("/data/<data_name>/versions/<version>", status_code=201, tags=["data"], summary="Register a version")
+def put_data_version(
+    data_name: str, version: str, body: DataVersionBody, service: Service, caller: Caller
+) -> DataAsset:
+    """Registers the folder (uri_folder) or file (uri_file) at `path` where it is. Versions are immutable."""
+    if not yaml_specs.is_reference(body.path):
+        # A local path would make the server copy from its own disk; a client uploads first (POST .../uploads).
+        _storage_location(service, body.path, "path")
+    return service.register_data(
+        data_name,
+        body.path,
+        data_type=body.type,
+        version=version,
+        description=body.description,
+        tags=body.tags,
+        caller=caller,
+    )
+
+
+@app.post("/data/<data_name>/uploads", tags=["data"], summary="Get a presigned upload for a data folder")
+def upload_data(data_name: str, service: Service) -> UploadTarget:
+    return uploads.presigned_folder_upload(service.blobs.root, "data", data_name)
+
+
+@app.get("/data", tags=["data"], summary="List every data asset version")
+def list_data(service: Service) -> DataList:
+    return DataList(value=service.list_data())
+
+
+@app.get("/data/<data_name>/versions", tags=["data"], summary="List a data asset's versions")
+def list_data_versions(data_name: str, service: Service) -> DataList:
+    return DataList(value=service.list_data(data_name))
+
+
+@app.get("/data/<data_name>/versions/<version>", tags=["data"], summary="Show a version (or `latest`)")
+def get_data_version(data_name: str, version: str, service: Service) -> DataAsset:
+    label = yaml_specs.LATEST if version == yaml_specs.LATEST else None
+    return service.get_data(data_name, version, label)
+
+
+# ------------------------------------------------------------------------------------------ datastores
+@app.put("/datastores/<datastore_name>", status_code=201, tags=["datastores"], summary="Register a datastore")
+def put_datastore(datastore_name: str, body: DatastoreBody, service: Service, caller: Caller) -> Datastore:
+    """Names an S3 bucket and prefix, so paths can be written azureml://datastores/<name>/paths/<path>. The
+    stack's own bucket is `workspaceblobstore`. The stack reads only the buckets its data_buckets setting names."""
+    return service.create_datastore(
+        datastore_name,
+        bucket=body.bucket,
+        prefix=body.prefix,
+        folder=body.folder,
+        description=body.description,
+        tags=body.tags,
+        caller=caller,
+    )
+
+
+@app.get("/datastores", tags=["datastores"], summary="List datastores, the default first")
+def list_datastores(service: Service) -> DatastoreList:
+    return DatastoreList(value=service.list_datastores())
+
+
+@app.get("/datastores/<datastore_name>", tags=["datastores"], summary="Show a datastore")
+def get_datastore(datastore_name: str, service: Service) -> Datastore:
+    return service.get_datastore(datastore_name)
+
+
 # ------------------------------------------------------------------------------------------ computes
 @app.get("/computes", tags=["computes"], summary="List computes")
 def list_computes(service: Service) -> ComputeList:
@@ -341,13 +412,16 @@ def invoke(
         overrides = overrides.model_copy(update={"output_file_name": output.file_name})
     request = InvokeRequest(
         endpoint_name=endpoint_name,
-        input=_storage_location(service, body.input.uri, "input.uri"),
+        input=body.input.uri,
         input_type=body.input.type,
         deployment_name=body.deployment_name,
-        output_path=_storage_location(service, output.path, "output.path") if output and output.path else None,
+        output_path=output.path if output else None,
         overrides=overrides,
         inputs=body.inputs,
         caller=caller,
+        experiment_name=body.experiment_name,
+        display_name=body.display_name,
+        tags=body.tags,
     )
     job = service.invoke(request) if idempotency_key is None else service.invoke_idempotent(request, idempotency_key)
     view = JobView.of(job, api_base_url=service.backend.api_base_url)
@@ -368,8 +442,13 @@ def list_jobs(
     service: Service,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     next_token: Annotated[str | None, Query(description="from the previous page")] = None,
+    experiment_name: Annotated[str | None, Query(description="only the jobs of this experiment")] = None,
+    tag: Annotated[list[str] | None, Query(description="only jobs with this tag, key=value; repeatable")] = None,
 ) -> JobList:
-    page = service.list_jobs_page(endpoint_name, limit=limit, next_token=next_token)
+    tags = yaml_specs.parse_overrides(tag or [], field="tag")
+    page = service.list_jobs_page(
+        endpoint_name, limit=limit, next_token=next_token, experiment_name=experiment_name, tags=tags
+    )
     base = service.backend.api_base_url
     return JobList(value=[JobView.of(job, api_base_url=base) for job in page.jobs], next_token=page.next_token)
 

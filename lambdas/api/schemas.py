@@ -15,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from batch_endpoints.ports import LogPage
 from batch_endpoints.specs import (
     Compute,
+    DataAsset,
+    Datastore,
+    DataType,
     Deployment,
     Endpoint,
     Environment,
@@ -200,6 +203,35 @@ class EnvironmentList(BaseModel):
     value: list[Environment]
 
 
+# ---------------------------------------------------------------------------------------------- data
+class DataVersionBody(Body):
+    """Azure's data asset schema (`az ml data create`): a folder or file already in storage."""
+
+    path: str = Field(
+        description="an s3:// URI or a datastore path (azureml://datastores/<name>/paths/<path>), registered in place",
+        examples=["s3://bucket/datasets/digits/", "azureml://datastores/workspaceblobstore/paths/uploads/data/ab12/"],
+    )
+    type: DataType = "uri_folder"
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class DataList(BaseModel):
+    value: list[DataAsset]
+
+
+class DatastoreBody(Body):
+    bucket: str | None = Field(None, description="the S3 bucket (required in the cloud)")
+    prefix: str = Field("", description="key prefix inside the bucket")
+    folder: str | None = Field(None, description="an absolute folder (local backend only)")
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class DatastoreList(BaseModel):
+    value: list[Datastore]
+
+
 class UploadTarget(BaseModel):
     """Where a client uploads a folder before registering it: an S3 presigned POST (one policy, many files)."""
 
@@ -218,12 +250,19 @@ class ComputeList(BaseModel):
 
 # ---------------------------------------------------------------------------------------------- jobs
 class InvokeInput(Body):
-    uri: str = Field(description="a folder or file in storage", examples=["s3://bucket/inputs/digits/"])
+    uri: str = Field(
+        description="a folder or file in storage (s3://...), a data asset (azureml:name:version, name@latest) or a "
+        "datastore path (azureml://datastores/<name>/paths/<path>)",
+        examples=["s3://bucket/inputs/digits/", "azureml:digits-images@latest"],
+    )
     type: Literal["uri_folder", "uri_file"] | None = Field(None, description="default: inferred from the uri")
 
 
 class InvokeOutput(Body):
-    path: str | None = Field(None, description="the folder for the output file; default: the job's own folder")
+    path: str | None = Field(
+        None,
+        description="the folder for the output file (s3://... or a datastore path); default: the job's own folder",
+    )
     file_name: str | None = Field(None, description="default: the deployment's output_file_name")
 
 
@@ -237,6 +276,9 @@ class InvokeBody(Body):
         description="literal inputs, as the deployment declares them",
         examples=[{"threshold": 0.7}],
     )
+    experiment_name: str | None = Field(None, description="groups jobs for listing; default: the endpoint's name")
+    display_name: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict, description="the job's tags; jobs can be listed by them")
 
 
 class JobLinks(BaseModel):
@@ -253,6 +295,9 @@ class JobView(BaseModel):
     input: JobInput
     output_uri: str | None
     settings: RunSettings
+    experiment_name: str
+    display_name: str | None
+    tags: dict[str, str]
     counts: JobCounts
     progress: dict[str, int] | None = Field(
         None, description="live counters while the job runs (job detail only): mini_batches_done, files_failed, ..."

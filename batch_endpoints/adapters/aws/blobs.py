@@ -36,6 +36,7 @@ TRANSFER_THREADS = 8
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys a call
 DOWNLOAD_BLOCK = 1024 * 1024
 NOT_FOUND = {"NoSuchKey", "NoSuchBucket", "NotFound", "404"}
+DENIED = {"AccessDenied", "AllAccessDisabled", "403"}
 # 412: the object exists. 409: another conditional write to the same key is in flight; one of them wins.
 NOT_OVERWRITTEN = {"PreconditionFailed", "ConditionalRequestConflict", "412"}
 IGNORED_NAMES = ("__pycache__",)
@@ -235,6 +236,7 @@ class S3BlobStore:
         except ClientError as exc:
             if _code(exc) in NOT_FOUND:
                 return None
+            _raise_if_denied(exc, to_uri(bucket, key))
             raise
 
     def _bucket_exists(self, bucket: str) -> bool:
@@ -243,6 +245,7 @@ class S3BlobStore:
         except ClientError as exc:
             if _code(exc) in NOT_FOUND:
                 return False
+            _raise_if_denied(exc, to_uri(bucket, ""))
             raise
         return True
 
@@ -252,6 +255,7 @@ class S3BlobStore:
         except ClientError as exc:
             if _code(exc) in NOT_FOUND:
                 return False
+            _raise_if_denied(exc, to_uri(bucket, key))
             raise
         return reply.get("KeyCount", 0) > 0
 
@@ -337,6 +341,14 @@ def _exists(uri: str) -> AlreadyExistsError:
 def _raise_if_not_overwritten(exc: ClientError, uri: str) -> None:
     if _code(exc) in NOT_OVERWRITTEN:
         raise _exists(uri) from None
+
+
+def _raise_if_denied(exc: ClientError, uri: str) -> None:
+    """A location the caller may not read is the caller's to fix (a bucket the stack was not given), not a fault."""
+    if _code(exc) in DENIED:
+        raise ValidationError(
+            f"{uri}: access denied; the stack reads its own bucket and the buckets named in its data_buckets setting"
+        ) from None
 
 
 def _raise_if_not_found(exc: ClientError, uri: str) -> None:

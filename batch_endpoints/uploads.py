@@ -1,0 +1,81 @@
+"""Local files into the backend's storage: what a client does with a local input before invoking, as Azure's CLI
+uploads a local `--input` to the workspace's default datastore.
+
+Inputs go under a fresh prefix (`uploads/inputs/<date>-<random>/<name>`), not one derived from their content:
+hashing a folder of data means reading it twice, and a job must read the files as they were when it was invoked,
+whatever happens to the local folder later. Scoring code is the opposite case (small, reused by every
+deployment update), so it is content-addressed instead (assets.upload_code).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+from batch_endpoints import assets
+from batch_endpoints.errors import ValidationError
+from batch_endpoints.ports import BlobStore
+
+UPLOADS = "uploads"
+BLOCK = 1024 * 1024
+# Each file is one request to S3 (tens of ms): several in flight keep a folder of small files moving.
+THREADS = 8
+
+Progress = Callable[[int, int], None]
+"""Called with (bytes sent so far, bytes in all) as the upload moves."""
+
+
+def upload_input(blobs: BlobStore, local_path: str, *, field: str, progress: Progress | None = None) -> str:
+    """Copy a local file or folder under a new prefix of the default datastore; returns the copy's URI."""
+    path = os.path.abspath(os.path.expanduser(local_path))
+    if not os.path.exists(path):
+        raise ValidationError(f"{path} does not exist", field=field)
+    if os.path.isdir(path) and not assets.local_files(path):
+        raise ValidationError(f"{path} holds no files to score", field=field)
+    stamp = f"{datetime.now(UTC):%Y%m%d}-{uuid.uuid4().hex[:12]}"
+    target = blobs.join(blobs.root, UPLOADS, "inputs", stamp, os.path.basename(path.rstrip(os.sep)) or "input")
+    return upload(blobs, path, target, progress=progress)
+
+
+def discard(blobs: BlobStore, uri: str) -> None:
+    """Remove an input uploaded by upload_input, with the prefix made for it."""
+    blobs.delete_prefix(uri.rstrip("/").rpartition("/")[0])
+
+
+def upload(blobs: BlobStore, path: str, target: str, *, progress: Progress | None = None) -> str:
+    """Copy the file `path` to `target`, or the folder `path` to the folder `target`; returns `target`."""
+    if os.path.isdir(path):
+        files = [(os.path.join(path, rel), blobs.join(target, *rel.split(os.sep))) for rel in assets.local_files(path)]
+    else:
+        files = [(path, target)]
+    total = sum(os.path.getsize(source) for source, _ in files)
+    sent = 0
+    lock = threading.Lock()
+
+    def advance(size: int) -> None:
+        nonlocal sent
+        with lock:
+            sent += size
+            if progress is not None:
+                progress(sent, total)
+
+    def copy(item: tuple[str, str]) -> None:
+        source, uri = item
+        blobs.write_stream(uri, _blocks(source, advance))
+
+    if progress is not None:
+        progress(0, total)
+    with ThreadPoolExecutor(THREADS, thread_name_prefix="upload") as pool:
+        list(pool.map(copy, sorted(files)))
+    return target
+
+
+def _blocks(path: str, advance: Callable[[int], None]) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while block := f.read(BLOCK):
+            yield block
+            advance(len(block))

@@ -1,0 +1,65 @@
+"""Local inputs into a backend's storage (batch_endpoints/uploads.py), on a folder store and on S3 (moto)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import boto3
+import pytest
+
+from batch_endpoints.adapters.aws.blobs import S3BlobStore
+from batch_endpoints.adapters.local.blobs import FolderBlobStore
+from batch_endpoints.errors import ValidationError
+from batch_endpoints.ports import BlobStore
+from batch_endpoints.uploads import BLOCK, discard, upload_input
+from tests.aws_fixtures import aws_fixture  # noqa: F401 (a fixture)
+from tests.core_fixtures import write_tree
+
+
+@pytest.fixture(params=["folder", "s3"])
+def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    if request.param == "s3":
+        request.getfixturevalue("aws")
+        boto3.client("s3").create_bucket(Bucket="bep-storage")
+        return S3BlobStore("bep-storage", "stack")
+    return FolderBlobStore(str(tmp_path / "storage"))
+
+
+def test_a_folder_goes_under_a_fresh_prefix_with_progress_to_the_last_byte(blobs: BlobStore, tmp_path: Path) -> None:
+    folder = write_tree(
+        tmp_path / "images", {"a.png": b"a" * (BLOCK + 5), "sub/b.png": b"bb", "__pycache__/x.pyc": b"\0"}
+    )
+    seen: list[tuple[int, int]] = []
+
+    first = upload_input(blobs, str(folder), field="input", progress=lambda done, total: seen.append((done, total)))
+    second = upload_input(blobs, str(folder), field="input")
+
+    assert first != second
+    assert first.startswith(blobs.join(blobs.root, "uploads", "inputs")) and first.endswith("/images")
+    assert [blobs.relative(first, f.uri) for f in blobs.list_files(first)] == ["a.png", "sub/b.png"]
+    assert blobs.get_bytes(blobs.join(first, "sub", "b.png")) == b"bb"
+    total = BLOCK + 7
+    assert seen[0] == (0, total) and seen[-1] == (total, total)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+
+
+def test_a_file_keeps_its_name_and_discard_removes_the_upload(blobs: BlobStore, tmp_path: Path) -> None:
+    file = write_tree(tmp_path / "in", {"one.csv": "x,y\n"}) / "one.csv"
+
+    uri = upload_input(blobs, str(file), field="input")
+
+    assert uri.endswith("/one.csv") and blobs.get_bytes(uri) == b"x,y\n"
+    discard(blobs, uri)
+    assert not blobs.exists(uri)
+    assert list(blobs.list_files(blobs.join(blobs.root, "uploads"))) == []
+
+
+@pytest.mark.parametrize(("name", "says"), [("missing", "does not exist"), ("empty", "holds no files")])
+def test_nothing_to_upload_is_refused_before_anything_is_written(blobs: BlobStore, tmp_path: Path, name, says) -> None:
+    (tmp_path / "empty" / "__pycache__").mkdir(parents=True)
+
+    with pytest.raises(ValidationError, match=says) as refused:
+        upload_input(blobs, str(tmp_path / name), field="input")
+
+    assert refused.value.field == "input"
+    assert list(blobs.list_files(blobs.root)) == []
