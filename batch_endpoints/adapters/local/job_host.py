@@ -171,7 +171,9 @@ def _terminate(process: subprocess.Popen) -> None:
 def run_job(backend: Backend, job_id: str) -> Job:
     repo = Repository(backend.records)
     try:
-        if repo.get_job(job_id).status == JobStatus.QUEUED:
+        # Queued: a new job. Running: a resumed one (its host died); the plan is kept and its runners skip
+        # mini-batches that have a result. Otherwise only finalizing is left (or a cancel request to close).
+        if repo.get_job(job_id).status in {JobStatus.QUEUED, JobStatus.RUNNING}:
             plan = workflow.plan_job(backend, job_id)
             pool = InstancePool(backend, repo.get_job(job_id), plan.shard_uris)
             try:
