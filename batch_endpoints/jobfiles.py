@@ -1,5 +1,7 @@
 """Where a job's working files live and what they hold: the contract between plan, runner and finalize.
 
+    <scratch>/input.json                  the files to score when the job was given a list of them (a rerun of
+                                          another job's failed files): {"root": URI, "files": [relative paths]}
     <scratch>/shards/index.json           the shard list (what the Map state iterates over)
     <scratch>/shards/shard-00000.json     one shard: its mini-batches and their input files
     <scratch>/parts/mb-00000000.csv       rows of one finished mini-batch (append_row only), in the output's
@@ -126,6 +128,10 @@ class JobFiles:
         self.blobs = blobs
         self.scratch = scratch_uri
         self.part_format = part_format
+
+    @property
+    def input_listing(self) -> str:
+        return self.blobs.join(self.scratch, "input.json")
 
     @property
     def shard_index(self) -> str:

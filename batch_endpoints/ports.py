@@ -102,6 +102,15 @@ class Orchestrator(Protocol):
 
     def cancel(self, job: Job) -> None: ...
 
+    def is_running(self, job: Job) -> bool:
+        """Whether the job's workflow execution is still going."""
+        ...
+
+    def resume(self, job: Job) -> str:
+        """Run the job's workflow again over its job files (its plan kept, finished mini-batches skipped) after
+        its execution stopped; return the new handle."""
+        ...
+
 
 @dataclass(frozen=True)
 class LogLine:

@@ -33,10 +33,12 @@ from batch_endpoints.specs import (
     Environment,
     InvokeOverrides,
     Job,
+    JobCounts,
     JobMetadata,
     JobStatus,
     Model,
     OutputAction,
+    RunSettings,
     now,
     parse,
 )
@@ -480,20 +482,6 @@ class BatchEndpointService:
         )
         job_input = self.locations.job_input(request.input, request.input_type)
         job_id = request.job_id or new_job_id(endpoint.name)
-        output_uri = None
-        if settings.output_action == OutputAction.APPEND_ROW:
-            folder = (
-                self.locations.output_folder(request.output_path)
-                if request.output_path
-                else self.blobs.join(self.blobs.root, "outputs", endpoint.name, job_id)
-            )
-            output_uri = self.blobs.join(folder, settings.output_file_name)
-            if self.blobs.exists(output_uri):
-                raise ConflictError(
-                    f"{output_uri} already exists; choose another output path or file name "
-                    "(results are never overwritten)",
-                    field="output",
-                )
         model_ref, _, model_version = deployment.model.rpartition(":")
         job = Job(
             id=job_id,
@@ -502,7 +490,7 @@ class BatchEndpointService:
             deployment=deployment,
             model_path=self.get_model(model_ref, model_version).path,
             input=job_input,
-            output_uri=output_uri,
+            output_uri=self._output_uri(endpoint.name, job_id, settings, request.output_path),
             scratch_uri=self.blobs.join(self.blobs.root, "jobs", job_id),
             settings=settings,
             inputs=inputs,
@@ -512,6 +500,28 @@ class BatchEndpointService:
             created_by=request.caller,
         )
         self.repo.add_job(job)
+        return self._start(job)
+
+    def _output_uri(
+        self, endpoint_name: str, job_id: str, settings: RunSettings, output_path: str | None
+    ) -> str | None:
+        """Where the job's merged output goes (None for summary_only); an existing file is refused."""
+        if settings.output_action != OutputAction.APPEND_ROW:
+            return None
+        folder = (
+            self.locations.output_folder(output_path)
+            if output_path
+            else self.blobs.join(self.blobs.root, "outputs", endpoint_name, job_id)
+        )
+        output_uri = self.blobs.join(folder, settings.output_file_name)
+        if self.blobs.exists(output_uri):
+            raise ConflictError(
+                f"{output_uri} already exists; choose another output path or file name (results are never overwritten)",
+                field="output",
+            )
+        return output_uri
+
+    def _start(self, job: Job) -> Job:
         try:
             handle = self.backend.orchestrator.start(job)
         except Exception as error:
@@ -625,6 +635,96 @@ class BatchEndpointService:
         job = self.repo.update_job(job_id, request_cancel)
         self.backend.orchestrator.cancel(job)
         return self.repo.get_job(job_id)
+
+    def rerun_job(
+        self,
+        job_id: str,
+        *,
+        failed_only: bool,
+        output_path: str | None = None,
+        output_file_name: str | None = None,
+        caller: str = "",
+    ) -> Job:
+        """Start a new job with an ended job's deployment and settings, over its failed and never-scored files
+        (`failed_only`) or over its whole input again. The new job writes an output of its own; `rerun_of`
+        names the job it reruns."""
+        source = self.repo.get_job(job_id)
+        if not source.status.is_final:
+            raise ConflictError(
+                f"job {job_id} is {source.status.value}; rerun it once it has ended (or resume it if it stopped)",
+                field="job",
+            )
+        listing = workflow.unscored_files(self.backend, source) if failed_only else None
+        if listing is not None and not listing.files:
+            raise ConflictError(f"job {job_id} has no failed or unscored files; nothing to rerun", field="failed")
+        settings = InvokeOverrides(output_file_name=output_file_name).apply(source.settings)
+        new_id = new_job_id(source.endpoint_name)
+        job = source.model_copy(
+            update={
+                "id": new_id,
+                "output_uri": self._output_uri(source.endpoint_name, new_id, settings, output_path),
+                "scratch_uri": self.blobs.join(self.blobs.root, "jobs", new_id),
+                "settings": settings,
+                "status": JobStatus.QUEUED,
+                "counts": JobCounts(),
+                "error": None,
+                "execution": "",
+                "created_at": now(),
+                "started_at": None,
+                "ended_at": None,
+                "created_by": caller,
+                "rerun_of": source.id,
+                "resumes": 0,
+            }
+        )
+        if listing is not None:
+            files = JobFiles(self.blobs, job.scratch_uri)
+            self.blobs.put_bytes(
+                files.input_listing, json.dumps({"root": listing.root, "files": listing.files}).encode()
+            )
+        self.repo.add_job(job)
+        return self._start(job)
+
+    def resume_job(self, job_id: str) -> Job:
+        """Run the workflow of a job that stopped without finishing (its job host or execution died) again over
+        the same job files: the plan is kept and mini-batches that have a result are not scored again."""
+        job = self.repo.get_job(job_id)
+        _check_resumable(job, self.repo.job_progress(job_id).get("files_failed", 0))
+        if self.backend.orchestrator.is_running(job):
+            raise ConflictError(f"job {job_id} is still running ({job.execution}); nothing to resume", field="job")
+
+        def reopen(current: Job) -> Job:
+            # Two resumes racing: the first to write wins, the other starts nothing.
+            if current.resumes != job.resumes:
+                raise ConflictError(f"job {job_id} was resumed by another request meanwhile", field="job")
+            _check_resumable(current, 0)
+            status = JobStatus.RUNNING if current.status == JobStatus.FAILED else current.status
+            return current.model_copy(
+                update={"status": status, "error": None, "ended_at": None, "resumes": current.resumes + 1}
+            )
+
+        job = self.repo.update_job(job_id, reopen)
+        try:
+            handle = self.backend.orchestrator.resume(job)
+        except Exception as error:
+            workflow.mark_failed(self.backend, job.id, f"the job could not be resumed: {error}")
+            raise
+        return self.repo.update_job(job.id, lambda j: j.model_copy(update={"execution": handle}))
+
+
+def _check_resumable(job: Job, files_failed: int) -> None:
+    if job.status in {JobStatus.COMPLETED, JobStatus.CANCELED}:
+        hint = "; rerun its failed files with `job rerun --failed`" if job.counts.files_failed else ""
+        raise ConflictError(f"job {job.id} ended {job.status.value}; nothing to resume{hint}", field="job")
+    if job.status == JobStatus.CANCEL_REQUESTED:
+        raise ConflictError(f"job {job.id} is being canceled; it cannot be resumed", field="job")
+    threshold = job.settings.error_threshold
+    if job.status == JobStatus.FAILED and 0 <= threshold < files_failed:
+        raise ConflictError(
+            f"job {job.id} failed its error_threshold ({files_failed} failed files, {threshold} allowed); resuming "
+            "would fail again: rerun its failed files with `job rerun --failed`",
+            field="job",
+        )
 
 
 def new_job_id(endpoint_name: str) -> str:

@@ -483,6 +483,8 @@ class Job(Spec):
     started_at: str | None = None
     ended_at: str | None = None
     created_by: str = ""
+    rerun_of: str | None = Field(None, description="the job whose failed (or all) files this job scores again")
+    resumes: int = Field(0, description="how often the job was resumed after its workflow stopped")
 
 
 # Live progress counters, bumped by runners as mini-batches finish. Finalize recounts the truth from results.

@@ -1,8 +1,9 @@
 """The job workflow's own steps: plan, finalize, mark failed.
 
 The local job host calls these in a process; the cloud's Step Functions calls them through thin Lambdas. Each
-step is safe to run again: plan rewrites the same shard files, finalize recounts from the mini-batch results and
-accepts an output file it wrote itself on an earlier attempt.
+step is safe to run again: plan keeps the plan it made (so a resumed job's mini-batches keep their numbers, even if
+the input folder changed meanwhile), finalize recounts from the mini-batch results and accepts an output file it
+wrote itself on an earlier attempt.
 """
 
 from __future__ import annotations
@@ -32,7 +33,11 @@ def plan_job(backend: Backend, job_id: str) -> Plan:
     repo = Repository(backend.records)
     job = repo.get_job(job_id)
     files = JobFiles(backend.blobs, job.scratch_uri)
-    listing = planning.list_input(backend.blobs, job.input)
+    if job.counts.shards:
+        # Planned already (the counts are written last): a resumed or retried workflow keeps that plan, because
+        # part and result files are numbered by it.
+        return Plan(files.shard_index, [files.shard(n) for n in range(job.counts.shards)])
+    listing = _listing(backend, job, files)
     planned = planning.plan_input(backend.blobs, job.id, listing, job.settings)
     shards = planned.shards
     shard_uris = []
@@ -49,6 +54,24 @@ def plan_job(backend: Backend, job_id: str) -> Plan:
 
     repo.update_job(job_id, start)
     return Plan(files.shard_index, shard_uris)
+
+
+def _listing(backend: Backend, job: Job, files: JobFiles) -> planning.InputListing:
+    """The files to score: the ones the job was given (a rerun of failed files), or else its whole input."""
+    if backend.blobs.exists(files.input_listing):
+        chosen = json.loads(backend.blobs.get_bytes(files.input_listing))
+        return planning.InputListing(chosen["root"], chosen["files"])
+    return planning.list_input(backend.blobs, job.input)
+
+
+def unscored_files(backend: Backend, job: Job) -> planning.InputListing:
+    """The files of an ended job that have no row: failed, or never scored (relative to the input's root)."""
+    files = JobFiles(backend.blobs, job.scratch_uri)
+    if not job.counts.shards:
+        return _listing(backend, job, files)  # never planned: nothing was scored
+    results = _read_results(backend, job, files)
+    root = _load_shard(backend, files, 0).input_root
+    return planning.InputListing(root, [name for name, _, _ in _failures(backend, job, files, results)])
 
 
 def finalize_job(backend: Backend, job_id: str) -> Job:
@@ -124,21 +147,26 @@ def _read_results(backend: Backend, job: Job, files: JobFiles) -> dict[int, Mini
     return results
 
 
-def _write_errors(backend: Backend, job: Job, files: JobFiles, results: dict[int, MiniBatchResult]) -> int:
-    """One line per failed or unscored file, in mini-batch order, so every input is accounted for."""
-    lines = []
+def _failures(
+    backend: Backend, job: Job, files: JobFiles, results: dict[int, MiniBatchResult]
+) -> Iterator[tuple[str, int, str]]:
+    """(file, mini-batch, error) of every failed or unscored file, in mini-batch order."""
     for shard_number in range(job.counts.shards):
         shard = _load_shard(backend, files, shard_number)
         for mini_batch in shard.mini_batches:
             result = results.get(mini_batch.index)
-            failures = (
-                [(f.file, f.error) for f in result.failed]
-                if result
-                else [(name, NOT_SCORED) for name in mini_batch.files]
-            )
-            lines += [
-                json.dumps({"file": name, "mini_batch": mini_batch.index, "error": error}) for name, error in failures
-            ]
+            if result:
+                yield from ((f.file, mini_batch.index, f.error) for f in result.failed)
+            else:
+                yield from ((name, mini_batch.index, NOT_SCORED) for name in mini_batch.files)
+
+
+def _write_errors(backend: Backend, job: Job, files: JobFiles, results: dict[int, MiniBatchResult]) -> int:
+    """One line per failed or unscored file, in mini-batch order, so every input is accounted for."""
+    lines = [
+        json.dumps({"file": name, "mini_batch": index, "error": error})
+        for name, index, error in _failures(backend, job, files, results)
+    ]
     if lines:
         backend.blobs.put_bytes(files.errors, ("\n".join(lines) + "\n").encode())
     return len(lines)

@@ -12,6 +12,7 @@ from batch_endpoints.backend import HOME_VARIABLE, from_environment
 from batch_endpoints.cli.main import main as bep_main
 from batch_endpoints.service import BatchEndpointService
 from tests.example_scripts import train_both_variants
+from tests.faults import LEDGER, ledger_lines
 
 
 @dataclass
@@ -60,3 +61,11 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def bep(home: Path, capsys: pytest.CaptureFixture[str]) -> Bep:
     return Bep(capsys)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fault-injection suite's table (tests/faults.py), when any of its faults ran."""
+    if LEDGER:
+        terminalreporter.write_sep("=", "fault injection: every input file is in one row or in the errors file")
+        for line in ledger_lines():
+            terminalreporter.write_line(line)

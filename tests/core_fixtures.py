@@ -43,6 +43,9 @@ class RecordingOrchestrator:
     def __init__(self) -> None:
         self.started: list[str] = []
         self.canceled: list[str] = []
+        self.resumed: list[str] = []
+        self.running: set[str] = set()
+        """Jobs to report as still running."""
 
     def start(self, job: Job) -> str:
         self.started.append(job.id)
@@ -50,6 +53,13 @@ class RecordingOrchestrator:
 
     def cancel(self, job: Job) -> None:
         self.canceled.append(job.id)
+
+    def is_running(self, job: Job) -> bool:
+        return job.id in self.running
+
+    def resume(self, job: Job) -> str:
+        self.resumed.append(job.id)
+        return f"recorded:{job.id}:resume-{job.resumes}"
 
 
 def write_tree(root: Path, files: Mapping[str, str | bytes]) -> Path:

@@ -6,7 +6,6 @@ API's 409 in one place (tested with the error shapes).
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from batch_endpoints import yaml_specs
@@ -22,21 +21,10 @@ from tests.api_fixtures import (  # noqa: F401 (pytest fixtures)
     ready_fixture,
     stack_fixture,
 )
+from tests.faults import hold_writes_until_both_arrive
 
 
 def test_concurrent_updates_of_one_deployment_one_wins_the_other_conflicts(ready: Stack, folders: Folders):
-    records = ready.backend.records
-    both_read = threading.Barrier(2, timeout=30)
-    original_put = records.put
-
-    def put_after_both_have_read(kind, key, data, **kwargs):
-        # Both updates have read the same version by now: hold each write until the other arrives too.
-        if kind == DEPLOYMENT:
-            both_read.wait()
-        return original_put(kind, key, data, **kwargs)
-
-    records.put = put_after_both_have_read
-
     def update(mini_batch_size: int):
         body = deployment_body(folders, settings={"mini_batch_size": mini_batch_size})
         declaration = yaml_specs.load_deployment_mapping(
@@ -47,9 +35,8 @@ def test_concurrent_updates_of_one_deployment_one_wins_the_other_conflicts(ready
         except ConflictError as conflict:
             return conflict
 
-    with ThreadPoolExecutor(2) as pool:
+    with hold_writes_until_both_arrive(ready.backend.records, DEPLOYMENT), ThreadPoolExecutor(2) as pool:
         outcomes = list(pool.map(update, [5, 7]))
-    records.put = original_put
 
     conflicts = [o for o in outcomes if isinstance(o, ConflictError)]
     winners = [o for o in outcomes if not isinstance(o, ConflictError)]

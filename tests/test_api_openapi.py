@@ -38,6 +38,8 @@ ROUTES = {
     ("get", "/endpoints/{endpoint_name}/jobs"),
     ("get", "/jobs/{job_id}"),
     ("post", "/jobs/{job_id}/cancel"),
+    ("post", "/jobs/{job_id}/rerun"),
+    ("post", "/jobs/{job_id}/resume"),
     ("get", "/jobs/{job_id}/logs"),
 }
 

@@ -298,6 +298,24 @@ def job_cancel(service: BatchEndpointService, args: argparse.Namespace) -> int:
     return 0
 
 
+def job_rerun(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    job = service.rerun_job(
+        args.name,
+        failed_only=args.failed,
+        output_path=os.path.abspath(args.output_path) if args.output_path else None,
+        output_file_name=args.output_file_name,
+        caller=_caller(),
+    )
+    print(job.id)
+    return _stream(service, job.id) if args.stream else 0
+
+
+def job_resume(service: BatchEndpointService, args: argparse.Namespace) -> int:
+    job = service.resume_job(args.name)
+    print(f"{job.id}: resumed ({job.status.value})", file=sys.stderr)
+    return _stream(service, job.id) if args.stream else 0
+
+
 def job_download(service: BatchEndpointService, args: argparse.Namespace) -> int:
     job = service.get_job(args.name)
     if not job.status.is_final:
@@ -516,6 +534,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--max-results", type=int)
     sub.add_argument("--experiment-name")
     sub.add_argument("--tag", action="append", metavar="KEY=VALUE", help="only jobs with this tag (repeatable)")
+    sub = command(jobs, "rerun", job_rerun, "start a new job over an ended job's files; prints the new job id")
+    sub.add_argument("--name", "-n", required=True, help="job id of the ended job")
+    sub.add_argument("--failed", action="store_true", help="only the files that failed or were never scored")
+    sub.add_argument("--output-path", help="folder for the output file; default: the new job's own folder")
+    sub.add_argument("--output-file-name")
+    sub.add_argument("--stream", action="store_true", help="follow the new job to its end")
+    sub = command(jobs, "resume", job_resume, "continue a job whose run stopped (finished mini-batches are kept)")
+    sub.add_argument("--name", "-n", required=True, help="job id")
+    sub.add_argument("--stream", action="store_true", help="follow the job to its end")
     sub = command(jobs, "download", job_download, "copy a job's output, errors and summary to a folder")
     sub.add_argument("--name", "-n", required=True)
     sub.add_argument("--download-path", default=".")

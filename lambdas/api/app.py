@@ -31,7 +31,7 @@ from batch_endpoints.backend import from_environment
 from batch_endpoints.errors import BatchEndpointError, NotFoundError, ValidationError
 from batch_endpoints.idempotency import HEADER as IDEMPOTENCY_HEADER
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
-from batch_endpoints.specs import DataAsset, Datastore, Deployment, Endpoint, Environment, Model
+from batch_endpoints.specs import DataAsset, Datastore, Deployment, Endpoint, Environment, Job, Model
 from lambdas.api import uploads
 from lambdas.api.schemas import (
     ComputeList,
@@ -48,11 +48,13 @@ from lambdas.api.schemas import (
     EnvironmentVersionBody,
     ErrorBody,
     InvokeBody,
+    InvokeOutput,
     JobList,
     JobView,
     LogPageView,
     ModelList,
     ModelVersionBody,
+    RerunBody,
     UploadTarget,
 )
 
@@ -424,6 +426,11 @@ def invoke(
         tags=body.tags,
     )
     job = service.invoke(request) if idempotency_key is None else service.invoke_idempotent(request, idempotency_key)
+    return _accepted(service, job)
+
+
+def _accepted(service: BatchEndpointService, job: Job) -> Response[JobView]:
+    """202 with the new job, and its address in Location."""
     view = JobView.of(job, api_base_url=service.backend.api_base_url)
     return Response(
         status_code=202, content_type=content_types.APPLICATION_JSON, body=view, headers={"Location": view.links.job}
@@ -457,6 +464,28 @@ def list_jobs(
 def cancel_job(job_id: str, service: Service) -> JobView:
     """Asks the job to stop; it ends Canceled within seconds. A job that has ended is a conflict."""
     return JobView.of(service.cancel_job(job_id), api_base_url=service.backend.api_base_url)
+
+
+@app.post("/jobs/<job_id>/rerun", status_code=202, tags=["jobs"], summary="Rerun an ended job's (failed) files")
+def rerun_job(job_id: str, body: RerunBody, service: Service, caller: Caller) -> Response[JobView]:
+    """Starts a new job with the ended job's deployment and settings, over its failed and never-scored files
+    (`failed: true`) or its whole input. The new job writes its own output; its `rerun_of` names the job."""
+    output = body.output or InvokeOutput()
+    job = service.rerun_job(
+        job_id,
+        failed_only=body.failed,
+        output_path=_storage_location(service, output.path, "output.path") if output.path else None,
+        output_file_name=output.file_name,
+        caller=caller,
+    )
+    return _accepted(service, job)
+
+
+@app.post("/jobs/<job_id>/resume", status_code=202, tags=["jobs"], summary="Resume a job whose run stopped")
+def resume_job(job_id: str, service: Service) -> JobView:
+    """Runs the workflow of a job whose execution stopped (failed, aborted, its host gone) again, keeping every
+    finished mini-batch. A job still running, completed or canceled is a conflict."""
+    return JobView.of(service.resume_job(job_id), api_base_url=service.backend.api_base_url)
 
 
 @app.get("/jobs/<job_id>/logs", tags=["jobs"], summary="What the job's scoring code printed, oldest first")

@@ -281,6 +281,11 @@ class InvokeBody(Body):
     tags: dict[str, str] = Field(default_factory=dict, description="the job's tags; jobs can be listed by them")
 
 
+class RerunBody(Body):
+    failed: bool = Field(False, description="only the files that failed or were never scored; default: every file")
+    output: InvokeOutput | None = None
+
+
 class JobLinks(BaseModel):
     job: str = Field(description="this job in the API")
     output: str | None = Field(None, description="the output file once the job completes (none for summary_only)")
@@ -308,6 +313,8 @@ class JobView(BaseModel):
     started_at: str | None
     ended_at: str | None
     created_by: str
+    rerun_of: str | None = None
+    resumes: int = 0
     links: JobLinks
 
     @classmethod

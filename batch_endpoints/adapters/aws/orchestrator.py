@@ -9,6 +9,10 @@ runs no Catch and no further state, so the workflow's own last step never runs: 
 `on_stopped` hook with the job id, which the backend wires to the workflow's finalize step (the job record
 says CancelRequested, so finalize closes it as Canceled and writes its summary and errors file, as the local
 job host does). The orchestrator holds no backend of its own: the backend is built around it.
+
+Resume starts a new execution of the same job, named `<job id>-resume-<n>`: its Plan keeps the job's plan, its
+Batch jobs skip the mini-batches that have a result, and its Finalize merges. RedriveExecution would not do:
+a failure the workflow catches ends in MarkFailed, and a redrive restarts only from the state that failed.
 """
 
 from __future__ import annotations
@@ -71,16 +75,32 @@ class StepFunctionsOrchestrator:
 
     def start(self, job: Job) -> str:
         """Start the job's execution; starting a job that already has one returns that one (a retried invoke)."""
+        return self._start_execution(job, job.id)
+
+    def resume(self, job: Job) -> str:
+        return self._start_execution(job, f"{job.id}-resume-{job.resumes}")
+
+    def is_running(self, job: Job) -> bool:
+        try:
+            described = self.client.describe_execution(executionArn=job.execution or self.execution_arn(job.id))
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ExecutionDoesNotExist":
+                raise
+            return False
+        return described["status"] == "RUNNING"
+
+    def _start_execution(self, job: Job, name: str) -> str:
+        # Execution names are unique per state machine for 90 days: the same name again is the same execution.
         try:
             response = self.client.start_execution(
                 stateMachineArn=self.state_machine_arn,
-                name=job.id,
+                name=name,
                 input=json.dumps(self.execution_input(job), separators=(",", ":")),
             )
         except ClientError as error:
             if error.response["Error"]["Code"] != "ExecutionAlreadyExists":
                 raise
-            return self.execution_arn(job.id)
+            return self.execution_arn(name)
         return response["executionArn"]
 
     def cancel(self, job: Job) -> None:

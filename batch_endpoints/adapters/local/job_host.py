@@ -180,7 +180,9 @@ def run_job(backend: Backend, job_id: str) -> Job:
     repo = Repository(backend.records)
     try:
         job = repo.get_job(job_id)
-        if job.status == JobStatus.QUEUED:
+        # Queued: a new job. Running: a resumed one (its host died); the plan is kept and its runners skip
+        # mini-batches that have a result. Otherwise only finalizing is left (or a cancel request to close).
+        if job.status in {JobStatus.QUEUED, JobStatus.RUNNING}:
             pool = InstancePool(backend, job)
             try:
                 pool.start_first()

@@ -33,8 +33,16 @@ class LocalOrchestrator:
     def cancel(self, job: Job) -> None:
         # A live host sees the cancel request within a second and stops its instances. A host that is gone
         # (machine rebooted, process killed) is started again: it finds the request and closes the job.
-        if not _alive(job.execution, self._hosts.get(job.id)):
+        if not self.is_running(job):
             self.start(job)
+
+    def is_running(self, job: Job) -> bool:
+        return _alive(job.execution, self._hosts.get(job.id))
+
+    def resume(self, job: Job) -> str:
+        # A new host picks the job up where its record says it is: it keeps the plan, its runners skip the
+        # mini-batches that have a result, and it finalizes.
+        return self.start(job)
 
 
 def _alive(execution: str, host: subprocess.Popen | None) -> bool:
