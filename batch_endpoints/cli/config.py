@@ -85,7 +85,11 @@ def path() -> str:
 
 
 def load() -> dict[str, str]:
-    """The configured defaults; none when the file does not exist yet."""
+    """The configured defaults, each checked; none when the file does not exist yet."""
+    return {name: check(name, value, field=f"{path()}: {name}") for name, value in _read().items()}
+
+
+def _read() -> dict[str, str]:
     try:
         with open(path(), encoding="utf-8") as f:
             stored = json.load(f)
@@ -97,7 +101,7 @@ def load() -> dict[str, str]:
         ) from None
     if not isinstance(stored, dict):
         raise ValidationError(f"{path()} is not a JSON object of settings; fix or delete it", field="config")
-    return {name: check(name, str(value), field=f"{path()}: {name}") for name, value in stored.items()}
+    return {str(name): str(value) for name, value in stored.items()}
 
 
 def save(defaults: Mapping[str, str]) -> None:
@@ -143,7 +147,8 @@ def add_global_arguments(parser: argparse.ArgumentParser, *, default: object) ->
 
 # ---------------------------------------------------------------- the command
 def configure(_: object, args: argparse.Namespace) -> int:
-    defaults = load()
+    # Unchecked, so that configure can replace a bad value that stops every other command.
+    defaults = _read()
     if args.defaults:
         changes = _pairs(args.defaults)
         for name, value in changes.items():
