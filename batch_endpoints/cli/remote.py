@@ -36,7 +36,9 @@ class RemoteService:
         self.blobs = RemoteFiles(client)
 
     def __getattr__(self, name: str) -> Any:
-        # A use case the API has no route for, or one that needs this machine's backend (`bep serve`).
+        if name.startswith("__"):
+            raise AttributeError(name)  # protocols that probe for optional methods (copy, pickle)
+        # A use case the API has no route for, or one that needs this machine's backend.
         raise ValidationError(
             f"this command needs the local backend ({name!r}); run it with --target local", field="--target"
         )
