@@ -17,8 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from batch_endpoints import uploads, yaml_specs
-from batch_endpoints.backend import from_environment
-from batch_endpoints.cli import render, serve, stream
+from batch_endpoints.cli import config, render, serve, stream, targets
 from batch_endpoints.cli.progress import ProgressBar
 from batch_endpoints.errors import BatchEndpointError, ConflictError, NotFoundError, ValidationError
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
@@ -113,14 +112,19 @@ def datastore_show(service: BatchEndpointService, args: argparse.Namespace) -> i
 
 
 def asset_list(service: BatchEndpointService, args: argparse.Namespace) -> int:
-    versions: list[BaseModel] = args.list_versions(service, args.name)
+    versions: list[BaseModel] = _on_target(service, args.list_versions)(args.name)
     render.table([v.model_dump() for v in versions], args.columns)
     return 0
 
 
 def asset_show(service: BatchEndpointService, args: argparse.Namespace) -> int:
-    render.show(args.get_version(service, args.name, args.version, args.label))
+    render.show(_on_target(service, args.get_version)(args.name, args.version, args.label))
     return 0
+
+
+def _on_target(service: BatchEndpointService, method: Callable[..., Any]) -> Callable[..., Any]:
+    """`method` (one of BatchEndpointService's) as the target implements it: the remote target has its own."""
+    return getattr(service, method.__name__)
 
 
 # ---------------------------------------------------------------- endpoints
@@ -401,7 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bep", description="Batch endpoints: score folders of files with a registered model, locally or on AWS."
     )
     groups = parser.add_subparsers(
-        dest="group", required=True, metavar="{model,environment,data,datastore,endpoint,deployment,job,serve}"
+        dest="group",
+        required=True,
+        metavar="{model,environment,data,datastore,endpoint,deployment,job,serve,configure}",
     )
 
     sub = add_asset_commands(
@@ -549,13 +555,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command(groups, "serve", serve.serve, "serve the REST API on this machine, checking SigV4 signatures")
     serve.add_arguments(sub)
+    sub.set_defaults(scope=targets.SCOPE_LOCAL)
+    sub = command(groups, "configure", config.configure, "set defaults: target, api_url, stack, region, profile")
+    config.add_arguments(sub)
+    sub.set_defaults(scope=targets.SCOPE_NONE)
+    targets.add_arguments(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(BatchEndpointService(from_environment()), args)
+        return args.handler(targets.open_operations(args), args)
     except BatchEndpointError as error:
         print(f"error: {error}", file=sys.stderr)
         return next((code for kind, code in EXIT_CODES.items() if isinstance(error, kind)), 1)

@@ -67,6 +67,9 @@ class BatchEndpointsClient:
         )
         storage = Storage(connection)
         self.region = connection.region
+        # For calls the sub-clients do not make (the CLI's remote target uses the API's PATCH and log pages).
+        self.connection = connection
+        self.storage = storage
         self.models = ModelOperations(connection, storage)
         self.environments = EnvironmentOperations(connection, storage)
         self.batch_endpoints = BatchEndpointOperations(connection, storage)

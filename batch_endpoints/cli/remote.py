@@ -1,0 +1,273 @@
+"""The service's use cases, as the CLI calls them, carried out by a remote API (a deployed stack, `bep serve`)
+through the SDK. Each `bep` command is written once, against BatchEndpointService's methods; with a remote
+target it is handed a RemoteService instead, whose methods take and return the same things (jobs come back as
+the API's JobView, which has the fields the commands print).
+
+Who did something (`caller`) is not sent: the API records the identity that signed the request.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+from batch_endpoints.client import BatchEndpointsClient
+from batch_endpoints.client.connection import path
+from batch_endpoints.client.operations import typed
+from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
+from batch_endpoints.service import InvokeRequest, _new_version
+from batch_endpoints.specs import Deployment, Endpoint, Environment, JobStatus, Model, parse
+from batch_endpoints.yaml_specs import (
+    DeploymentDeclaration,
+    EndpointDeclaration,
+    EnvironmentReference,
+    read_conda_file,
+)
+from lambdas.api.schemas import JobView, LogPageView
+
+
+class RemoteService:
+    def __init__(self, client: BatchEndpointsClient) -> None:
+        self.client = client
+        self._api = client.connection
+        self.blobs = RemoteFiles(client)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)  # protocols that probe for optional methods (copy, pickle)
+        # A use case the API has no route for, or one that needs this machine's backend.
+        raise ValidationError(
+            f"this command needs the local backend ({name!r}); run it with --target local", field="--target"
+        )
+
+    # ------------------------------------------------------------------ models
+    def register_model(
+        self,
+        name: str,
+        path: str,
+        *,
+        version: str | None = None,
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        caller: str = "",
+    ) -> Model:
+        version = _new_version(version, name, self.list_models)
+        model = parse(
+            Model, {"name": name, "version": version, "path": path, "description": description, "tags": tags or {}}
+        )
+        return self.client.models.create_or_update(model)
+
+    def get_model(self, name: str, version: str | None = None, label: str | None = None) -> Model:
+        return self.client.models.get(name, version, label)
+
+    def list_models(self, name: str | None = None) -> list[Model]:
+        return self.client.models.list(name)
+
+    # ------------------------------------------------------------------ environments
+    def register_environment(
+        self,
+        name: str,
+        *,
+        version: str | None = None,
+        image: str | None = None,
+        conda_file: str | None = None,
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        caller: str = "",
+    ) -> Environment:
+        version = _new_version(version, name, self.list_environments)
+        # The API takes the conda file's text; the server reads its pip packages from it.
+        conda_text = read_conda_file(conda_file, field="conda_file")[0] if conda_file else None
+        environment = parse(
+            Environment,
+            {
+                "name": name,
+                "version": version,
+                "image": image or None,
+                "conda_file": conda_text,
+                "description": description,
+                "tags": tags or {},
+            },
+        )
+        return self.client.environments.create_or_update(environment)
+
+    def get_environment(self, name: str, version: str | None = None, label: str | None = None) -> Environment:
+        return self.client.environments.get(name, version, label)
+
+    def list_environments(self, name: str | None = None) -> list[Environment]:
+        return self.client.environments.list(name)
+
+    # ------------------------------------------------------------------ endpoints
+    def create_endpoint(self, declaration: EndpointDeclaration, *, caller: str = "") -> Endpoint:
+        # The API's PUT creates or updates; `create` must not change an endpoint that exists.
+        if self._exists(lambda: self.get_endpoint(declaration.name)):
+            raise ConflictError(f"endpoint {declaration.name!r} already exists", field="name")
+        body: dict[str, Any] = {
+            "description": declaration.description,
+            "tags": declaration.tags,
+            "auth_mode": declaration.auth_mode,
+        }
+        if declaration.default_deployment:
+            body["defaults"] = {"deployment_name": declaration.default_deployment}  # the API says why it cannot
+        return typed(Endpoint, self._api.call("PUT", path("/endpoints/{}", declaration.name), body=body))
+
+    def update_endpoint(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: dict[str, str] | None = None,
+        default_deployment: str | None = None,
+    ) -> Endpoint:
+        body = {
+            "description": description,
+            "tags": tags,
+            "defaults": {"deployment_name": default_deployment} if default_deployment is not None else None,
+        }
+        patch = {key: value for key, value in body.items() if value is not None}
+        return typed(Endpoint, self._api.call("PATCH", path("/endpoints/{}", name), body=patch))
+
+    def get_endpoint(self, name: str) -> Endpoint:
+        return self.client.batch_endpoints.get(name)
+
+    def list_endpoints(self) -> list[Endpoint]:
+        return self.client.batch_endpoints.list()
+
+    def delete_endpoint(self, name: str) -> None:
+        self.client.batch_endpoints.delete(name)
+
+    # ------------------------------------------------------------------ deployments
+    def create_deployment(
+        self, declaration: DeploymentDeclaration, *, set_default: bool = False, caller: str = ""
+    ) -> Deployment:
+        if self._exists(lambda: self.get_deployment(declaration.endpoint_name, declaration.name)):
+            raise ConflictError(
+                f"deployment {declaration.name!r} already exists in endpoint {declaration.endpoint_name!r}; use update",
+                field="name",
+            )
+        return self._put_deployment(declaration, set_default)
+
+    def update_deployment(
+        self, declaration: DeploymentDeclaration, *, set_default: bool = False, caller: str = ""
+    ) -> Deployment:
+        if not self._exists(lambda: self.get_deployment(declaration.endpoint_name, declaration.name)):
+            raise NotFoundError(
+                f"deployment {declaration.name!r} does not exist in endpoint {declaration.endpoint_name!r}; "
+                "create it first",
+                field="name",
+            )
+        return self._put_deployment(declaration, set_default)
+
+    def _put_deployment(self, declaration: DeploymentDeclaration, set_default: bool) -> Deployment:
+        """deployment.yml as the API's JSON body, with local folders (code, an inline model) put in the API's
+        storage first."""
+        storage = self.client.storage
+        model: str | dict[str, Any] = str(declaration.model)
+        if declaration.model.path is not None:
+            model_name = declaration.model.name or f"{declaration.name}-model"
+            model = {
+                "path": storage.stored(declaration.model.path, path("/models/{}/uploads", model_name)),
+                "name": model_name,
+                "version": declaration.model.version,
+                "description": declaration.model.description,
+                "tags": declaration.model.tags,
+            }
+        body: dict[str, Any] = {
+            "description": declaration.description,
+            "tags": declaration.tags,
+            "model": {k: v for k, v in model.items() if v is not None} if isinstance(model, dict) else model,
+            "compute": declaration.compute,
+            "settings": declaration.settings.model_dump(mode="json"),
+            "inputs": {name: spec.model_dump(mode="json") for name, spec in declaration.inputs.items()},
+        }
+        if declaration.code is not None:
+            body["code_configuration"] = {
+                "code": storage.stored(declaration.code, "/code/uploads"),
+                "scoring_script": declaration.scoring_script,
+            }
+        environment = declaration.environment
+        if isinstance(environment, EnvironmentReference):
+            body["environment"] = str(environment)
+        elif environment.image or environment.pip_requirements:
+            # The conda file's pip packages are already in pip_requirements; the API reads no files.
+            body["environment"] = environment.model_dump(
+                include={"name", "version", "image", "pip_requirements"}, exclude_none=True
+            )
+        resource = path("/endpoints/{}/deployments/{}", declaration.endpoint_name, declaration.name)
+        return typed(Deployment, self._api.call("PUT", resource, body=body, query={"set_default": set_default}))
+
+    def get_deployment(self, endpoint_name: str, name: str) -> Deployment:
+        return self.client.batch_deployments.get(name, endpoint_name)
+
+    def list_deployments(self, endpoint_name: str) -> list[Deployment]:
+        return self.client.batch_deployments.list(endpoint_name)
+
+    def delete_deployment(self, endpoint_name: str, name: str) -> None:
+        self.client.batch_deployments.delete(name, endpoint_name)
+
+    # ------------------------------------------------------------------ jobs
+    def invoke(self, request: InvokeRequest) -> JobView:
+        return self.client.batch_endpoints.invoke(
+            request.endpoint_name,
+            input=request.input,
+            input_type=request.input_type,
+            deployment_name=request.deployment_name,
+            output_path=request.output_path,
+            overrides=request.overrides,
+            inputs=request.inputs,
+        )
+
+    def get_job(self, job_id: str) -> JobView:
+        return self.client.jobs.get(job_id)
+
+    def job_progress(self, job_id: str) -> dict[str, int]:
+        return self.client.jobs.get(job_id).progress or {}
+
+    def list_jobs(self, endpoint_name: str | None = None, limit: int | None = None) -> list[JobView]:
+        if endpoint_name is not None:
+            return list(itertools.islice(self.client.jobs.list(endpoint_name), limit))
+        # The API lists jobs per endpoint: every endpoint's newest `limit`, merged, are the newest `limit` of all.
+        jobs = [
+            job
+            for endpoint in self.list_endpoints()
+            for job in itertools.islice(self.client.jobs.list(endpoint.name), limit)
+        ]
+        return sorted(jobs, key=lambda job: job.created_at, reverse=True)[:limit]
+
+    def job_artifacts(self, job_id: str) -> list[str]:
+        """The output file of a completed job: the API tells no other file's location (errors and summary stay
+        in the stack's storage, under the job's folder)."""
+        job = self.get_job(job_id)
+        return [job.output_uri] if job.status == JobStatus.COMPLETED and job.output_uri else []
+
+    def job_logs(self, job_id: str, *, next_token: str | None = None, limit: int = 1000) -> LogPageView:
+        query = {"next_token": next_token, "limit": limit}
+        return typed(LogPageView, self._api.call("GET", path("/jobs/{}/logs", job_id), query=query))
+
+    def cancel_job(self, job_id: str) -> JobView:
+        return self.client.jobs.cancel(job_id)
+
+    @staticmethod
+    def _exists(get: Callable[[], object]) -> bool:
+        try:
+            get()
+        except NotFoundError:
+            return False
+        return True
+
+
+class RemoteFiles:
+    """The one blob operation the CLI needs of a remote target: read a job's file, from S3 or the server's disk."""
+
+    def __init__(self, client: BatchEndpointsClient) -> None:
+        self._storage = client.storage
+
+    def get_bytes(self, uri: str) -> bytes:
+        with tempfile.TemporaryDirectory() as folder:
+            target = os.path.join(folder, "file")
+            self._storage.download(uri, target)
+            with open(target, "rb") as f:
+                return f.read()

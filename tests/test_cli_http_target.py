@@ -1,0 +1,94 @@
+"""The CLI against an API server over signed HTTP (`bep serve`, in a thread): the digits example from endpoint
+create to downloaded predictions, with the same exit codes and messages as the local target."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.server_fixtures import REGION, LocalApi, local_api_fixture  # noqa: F401 (pytest fixture)
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "digits"
+FILES = 12
+
+
+@pytest.fixture(name="remote")
+def remote_fixture(bep, local_api: LocalApi, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """`bep` configured for the server, signing with its key pair as `bep serve --show-credentials` prints it."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", local_api.credentials.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", local_api.credentials.secret_access_key)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "BEP_TARGET"):
+        monkeypatch.delenv(name, raising=False)
+    bep("configure", "--defaults", "target=http", f"api_url={local_api.url}", f"region={REGION}")
+    return bep
+
+
+@pytest.mark.slow
+def test_create_deploy_invoke_stream_and_download_over_http(remote, local_api, digits_models, tmp_path):
+    requests = tmp_path / "requests"
+    subprocess.run(
+        [sys.executable, str(EXAMPLE / "make_requests.py"), "--output", str(requests), "--count", str(FILES)],
+        check=True,
+        capture_output=True,
+    )
+
+    remote("model", "create", "--name", "digits", "--path", digits_models["standard"])
+    endpoint = remote("endpoint", "create", "--file", EXAMPLE / "endpoint.yml").json()
+    deployment = remote("deployment", "create", "--file", EXAMPLE / "deployment.yml", "--set-default").json()
+    job_id = remote("endpoint", "invoke", "--name", endpoint["name"], "--input", requests).out.strip()
+    streamed = remote("job", "stream", "--name", job_id)
+    shown = remote("job", "show", "--name", job_id).json()
+    listed = remote("job", "list", "--endpoint-name", endpoint["name"]).out
+    every_job = remote("job", "list").out
+    logs = remote("job", "logs", "--name", job_id)
+    downloaded = remote("job", "download", "--name", job_id, "--download-path", tmp_path / "download").out.split()
+
+    assert endpoint["scoring_uri"].startswith(local_api.url)
+    assert deployment["model"] == "digits:1"
+    assert remote("endpoint", "show", "--name", endpoint["name"]).json()["default_deployment"] == deployment["name"]
+    assert streamed.code == 0 and f"job {job_id} Completed" in streamed.err
+    assert shown["status"] == "Completed" and shown["counts"]["files_succeeded"] == FILES
+    assert shown["progress"]["files_succeeded"] == FILES
+    assert job_id in listed and job_id in every_job
+    assert logs.code == 0
+    assert downloaded == [str(tmp_path / "download" / "predictions.csv")]
+    assert len(pd.read_csv(downloaded[0])) == FILES
+    # The server's backend did the work: the CLI's own home holds no records.
+    assert remote("--target", "local", "endpoint", "list").out.split() == [
+        "NAME",
+        "DEFAULT_DEPLOYMENT",
+        "DESCRIPTION",
+        "SCORING_URI",
+    ]
+
+
+def test_remote_refusals_keep_the_local_exit_codes_and_messages(remote, local_api):
+    remote("endpoint", "create", "--name", "refusals")
+
+    missing = remote("endpoint", "show", "--name", "no-such-endpoint", ok=False)
+    duplicate = remote("endpoint", "create", "--name", "refusals", ok=False)
+    invalid = remote("endpoint", "create", "--name", "1-bad", ok=False)
+    no_deployment = remote("endpoint", "invoke", "--name", "refusals", "--input", local_api.home, ok=False)
+    local_only = remote("serve", "--show-credentials")
+
+    assert (missing.code, duplicate.code, invalid.code, no_deployment.code) == (3, 4, 2, 2)
+    assert "no-such-endpoint" in missing.err
+    assert "error: name: endpoint 'refusals' already exists" in duplicate.err
+    assert "name" in invalid.err
+    assert "has no default deployment" in no_deployment.err
+    assert "AWS_ACCESS_KEY_ID" in local_only.out  # serve runs on this machine whatever the target
+
+
+def test_flags_after_the_command_override_the_configured_target(remote, local_api, monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret")
+
+    refused = remote("endpoint", "list", ok=False)
+    local = remote("endpoint", "list", "--target", "local")
+
+    assert refused.code == 1 and "signature" in refused.err.lower()
+    assert local.code == 0
