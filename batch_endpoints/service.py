@@ -458,6 +458,13 @@ class BatchEndpointService:
             self.repo.update_endpoint(endpoint_name, lambda e: e.model_copy(update={"default_deployment": None}))
 
     # ------------------------------------------------------------------ jobs
+    def upload_input(self, local_path: str, *, progress: uploads.Progress | None = None) -> str:
+        """A local file or folder copied into the default datastore for a job to read (see uploads)."""
+        return uploads.upload_input(self.blobs, local_path, field="input", progress=progress)
+
+    def discard_upload(self, uri: str) -> None:
+        uploads.discard(self.blobs, uri)
+
     def deployment_to_invoke(self, endpoint_name: str, deployment_name: str | None = None) -> Deployment:
         """The deployment an invocation would run: the one named, or the endpoint's default. Clients call it to
         refuse early, before uploading a local input."""

@@ -2,9 +2,9 @@
 groups or roles of the callers; API Gateway checks them on every SigV4-signed request.
 
 - admin: every method and path (models, endpoints, deployments, uploads, jobs).
-- invoker: what a system that scores data needs: invoke an endpoint, follow, list and cancel its jobs, read their
-  logs, and read (never change) endpoints, deployments, models, environments, data assets, datastores and
-  computes: every GET.
+- invoker: what a system that scores data needs: upload a local input, invoke an endpoint, follow, list, cancel,
+  rerun and resume its jobs, read their logs, and read (never change) endpoints, deployments, models,
+  environments, data assets, datastores and computes: every GET.
 - an endpoint's invoker (`endpoint_invoker_policy`): the invoker's rights on one endpoint and its jobs only. Job
   ids are `<endpoint>-<12 hex digits>` (service.new_job_id), so `?` wildcards match exactly that endpoint's jobs
   and not those of an endpoint whose name merely starts the same way.
@@ -26,7 +26,10 @@ JOB_ID_SUFFIX_LENGTH = len(new_job_id("e")) - len("e-")
 ADMIN_ROUTES = (("*", "/*"),)
 INVOKER_ROUTES = (
     ("POST", "/endpoints/*/jobs"),
+    ("POST", "/inputs/uploads"),  # a local input, uploaded before the invoke
     ("POST", "/jobs/*/cancel"),
+    ("POST", "/jobs/*/rerun"),
+    ("POST", "/jobs/*/resume"),
     ("GET", "/jobs/*"),  # a job, and its logs
     ("GET", "/endpoints"),
     ("GET", "/endpoints/*"),  # an endpoint, its deployments, its jobs
@@ -54,6 +57,9 @@ def endpoint_routes(endpoint_name: str) -> tuple[tuple[str, str], ...]:
         ("GET", f"/jobs/{job}"),
         ("GET", f"/jobs/{job}/logs"),
         ("POST", f"/jobs/{job}/cancel"),
+        ("POST", f"/jobs/{job}/rerun"),
+        ("POST", f"/jobs/{job}/resume"),
+        ("POST", "/inputs/uploads"),
     )
 
 

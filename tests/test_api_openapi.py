@@ -25,6 +25,7 @@ ROUTES = {
     ("get", "/environments/{environment_name}/versions"),
     ("get", "/environments"),
     ("post", "/code/uploads"),
+    ("post", "/inputs/uploads"),
     ("put", "/data/{data_name}/versions/{version}"),
     ("get", "/data/{data_name}/versions/{version}"),
     ("get", "/data/{data_name}/versions"),

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from batch_endpoints import uploads, yaml_specs
+from batch_endpoints import yaml_specs
 from batch_endpoints.cli import config, render, serve, stream, targets
 from batch_endpoints.cli.progress import ProgressBar
 from batch_endpoints.errors import BatchEndpointError, ConflictError, NotFoundError, ValidationError
@@ -192,7 +192,7 @@ def endpoint_invoke(service: BatchEndpointService, args: argparse.Namespace) -> 
     uploaded = None
     if not yaml_specs.is_reference(source):
         bar = ProgressBar(f"uploading {source}")
-        uploaded = uploads.upload_input(service.blobs, source, field="input", progress=bar)
+        uploaded = service.upload_input(source, progress=bar)
         bar.close()
     try:
         job = service.invoke(
@@ -212,7 +212,7 @@ def endpoint_invoke(service: BatchEndpointService, args: argparse.Namespace) -> 
         )
     except BaseException:
         if uploaded:
-            uploads.discard(service.blobs, uploaded)
+            service.discard_upload(uploaded)
         raise
     print(job.id)
     return _stream(service, job.id) if args.stream else 0

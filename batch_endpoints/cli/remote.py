@@ -209,6 +209,19 @@ class RemoteService:
         self.client.batch_deployments.delete(name, endpoint_name)
 
     # ------------------------------------------------------------------ jobs
+    def deployment_to_invoke(self, endpoint_name: str, deployment_name: str | None = None) -> Deployment:
+        endpoint = self.get_endpoint(endpoint_name)
+        name = deployment_name or endpoint.default_deployment
+        if not name:
+            raise ValidationError(f"endpoint {endpoint.name!r} has no default deployment", field="deployment_name")
+        return self.get_deployment(endpoint.name, name)
+
+    def upload_input(self, local_path: str, *, progress: object = None) -> str:
+        return self.client.storage.stored(local_path, "/inputs/uploads")
+
+    def discard_upload(self, uri: str) -> None:
+        """Nothing: the API deletes nothing it was sent (a refused invoke's upload stays under uploads/inputs/)."""
+
     def invoke(self, request: InvokeRequest) -> JobView:
         return self.client.batch_endpoints.invoke(
             request.endpoint_name,
@@ -218,6 +231,9 @@ class RemoteService:
             output_path=request.output_path,
             overrides=request.overrides,
             inputs=request.inputs,
+            experiment_name=request.experiment_name,
+            display_name=request.display_name,
+            tags=request.tags,
         )
 
     def get_job(self, job_id: str) -> JobView:

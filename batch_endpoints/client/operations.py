@@ -114,19 +114,26 @@ class BatchEndpointOperations(_Operations):
         output_file_name: str | None = None,
         overrides: InvokeOverrides | None = None,
         inputs: dict[str, Any] | None = None,
+        experiment_name: str | None = None,
+        display_name: str | None = None,
+        tags: dict[str, str] | None = None,
         idempotency_key: str | None = None,
     ) -> JobView:
         """Starts a job scoring `input`, a folder or file the API's storage holds: an s3:// URI for a stack, an
         absolute path (a relative one is made absolute) for the local server. Retries are safe: every invocation
         carries an Idempotency-Key (a fresh one unless given), so a retried request answers with the same job.
-        `inputs` are the literal inputs the deployment declares (`{"threshold": 0.7}`)."""
+        `inputs` are the literal inputs the deployment declares (`{"threshold": 0.7}`). A local folder or file is
+        uploaded first when the API's storage is not this machine's disk."""
         output = {"path": output_path and _location(output_path), "file_name": output_file_name}
         body = {
-            "input": {"uri": _location(input), "type": input_type},
+            "input": {"uri": self._storage.stored(input, "/inputs/uploads"), "type": input_type},
             "deployment_name": deployment_name,
             "output": {k: v for k, v in output.items() if v is not None} or None,
             "overrides": (overrides or InvokeOverrides()).model_dump(exclude_none=True),
             "inputs": inputs or None,
+            "experiment_name": experiment_name,
+            "display_name": display_name,
+            "tags": tags or None,
         }
         body["input"] = {k: v for k, v in body["input"].items() if v is not None}
         headers = {IDEMPOTENCY_HEADER: idempotency_key or uuid.uuid4().hex}

@@ -339,6 +339,11 @@ def put_data_version(
     )
 
 
+@app.post("/inputs/uploads", tags=["jobs"], summary="Get a presigned upload for a local input folder or file")
+def upload_input(service: Service) -> UploadTarget:
+    return uploads.presigned_folder_upload(service.blobs.root, "inputs")
+
+
 @app.post("/data/<data_name>/uploads", tags=["data"], summary="Get a presigned upload for a data folder")
 def upload_data(data_name: str, service: Service) -> UploadTarget:
     return uploads.presigned_folder_upload(service.blobs.root, "data", data_name)
