@@ -41,6 +41,9 @@ def test_the_invoker_may_invoke_follow_and_cancel_but_not_change_definitions(pol
         ("GET", f"/jobs/{job}"),
         ("GET", f"/jobs/{job}/logs"),
         ("POST", f"/jobs/{job}/cancel"),
+        ("POST", f"/jobs/{job}/rerun"),
+        ("POST", f"/jobs/{job}/resume"),
+        ("POST", "/inputs/uploads"),
         ("GET", "/endpoints"),
         ("GET", "/endpoints/digits"),
         ("GET", "/models/digits/versions/1"),
@@ -66,7 +69,10 @@ def test_the_invoker_may_read_everything_and_change_nothing_but_jobs(policies: d
         for method in operations:
             starts_or_cancels_a_job = (method, path) in {
                 ("post", "/endpoints/{endpoint_name}/jobs"),
+                ("post", "/inputs/uploads"),
                 ("post", "/jobs/{job_id}/cancel"),
+                ("post", "/jobs/{job_id}/rerun"),
+                ("post", "/jobs/{job_id}/resume"),
             }
             expected = method == "get" or starts_or_cancels_a_job
             assert allowed(policies["invoker"], method.upper(), concrete) is expected, (method, path)
@@ -79,11 +85,13 @@ def test_an_endpoints_invoker_reaches_that_endpoint_and_its_jobs_only(policies: 
     assert allowed(scoped, "GET", f"/jobs/{mine}")
     assert allowed(scoped, "GET", f"/jobs/{mine}/logs")
     assert allowed(scoped, "POST", f"/jobs/{mine}/cancel")
+    assert allowed(scoped, "POST", f"/jobs/{mine}/rerun")
     assert allowed(scoped, "GET", "/endpoints/digits/deployments")
     # An endpoint whose name starts the same way is another endpoint.
     assert not allowed(scoped, "POST", "/endpoints/digits-v2/jobs")
     assert not allowed(scoped, "GET", f"/jobs/{theirs}")
     assert not allowed(scoped, "POST", f"/jobs/{theirs}/cancel")
+    assert not allowed(scoped, "POST", f"/jobs/{theirs}/resume")
     assert not allowed(scoped, "GET", "/endpoints")
     assert not allowed(scoped, "PUT", "/endpoints/digits")
 

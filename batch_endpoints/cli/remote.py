@@ -242,15 +242,23 @@ class RemoteService:
     def job_progress(self, job_id: str) -> dict[str, int]:
         return self.client.jobs.get(job_id).progress or {}
 
-    def list_jobs(self, endpoint_name: str | None = None, limit: int | None = None) -> list[JobView]:
+    def list_jobs(
+        self,
+        endpoint_name: str | None = None,
+        limit: int | None = None,
+        *,
+        experiment_name: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> list[JobView]:
+        def listed(name: str) -> list[JobView]:
+            return list(
+                itertools.islice(self.client.jobs.list(name, experiment_name=experiment_name, tags=tags), limit)
+            )
+
         if endpoint_name is not None:
-            return list(itertools.islice(self.client.jobs.list(endpoint_name), limit))
+            return listed(endpoint_name)
         # The API lists jobs per endpoint: every endpoint's newest `limit`, merged, are the newest `limit` of all.
-        jobs = [
-            job
-            for endpoint in self.list_endpoints()
-            for job in itertools.islice(self.client.jobs.list(endpoint.name), limit)
-        ]
+        jobs = [job for endpoint in self.list_endpoints() for job in listed(endpoint.name)]
         return sorted(jobs, key=lambda job: job.created_at, reverse=True)[:limit]
 
     def job_artifacts(self, job_id: str) -> list[str]:

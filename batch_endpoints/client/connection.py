@@ -62,7 +62,7 @@ class Connection:
         """The response's JSON (None when it has no body), or the API's error raised as a typed exception.
         Each attempt is signed afresh: the signature holds the time, and credentials may have been refreshed."""
         params = {name: _query_value(value) for name, value in (query or {}).items() if value is not None}
-        url = self.base_url + resource + (f"?{urlencode(params, quote_via=quote)}" if params else "")
+        url = self.base_url + resource + (f"?{urlencode(params, doseq=True, quote_via=quote)}" if params else "")
         data = b"" if body is None else json.dumps(body).encode()
         all_headers = {"Accept": "application/json", **({"Content-Type": "application/json"} if data else {})}
         all_headers.update(headers or {})
@@ -123,7 +123,9 @@ def _region_of(host: str, session: Any) -> str:
     return configured or DEFAULT_REGION
 
 
-def _query_value(value: Any) -> str:
+def _query_value(value: Any) -> str | list[str]:
+    if isinstance(value, list):
+        return [_query_value(item) for item in value]  # a repeated parameter (?tag=a&tag=b)
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 

@@ -177,10 +177,16 @@ class JobOperations(_Operations):
         """A job and its live progress."""
         return typed(JobView, self._api.call("GET", path("/jobs/{}", name)))
 
-    def list(self, endpoint_name: str) -> Iterator[JobView]:
-        """The endpoint's jobs, newest first, fetched page by page as the iteration goes."""
+    def list(
+        self, endpoint_name: str, *, experiment_name: str | None = None, tags: dict[str, str] | None = None
+    ) -> Iterator[JobView]:
+        """The endpoint's jobs, newest first, fetched page by page as the iteration goes; with an experiment
+        name or tags, only the jobs that have them (every tag given)."""
         resource = path("/endpoints/{}/jobs", endpoint_name)
-        return (typed(JobView, item) for item in self._api.pages(resource, "value", query={"limit": JOB_PAGE}))
+        query: dict[str, Any] = {"limit": JOB_PAGE, "experiment_name": experiment_name}
+        if tags:
+            query["tag"] = [f"{key}={value}" for key, value in tags.items()]
+        return (typed(JobView, item) for item in self._api.pages(resource, "value", query=query))
 
     def stream(
         self, name: str, *, out: TextIO | None = None, interval_s: float = 2.0, timeout_s: float | None = None
