@@ -738,7 +738,10 @@ def test_downloaded_inputs_are_deleted_once_their_mini_batch_is_done(make_job, l
         scratch = runner.scratch
         assert report.done == 3
         assert len(blobs.copies) == 5
-        assert job.mark_lines("left over") == ["0", "0", "0"]  # each mini-batch's copies went before the next
+        # Each mini-batch's copies go once it is done: a run() sees at most those of the mini-batch just before
+        # (the worker may go straight on to the next one it holds, before the runner has handled the reply).
+        left_over = [int(n) for n in job.mark_lines("left over")]
+        assert left_over[0] == 0 and max(left_over) <= 2
         assert not any(os.path.exists(copy) for copy in blobs.copies)
         assert {os.path.dirname(m) for m in job.mark_lines("model")} == {scratch}
     assert not os.path.exists(scratch)
