@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from batch_endpoints import assets, idempotency, literal_inputs, mlflow_models, workflow
+from batch_endpoints import assets, data_access, idempotency, literal_inputs, mlflow_models, workflow
 from batch_endpoints.backend import Backend
 from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
 from batch_endpoints.jobfiles import JobFiles
@@ -69,8 +69,9 @@ class JobPage:
 
 
 class BatchEndpointService:
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, access: data_access.DataAccess | None = None) -> None:
         self.backend = backend
+        self.access = access or data_access.from_environment(backend.blobs.root, backend.caller_permissions)
         self.blobs = backend.blobs
         self.repo = Repository(backend.records)
 
@@ -380,18 +381,19 @@ class BatchEndpointService:
         deployment = self.repo.get_deployment(endpoint.name, deployment_name)
         settings = request.overrides.apply(deployment.settings)
         inputs = literal_inputs.resolve(deployment.inputs, request.inputs)
-        job_input = self._job_input(request)
         job_id = request.job_id or new_job_id(endpoint.name)
         output_uri = None
         if settings.output_action == OutputAction.APPEND_ROW:
             folder = request.output_path or self.blobs.join(self.blobs.root, "outputs", endpoint.name, job_id)
             output_uri = self.blobs.join(folder, settings.output_file_name)
-            if self.blobs.exists(output_uri):
-                raise ConflictError(
-                    f"{output_uri} already exists; choose another output path or file name "
-                    "(results are never overwritten)",
-                    field="output",
-                )
+        # Before anything is looked at: whether an input exists is itself something a caller may not learn.
+        self.access.check_job(request.caller, request.input, output_uri)
+        job_input = self._job_input(request)
+        if output_uri is not None and self.blobs.exists(output_uri):
+            raise ConflictError(
+                f"{output_uri} already exists; choose another output path or file name (results are never overwritten)",
+                field="output",
+            )
         model_ref, _, model_version = deployment.model.rpartition(":")
         job = Job(
             id=job_id,
