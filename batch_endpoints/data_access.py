@@ -72,8 +72,8 @@ def from_environment(
 def within(uri: str, prefix: str) -> bool:
     """True when `uri` is `prefix` or lies under it, compared segment by segment ("s3://b/a" is not under
     "s3://b/ab"). Local paths are compared once resolved, so "../" and symbolic links cannot lead out."""
-    uri, prefix = _canonical(uri), _canonical(prefix)
-    return uri == prefix or uri.startswith(prefix.rstrip("/") + "/")
+    uri, prefix = _canonical(uri).rstrip("/"), _canonical(prefix).rstrip("/")
+    return uri == prefix or uri.startswith(prefix + "/")
 
 
 def _canonical(location: str) -> str:
