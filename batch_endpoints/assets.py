@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
+import zipfile
 
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.ports import BlobStore
@@ -50,13 +52,52 @@ def check_scoring_script(blobs: BlobStore, code: str, scoring_script: str) -> No
         raise ValidationError(f"{where} does not exist", field="code_configuration.scoring_script")
 
 
+def check_links_stay_inside(folder: str, field: str) -> None:
+    """Refuse a folder holding a symbolic link that leads out of it: copying it would copy whatever the link
+    names (another user's files, /etc) into storage that others can read."""
+    root = os.path.realpath(folder)
+    for parent, dirs, names in os.walk(folder):
+        for name in dirs + names:
+            path = os.path.join(parent, name)
+            if os.path.islink(path):
+                target = os.path.realpath(path)
+                if os.path.commonpath([root, target]) != root:
+                    raise ValidationError(
+                        f"{path} is a link to {os.readlink(path)}, outside the folder; copy the file in instead",
+                        field=field,
+                    )
+
+
+def extract_archive(archive: str, destination: str, field: str) -> None:
+    """Unpack a .zip of scoring code, refusing entries that would land outside `destination` (zip-slip: absolute
+    names, "../") and symbolic links, which a zip can carry and which could point anywhere."""
+    with zipfile.ZipFile(archive) as bundle:
+        for entry in bundle.infolist():
+            name = entry.filename
+            parts = name.replace("\\", "/").split("/")
+            if name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":"):
+                raise ValidationError(
+                    f"{archive} holds {name!r}, which would be written outside the folder", field=field
+                )
+            if stat.S_ISLNK(entry.external_attr >> 16):
+                raise ValidationError(
+                    f"{archive} holds {name!r}, a symbolic link; archives may hold files only", field=field
+                )
+        bundle.extractall(destination)
+
+
 def upload_code(blobs: BlobStore, local_dir: str, field: str) -> str:
     """The stored URI of a code folder: a folder already in storage is used where it is (clients upload code
-    before calling the API); a local folder is copied under its content hash, once."""
+    before calling the API); a local folder (or a .zip of one) is copied under its content hash, once."""
     if is_stored(local_dir):
         return local_dir
+    if os.path.isfile(local_dir) and zipfile.is_zipfile(local_dir):
+        with tempfile.TemporaryDirectory() as unpacked:
+            extract_archive(local_dir, unpacked, field)
+            return upload_code(blobs, unpacked, field)
     if not os.path.isdir(local_dir):
         raise ValidationError(f"{local_dir} is not a folder", field=field)
+    check_links_stay_inside(local_dir, field)
     uri = blobs.join(blobs.root, "code", folder_digest(local_dir))
     if not blobs.exists(uri):
         blobs.upload_folder(local_dir, uri)
@@ -73,6 +114,7 @@ def upload_model(blobs: BlobStore, local_path: str, name: str, version: str, fie
         return local_path
     uri = blobs.join(blobs.root, "models", name, version)
     if os.path.isdir(local_path):
+        check_links_stay_inside(local_path, field)
         blobs.upload_folder(local_path, uri)
     elif os.path.isfile(local_path):
         with tempfile.TemporaryDirectory() as staging:

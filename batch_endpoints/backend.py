@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from batch_endpoints.data_access import CallerPermissions
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.ports import BlobStore, ComputeRegistry, JobLogReader, Orchestrator, RecordStore
 
@@ -25,6 +26,8 @@ class Backend:
     """Base of the HTTPS API that serves this backend; endpoints' scoring URIs hang under it."""
     child_environment: dict[str, str]
     """Variables that let a child process (job host, runner) open this same backend."""
+    caller_permissions: CallerPermissions | None = None
+    """Checks a caller's own rights to a job's data before the job starts (see data_access); None skips it."""
 
 
 def local_home() -> str:

@@ -36,6 +36,13 @@ class ValidationError(BatchEndpointError):
     code = "ValidationError"
 
 
+class ForbiddenError(BatchEndpointError):
+    """The caller may not make the system touch that data: an input or output outside what the caller may use."""
+
+    status = 403
+    code = "Forbidden"
+
+
 class NotFoundError(BatchEndpointError):
     status = 404
     code = "NotFound"

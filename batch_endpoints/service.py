@@ -16,12 +16,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from batch_endpoints import assets, idempotency, literal_inputs, mlflow_models, uploads, workflow
+from batch_endpoints import assets, data_access, idempotency, literal_inputs, mlflow_models, uploads, workflow
 from batch_endpoints.backend import Backend
 from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
 from batch_endpoints.inputs import LocationResolver
 from batch_endpoints.jobfiles import JobFiles
-from batch_endpoints.ports import LogPage
+from batch_endpoints.ports import BlobStore, LogPage
 from batch_endpoints.repository import AssetT, Repository, newest
 from batch_endpoints.specs import (
     AssetVersion,
@@ -78,8 +78,9 @@ class JobPage:
 
 
 class BatchEndpointService:
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, access: data_access.DataAccess | None = None) -> None:
         self.backend = backend
+        self.access = access or data_access.from_environment(backend.blobs.root, backend.caller_permissions)
         self.blobs = backend.blobs
         self.repo = Repository(backend.records)
         self.locations = LocationResolver(backend.blobs, self.repo)
@@ -487,8 +488,12 @@ class BatchEndpointService:
             JobMetadata,
             {"experiment_name": request.experiment_name, "display_name": request.display_name, "tags": request.tags},
         )
-        job_input = self.locations.job_input(request.input, request.input_type)
         job_id = request.job_id or new_job_id(endpoint.name)
+        output_uri = self._output_location(endpoint.name, job_id, settings, request.output_path)
+        # Before anything is looked at: whether an input exists is itself something a caller may not learn.
+        self.access.check_job(request.caller, self.locations.resolve(request.input, field="input").uri, output_uri)
+        job_input = self.locations.job_input(request.input, request.input_type)
+        _refuse_existing(self.blobs, output_uri)
         model_ref, _, model_version = deployment.model.rpartition(":")
         job = Job(
             id=job_id,
@@ -497,7 +502,7 @@ class BatchEndpointService:
             deployment=deployment,
             model_path=self.get_model(model_ref, model_version).path,
             input=job_input,
-            output_uri=self._output_uri(endpoint.name, job_id, settings, request.output_path),
+            output_uri=output_uri,
             scratch_uri=self.blobs.join(self.blobs.root, "jobs", job_id),
             settings=settings,
             inputs=inputs,
@@ -509,10 +514,10 @@ class BatchEndpointService:
         self.repo.add_job(job)
         return self._start(job)
 
-    def _output_uri(
+    def _output_location(
         self, endpoint_name: str, job_id: str, settings: RunSettings, output_path: str | None
     ) -> str | None:
-        """Where the job's merged output goes (None for summary_only); an existing file is refused."""
+        """Where the job's merged output goes (None for summary_only)."""
         if settings.output_action != OutputAction.APPEND_ROW:
             return None
         folder = (
@@ -520,13 +525,7 @@ class BatchEndpointService:
             if output_path
             else self.blobs.join(self.blobs.root, "outputs", endpoint_name, job_id)
         )
-        output_uri = self.blobs.join(folder, settings.output_file_name)
-        if self.blobs.exists(output_uri):
-            raise ConflictError(
-                f"{output_uri} already exists; choose another output path or file name (results are never overwritten)",
-                field="output",
-            )
-        return output_uri
+        return self.blobs.join(folder, settings.output_file_name)
 
     def _start(self, job: Job) -> Job:
         try:
@@ -666,10 +665,13 @@ class BatchEndpointService:
             raise ConflictError(f"job {job_id} has no failed or unscored files; nothing to rerun", field="failed")
         settings = InvokeOverrides(output_file_name=output_file_name).apply(source.settings)
         new_id = new_job_id(source.endpoint_name)
+        output_uri = self._output_location(source.endpoint_name, new_id, settings, output_path)
+        self.access.check_job(caller, source.input.uri, output_uri)
+        _refuse_existing(self.blobs, output_uri)
         job = source.model_copy(
             update={
                 "id": new_id,
-                "output_uri": self._output_uri(source.endpoint_name, new_id, settings, output_path),
+                "output_uri": output_uri,
                 "scratch_uri": self.blobs.join(self.blobs.root, "jobs", new_id),
                 "settings": settings,
                 "status": JobStatus.QUEUED,
@@ -798,3 +800,11 @@ def _one_version(
     if found is None:
         raise NotFoundError(f"{noun} {name}:{version} does not exist", field=noun)
     return found
+
+
+def _refuse_existing(blobs: BlobStore, output_uri: str | None) -> None:
+    if output_uri is not None and blobs.exists(output_uri):
+        raise ConflictError(
+            f"{output_uri} already exists; choose another output path or file name (results are never overwritten)",
+            field="output",
+        )

@@ -71,6 +71,7 @@ class BatchEndpointsStack(cdk.Stack):
             environment=storage_environment,
             job_queues=[cluster.queue for cluster in compute.clusters],
         )
+        data_locations = ",".join(f"s3://{name}" for name in (storage.bucket.bucket_name, *settings.data_buckets))
         api = Api(
             self,
             "Api",
@@ -83,6 +84,10 @@ class BatchEndpointsStack(cdk.Stack):
                 "BEP_JOB_ROLE_ARN": compute.job_role.role_arn,
                 "BEP_EXECUTION_ROLE_ARN": compute.execution_role.role_arn,
                 "BEP_LOG_GROUP": compute.log_group.log_group_name,
+                # Jobs read and write only the system's bucket and the data buckets the deployer named; see
+                # batch_endpoints/data_access.py (the guard against using the system's roles as a deputy).
+                "BEP_ALLOWED_INPUTS": data_locations,
+                "BEP_ALLOWED_OUTPUTS": data_locations,
             },
             rate_limit=settings.api_rate_limit,
             burst_limit=settings.api_burst_limit,

@@ -43,13 +43,19 @@ AWS_ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
 }
+# As the stack sets them when the deployer names a data bucket (context data_buckets): jobs may read and write
+# the system's bucket and the input bucket (batch_endpoints.data_access).
+DATA_ACCESS_ENVIRONMENT = {
+    "BEP_ALLOWED_INPUTS": f"s3://{BUCKET},s3://{INPUT_BUCKET}",
+    "BEP_ALLOWED_OUTPUTS": f"s3://{BUCKET},s3://{INPUT_BUCKET}",
+}
 MOTO_CONFIG: Any = {"batch": {"use_docker": False}, "lambda": {"use_docker": False}}
 
 
 @pytest.fixture(name="aws")
 def aws_fixture(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """AWS in this process (moto), with fake credentials and no way to reach a real account."""
-    for name, value in AWS_ENVIRONMENT.items():
+    for name, value in {**AWS_ENVIRONMENT, **DATA_ACCESS_ENVIRONMENT}.items():
         monkeypatch.setenv(name, value)
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)

@@ -127,3 +127,11 @@ def _text(value: Any) -> str:
     if "Fn::GetAtt" in value:
         return f"<{'.'.join(value['Fn::GetAtt'])}>"
     return json.dumps(value)
+
+
+def test_jobs_may_use_only_the_stacks_bucket_and_the_named_data_buckets() -> None:
+    from tests.infra_fixtures import OPTIONS
+
+    variables = _api_function(synthesize(**OPTIONS))["Environment"]["Variables"]
+    for name in ("BEP_ALLOWED_INPUTS", "BEP_ALLOWED_OUTPUTS"):
+        assert _text(variables[name]) == "s3://<StorageData6BB23F4E>,s3://user-images,s3://user-outputs"

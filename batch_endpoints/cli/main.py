@@ -19,11 +19,11 @@ from pydantic import BaseModel
 from batch_endpoints import yaml_specs
 from batch_endpoints.cli import config, render, serve, stream, targets
 from batch_endpoints.cli.progress import ProgressBar
-from batch_endpoints.errors import BatchEndpointError, ConflictError, NotFoundError, ValidationError
+from batch_endpoints.errors import BatchEndpointError, ConflictError, ForbiddenError, NotFoundError, ValidationError
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
 from batch_endpoints.specs import InvokeOverrides, Job, JobStatus, parse
 
-EXIT_CODES = {ValidationError: 2, NotFoundError: 3, ConflictError: 4}
+EXIT_CODES = {ValidationError: 2, NotFoundError: 3, ConflictError: 4, ForbiddenError: 5}
 Handler = Callable[[BatchEndpointService, argparse.Namespace], int]
 
 

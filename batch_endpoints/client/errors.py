@@ -1,8 +1,9 @@
 """The API's refusals as the project's error types, carrying the server's status, code, message and field.
 
-400, 404 and 409 become the core's own ValidationError, NotFoundError and ConflictError (AlreadyExistsError),
-so code that handles the service's errors handles the API's the same way. Statuses the core has no type for
-become ApiError subclasses: refused authentication (API Gateway's 403), throttling, server failures.
+400, 403 (code Forbidden), 404 and 409 become the core's own ValidationError, ForbiddenError, NotFoundError and
+ConflictError (AlreadyExistsError), so code that handles the service's errors handles the API's the same way.
+Statuses the core has no type for become ApiError subclasses: refused authentication (API Gateway's 403),
+throttling, server failures.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ from batch_endpoints.errors import (
     AlreadyExistsError,
     BatchEndpointError,
     ConflictError,
+    ForbiddenError,
     NotFoundError,
     ValidationError,
 )
 
-CORE_ERRORS = {kind.code: kind for kind in (ValidationError, NotFoundError, ConflictError, AlreadyExistsError)}
+CORE_ERRORS = {
+    kind.code: kind for kind in (ValidationError, ForbiddenError, NotFoundError, ConflictError, AlreadyExistsError)
+}
 
 
 class ApiError(BatchEndpointError):

@@ -31,7 +31,17 @@ from batch_endpoints.backend import from_environment
 from batch_endpoints.errors import BatchEndpointError, NotFoundError, ValidationError
 from batch_endpoints.idempotency import HEADER as IDEMPOTENCY_HEADER
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
-from batch_endpoints.specs import DataAsset, Datastore, Deployment, Endpoint, Environment, Job, Model
+from batch_endpoints.specs import (
+    AssetVersion,
+    DataAsset,
+    Datastore,
+    Deployment,
+    Endpoint,
+    Environment,
+    Job,
+    Model,
+    parse,
+)
 from lambdas.api import uploads
 from lambdas.api.schemas import (
     ComputeList,
@@ -249,6 +259,8 @@ def put_model_version(model_name: str, version: str, body: ModelVersionBody, ser
 
 @app.post("/models/<model_name>/uploads", tags=["models"], summary="Get a presigned upload for a model folder")
 def upload_model(model_name: str, service: Service) -> UploadTarget:
+    # The name becomes part of the upload's key prefix: only a name a model may have ("../" would climb out).
+    parse(AssetVersion, {"name": model_name, "version": "1"})
     return uploads.presigned_folder_upload(service.blobs.root, "models", model_name)
 
 

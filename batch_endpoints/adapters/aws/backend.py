@@ -11,6 +11,8 @@ Configured by environment variables, which the CDK stack sets on the Lambdas and
     BEP_EXECUTION_ROLE_ARN   optional: role that pulls images and ships logs (Fargate)     compute registry
     BEP_LOG_GROUP            log group of the scoring containers                           computes, logs
     BEP_API_URL              base URL of the HTTPS API (endpoints' scoring URIs)          API
+    BEP_ALLOWED_INPUTS/OUTPUTS  storage prefixes jobs may read / write (batch_endpoints.data_access)  API
+    BEP_SIMULATE_CALLER_POLICY  "true": check the caller's own S3 rights with IAM (caller_policy)     API
 
 Records and blobs are all a scoring container needs, so only BEP_TABLE and BEP_BUCKET are required to open the
 backend, and only they (with BEP_BACKEND) go into the containers' environment. The other ports are built on
@@ -93,6 +95,7 @@ def open_aws_backend() -> Backend:
         logs=BuiltOnFirstUse(log_reader),
         api_base_url=settings.get(API_URL, "").rstrip("/"),
         child_environment={**settings, BACKEND_VARIABLE: "aws"},
+        caller_permissions=_caller_permissions(),
     )
     return backend
 
@@ -112,6 +115,14 @@ class BuiltOnFirstUse:
             if self._port is None:
                 self._port = self._build()
         return getattr(self._port, name)
+
+
+def _caller_permissions() -> Any:
+    from batch_endpoints.adapters.aws import caller_policy
+
+    if os.environ.get(caller_policy.SETTING, "").lower() in ("1", "true", "yes"):
+        return caller_policy.IamPolicySimulation()
+    return None
 
 
 def _required(settings: dict[str, str], name: str, purpose: str) -> str:
