@@ -266,11 +266,9 @@ def executing_moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         StateTaskService,
     )
 
-    for name, value in {
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
+    from tests.aws_fixtures import AWS_ENVIRONMENT, DATA_ACCESS_ENVIRONMENT
+
+    for name, value in {**AWS_ENVIRONMENT, **DATA_ACCESS_ENVIRONMENT}.items():
         monkeypatch.setenv(name, value)
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)

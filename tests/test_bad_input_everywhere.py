@@ -67,6 +67,8 @@ def _fill(path: str, value: str) -> str:
         "deployment_name": "blue",
         "model_name": "digits",
         "environment_name": "torch",
+        "data_name": "images",
+        "datastore_name": "raw",
         "version": "1",
         "job_id": "digits-000000000000",
     }

@@ -19,7 +19,7 @@ import boto3
 import pandas as pd
 import pytest
 
-from batch_endpoints import workflow
+from batch_endpoints import data_access, workflow
 from batch_endpoints.adapters.aws.computes import attempt_duration_seconds
 from batch_endpoints.adapters.local.backend import open_local_backend
 from batch_endpoints.adapters.local.blobs import to_path
@@ -210,7 +210,9 @@ def local_output(tmp_path: Path, parts: dict[int, tuple[str | None, list[str]]])
     """The same job run by hand on the local backend: the bytes the cloud must match."""
     backend = open_local_backend(str(tmp_path / "local-home"))
     backend.orchestrator = RecordingOrchestrator()
-    service = ready(BatchEndpointService(backend), tmp_path / "local", mini_batch_size=3)
+    # The cloud's allow-lists, set in this process's environment for the moto stack, are not this backend's.
+    unrestricted = data_access.from_environment(backend.blobs.root, environ={})
+    service = ready(BatchEndpointService(backend, unrestricted), tmp_path / "local", mini_batch_size=3)
     inputs = write_tree(tmp_path / "local-inputs", dict.fromkeys(INPUTS, "p"))
     job = invoke(service, str(inputs))
     workflow.plan_job(backend, job.id)

@@ -259,9 +259,12 @@ def put_model_version(model_name: str, version: str, body: ModelVersionBody, ser
 
 @app.post("/models/<model_name>/uploads", tags=["models"], summary="Get a presigned upload for a model folder")
 def upload_model(model_name: str, service: Service) -> UploadTarget:
-    # The name becomes part of the upload's key prefix: only a name a model may have ("../" would climb out).
-    parse(AssetVersion, {"name": model_name, "version": "1"})
-    return uploads.presigned_folder_upload(service.blobs.root, "models", model_name)
+    return uploads.presigned_folder_upload(service.blobs.root, "models", _asset_name(model_name))
+
+
+def _asset_name(name: str) -> str:
+    """The name becomes part of an upload's key prefix: only a name an asset may have ("../" would climb out)."""
+    return parse(AssetVersion, {"name": name, "version": "1"}).name
 
 
 @app.post("/code/uploads", tags=["deployments"], summary="Get a presigned upload for a scoring code folder")
@@ -358,7 +361,7 @@ def upload_input(service: Service) -> UploadTarget:
 
 @app.post("/data/<data_name>/uploads", tags=["data"], summary="Get a presigned upload for a data folder")
 def upload_data(data_name: str, service: Service) -> UploadTarget:
-    return uploads.presigned_folder_upload(service.blobs.root, "data", data_name)
+    return uploads.presigned_folder_upload(service.blobs.root, "data", _asset_name(data_name))
 
 
 @app.get("/data", tags=["data"], summary="List every data asset version")
