@@ -193,10 +193,11 @@ class InvokeOverrides(Spec):
         return parse(RunSettings, {**settings.model_dump(), **changes, "retry_settings": retry.model_dump()})
 
 
-class Model(Spec):
+class RegisteredAsset(Spec):
+    """What every registered, immutable asset version carries (models, data assets)."""
+
     name: AssetName
     version: str
-    path: str = Field(description="storage URI of the registered copy")
     description: str = ""
     tags: dict[str, str] = Field(default_factory=dict)
     created_at: str = Field(default_factory=now)
@@ -205,6 +206,10 @@ class Model(Spec):
     @property
     def ref(self) -> str:
         return f"{self.name}:{self.version}"
+
+
+class Model(RegisteredAsset):
+    path: str = Field(description="storage URI of the registered copy")
 
 
 class Environment(Spec):
@@ -244,22 +249,12 @@ class Environment(Spec):
 DataType = Literal["uri_folder", "uri_file"]
 
 
-class DataAsset(Spec):
+class DataAsset(RegisteredAsset):
     """A registered data asset version (`az ml data create`): a folder or file in storage, referred to by
     invocations as `azureml:name:version` or `name@latest`. Versions are immutable, like models."""
 
-    name: AssetName
-    version: str
     type: DataType = "uri_folder"
     path: str = Field(description="storage URI of the folder or file")
-    description: str = ""
-    tags: dict[str, str] = Field(default_factory=dict)
-    created_at: str = Field(default_factory=now)
-    created_by: str = ""
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}:{self.version}"
 
 
 class Datastore(Spec):
