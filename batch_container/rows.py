@@ -7,14 +7,16 @@ file, or None when the script wrote its own outputs. A DataFrame may instead nam
 
 from __future__ import annotations
 
+import csv
 import io
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.arrays import NumpyExtensionArray
 
 # Checked in this order; the first one present names each row's input.
 FILE_COLUMNS = ("file", "file_name", "filename", "path")
@@ -27,34 +29,46 @@ class BadResult(Exception):
 
 @dataclass
 class Rows:
-    table: pd.DataFrame | None
-    """The rows to append, or None when run() returned None."""
+    """One mini-batch's output rows, column by column: names in `columns`, one sequence of `count` cells per
+    column in `values` (a list, a numpy array, or a DataFrame column's own array, which keeps its dtype)."""
+
+    columns: list[str] = field(default_factory=list)
+    values: list[Sequence[Any]] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     """Input name -> why that file has no rows (the attempt itself succeeded)."""
 
-    @property
-    def count(self) -> int:
-        return 0 if self.table is None else len(self.table)
+    @classmethod
+    def of(cls, table: pd.DataFrame, failed: dict[str, str] | None = None) -> Rows:
+        return cls([str(c) for c in table.columns], [column.array for _, column in table.items()], failed or {})
 
     @property
-    def columns(self) -> list[str]:
-        return [] if self.table is None else [str(c) for c in self.table.columns]
+    def count(self) -> int:
+        return len(self.values[0]) if self.values else 0
+
+    @property
+    def table(self) -> pd.DataFrame | None:
+        """The rows as a DataFrame; None when run() returned None."""
+        if not self.columns:
+            return None
+        # Keyed by position: column names may repeat.
+        table = pd.DataFrame(dict(enumerate(self.values)))
+        table.columns = self.columns
+        return table
 
     def to_csv(self) -> bytes:
         """The part file's bytes: a header row, UTF-8, "\\n" line endings, the same on every platform."""
-        if self.table is None:
+        if not self.columns:
             return b""
-        return self.table.to_csv(index=False, lineterminator="\n").encode("utf-8")
+        return _plain_csv(self.columns, self.values) or self.table.to_csv(index=False, lineterminator="\n").encode()
 
     def to_bytes(self, part_format: str) -> bytes:
         """The part file's bytes in the output's format: "csv", "parquet" or "jsonl" (one JSON object a line)."""
-        if self.table is None or part_format == "csv":
+        if not self.columns or part_format == "csv":
             return self.to_csv()
         if part_format == "jsonl":
             return self.table.to_json(orient="records", lines=True, date_format="iso").encode("utf-8")
         buffer = io.BytesIO()
-        # Column names must be text in Parquet; a DataFrame from an array has numbers.
-        self.table.rename(columns=str).to_parquet(buffer, index=False)
+        self.table.to_parquet(buffer, index=False)
         return buffer.getvalue()
 
 
@@ -62,20 +76,14 @@ def to_rows(result: Any, paths: Sequence[str], names: Sequence[str]) -> Rows:
     """Rows for one mini-batch. `paths` are what run() was given, `names` the same files as users know them
     (relative to the input folder), which is what the output shows. Raises BadResult to fail the attempt."""
     if result is None:
-        return Rows(table=None)
-    result = _untensor(result)
+        return Rows()
+    result = _records_as_frame(_untensor(result))
     if isinstance(result, pd.DataFrame):
         file_column = next((c for c in FILE_COLUMNS if c in result.columns), None)
         if file_column is not None:
             return _rows_by_file_column(result, file_column, paths, names)
-        return _positional(result.reset_index(drop=True), names)
-    if isinstance(result, pd.Series):
-        return _positional(result.reset_index(drop=True).to_frame(name=result.name or "prediction"), names)
-    if isinstance(result, list | tuple):
-        return _positional(_list_table(list(result), len(names)), names)
-    if isinstance(result, np.ndarray):
-        return _positional(_array_table(result, len(names)), names)
-    raise BadResult(f"run() must return a pandas DataFrame, a list or an array; got {type(result).__name__}")
+    predictions = _predictions(result, len(names), lambda returned: _count_mismatch(returned, len(names)))
+    return Rows(["file", *predictions.columns], [list(names), *predictions.values])
 
 
 def to_table_rows(result: Any, inputs: pd.DataFrame, sources: pd.DataFrame, keep_columns: Sequence[str]) -> Rows:
@@ -83,29 +91,24 @@ def to_table_rows(result: Any, inputs: pd.DataFrame, sources: pd.DataFrame, keep
     list or an array); each row gets the input's `file` and `row` (from `sources`), then the input columns
     named in `keep_columns`, then the predictions. Raises BadResult to fail the attempt."""
     if result is None:
-        return Rows(table=None)
-    result = _untensor(result)
+        return Rows()
     count = len(inputs)
-    if isinstance(result, pd.DataFrame):
-        table = result.reset_index(drop=True)
-    elif isinstance(result, pd.Series):
-        table = result.reset_index(drop=True).to_frame(name=result.name or "prediction")
-    elif isinstance(result, list | tuple | np.ndarray):
-        if np.ndim(result) == 0 or len(result) != count:
-            raise BadResult(f"run() returned {_length(result)} rows for {count} input rows; return one per row")
-        table = _list_table(list(result), count) if isinstance(result, list | tuple) else _array_table(result, count)
-    else:
-        raise BadResult(f"run() must return a pandas DataFrame, a list or an array; got {type(result).__name__}")
-    if len(table) != count:
-        raise BadResult(f"run() returned {len(table)} rows for {count} input rows; return one per row")
+    predictions = _predictions(
+        _records_as_frame(_untensor(result)),
+        count,
+        lambda returned: f"run() returned {returned} rows for {count} input rows; return one per row",
+    )
     missing = [c for c in keep_columns if c not in inputs.columns]
     if missing:
         raise BadResult(f"keep_input_columns names {missing}, which the input does not have (it has {list(inputs)})")
     # The runner's own columns say where each row came from; run() cannot move them. A kept input column that
     # run() returns itself (the input frame with a prediction added) is run()'s.
-    table = table.drop(columns=[c for c in sources.columns if c in table.columns])
-    kept = inputs[[c for c in keep_columns if c not in table.columns]].reset_index(drop=True)
-    return Rows(table=pd.concat([sources.reset_index(drop=True), kept, table], axis=1))
+    own = [(c, v) for c, v in zip(predictions.columns, predictions.values, strict=True) if c not in sources.columns]
+    kept = Rows.of(inputs[[c for c in keep_columns if c not in {c for c, _ in own}]])
+    where = Rows.of(sources)
+    return Rows(
+        [*where.columns, *kept.columns, *(c for c, _ in own)], [*where.values, *kept.values, *(v for _, v in own)]
+    )
 
 
 def _untensor(result: Any) -> Any:
@@ -115,15 +118,32 @@ def _untensor(result: Any) -> Any:
     return result
 
 
-def _length(result: Any) -> str:
-    return "no" if np.ndim(result) == 0 else str(len(result))
+def _records_as_frame(result: Any) -> Any:
+    """A list of dicts is a table with a column per key, as if run() had returned the DataFrame."""
+    if isinstance(result, list | tuple) and result and all(isinstance(item, Mapping) for item in result):
+        return pd.DataFrame.from_records(list(result))
+    return result
 
 
-def _positional(table: pd.DataFrame, names: Sequence[str]) -> Rows:
-    if len(table) != len(names):
-        raise BadResult(_count_mismatch(len(table), len(names)))
-    table.insert(0, "file", list(names))
-    return Rows(table=table)
+def _predictions(result: Any, count: int, mismatch: Callable[[int], str]) -> Rows:
+    """run()'s result as columns of `count` rows, one row per input in order."""
+    if isinstance(result, pd.DataFrame):
+        predictions = Rows.of(result)
+        returned = len(result)
+    elif isinstance(result, pd.Series):
+        predictions = Rows([str(result.name or "prediction")], [result.array])
+        returned = len(result)
+    elif isinstance(result, list | tuple):
+        predictions = _list_columns(list(result))
+        returned = len(result)
+    elif isinstance(result, np.ndarray):
+        predictions = _array_columns(result)
+        returned = len(result)
+    else:
+        raise BadResult(f"run() must return a pandas DataFrame, a list or an array; got {type(result).__name__}")
+    if returned != count:
+        raise BadResult(mismatch(returned))
+    return predictions
 
 
 def _count_mismatch(rows: int, files: int) -> str:
@@ -133,28 +153,22 @@ def _count_mismatch(rows: int, files: int) -> str:
     )
 
 
-def _list_table(items: list[Any], files: int) -> pd.DataFrame:
-    if len(items) != files:
-        raise BadResult(_count_mismatch(len(items), files))
-    if items and all(isinstance(item, Mapping) for item in items):
-        return pd.DataFrame.from_records(items)
+def _list_columns(items: list[Any]) -> Rows:
     if all(_is_scalar(item) for item in items):
-        return pd.DataFrame({"prediction": items})
+        return Rows(["prediction"], [items])
     vectors = [np.asarray(item) for item in items]
     if all(v.ndim == 1 for v in vectors) and len({len(v) for v in vectors}) == 1:
-        return _array_table(np.stack(vectors), files)
+        return _array_columns(np.stack(vectors))
     # Ragged or nested elements: keep one cell per file rather than guess a shape.
-    return pd.DataFrame({"prediction": items})
+    return Rows(["prediction"], [items])
 
 
-def _array_table(array: np.ndarray, files: int) -> pd.DataFrame:
+def _array_columns(array: np.ndarray) -> Rows:
     if array.ndim == 0 or array.ndim > 2:
         raise BadResult(f"run() returned an array of shape {array.shape}; return one row per file (a 1-D or 2-D array)")
-    if len(array) != files:
-        raise BadResult(_count_mismatch(len(array), files))
     if array.ndim == 1:
-        return pd.DataFrame({"prediction": array})
-    return pd.DataFrame(array, columns=[f"prediction_{i}" for i in range(array.shape[1])])
+        return Rows(["prediction"], [array])
+    return Rows([f"prediction_{i}" for i in range(array.shape[1])], [array[:, i] for i in range(array.shape[1])])
 
 
 def _is_scalar(value: Any) -> bool:
@@ -172,11 +186,11 @@ def _rows_by_file_column(table: pd.DataFrame, column: str, paths: Sequence[str],
                 f"mini-batch; a {'/'.join(FILE_COLUMNS)} column must name each row's input file"
             )
         matched.append(name)
-    table = table.reset_index(drop=True)
-    # The same value wherever the file was downloaded to, so merged outputs are reproducible.
-    table[column] = matched
     seen = set(matched)
-    return Rows(table=table, failed={name: NO_ROW for name in names if name not in seen})
+    rows = Rows.of(table, failed={name: NO_ROW for name in names if name not in seen})
+    # The same value wherever the file was downloaded to, so merged outputs are reproducible.
+    rows.values[rows.columns.index(column)] = matched
+    return rows
 
 
 def _input_lookup(paths: Sequence[str], names: Sequence[str]) -> dict[str, str]:
@@ -193,3 +207,52 @@ def _input_lookup(paths: Sequence[str], names: Sequence[str]) -> dict[str, str]:
         lookup[path] = name
         lookup[name] = name
     return lookup
+
+
+def _plain_csv(columns: list[str], values: list[Sequence[Any]]) -> bytes | None:
+    """The CSV that pandas writes, made without building a DataFrame (a few times faster on the small tables of
+    one mini-batch), when every column holds plain cells: text, integers, booleans or floats. None otherwise,
+    and pandas renders it."""
+    cells = [_plain_cells(column) for column in values]
+    if any(column is None for column in cells):
+        return None
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(zip(*cells, strict=True))
+    return out.getvalue().encode()
+
+
+def _plain_cells(column: Sequence[Any]) -> list[Any] | None:
+    """A column's cells as csv.writer should get them to write what pandas writes; None if it may differ."""
+    if isinstance(column, list):
+        return _plain_list(column)
+    if isinstance(column, pd.api.extensions.ExtensionArray):
+        if isinstance(column.dtype, pd.StringDtype):
+            return _plain_list(column.to_numpy(dtype=object, na_value="").tolist())
+        if not isinstance(column, NumpyExtensionArray):
+            return None  # categoricals, nullable integers, intervals: pandas' own formatting
+        column = column.to_numpy()
+    if not isinstance(column, np.ndarray):
+        return None
+    kind = column.dtype.kind
+    if kind in "iubU":
+        return column.tolist()
+    if kind == "f" and column.dtype.itemsize == 8:
+        return _plain_list(column.tolist())
+    if kind == "f" and column.dtype.itemsize == 4:
+        # str() of a float32 is its shortest text, as pandas writes it; as a Python float it would be longer.
+        return ["" if x != x else str(x) for x in column]
+    if kind == "O":
+        return _plain_list(column.tolist())
+    return None
+
+
+def _plain_list(cells: list[Any]) -> list[Any] | None:
+    """Cells of one Python type pandas writes as str() does; NaN is written empty, as pandas does."""
+    kinds = set(map(type, cells))
+    if len(kinds) > 1 or not kinds <= {str, int, bool, float}:
+        return None
+    if kinds == {float}:
+        return ["" if x != x else x for x in cells]
+    return cells

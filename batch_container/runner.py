@@ -15,7 +15,6 @@ import tempfile
 from collections import deque
 from dataclasses import dataclass
 
-from batch_container import mlflow_scorer
 from batch_container.parts import FinishedMiniBatch, PartWriter
 from batch_container.prefetch import FetchedMiniBatch, Prefetcher
 from batch_container.scoring import RunReply, RunRequest, WorkerSetup
@@ -26,6 +25,10 @@ from batch_endpoints.errors import BatchEndpointError, NotFoundError, Validation
 from batch_endpoints.jobfiles import FileError, JobFiles, MiniBatchResult, RowSlice, Shard
 from batch_endpoints.ports import BlobStore, RecordStore
 from batch_endpoints.specs import Job, OutputAction, RunSettings
+
+# The built-in scorer of MLflow models, by path: importing it would load pandas into the runner (half a second
+# before the workers can start), and only the workers run it.
+MLFLOW_SCORER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mlflow_scorer.py")
 
 log = logging.getLogger(__name__)
 
@@ -347,7 +350,7 @@ class ShardRunner:
         code = self.job.deployment.code_configuration
         if code is None:
             # A no-code deployment of an MLflow model: the built-in scorer, from this package.
-            return os.path.dirname(mlflow_scorer.__file__), mlflow_scorer.__file__, model_dir
+            return os.path.dirname(MLFLOW_SCORER), MLFLOW_SCORER, model_dir
         if not self.blobs.is_folder(code.code):
             raise NotFoundError(f"the deployment's code folder {code.code} does not exist", field="code")
         code_dir = self.blobs.download_folder(code.code, os.path.join(self.scratch, "code"))

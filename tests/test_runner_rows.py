@@ -7,8 +7,10 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from batch_container.rows import NO_ROW, BadResult, to_rows
+from batch_container.rows import NO_ROW, BadResult, Rows, to_rows
 
 PATHS = ["/scratch/dl/cats/a.png", "/scratch/dl/dogs/b.png", "/scratch/dl/c.png"]
 NAMES = ["cats/a.png", "dogs/b.png", "c.png"]
@@ -179,3 +181,53 @@ def test_csv_has_a_header_utf8_and_unix_line_endings():
 def test_single_file_input_is_named_by_its_name():
     rows = to_rows([0.5], ["/scratch/data.csv"], ["data.csv"])
     assert rows.table["file"].tolist() == ["data.csv"]
+
+
+# The part file's CSV is written without pandas for plain columns; it must be byte for byte what pandas writes.
+TEXT = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=8)
+FLOATS = st.floats(allow_nan=True, allow_infinity=True)
+
+
+def cells(elements):
+    return st.lists(elements, min_size=4, max_size=4)
+
+
+PLAIN_LISTS = st.one_of(cells(TEXT), cells(st.integers(-(2**70), 2**70)), cells(st.booleans()), cells(FLOATS))
+COLUMNS = st.one_of(
+    PLAIN_LISTS,
+    PLAIN_LISTS.map(lambda c: pd.Series(c).array),  # a DataFrame's column, as run() returned it
+    cells(st.integers(-(2**63), 2**63 - 1)).map(np.array),
+    cells(FLOATS).map(np.array),
+    cells(st.floats(width=32)).map(lambda c: np.array(c, dtype=np.float32)),
+    cells(st.booleans()).map(np.array),
+    cells(TEXT).map(np.array),
+    cells(st.one_of(st.none(), st.integers(), FLOATS, TEXT)),  # mixed: pandas renders these itself
+)
+
+
+@given(st.lists(st.tuples(TEXT, COLUMNS), min_size=1, max_size=4))
+@settings(max_examples=300, deadline=None)
+def test_csv_is_what_pandas_writes(named_columns):
+    rows = Rows([name for name, _ in named_columns], [column for _, column in named_columns])
+    assert rows.to_csv() == rows.table.to_csv(index=False, lineterminator="\n").encode()
+
+
+def test_plain_columns_are_written_without_pandas(monkeypatch):
+    rows = to_rows(pd.DataFrame({"file": ["a.png", "b.png", "c.png"], "p": np.float32([0.5, 0.25, 1])}), PATHS, NAMES)
+    expected = rows.table.to_csv(index=False, lineterminator="\n").encode()
+    monkeypatch.setattr(pd.DataFrame, "to_csv", lambda *a, **k: pytest.fail("rendered by pandas"))
+    assert rows.to_csv() == expected
+    assert rows_of([1, 2, 3]).to_csv() == b"file,prediction\ncats/a.png,1\ndogs/b.png,2\nc.png,3\n"
+
+
+def test_csv_of_dtypes_pandas_formats_itself_is_pandas_own():
+    frame = pd.DataFrame(
+        {
+            "when": pd.to_datetime(["2026-01-01", "2026-06-30"]),
+            "kind": pd.Categorical(["a", "b"]),
+            "n": pd.array([1, None], dtype="Int64"),
+            "text": pd.array(["x", None], dtype="string"),
+        }
+    )
+    rows = Rows.of(frame)
+    assert rows.to_csv() == frame.to_csv(index=False, lineterminator="\n").encode()
