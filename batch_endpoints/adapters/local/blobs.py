@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 
 from batch_endpoints.errors import AlreadyExistsError, NotFoundError, ValidationError
 from batch_endpoints.ports import BlobInfo
+
+# Files being written carry this prefix until they are complete; listings skip them.
+TEMP_PREFIX = ".tmp-"
+TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+_temp_numbers = itertools.count()
 
 
 def to_path(uri: str) -> str:
@@ -39,11 +46,19 @@ class FolderBlobStore:
 
     def write_stream(self, uri: str, chunks: Iterable[bytes], *, if_absent: bool = False) -> int:
         path = to_path(uri)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         if if_absent and os.path.exists(path):
             raise AlreadyExistsError(f"{path} already exists; results are never overwritten", field="output")
-        # Write aside, then publish in one step: readers never see half a file.
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+        # Write aside, then publish in one step: readers never see half a file. A runner writes two small files
+        # per mini-batch, so this path makes as few system calls as it can: the folder is made only when the
+        # first create says it is missing, and the name aside is unique without mkstemp's retries.
+        tmp = os.path.join(
+            os.path.dirname(path), f"{TEMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{next(_temp_numbers)}"
+        )
+        try:
+            fd = os.open(tmp, TEMP_FLAGS, 0o600)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(tmp, TEMP_FLAGS, 0o600)
         size = 0
         try:
             with os.fdopen(fd, "wb") as out:
@@ -57,11 +72,13 @@ class FolderBlobStore:
                     raise AlreadyExistsError(
                         f"{path} already exists; results are never overwritten", field="output"
                     ) from None
+                os.unlink(tmp)
             else:
                 os.replace(tmp, path)
-        finally:
+        except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+            raise
         return size
 
     def get_bytes(self, uri: str) -> bytes:
@@ -90,7 +107,7 @@ class FolderBlobStore:
                 for entry in entries:
                     if entry.is_dir():
                         stack.append(entry.path)
-                    elif entry.is_file() and not entry.name.startswith(".tmp-"):
+                    elif entry.is_file() and not entry.name.startswith(TEMP_PREFIX):
                         found.append(BlobInfo(entry.path, entry.stat().st_size))
         found.sort(key=lambda info: info.uri)
         yield from found
@@ -102,7 +119,7 @@ class FolderBlobStore:
         target = to_path(uri)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         # Copy aside, then swap in: a crash mid-copy never leaves a half folder where readers look.
-        staging = tempfile.mkdtemp(dir=os.path.dirname(target), prefix=".tmp-")
+        staging = tempfile.mkdtemp(dir=os.path.dirname(target), prefix=TEMP_PREFIX)
         try:
             shutil.copytree(
                 local_dir, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
