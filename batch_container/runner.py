@@ -15,6 +15,7 @@ import tempfile
 from collections import deque
 from dataclasses import dataclass
 
+from batch_container import preload
 from batch_container.parts import FinishedMiniBatch, PartWriter
 from batch_container.prefetch import FetchedMiniBatch, Prefetcher
 from batch_container.scoring import RunReply, RunRequest, WorkerSetup
@@ -319,6 +320,7 @@ class ShardRunner:
                 timeout_s=self.settings.retry_settings.timeout,
                 max_mini_batches=self.settings.max_mini_batches_per_worker,
                 max_memory_mb=self.settings.max_worker_memory_mb,
+                preload=preload.libraries(self._script_path),
             )
             log.info(
                 "starting %d workers for job %s (%s)",

@@ -14,14 +14,17 @@ import contextlib
 import enum
 import logging
 import multiprocessing
+import multiprocessing.forkserver
+import os
 import signal
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
+from batch_container.preload import available as fork_server_available
 from batch_container.scoring import InitFailed, Ready, RunReply, RunRequest, WorkerSetup, serve
 
 log = logging.getLogger(__name__)
@@ -69,8 +72,9 @@ class Worker:
 
 
 class WorkerPool:
-    """`size` worker processes started with the multiprocessing spawn context (fork is unsafe once the
-    runner has threads, and CUDA cannot be re-initialised in a forked child)."""
+    """`size` worker processes, forked from a fork server that has imported `preload` (see preload.py), or
+    spawned where there is none. Never forked from the runner itself: fork is unsafe once the runner has threads,
+    and CUDA cannot be re-initialised in a forked child."""
 
     def __init__(
         self,
@@ -80,10 +84,16 @@ class WorkerPool:
         timeout_s: float,
         max_mini_batches: int = 0,
         max_memory_mb: float = 0,
+        preload: Sequence[str] = (),
     ) -> None:
         """`max_mini_batches` and `max_memory_mb` (0 = no limit) recycle workers: scoring code that leaks
         (caches that only grow, fragmented native allocations) gets a fresh process instead of an OOM kill."""
-        self._context = multiprocessing.get_context("spawn")
+        if preload and fork_server_available():
+            self._context = multiprocessing.get_context("forkserver")
+            self._context.set_forkserver_preload(list(preload))
+        else:
+            self._context = multiprocessing.get_context("spawn")
+        self._server_started = False
         self._setup_for = setup_for
         self.timeout_s = timeout_s
         self.max_mini_batches = max_mini_batches
@@ -188,8 +198,11 @@ class WorkerPool:
     # --- life cycle -----------------------------------------------------------------------------------
 
     def _launch(self, worker: Worker) -> None:
-        parent_end, child_end = self._context.Pipe()
         setup = self._setup_for(worker.slot)
+        if self._context.get_start_method() == "forkserver" and not self._server_started:
+            _start_fork_server(setup.environment)
+            self._server_started = True
+        parent_end, child_end = self._context.Pipe()
         # Not daemonic: daemonic processes may not have children, and scoring code may (a torch DataLoader
         # with num_workers > 0). close() and the workers' parent watch make sure none outlives the runner.
         process = self._context.Process(target=serve, args=(child_end, setup), name=setup.name)
@@ -305,6 +318,18 @@ class WorkerPool:
             worker.process.close()
         worker.process, worker.conn, worker.state = None, None, State.STOPPED
         worker.requests.clear()
+
+
+def _start_fork_server(environment: Mapping[str, str]) -> None:
+    """Start the fork server with the workers' environment: the libraries it preloads read some of it at import
+    (OpenMP its thread count), and could not see it set later in each worker."""
+    saved = os.environ.copy()
+    os.environ.update(environment)
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def _ended_with(requests: list[RunRequest], error: str) -> list[RunReply]:

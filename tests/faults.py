@@ -27,6 +27,7 @@ from batch_endpoints.ports import RecordStore
 
 SCRIPT = textwrap.dedent(
     """
+    import multiprocessing
     import os
     import signal
     import time
@@ -65,7 +66,8 @@ SCRIPT = textwrap.dedent(
         if bad and MODE == "sigkill-worker-once" and first_time(bad[0]):
             os.kill(os.getpid(), signal.SIGKILL)
         if bad and MODE == "sigkill-instance-once" and first_time("instance"):
-            os.kill(os.getppid(), signal.SIGKILL)  # the runner: the whole instance goes, as on a Spot reclaim
+            # The runner (the worker's parent may be a fork server): the whole instance goes, as on a Spot reclaim.
+            os.kill(multiprocessing.parent_process().pid, signal.SIGKILL)
             time.sleep(60)
         if bad and MODE == "garbage":
             return {"class": object()}

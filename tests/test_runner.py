@@ -809,3 +809,28 @@ def test_result_files_are_json_the_finalizer_can_read(make_job):
         "columns": [],
     }
     assert raw["failed"][0]["error"].startswith("KeyError: 'label'\n  at score.py:")
+
+
+def test_workers_fork_from_a_server_that_imported_torch_with_their_thread_limit(make_job):
+    job = make_job(
+        """
+        import multiprocessing
+        import os
+        import sys
+
+        PRELOADED = "torch" in sys.modules  # before this script's own import runs
+        import torch
+
+        def run(mini_batch):
+            forked = multiprocessing.parent_process().pid != os.getppid()
+            return [{"preloaded": PRELOADED, "forked": forked, "threads": torch.get_num_threads()} for _ in mini_batch]
+        """,
+        1,
+        workers=2,
+    )
+    # Two cores for two workers: one thread each, where torch would otherwise take both cores.
+    run = job.run(env={"BEP_CPUS": "2"})
+    assert run.returncode == 0, run.stderr
+    row = job.part(0).iloc[0]
+    assert row["preloaded"] and row["forked"]
+    assert row["threads"] == 1  # OpenMP read the workers' limit when the server imported torch
