@@ -144,7 +144,9 @@ class ShardRunner:
         if report.stopped is None:
             download_dir = os.path.join(self.scratch, "inputs", f"shard-{shard.index:05d}")
             ahead = self.settings.max_concurrency_per_instance + EXTRA_PREFETCH
-            with Prefetcher(self.blobs, self.files, shard, download_dir, ahead=ahead) as prefetch:
+            with Prefetcher(
+                self.blobs, self.files, shard, download_dir, ahead=ahead, input_format=self.settings.input_format
+            ) as prefetch:
                 try:
                     self._score(prefetch, report)
                 except ScoringScriptError as exc:

@@ -13,12 +13,13 @@ import pytest
 
 from batch_container.tables import read_slice
 from batch_endpoints import literal_inputs, merging, planning, specs, tabular
+from batch_endpoints.adapters.local.blobs import FolderBlobStore
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.jobfiles import Shard
 
 
 def cut(tmp_path: Path, names: list[str], size: int | str, input_format: str = "auto"):
-    return tabular.cut_tables([(n, str(tmp_path / n)) for n in names], size, input_format)
+    return tabular.cut_tables(FolderBlobStore(str(tmp_path)), str(tmp_path), names, size, input_format)
 
 
 def read_back(tmp_path: Path, batches, input_format: str = "auto") -> pd.DataFrame:
