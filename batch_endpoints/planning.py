@@ -82,7 +82,8 @@ def group_shards(job_id: str, root: str, mini_batches: list[MiniBatch], instance
 class JobPlan:
     shards: list[Shard]
     inputs: int
-    """What the job's counts count: files, or rows for tabular inputs."""
+    """How many files, or rows for tabular inputs (`unit`)."""
+    unit: str = "files"
 
 
 def plan_input(blobs: BlobStore, job_id: str, listing: InputListing, settings: RunSettings) -> JobPlan:
@@ -93,7 +94,7 @@ def plan_input(blobs: BlobStore, job_id: str, listing: InputListing, settings: R
         )
         if not rows:
             raise ValidationError("the input's tables hold no rows to score", field="input")
-        return JobPlan(group_shards(job_id, listing.root, mini_batches, settings.instance_count), rows)
+        return JobPlan(group_shards(job_id, listing.root, mini_batches, settings.instance_count), rows, "rows")
     if not isinstance(settings.mini_batch_size, int):
         raise ValidationError(
             f"a size ({settings.mini_batch_size}) applies to tabular inputs (CSV, Parquet, JSON lines) only; "
