@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-from importlib import metadata
 from typing import Any
 
 import pandas as pd
 
+from batch_container import requirements
+from batch_endpoints.mlflow_models import requirement_lines
+
 MLMODEL = "MLmodel"
-# The MLflow packages that provide `mlflow.pyfunc`: a model that asks for mlflow is served by mlflow-skinny too.
-MLFLOW_DISTRIBUTIONS = ("mlflow", "mlflow-skinny")
 
 log = logging.getLogger(__name__)
 model: Any = None
@@ -69,33 +68,10 @@ def find_model_dir(folder: str) -> str:
 
 
 def check_requirements(model_dir: str) -> None:
-    """Fail init() with the list to install when a package the model needs is missing here. Versions that
-    differ only warn: pinned versions in requirements.txt are what the model was saved with, not a minimum."""
+    """Fail init() with the pip line to run when a package the model needs is missing here. The runner checked
+    (or, in the cloud, installed) the deployment's recorded requirements already; this catches a model deployed
+    with an image of the user's own, whose environment records none."""
     path = os.path.join(model_dir, "requirements.txt")
-    if not os.path.isfile(path):
-        return
-    missing = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            requirement = line.split("#", 1)[0].strip()
-            if not requirement or requirement.startswith("-"):
-                continue
-            name = re.split(r"[\s<>=!~;\[@]", requirement, maxsplit=1)[0]
-            names = MLFLOW_DISTRIBUTIONS if name.lower() in MLFLOW_DISTRIBUTIONS else (name,)
-            versions = [_installed(candidate) for candidate in names]
-            if not any(versions):
-                missing.append(requirement)
-            elif "==" in requirement and requirement.split("==", 1)[1].strip() not in versions:
-                log.warning("the model was saved with %s; this environment has %s", requirement, versions)
-    if missing:
-        raise ModuleNotFoundError(
-            f"the MLflow model needs packages this environment lacks: {', '.join(missing)}; install them "
-            f"(pip install {' '.join(repr(r) for r in missing)}) or give the deployment an environment that has them"
-        )
-
-
-def _installed(distribution: str) -> str | None:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            requirements.check_installed(requirement_lines(f.read()), needed_by="the MLflow model")

@@ -2,7 +2,8 @@
 
 On S3 `localize` downloads, which is where the pipeline's time goes if nothing overlaps it: a small thread pool
 fetches the files of up to `ahead` mini-batches at once, and a bounded queue holds at most `ahead` fetched ones,
-so memory and disk stay bounded whatever the shard's size. Locally `localize` hands back the file itself, and
+so memory and disk stay bounded whatever the shard's size. A tabular mini-batch fetches only its rows of each
+file, with ranged reads (slice_copies), never the whole file. Locally `localize` hands back the file itself, and
 the pool is skipped: handing each path to a thread cost more runner time than scoring a small mini-batch saved.
 """
 
@@ -19,8 +20,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from batch_container.slice_copies import copy_slice
 from batch_endpoints.jobfiles import JobFiles, MiniBatch, Shard
 from batch_endpoints.ports import BlobStore
+from batch_endpoints.tabular import file_format_or_fail
 
 # Storage reads are I/O bound: threads beyond the cores keep more requests in flight (S3 GETs take ~20 ms).
 FETCH_THREADS = 8
@@ -53,8 +56,18 @@ class Prefetcher:
     """Yields the shard's unfinished mini-batches, in order, with their files local. Skips those that
     already have a result (a retried shard resumes where it stopped)."""
 
-    def __init__(self, blobs: BlobStore, files: JobFiles, shard: Shard, download_dir: str, *, ahead: int) -> None:
+    def __init__(
+        self,
+        blobs: BlobStore,
+        files: JobFiles,
+        shard: Shard,
+        download_dir: str,
+        *,
+        ahead: int,
+        input_format: str = "auto",
+    ) -> None:
         self._blobs = blobs
+        self._input_format = input_format
         self._files = files
         self._shard = shard
         self._download_dir = download_dir
@@ -121,8 +134,7 @@ class Prefetcher:
                     if self._blobs.exists(self._files.result(mini_batch.index)):
                         self.skipped += 1
                         continue
-                    uris = [self._blobs.join(self._shard.input_root, rel) for rel in mini_batch.files]
-                    window.append((mini_batch, [self._start_fetch(uri) for uri in uris]))
+                    window.append((mini_batch, self._start_fetches(mini_batch)))
                 if not window:
                     break
                 mini_batch, futures = window.popleft()
@@ -132,14 +144,22 @@ class Prefetcher:
         finally:
             self._put(_END, always=True)
 
-    def _start_fetch(self, uri: str) -> Callable[[], str]:
-        """Start fetching `uri` (or not, when there is nothing to fetch); the result gives its local path."""
-        if self._pool is None:
-            return functools.partial(self._fetch, uri)
-        return self._pool.submit(self._fetch, uri).result
-
-    def _fetch(self, uri: str) -> str:
-        return self._blobs.localize(uri, self._download_dir)
+    def _start_fetches(self, mini_batch: MiniBatch) -> list[Callable[[], str]]:
+        """Start fetching each file of the mini-batch (or not, when there is nothing to fetch); each result gives
+        the file's local path: the file itself, a download, or a copy of just the mini-batch's rows of it."""
+        slices = {piece.file: piece for piece in mini_batch.slices}
+        fetches = []
+        for number, rel in enumerate(mini_batch.files):
+            uri = self._blobs.join(self._shard.input_root, rel)
+            if self._pool is None:
+                fetches.append(functools.partial(self._blobs.localize, uri, self._download_dir))
+            elif rel in slices:
+                copy = os.path.join(self._download_dir, f"mb-{mini_batch.index:08d}-{number}{os.path.splitext(rel)[1]}")
+                file_format = file_format_or_fail(rel, self._input_format)
+                fetches.append(self._pool.submit(copy_slice, self._blobs, uri, slices[rel], file_format, copy).result)
+            else:
+                fetches.append(self._pool.submit(self._blobs.localize, uri, self._download_dir).result)
+        return fetches
 
     def _collect(self, mini_batch: MiniBatch, fetches: list[Callable[[], str]]) -> FetchedMiniBatch:
         names = [self.name_in(self._shard, rel) for rel in mini_batch.files]

@@ -15,7 +15,7 @@ import tempfile
 from collections import deque
 from dataclasses import dataclass
 
-from batch_container import preload
+from batch_container import preload, requirements
 from batch_container.parts import FinishedMiniBatch, PartWriter
 from batch_container.prefetch import FetchedMiniBatch, Prefetcher
 from batch_container.scoring import RunReply, RunRequest, WorkerSetup
@@ -51,8 +51,8 @@ class ScoringScriptError(BatchEndpointError):
     status = 400
     code = "ScoringScriptError"
 
-    def __init__(self, init_error: str) -> None:
-        super().__init__(f"no worker could start: {init_error}", field="scoring_script")
+    def __init__(self, init_error: str, *, field: str = "scoring_script") -> None:
+        super().__init__(f"no worker could start: {init_error}", field=field)
         self.init_error = init_error
 
 
@@ -115,6 +115,8 @@ class ShardRunner:
         self._code_dir = ""
         self._script_path = ""
         self._environment: dict[str, str] = {}
+        self._requirements_error: str | None = None
+        """Why the environment's pip requirements cannot be met, once known: not tried again per shard."""
         self._slices: dict[int, list[RowSlice]] = {}
         """Tabular mini-batches of the shard being run: index -> the rows they read."""
 
@@ -148,7 +150,9 @@ class ShardRunner:
         if report.stopped is None:
             download_dir = os.path.join(self.scratch, "inputs", f"shard-{shard.index:05d}")
             ahead = self.settings.max_concurrency_per_instance + EXTRA_PREFETCH
-            with Prefetcher(self.blobs, self.files, shard, download_dir, ahead=ahead) as prefetch:
+            with Prefetcher(
+                self.blobs, self.files, shard, download_dir, ahead=ahead, input_format=self.settings.input_format
+            ) as prefetch:
                 try:
                     self._score(prefetch, report)
                 except ScoringScriptError as exc:
@@ -314,6 +318,12 @@ class ShardRunner:
             self._code_dir, self._script_path, model_dir = self._fetch_code_and_model()
             self._environment = worker_environment(self.settings, model_dir, self._cpus())
             self._environment.update(literal_inputs.environment(self.job.inputs))
+            site = self._meet_requirements()
+            if site is not None:
+                # First on the workers' path: what was installed wins over an image's older version.
+                self._environment["PYTHONPATH"] = os.pathsep.join(
+                    filter(None, (site, self._environment.get("PYTHONPATH", "")))
+                )
             self.pool = WorkerPool(
                 self.settings.max_concurrency_per_instance,
                 self._worker_setup,
@@ -346,6 +356,26 @@ class ShardRunner:
             keep_input_columns=list(self.settings.keep_input_columns),
             inputs=dict(self.job.inputs),
         )
+
+    def _meet_requirements(self) -> str | None:
+        """Check the environment's pip requirements (see requirements.py), installing the unmet ones into a folder
+        of the scratch area where this runner may (the cloud, our image); returns that folder, if any."""
+        wanted = self.job.deployment.environment.pip_requirements
+        try:
+            if self._requirements_error is not None:
+                raise requirements.RequirementsError(self._requirements_error)
+            if os.environ.get(requirements.INSTALL_VARIABLE) != "1":
+                requirements.check_installed(wanted, needed_by="the deployment's environment")
+                return None
+            unmet = [item.requirement for item in requirements.unmet(wanted)]
+            if not unmet:
+                return None
+            site = os.path.join(self.scratch, "site")
+            requirements.install(unmet, site, variables=self.settings.environment_variables)
+            return site
+        except requirements.RequirementsError as exc:
+            self._requirements_error = str(exc)
+            raise ScoringScriptError(str(exc), field="environment.pip_requirements") from None
 
     def _fetch_code_and_model(self) -> tuple[str, str, str]:
         model_dir = self._fetch_model()

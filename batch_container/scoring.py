@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import resource
 import signal
+import site
 import sys
 import threading
 import traceback
@@ -101,6 +102,7 @@ def serve(conn: Connection, setup: WorkerSetup) -> None:
     """Worker process main: init() once, then answer RunRequests until the runner closes the connection."""
     _send_output_to(setup.log_path)
     os.environ.update(setup.environment)
+    _import_from(setup.environment.get("PYTHONPATH", ""))
     _exit_with_parent()
     # A Ctrl-C in a terminal reaches the whole process group; the runner alone decides when workers end.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -255,6 +257,15 @@ def _short_path(filename: str, code_dir: str) -> str:
     if _inside(filename, code_dir):
         return os.path.relpath(filename, code_dir)
     return "/".join(os.path.abspath(filename).split(os.sep)[-2:])
+
+
+def _import_from(python_path: str) -> None:
+    """Put the folders of a PYTHONPATH given in the worker's environment first on its import path, as if it had
+    started with them: the interpreter read PYTHONPATH before the environment was set. Their .pth files count."""
+    for folder in reversed([f for f in python_path.split(os.pathsep) if f]):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+            site.addsitedir(folder)
 
 
 def _send_output_to(log_path: str | None) -> None:

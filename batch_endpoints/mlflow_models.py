@@ -34,6 +34,11 @@ def pip_requirements(blobs: BlobStore, model_dir: str) -> list[str]:
     if not _exists(blobs, uri):
         return []
     text = blobs.get_bytes(uri).decode() if assets.is_stored(uri) else Path(uri).read_text(encoding="utf-8")
+    return requirement_lines(text)
+
+
+def requirement_lines(text: str) -> list[str]:
+    """The requirements of a requirements.txt: comments, blank lines and pip options (`-r`, `--index-url`) left out."""
     lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
     return [line for line in lines if line and not line.startswith("-")]
 

@@ -8,8 +8,6 @@ get several shards, so a slow shard (skewed files, a slow host) does not hold th
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -84,16 +82,19 @@ def group_shards(job_id: str, root: str, mini_batches: list[MiniBatch], instance
 class JobPlan:
     shards: list[Shard]
     inputs: int
-    """What the job's counts count: files, or rows for tabular inputs."""
+    """How many files, or rows for tabular inputs (`unit`)."""
+    unit: str = "files"
 
 
 def plan_input(blobs: BlobStore, job_id: str, listing: InputListing, settings: RunSettings) -> JobPlan:
     """Files in mini-batches of `mini_batch_size` files, or for tabular inputs rows in row-based mini-batches."""
     if tabular.is_tabular(listing.files, settings.input_format):
-        mini_batches, rows = _cut_tables(blobs, listing, settings)
+        mini_batches, rows = tabular.cut_tables(
+            blobs, listing.root, listing.files, settings.mini_batch_size, settings.input_format
+        )
         if not rows:
             raise ValidationError("the input's tables hold no rows to score", field="input")
-        return JobPlan(group_shards(job_id, listing.root, mini_batches, settings.instance_count), rows)
+        return JobPlan(group_shards(job_id, listing.root, mini_batches, settings.instance_count), rows, "rows")
     if not isinstance(settings.mini_batch_size, int):
         raise ValidationError(
             f"a size ({settings.mini_batch_size}) applies to tabular inputs (CSV, Parquet, JSON lines) only; "
@@ -101,16 +102,3 @@ def plan_input(blobs: BlobStore, job_id: str, listing: InputListing, settings: R
             field="settings.mini_batch_size",
         )
     return JobPlan(plan_shards(job_id, listing, settings.mini_batch_size, settings.instance_count), len(listing.files))
-
-
-def _cut_tables(blobs: BlobStore, listing: InputListing, settings: RunSettings) -> tuple[list[MiniBatch], int]:
-    with tempfile.TemporaryDirectory(prefix="bep-plan-") as scratch:
-
-        def local_tables() -> Iterator[tuple[str, str]]:
-            for name in listing.files:
-                path = blobs.localize(blobs.join(listing.root, name), scratch)
-                yield name, path
-                if os.path.dirname(os.path.abspath(path)) == os.path.abspath(scratch):
-                    os.unlink(path)  # a downloaded copy, read already: disk holds one table at a time
-
-        return tabular.cut_tables(local_tables(), settings.mini_batch_size, settings.input_format)

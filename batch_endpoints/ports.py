@@ -72,6 +72,12 @@ class BlobStore(Protocol):
 
     def get_bytes(self, uri: str) -> bytes: ...
 
+    def read_range(self, uri: str, start: int, end: int | None = None) -> bytes:
+        """The object's bytes `data[start:end]`, without reading the rest: [start, end), clipped at the object's
+        end (None = to the end). A negative `start` counts from the end, as a slice does: `read_range(uri, -8)`
+        is the last 8 bytes; `end` must then be None. Raises NotFoundError if the object does not exist."""
+        ...
+
     def exists(self, uri: str) -> bool: ...
 
     def is_folder(self, uri: str) -> bool: ...
@@ -91,6 +97,13 @@ class BlobStore(Protocol):
         ...
 
     def delete_prefix(self, uri: str) -> None: ...
+
+
+def is_empty_range(start: int, end: int | None) -> bool:
+    """Whether `read_range(uri, start, end)` asks for no bytes at all; refuses a range it does not define."""
+    if start < 0 and end is not None:
+        raise ValueError(f"a range from the end ({start}) runs to the end; got end={end}")
+    return end is not None and end <= start
 
 
 class Orchestrator(Protocol):

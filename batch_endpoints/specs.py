@@ -445,6 +445,9 @@ class JobMetadata(Spec):
 class JobCounts(Spec):
     """Totals fixed by the plan, then the outcome counted by finalize from the mini-batch results."""
 
+    unit: Literal["files", "rows"] = Field(
+        "files", description="what files, files_succeeded and files_failed count: files, or rows of tabular inputs"
+    )
     files: int = 0
     mini_batches: int = 0
     shards: int = 0

@@ -6,10 +6,11 @@ rows, or is a size ("10MB"), and a mini-batch is a list of row slices that may s
 no longer one huge mini-batch.
 
 CSV and JSON lines are cut at line boundaries: one record per line (a CSV field holding a line break is not
-supported). The planner reads each file once to find its line ends and records byte ranges, so a runner reads
-exactly its rows. It keeps 8 bytes per row of the file being read, and needs no numpy or pandas (the workflow's
-Lambdas run it); Parquet needs pyarrow. Parquet files are cut by rows from their
-metadata alone; a size for Parquet is turned into rows with the file's average uncompressed row size.
+supported). The planner streams through each file once, in ranged reads of READ_CHUNK bytes (nothing is
+downloaded to disk), to find its line ends, and records byte ranges, so a runner reads exactly its rows. It keeps
+8 bytes per row of the file being read. Parquet files are cut by rows from their footer alone (two ranged reads,
+see parquet_footer); a size for Parquet is turned into rows with the file's average uncompressed row size.
+Planning needs no numpy, pandas or pyarrow: the workflow's Lambdas run it.
 """
 
 from __future__ import annotations
@@ -23,12 +24,17 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from batch_endpoints import parquet_footer
+from batch_endpoints.blob_files import open_blob
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.jobfiles import MiniBatch, RowSlice
+from batch_endpoints.ports import BlobStore
 from batch_endpoints.specs import size_in_bytes
 
 EXTENSIONS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 READ_CHUNK = 8 << 20
+# A CSV's header line is read first, through a buffer this size: one ranged read for any ordinary header.
+HEADER_CHUNK = 64 << 10
 
 
 def file_format(name: str, input_format: str) -> str | None:
@@ -58,10 +64,10 @@ class TableLayout:
         return len(self.ends)
 
 
-def layout(path: str, file_format: str) -> TableLayout:
+def layout(blobs: BlobStore, uri: str, file_format: str) -> TableLayout:
     if file_format == "parquet":
-        return _parquet_layout(path)
-    with open(path, "rb") as f:
+        return _parquet_layout(blobs, uri)
+    with open_blob(blobs, uri, buffer_size=HEADER_CHUNK) as f:
         data_start = len(f.readline()) if file_format == "csv" else 0
         return TableLayout(data_start, _line_ends(f, data_start), byte_ranges=True)
 
@@ -111,13 +117,10 @@ class _EvenRows(Sequence[int]):
         return math.floor(((k % self._rows) + 1) * self._per_row)
 
 
-def _parquet_layout(path: str) -> TableLayout:
-    import pyarrow.parquet as pq
-
-    metadata = pq.ParquetFile(path).metadata
-    rows = metadata.num_rows
-    size = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
-    return TableLayout(0, _EvenRows(rows, size / rows if rows else 0.0), byte_ranges=False)
+def _parquet_layout(blobs: BlobStore, uri: str) -> TableLayout:
+    footer = parquet_footer.read_footer(blobs, uri)
+    size = sum(group.byte_size for group in footer.row_groups)
+    return TableLayout(0, _EvenRows(footer.rows, size / footer.rows if footer.rows else 0.0), byte_ranges=False)
 
 
 class RowCutter:
@@ -173,17 +176,18 @@ class RowCutter:
 
 
 def cut_tables(
-    paths: Iterable[tuple[str, str]], mini_batch_size: int | str, input_format: str
+    blobs: BlobStore, root: str, names: Iterable[str], mini_batch_size: int | str, input_format: str
 ) -> tuple[list[MiniBatch], int]:
-    """Mini-batches over (name, local path) tables, in order, and the total row count."""
+    """Mini-batches over the tables `names` (relative to `root`), in order, and the total row count."""
     cutter = RowCutter(mini_batch_size)
     batches: list[MiniBatch] = []
-    for name, path in paths:
+    for name in names:
+        uri = blobs.join(root, name)
         file_format = file_format_or_fail(name, input_format)
         try:
-            table = layout(path, file_format)
+            table = layout(blobs, uri, file_format)
         except (OSError, ValueError) as exc:
-            raise ValidationError(f"{name or path} cannot be read as {file_format}: {exc}", field="input") from None
+            raise ValidationError(f"{name or uri} cannot be read as {file_format}: {exc}", field="input") from None
         batches += cutter.add(name, table)
     batches += cutter.finish()
     return batches, cutter.total_rows

@@ -46,7 +46,12 @@ def plan_job(backend: Backend, job_id: str) -> Plan:
         backend.blobs.put_bytes(uri, shard.to_json())
         shard_uris.append(uri)
     backend.blobs.put_bytes(files.shard_index, json.dumps([{"shard": u} for u in shard_uris]).encode())
-    counts = JobCounts(files=planned.inputs, mini_batches=sum(len(s.mini_batches) for s in shards), shards=len(shards))
+    counts = JobCounts(
+        unit=planned.unit,
+        files=planned.inputs,
+        mini_batches=sum(len(s.mini_batches) for s in shards),
+        shards=len(shards),
+    )
 
     def start(current: Job) -> Job:
         status = JobStatus.RUNNING if current.status == JobStatus.QUEUED else current.status
@@ -98,7 +103,8 @@ def finalize_job(backend: Backend, job_id: str) -> Job:
     elif threshold >= 0 and counts.files_failed > threshold:
         status = JobStatus.FAILED
         error = (
-            f"error_threshold exceeded: {counts.files_failed} files failed, {threshold} allowed (see {files.errors})"
+            f"error_threshold exceeded: {counts.files_failed} {counts.unit} failed, {threshold} allowed "
+            f"(see {files.errors})"
         )
     elif missing:
         status, error = JobStatus.FAILED, f"{missing} mini-batches never completed (see {files.errors})"

@@ -1,15 +1,19 @@
-"""The Lambdas' code: one asset with the project's packages and their dependencies, bundled by pip, no Docker.
+"""The Lambdas' code: the project's packages and their dependencies, bundled by pip, no Docker. Two assets:
+
+- the API function's: pyproject's dependencies and its `aws` extra, less the libraries only the scoring runner
+  uses (pandas, numpy, packaging), which no Lambda code path imports: 38 MB unzipped.
+- the workflow functions' (plan, finalize, mark failed): the same plus pyarrow (the `tabular` extra), which
+  finalize needs to merge Parquet parts into one Parquet output. pyarrow 26 imports without numpy. Its wheel is
+  166 MB unzipped; PYARROW_UNUSED drops what the merge never loads (to 102 MB): the asset is 140 MB unzipped
+  (57 MB zipped), of Lambda's 250. Planning itself needs no pyarrow (batch_endpoints/parquet_footer.py).
 
 `pip install --target` with `--platform manylinux... --only-binary=:all:` fetches the Linux wheels Lambda runs,
-whatever machine synthesizes the stack, at the versions in requirements.lock (the ones the tests ran). The
-requirements are the project's own: pyproject's dependencies and its `aws` extra, less the libraries only the
-scoring runner uses (pandas, numpy), which no Lambda code path imports; tests/test_infra_bundling.py imports the
-handlers from the bundle alone, so a new import of them would show there. The bundle is about 50 MB of
-Lambda's 250.
+whatever machine synthesizes the stack, at the versions in requirements.lock (the ones the tests ran).
+tests/test_infra_bundling.py builds both and imports the handlers (and the Parquet merge) from each alone, so a
+new import would show there, and measures them.
 
-All four functions share the asset: one bundle per synth, one upload per deploy. Bundling runs at `cdk synth`
-and `cdk deploy` for every stack CDK bundles; tests synthesize with bundling off (context
-`aws:cdk:bundling-stacks` = []), where the asset's hash still follows every file that goes into it.
+Bundling runs at `cdk synth` and `cdk deploy` for every stack CDK bundles; tests synthesize with bundling off
+(context `aws:cdk:bundling-stacks` = []), where each asset's hash still follows every file that goes into it.
 """
 
 from __future__ import annotations
@@ -35,27 +39,46 @@ RUNTIME_PYTHON = RUNTIME.name.removeprefix("python")
 PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_28_x86_64")
 """x86_64 Lambda (Amazon Linux 2023, glibc 2.34) runs wheels of either tag."""
 PACKAGES = ("batch_endpoints", "lambdas")
-RUNNER_ONLY = ("pandas", "numpy")
+RUNNER_ONLY = ("pandas", "numpy", "packaging")
+TABLES_EXTRA = "tabular"
 # Only these go into the asset's hash (and nothing is copied from the rest of the repository).
 SOURCES = ("pyproject.toml", "requirements.lock", *PACKAGES)
 JUNK = ("__pycache__", "*.pyc")
 # Dropped from the installed libraries, with their console scripts in bin/.
 STRIPPED = ("tests", "__pycache__")
+# Parts of pyarrow a Parquet merge never loads (paths relative to the bundle, globs): C++ headers and Cython
+# sources; Arrow Flight (RPC, 33 MB); the S3 filesystem, loaded only when pyarrow itself opens S3 (17 MB: the
+# Lambdas reach S3 through boto3) and pyarrow.fs does without it; pyarrow's C++ test module; and the copies of
+# libarrow_python* under their development names: a wheel cannot hold symlinks, so each library comes three
+# times, and the loader asks only for its soname (libarrow_python.so.<major>).
+PYARROW_UNUSED = (
+    "pyarrow/include",
+    "pyarrow/src",
+    "pyarrow/**/*.pxd",
+    "pyarrow/**/*.pyx",
+    "pyarrow/*flight*",
+    "pyarrow/*s3*",
+    "pyarrow/_pyarrow_cpp_tests*",
+    "pyarrow/libarrow_python*.so",
+    "pyarrow/libarrow_python*.so.*.*.*",
+)
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 
 
-def requirements(root: Path) -> list[str]:
+def requirements(root: Path, *, tables: bool = False) -> list[str]:
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
     core = [r for r in project["dependencies"] if re.split(r"[<>=!~\[;\s]", r, maxsplit=1)[0] not in RUNNER_ONLY]
-    return [*core, *project["optional-dependencies"]["aws"]]
+    extras = project["optional-dependencies"]
+    return [*core, *extras["aws"], *(extras[TABLES_EXTRA] if tables else [])]
 
 
 @jsii.implements(cdk.ILocalBundling)
 class PipBundling:
     """Builds the bundle on the synthesizing machine (CDK's local bundling: tried before Docker)."""
 
-    def __init__(self, root: Path, *, python_version: str = RUNTIME_PYTHON) -> None:
+    def __init__(self, root: Path, *, tables: bool = False, python_version: str = RUNTIME_PYTHON) -> None:
         self.root = root
+        self.tables = tables
         self.python_version = python_version
 
     def try_bundle(self, output_dir: str, options: Any = None) -> bool:
@@ -82,7 +105,7 @@ class PipBundling:
             *platforms,
             "--constraint",
             str(self.root / "requirements.lock"),
-            *requirements(self.root),
+            *requirements(self.root, tables=self.tables),
         ]
         subprocess.run(command, check=True)
         shutil.rmtree(out / "bin", ignore_errors=True)
@@ -90,12 +113,15 @@ class PipBundling:
             for path in sorted(out.rglob(name), reverse=True):
                 if path.is_dir():
                     shutil.rmtree(path)
+        for pattern in PYARROW_UNUSED:
+            for path in sorted(out.glob(pattern), reverse=True):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
         for package in PACKAGES:
             shutil.copytree(self.root / package, out / package, ignore=shutil.ignore_patterns(*JUNK))
 
 
-def project_code(root: Path) -> lambda_.Code:
-    """The asset every function of the stack runs from."""
+def project_code(root: Path, *, tables: bool = False) -> lambda_.Code:
+    """The asset the functions run from; with `tables`, the one that also holds pyarrow (the workflow's)."""
     return lambda_.Code.from_asset(
         str(root),
         # Everything out, then back in what the bundle is made from.
@@ -103,9 +129,14 @@ def project_code(root: Path) -> lambda_.Code:
         bundling=cdk.BundlingOptions(
             # Never pulled: local bundling always succeeds or fails the synth with pip's error.
             image=RUNTIME.bundling_image,
-            local=PipBundling(root),
+            local=PipBundling(root, tables=tables),
             # Not passed to anything; here so that the asset's hash changes with the recipe.
-            environment={"PYTHON_VERSION": RUNTIME_PYTHON, "PLATFORMS": ",".join(PLATFORMS)},
+            environment={
+                "PYTHON_VERSION": RUNTIME_PYTHON,
+                "PLATFORMS": ",".join(PLATFORMS),
+                "EXTRAS": TABLES_EXTRA if tables else "",
+                "STRIPPED": ",".join(PYARROW_UNUSED) if tables else "",
+            },
         ),
     )
 
@@ -121,7 +152,7 @@ def project_function(
     memory_mib: int,
     timeout: cdk.Duration,
 ) -> lambda_.Function:
-    """A function of the stack: the shared code, X-Ray tracing, JSON logs (Powertools) kept for LOG_RETENTION."""
+    """A function of the stack: the project's code, X-Ray tracing, JSON logs (Powertools) kept for LOG_RETENTION."""
     log_group = logs.LogGroup(
         scope, f"{construct_id}Logs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY
     )

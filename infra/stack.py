@@ -56,7 +56,9 @@ class BatchEndpointsStack(cdk.Stack):
             nat_gateways=settings.nat_gateways,
             flow_log_bucket=storage.log_bucket,
         )
-        code = project_code(repository_root)
+        # The workflow's functions merge Parquet outputs: theirs is the asset with pyarrow; the API's stays small.
+        api_code = project_code(repository_root)
+        workflow_code = project_code(repository_root, tables=True)
 
         # The variables of adapters.aws.backend. The workflow steps only open records and blobs.
         storage_environment = {
@@ -67,7 +69,7 @@ class BatchEndpointsStack(cdk.Stack):
         workflow = JobWorkflow(
             self,
             "Workflow",
-            code=code,
+            code=workflow_code,
             environment=storage_environment,
             job_queues=[cluster.queue for cluster in compute.clusters],
         )
@@ -75,7 +77,7 @@ class BatchEndpointsStack(cdk.Stack):
         api = Api(
             self,
             "Api",
-            code=code,
+            code=api_code,
             environment={
                 **storage_environment,
                 "BEP_STATE_MACHINE_ARN": workflow.state_machine.state_machine_arn,

@@ -365,6 +365,36 @@ class BlobStoreContract:
         with pytest.raises(NotFoundError, match="does not exist"):
             blobs.get_bytes(missing)
 
+    def test_read_range_reads_the_bytes_a_slice_would(self, place: BlobPlace) -> None:
+        blobs = place.store
+        uri = blobs.join(place.elsewhere, "table.csv")
+        data = bytes(range(256)) * 4
+        blobs.put_bytes(uri, data)
+
+        for start, end in [(0, 10), (100, 612), (1000, 1024), (1000, 5000), (5, None), (0, None), (-8, None)]:
+            assert blobs.read_range(uri, start, end) == data[start:end], (start, end)
+        assert blobs.read_range(uri, -5000) == data
+        # Past the end or empty: no bytes, as a slice gives.
+        assert blobs.read_range(uri, 1024, 2000) == blobs.read_range(uri, 5000) == b""
+        assert blobs.read_range(uri, 10, 10) == blobs.read_range(uri, 10, 3) == b""
+
+    def test_read_range_of_an_empty_object_is_empty(self, place: BlobPlace) -> None:
+        uri = place.store.join(place.elsewhere, "empty.csv")
+        place.store.put_bytes(uri, b"")
+
+        assert place.store.read_range(uri, 0, 8) == place.store.read_range(uri, -8) == b""
+
+    def test_read_range_of_a_missing_object_says_so(self, place: BlobPlace) -> None:
+        with pytest.raises(NotFoundError, match="does not exist"):
+            place.store.read_range(place.store.join(place.elsewhere, "missing.csv"), 0, 8)
+
+    def test_read_range_refuses_a_range_from_the_end_with_an_end(self, place: BlobPlace) -> None:
+        uri = place.store.join(place.elsewhere, "t.csv")
+        place.store.put_bytes(uri, b"abc")
+
+        with pytest.raises(ValueError, match="runs to the end"):
+            place.store.read_range(uri, -2, 3)
+
     def test_put_without_if_absent_replaces_the_object(self, place: BlobPlace) -> None:
         uri = place.store.join(place.store.root, "x.bin")
         place.store.put_bytes(uri, b"first, longer content")

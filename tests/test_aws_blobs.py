@@ -74,6 +74,24 @@ def test_a_bucket_root_exists_when_the_bucket_does(blobs: S3BlobStore, tmp_path:
         blobs.upload_folder(str(tmp_path), f"s3://{USER_BUCKET}")
 
 
+# ------------------------------------------------------------------------------------------------ ranged reads
+def test_a_ranged_read_asks_s3_for_those_bytes_only(s3) -> None:
+    client = boto3.client("s3")
+    asked: list[str | None] = []
+    client.meta.events.register(
+        "before-parameter-build.s3.GetObject", lambda params, **_: asked.append(params.get("Range"))
+    )
+    blobs = S3BlobStore(STORAGE_BUCKET, client=client)
+    uri = f"s3://{USER_BUCKET}/big.csv"
+    blobs.put_bytes(uri, b"x" * MiB)
+
+    assert len(blobs.read_range(uri, 10, 20)) == 10
+    assert len(blobs.read_range(uri, -8)) == 8
+    assert len(blobs.read_range(uri, MiB - 5)) == 5
+
+    assert asked == ["bytes=10-19", "bytes=-8", f"bytes={MiB - 5}-"]
+
+
 # ------------------------------------------------------------------------------------------------ big writes
 def test_a_stream_bigger_than_a_part_goes_up_in_parts(blobs: S3BlobStore, s3) -> None:
     uri = f"s3://{USER_BUCKET}/out/big.bin"

@@ -7,7 +7,9 @@ from pathlib import Path
 import boto3
 import pytest
 
+from batch_container import requirements
 from batch_endpoints.adapters.aws.computes import (
+    INSTALL_REQUIREMENTS_VARIABLE,
     MAX_ATTEMPT_DURATION_S,
     MIN_ATTEMPT_DURATION_S,
     STARTUP_ALLOWANCE_S,
@@ -97,6 +99,7 @@ def test_a_cpu_deployment_is_a_job_definition_running_the_runner(service: BatchE
         "BEP_TABLE": TABLE,
         "BEP_BUCKET": "bep-storage",
         "BEP_CPUS": "2",
+        "BEP_INSTALL_REQUIREMENTS": "1",  # our image: the runner installs what the environment needs
     }
     assert container["logConfiguration"] == {
         "logDriver": "awslogs",
@@ -143,6 +146,13 @@ def test_the_deployment_image_is_used_unless_it_is_azures(
 
     [definition] = job_definitions("bep-digits_blue")
     assert definition["containerProperties"]["image"] == runs
+    # A custom image is the user's own: the runner installs nothing into it.
+    variables = {e["name"]: e["value"] for e in definition["containerProperties"]["environment"]}
+    assert variables.get("BEP_INSTALL_REQUIREMENTS") == ("1" if runs == IMAGES["cpu"] else None)
+
+
+def test_the_job_definition_names_the_variable_the_runner_reads() -> None:
+    assert INSTALL_REQUIREMENTS_VARIABLE == requirements.INSTALL_VARIABLE
 
 
 def test_updating_a_deployment_registers_a_new_revision(service: BatchEndpointService, code: Path) -> None:

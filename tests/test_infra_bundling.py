@@ -1,6 +1,7 @@
-"""infra/lambda_code.py: the Lambda bundle, built for real with pip (network, or pip's cache), holds everything the
-handlers import. It is built for this interpreter's version, so that the handlers can be imported from it here
-with nothing else on the path; `cdk synth` builds the same recipe for the Lambda runtime's version."""
+"""infra/lambda_code.py: the Lambda bundles, built for real with pip (network, or pip's cache), hold everything the
+handlers import: the API's, and the workflow's, which also merges Parquet outputs with pyarrow. They are built
+for this interpreter's version, so that the handlers can be imported from them here with nothing else on the
+path; `cdk synth` builds the same recipes for the Lambda runtime's version."""
 
 from __future__ import annotations
 
@@ -24,25 +25,78 @@ IMPORTS = (
     "batch_endpoints.workflow",
     "aws_xray_sdk.core",
 )
+# Two Parquet parts with different columns, merged by finalize's code into one file, read back: pyarrow loads
+# everything a merge needs from the workflow bundle (numpy is not there).
+PARQUET_MERGE = """
+import io
+import pyarrow as pa, pyarrow.parquet as pq
+from batch_endpoints import merging
+
+def part(**columns):
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table(columns), sink)
+    return sink.getvalue().to_pybytes()
+
+parts = {"p0": part(file=["a", "b"], score=[1, 2]), "p1": part(file=["c"], score=[0.5], label=["x"])}
+merged = b"".join(merging.merged("parquet", parts.__getitem__, [("p0", []), ("p1", [])]))
+table = pq.read_table(pa.BufferReader(merged))
+print(table.column_names, table.column("score").to_pylist())
+"""
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("lambda-bundle")
-    PipBundling(REPOSITORY_ROOT, python_version=f"{sys.version_info.major}.{sys.version_info.minor}").bundle(out)
+def size_mb(folder: Path) -> float:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()) / 1024**2
+
+
+def run_from(bundle: Path, script: str) -> subprocess.CompletedProcess:
+    # -S: no site-packages, so only the standard library and the bundle can satisfy the imports.
+    return subprocess.run(
+        [sys.executable, "-S", "-c", f"import sys; sys.path.insert(0, {str(bundle)!r})\n{script}"],
+        cwd=bundle,
+        capture_output=True,
+        text=True,
+    )
+
+
+def build(tmp_path_factory: pytest.TempPathFactory, *, tables: bool) -> Path:
+    out = tmp_path_factory.mktemp("workflow-bundle" if tables else "api-bundle")
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    PipBundling(REPOSITORY_ROOT, tables=tables, python_version=version).bundle(out)
     return out
 
 
+@pytest.fixture(scope="module")
+def api_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build(tmp_path_factory, tables=False)
+
+
+@pytest.fixture(scope="module")
+def workflow_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build(tmp_path_factory, tables=True)
+
+
+@pytest.fixture(params=["api", "workflow"])
+def bundle(request: pytest.FixtureRequest) -> Path:
+    return request.getfixturevalue(f"{request.param}_bundle")
+
+
 def test_the_handlers_import_from_the_bundle_alone(bundle: Path) -> None:
-    # -S: no site-packages, so only the standard library and the bundle can satisfy the imports.
-    script = f"import sys; sys.path.insert(0, {str(bundle)!r}); " + "; ".join(f"import {m}" for m in IMPORTS)
-    finished = subprocess.run([sys.executable, "-S", "-c", script], cwd=bundle, capture_output=True, text=True)
+    finished = run_from(bundle, "; ".join(f"import {m}" for m in IMPORTS))
     assert finished.returncode == 0, finished.stderr
 
 
-def test_the_bundle_fits_lambda_with_room_to_spare(bundle: Path) -> None:
-    size = sum(path.stat().st_size for path in bundle.rglob("*") if path.is_file())
-    assert size < 0.7 * LAMBDA_UNZIPPED_LIMIT, f"{size / 1024**2:.0f} MB"
+def test_a_parquet_merge_runs_from_the_workflow_bundle_alone(workflow_bundle: Path) -> None:
+    finished = run_from(workflow_bundle, PARQUET_MERGE)
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.split("\n")[0] == "['file', 'score', 'label'] [1.0, 2.0, 0.5]"
+    assert not (workflow_bundle / "numpy").exists()
+
+
+def test_the_bundles_fit_lambda_and_the_api_bundle_stays_small(api_bundle: Path, workflow_bundle: Path) -> None:
+    assert size_mb(workflow_bundle) < 0.7 * LAMBDA_UNZIPPED_LIMIT / 1024**2, f"{size_mb(workflow_bundle):.0f} MB"
+    assert size_mb(api_bundle) < 0.3 * LAMBDA_UNZIPPED_LIMIT / 1024**2, f"{size_mb(api_bundle):.0f} MB"
+    assert not (api_bundle / "pyarrow").exists()
+    assert not list(workflow_bundle.glob("pyarrow/include")) and not list(workflow_bundle.rglob("*.pyx"))
 
 
 def test_the_bundle_carries_the_project_code_without_caches_or_test_suites(bundle: Path) -> None:

@@ -76,7 +76,10 @@ def run(mini_batch):
 
 class SerializedMotoServer(ThreadedMotoServer):
     """moto's server, applying one request at a time as DynamoDB and S3 apply each request atomically
-    (moto checks a condition and writes without isolation; the runner writes counters from 4 threads)."""
+    (moto checks a condition and writes without isolation; the runner writes counters from 4 threads).
+    It notes every GET's path and Range header in `gets`."""
+
+    gets: list[tuple[str, str | None]] = []
 
     def _server_entry(self) -> None:
         app = DomainDispatcherApplication(create_backend_app)
@@ -84,6 +87,8 @@ class SerializedMotoServer(ThreadedMotoServer):
 
         def one_at_a_time(environ: dict[str, Any], start_response: Any) -> Any:
             with lock:
+                if environ["REQUEST_METHOD"] == "GET":
+                    self.gets.append((environ.get("PATH_INFO", ""), environ.get("HTTP_RANGE")))
                 return app(environ, start_response)
 
         self._server = make_server(self._ip_address, self._port, one_at_a_time, True)
@@ -118,6 +123,7 @@ class Cloud:
 
 @pytest.fixture(scope="module")
 def moto_server() -> Iterator[str]:
+    SerializedMotoServer.gets.clear()
     server = SerializedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -291,3 +297,43 @@ def test_the_digits_example_scores_s3_images_with_its_torch_model(
     assert accuracy >= 0.8, output
     record = cloud.records.get("job", job.id)
     assert record is not None and record.counters["files_succeeded"] == 24
+
+
+TABLE_SCRIPT = """\
+def run(mini_batch):
+    return (mini_batch["x"] * 3).rename("triple")
+"""
+
+
+def test_a_tabular_job_reads_only_ranges_of_its_s3_inputs(cloud: Cloud, tmp_path: Path) -> None:
+    rows = 3000
+    frame = pd.DataFrame({"x": range(rows), "text": [f"row {i} " + "z" * (i % 50) for i in range(rows)]})
+    csv, parquet = io.BytesIO(), io.BytesIO()
+    frame.to_csv(csv, index=False)
+    frame.to_parquet(parquet, index=False, row_group_size=250)
+    inputs = {"a.csv": csv.getvalue(), "b.parquet": parquet.getvalue()}
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "score.py").write_text(TABLE_SCRIPT)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.txt").write_text("1")
+    job = record_job(cloud, "tables-0001", code_dir=code, model_dir=model, scoring_script="score.py", inputs=inputs)
+    settings = job.settings.model_copy(update={"mini_batch_size": 500})
+    job = Repository(cloud.records).update_job(job.id, lambda j: j.model_copy(update={"settings": settings}))
+    SerializedMotoServer.gets.clear()
+
+    plan = workflow.plan_job(cloud.backend, job.id)
+    scratch = tmp_path / "runner-tmp"
+    scratch.mkdir()
+    run_runner(cloud, job, plan.shard_uris, scratch)
+    finished = workflow.finalize_job(cloud.backend, job.id)
+
+    assert finished.status == JobStatus.COMPLETED and finished.counts.files == 2 * rows
+    assert job.output_uri is not None
+    output = pd.read_csv(io.BytesIO(cloud.blobs.get_bytes(job.output_uri)))
+    assert output["triple"].tolist() == [3 * x for x in range(rows)] * 2
+    # 6 mini-batches a file, and never a GET of a whole input file: planning and the runner read ranges only.
+    input_gets = [(path, wanted) for path, wanted in SerializedMotoServer.gets if path.endswith(tuple(inputs))]
+    assert len(input_gets) > 12 and all(wanted for _, wanted in input_gets), input_gets
+    assert list(scratch.iterdir()) == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -13,12 +14,14 @@ import pytest
 
 from batch_container.tables import read_slice
 from batch_endpoints import literal_inputs, merging, planning, specs, tabular
+from batch_endpoints.adapters.local.blobs import FolderBlobStore
+from batch_endpoints.cli import stream
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.jobfiles import Shard
 
 
 def cut(tmp_path: Path, names: list[str], size: int | str, input_format: str = "auto"):
-    return tabular.cut_tables([(n, str(tmp_path / n)) for n in names], size, input_format)
+    return tabular.cut_tables(FolderBlobStore(str(tmp_path)), str(tmp_path), names, size, input_format)
 
 
 def read_back(tmp_path: Path, batches, input_format: str = "auto") -> pd.DataFrame:
@@ -78,6 +81,20 @@ def test_json_lines_and_parquet_slices_read_back_exactly(tmp_path):
         batches, rows = cut(tmp_path, [name], 6)
         assert rows == 25 and len(batches) == 5
         assert read_back(tmp_path, batches)[["x", "text"]].equals(frame)
+
+
+def test_a_tabular_plan_counts_rows_and_the_progress_line_says_so(tmp_path):
+    (tmp_path / "t.csv").write_text("x\n" + "1\n" * 30)
+    listing = planning.InputListing(str(tmp_path), ["t.csv"])
+
+    planned = planning.plan_input(
+        FolderBlobStore(str(tmp_path)), "job-1", listing, specs.RunSettings(mini_batch_size=10)
+    )
+
+    assert (planned.inputs, planned.unit) == (30, "rows")
+    job = SimpleNamespace(status=specs.JobStatus.RUNNING, counts=specs.JobCounts(unit="rows", files=30, mini_batches=3))
+    line = stream.progress_line(job, {"mini_batches_done": 1, "files_succeeded": 10}, 1.0)
+    assert "mini-batches 1/3  rows 10/30  failed 0" in line and "files" not in line
 
 
 def test_shard_files_hold_offsets_never_rows(tmp_path):

@@ -238,6 +238,7 @@ def test_finalize_merges_byte_for_byte_what_the_local_backend_merges(
         "status": "Completed",
         "error": None,
         "counts": {
+            "unit": "files",
             "files": 7,
             "mini_batches": 3,
             "shards": 3,

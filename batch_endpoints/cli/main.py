@@ -343,8 +343,8 @@ def _stream(service: BatchEndpointService, job_id: str) -> int:
 def _report(job: Job) -> None:
     counts = job.counts
     print(
-        f"job {job.id} {job.status.value}: {counts.files_succeeded} of {counts.files} files scored, "
-        f"{counts.files_failed} failed, {counts.rows} rows",
+        f"job {job.id} {job.status.value}: {counts.files_succeeded} of {counts.files} {counts.unit} scored, "
+        f"{counts.files_failed} failed, {counts.rows} output rows",
         file=sys.stderr,
     )
     if job.error:

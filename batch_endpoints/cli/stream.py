@@ -24,7 +24,7 @@ def progress_line(job: JobState, progress: dict[str, int], elapsed_s: float) -> 
     eta = f"{elapsed_s * (1 - fraction) / fraction:.0f}s" if 0 < fraction < 1 else "-"
     return (
         f"{job.status.value:<10} [{bar:<{BAR_WIDTH}}] mini-batches {done_mb}/{total_mb}  "
-        f"files {files_done}/{job.counts.files}  failed {progress.get('files_failed', 0)}  ETA {eta}"
+        f"{job.counts.unit} {files_done}/{job.counts.files}  failed {progress.get('files_failed', 0)}  ETA {eta}"
     )
 
 

@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 
 from batch_endpoints.adapters.aws.clients import aws_client
 from batch_endpoints.errors import AlreadyExistsError, NotFoundError, ValidationError
-from batch_endpoints.ports import BlobInfo
+from batch_endpoints.ports import BlobInfo, is_empty_range
 
 SCHEME = "s3://"
 # Streams up to one part go up in one PutObject; bigger ones as a multipart upload of parts this size
@@ -35,6 +35,8 @@ PART_SIZE = 8 * 1024 * 1024
 TRANSFER_THREADS = 8
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys a call
 DOWNLOAD_BLOCK = 1024 * 1024
+# A range that starts at or past the object's end (416): there are no such bytes, as a slice would say.
+BEYOND_THE_END = {"InvalidRange", "416"}
 NOT_FOUND = {"NoSuchKey", "NoSuchBucket", "NotFound", "404"}
 DENIED = {"AccessDenied", "AllAccessDisabled", "403"}
 # 412: the object exists. 409: another conditional write to the same key is in flight; one of them wins.
@@ -142,6 +144,21 @@ class S3BlobStore:
         try:
             return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
         except ClientError as exc:
+            _raise_if_not_found(exc, uri)
+            raise
+
+    def read_range(self, uri: str, start: int, end: int | None = None) -> bytes:
+        """One GetObject with a Range header: S3 sends only those bytes."""
+        if is_empty_range(start, end):
+            return b""
+        bucket, key = _object(uri)
+        # "bytes=-N" is a suffix range, the last N bytes; "bytes=S-" runs to the end.
+        wanted = f"bytes={start}-{'' if end is None else end - 1}" if start >= 0 else f"bytes={start}"
+        try:
+            return self.client.get_object(Bucket=bucket, Key=key, Range=wanted)["Body"].read()
+        except ClientError as exc:
+            if _code(exc) in BEYOND_THE_END:
+                return b""
             _raise_if_not_found(exc, uri)
             raise
 

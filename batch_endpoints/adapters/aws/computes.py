@@ -16,7 +16,9 @@ reads the rest from the job record). The job definition holds what is fixed per 
 - resources: the compute's vCPUs and memory, plus its GPUs on a GPU compute. BEP_CPUS tells the runner how
   many vCPUs it has: os.cpu_count() in a container sees the whole host.
 - the runner's environment: the non-secret BEP_* variables that open the cloud backend (table, bucket), given
-  to the registry by whoever builds it.
+  to the registry by whoever builds it; and, when the job runs on our image, BEP_INSTALL_REQUIREMENTS=1: the
+  runner then installs the environment's pip requirements that the image does not meet
+  (batch_container/requirements.py). A custom image is the user's: it gets nothing installed.
 - logs: the awslogs driver into one log group, streams `<job definition name>/default/<ECS task id>` (the
   prefix is the job definition's name, as Batch names streams by default), which the log reader matches.
 - retries: a shard is safe to run again (finished mini-batches are skipped), so every failure is retried up
@@ -52,6 +54,7 @@ MAX_ATTEMPT_DURATION_S = 14 * 24 * 3600
 FOREIGN_REGISTRIES = ("mcr.microsoft.com/",)
 RUNNER_ARGUMENTS = ["--job-id", "Ref::job_id", "--shard", "Ref::shard"]
 CPUS_VARIABLE = "BEP_CPUS"
+INSTALL_REQUIREMENTS_VARIABLE = "BEP_INSTALL_REQUIREMENTS"
 REQUIRED_SETTINGS = ("name", "kind", "job_queue", "max_vcpus", "vcpus", "memory_mib")
 
 
@@ -117,15 +120,16 @@ class BatchComputeRegistry:
         compute = self._computes[deployment.compute]
         config = self._configs[deployment.compute]
         name = job_definition_name(deployment, self.name_prefix)
+        image = self.image_for(deployment, compute)
+        variables = {**self.runner_environment, CPUS_VARIABLE: str(config["vcpus"])}
+        if image == self.images[compute.kind]:
+            variables[INSTALL_REQUIREMENTS_VARIABLE] = "1"
         container: dict[str, Any] = {
-            "image": self.image_for(deployment, compute),
+            "image": image,
             "command": list(RUNNER_ARGUMENTS),
             "jobRoleArn": self.job_role_arn,
             "resourceRequirements": _resources(compute.kind, config),
-            "environment": [
-                {"name": key, "value": value}
-                for key, value in sorted({**self.runner_environment, CPUS_VARIABLE: str(config["vcpus"])}.items())
-            ],
+            "environment": [{"name": key, "value": value} for key, value in sorted(variables.items())],
             "logConfiguration": {
                 "logDriver": "awslogs",
                 "options": {"awslogs-group": self.log_group, "awslogs-stream-prefix": name},

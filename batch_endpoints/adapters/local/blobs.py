@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterable, Iterator
 
 from batch_endpoints.errors import AlreadyExistsError, NotFoundError, ValidationError
-from batch_endpoints.ports import BlobInfo
+from batch_endpoints.ports import BlobInfo, is_empty_range
 
 # Files being written carry this prefix until they are complete; listings skip them.
 TEMP_PREFIX = ".tmp-"
@@ -85,6 +85,16 @@ class FolderBlobStore:
         try:
             with open(to_path(uri), "rb") as f:
                 return f.read()
+        except FileNotFoundError:
+            raise NotFoundError(f"{to_path(uri)} does not exist") from None
+
+    def read_range(self, uri: str, start: int, end: int | None = None) -> bytes:
+        if is_empty_range(start, end):
+            return b""
+        try:
+            with open(to_path(uri), "rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) + start) if start < 0 else start)
+                return f.read() if end is None else f.read(max(0, end - f.tell()))
         except FileNotFoundError:
             raise NotFoundError(f"{to_path(uri)} does not exist") from None
 

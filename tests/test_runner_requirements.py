@@ -1,0 +1,184 @@
+"""An environment's pip requirements at runner start (batch_container/requirements.py): installed for the workers
+where the runner may (the cloud, our image), checked with the pip line to run where it may not (locally).
+Hermetic: the package installed is a wheel built here, found with PIP_NO_INDEX and PIP_FIND_LINKS."""
+
+from __future__ import annotations
+
+import sys
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from batch_container import requirements
+from batch_container.runner import ScoringScriptError, ShardRunner
+from batch_endpoints import workflow
+from batch_endpoints.adapters.local.blobs import FolderBlobStore
+from batch_endpoints.adapters.local.records import SqliteRecordStore
+from batch_endpoints.backend import Backend
+from batch_endpoints.repository import Repository
+from batch_endpoints.specs import (
+    CodeConfiguration,
+    Deployment,
+    Environment,
+    Job,
+    JobInput,
+    JobStatus,
+    RetrySettings,
+    RunSettings,
+)
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = """\
+def run(mini_batch):
+    import bep_tiny
+
+    return [bep_tiny.VALUE] * len(mini_batch)
+"""
+MISSING = "surely-not-a-package-bep==1.0"
+
+
+def tiny_wheel(folder: Path) -> Path:
+    """A pure-Python wheel of `bep-tiny` 1.0: a zip holding the package and its dist-info."""
+    folder.mkdir()
+    wheel = folder / "bep_tiny-1.0-py3-none-any.whl"
+    info = "bep_tiny-1.0.dist-info"
+    files = {
+        "bep_tiny/__init__.py": "VALUE = 42\n",
+        f"{info}/METADATA": "Metadata-Version: 2.1\nName: bep-tiny\nVersion: 1.0\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    files[f"{info}/RECORD"] = "".join(f"{name},,\n" for name in [*files, f"{info}/RECORD"])
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return folder
+
+
+@pytest.fixture
+def wheels(tmp_path: Path) -> Path:
+    return tiny_wheel(tmp_path / "wheels")
+
+
+def record_job(tmp_path: Path, pip_requirements: list[str], variables: dict[str, str]) -> tuple[Backend, Job]:
+    records = SqliteRecordStore(str(tmp_path / "records.db"))
+    blobs = FolderBlobStore(str(tmp_path / "storage"))
+    backend = Backend("local", records, blobs, None, None, None, "", {})  # type: ignore[arg-type]
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for n in range(3):
+        (inputs / f"{n}.txt").write_text(str(n))
+    code = blobs.join(blobs.root, "code")
+    blobs.put_bytes(blobs.join(code, "score.py"), SCRIPT.encode())
+    model = blobs.join(blobs.root, "models", "m")
+    blobs.put_bytes(blobs.join(model, "weights.txt"), b"1")
+    settings = RunSettings(
+        mini_batch_size=2, environment_variables=variables, retry_settings=RetrySettings(max_retries=0, timeout=60)
+    )
+    deployment = Deployment(
+        name="blue",
+        endpoint_name="tiny",
+        model="m:1",
+        code_configuration=CodeConfiguration(code=code, scoring_script="score.py"),
+        environment=Environment(pip_requirements=pip_requirements),
+        settings=settings,
+    )
+    job = Job(
+        id="job-1",
+        endpoint_name="tiny",
+        deployment_name="blue",
+        deployment=deployment,
+        model_path=model,
+        input=JobInput(uri=str(inputs)),
+        output_uri=str(tmp_path / "out" / "predictions.csv"),
+        scratch_uri=blobs.join(blobs.root, "jobs", "job-1"),
+        settings=settings,
+    )
+    Repository(records).add_job(job)
+    return backend, job
+
+
+def run_job(backend: Backend, job: Job) -> Job:
+    plan = workflow.plan_job(backend, job.id)
+    with ShardRunner(backend.records, backend.blobs, job.id) as runner:
+        for uri in plan.shard_uris:
+            runner.run_shard(runner.load_shard(uri))
+    return workflow.finalize_job(backend, job.id)
+
+
+def run_job_expecting_failure(backend: Backend, job: Job) -> tuple[Job, ScoringScriptError]:
+    """Run a job whose workers cannot start: each shard fails (its runner would exit 1), finalize says why."""
+    plan = workflow.plan_job(backend, job.id)
+    for uri in plan.shard_uris:
+        with ShardRunner(backend.records, backend.blobs, job.id) as runner, pytest.raises(ScoringScriptError) as caught:
+            runner.run_shard(runner.load_shard(uri))
+    return workflow.finalize_job(backend, job.id), caught.value
+
+
+@pytest.fixture
+def in_the_cloud(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(requirements.INSTALL_VARIABLE, "1")
+
+
+def test_unmet_requirements_are_the_missing_and_the_wrong_versions():
+    pandas = pd.__version__
+    found = requirements.unmet(
+        ["pandas", f"pandas=={pandas}", "pandas<1", "mlflow==0.0.1", MISSING, 'pytest; sys_platform == "nowhere"']
+    )
+
+    assert [(u.requirement, u.installed is None) for u in found] == [
+        ("pandas<1", False),
+        ("mlflow==0.0.1", False),  # served by mlflow-skinny, at another version
+        (MISSING, True),
+    ]
+
+
+def test_the_cloud_runner_installs_what_the_image_lacks_for_the_workers(tmp_path, wheels, in_the_cloud, caplog):
+    caplog.set_level("INFO", logger="batch_container.requirements")
+    backend, job = record_job(
+        tmp_path, ["bep-tiny==1.0", "pandas"], {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels)}
+    )
+
+    finished = run_job(backend, job)
+
+    assert finished.status == JobStatus.COMPLETED, finished.error
+    assert pd.read_csv(tmp_path / "out" / "predictions.csv")["prediction"].tolist() == [42, 42, 42]
+    # Only what was unmet went to pip; pandas, installed here, did not.
+    assert "installing the environment's pip requirements: bep-tiny==1.0\n" in caplog.text + "\n"
+    assert "bep_tiny" not in sys.modules  # installed for the workers, not into this Python
+
+
+def test_requirements_already_met_call_no_pip(tmp_path, in_the_cloud, monkeypatch):
+    def no_pip(*args, **kwargs):
+        raise AssertionError("pip was called")
+
+    monkeypatch.setattr(requirements.subprocess, "run", no_pip)
+    backend, job = record_job(tmp_path, ["pandas", f"pandas=={pd.__version__}", "numpy>=1"], {})
+    (tmp_path / "storage" / "code" / "score.py").write_text("def run(mini_batch):\n    return [1] * len(mini_batch)\n")
+
+    assert run_job(backend, job).status == JobStatus.COMPLETED
+
+
+def test_a_package_pip_cannot_find_fails_the_job_with_pips_message(tmp_path, wheels, in_the_cloud):
+    backend, job = record_job(tmp_path, [MISSING], {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels)})
+
+    finished, error = run_job_expecting_failure(backend, job)
+
+    assert error.field == "environment.pip_requirements"
+    assert finished.status == JobStatus.FAILED
+    assert f"pip install {MISSING} failed" in finished.error
+    assert "No matching distribution found for surely-not-a-package-bep==1.0" in finished.error
+
+
+def test_locally_a_missing_package_fails_with_the_pip_line_and_installs_nothing(tmp_path, wheels, monkeypatch):
+    monkeypatch.delenv(requirements.INSTALL_VARIABLE, raising=False)
+    monkeypatch.setattr(requirements, "install", lambda *a, **k: pytest.fail("the local runner installed"))
+    backend, job = record_job(tmp_path, ["bep-tiny==1.0"], {"PIP_FIND_LINKS": str(wheels)})
+
+    finished, error = run_job_expecting_failure(backend, job)
+
+    assert finished.status == JobStatus.FAILED and error.field == "environment.pip_requirements"
+    assert "the deployment's environment needs packages this environment lacks: bep-tiny==1.0" in finished.error
+    assert "(pip install bep-tiny==1.0)" in finished.error
