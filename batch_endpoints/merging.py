@@ -57,7 +57,9 @@ def _parquet(read: Read, parts: list[Part]) -> Iterator[bytes]:
     sink = io.BytesIO()
     with pq.ParquetWriter(sink, schema) as writer:
         for uri, _ in parts:
-            table = pq.read_table(pa.BufferReader(read(uri)))
+            # One thread: a part is small, and a process that read with pyarrow's thread pool may abort as it
+            # exits (the local job host does, after finalize).
+            table = pq.read_table(pa.BufferReader(read(uri)), use_threads=False)
             columns = [
                 table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(len(table), f.type)
                 for f in schema

@@ -39,7 +39,8 @@ def part(**columns):
 
 parts = {"p0": part(file=["a", "b"], score=[1, 2]), "p1": part(file=["c"], score=[0.5], label=["x"])}
 merged = b"".join(merging.merged("parquet", parts.__getitem__, [("p0", []), ("p1", [])]))
-table = pq.read_table(pa.BufferReader(merged))
+# Without threads, as the merge reads: pyarrow may abort at exit while its pool's threads wind down.
+table = pq.read_table(pa.BufferReader(merged), use_threads=False)
 print(table.column_names, table.column("score").to_pylist())
 """
 
