@@ -35,6 +35,7 @@ OPTIONS = {
     "scratch_expiry_days": "7",
     "data_buckets": "user-images,user-outputs",
     "scoped_invokers": "digits,fraud-v2",
+    "simulate_caller_policy": "true",
     "alarm_email": "ops@example.com",
     "cpu_instance_types": "c7i,m7i.2xlarge",
     "cpu_max_vcpus": "64",
@@ -161,6 +162,19 @@ def resolve(value: Any, references: Mapping[str, str]) -> Any:
     if "Fn::GetAtt" in value:
         return references[".".join(value["Fn::GetAtt"])]
     return {key: resolve(item, references) for key, item in value.items()}
+
+
+def readable(value: Any) -> str:
+    """A template value as a string: pseudo parameters and attributes in angle brackets (<AWS::Partition>)."""
+    if isinstance(value, str):
+        return value
+    if "Fn::Join" in value:
+        return "".join(readable(part) for part in value["Fn::Join"][1])
+    if "Ref" in value:
+        return f"<{value['Ref']}>"
+    if "Fn::GetAtt" in value:
+        return f"<{'.'.join(value['Fn::GetAtt'])}>"
+    return json.dumps(value)
 
 
 def function_arn(logical_id: str) -> str:
