@@ -99,6 +99,9 @@ class EndpointDeclaration:
     auth_mode: str = "aws_iam"
     tags: dict[str, str] = field(default_factory=dict)
     default_deployment: str | None = None
+    allowed_inputs: tuple[str, ...] = ()
+    """Storage prefixes the endpoint's jobs may read (within the system's own list); empty: that list."""
+    allowed_outputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,14 @@ def load_endpoint_mapping(
         doc = _EndpointFile.model_validate(data)
         # Through the record's own model, so auth_mode is read exactly as a stored endpoint reads it.
         endpoint = specs.Endpoint.model_validate(
-            {"name": doc.name, "description": doc.description, "tags": doc.tags, "auth_mode": doc.auth_mode}
+            {
+                "name": doc.name,
+                "description": doc.description,
+                "tags": doc.tags,
+                "auth_mode": doc.auth_mode,
+                "allowed_inputs": doc.allowed_inputs,
+                "allowed_outputs": doc.allowed_outputs,
+            }
         )
     return EndpointDeclaration(
         name=endpoint.name,
@@ -178,6 +188,8 @@ def load_endpoint_mapping(
         auth_mode=endpoint.auth_mode,
         tags=dict(endpoint.tags),
         default_deployment=doc.defaults.deployment_name if doc.defaults else None,
+        allowed_inputs=tuple(endpoint.allowed_inputs),
+        allowed_outputs=tuple(endpoint.allowed_outputs),
     )
 
 
@@ -401,6 +413,9 @@ class _EndpointFile(_AzureFile):
     tags: _Tags = Field(default_factory=dict)
     auth_mode: str = "aad_token"
     defaults: _EndpointDefaults | None = None
+    # Not Azure's: where this endpoint's jobs may read and write (batch_endpoints.data_access).
+    allowed_inputs: list[Any] = Field(default_factory=list)
+    allowed_outputs: list[Any] = Field(default_factory=list)
 
 
 class _Resources(_AzureFile):
