@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import copy
 import datetime
 import functools
 import json
@@ -206,6 +207,9 @@ def state_machine_definition(synthesis: Synthesis) -> tuple[dict[str, Any], dict
 #    the project's handlers, by function ARN, in this process.
 # 3. Without Docker, moto's Batch marks every job SUCCEEDED at submit. Jobs are routed to a function of the
 #    test (the real runner), and fail when it raises, as a container that exits non-zero does.
+# 4. StartExecution deep-copies the state machine, and with it every earlier execution, whose interpreter holds
+#    locks once it has run a Distributed Map: the second execution of the machine (a resumed job's) fails with
+#    "cannot pickle '_thread.RLock'". The copy shares the earlier executions instead.
 
 EXECUTING_MOTO_CONFIG: Any = {
     "stepfunctions": {"execute_state_machine": True},
@@ -251,6 +255,10 @@ def _normalise_response(
     _dates_to_text(response)
 
 
+def _copy_state_machine(state_machine: Any) -> Any:
+    return copy.deepcopy(state_machine, {id(state_machine.executions): state_machine.executions})
+
+
 def _dates_to_text(value: Any) -> None:
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for key, item in list(items):
@@ -276,6 +284,7 @@ def executing_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def executing_moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """`executing_aws` outside a test (the benchmarks use it): undone when `monkeypatch` is."""
     from moto import mock_aws
+    from moto.stepfunctions.parser import models as stepfunctions_parser
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
         StateTaskService,
     )
@@ -288,6 +297,7 @@ def executing_moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(StateTaskService, "_normalise_parameters", _normalise_parameters)
     monkeypatch.setattr(StateTaskService, "_normalise_response", _normalise_response)
+    monkeypatch.setattr(stepfunctions_parser, "copy", SimpleNamespace(deepcopy=_copy_state_machine))
     with mock_aws(config=EXECUTING_MOTO_CONFIG):
         yield
 
