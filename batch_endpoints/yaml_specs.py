@@ -358,13 +358,13 @@ def read_conda_file(value: str, *, field: str = "conda_file") -> tuple[str, list
     return text, _pip_packages(document)
 
 
-def parse_overrides(items: Iterable[str], *, field: str = "set") -> dict[str, str]:
+def parse_overrides(items: Iterable[str], *, field: str = "--set") -> dict[str, str]:
     """Turn `--set` arguments (`key=value`) into the overrides mapping the loaders take; also `--tag key=value`."""
     overrides = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            example = "settings.mini_batch_size=5" if field == "set" else "team=vision"
+            example = "settings.mini_batch_size=5" if field == "--set" else "team=vision"
             raise ValidationError(f"{item!r}: write key=value, e.g. {example}", field=field)
         overrides[key.strip()] = value
     return overrides
@@ -535,6 +535,8 @@ def _read_yaml(path: str | os.PathLike[str]) -> Any:
         raise ValidationError(f"{source}: is a folder; expected a YAML file") from None
     except UnicodeDecodeError as exc:
         raise ValidationError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:  # a name too long, a permission denied, a file that cannot be read
+        raise ValidationError(f"{source}: cannot be read ({exc.strerror})", field="file") from None
     try:
         return yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:

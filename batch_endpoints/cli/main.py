@@ -12,7 +12,7 @@ import dataclasses
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import BaseModel
 
@@ -421,8 +421,17 @@ def add_allow_list_arguments(sub: argparse.ArgumentParser, nargs: str, more: str
         )
 
 
+class CommandLineParser(argparse.ArgumentParser):
+    """argparse, whose refusals (exit 2) quote an overlong value shortened, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        render.error(message)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandLineParser(
         prog="bep", description="Batch endpoints: score folders of files with a registered model, locally or on AWS."
     )
     groups = parser.add_subparsers(
@@ -593,7 +602,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(targets.open_operations(args), args)
     except BatchEndpointError as error:
-        print(f"error: {error}", file=sys.stderr)
+        render.error(str(error))
         return next((code for kind, code in EXIT_CODES.items() if isinstance(error, kind)), 1)
 
 
