@@ -11,6 +11,9 @@ Settings (environment of the process that runs the service):
     BEP_ALLOWED_OUTPUTS  comma-separated prefixes a job may write
 Default: on a cloud backend, only the system's own storage; on the local backend, anything (the CLI runs as the
 user, with the user's own file permissions), unless the variables say otherwise.
+
+An endpoint may narrow these for its own jobs (its `allowed_inputs` and `allowed_outputs`): a job's input and output
+must then lie within both the system's list and the endpoint's, so an endpoint's list never widens the system's.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Protocol
 
 from batch_endpoints import assets
 from batch_endpoints.errors import ForbiddenError
+from batch_endpoints.specs import Endpoint
 
 ALLOWED_INPUTS = "BEP_ALLOWED_INPUTS"
 ALLOWED_OUTPUTS = "BEP_ALLOWED_OUTPUTS"
@@ -42,11 +46,19 @@ class DataAccess:
     allowed_outputs: tuple[str, ...] | None
     permissions: CallerPermissions | None = None
 
-    def check_job(self, caller: str, input_uri: str, output_uri: str | None) -> None:
-        """Raise ForbiddenError unless `caller` may have a job read `input_uri` and write `output_uri`."""
-        _require_within(input_uri, self.allowed_inputs, "input", "BEP_ALLOWED_INPUTS")
+    def check_job(
+        self, caller: str, input_uri: str, output_uri: str | None, *, endpoint: Endpoint | None = None
+    ) -> None:
+        """Raise ForbiddenError unless `caller` may have a job of `endpoint` read `input_uri` and write
+        `output_uri`."""
+        checks = [(input_uri, "input", "inputs", self.allowed_inputs, endpoint.allowed_inputs if endpoint else [])]
         if output_uri is not None:
-            _require_within(output_uri, self.allowed_outputs, "output.path", "BEP_ALLOWED_OUTPUTS")
+            own = endpoint.allowed_outputs if endpoint else []
+            checks.append((output_uri, "output.path", "outputs", self.allowed_outputs, own))
+        for uri, field, kind, system, narrowed in checks:
+            _require_within(uri, system, field, f"the operator lists them in BEP_ALLOWED_{kind.upper()}")
+            if endpoint is not None and narrowed:
+                _require_within(uri, tuple(narrowed), field, f"endpoint {endpoint.name} narrows them in allowed_{kind}")
         if self.permissions is None:
             return
         denial = self.permissions.denial(caller, reads=[input_uri], writes=[])
@@ -82,13 +94,11 @@ def _canonical(location: str) -> str:
     return os.path.realpath(location.removeprefix("file://"))
 
 
-def _require_within(uri: str, prefixes: tuple[str, ...] | None, field: str, setting: str) -> None:
+def _require_within(uri: str, prefixes: tuple[str, ...] | None, field: str, listed_by: str) -> None:
     if prefixes is None or any(within(uri, prefix) for prefix in prefixes):
         return
     raise ForbiddenError(
-        f"{uri} is outside the locations jobs may use here ({', '.join(prefixes)}); the operator lists them in "
-        f"{setting}",
-        field=field,
+        f"{uri} is outside the locations jobs may use here ({', '.join(prefixes)}); {listed_by}", field=field
     )
 
 

@@ -270,6 +270,7 @@ class BatchEndpointService:
 
     # ------------------------------------------------------------------ endpoints
     def create_endpoint(self, declaration: EndpointDeclaration, *, caller: str = "") -> Endpoint:
+        created_at = now()
         endpoint = parse(
             Endpoint,
             {
@@ -277,7 +278,12 @@ class BatchEndpointService:
                 "description": declaration.description,
                 "tags": declaration.tags,
                 "auth_mode": declaration.auth_mode,
+                "allowed_inputs": list(declaration.allowed_inputs),
+                "allowed_outputs": list(declaration.allowed_outputs),
+                "created_at": created_at,
                 "created_by": caller,
+                "updated_at": created_at,
+                "updated_by": caller,
                 "scoring_uri": f"{self.backend.api_base_url}/endpoints/{declaration.name}/jobs",
             },
         )
@@ -290,8 +296,9 @@ class BatchEndpointService:
         return endpoint
 
     def put_endpoint(self, declaration: EndpointDeclaration, *, caller: str = "") -> Endpoint:
-        """Create the endpoint, or give the existing one the declared description and tags (and default
-        deployment, when one is declared). The API's PUT: sending the same declaration twice changes nothing."""
+        """Create the endpoint, or give the existing one the declared description, tags and allow-lists (and
+        default deployment, when one is declared). The API's PUT: sending the same declaration twice changes
+        nothing but who changed it last."""
         try:
             self.repo.get_endpoint(declaration.name)
         except NotFoundError:
@@ -304,6 +311,9 @@ class BatchEndpointService:
             description=declaration.description,
             tags=declaration.tags,
             default_deployment=declaration.default_deployment,
+            allowed_inputs=declaration.allowed_inputs,
+            allowed_outputs=declaration.allowed_outputs,
+            caller=caller,
         )
 
     def update_endpoint(
@@ -313,15 +323,30 @@ class BatchEndpointService:
         description: str | None = None,
         tags: dict[str, str] | None = None,
         default_deployment: str | None = None,
+        allowed_inputs: Sequence[str] | None = None,
+        allowed_outputs: Sequence[str] | None = None,
+        caller: str = "",
     ) -> Endpoint:
+        """Change what is given (None: unchanged); an empty allow-list removes the endpoint's narrowing."""
         if default_deployment is not None:
             self.repo.get_deployment(name, default_deployment)
+        given = {
+            "description": description,
+            "tags": tags,
+            "default_deployment": default_deployment,
+            "allowed_inputs": None if allowed_inputs is None else list(allowed_inputs),
+            "allowed_outputs": None if allowed_outputs is None else list(allowed_outputs),
+        }
+        updates = {key: value for key, value in given.items() if value is not None}
 
         def change(endpoint: Endpoint) -> Endpoint:
-            updates = {"description": description, "tags": tags, "default_deployment": default_deployment}
-            return endpoint.model_copy(update={k: v for k, v in updates.items() if v is not None})
+            # Through the model's validation (model_copy would skip it), so a bad value is refused, not stored.
+            changed = parse(Endpoint, {**endpoint.model_dump(), **updates})
+            if changed == endpoint:
+                return endpoint  # a repeated request changes nothing, not even who changed it last
+            return changed.model_copy(update={"updated_at": now(), "updated_by": caller})
 
-        self.repo.get_endpoint(name)
+        change(self.repo.get_endpoint(name))  # refused before anything is written
         return self.repo.update_endpoint(name, change)
 
     def get_endpoint(self, name: str) -> Endpoint:
@@ -405,6 +430,7 @@ class BatchEndpointService:
                 "tags": declaration.tags,
                 "created_at": existing.created_at if existing else now(),
                 "created_by": existing.created_by if existing else caller,
+                "updated_by": caller,
             },
         )
         deployment.model = self._resolve_model(declaration.model, declaration.name, caller).ref
@@ -416,7 +442,7 @@ class BatchEndpointService:
         deployment.compute_handle = self.backend.computes.register_deployment(deployment)
         self.repo.put_deployment(deployment, expected_version=version)
         if set_default:
-            self.update_endpoint(endpoint.name, default_deployment=deployment.name)
+            self.update_endpoint(endpoint.name, default_deployment=deployment.name, caller=caller)
         return deployment
 
     def _no_code_environment(self, model_location: str, environment: Environment) -> Environment:
@@ -443,7 +469,7 @@ class BatchEndpointService:
         self.repo.get_endpoint(endpoint_name)
         return self.repo.list_deployments(endpoint_name)
 
-    def delete_deployment(self, endpoint_name: str, name: str) -> None:
+    def delete_deployment(self, endpoint_name: str, name: str, *, caller: str = "") -> None:
         endpoint = self.repo.get_endpoint(endpoint_name)
         deployment = self.repo.get_deployment(endpoint_name, name)
         others = [d for d in self.repo.list_deployments(endpoint_name) if d.name != name]
@@ -456,7 +482,10 @@ class BatchEndpointService:
         self.backend.computes.deregister_deployment(deployment)
         self.repo.delete_deployment(endpoint_name, name)
         if endpoint.default_deployment == name:
-            self.repo.update_endpoint(endpoint_name, lambda e: e.model_copy(update={"default_deployment": None}))
+            self.repo.update_endpoint(
+                endpoint_name,
+                lambda e: e.model_copy(update={"default_deployment": None, "updated_at": now(), "updated_by": caller}),
+            )
 
     # ------------------------------------------------------------------ jobs
     def upload_input(self, local_path: str, *, progress: uploads.Progress | None = None) -> str:
@@ -491,7 +520,9 @@ class BatchEndpointService:
         job_id = request.job_id or new_job_id(endpoint.name)
         output_uri = self._output_location(endpoint.name, job_id, settings, request.output_path)
         # Before anything is looked at: whether an input exists is itself something a caller may not learn.
-        self.access.check_job(request.caller, self.locations.resolve(request.input, field="input").uri, output_uri)
+        self.access.check_job(
+            request.caller, self.locations.resolve(request.input, field="input").uri, output_uri, endpoint=endpoint
+        )
         job_input = self.locations.job_input(request.input, request.input_type)
         _refuse_existing(self.blobs, output_uri)
         model_ref, _, model_version = deployment.model.rpartition(":")
@@ -628,7 +659,7 @@ class BatchEndpointService:
             raise ValidationError(f"must be between 1 and 10000 (got {limit})", field="limit")
         return self.backend.logs.read(self.repo.get_job(job_id), next_token=next_token, limit=limit)
 
-    def cancel_job(self, job_id: str) -> Job:
+    def cancel_job(self, job_id: str, *, caller: str = "") -> Job:
         job = self.repo.get_job(job_id)
         if job.status.is_final:
             raise ConflictError(f"job {job_id} already ended ({job.status.value}); nothing to cancel", field="job")
@@ -636,7 +667,8 @@ class BatchEndpointService:
         def request_cancel(current: Job) -> Job:
             if current.status.is_final:
                 return current
-            return current.model_copy(update={"status": JobStatus.CANCEL_REQUESTED})
+            changed = {"status": JobStatus.CANCEL_REQUESTED, "updated_at": now(), "updated_by": caller}
+            return current.model_copy(update={**changed, "canceled_by": current.canceled_by or caller})
 
         job = self.repo.update_job(job_id, request_cancel)
         self.backend.orchestrator.cancel(job)
@@ -666,7 +698,7 @@ class BatchEndpointService:
         settings = InvokeOverrides(output_file_name=output_file_name).apply(source.settings)
         new_id = new_job_id(source.endpoint_name)
         output_uri = self._output_location(source.endpoint_name, new_id, settings, output_path)
-        self.access.check_job(caller, source.input.uri, output_uri)
+        self.access.check_job(caller, source.input.uri, output_uri, endpoint=self._endpoint_if_any(source))
         _refuse_existing(self.blobs, output_uri)
         job = source.model_copy(
             update={
@@ -682,6 +714,9 @@ class BatchEndpointService:
                 "started_at": None,
                 "ended_at": None,
                 "created_by": caller,
+                "canceled_by": None,
+                "updated_at": None,
+                "updated_by": "",
                 "rerun_of": source.id,
                 "resumes": 0,
             }
@@ -694,13 +729,15 @@ class BatchEndpointService:
         self.repo.add_job(job)
         return self._start(job)
 
-    def resume_job(self, job_id: str) -> Job:
+    def resume_job(self, job_id: str, *, caller: str = "") -> Job:
         """Run the workflow of a job that stopped without finishing (its job host or execution died) again over
-        the same job files: the plan is kept and mini-batches that have a result are not scored again."""
+        the same job files: the plan is kept and mini-batches that have a result are not scored again. The
+        caller must be allowed the job's input and output as if invoking it now."""
         job = self.repo.get_job(job_id)
         _check_resumable(job, self.repo.job_progress(job_id).get("files_failed", 0))
         if self.backend.orchestrator.is_running(job):
             raise ConflictError(f"job {job_id} is still running ({job.execution}); nothing to resume", field="job")
+        self.access.check_job(caller, job.input.uri, job.output_uri, endpoint=self._endpoint_if_any(job))
 
         def reopen(current: Job) -> Job:
             # Two resumes racing: the first to write wins, the other starts nothing.
@@ -709,7 +746,14 @@ class BatchEndpointService:
             _check_resumable(current, 0)
             status = JobStatus.RUNNING if current.status == JobStatus.FAILED else current.status
             return current.model_copy(
-                update={"status": status, "error": None, "ended_at": None, "resumes": current.resumes + 1}
+                update={
+                    "status": status,
+                    "error": None,
+                    "ended_at": None,
+                    "resumes": current.resumes + 1,
+                    "updated_at": now(),
+                    "updated_by": caller,
+                }
             )
 
         job = self.repo.update_job(job_id, reopen)
@@ -719,6 +763,13 @@ class BatchEndpointService:
             workflow.mark_failed(self.backend, job.id, f"the job could not be resumed: {error}")
             raise
         return self.repo.update_job(job.id, lambda j: j.model_copy(update={"execution": handle}))
+
+    def _endpoint_if_any(self, job: Job) -> Endpoint | None:
+        """The job's endpoint, whose allow-lists bind the job's reruns and resumes; None once it is deleted."""
+        try:
+            return self.repo.get_endpoint(job.endpoint_name)
+        except NotFoundError:
+            return None
 
 
 def _check_resumable(job: Job, files_failed: int) -> None:

@@ -25,6 +25,10 @@ NAME_MAX = 32
 TAG_MAX = 256
 ASSET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# S3's bucket naming rules (3-63 lowercase letters, digits, '.' and '-'), and S3's 1,024-byte key limit.
+S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+STORAGE_PREFIX_MAX = 1024
+MAX_ALLOWED_PREFIXES = 100
 
 
 def now() -> str:
@@ -56,7 +60,26 @@ def _version(value: str) -> str:
     return value
 
 
+def _storage_prefix(value: str) -> str:
+    """An s3://bucket[/prefix] URI or an absolute local path (file:// accepted), without '.' or '..' segments: a
+    prefix that says exactly where it is, so a check against it cannot be led elsewhere."""
+    shown = value if len(value) <= 80 else f"{value[:80]}..."
+    expected = f"{shown!r} must be an s3://bucket/prefix URI or an absolute local path, without '.' or '..' segments"
+    if not value or len(value) > STORAGE_PREFIX_MAX or any(ord(c) < 32 or c == "\\" for c in value):
+        raise ValueError(f"{expected}, at most {STORAGE_PREFIX_MAX} characters")
+    if value.startswith("s3://"):
+        bucket, _, key = value.removeprefix("s3://").partition("/")
+        where, segments = S3_BUCKET.fullmatch(bucket), key.split("/")
+    else:
+        path = value.removeprefix("file://")
+        where, segments = path.startswith("/"), path.split("/")
+    if not where or any(segment in {".", ".."} for segment in segments):
+        raise ValueError(expected)
+    return value
+
+
 EndpointName = Annotated[str, pydantic.AfterValidator(_endpoint_like_name)]
+StoragePrefix = Annotated[str, pydantic.AfterValidator(_storage_prefix)]
 AssetName = Annotated[str, pydantic.AfterValidator(_asset_name)]
 Version = Annotated[str, pydantic.AfterValidator(_version)]
 
@@ -297,9 +320,21 @@ class Endpoint(Spec):
     auth_mode: Literal["aws_iam"] = "aws_iam"
     default_deployment: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
+    allowed_inputs: list[StoragePrefix] = Field(
+        default_factory=list,
+        max_length=MAX_ALLOWED_PREFIXES,
+        description="storage prefixes this endpoint's jobs may read, within the system's own list; empty: that list",
+    )
+    allowed_outputs: list[StoragePrefix] = Field(
+        default_factory=list,
+        max_length=MAX_ALLOWED_PREFIXES,
+        description="storage prefixes this endpoint's jobs may write, within the system's own list; empty: that list",
+    )
     scoring_uri: str = ""
     created_at: str = Field(default_factory=now)
     created_by: str = ""
+    updated_at: str | None = Field(None, description="when it was last changed (created, updated, default switched)")
+    updated_by: str = Field("", description="who changed it last")
 
     @field_validator("auth_mode", mode="before")
     @classmethod
@@ -402,6 +437,7 @@ class Deployment(Spec):
     created_at: str = Field(default_factory=now)
     updated_at: str = Field(default_factory=now)
     created_by: str = ""
+    updated_by: str = Field("", description="who created or updated it last")
 
 
 class JobStatus(StrEnum):
@@ -481,6 +517,9 @@ class Job(Spec):
     started_at: str | None = None
     ended_at: str | None = None
     created_by: str = ""
+    canceled_by: str | None = Field(None, description="who asked to cancel it")
+    updated_at: str | None = Field(None, description="when a caller last changed it (cancel, resume)")
+    updated_by: str = Field("", description="who last changed it (cancel, resume); the workflow's own steps aside")
     rerun_of: str | None = Field(None, description="the job whose failed (or all) files this job scores again")
     resumes: int = Field(0, description="how often the job was resumed after its workflow stopped")
 

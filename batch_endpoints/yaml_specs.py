@@ -99,6 +99,9 @@ class EndpointDeclaration:
     auth_mode: str = "aws_iam"
     tags: dict[str, str] = field(default_factory=dict)
     default_deployment: str | None = None
+    allowed_inputs: tuple[str, ...] = ()
+    """Storage prefixes the endpoint's jobs may read (within the system's own list); empty: that list."""
+    allowed_outputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,14 @@ def load_endpoint_mapping(
         doc = _EndpointFile.model_validate(data)
         # Through the record's own model, so auth_mode is read exactly as a stored endpoint reads it.
         endpoint = specs.Endpoint.model_validate(
-            {"name": doc.name, "description": doc.description, "tags": doc.tags, "auth_mode": doc.auth_mode}
+            {
+                "name": doc.name,
+                "description": doc.description,
+                "tags": doc.tags,
+                "auth_mode": doc.auth_mode,
+                "allowed_inputs": doc.allowed_inputs,
+                "allowed_outputs": doc.allowed_outputs,
+            }
         )
     return EndpointDeclaration(
         name=endpoint.name,
@@ -178,6 +188,8 @@ def load_endpoint_mapping(
         auth_mode=endpoint.auth_mode,
         tags=dict(endpoint.tags),
         default_deployment=doc.defaults.deployment_name if doc.defaults else None,
+        allowed_inputs=tuple(endpoint.allowed_inputs),
+        allowed_outputs=tuple(endpoint.allowed_outputs),
     )
 
 
@@ -346,13 +358,13 @@ def read_conda_file(value: str, *, field: str = "conda_file") -> tuple[str, list
     return text, _pip_packages(document)
 
 
-def parse_overrides(items: Iterable[str], *, field: str = "set") -> dict[str, str]:
+def parse_overrides(items: Iterable[str], *, field: str = "--set") -> dict[str, str]:
     """Turn `--set` arguments (`key=value`) into the overrides mapping the loaders take; also `--tag key=value`."""
     overrides = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            example = "settings.mini_batch_size=5" if field == "set" else "team=vision"
+            example = "settings.mini_batch_size=5" if field == "--set" else "team=vision"
             raise ValidationError(f"{item!r}: write key=value, e.g. {example}", field=field)
         overrides[key.strip()] = value
     return overrides
@@ -401,6 +413,9 @@ class _EndpointFile(_AzureFile):
     tags: _Tags = Field(default_factory=dict)
     auth_mode: str = "aad_token"
     defaults: _EndpointDefaults | None = None
+    # Not Azure's: where this endpoint's jobs may read and write (batch_endpoints.data_access).
+    allowed_inputs: list[Any] = Field(default_factory=list)
+    allowed_outputs: list[Any] = Field(default_factory=list)
 
 
 class _Resources(_AzureFile):
@@ -520,6 +535,8 @@ def _read_yaml(path: str | os.PathLike[str]) -> Any:
         raise ValidationError(f"{source}: is a folder; expected a YAML file") from None
     except UnicodeDecodeError as exc:
         raise ValidationError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:  # a name too long, a permission denied, a file that cannot be read
+        raise ValidationError(f"{source}: cannot be read ({exc.strerror})", field="file") from None
     try:
         return yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:

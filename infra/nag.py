@@ -13,8 +13,8 @@ from constructs import IConstruct
 
 from infra.access import ADMIN_ROUTES, INVOKER_ROUTES, endpoint_routes
 from infra.lambda_code import RUNTIME
-from infra.stack import BatchEndpointsStack
-from infra.storage import SCRATCH_PREFIX
+from infra.stack import CALLER_PRINCIPALS, BatchEndpointsStack
+from infra.storage import RUNNER_READ_PREFIXES, SCRATCH_PREFIX
 from infra.workflow import JOB_DEFINITION_NAMES
 
 MANAGED_POLICY = "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/{}]"
@@ -73,6 +73,14 @@ def acknowledgements(stack: BatchEndpointsStack) -> list[tuple[IConstruct, str, 
         "Deployments register their job definitions at runtime, named bep-<endpoint>_<deployment> "
         "(adapters.aws.computes); the prefix is all that is known at deploy time",
     )
+    if stack.simulates_caller_policy:
+        for kind in CALLER_PRINCIPALS:
+            add(
+                api.function,
+                f"IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:{kind}/*]",
+                "The caller policy simulation asks about whichever user or role of this account signed the "
+                "request; SimulatePrincipalPolicy reads policies and changes nothing",
+            )
     add(
         api.function,
         f"IAM5[Resource::{executions}:*]",
@@ -125,7 +133,13 @@ def acknowledgements(stack: BatchEndpointsStack) -> list[tuple[IConstruct, str, 
             "The ECS container instance role AWS Batch documents for EC2 compute environments; it registers the "
             "instance with its ECS cluster, while the jobs run as the job role",
         )
-    for objects in (bucket_objects, *other_objects):
+    for prefix in RUNNER_READ_PREFIXES:
+        add(
+            compute.job_role,
+            f"IAM5[Resource::{bucket_objects[:-1]}{prefix}*]",
+            f"The job's model, code, input and job files, under {prefix} at keys chosen at runtime",
+        )
+    for objects in other_objects:
         add(compute.job_role, f"IAM5[Resource::{objects}]", OBJECTS)
     add(compute.execution_role, "IAM5[Resource::*]", "ecr:GetAuthorizationToken has no resource-level permissions")
     add(

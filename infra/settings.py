@@ -21,6 +21,9 @@ true/false.
                                                                       the Lambdas and jobs may read and write them
     scoped_invokers         (none)                                    endpoint names: one invoker policy each,
                                                                       limited to that endpoint's jobs
+    simulate_caller_policy  false                                     before a job starts, ask IAM whether the
+                                                                      caller itself may read its input and write
+                                                                      its output (iam:SimulatePrincipalPolicy)
     alarm_email             (none)                                    subscribed to the alarm topic
     api_rate_limit          50        api_burst_limit 100              stage throttling, requests per second
 
@@ -89,6 +92,7 @@ class StackSettings:
     versioned_bucket: bool = False
     data_buckets: tuple[str, ...] = ()
     scoped_invokers: tuple[str, ...] = ()
+    simulate_caller_policy: bool = False
     alarm_email: str | None = None
     api_rate_limit: int = 50
     api_burst_limit: int = 100
@@ -125,6 +129,7 @@ class StackSettings:
             versioned_bucket=_bool(value("versioned_bucket"), defaults.versioned_bucket),
             data_buckets=_strings(value("data_buckets")),
             scoped_invokers=_strings(value("scoped_invokers")),
+            simulate_caller_policy=_bool(value("simulate_caller_policy"), defaults.simulate_caller_policy),
             alarm_email=value("alarm_email") or None,
             api_rate_limit=_int(value("api_rate_limit"), defaults.api_rate_limit),
             api_burst_limit=_int(value("api_burst_limit"), defaults.api_burst_limit),

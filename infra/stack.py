@@ -13,16 +13,27 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from batch_endpoints.adapters.aws.caller_policy import SETTING as SIMULATE_CALLER_POLICY
 from infra.access import ApiAccess
 from infra.api import STAGE, Api
 from infra.compute import Compute
 from infra.lambda_code import project_code
 from infra.monitoring import Monitoring
 from infra.settings import StackSettings
-from infra.storage import COUNTER_ACTIONS, SCRATCH_PREFIX, Storage, grant_objects
+from infra.storage import (
+    COUNTER_ACTIONS,
+    INPUT_PREFIXES,
+    OUTPUT_PREFIXES,
+    RUNNER_READ_PREFIXES,
+    SCRATCH_PREFIX,
+    Storage,
+    grant_objects,
+)
 from infra.workflow import JOB_DEFINITION_NAMES, JobWorkflow
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+CALLER_PRINCIPALS = ("user", "role")
+"""What API Gateway's IAM authorization lets call: IAM users, and roles (their sessions are simulated as the role)."""
 
 
 class BatchEndpointsStack(cdk.Stack):
@@ -73,7 +84,12 @@ class BatchEndpointsStack(cdk.Stack):
             environment=storage_environment,
             job_queues=[cluster.queue for cluster in compute.clusters],
         )
-        data_locations = ",".join(f"s3://{name}" for name in (storage.bucket.bucket_name, *settings.data_buckets))
+        # Jobs read and write only where the system keeps inputs and outputs in its bucket, and the data buckets the
+        # deployer named; see batch_endpoints/data_access.py (the guard against using the system's roles as a deputy).
+        own = f"s3://{storage.bucket.bucket_name}/"
+        data_buckets = [f"s3://{name}" for name in settings.data_buckets]
+        allowed_inputs = ",".join([*(own + prefix for prefix in INPUT_PREFIXES), *data_buckets])
+        allowed_outputs = ",".join([*(own + prefix for prefix in OUTPUT_PREFIXES), *data_buckets])
         api = Api(
             self,
             "Api",
@@ -86,10 +102,9 @@ class BatchEndpointsStack(cdk.Stack):
                 "BEP_JOB_ROLE_ARN": compute.job_role.role_arn,
                 "BEP_EXECUTION_ROLE_ARN": compute.execution_role.role_arn,
                 "BEP_LOG_GROUP": compute.log_group.log_group_name,
-                # Jobs read and write only the system's bucket and the data buckets the deployer named; see
-                # batch_endpoints/data_access.py (the guard against using the system's roles as a deputy).
-                "BEP_ALLOWED_INPUTS": data_locations,
-                "BEP_ALLOWED_OUTPUTS": data_locations,
+                "BEP_ALLOWED_INPUTS": allowed_inputs,
+                "BEP_ALLOWED_OUTPUTS": allowed_outputs,
+                **({SIMULATE_CALLER_POLICY: "true"} if settings.simulate_caller_policy else {}),
             },
             rate_limit=settings.api_rate_limit,
             burst_limit=settings.api_burst_limit,
@@ -118,7 +133,7 @@ class BatchEndpointsStack(cdk.Stack):
         ]
         for function in (api.function, workflow.plan_function, workflow.finalize_function):
             for bucket in (storage.bucket, *other_buckets):
-                grant_objects(bucket, function, write=True)
+                grant_objects(bucket, function, writes=["*"])
         for function in (api.function, *workflow.functions):
             storage.grant_records(function)
         # The Distributed Map reads the plan's shard list itself (its ItemReader).
@@ -127,10 +142,17 @@ class BatchEndpointsStack(cdk.Stack):
             actions=["s3:GetObject"],
             resource_arns=[storage.bucket.arn_for_objects(f"{SCRATCH_PREFIX}*")],
         )
-        # The scoring containers read models, code and inputs, write part files, and add to the job's counters.
-        grant_objects(storage.bucket, compute.job_role, write=True)
+        # The scoring containers read models, code and inputs, write part files and results under jobs/ (the
+        # finalize step, not the runner, writes outputs), and add to the job's counters. The data buckets are
+        # read only: a job's model, code or input may be there.
+        grant_objects(
+            storage.bucket,
+            compute.job_role,
+            reads=[f"{prefix}*" for prefix in RUNNER_READ_PREFIXES],
+            writes=[f"{SCRATCH_PREFIX}*"],
+        )
         for bucket in other_buckets:
-            grant_objects(bucket, compute.job_role, write=False)
+            grant_objects(bucket, compute.job_role)
         storage.grant_records(compute.job_role, COUNTER_ACTIONS)
 
         # The API starts and stops executions (invoke, cancel) ...
@@ -156,6 +178,19 @@ class BatchEndpointsStack(cdk.Stack):
         api.function.add_to_role_policy(
             iam.PolicyStatement(actions=["logs:FilterLogEvents"], resources=[compute.log_group.log_group_arn])
         )
+        # ... and, with context simulate_caller_policy, asks IAM what the caller itself may read and write
+        # (adapters.aws.caller_policy). Callers are this account's users and roles, named at runtime.
+        if settings.simulate_caller_policy:
+            api.function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["iam:SimulatePrincipalPolicy"],
+                    resources=[
+                        self.format_arn(service="iam", region="", resource=kind, resource_name="*")
+                        for kind in CALLER_PRINCIPALS
+                    ],
+                )
+            )
+        self.simulates_caller_policy = settings.simulate_caller_policy
 
         # --- outputs ----------------------------------------------------------------------------------------
         region = cdk.Aws.REGION

@@ -13,8 +13,22 @@ from constructs import Construct
 from batch_endpoints.adapters.aws.records import table_definition
 
 ATTRIBUTE_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER}
-# What the workflow writes under jobs/<job id>/: shard lists, parts, per-mini-batch results, summary, errors.
+# The data bucket's layout, as the core writes it: models/<name>/<version>/ and code/<digest>/ (assets.py),
+# data/<name>/<version>/ and outputs/<endpoint>/<job id>/ (service.py), uploads/{models,code,data,inputs}/
+# (uploads.py, lambdas/api/uploads.py), and what the workflow writes under jobs/<job id>/: shard lists, parts,
+# per-mini-batch results, summary, errors.
 SCRATCH_PREFIX = "jobs/"
+MODELS_PREFIX = "models/"
+CODE_PREFIX = "code/"
+DATA_PREFIX = "data/"
+UPLOADS_PREFIX = "uploads/"
+OUTPUTS_PREFIX = "outputs/"
+INPUT_PREFIXES = (UPLOADS_PREFIX, DATA_PREFIX, OUTPUTS_PREFIX)
+"""Where in the data bucket a job may read its input: what was uploaded or registered, and earlier outputs."""
+OUTPUT_PREFIXES = (OUTPUTS_PREFIX,)
+"""Where in the data bucket a job may write its output: never among models, code or another job's files."""
+RUNNER_READ_PREFIXES = (MODELS_PREFIX, CODE_PREFIX, *INPUT_PREFIXES, SCRATCH_PREFIX)
+"""What a scoring container reads of the data bucket: its model, its code, its input and its job's files."""
 # Access logs are for audits after the fact, not for ever.
 ACCESS_LOG_DAYS = 365
 
@@ -87,14 +101,23 @@ class Storage(Construct):
         )
 
 
-def grant_objects(bucket: s3.IBucket, grantee: iam.IGrantable, *, write: bool, keys: str = "*") -> None:
-    """List the bucket, read (and with `write`, write and delete) the objects matching `keys`."""
+def grant_objects(
+    bucket: s3.IBucket, grantee: iam.IGrantable, *, reads: Sequence[str] = ("*",), writes: Sequence[str] = ()
+) -> None:
+    """List the bucket, read the objects whose keys match a pattern of `reads`, and write and delete those
+    matching `writes` (patterns such as "jobs/*")."""
     iam.Grant.add_to_principal(grantee=grantee, actions=["s3:ListBucket"], resource_arns=[bucket.bucket_arn])
     iam.Grant.add_to_principal(
         grantee=grantee,
-        actions=[*OBJECT_READ_ACTIONS, *(OBJECT_WRITE_ACTIONS if write else ())],
-        resource_arns=[bucket.arn_for_objects(keys)],
+        actions=list(OBJECT_READ_ACTIONS),
+        resource_arns=[bucket.arn_for_objects(keys) for keys in reads],
     )
+    if writes:
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=list(OBJECT_WRITE_ACTIONS),
+            resource_arns=[bucket.arn_for_objects(keys) for keys in writes],
+        )
 
 
 def _record_table(scope: Construct) -> dynamodb.Table:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import copy
 import datetime
 import functools
 import json
@@ -35,6 +36,7 @@ OPTIONS = {
     "scratch_expiry_days": "7",
     "data_buckets": "user-images,user-outputs",
     "scoped_invokers": "digits,fraud-v2",
+    "simulate_caller_policy": "true",
     "alarm_email": "ops@example.com",
     "cpu_instance_types": "c7i,m7i.2xlarge",
     "cpu_max_vcpus": "64",
@@ -163,6 +165,19 @@ def resolve(value: Any, references: Mapping[str, str]) -> Any:
     return {key: resolve(item, references) for key, item in value.items()}
 
 
+def readable(value: Any) -> str:
+    """A template value as a string: pseudo parameters and attributes in angle brackets (<AWS::Partition>)."""
+    if isinstance(value, str):
+        return value
+    if "Fn::Join" in value:
+        return "".join(readable(part) for part in value["Fn::Join"][1])
+    if "Ref" in value:
+        return f"<{value['Ref']}>"
+    if "Fn::GetAtt" in value:
+        return f"<{'.'.join(value['Fn::GetAtt'])}>"
+    return json.dumps(value)
+
+
 def function_arn(logical_id: str) -> str:
     return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{logical_id}"
 
@@ -192,6 +207,9 @@ def state_machine_definition(synthesis: Synthesis) -> tuple[dict[str, Any], dict
 #    the project's handlers, by function ARN, in this process.
 # 3. Without Docker, moto's Batch marks every job SUCCEEDED at submit. Jobs are routed to a function of the
 #    test (the real runner), and fail when it raises, as a container that exits non-zero does.
+# 4. StartExecution deep-copies the state machine, and with it every earlier execution, whose interpreter holds
+#    locks once it has run a Distributed Map: the second execution of the machine (a resumed job's) fails with
+#    "cannot pickle '_thread.RLock'". The copy shares the earlier executions instead.
 
 EXECUTING_MOTO_CONFIG: Any = {
     "stepfunctions": {"execute_state_machine": True},
@@ -237,6 +255,10 @@ def _normalise_response(
     _dates_to_text(response)
 
 
+def _copy_state_machine(state_machine: Any) -> Any:
+    return copy.deepcopy(state_machine, {id(state_machine.executions): state_machine.executions})
+
+
 def _dates_to_text(value: Any) -> None:
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for key, item in list(items):
@@ -262,6 +284,7 @@ def executing_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def executing_moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """`executing_aws` outside a test (the benchmarks use it): undone when `monkeypatch` is."""
     from moto import mock_aws
+    from moto.stepfunctions.parser import models as stepfunctions_parser
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
         StateTaskService,
     )
@@ -274,6 +297,7 @@ def executing_moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(StateTaskService, "_normalise_parameters", _normalise_parameters)
     monkeypatch.setattr(StateTaskService, "_normalise_response", _normalise_response)
+    monkeypatch.setattr(stepfunctions_parser, "copy", SimpleNamespace(deepcopy=_copy_state_machine))
     with mock_aws(config=EXECUTING_MOTO_CONFIG):
         yield
 

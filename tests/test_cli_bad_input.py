@@ -1,9 +1,14 @@
-"""Bad input through the CLI: a clear error that names the field, a non-zero exit code, and nothing changed."""
+"""Bad input through the CLI: a clear error that names the field, a non-zero exit code, and nothing changed.
+
+The table at the end runs every verb with malformed, oversized, wrong-typed, unicode, path-traversal and
+injection-looking values, comparing the home folder's records and stored files before and after."""
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -267,3 +272,125 @@ def test_deleting_the_default_deployment_while_others_exist_is_refused(bep, home
         code=4,
         says="make another deployment the default first",
     )
+
+
+# ------------------------------------------------------------------------------------------------ every verb
+HOSTILE = [
+    "../../etc/passwd",
+    "'; DROP TABLE records;--",
+    "$(rm -rf ~)",
+    "{{7*7}}",
+    "ünïcødé-名前",
+    "line\nbreak",
+    "x" * 5000,
+]
+H = object()
+"""Where a row's command takes the hostile value."""
+BAD_VALUES = [
+    # (command, exit code, the field or option the error names): malformed values refused as bad input
+    (("model", "create", "--name", H, "--path", "model"), 2, "name"),
+    (("model", "create", "--name", "m2", "--version", H, "--path", "model"), 2, "version"),
+    (("model", "create", "--name", "m2", "--path", H), 2, "path"),
+    (("environment", "create", "--name", H, "--image", "img:1"), 2, "name"),
+    (("environment", "create", "--name", "torch", "--image", "img:1", "--version", H), 2, "version"),
+    (("environment", "create", "--name", "torch", "--conda-file", H), 2, "conda_file"),
+    (("data", "create", "--name", H, "--path", "inputs"), 2, "name"),
+    (("data", "create", "--name", "images", "--path", H), 2, "path"),
+    (("data", "create", "--name", "images", "--type", H, "--path", "inputs"), 2, "type"),
+    (("data", "create", "--name", "images", "--path", "inputs", "--tag", H), 2, "tag"),
+    (("datastore", "create", "--name", H, "--path", "empty"), 2, "name"),
+    (("endpoint", "create", "--name", H), 2, "name"),
+    (("endpoint", "create", "--name", "shop2", "--allowed-inputs", H), 2, "allowed_inputs"),
+    (("endpoint", "update", "--name", "shop", "--allowed-outputs", H), 2, "allowed_outputs"),
+    (("endpoint", "invoke", "--name", "shop", "--input", H), 2, "input"),
+    (("endpoint", "invoke", "--name", "shop", "--input", "inputs", "--set", H), 2, "--set"),
+    (("endpoint", "invoke", "--name", "shop", "--input", "inputs", "--tags", H), 2, "tags"),
+    (("endpoint", "invoke", "--name", "shop", "--input", "inputs", "--experiment-name", H), 2, "experiment_name"),
+    (("endpoint", "invoke", "--name", "shop", "--input", "inputs", "--mini-batch-size", H), 2, "--mini-batch-size"),
+    (("endpoint", "invoke", "--name", "shop", "--input", "inputs", "--input-type", H), 2, "--input-type"),
+    (("deployment", "create", "--file", "deployment.yml", "--name", H), 2, "name"),
+    (("deployment", "create", "--file", "deployment.yml", "--name", "green", "--set", H), 2, "--set"),
+    (("deployment", "create", "--file", H), (2, 3), "file"),
+    (("deployment", "update", "--file", "deployment.yml", "--set", f"settings.mini_batch_size={'{H}'}"), 2, ""),
+    (("job", "list", "--tag", H), 2, "tag"),
+    (("job", "list", "--max-results", H), 2, "--max-results"),
+]
+LOOKUPS = [
+    # A name that cannot exist: not found (or refused as bad input), and nothing looked up leaks or runs.
+    ("model", "show", "--name", H),
+    ("environment", "show", "--name", H),
+    ("data", "show", "--name", H),
+    ("datastore", "show", "--name", H),
+    ("endpoint", "show", "--name", H),
+    ("endpoint", "delete", "--name", H),
+    ("endpoint", "update", "--name", H, "--description", "x"),
+    ("endpoint", "update", "--name", "shop", "--default-deployment", H),
+    ("endpoint", "invoke", "--name", H, "--input", "inputs"),
+    ("endpoint", "invoke", "--name", "shop", "--input", "inputs", "--deployment-name", H),
+    ("deployment", "show", "--endpoint-name", "shop", "--name", H),
+    ("deployment", "delete", "--endpoint-name", H, "--name", "blue"),
+    ("deployment", "list", "--endpoint-name", H),
+    ("job", "show", "--name", H),
+    ("job", "stream", "--name", H),
+    ("job", "cancel", "--name", H),
+    ("job", "logs", "--name", H),
+    ("job", "rerun", "--name", H, "--failed"),
+    ("job", "resume", "--name", H),
+    ("job", "download", "--name", H, "--download-path", "out"),
+    ("job", "list", "--endpoint-name", H),
+]
+
+
+def home_state(home: Path) -> tuple[list[tuple], dict[str, str]]:
+    """Every record and counter, and a digest of every stored file."""
+    storage = home / "storage"
+    files = {
+        str(path.relative_to(storage)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(storage.rglob("*"))
+        if path.is_file()
+    }
+    return snapshot(home), files
+
+
+@pytest.fixture
+def deployed(bep, ready: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`shop` with default deployment blue; the working folder holds model/, inputs/, empty/ and deployment.yml."""
+    bep("deployment", "create", "--file", ready["deployment"], "--set-default")
+    monkeypatch.chdir(ready["root"])
+    return ready["root"]
+
+
+def _run(bep, command: tuple, value: str):
+    args = [value if part is H else str(part).replace("{H}", value) for part in command]
+    try:
+        return bep(*args, ok=False)
+    except SystemExit as exit_:  # argparse refuses a malformed option itself: usage and exit 2
+        return SimpleNamespace(code=exit_.code, err=bep.capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("command,code,field", BAD_VALUES, ids=[" ".join(map(str, c[:3])) for c, _, _ in BAD_VALUES])
+def test_every_verb_refuses_hostile_values_naming_the_field_and_changes_nothing(
+    bep, home: Path, deployed: Path, command: tuple, code: int, field: str
+) -> None:
+    before = home_state(home)
+    for value in HOSTILE:
+        result = _run(bep, command, value)
+        assert result.code in (code if isinstance(code, tuple) else (code,)), (command, value[:20], result.err)
+        assert "error: " in result.err and field in result.err, (command, value[:20], result.err)
+        assert "49" not in result.err and "Traceback" not in result.err
+        assert len(value) < 200 or value not in result.err, "an oversized value is not echoed whole"
+    assert home_state(home) == before
+
+
+@pytest.mark.parametrize("command", LOOKUPS, ids=[" ".join(map(str, c[:3])) for c in LOOKUPS])
+def test_looking_up_a_hostile_name_is_a_clear_error_and_changes_nothing(
+    bep, home: Path, deployed: Path, command: tuple
+) -> None:
+    before = home_state(home)
+    for value in HOSTILE:
+        result = _run(bep, command, value)
+        assert result.code in (2, 3), (command, value[:20], result.err)
+        assert result.err.startswith("error: ") and "Traceback" not in result.err, result.err
+        assert len(value) < 200 or value not in result.err, "an oversized value is not echoed whole"
+    assert home_state(home) == before
+    assert not (deployed / "out").exists()

@@ -41,3 +41,10 @@ def test_a_compute_must_be_able_to_run_its_own_jobs() -> None:
         ComputeSettings("cpu-cluster", "cpu", ("c6i",), max_vcpus=2, vcpus=4, memory_mib=1024)
     with pytest.raises(ValueError, match="at least one GPU"):
         ComputeSettings("gpu-cluster", "gpu", ("g5.xlarge",), max_vcpus=8, vcpus=4, memory_mib=1024)
+
+
+def test_caller_policy_simulation_is_a_boolean_off_by_default() -> None:
+    assert settings().simulate_caller_policy is False
+    assert settings(simulate_caller_policy="true").simulate_caller_policy is True
+    with pytest.raises(ValueError, match="true or false"):
+        settings(simulate_caller_policy="on")

@@ -8,6 +8,7 @@ services (see tests/infra_fixtures.py for the three gaps it has, filled for thes
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from collections.abc import Iterator
@@ -133,3 +134,69 @@ def test_a_job_whose_input_is_gone_when_planned_is_marked_failed(deployed: Deplo
     record = deployed.service.get_job(job.id)
     assert record.status == JobStatus.FAILED
     assert record.error == f"s3://{INPUT_BUCKET}/soon-gone does not exist"
+
+
+LEDGER_SCRIPT = """\
+import os
+
+
+def run(mini_batch):
+    with open({ledger!r}, "a") as ledger:
+        ledger.writelines(os.path.basename(path) + "\\n" for path in mini_batch)
+    return [os.path.getsize(path) for path in mini_batch]
+"""
+
+
+def test_a_job_whose_execution_stopped_part_way_resumes_without_scoring_anything_twice(
+    executing_aws: None,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    workflow_definition: tuple[dict[str, Any], dict[str, str]],
+    tmp_path: Path,
+) -> None:
+    """An infrastructure fault stops the execution part-way: after two shards, the Batch jobs of the others never
+    start (the capacity is gone) and the finalize Lambda dies, so the execution ends in MarkFailed with only some
+    mini-batches scored. `job resume` starts `<job>-resume-1`, whose Plan keeps the plan and whose runners skip
+    the mini-batches that have a result."""
+    shards_before_the_fault = 2
+    first_run = {"shards": 0, "over": False}
+
+    @contextlib.contextmanager
+    def stop_part_way(step: str) -> Iterator[None]:
+        if not first_run["over"]:
+            if step == "batch job" and first_run["shards"] >= shards_before_the_fault:
+                raise RuntimeError("no capacity: this shard's Batch job never started")
+            if step == "finalize":
+                raise TimeoutError("the finalize Lambda timed out")
+        yield
+        if step == "batch job":
+            first_run["shards"] += 1
+
+    deployed = deploy_workflow(monkeypatch, *workflow_definition, around=stop_part_way)
+    try:
+        ledger = tmp_path / "scored.txt"
+        deployed.ready(tmp_path, LEDGER_SCRIPT.format(ledger=str(ledger)), mini_batch_size=2, instance_count=1)
+        files = {f"in/{n:02d}.txt": b"x" * (n + 1) for n in range(20)}
+        put_objects(INPUT_BUCKET, files)
+
+        job, first = deployed.run_job(f"s3://{INPUT_BUCKET}/in")
+        assert (first["status"], job.status) == ("FAILED", JobStatus.FAILED), (first, job)
+        assert "Mark job failed" in deployed.states_entered(first["executionArn"])
+        scored_first = ledger.read_text().splitlines()
+        assert 0 < len(scored_first) < len(files) and len(set(scored_first)) == len(scored_first)
+
+        first_run["over"] = True
+        resumed = deployed.service.resume_job(job.id, caller="arn:aws:iam::123456789012:user/ann")
+        execution = deployed.wait(resumed.execution)
+
+        assert execution["name"] == f"{job.id}-resume-1" and execution["status"] == "SUCCEEDED", execution
+        final = deployed.service.get_job(job.id)
+        assert final.status == JobStatus.COMPLETED and final.resumes == 1
+        assert (final.counts.files, final.counts.files_succeeded, final.counts.files_failed) == (20, 20, 0)
+        # Every input scored exactly once over both executions: the first execution's mini-batches were kept.
+        scored = ledger.read_text().splitlines()
+        assert sorted(scored) == sorted(name.removeprefix("in/") for name in files)
+        output = pd.read_csv(io.BytesIO(deployed.backend.blobs.get_bytes(final.output_uri or "")))
+        assert output["file"].tolist() == sorted(name.removeprefix("in/") for name in files)
+        assert output.iloc[:, -1].tolist() == [n + 1 for n in range(20)]
+    finally:
+        handlers.set_backend(None)

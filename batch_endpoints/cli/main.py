@@ -12,7 +12,7 @@ import dataclasses
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import BaseModel
 
@@ -129,18 +129,29 @@ def _on_target(service: BatchEndpointService, method: Callable[..., Any]) -> Cal
 
 # ---------------------------------------------------------------- endpoints
 def endpoint_create(service: BatchEndpointService, args: argparse.Namespace) -> int:
-    overrides = {k: v for k, v in {"name": args.name, "description": args.description}.items() if v is not None}
+    flags = {
+        "name": args.name,
+        "description": args.description,
+        "allowed_inputs": args.allowed_inputs,
+        "allowed_outputs": args.allowed_outputs,
+    }
+    overrides = {k: v for k, v in flags.items() if v is not None}
     if args.file:
         declaration = yaml_specs.load_endpoint(args.file, overrides)
     else:
         declaration = yaml_specs.load_endpoint_mapping(overrides)
-    render.show(service.create_endpoint(declaration))
+    render.show(service.create_endpoint(declaration, caller=_caller()))
     return 0
 
 
 def endpoint_update(service: BatchEndpointService, args: argparse.Namespace) -> int:
     endpoint = service.update_endpoint(
-        args.name, description=args.description, default_deployment=args.default_deployment
+        args.name,
+        description=args.description,
+        default_deployment=args.default_deployment,
+        allowed_inputs=args.allowed_inputs,
+        allowed_outputs=args.allowed_outputs,
+        caller=_caller(),
     )
     render.show(endpoint)
     return 0
@@ -257,7 +268,7 @@ def deployment_list(service: BatchEndpointService, args: argparse.Namespace) -> 
 
 
 def deployment_delete(service: BatchEndpointService, args: argparse.Namespace) -> int:
-    service.delete_deployment(args.endpoint_name, args.name)
+    service.delete_deployment(args.endpoint_name, args.name, caller=_caller())
     print(f"deleted deployment {args.name} of endpoint {args.endpoint_name}", file=sys.stderr)
     return 0
 
@@ -297,7 +308,7 @@ def job_logs(service: BatchEndpointService, args: argparse.Namespace) -> int:
 
 
 def job_cancel(service: BatchEndpointService, args: argparse.Namespace) -> int:
-    job = service.cancel_job(args.name)
+    job = service.cancel_job(args.name, caller=_caller())
     print(f"{job.id}: {job.status.value}", file=sys.stderr)
     return 0
 
@@ -315,7 +326,7 @@ def job_rerun(service: BatchEndpointService, args: argparse.Namespace) -> int:
 
 
 def job_resume(service: BatchEndpointService, args: argparse.Namespace) -> int:
-    job = service.resume_job(args.name)
+    job = service.resume_job(args.name, caller=_caller())
     print(f"{job.id}: resumed ({job.status.value})", file=sys.stderr)
     return _stream(service, job.id) if args.stream else 0
 
@@ -400,8 +411,27 @@ def add_asset_commands(
     return create_command
 
 
+def add_allow_list_arguments(sub: argparse.ArgumentParser, nargs: str, more: str) -> None:
+    for kind, verb in (("inputs", "read"), ("outputs", "write")):
+        sub.add_argument(
+            f"--allowed-{kind}",
+            nargs=nargs,
+            metavar="PREFIX",
+            help=f"s3:// prefixes or absolute folders this endpoint's jobs may {verb}, within the system's own{more}",
+        )
+
+
+class CommandLineParser(argparse.ArgumentParser):
+    """argparse, whose refusals (exit 2) quote an overlong value shortened, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        render.error(message)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandLineParser(
         prog="bep", description="Batch endpoints: score folders of files with a registered model, locally or on AWS."
     )
     groups = parser.add_subparsers(
@@ -468,10 +498,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--file", "-f")
     sub.add_argument("--name", "-n")
     sub.add_argument("--description", "-d")
-    sub = command(endpoints, "update", endpoint_update, "change the default deployment or the description")
+    add_allow_list_arguments(sub, "+", "")
+    sub = command(
+        endpoints, "update", endpoint_update, "change the default deployment, the description or the allow-lists"
+    )
     sub.add_argument("--name", "-n", required=True)
     sub.add_argument("--default-deployment")
     sub.add_argument("--description", "-d")
+    add_allow_list_arguments(sub, "*", "; the flag alone removes the narrowing")
     for verb, handler in (("show", endpoint_show), ("delete", endpoint_delete)):
         sub = command(endpoints, verb, handler, f"{verb} an endpoint")
         sub.add_argument("--name", "-n", required=True)
@@ -568,7 +602,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(targets.open_operations(args), args)
     except BatchEndpointError as error:
-        print(f"error: {error}", file=sys.stderr)
+        render.error(str(error))
         return next((code for kind, code in EXIT_CODES.items() if isinstance(error, kind)), 1)
 
 

@@ -109,6 +109,8 @@ class RemoteService:
             "description": declaration.description,
             "tags": declaration.tags,
             "auth_mode": declaration.auth_mode,
+            "allowed_inputs": list(declaration.allowed_inputs),
+            "allowed_outputs": list(declaration.allowed_outputs),
         }
         if declaration.default_deployment:
             body["defaults"] = {"deployment_name": declaration.default_deployment}  # the API says why it cannot
@@ -121,11 +123,16 @@ class RemoteService:
         description: str | None = None,
         tags: dict[str, str] | None = None,
         default_deployment: str | None = None,
+        allowed_inputs: list[str] | None = None,
+        allowed_outputs: list[str] | None = None,
+        caller: str = "",
     ) -> Endpoint:
         body = {
             "description": description,
             "tags": tags,
             "defaults": {"deployment_name": default_deployment} if default_deployment is not None else None,
+            "allowed_inputs": allowed_inputs,
+            "allowed_outputs": allowed_outputs,
         }
         patch = {key: value for key, value in body.items() if value is not None}
         return typed(Endpoint, self._api.call("PATCH", path("/endpoints/{}", name), body=patch))
@@ -205,7 +212,7 @@ class RemoteService:
     def list_deployments(self, endpoint_name: str) -> list[Deployment]:
         return self.client.batch_deployments.list(endpoint_name)
 
-    def delete_deployment(self, endpoint_name: str, name: str) -> None:
+    def delete_deployment(self, endpoint_name: str, name: str, *, caller: str = "") -> None:
         self.client.batch_deployments.delete(name, endpoint_name)
 
     # ------------------------------------------------------------------ jobs
@@ -271,7 +278,7 @@ class RemoteService:
         query = {"next_token": next_token, "limit": limit}
         return typed(LogPageView, self._api.call("GET", path("/jobs/{}/logs", job_id), query=query))
 
-    def cancel_job(self, job_id: str) -> JobView:
+    def cancel_job(self, job_id: str, *, caller: str = "") -> JobView:
         return self.client.jobs.cancel(job_id)
 
     @staticmethod

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
 from pydantic import BaseModel
+
+# Errors quote the values they refuse; a value of thousands of characters is cut to this, not echoed whole.
+LONGEST_QUOTED = 200
+_LONG_RUN = re.compile(rf"\S{{{LONGEST_QUOTED + 1},}}")
 
 
 def show(item: BaseModel | dict[str, Any], out: TextIO | None = None) -> None:
@@ -26,3 +31,8 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], out: TextIO | 
 
 def _cell(value: Any) -> str:
     return "" if value is None else str(value)
+
+
+def error(message: str, out: TextIO | None = None) -> None:
+    shortened = _LONG_RUN.sub(lambda run: f"{run[0][: LONGEST_QUOTED // 2]}...({len(run[0])} characters)", message)
+    (out or sys.stderr).write(f"error: {shortened}\n")

@@ -87,8 +87,15 @@ class EnvironmentOperations(_Operations):
 
 class BatchEndpointOperations(_Operations):
     def create_or_update(self, endpoint: Endpoint) -> Endpoint:
-        """Creates the endpoint or sets its description and tags (and, when given, its default deployment)."""
-        body: dict[str, Any] = {"name": endpoint.name, "description": endpoint.description, "tags": endpoint.tags}
+        """Creates the endpoint or sets its description, tags and allow-lists (and, when given, its default
+        deployment)."""
+        body: dict[str, Any] = {
+            "name": endpoint.name,
+            "description": endpoint.description,
+            "tags": endpoint.tags,
+            "allowed_inputs": endpoint.allowed_inputs,
+            "allowed_outputs": endpoint.allowed_outputs,
+        }
         if endpoint.default_deployment:
             body["defaults"] = {"deployment_name": endpoint.default_deployment}
         return typed(Endpoint, self._api.call("PUT", path("/endpoints/{}", endpoint.name), body=body))

@@ -176,12 +176,16 @@ def get_endpoint(endpoint_name: str, service: Service) -> Endpoint:
 
 
 @app.patch("/endpoints/<endpoint_name>", tags=["endpoints"], summary="Change the default deployment or description")
-def patch_endpoint(endpoint_name: str, body: EndpointPatch, service: Service) -> Endpoint:
+def patch_endpoint(endpoint_name: str, body: EndpointPatch, service: Service, caller: Caller) -> Endpoint:
+    """Changes what the body gives; `allowed_inputs` or `allowed_outputs` given as [] removes that narrowing."""
     return service.update_endpoint(
         endpoint_name,
         description=body.description,
         tags=body.tags,
         default_deployment=body.defaults.deployment_name if body.defaults else None,
+        allowed_inputs=body.allowed_inputs,
+        allowed_outputs=body.allowed_outputs,
+        caller=caller,
     )
 
 
@@ -232,9 +236,9 @@ def get_deployment(endpoint_name: str, deployment_name: str, service: Service) -
     tags=["deployments"],
     summary="Delete a deployment",
 )
-def delete_deployment(endpoint_name: str, deployment_name: str, service: Service) -> Response[None]:
+def delete_deployment(endpoint_name: str, deployment_name: str, service: Service, caller: Caller) -> Response[None]:
     """The default deployment can be deleted only when it is the endpoint's last one."""
-    service.delete_deployment(endpoint_name, deployment_name)
+    service.delete_deployment(endpoint_name, deployment_name, caller=caller)
     return Response(status_code=204)
 
 
@@ -481,9 +485,9 @@ def list_jobs(
 
 
 @app.post("/jobs/<job_id>/cancel", status_code=202, tags=["jobs"], summary="Cancel a job")
-def cancel_job(job_id: str, service: Service) -> JobView:
+def cancel_job(job_id: str, service: Service, caller: Caller) -> JobView:
     """Asks the job to stop; it ends Canceled within seconds. A job that has ended is a conflict."""
-    return JobView.of(service.cancel_job(job_id), api_base_url=service.backend.api_base_url)
+    return JobView.of(service.cancel_job(job_id, caller=caller), api_base_url=service.backend.api_base_url)
 
 
 @app.post("/jobs/<job_id>/rerun", status_code=202, tags=["jobs"], summary="Rerun an ended job's (failed) files")
@@ -502,10 +506,11 @@ def rerun_job(job_id: str, body: RerunBody, service: Service, caller: Caller) ->
 
 
 @app.post("/jobs/<job_id>/resume", status_code=202, tags=["jobs"], summary="Resume a job whose run stopped")
-def resume_job(job_id: str, service: Service) -> JobView:
+def resume_job(job_id: str, service: Service, caller: Caller) -> JobView:
     """Runs the workflow of a job whose execution stopped (failed, aborted, its host gone) again, keeping every
-    finished mini-batch. A job still running, completed or canceled is a conflict."""
-    return JobView.of(service.resume_job(job_id), api_base_url=service.backend.api_base_url)
+    finished mini-batch. A job still running, completed or canceled is a conflict; the caller must be allowed
+    the job's input and output, as for an invoke."""
+    return JobView.of(service.resume_job(job_id, caller=caller), api_base_url=service.backend.api_base_url)
 
 
 @app.get("/jobs/<job_id>/logs", tags=["jobs"], summary="What the job's scoring code printed, oldest first")

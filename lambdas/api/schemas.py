@@ -50,6 +50,13 @@ class EndpointDefaults(Body):
     deployment_name: str | None = None
 
 
+ALLOWED_INPUTS = (
+    "s3:// prefixes (locally, absolute folders) this endpoint's jobs may read; they narrow the stack's own list, "
+    "never widen it"
+)
+ALLOWED_OUTPUTS = "s3:// prefixes (locally, absolute folders) this endpoint's jobs may write; they narrow the stack's"
+
+
 class EndpointBody(Body):
     """Azure's batch endpoint schema (endpoint.yml) as JSON. `name`, when given, must match the path."""
 
@@ -61,12 +68,16 @@ class EndpointBody(Body):
     defaults: EndpointDefaults | None = Field(
         None, description="the default deployment; only for an endpoint that exists and has that deployment"
     )
+    allowed_inputs: list[str] | None = Field(None, description=ALLOWED_INPUTS)
+    allowed_outputs: list[str] | None = Field(None, description=ALLOWED_OUTPUTS)
 
 
 class EndpointPatch(Body):
     description: str | None = None
     tags: dict[str, str] | None = None
     defaults: EndpointDefaults | None = None
+    allowed_inputs: list[str] | None = Field(None, description=f"{ALLOWED_INPUTS}; [] removes the narrowing")
+    allowed_outputs: list[str] | None = Field(None, description=f"{ALLOWED_OUTPUTS}; [] removes the narrowing")
 
 
 class EndpointList(BaseModel):
@@ -313,6 +324,9 @@ class JobView(BaseModel):
     started_at: str | None
     ended_at: str | None
     created_by: str
+    canceled_by: str | None = None
+    updated_at: str | None = None
+    updated_by: str = ""
     rerun_of: str | None = None
     resumes: int = 0
     links: JobLinks
