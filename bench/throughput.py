@@ -1,6 +1,9 @@
 """Throughput: digit PNGs scored by the digits CNN four ways, in one run, as files per second and ratios.
 
-    python bench/throughput.py [--files 20000] [--repeats 3] [--mini-batch-size 10]
+    python bench/throughput.py [--files 20000] [--repeats 3] [--mini-batch-size N]
+
+All of (a)-(c) call run() on mini-batches of the same size: by default the example deployment's
+(examples/digits/deployment.yml), or --mini-batch-size.
 
 (a) baseline: one process, a plain loop calling the example's run() over the mini-batches, with one torch
     thread (--baseline-threads; see below): bench/plain_loop.py, what a user writes without us. Timed end to
@@ -49,6 +52,7 @@ from common import (
     cores,
     digit_requests,
     digits_model,
+    load_deployment,
     median,
     relative_files,
     report,
@@ -270,7 +274,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=DEFAULT_FILES, help="digit PNGs to score (up to 100,000)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds of (a)-(d); medians are reported")
-    parser.add_argument("--mini-batch-size", type=int, default=10, help="files per run() call in (a)-(c)")
+    parser.add_argument(
+        "--mini-batch-size",
+        type=int,
+        default=load_deployment(EXAMPLE / "deployment.yml").settings.mini_batch_size,
+        help="files per run() call in (a)-(c); default: the example deployment's",
+    )
     parser.add_argument("--workers", type=int, default=cores(), help="worker processes of (b), actors of (c)")
     parser.add_argument("--baseline-threads", type=int, default=1, help="torch threads of the baseline (a)")
     parser.add_argument("--no-ray", action="store_true", help="skip (c) even if Ray is installed")
