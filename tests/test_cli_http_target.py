@@ -92,3 +92,28 @@ def test_flags_after_the_command_override_the_configured_target(remote, local_ap
 
     assert refused.code == 1 and "signature" in refused.err.lower()
     assert local.code == 0
+
+
+@pytest.mark.slow
+def test_rerun_of_the_failed_files_and_resume_over_http(remote, local_api, digits_models, tmp_path):
+    requests = tmp_path / "requests"
+    subprocess.run(
+        [sys.executable, str(EXAMPLE / "make_requests.py"), "--output", str(requests), "--count", "4"],
+        check=True,
+        capture_output=True,
+    )
+    (requests / "not-an-image.png").write_text("the scoring script cannot decode this")
+    # The server outlives a test: a name of this test's own.
+    remote("model", "create", "--name", "digits", "--path", digits_models["standard"])
+    endpoint = remote("endpoint", "create", "--file", EXAMPLE / "endpoint.yml", "--name", "rerun-digits").json()["name"]
+    remote("deployment", "create", "--file", EXAMPLE / "deployment.yml", "--endpoint-name", endpoint, "--set-default")
+    first = remote("endpoint", "invoke", "--name", endpoint, "--input", requests, "--stream").out.split()[0]
+
+    rerun = remote("job", "rerun", "--name", first, "--failed", "--stream", ok=False)
+    second = rerun.out.split()[0]
+    resumed = remote("job", "resume", "--name", first, ok=False)
+
+    shown = remote("job", "show", "--name", second).json()
+    assert shown["rerun_of"] == first
+    assert shown["counts"]["files"] == 1 and shown["counts"]["files_failed"] == 1  # only the failed file, again
+    assert resumed.code == 4 and first in resumed.err  # a completed job has nothing to resume, as locally

@@ -317,7 +317,8 @@ def job_rerun(service: BatchEndpointService, args: argparse.Namespace) -> int:
     job = service.rerun_job(
         args.name,
         failed_only=args.failed,
-        output_path=os.path.abspath(args.output_path) if args.output_path else None,
+        # An s3:// or azureml:// output stays as written; a local folder is made absolute.
+        output_path=yaml_specs.local_or_reference(args.output_path, os.getcwd()) if args.output_path else None,
         output_file_name=args.output_file_name,
         caller=_caller(),
     )

@@ -281,6 +281,13 @@ class RemoteService:
     def cancel_job(self, job_id: str, *, caller: str = "") -> JobView:
         return self.client.jobs.cancel(job_id)
 
+    def rerun_job(self, job_id: str, *, failed_only: bool, caller: str = "", **output: str | None) -> JobView:
+        """`output`: output_path and output_file_name, as the service takes them."""
+        return self.client.jobs.rerun(job_id, failed_only=failed_only, **output)
+
+    def resume_job(self, job_id: str, *, caller: str = "") -> JobView:
+        return self.client.jobs.resume(job_id)
+
     @staticmethod
     def _exists(get: Callable[[], object]) -> bool:
         try:

@@ -131,11 +131,10 @@ class BatchEndpointOperations(_Operations):
         carries an Idempotency-Key (a fresh one unless given), so a retried request answers with the same job.
         `inputs` are the literal inputs the deployment declares (`{"threshold": 0.7}`). A local folder or file is
         uploaded first when the API's storage is not this machine's disk."""
-        output = {"path": output_path and _location(output_path), "file_name": output_file_name}
         body = {
             "input": {"uri": self._storage.stored(input, "/inputs/uploads"), "type": input_type},
             "deployment_name": deployment_name,
-            "output": {k: v for k, v in output.items() if v is not None} or None,
+            "output": _output(output_path, output_file_name),
             "overrides": (overrides or InvokeOverrides()).model_dump(exclude_none=True),
             "inputs": inputs or None,
             "experiment_name": experiment_name,
@@ -210,6 +209,23 @@ class JobOperations(_Operations):
         """Asks the job to stop; it ends Canceled. A job that has ended is a ConflictError."""
         return typed(JobView, self._api.call("POST", path("/jobs/{}/cancel", name)))
 
+    def rerun(
+        self,
+        name: str,
+        *,
+        failed_only: bool = False,
+        output_path: str | None = None,
+        output_file_name: str | None = None,
+    ) -> JobView:
+        """Starts a new job over an ended job's failed and never-scored files (`failed_only`) or its whole input,
+        with the same deployment and settings and an output of its own; its `rerun_of` names this job."""
+        body = {"failed": failed_only, "output": _output(output_path, output_file_name)}
+        return typed(JobView, self._api.call("POST", path("/jobs/{}/rerun", name), body=body))
+
+    def resume(self, name: str) -> JobView:
+        """Continues a job whose run stopped (its host or execution died), keeping its finished mini-batches."""
+        return typed(JobView, self._api.call("POST", path("/jobs/{}/resume", name)))
+
     def logs(self, name: str) -> Iterator[LogLineView]:
         """What the job's scoring code printed or logged, oldest first."""
         return (typed(LogLineView, line) for line in self._api.pages(path("/jobs/{}/logs", name), "lines"))
@@ -228,6 +244,12 @@ class JobOperations(_Operations):
         target = os.path.join(os.path.abspath(download_path), job.output_uri.rstrip("/").rpartition("/")[2])
         self._storage.download(job.output_uri, target)
         return target
+
+
+def _output(output_path: str | None, output_file_name: str | None) -> dict[str, str] | None:
+    """An invoke's or a rerun's `output` block; None when neither is given."""
+    output = {"path": output_path and _location(output_path), "file_name": output_file_name}
+    return {k: v for k, v in output.items() if v is not None} or None
 
 
 def _location(location: str) -> str:
