@@ -45,6 +45,16 @@ class DataAccess:
     """Prefixes an input must lie under; None allows any."""
     allowed_outputs: tuple[str, ...] | None
     permissions: CallerPermissions | None = None
+    asset_roots: tuple[str, ...] = ()
+    """Where the system keeps the models and code it copied in: its runners read them whatever the lists say."""
+
+    def check_stored_asset(self, uri: str, field: str) -> None:
+        """A model or code folder registered where it already is in storage is read there by the runners, with
+        the system's role: refuse one outside what jobs may read, as an input would be, rather than let the job
+        fail reading it (or read what the caller could not)."""
+        if self.allowed_inputs is not None:
+            prefixes = self.allowed_inputs + self.asset_roots
+            _require_within(uri, prefixes, field, "register a local folder (it is uploaded) or one under them")
 
     def check_job(
         self, caller: str, input_uri: str, output_uri: str | None, *, endpoint: Endpoint | None = None
@@ -78,6 +88,7 @@ def from_environment(
         allowed_inputs=_prefixes(environ.get(ALLOWED_INPUTS), own),
         allowed_outputs=_prefixes(environ.get(ALLOWED_OUTPUTS), own),
         permissions=permissions,
+        asset_roots=tuple(f"{storage_root.rstrip('/')}/{folder}" for folder in assets.ASSET_FOLDERS),
     )
 
 

@@ -112,6 +112,8 @@ class BatchEndpointService:
         )
         if self.repo.get_model(name, version):
             raise ConflictError(f"model {name}:{version} already exists; versions are immutable", field="version")
+        if assets.is_stored(path):
+            self.access.check_stored_asset(path, field="path")
         model.path = assets.upload_model(self.blobs, path, name, version, field="path")
         self.repo.add_model(model)
         return model
@@ -433,6 +435,8 @@ class BatchEndpointService:
                 "updated_by": caller,
             },
         )
+        if declaration.code and assets.is_stored(declaration.code):
+            self.access.check_stored_asset(declaration.code, field="code_configuration.code")
         deployment.model = self._resolve_model(declaration.model, declaration.name, caller).ref
         if deployment.code_configuration is not None:
             deployment.code_configuration = CodeConfiguration(

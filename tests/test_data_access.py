@@ -23,6 +23,7 @@ from tests.api_fixtures import (  # noqa: F401 (pytest fixtures)
     Stack,
     api_fixture,
     aws_fixture,
+    deployment_body,
     folders_fixture,
     ready_fixture,
     stack_fixture,
@@ -135,3 +136,31 @@ def test_forbidden_is_exit_code_5_in_the_cli() -> None:
     from batch_endpoints.cli.main import EXIT_CODES
 
     assert EXIT_CODES[ForbiddenError] == 5
+
+
+def test_a_stored_model_or_code_outside_what_jobs_may_read_is_forbidden_and_registers_nothing(
+    ready: Stack, api: Api, folders: Folders
+) -> None:
+    if ready.kind != "aws":
+        pytest.skip("a local folder is uploaded at registration, never read where it is")
+
+    def jobs_may_read(*locations: str) -> None:
+        environ = {"BEP_ALLOWED_INPUTS": ",".join(locations)}
+        ready.service.access = from_environment(ready.backend.blobs.root, environ=environ)
+
+    elsewhere = ready.location("models/digits")
+    jobs_may_read(folders.model, folders.code)
+    allowed = api("PUT", "/models/digits/versions/2", {"path": folders.model})
+    model = api("PUT", "/models/digits/versions/3", {"path": elsewhere})
+    inline_model = api(
+        "PUT", "/endpoints/digits/deployments/green", deployment_body(folders, model={"path": elsewhere})
+    )
+    jobs_may_read(folders.model)
+    code = api("PUT", "/endpoints/digits/deployments/green", deployment_body(folders))
+
+    assert allowed.status == 201, allowed.text
+    for refused, field in ((model, "path"), (inline_model, "path"), (code, "code_configuration.code")):
+        assert refused.status == 403, refused.text
+        assert refused.json()["field"] == field and "outside the locations jobs may use" in refused.json()["message"]
+    assert [m.version for m in ready.service.list_models("digits")] == ["1", "2"]
+    assert [d.name for d in ready.service.list_deployments("digits")] == ["blue"]
