@@ -14,6 +14,7 @@ size of a mini-batch or a row group.
 
 from __future__ import annotations
 
+import functools
 from typing import BinaryIO
 
 from batch_endpoints import parquet_footer, tabular
@@ -24,6 +25,8 @@ from batch_endpoints.ports import BlobStore
 COPY_CHUNK = 8 << 20
 # Column chunks this close together are fetched in one read: a request costs more than a few KiB of bytes.
 JOIN_GAP = 64 << 10
+# Parquet footers kept for the slices still to come (the footers of the files a runner is working through).
+FOOTERS_KEPT = 32
 
 
 def copy_slice(blobs: BlobStore, uri: str, piece: RowSlice, file_format: str, path: str) -> str:
@@ -39,9 +42,15 @@ def copy_slice(blobs: BlobStore, uri: str, piece: RowSlice, file_format: str, pa
     return path
 
 
+@functools.lru_cache(maxsize=FOOTERS_KEPT)
+def _footer_and_size(blobs: BlobStore, uri: str) -> tuple[parquet_footer.Footer, int]:
+    """Read once per file, not once per slice: a large file is cut into many slices, and each read of its footer
+    is a listing, a tail read and a parse. Inputs do not change while a job reads them."""
+    return parquet_footer.read_footer(blobs, uri), next(blobs.list_files(uri)).size
+
+
 def _copy_parquet_rows(blobs: BlobStore, uri: str, piece: RowSlice, out: BinaryIO) -> None:
-    footer = parquet_footer.read_footer(blobs, uri)
-    size = next(blobs.list_files(uri)).size
+    footer, size = _footer_and_size(blobs, uri)
     footer_start = size - len(footer.tail)
     ranges = []
     for index in footer.row_groups_holding(piece.row, piece.rows):

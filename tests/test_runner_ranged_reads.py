@@ -163,3 +163,28 @@ def test_a_csv_copy_holds_the_header_and_the_slice_lines(tmp_path: Path, inputs:
     assert read_slice(copy, piece, "csv")["x"].tolist() == list(range(10, 15))
     assert blobs.bytes_read["a.csv"] < header + (end - start) + 64 * 1024
     assert io.BytesIO(Path(copy).read_bytes()).read(header) == text[:header]
+
+
+def test_a_parquet_files_footer_is_read_once_for_all_its_slices(tmp_path: Path, inputs: Path) -> None:
+    class CountingStore(RangedOnlyStore):
+        listings = tails = 0
+
+        def list_files(self, uri):
+            self.listings += 1
+            return super().list_files(uri)
+
+        def read_range(self, uri, start, end=None):
+            self.tails += start < 0
+            return super().read_range(uri, start, end)
+
+    blobs = CountingStore(str(tmp_path / "storage"), str(tmp_path / "elsewhere"))
+    path = str(inputs / "c.parquet")
+    pieces = [RowSlice("c.parquet", row=k * GROUP_ROWS, rows=GROUP_ROWS) for k in range(4)]
+
+    copies = [copy_slice(blobs, path, p, "parquet", str(tmp_path / f"copy-{k}.parquet")) for k, p in enumerate(pieces)]
+
+    assert (blobs.listings, blobs.tails) == (1, 1)
+    for copy, piece in zip(copies, pieces, strict=True):
+        assert read_slice(copy, piece, "parquet")["x"].tolist() == list(
+            range(2 * ROWS + piece.row, 2 * ROWS + piece.row + GROUP_ROWS)
+        )
