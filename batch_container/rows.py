@@ -129,20 +129,16 @@ def _predictions(result: Any, count: int, mismatch: Callable[[int], str]) -> Row
     """run()'s result as columns of `count` rows, one row per input in order."""
     if isinstance(result, pd.DataFrame):
         predictions = Rows.of(result)
-        returned = len(result)
     elif isinstance(result, pd.Series):
         predictions = Rows([str(result.name or "prediction")], [result.array])
-        returned = len(result)
     elif isinstance(result, list | tuple):
         predictions = _list_columns(list(result))
-        returned = len(result)
     elif isinstance(result, np.ndarray):
         predictions = _array_columns(result)
-        returned = len(result)
     else:
         raise BadResult(f"run() must return a pandas DataFrame, a list or an array; got {type(result).__name__}")
-    if returned != count:
-        raise BadResult(mismatch(returned))
+    if len(result) != count:
+        raise BadResult(mismatch(len(result)))
     return predictions
 
 

@@ -37,7 +37,8 @@ def local_files(path: str) -> list[str]:
 
 
 # Where registration copies models and code to, under the storage root.
-ASSET_FOLDERS = ("models", "code")
+MODELS_FOLDER, CODE_FOLDER = "models", "code"
+ASSET_FOLDERS = (MODELS_FOLDER, CODE_FOLDER)
 
 
 def is_stored(location: str) -> bool:
@@ -102,7 +103,7 @@ def upload_code(blobs: BlobStore, local_dir: str, field: str) -> str:
     if not os.path.isdir(local_dir):
         raise ValidationError(f"{local_dir} is not a folder", field=field)
     check_links_stay_inside(local_dir, field)
-    uri = blobs.join(blobs.root, ASSET_FOLDERS[1], folder_digest(local_dir))
+    uri = blobs.join(blobs.root, CODE_FOLDER, folder_digest(local_dir))
     if not blobs.exists(uri):
         blobs.upload_folder(local_dir, uri)
     return uri
@@ -116,7 +117,7 @@ def upload_model(blobs: BlobStore, local_path: str, name: str, version: str, fie
         if not blobs.exists(local_path) and not blobs.is_folder(local_path):
             raise ValidationError(f"{local_path} does not exist", field=field)
         return local_path
-    uri = blobs.join(blobs.root, ASSET_FOLDERS[0], name, version)
+    uri = blobs.join(blobs.root, MODELS_FOLDER, name, version)
     if os.path.isdir(local_path):
         check_links_stay_inside(local_path, field)
         blobs.upload_folder(local_path, uri)

@@ -10,6 +10,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from batch_endpoints import assets, uploads
 from batch_endpoints.adapters.aws.records import table_definition
 
 ATTRIBUTE_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER}
@@ -18,10 +19,10 @@ ATTRIBUTE_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeTy
 # (uploads.py, lambdas/api/uploads.py), and what the workflow writes under jobs/<job id>/: shard lists, parts,
 # per-mini-batch results, summary, errors.
 SCRATCH_PREFIX = "jobs/"
-MODELS_PREFIX = "models/"
-CODE_PREFIX = "code/"
+MODELS_PREFIX = f"{assets.MODELS_FOLDER}/"
+CODE_PREFIX = f"{assets.CODE_FOLDER}/"
 DATA_PREFIX = "data/"
-UPLOADS_PREFIX = "uploads/"
+UPLOADS_PREFIX = f"{uploads.UPLOADS}/"
 OUTPUTS_PREFIX = "outputs/"
 INPUT_PREFIXES = (UPLOADS_PREFIX, DATA_PREFIX, OUTPUTS_PREFIX)
 """Where in the data bucket a job may read its input: what was uploaded or registered, and earlier outputs."""

@@ -16,10 +16,13 @@ from typing import Any
 
 import pytest
 
+from batch_container.runner import ShardRunner
+from batch_endpoints import workflow
 from batch_endpoints.adapters.local.backend import open_local_backend
 from batch_endpoints.backend import Backend
+from batch_endpoints.repository import Repository
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
-from batch_endpoints.specs import Job
+from batch_endpoints.specs import CodeConfiguration, Deployment, Environment, Job, JobInput, RunSettings
 from batch_endpoints.yaml_specs import (
     DeploymentDeclaration,
     EndpointDeclaration,
@@ -157,3 +160,45 @@ def ready_service_fixture(service: BatchEndpointService, code_dir: Path, model_d
 
 def invoke(service: BatchEndpointService, input_path: Path, **fields: Any) -> Job:
     return service.invoke(InvokeRequest(endpoint_name="digits", input=str(input_path), **fields))
+
+
+def record_runner_job(
+    backend: Backend, script: str, inputs: Path, settings: RunSettings, *, environment: Environment | None = None
+) -> Job:
+    """A job recorded straight in the backend's stores, as the service would record it, for a test that drives the
+    plan, the runner and finalize itself: scoring code `script`, a one-file model, every file of `inputs`."""
+    blobs = backend.blobs
+    code = blobs.join(blobs.root, "code")
+    blobs.put_bytes(blobs.join(code, "score.py"), script.encode())
+    model = blobs.join(blobs.root, "models", "m")
+    blobs.put_bytes(blobs.join(model, "weights.txt"), b"1")
+    deployment = Deployment(
+        name="blue",
+        endpoint_name="runner-test",
+        model="m:1",
+        code_configuration=CodeConfiguration(code=code, scoring_script="score.py"),
+        environment=environment or Environment(),
+        settings=settings,
+    )
+    job = Job(
+        id="job-1",
+        endpoint_name="runner-test",
+        deployment_name="blue",
+        deployment=deployment,
+        model_path=model,
+        input=JobInput(uri=str(inputs)),
+        output_uri=str(inputs.parent / "out" / "predictions.csv"),
+        scratch_uri=blobs.join(blobs.root, "jobs", "job-1"),
+        settings=settings,
+    )
+    Repository(backend.records).add_job(job)
+    return job
+
+
+def run_in_process(backend: Backend, job: Job) -> Job:
+    """Plan, run every shard with one in-process runner, finalize; the job as it ended."""
+    plan = workflow.plan_job(backend, job.id)
+    with ShardRunner(backend.records, backend.blobs, job.id) as runner:
+        for uri in plan.shard_uris:
+            runner.run_shard(runner.load_shard(uri))
+    return workflow.finalize_job(backend, job.id)

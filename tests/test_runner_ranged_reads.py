@@ -20,16 +20,12 @@ from batch_endpoints.adapters.local.blobs import FolderBlobStore
 from batch_endpoints.adapters.local.records import SqliteRecordStore
 from batch_endpoints.backend import Backend
 from batch_endpoints.jobfiles import RowSlice
-from batch_endpoints.repository import Repository
 from batch_endpoints.specs import (
-    CodeConfiguration,
-    Deployment,
-    Job,
-    JobInput,
     JobStatus,
     RetrySettings,
     RunSettings,
 )
+from tests.core_fixtures import record_runner_job
 
 pytestmark = pytest.mark.slow
 
@@ -84,30 +80,8 @@ def test_each_mini_batch_reads_only_its_rows_of_each_file(tmp_path: Path, inputs
     records = SqliteRecordStore(str(tmp_path / "records.db"))
     blobs = RangedOnlyStore(str(tmp_path / "storage"), str(inputs))
     backend = Backend("local", records, blobs, None, None, None, "", {})  # type: ignore[arg-type]
-    code = blobs.join(blobs.root, "code")
-    blobs.put_bytes(blobs.join(code, "score.py"), SCRIPT.encode())
-    model = blobs.join(blobs.root, "models", "m")
-    blobs.put_bytes(blobs.join(model, "weights.txt"), b"1")
     settings = RunSettings(mini_batch_size=500, retry_settings=RetrySettings(max_retries=0, timeout=60))
-    deployment = Deployment(
-        name="blue",
-        endpoint_name="tables",
-        model="m:1",
-        code_configuration=CodeConfiguration(code=code, scoring_script="score.py"),
-        settings=settings,
-    )
-    job = Job(
-        id="job-1",
-        endpoint_name="tables",
-        deployment_name="blue",
-        deployment=deployment,
-        model_path=model,
-        input=JobInput(uri=str(inputs)),
-        output_uri=str(tmp_path / "out" / "predictions.csv"),
-        scratch_uri=blobs.join(blobs.root, "jobs", "job-1"),
-        settings=settings,
-    )
-    Repository(records).add_job(job)
+    job = record_runner_job(backend, SCRIPT, inputs, settings)
 
     plan = workflow.plan_job(backend, job.id)
     planned = dict(blobs.bytes_read)

@@ -17,17 +17,14 @@ from batch_endpoints import workflow
 from batch_endpoints.adapters.local.blobs import FolderBlobStore
 from batch_endpoints.adapters.local.records import SqliteRecordStore
 from batch_endpoints.backend import Backend
-from batch_endpoints.repository import Repository
 from batch_endpoints.specs import (
-    CodeConfiguration,
-    Deployment,
     Environment,
     Job,
-    JobInput,
     JobStatus,
     RetrySettings,
     RunSettings,
 )
+from tests.core_fixtures import record_runner_job, run_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -70,42 +67,11 @@ def record_job(tmp_path: Path, pip_requirements: list[str], variables: dict[str,
     inputs.mkdir()
     for n in range(3):
         (inputs / f"{n}.txt").write_text(str(n))
-    code = blobs.join(blobs.root, "code")
-    blobs.put_bytes(blobs.join(code, "score.py"), SCRIPT.encode())
-    model = blobs.join(blobs.root, "models", "m")
-    blobs.put_bytes(blobs.join(model, "weights.txt"), b"1")
     settings = RunSettings(
         mini_batch_size=2, environment_variables=variables, retry_settings=RetrySettings(max_retries=0, timeout=60)
     )
-    deployment = Deployment(
-        name="blue",
-        endpoint_name="tiny",
-        model="m:1",
-        code_configuration=CodeConfiguration(code=code, scoring_script="score.py"),
-        environment=Environment(pip_requirements=pip_requirements),
-        settings=settings,
-    )
-    job = Job(
-        id="job-1",
-        endpoint_name="tiny",
-        deployment_name="blue",
-        deployment=deployment,
-        model_path=model,
-        input=JobInput(uri=str(inputs)),
-        output_uri=str(tmp_path / "out" / "predictions.csv"),
-        scratch_uri=blobs.join(blobs.root, "jobs", "job-1"),
-        settings=settings,
-    )
-    Repository(records).add_job(job)
-    return backend, job
-
-
-def run_job(backend: Backend, job: Job) -> Job:
-    plan = workflow.plan_job(backend, job.id)
-    with ShardRunner(backend.records, backend.blobs, job.id) as runner:
-        for uri in plan.shard_uris:
-            runner.run_shard(runner.load_shard(uri))
-    return workflow.finalize_job(backend, job.id)
+    environment = Environment(pip_requirements=pip_requirements)
+    return backend, record_runner_job(backend, SCRIPT, inputs, settings, environment=environment)
 
 
 def run_job_expecting_failure(backend: Backend, job: Job) -> tuple[Job, ScoringScriptError]:
@@ -141,7 +107,7 @@ def test_the_cloud_runner_installs_what_the_image_lacks_for_the_workers(tmp_path
         tmp_path, ["bep-tiny==1.0", "pandas"], {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels)}
     )
 
-    finished = run_job(backend, job)
+    finished = run_in_process(backend, job)
 
     assert finished.status == JobStatus.COMPLETED, finished.error
     assert pd.read_csv(tmp_path / "out" / "predictions.csv")["prediction"].tolist() == [42, 42, 42]
@@ -158,7 +124,7 @@ def test_requirements_already_met_call_no_pip(tmp_path, in_the_cloud, monkeypatc
     backend, job = record_job(tmp_path, ["pandas", f"pandas=={pd.__version__}", "numpy>=1"], {})
     (tmp_path / "storage" / "code" / "score.py").write_text("def run(mini_batch):\n    return [1] * len(mini_batch)\n")
 
-    assert run_job(backend, job).status == JobStatus.COMPLETED
+    assert run_in_process(backend, job).status == JobStatus.COMPLETED
 
 
 def test_a_package_pip_cannot_find_fails_the_job_with_pips_message(tmp_path, wheels, in_the_cloud):
