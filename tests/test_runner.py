@@ -834,3 +834,10 @@ def test_workers_fork_from_a_server_that_imported_torch_with_their_thread_limit(
     row = job.part(0).iloc[0]
     assert row["preloaded"] and row["forked"]
     assert row["threads"] == 1  # OpenMP read the workers' limit when the server imported torch
+
+
+def test_the_runner_starts_its_workers_without_importing_pandas_itself():
+    # Half a second at every start: only the workers (and the fork server) need pandas.
+    check = "import sys, batch_container.__main__; print('pandas' in sys.modules)"
+    finished = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    assert finished.stdout.strip() == "False"
