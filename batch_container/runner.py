@@ -315,8 +315,8 @@ class ShardRunner:
         """The worker pool, started on first need: a shard whose mini-batches are all done never loads the
         model, and a canceled job never runs init()."""
         if self.pool is None:
-            self._code_dir, self._script_path, model_dir = self._fetch_code_and_model()
-            self._environment = worker_environment(self.settings, model_dir, self._cpus())
+            self._code_dir, self._script_path, model = self._fetch_code_and_model()
+            self._environment = worker_environment(self.settings, model, self._cpus())
             self._environment.update(literal_inputs.environment(self.job.inputs))
             site = self._meet_requirements()
             if site is not None:
@@ -377,12 +377,12 @@ class ShardRunner:
             self._requirements_error = str(exc)
             raise ScoringScriptError(str(exc), field="environment.pip_requirements") from None
 
-    def _fetch_code_and_model(self) -> tuple[str, str, str]:
-        model_dir = self._fetch_model()
+    def _fetch_code_and_model(self) -> tuple[str, str, ModelFolders]:
+        model = self._fetch_model()
         code = self.job.deployment.code_configuration
         if code is None:
             # A no-code deployment of an MLflow model: the built-in scorer, from this package.
-            return os.path.dirname(MLFLOW_SCORER), MLFLOW_SCORER, model_dir
+            return os.path.dirname(MLFLOW_SCORER), MLFLOW_SCORER, model
         if not self.blobs.is_folder(code.code):
             raise NotFoundError(f"the deployment's code folder {code.code} does not exist", field="code")
         code_dir = self.blobs.download_folder(code.code, os.path.join(self.scratch, "code"))
@@ -391,18 +391,20 @@ class ShardRunner:
             raise NotFoundError(
                 f"scoring script {code.scoring_script} is not in the code folder {code.code}", field="scoring_script"
             )
-        return code_dir, script_path, model_dir
+        return code_dir, script_path, model
 
-    def _fetch_model(self) -> str:
+    def _fetch_model(self) -> ModelFolders:
         model_uri = self.job.model_path
         if self.blobs.is_folder(model_uri):
-            model_dir = self.blobs.download_folder(model_uri, os.path.join(self.scratch, "model"))
-        elif self.blobs.exists(model_uri):
-            # A single-file model: MODEL_DIR is the folder holding it, as on Azure.
+            # Kept under its own name, as Azure mounts a registered folder: AZUREML_MODEL_DIR/<folder>/...
+            own_name = model_uri.rstrip("/").rpartition("/")[2]
+            model_dir = self.blobs.download_folder(model_uri, os.path.join(self.scratch, "model", own_name))
+            return ModelFolders(model_dir, os.path.dirname(model_dir))
+        if self.blobs.exists(model_uri):
+            # A single-file model: both are the folder holding it, as on Azure.
             model_dir = os.path.dirname(self.blobs.localize(model_uri, os.path.join(self.scratch, "model")))
-        else:
-            raise NotFoundError(f"the model {model_uri} does not exist", field="model")
-        return model_dir
+            return ModelFolders(model_dir, model_dir)
+        raise NotFoundError(f"the model {model_uri} does not exist", field="model")
 
     def _cpus(self) -> int:
         if os.environ.get(CPUS_VARIABLE):
@@ -410,11 +412,20 @@ class ShardRunner:
         return os.cpu_count() or 1
 
 
-def worker_environment(settings: RunSettings, model_dir: str, cpus: int) -> dict[str, str]:
+@dataclass(frozen=True)
+class ModelFolders:
+    """Where a worker finds the model: MODEL_DIR is the model folder itself (or the folder holding a single-file
+    model); AZUREML_MODEL_DIR is what Azure sets, the folder the model lies in under its own name."""
+
+    model_dir: str
+    azure_model_dir: str
+
+
+def worker_environment(settings: RunSettings, model: ModelFolders, cpus: int) -> dict[str, str]:
     """What each worker adds to its environment. The deployment's own variables win over ours."""
     threads = str(max(1, cpus // settings.max_concurrency_per_instance))
     environment = dict.fromkeys(THREAD_VARIABLES, threads)
-    environment["MODEL_DIR"] = model_dir
-    environment["AZUREML_MODEL_DIR"] = model_dir  # scripts written for Azure run unchanged
+    environment["MODEL_DIR"] = model.model_dir
+    environment["AZUREML_MODEL_DIR"] = model.azure_model_dir  # scripts written for Azure run unchanged
     environment.update(settings.environment_variables)
     return environment

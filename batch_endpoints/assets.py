@@ -110,21 +110,25 @@ def upload_code(blobs: BlobStore, local_dir: str, field: str) -> str:
 
 
 def upload_model(blobs: BlobStore, local_path: str, name: str, version: str, field: str) -> str:
-    """Copy a model folder, or a single model file (kept under its own name in a folder), into storage.
+    """Copy a model folder or a single model file into storage, under the model's version and by its own name,
+    and return where it now lies (the folder, or the file).
 
-    A model already in storage is registered where it is: its URI is recorded, nothing is copied."""
+    Azure lays a registered model out the same way: AZUREML_MODEL_DIR is the version's folder and the model is
+    in it under its own name, which is why Azure's scoring scripts look in `AZUREML_MODEL_DIR/*/`. A model
+    already in storage is registered where it is: its URI is recorded, nothing is copied."""
     if is_stored(local_path):
         if not blobs.exists(local_path) and not blobs.is_folder(local_path):
             raise ValidationError(f"{local_path} does not exist", field=field)
         return local_path
-    uri = blobs.join(blobs.root, MODELS_FOLDER, name, version)
+    version_uri = blobs.join(blobs.root, MODELS_FOLDER, name, version)
+    own_name = os.path.basename(os.path.abspath(local_path))
     if os.path.isdir(local_path):
         check_links_stay_inside(local_path, field)
-        blobs.upload_folder(local_path, uri)
+        blobs.upload_folder(local_path, blobs.join(version_uri, own_name))
     elif os.path.isfile(local_path):
         with tempfile.TemporaryDirectory() as staging:
-            shutil.copy2(local_path, os.path.join(staging, os.path.basename(local_path)))
-            blobs.upload_folder(staging, uri)
+            shutil.copy2(local_path, os.path.join(staging, own_name))
+            blobs.upload_folder(staging, version_uri)
     else:
         raise ValidationError(f"{local_path} does not exist", field=field)
-    return uri
+    return blobs.join(version_uri, own_name)

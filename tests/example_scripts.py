@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "digits"
 
@@ -33,3 +35,17 @@ def train_both_variants(root: Path) -> dict[str, Path]:
     printed = run_scripts(*(("train.py", "--output", folder, "--variant", v) for v, folder in folders.items()))
     assert all("test accuracy" in out for out in printed)
     return folders
+
+
+def import_by_path(path: Path, name: str) -> ModuleType:
+    """An example's module, imported from its file as the example's own scripts do (examples are no package)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def digits_data() -> ModuleType:
+    """The example's data module (examples/digits/digits_data.py): its images are the ones the model trains on."""
+    return import_by_path(EXAMPLE / "digits_data.py", "digits_data")

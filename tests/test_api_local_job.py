@@ -15,11 +15,13 @@ from tests.api_fixtures import Api, Stack, api_fixture, serve  # noqa: F401 (pyt
 from tests.core_fixtures import write_tree
 
 SCORING_SCRIPT = """\
+import glob
 import os
 
 
 def init():
-    print("model files:", sorted(os.listdir(os.environ["AZUREML_MODEL_DIR"])))
+    model_dir = os.environ["AZUREML_MODEL_DIR"]
+    print("model files:", sorted(os.path.relpath(p, model_dir) for p in glob.glob(f"{model_dir}/*/*")))
 
 
 def run(mini_batch):
@@ -76,4 +78,4 @@ def test_register_deploy_invoke_and_follow_a_job_to_its_output(running_stack: St
     assert list(rows.columns) == ["file", "prediction"]
     assert sorted(rows["prediction"]) == [f"FILE {n}" for n in range(7)]
     logs = api("GET", f"/jobs/{job['id']}/logs").json()
-    assert any("model files: ['weights.txt']" in line["message"] for line in logs["lines"])
+    assert any("model files: ['model/weights.txt']" in line["message"] for line in logs["lines"])

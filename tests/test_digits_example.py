@@ -7,7 +7,6 @@ loads it (by path, with its code folder on sys.path and the model folder in AZUR
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -18,20 +17,12 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.example_scripts import EXAMPLE, run_scripts
+from tests.example_scripts import EXAMPLE, import_by_path, run_scripts
 
 CODE = EXAMPLE / "code"
 # More than the 450 held-out images, so the shifted and noisy copies are written and scored too.
 FILES = 500
 MINI_BATCH_SIZE = 10
-
-
-def import_by_path(path: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

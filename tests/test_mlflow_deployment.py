@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
@@ -11,16 +10,13 @@ import pytest
 
 from batch_container.mlflow_scorer import check_requirements
 from batch_container.requirements import RequirementsError
+from tests.example_scripts import import_by_path
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "tabular"
 
 
 def example_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("tabular_example_run", EXAMPLE / "run.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_by_path(EXAMPLE / "run.py", "tabular_example_run")
 
 
 def test_example_scores_csv_rows_with_no_scoring_script_exactly_as_the_models_predict(bep, tmp_path):

@@ -157,7 +157,8 @@ def make_job(local_home: Home, tmp_path: Path):
         code = blobs.join(blobs.root, "code", job_id)
         source = f"MARKS = {str(marks)!r}\n{MARK}\n{textwrap.dedent(script)}"
         blobs.put_bytes(blobs.join(code, "score.py"), source.encode())
-        model = blobs.join(blobs.root, "models", job_id)
+        # Laid out as registration lays out a folder named "model": models/<name>/<version>/model/.
+        model = blobs.join(blobs.root, "models", job_id, "1", "model")
         blobs.put_bytes(blobs.join(model, "weights.txt"), b"42")
 
         run_settings = RunSettings(
@@ -639,11 +640,15 @@ def test_resumed_shard_skips_mini_batches_that_have_a_result(make_job):
 def test_scripts_see_the_model_folder_and_the_deployments_environment(make_job):
     job = make_job(
         """
+        import glob
         import os
 
         def init():
             global weights
-            weights = open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "weights.txt")).read()
+            # Azure's own examples find a folder model one level under AZUREML_MODEL_DIR, by the folder's name.
+            (path,) = glob.glob(os.path.join(os.environ["AZUREML_MODEL_DIR"], "*", "weights.txt"))
+            weights = open(path).read()
+            assert open(os.path.join(os.environ["MODEL_DIR"], "weights.txt")).read() == weights
 
         def run(mini_batch):
             names = ["MODEL_DIR", "AZUREML_MODEL_DIR", "GREETING", "OMP_NUM_THREADS", "MKL_NUM_THREADS"]
@@ -657,9 +662,9 @@ def test_scripts_see_the_model_folder_and_the_deployments_environment(make_job):
     assert run.returncode == 0, run.stderr
     row = job.part(0).iloc[0]
     assert row["weights"] == 42
-    assert (
-        row["MODEL_DIR"] == row["AZUREML_MODEL_DIR"] == job.home.blobs.join(job.home.blobs.root, "models", job.job.id)
-    )
+    version_folder = job.home.blobs.join(job.home.blobs.root, "models", job.job.id, "1")
+    assert row["AZUREML_MODEL_DIR"] == version_folder
+    assert row["MODEL_DIR"] == job.home.blobs.join(version_folder, "model")
     assert row["GREETING"] == "hello"
     assert row["OMP_NUM_THREADS"] == 4  # 8 cores shared by 2 workers
     assert row["MKL_NUM_THREADS"] == 3  # the deployment's own setting wins
@@ -743,7 +748,7 @@ def test_downloaded_inputs_are_deleted_once_their_mini_batch_is_done(make_job, l
         left_over = [int(n) for n in job.mark_lines("left over")]
         assert left_over[0] == 0 and max(left_over) <= 2
         assert not any(os.path.exists(copy) for copy in blobs.copies)
-        assert {os.path.dirname(m) for m in job.mark_lines("model")} == {scratch}
+        assert {os.path.dirname(os.path.dirname(m)) for m in job.mark_lines("model")} == {scratch}
     assert not os.path.exists(scratch)
     assert sorted(os.listdir(job.inputs / "in")) == [f"file-{i}.txt" for i in range(5)]
     assert pd.concat([job.part(i) for i in range(3)])["prediction"].tolist() == [f"text {i}" for i in range(5)]

@@ -27,7 +27,6 @@ import pytest
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from PIL import Image
-from sklearn.datasets import load_digits
 from werkzeug.serving import make_server
 
 from batch_endpoints import workflow
@@ -37,6 +36,7 @@ from batch_endpoints.backend import Backend
 from batch_endpoints.jobfiles import JobFiles, MiniBatchResult
 from batch_endpoints.repository import Repository
 from batch_endpoints.specs import CodeConfiguration, Deployment, Job, JobInput, JobStatus, RetrySettings, RunSettings
+from tests.example_scripts import digits_data
 
 pytestmark = pytest.mark.slow
 
@@ -49,6 +49,7 @@ NUMBERS = itertools.count()
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
 
 MEAN_PIXEL_SCRIPT = """\
+import glob
 import os
 
 import numpy as np
@@ -57,7 +58,10 @@ from PIL import Image
 
 def init():
     global offset
-    with open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "offset.txt")) as f:
+    # Azure's layout: the model folder under AZUREML_MODEL_DIR by its own name (MODEL_DIR is the folder itself).
+    (path,) = glob.glob(os.path.join(os.environ["AZUREML_MODEL_DIR"], "*", "offset.txt"))
+    assert path == os.path.join(os.environ["MODEL_DIR"], "offset.txt")
+    with open(path) as f:
         offset = float(f.read())
 
 
@@ -148,14 +152,14 @@ def cloud(moto_server: str) -> Cloud:
 
 
 def digit_pngs(count: int) -> dict[str, bytes]:
-    """scikit-learn's 8x8 digits as 28x28 PNGs (MNIST's size), under one folder per label."""
-    digits = load_digits()
+    """Held-out digits as the example's model sees them (28x28, MNIST-like: tests/example_scripts.py), as PNGs
+    under one folder per label."""
+    _, _, images, labels = digits_data().train_test_images()
     files = {}
     for number in range(count):
-        pixels = (digits.images[number] * (255 / 16)).astype(np.uint8)
         out = io.BytesIO()
-        Image.fromarray(pixels).resize((28, 28), Image.Resampling.BILINEAR).save(out, format="PNG")
-        files[f"{digits.target[number]}/img-{number:03d}.png"] = out.getvalue()
+        Image.fromarray(images[number]).save(out, format="PNG")
+        files[f"{labels[number]}/img-{number:03d}.png"] = out.getvalue()
     return files
 
 

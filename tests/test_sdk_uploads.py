@@ -70,7 +70,9 @@ def test_a_local_model_folder_is_uploaded_through_the_apis_presigned_post(s3_url
         Model(name="digits", version="1", path=str(folder))
     )
 
-    assert model.path.startswith(f"s3://{BUCKET}/stack/uploads/models/digits/") and model.path.endswith("/")
+    assert model.path.startswith(f"s3://{BUCKET}/stack/uploads/models/digits/")
+    # Under its own name, so the runner lays it out as Azure does: AZUREML_MODEL_DIR/model/...
+    assert model.path.endswith("/model/")
     prefix = model.path.removeprefix(f"s3://{BUCKET}/")
     s3 = boto3.client("s3")
     stored = {o["Key"].removeprefix(prefix) for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]}

@@ -78,7 +78,24 @@ def test_register_model_from_a_single_file_keeps_its_name(
 
     model = service.register_model("single", str(tmp_path / "model.pt"))
 
-    assert stored_files(local_backend, model.path) == ["model.pt"]
+    version_folder = local_backend.blobs.join(local_backend.blobs.root, "models", "single", "1")
+    assert model.path == local_backend.blobs.join(version_folder, "model.pt")
+    assert stored_files(local_backend, version_folder) == ["model.pt"]
+
+
+def test_register_model_lays_a_folder_out_as_azure_does_under_its_own_name(
+    service: BatchEndpointService, local_backend: Backend, model_dir: Path
+) -> None:
+    model = service.register_model("digits", str(model_dir))
+
+    # Azure's scoring scripts look for a folder model in AZUREML_MODEL_DIR/*/: the version folder holds the
+    # registered folder by its own name, and nothing else.
+    version_folder = local_backend.blobs.join(local_backend.blobs.root, "models", "digits", "1")
+    assert model.path == local_backend.blobs.join(version_folder, model_dir.name)
+    assert stored_files(local_backend, version_folder) == [
+        f"{model_dir.name}/meta/config.json",
+        f"{model_dir.name}/weights.txt",
+    ]
 
 
 def test_register_model_refuses_an_existing_version_and_keeps_the_first_copy(

@@ -176,7 +176,9 @@ class RemoteService:
         if declaration.model.path is not None:
             model_name = declaration.model.name or f"{declaration.name}-model"
             model = {
-                "path": storage.stored(declaration.model.path, path("/models/{}/uploads", model_name)),
+                "path": storage.stored(
+                    declaration.model.path, path("/models/{}/uploads", model_name), keep_folder_name=True
+                ),
                 "name": model_name,
                 "version": declaration.model.version,
                 "description": declaration.model.description,

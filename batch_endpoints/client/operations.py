@@ -51,7 +51,7 @@ class ModelOperations(_Operations):
     def create_or_update(self, model: Model) -> Model:
         """Registers `model.path` as version `model.version`: a storage URI where it is, or a local folder or file
         (uploaded first when the API's storage is not this machine's disk). Versions are immutable."""
-        location = self._storage.stored(model.path, path("/models/{}/uploads", model.name))
+        location = self._storage.stored(model.path, path("/models/{}/uploads", model.name), keep_folder_name=True)
         body = {"path": location, "description": model.description, "tags": model.tags}
         return typed(Model, self._api.call("PUT", path("/models/{}/versions/{}", model.name, model.version), body=body))
 

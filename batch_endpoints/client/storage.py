@@ -26,9 +26,10 @@ class Storage:
         self._api = connection
         self._reads_local_disk: bool | None = None
 
-    def stored(self, location: str, upload_resource: str) -> str:
+    def stored(self, location: str, upload_resource: str, *, keep_folder_name: bool = False) -> str:
         """`location` as the API can read it: a storage URI as given; a local folder or file uploaded through
-        `upload_resource` (a stack) or made absolute (the local server)."""
+        `upload_resource` (a stack) or made absolute (the local server). With `keep_folder_name`, a folder is
+        uploaded under its own name and that is returned, as models are laid out (see assets.upload_model)."""
         if "://" in location:
             return location
         local = os.path.abspath(os.path.expanduser(location))
@@ -40,6 +41,9 @@ class Storage:
             self._reads_local_disk = True
             return local
         self._reads_local_disk = False
+        if keep_folder_name and os.path.isdir(local):
+            name = os.path.basename(local)
+            target = {**target, "key_prefix": f"{target['key_prefix']}{name}/", "path": f"{target['path']}{name}/"}
         return self._upload(local, target)
 
     def _upload(self, local: str, target: dict[str, Any]) -> str:

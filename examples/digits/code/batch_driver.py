@@ -28,8 +28,8 @@ device = None
 def init():
     global model, device
 
-    # AZUREML_MODEL_DIR is the model folder (our runner sets it, and MODEL_DIR, to the same path). Azure ML
-    # mounts a registered folder one level further down, under the folder's own name, so look in both places.
+    # A registered model folder lies in AZUREML_MODEL_DIR under its own name, here as on Azure. Looking in
+    # AZUREML_MODEL_DIR itself too lets the script be called with the model folder, as the tests do.
     model_dir = os.environ["AZUREML_MODEL_DIR"]
     configs = sorted(glob.glob(join(model_dir, CONFIG_FILE)) + glob.glob(join(model_dir, "*", CONFIG_FILE)))
     if not configs:
