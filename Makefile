@@ -8,7 +8,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := 1
 
-.PHONY: quickstart test synth lint lock bench clean
+.PHONY: quickstart test synth lint lock bench scale-model clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/planner.py
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/cloud_cost.py
+
+# The scale model alone (a few minutes): rewrites bench/results/cloud_cost.* and prints the README's scale table.
+scale-model: $(STAMP)
 	$(BIN)/python bench/cloud_cost.py
 
 lint: $(STAMP)

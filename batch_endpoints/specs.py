@@ -131,6 +131,25 @@ def _mini_batch_size(value: int | str) -> int | str:
 
 MiniBatchSize = Annotated[int | str, pydantic.AfterValidator(_mini_batch_size)]
 
+# A job's shards run as the child executions of one Distributed Map, MaxConcurrency = instance_count, and a
+# Distributed Map runs at most 10,000 child executions at once (docs.aws.amazon.com/step-functions/latest/dg/
+# state-map-distributed.html, "10,000 parallel child workflow executions"): more instances could never be busy.
+MAX_INSTANCE_COUNT = 10_000
+
+
+def _instance_count(value: int) -> int:
+    if value > MAX_INSTANCE_COUNT:
+        raise ValueError(
+            f"Input should be at most {MAX_INSTANCE_COUNT:,} (got {value:,}): a job's shards run in a Step Functions "
+            f"Distributed Map, which runs at most {MAX_INSTANCE_COUNT:,} at once"
+        )
+    return value
+
+
+InstanceCount = Annotated[
+    int, Field(gt=0, json_schema_extra={"maximum": MAX_INSTANCE_COUNT}), pydantic.AfterValidator(_instance_count)
+]
+
 
 class RunSettings(Spec):
     """How a deployment scores: Azure's batch deployment settings with Azure's defaults."""
@@ -138,7 +157,7 @@ class RunSettings(Spec):
     mini_batch_size: MiniBatchSize = Field(
         10, description="files per mini-batch; for tabular inputs rows, or a size such as '10MB'"
     )
-    instance_count: int = Field(1, gt=0, le=1000)
+    instance_count: InstanceCount = 1
     max_concurrency_per_instance: int = Field(1, gt=0, le=256)
     retry_settings: RetrySettings = Field(default_factory=RetrySettings)
     error_threshold: int = Field(-1, ge=-1, description="failed files tolerated; -1 = any number")
@@ -190,7 +209,7 @@ class InvokeOverrides(Spec):
     """What one invocation may change of its deployment's settings (Azure's per-job overrides)."""
 
     mini_batch_size: MiniBatchSize | None = None
-    instance_count: int | None = Field(None, gt=0, le=1000)
+    instance_count: InstanceCount | None = None
     max_retries: int | None = Field(None, ge=0, le=100)
     timeout: int | None = Field(None, gt=0, le=7 * 24 * 3600)
     error_threshold: int | None = Field(None, ge=-1)

@@ -1,25 +1,34 @@
-"""Cloud cost model: what orchestrating a 1,000,000-file job costs on AWS, ours against one Batch job per mini-batch.
+"""Scale model: what a job of 10^4, 10^6 and 10^8 files asks of each AWS step, against AWS's limits, and what it costs.
 
-    python bench/cloud_cost.py [--files 410] [--instance-counts 1,10,100] [--job-overhead-s 45] [...prices]
+    python bench/cloud_cost.py [--sizes 10000,1000000,100000000] [--instance-counts 1,100,10000] [--fail-on-limit]
 
-1. Measure. The stack is synthesized (CDK, as `cdk synth` does) and its state machine executed under moto for a
-   small job (410 one-byte files at the default settings: mini_batch_size 10, instance_count 1, so 41
-   mini-batches in 4 shards), with the Lambda tasks running the real workflow handlers and each Batch job the real
-   scoring runner (bench/noop_code/score.py), on moto's S3 and DynamoDB (tests/workflow_fixtures.py). Counted:
-   - state transitions, from the parent execution's history and from the Distributed Map's child executions
-     (moto keeps those out of the parent's history; they are read from the map run's own event list);
-   - Batch jobs (SubmitJob calls), per shard;
-   - every S3 and DynamoDB request the job makes, by the step that made it (API invoke, Plan, Batch job,
-     Finalize, the state machine itself) and by what it touches (an input file, a part, a shard file, ...).
-2. Project to 1,000,000 input files at the default settings: 100,000 mini-batches, in as many shards as
-   batch_endpoints.planning cuts for each instance count. Each request is scaled by what it is per (a file, a
-   mini-batch, a shard, a Batch job, a job, a page of 1,000 listed keys), as measured.
-3. Compare with the naive design: the same workflow with one Batch job per mini-batch, each its own Map
-   iteration (as many state transitions per iteration as one of our shard iterations, as many requests per
-   Batch job as ours), and price both at the list prices below.
+1. Measure. The stack is synthesized (CDK, as `cdk synth` does) and its state machine executed under moto for five
+   small jobs (RUNS: 100 to 1,100 one-byte files, mini-batches of 5 to 100, 1 or 2 instances), with the Lambda
+   tasks running the real workflow handlers and each Batch job the real scoring runner (bench/noop_code/score.py),
+   on moto's S3 and DynamoDB (tests/workflow_fixtures.py). After each job ends, its record is set back to Running
+   and the API's cancel is called on it, through the backend the API Lambda opens: the cancel of a job whose every
+   mini-batch is done, the most a cancel can find to do. Counted, for each job:
+   - every S3, DynamoDB, Step Functions and Batch request, by the step that made it (API invoke, API cancel, Plan,
+     Batch job, Finalize, the state machine itself), by what it touches, and by how many threads made them;
+   - state transitions and history events, from the parent execution's history and from the Distributed Map's
+     child executions (moto keeps those out of the parent's history; they are read from the map run's events);
+   - the largest input, output or parameters of every state, the SubmitJob request bodies, the shard index file
+     (what the Map's S3 JSON ItemReader reads) and the largest shard file.
+2. Fit. The five jobs' counts of files, mini-batches, shards (= Batch jobs) and 1,000-key listing pages are
+   linearly independent, so each request count is solved for what it is per: the job, a shard, a mini-batch, a
+   file, a listing page. Nothing is assumed about which request is per what: a finalize that becomes O(shards)
+   shows as such when this script is run again. Sizes (payloads, files) are fitted as constant + per shard.
+3. Project to each size at the default settings (mini_batch_size 10) and each instance count: shards as
+   batch_endpoints.planning cuts them, each request count and size from its fit. Time per step = its S3 requests
+   x 20 ms + its DynamoDB requests x 10 ms + its other AWS requests x 20 ms, divided by the threads the step was
+   seen to use; compared with the step's limit (API Gateway 29 s, Lambda 900 s). Sizes are compared with theirs
+   (state payload 256 KiB, SubmitJob 30 KiB, parent history 25,000 events, the ItemReader's JSON file). A
+   "limit crossed" column says where; `--fail-on-limit` exits 1 if any is.
+4. Price (us-east-1 list prices, constants at the top, each a flag) at 10^6 files, ours against the naive design
+   of one Batch job per mini-batch, each its own Map iteration (the same fits with a shard per mini-batch).
 
-Needs the `cdk` and `dev` extras (aws-cdk-lib, moto, pytest). Takes about a minute: most of it synthesis and the
-runner starting its worker for each of the 4 Batch jobs.
+Needs the `cdk` and `dev` extras (aws-cdk-lib, moto, pytest). Takes a few minutes on 2 cores: synthesis, and the
+runner starting its worker for each of the jobs' 23 Batch jobs.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import contextlib
 import dataclasses
 import math
 import re
+import sys
 import tempfile
 import threading
 import time
@@ -39,13 +49,56 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from common import BENCH, Target, bar_chart, report
+from common import BENCH, Target, report
 
 from batch_endpoints import planning
 from batch_endpoints.specs import RunSettings
 
 PROJECTED_FILES = 1_000_000
 MIN_RATIO = 20.0
+SIZES = (10_000, 1_000_000, 100_000_000)
+INSTANCE_COUNTS = (1, 100, 10_000)
+COST_INSTANCE_COUNTS = (1, 10, 100)
+
+# Latencies per request, as the issue's scale model states them (typical in-region figures for small objects and
+# items; a request that waits on a Batch job or an execution is not counted here).
+SECONDS_PER_REQUEST = {"s3": 0.020, "dynamodb": 0.010}
+OTHER_SECONDS_PER_REQUEST = 0.020
+# Each step's time limit: API Gateway's integration timeout (docs.aws.amazon.com/apigateway/latest/developerguide/
+# limits.html, 29 s) for the API, Lambda's 900 s (docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html)
+# for the workflow's Lambda tasks. A Batch job has no limit of AWS's own (its attemptDurationSeconds is ours).
+STEP_LIMIT_S = {"invoke": 29.0, "cancel": 29.0, "plan": 900.0, "finalize": 900.0, "mark_failed": 900.0}
+STEP_NAMES = {
+    "invoke": "API invoke",
+    "cancel": "API cancel",
+    "plan": "Plan (Lambda)",
+    "batch job": "each Batch job",
+    "finalize": "Finalize (Lambda)",
+    "mark_failed": "Mark failed (Lambda)",
+    "workflow": "the state machine",
+}
+KIB = 1024
+# Size limits, each with its source:
+STATE_PAYLOAD_MAX = 256 * KIB
+"""A state's input or output, a Distributed Map's aggregated result included (docs.aws.amazon.com/step-functions/
+latest/dg/service-quotas.html, "Maximum input or output size for a task, state, or execution")."""
+SUBMIT_JOB_MAX = 30 * KIB
+"""A SubmitJob request (docs.aws.amazon.com/batch/latest/userguide/service_limits.html, "Maximum size of a
+SubmitJob request")."""
+HISTORY_EVENTS_MAX = 25_000
+"""Events in one execution's history (service-quotas.html, "Maximum execution history size"); a Distributed
+Map's child executions keep histories of their own."""
+ITEM_READER_JSON_MAX = 10 * KIB**3
+"""The JSON file a Distributed Map's ItemReader reads from S3 (docs.aws.amazon.com/step-functions/latest/dg/
+input-output-itemreader.html: at most 10 GB)."""
+
+# Five small jobs (files, mini_batch_size, instance_count) whose counts of files, mini-batches, shards and listing
+# pages of 1,000 keys are linearly independent: 10, 20, 40, 20 and 11 mini-batches in 4, 4, 4, 7 and 4 shards,
+# the last listed in two pages. Each request count is solved from them for what it is per.
+RUNS = ((100, 10, 1), (200, 10, 1), (200, 5, 1), (200, 10, 2), (1100, 100, 1))
+UNITS = ("job", "shard", "mini-batch", "file", "1,000 listed files")
+# A shard file lists its mini-batches' files, so it grows with the files a shard holds (at most 1,000 mini-batches).
+SIZE_UNITS = {"largest shard file": ("job", "file in a shard")}
 
 
 # ------------------------------------------------------------------------------------------------- prices
@@ -74,11 +127,6 @@ class Prices:
     """Instance time a Batch job spends before its first mini-batch: container start, imports, code and model
     download, init(). 30-60 s is typical of a Python image with a framework loaded; Batch's own scheduling delay
     is not counted (the instance may serve another job meanwhile)."""
-    plan_seconds: float = 60.0
-    finalize_seconds: float = 900.0
-    """Lambda durations assumed for a 1,000,000-file job: Plan lists and plans 1,000,000 keys (bench/planner.py
-    measures that part in seconds); Finalize is charged at its whole 15-minute timeout, an upper bound. Both are
-    the same in both designs."""
 
 
 # ---------------------------------------------------------------------------------------------- measuring
@@ -91,21 +139,6 @@ class Request:
     what: str
     """What it touches, e.g. "input file", "part", "job record"; decides how it scales."""
 
-
-# What each kind of request is counted per, to scale it from the small job to the projected one. A shard file is
-# per shard, and the naive design has one shard (one Batch job) per mini-batch.
-UNIT_OF_WHAT = {
-    "input file": "file",
-    "input listing": "1,000 listed files",
-    "part": "mini-batch",
-    "result": "mini-batch",
-    "progress counters": "mini-batch",
-    "shard file": "shard",
-    "code and model": "Batch job",
-    "job record (runner)": "Batch job",
-    "Batch job": "Batch job",
-}
-PER_JOB = "job"
 
 S3_PUT_CLASS = {
     "PutObject",
@@ -134,25 +167,42 @@ def price_class(service: str, operation: str) -> str | None:
 
 
 @dataclass
+class Invocation:
+    """One run of a step: the threads its requests came from, and whether another run of it overlapped."""
+
+    threads: set[int] = field(default_factory=set)
+    overlapped: bool = False
+
+
+@dataclass
 class Meter:
     """Records every AWS request made in this process (moto answers them all) and the child executions' events."""
 
     input_bucket: str = ""
     requests: list[Request] = field(default_factory=list)
     child_events: list[dict[str, Any]] = field(default_factory=list)
+    submit_job_bytes: list[int] = field(default_factory=list)
+    threads: dict[str, int] = field(default_factory=dict)
+    """Per step, the most threads one run of it made requests from (runs that overlapped another left out)."""
     counting: bool = False
-    _step: str = "workflow"
+    _running: list[tuple[str, Invocation]] = field(default_factory=list)
     _local: threading.local = field(default_factory=threading.local)
 
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[None]:
-        """A workflow step runs: the state machine runs one at a time (the Map at instance_count 1 runs one shard
-        at a time), so every request until it ends is the step's, from whichever thread of it."""
-        before, self._step = self._step, name
+        """A workflow step runs: every request until it ends is the latest running step's, from whichever thread of
+        it (the state machine runs one step at a time, but a Map over several instances runs Batch jobs at once)."""
+        run = Invocation()
+        same = [other for step, other in self._running if step == name]
+        for other in (run, *same):
+            other.overlapped = other.overlapped or bool(same)
+        self._running.append((name, run))
         try:
             yield
         finally:
-            self._step = before
+            self._running.remove((name, run))
+            if not run.overlapped and run.threads:
+                self.threads[name] = max(self.threads.get(name, 1), len(run.threads))
 
     @contextlib.contextmanager
     def caller(self, name: str | None) -> Iterator[None]:
@@ -163,13 +213,18 @@ class Meter:
         finally:
             del self._local.name
 
-    def record(self, event_name: str, url: str) -> None:
+    def record(self, event_name: str, url: str, body: bytes | str | None) -> None:
         if not self.counting:
             return
-        step = getattr(self._local, "name", self._step)
+        running = self._running[-1] if self._running else ("workflow", None)
+        step = getattr(self._local, "name", running[0])
         if step is None:
             return
         _, service, operation = event_name.split(".", 2)
+        if running[1] is not None and step == running[0]:
+            running[1].threads.add(threading.get_ident())
+        if service == "batch" and operation == "SubmitJob":
+            self.submit_job_bytes.append(len(body or b""))
         self.requests.append(Request(step, service, operation, self._what(step, service, operation, url)))
 
     def _what(self, step: str, service: str, operation: str, url: str) -> str:
@@ -211,7 +266,7 @@ def metered(meter: Meter, monkeypatch: Any) -> Iterator[None]:
 
     def counted(self: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
         if self.enabled:
-            meter.record(event_name, request.url)
+            meter.record(event_name, request.url, request.body)
         return answer(self, event_name, request, **kwargs)
 
     map_run = distributed.DistributedIterationComponent._map_run
@@ -247,31 +302,60 @@ def event_type(event: dict[str, Any]) -> str:
     return getattr(event["type"], "value", event["type"])
 
 
-# --------------------------------------------------------------------------------------- the small job
+def largest_payloads(events: list[dict[str, Any]], where: str) -> dict[str, int]:
+    """The largest input, output or parameters of each state, in bytes, keyed "<where>: <state>"."""
+    largest: dict[str, int] = {}
+    state = "(execution)"
+    for event in events:
+        for key, details in event.items():
+            if not (key.endswith("EventDetails") and isinstance(details, dict)):
+                continue
+            state = details.get("name", state)
+            for kind in ("input", "output", "parameters"):
+                if isinstance(details.get(kind), str):
+                    name = f"{where}: {state}"
+                    largest[name] = max(largest.get(name, 0), len(details[kind].encode()))
+    return largest
+
+
+# --------------------------------------------------------------------------------------------- the jobs
 @dataclass
 class Measured:
+    """One small job, as run and counted."""
+
     files: int
+    mini_batch_size: int
+    instance_count: int
     mini_batches: int
     shards: int
+    batch_jobs: int
     status: str
     run_seconds: float
-    parent_history: list[str]
-    parent: dict[str, int]
-    child_executions: int
-    child: dict[str, int]
-    submit_jobs_per_shard: dict[str, int]
+    transitions: int
+    """Billed: the parent's, and for each child execution its start plus its own."""
+    parent_events: int
     requests: Counter[tuple[str, str, str, str]]
-    """(step, what, price class, operation) -> count."""
-    lambda_memory_mb: dict[str, int]
+    """(step, what, price class, "service operation") -> count."""
+    sizes: dict[str, int]
+    """The largest of each state payload, request body or scratch file, in bytes."""
     job_item_bytes: int
 
+    def of(self, unit: str) -> int:
+        return unit_count(unit, self.files, self.mini_batches, self.shards, self.mini_batch_size)
 
-def measure(files: int, settings: RunSettings) -> Measured:
-    import boto3
+
+@dataclass
+class Measurements:
+    runs: list[Measured]
+    threads: dict[str, int]
+    lambda_memory_mb: dict[str, int]
+
+
+def measure_all(runs: tuple[tuple[int, int, int], ...]) -> Measurements:
     import pytest
 
     from lambdas.workflow import handlers
-    from tests.aws_fixtures import INPUT_BUCKET, TABLE, put_objects
+    from tests.aws_fixtures import INPUT_BUCKET
     from tests.infra_fixtures import executing_moto, state_machine_definition, synthesize
     from tests.workflow_fixtures import deploy_workflow
 
@@ -283,6 +367,7 @@ def measure(files: int, settings: RunSettings) -> Measured:
         for props in synthesis.resources("AWS::Lambda::Function").values()
     }
     meter = Meter(input_bucket=INPUT_BUCKET)
+    measured = []
     with (
         pytest.MonkeyPatch.context() as monkeypatch,
         executing_moto(monkeypatch),
@@ -291,46 +376,128 @@ def measure(files: int, settings: RunSettings) -> Measured:
     ):
         deployed = deploy_workflow(monkeypatch, definition, functions, around=meter.step)
         try:
-            script = (BENCH / "noop_code" / "score.py").read_text()
-            deployed.ready(Path(scratch), script, **settings.model_dump(include={"mini_batch_size", "instance_count"}))
-            put_objects(INPUT_BUCKET, {f"inputs/file-{i:06d}.txt": b"x" for i in range(files)})
-            print(f"running a job of {files} files through the executed state machine ...", flush=True)
-            meter.counting = True
-            started = time.perf_counter()
-            with meter.caller("invoke"):
-                job = deployed.service.invoke(deployed.invocation(f"s3://{INPUT_BUCKET}/inputs"))
-            with meter.caller(None):  # the benchmark's own polling
-                execution = deployed.wait(job.execution or "", timeout_s=300)
-            run_seconds = time.perf_counter() - started
-            meter.counting = False
-            job = deployed.service.get_job(job.id)
-            history = deployed.history(execution["executionArn"])
-            child_executions = deployed.map_run_items(execution["executionArn"])["total"]
-            items = boto3.client("dynamodb").scan(TableName=TABLE)["Items"]
-            job_item = max((i for i in items if job.id in str(i)), key=item_bytes)
+            deployed.ready(Path(scratch), (BENCH / "noop_code" / "score.py").read_text())
+            for number, run in enumerate(runs):
+                measured.append(measure_one(deployed, meter, monkeypatch, map_last_states(definition), number, *run))
         finally:
             handlers.set_backend(None)
+    return Measurements(measured, dict(meter.threads), memory)
+
+
+def map_last_states(definition: dict[str, Any]) -> set[str]:
+    """The states a Distributed Map's child executions end in."""
+    return {
+        name
+        for state in definition["States"].values()
+        if state["Type"] == "Map"
+        for name, inner in state["ItemProcessor"]["States"].items()
+        if inner.get("End") or inner["Type"] in {"Succeed", "Fail"}
+    }
+
+
+def map_result_bytes(child_events: list[dict[str, Any]], last_states: set[str]) -> int:
+    """A Distributed Map's aggregated result: a JSON array of every child execution's output, the output of the
+    state it ended in (what must fit in 256 KiB, whatever the Map's ResultPath)."""
+    outputs = [
+        len(details["output"].encode())
+        for event in child_events
+        for key, details in event.items()
+        if key == "stateExitedEventDetails" and details.get("name") in last_states and "output" in details
+    ]
+    return 2 + sum(outputs) + max(0, len(outputs) - 1)
+
+
+def measure_one(
+    deployed: Any,
+    meter: Meter,
+    monkeypatch: Any,
+    last_states: set[str],
+    number: int,
+    files: int,
+    mini_batch_size: int,
+    instance_count: int,
+) -> Measured:
+    import boto3
+
+    from batch_endpoints.adapters.aws import backend as aws
+    from batch_endpoints.service import BatchEndpointService, InvokeRequest
+    from batch_endpoints.specs import InvokeOverrides, JobStatus
+    from tests.aws_fixtures import BUCKET, INPUT_BUCKET, TABLE, put_objects
+
+    folder = f"inputs/run-{number}"
+    put_objects(INPUT_BUCKET, {f"{folder}/file-{i:06d}.txt": b"x" for i in range(files)})
+    print(f"job {number + 1} of {len(RUNS)}: {files} files, mini_batch_size {mini_batch_size}, ...", flush=True)
+    meter.requests.clear()
+    meter.child_events.clear()
+    meter.submit_job_bytes.clear()
+    batch_jobs_before = len(deployed.batch_jobs)
+    overrides = InvokeOverrides(mini_batch_size=mini_batch_size, instance_count=instance_count)
+    meter.counting = True
+    started = time.perf_counter()
+    with meter.caller("invoke"):
+        job = deployed.service.invoke(
+            InvokeRequest(endpoint_name="digits", input=f"s3://{INPUT_BUCKET}/{folder}", overrides=overrides)
+        )
+    with meter.caller(None):  # the benchmark's own polling
+        execution = deployed.wait(job.execution or "", timeout_s=600)
+    run_seconds = time.perf_counter() - started
+    meter.counting = False
+    job = deployed.service.get_job(job.id)
     if execution["status"] != "SUCCEEDED" or job.counts.files_succeeded != files:
-        raise SystemExit(f"the measured job did not succeed: {execution['status']}, {job.counts}")
-    per_shard = Counter(j["parameters"]["shard"].rsplit("/", 1)[-1] for j in deployed.batch_jobs)
+        raise SystemExit(f"a measured job did not succeed: {execution['status']}, {job.counts}")
+    history = deployed.history(execution["executionArn"])
+    sizes = {
+        **largest_payloads(history, "parent"),
+        **largest_payloads(meter.child_events, "Map child"),
+        "parent: the Distributed Map's aggregated result": map_result_bytes(meter.child_events, last_states),
+        "SubmitJob request": max(meter.submit_job_bytes),
+        **scratch_file_sizes(boto3.client("s3"), BUCKET, job.scratch_uri),
+    }
+    transitions = sum(billed_transitions(history).values())
+    children = deployed.map_run_items(execution["executionArn"])["total"]
+    transitions += children + sum(billed_transitions(meter.child_events).values())
+
+    # The cancel the API Lambda would run, on its own backend, of this job as if it were still running.
+    deployed.service.repo.update_job(job.id, lambda current: current.model_copy(update={"status": JobStatus.RUNNING}))
+    for name, value in {
+        aws.TABLE: TABLE,
+        aws.BUCKET: BUCKET,
+        aws.STATE_MACHINE_ARN: deployed.state_machine_arn,
+    }.items():
+        monkeypatch.setenv(name, value)
+    meter.counting = True
+    with meter.caller("cancel"):
+        BatchEndpointService(aws.open_aws_backend()).cancel_job(job.id)
+    meter.counting = False
+
+    items = boto3.client("dynamodb").scan(TableName=TABLE)["Items"]
     requests: Counter[tuple[str, str, str, str]] = Counter()
     for r in meter.requests:
         requests[(r.step, r.what, price_class(r.service, r.operation) or "", f"{r.service} {r.operation}")] += 1
     return Measured(
         files=files,
+        mini_batch_size=mini_batch_size,
+        instance_count=instance_count,
         mini_batches=job.counts.mini_batches,
         shards=job.counts.shards,
+        batch_jobs=len(deployed.batch_jobs) - batch_jobs_before,
         status=execution["status"],
         run_seconds=run_seconds,
-        parent_history=[event_type(e) for e in history],
-        parent=billed_transitions(history),
-        child_executions=child_executions,
-        child=billed_transitions(meter.child_events),
-        submit_jobs_per_shard=dict(sorted(per_shard.items())),
+        transitions=transitions,
+        parent_events=len(history),
         requests=requests,
-        lambda_memory_mb=memory,
-        job_item_bytes=item_bytes(job_item),
+        sizes=sizes,
+        job_item_bytes=max(item_bytes(i) for i in items if job.id in str(i)),
     )
+
+
+def scratch_file_sizes(s3: Any, bucket: str, scratch_uri: str) -> dict[str, int]:
+    """The shard index (the Map's ItemReader reads it) and the largest shard file, in bytes."""
+    prefix = scratch_uri.split(f"s3://{bucket}/", 1)[1].rstrip("/") + "/shards/"
+    objects = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
+    index = [o["Size"] for o in objects if o["Key"].endswith("index.json")]
+    shard_files = [o["Size"] for o in objects if not o["Key"].endswith("index.json")]
+    return {"shard index file (ItemReader JSON)": max(index, default=0), "largest shard file": max(shard_files)}
 
 
 def item_bytes(item: dict[str, Any]) -> int:
@@ -353,7 +520,29 @@ def _value_bytes(value: dict[str, Any]) -> int:
     return 1  # BOOL, NULL
 
 
-# ------------------------------------------------------------------------------------------- projection
+# ---------------------------------------------------------------------------------------------- fitting
+def unit_count(unit: str, files: int, mini_batches: int, shards: int, mini_batch_size: int) -> int:
+    """How many of `unit` a job has; "file in a shard" counts the files of its largest shard."""
+    return {
+        "job": 1,
+        "shard": shards,
+        "mini-batch": mini_batches,
+        "file": files,
+        "1,000 listed files": math.ceil(files / 1000),
+        "file in a shard": min(files, math.ceil(mini_batches / shards) * mini_batch_size),
+    }[unit]
+
+
+def fit(runs: list[Measured], values: list[float], units: tuple[str, ...] = UNITS) -> dict[str, float]:
+    """What `values` (one per run) is per: least squares over the runs' counts of each unit, rounded to what the
+    runs can tell apart (a thousandth), and never below zero."""
+    import numpy as np
+
+    counts = np.array([[run.of(unit) for unit in units] for run in runs], dtype=float)
+    solution, *_ = np.linalg.lstsq(counts, np.array(values, dtype=float), rcond=None)
+    return {unit: max(0.0, round(float(x), 3)) for unit, x in zip(units, solution, strict=True)}
+
+
 @dataclass(frozen=True)
 class Scale:
     """How many of each unit a job has."""
@@ -361,44 +550,179 @@ class Scale:
     files: int
     mini_batches: int
     shards: int
-    batch_jobs: int
 
     def of(self, unit: str) -> float:
-        return {
-            "file": self.files,
-            "1,000 listed files": math.ceil(self.files / 1000),
-            "mini-batch": self.mini_batches,
-            "shard": self.shards,
-            "Batch job": self.batch_jobs,
-            PER_JOB: 1,
-        }[unit]
+        return unit_count(unit, self.files, self.mini_batches, self.shards, RunSettings().mini_batch_size)
+
+    def project(self, per: dict[str, float]) -> float:
+        return sum(coefficient * self.of(unit) for unit, coefficient in per.items())
 
 
-def projected_scale(files: int, settings: RunSettings, instance_count: int, *, naive: bool) -> Scale:
-    mini_batches = math.ceil(files / settings.mini_batch_size)
+def projected_scale(files: int, instance_count: int, *, naive: bool = False) -> Scale:
+    mini_batches = math.ceil(files / RunSettings().mini_batch_size)
     per_shard = 1 if naive else planning.mini_batches_per_shard(mini_batches, instance_count)
-    shards = math.ceil(mini_batches / per_shard)
-    return Scale(files, mini_batches, shards, shards)
+    return Scale(files, mini_batches, math.ceil(mini_batches / per_shard))
 
 
-def project(measured: Measured, scale: Scale, prices: Prices) -> dict[str, float]:
-    small = Scale(measured.files, measured.mini_batches, measured.shards, sum(measured.submit_jobs_per_shard.values()))
-    # State transitions: the parent's are per job; each shard's iteration is one child execution, billed one
-    # transition for its start plus its own states.
-    per_iteration = 1 + sum(measured.child.values()) / measured.child_executions
-    transitions = sum(measured.parent.values()) + scale.shards * per_iteration
+@dataclass
+class Model:
+    """The fits: per step and request, per size, and the job-wide counts."""
+
+    requests: dict[tuple[str, str, str, str], dict[str, float]]
+    sizes: dict[str, dict[str, float]]
+    transitions: dict[str, float]
+    parent_events: dict[str, float]
+    threads: dict[str, int]
+    job_item_bytes: int
+    lambda_memory_mb: dict[str, int]
+
+
+def build_model(measurements: Measurements) -> Model:
+    runs = measurements.runs
+    keys = sorted({key for run in runs for key in run.requests})
+    constant_and_shard = ("job", "shard")
+    names = sorted({name for run in runs for name in run.sizes})
+    return Model(
+        requests={key: fit(runs, [run.requests.get(key, 0) for run in runs]) for key in keys},
+        sizes={
+            name: fit(runs, [run.sizes.get(name, 0) for run in runs], SIZE_UNITS.get(name, constant_and_shard))
+            for name in names
+        },
+        transitions=fit(runs, [run.transitions for run in runs], constant_and_shard),
+        parent_events=fit(runs, [run.parent_events for run in runs], constant_and_shard),
+        threads=measurements.threads,
+        job_item_bytes=max(run.job_item_bytes for run in runs),
+        lambda_memory_mb=measurements.lambda_memory_mb,
+    )
+
+
+# ------------------------------------------------------------------------------------------- projection
+def step_requests(model: Model, scale: Scale) -> dict[str, Counter[str]]:
+    """Per step, its projected requests by service."""
+    steps: dict[str, Counter[str]] = {}
+    for (step, _, _, operation), per in model.requests.items():
+        steps.setdefault(step, Counter())[operation.split(" ", 1)[0]] += scale.project(per)
+    return steps
+
+
+def step_seconds(model: Model, step: str, by_service: Counter[str], batch_jobs: int) -> float:
+    seconds = sum(n * SECONDS_PER_REQUEST.get(service, OTHER_SECONDS_PER_REQUEST) for service, n in by_service.items())
+    if step == "batch job":
+        seconds /= batch_jobs
+    return seconds / model.threads.get(step, 1)
+
+
+def limits_at(model: Model, files: int, instance_count: int) -> list[dict[str, Any]]:
+    """Every step's time and every size at `files` files, each against its limit."""
+    scale = projected_scale(files, instance_count)
+    rows = []
+    for step, by_service in sorted(step_requests(model, scale).items(), key=lambda kv: list(STEP_NAMES).index(kv[0])):
+        seconds = step_seconds(model, step, by_service, scale.shards)
+        limit = STEP_LIMIT_S.get(step)
+        total = sum(by_service.values()) / (scale.shards if step == "batch job" else 1)
+        rows.append(
+            _limit_row(STEP_NAMES[step], f"{total:,.0f} requests", seconds, limit, "s", model.threads.get(step, 1))
+        )
+    for name, per in model.sizes.items():
+        limit = (
+            STATE_PAYLOAD_MAX
+            if name.startswith(("parent", "Map child"))
+            else SUBMIT_JOB_MAX
+            if name == "SubmitJob request"
+            else ITEM_READER_JSON_MAX
+            if name.startswith("shard index")
+            else None
+        )
+        size = scale.project(per)
+        rows.append(_limit_row(name, _per_text(per), size, limit, "bytes", None))
+    events = scale.project(model.parent_events)
+    rows.append(
+        _limit_row(
+            "parent execution's history", _per_text(model.parent_events), events, HISTORY_EVENTS_MAX, "events", None
+        )
+    )
+    return rows
+
+
+def summary_rows(model: Model, sizes: list[int]) -> list[dict[str, Any]]:
+    """One row per step or size, one column per job size: what the README's scale table shows."""
+    at = {files: {row["what"]: row for row in limits_at(model, files, 1)} for files in sizes}
+    shown = [name for name in at[sizes[0]] if not name.startswith(("parent: ", "Map child: "))]
+    shown.insert(shown.index("SubmitJob request"), "largest state payload")
+    rows = []
+    for name in shown:
+        row: dict[str, Any] = {"step or size": name}
+        for files in sizes:
+            if name == "largest state payload":
+                payloads = [r for w, r in at[files].items() if w.startswith(("parent: ", "Map child: "))]
+                cell = max(payloads, key=lambda r: float(r["projected"].split()[0].replace(",", "")))
+                text = f"{cell['projected']} ({cell['what']})"
+            else:
+                cell = at[files][name]
+                how = f"{cell['measured as']}, " if cell["measured as"].endswith("requests") else ""
+                text = how + cell["projected"]
+            limit = "" if cell["limit"] == "-" else f" / {cell['limit']}"
+            row[f"{files:,} files"] = text + limit + (" **CROSSED**" if cell["limit crossed"] != "no" else "")
+        rows.append(row)
+    for label, value in (
+        ("shards = Batch jobs", lambda s: f"{s.shards:,}"),
+        ("Map runs", lambda s: "1"),
+        ("state transitions", lambda s: f"{s.project(model.transitions):,.0f}"),
+    ):
+        rows.append({"step or size": label, **{f"{f:,} files": value(projected_scale(f, 1)) for f in sizes}})
+    return rows
+
+
+def _per_text(per: dict[str, float]) -> str:
+    terms = [f"{v:g} per {unit}" if unit != "job" else f"{v:g}" for unit, v in per.items() if v]
+    return " + ".join(terms) or "0"
+
+
+def _limit_row(
+    what: str, how: str, value: float, limit: float | None, unit: str, threads: int | None
+) -> dict[str, Any]:
+    crossed = limit is not None and value > limit
+    shown = f"{value:,.1f} s" if unit == "s" else f"{value:,.0f} {unit}"
+    return {
+        "what": what,
+        "measured as": how,
+        "threads": threads if threads is not None else "",
+        "projected": shown,
+        "limit": "-" if limit is None else (f"{limit:,.0f} s" if unit == "s" else f"{limit:,.0f} {unit}"),
+        "limit crossed": "CROSSED" if crossed else "no",
+    }
+
+
+def counts_at(model: Model, files: int, instance_count: int, prices: Prices) -> dict[str, Any]:
+    scale = projected_scale(files, instance_count)
+    return {
+        "files": f"{files:,}",
+        "instance_count": f"{instance_count:,}",
+        "mini-batches": f"{scale.mini_batches:,}",
+        "shards (Map items)": f"{scale.shards:,}",
+        "Map runs": 1,
+        "Batch jobs": f"{scale.shards:,}",
+        "state transitions": f"{scale.project(model.transitions):,.0f}",
+        "$ orchestration": f"{cost(model, scale, prices)['usd total']:,.2f}",
+    }
+
+
+def cost(model: Model, scale: Scale, prices: Prices) -> dict[str, float]:
     requests: Counter[str] = Counter()
-    for (_, what, price, _), count in measured.requests.items():
+    for (_, _, price, _), per in model.requests.items():
         if price:
-            unit = UNIT_OF_WHAT.get(what, PER_JOB)
-            requests[price] += count / small.of(unit) * scale.of(unit)
-    write_units = math.ceil(measured.job_item_bytes / 1024)
-    read_units = math.ceil(measured.job_item_bytes / 4096)
-    memory = measured.lambda_memory_mb
-    gb_seconds = (memory["plan"] * prices.plan_seconds + memory["finalize"] * prices.finalize_seconds) / 1024
+            requests[price] += scale.project(per)
+    write_units = math.ceil(model.job_item_bytes / 1024)
+    read_units = math.ceil(model.job_item_bytes / 4096)
+    steps = step_requests(model, scale)
+    lambda_seconds = {
+        step: min(STEP_LIMIT_S[step], step_seconds(model, step, steps.get(step, Counter()), scale.shards))
+        for step in ("plan", "finalize")
+    }
+    gb_seconds = sum(model.lambda_memory_mb[step] * seconds for step, seconds in lambda_seconds.items()) / 1024
     costs = {
-        "Step Functions": transitions / 1000 * prices.sfn_per_1000_transitions,
-        "Batch job start-up": scale.batch_jobs * prices.job_overhead_s / 3600 * prices.instance_per_hour,
+        "Step Functions": scale.project(model.transitions) / 1000 * prices.sfn_per_1000_transitions,
+        "Batch job start-up": scale.shards * prices.job_overhead_s / 3600 * prices.instance_per_hour,
         "Lambda (Plan, Finalize)": 2 / 1e6 * prices.lambda_per_million_requests
         + gb_seconds * prices.lambda_per_gb_second,
         "DynamoDB": requests["DynamoDB write"] * write_units / 1e6 * prices.ddb_per_million_writes
@@ -408,12 +732,11 @@ def project(measured: Measured, scale: Scale, prices: Prices) -> dict[str, float
     }
     return {
         "shards": scale.shards,
-        "batch_jobs": scale.batch_jobs,
-        "transitions": transitions,
-        "dynamodb_writes": requests["DynamoDB write"],
-        "dynamodb_reads": requests["DynamoDB read"],
+        "transitions": scale.project(model.transitions),
         "s3_put_list": requests["S3 PUT/LIST"],
         "s3_get": requests["S3 GET"],
+        "dynamodb_writes": requests["DynamoDB write"],
+        "dynamodb_reads": requests["DynamoDB read"],
         **{f"usd {name}": value for name, value in costs.items()},
         "usd orchestration": costs["Step Functions"] + costs["Batch job start-up"],
         "usd total": sum(costs.values()),
@@ -421,167 +744,136 @@ def project(measured: Measured, scale: Scale, prices: Prices) -> dict[str, float
 
 
 # ------------------------------------------------------------------------------------------------- main
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--files", type=int, default=410, help="files in the measured job (default settings)")
-    parser.add_argument("--instance-counts", default="1,10,100", help="instance counts to project at, comma-separated")
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="files per job to project to")
+    parser.add_argument(
+        "--instance-counts", default=",".join(map(str, INSTANCE_COUNTS)), help="instance counts to project at"
+    )
+    parser.add_argument("--fail-on-limit", action="store_true", help="exit 1 if a projection crosses a limit")
     for name, value in dataclasses.asdict(Prices()).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=value, help=f"default {value}")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
     args = parser.parse_args(argv)
     prices = Prices(**{name: getattr(args, name) for name in dataclasses.asdict(Prices())})
+    sizes = [int(n) for n in args.sizes.split(",")]
     instance_counts = [int(n) for n in args.instance_counts.split(",")]
-    settings = RunSettings()  # Azure's defaults: mini_batch_size 10, instance_count 1
 
-    measured = measure(args.files, settings)
-    designs = {
-        f"ours, instance_count {n}": project(
-            measured, projected_scale(PROJECTED_FILES, settings, n, naive=False), prices
-        )
-        for n in instance_counts
-    }
-    naive = project(measured, projected_scale(PROJECTED_FILES, settings, 1, naive=True), prices)
-    designs["naive: one Batch job per mini-batch"] = naive
-    print_report(args, measured, designs, naive, prices, instance_counts)
+    measurements = measure_all(RUNS)
+    model = build_model(measurements)
+    crossed = print_report(args, measurements, model, prices, sizes, instance_counts)
+    if crossed:
+        print(f"limit crossed: {', '.join(crossed)}")
+    return 1 if crossed and args.fail_on_limit else 0
 
 
 def print_report(
     args: argparse.Namespace,
-    measured: Measured,
-    designs: dict[str, dict[str, float]],
-    naive: dict[str, float],
+    measurements: Measurements,
+    model: Model,
     prices: Prices,
+    sizes: list[int],
     instance_counts: list[int],
-) -> None:
-    per_iteration = sum(measured.child.values()) / measured.child_executions
-    transition_rows = [
+) -> list[str]:
+    """Print and write the tables; returns what crossed a limit, as "<what> at <files> files"."""
+    runs = measurements.runs
+    run_rows = [
         {
-            "execution": "parent",
-            "executions": 1,
-            "states entered": measured.parent["states_entered"],
-            "retries": measured.parent["retries"],
-            "billed per execution": sum(measured.parent.values()),
-        },
+            "files": run.files,
+            "mini_batch_size": run.mini_batch_size,
+            "instance_count": run.instance_count,
+            "mini-batches": run.mini_batches,
+            "shards": run.shards,
+            "Batch jobs": run.batch_jobs,
+            "state transitions": run.transitions,
+            "parent history events": run.parent_events,
+            "seconds": f"{run.run_seconds:.1f}",
+        }
+        for run in runs
+    ]
+    request_rows = [
         {
-            "execution": "Map child (one per shard)",
-            "executions": measured.child_executions,
-            "states entered": measured.child["states_entered"],
-            "retries": measured.child["retries"],
-            "billed per execution": f"{per_iteration:g} + 1 for its start",
-        },
+            "step": STEP_NAMES[step],
+            "what": what,
+            "request": operation,
+            "billed as": price or "-",
+            **{f"job {i + 1}": run.requests.get((step, what, price, operation), 0) for i, run in enumerate(runs)},
+            "fitted": _per_text(per),
+        }
+        for (step, what, price, operation), per in sorted(model.requests.items())
     ]
-    small = Scale(measured.files, measured.mini_batches, measured.shards, sum(measured.submit_jobs_per_shard.values()))
-    request_rows = []
-    for (step, what, price, operation), count in sorted(measured.requests.items()):
-        unit = UNIT_OF_WHAT.get(what, PER_JOB)
-        request_rows.append(
-            {
-                "step": step,
-                "what": what,
-                "request": operation,
-                "billed as": price or "-",
-                "count": count,
-                "per": unit,
-                "per unit": round(count / small.of(unit), 3),
-            }
-        )
-    labels = list(designs)
-    lines = [
-        ("shards (Map iterations)", "shards", "{:,.0f}"),
-        ("Batch jobs", "batch_jobs", "{:,.0f}"),
-        ("state transitions", "transitions", "{:,.0f}"),
-        ("DynamoDB writes", "dynamodb_writes", "{:,.0f}"),
-        ("DynamoDB reads", "dynamodb_reads", "{:,.0f}"),
-        ("S3 PUT/LIST requests", "s3_put_list", "{:,.0f}"),
-        ("S3 GET/HEAD requests", "s3_get", "{:,.0f}"),
-        *[(f"$ {k[4:]}", k, "{:,.2f}") for k in designs[labels[0]] if k.startswith("usd ")],
+    tables: dict[str, list[dict[str, Any]]] = {
+        "Measured jobs": run_rows,
+        "Requests per step, measured and fitted": request_rows,
+    }
+    tables["Summary: each step at each size (instance_count 1)"] = summary_rows(model, sizes)
+    crossed = []
+    for files in sizes:
+        rows = limits_at(model, files, 1)
+        tables[f"{files:,} files (instance_count 1): each step against its limits"] = rows
+        crossed += [f"{row['what']} at {files:,} files" for row in rows if row["limit crossed"] != "no"]
+    tables["Shards, Map runs, Batch jobs, state transitions"] = [
+        counts_at(model, files, n, prices) for files in sizes for n in instance_counts
     ]
-    projection_rows = [
-        {"per 1,000,000 files": name, **{label: fmt.format(designs[label][key]) for label in labels}}
-        for name, key, fmt in lines
-    ]
+    ours = {n: cost(model, projected_scale(PROJECTED_FILES, n), prices) for n in COST_INSTANCE_COUNTS}
+    naive = cost(model, projected_scale(PROJECTED_FILES, 1, naive=True), prices)
     ratio_rows = []
     targets = []
-    for n in instance_counts:
-        ours = designs[f"ours, instance_count {n}"]
-        total_ratio = naive["usd total"] / ours["usd total"]
-        orchestration_ratio = naive["usd orchestration"] / ours["usd orchestration"]
+    for n, design in ours.items():
+        ratio = naive["usd total"] / design["usd total"]
         ratio_rows.append(
             {
                 "instance_count": n,
-                "ours $": f"{ours['usd total']:,.2f}",
+                "ours $": f"{design['usd total']:,.2f}",
                 "naive $": f"{naive['usd total']:,.2f}",
-                "naive / ours, all request costs": f"{total_ratio:,.1f}x",
-                "naive / ours, Step Functions + Batch start-up": f"{orchestration_ratio:,.1f}x",
+                "naive / ours, all request costs": f"{ratio:,.1f}x",
+                "naive / ours, Step Functions + Batch start-up": (
+                    f"{naive['usd orchestration'] / design['usd orchestration']:,.1f}x"
+                ),
             }
         )
         targets.append(
-            Target(f"orchestration cost per 1M files, naive / ours, instance_count {n}", total_ratio, MIN_RATIO, True)
+            Target(f"orchestration cost per 1M files, naive / ours, instance_count {n}", ratio, MIN_RATIO, True)
         )
+    tables["Cost per 1,000,000 files, ours against one Batch job per mini-batch"] = ratio_rows
     notes = [
-        f"measured: a job of {measured.files} one-byte files at mini_batch_size 10, instance_count 1 "
-        f"({measured.mini_batches} mini-batches, {measured.shards} shards), through the synthesized state machine "
-        f"executed by moto, Lambda tasks in the real handlers, Batch jobs in the real runner (no-op scoring); "
-        f"{measured.status} in {measured.run_seconds:.1f} s",
-        "state transitions: *StateEntered events plus retried task attempts, as Standard workflows bill them; a "
-        "Distributed Map is also billed one transition per child execution it starts (docs.aws.amazon.com/"
-        "step-functions/latest/dg/concepts-transitions.html). The child executions' states are counted from "
-        "moto's map run (moto drops them from every history, so they are captured as it runs).",
-        f"Batch jobs per shard (SubmitJob calls): {sorted(set(measured.submit_jobs_per_shard.values()))} "
-        f"over {len(measured.submit_jobs_per_shard)} shards",
-        "requests: every S3 and DynamoDB request of the job, from the API's invoke to the end of the execution, by "
-        "the step that made it and what it touched; each is scaled by what it is per (see the table). The "
-        "naive design makes the same requests per mini-batch and per Batch job as ours, with one Batch job "
-        "and one shard file per mini-batch",
-        f"DynamoDB units: the job record is {measured.job_item_bytes:,} bytes, so each counter update costs "
-        f"{math.ceil(measured.job_item_bytes / 1024)} write units and each consistent read "
-        f"{math.ceil(measured.job_item_bytes / 4096)} read units. The runner also reads the record once a second "
-        "while it runs (stop conditions): time-based, counted here only as moto's run made them",
-        f"Batch job start-up: {prices.job_overhead_s:g} s of an instance at ${prices.instance_per_hour}/h per Batch "
-        "job; the scoring itself is the same instance time in both designs and is left out",
-        f"Lambda: Plan at {measured.lambda_memory_mb['plan']} MB for {prices.plan_seconds:g} s and Finalize at "
-        f"{measured.lambda_memory_mb['finalize']} MB for {prices.finalize_seconds:g} s (assumed; the same in both "
-        "designs); the API Lambda's one invocation is left out",
-        "not priced: CloudWatch Logs and metrics, data transfer (none leaves the region), S3 storage; the naive "
-        "design would also need 100,000 SubmitJob calls at about 50 a second (over half an hour just submitting)",
+        "measured: five jobs of one-byte files (table above) through the synthesized state machine executed by moto, "
+        "Lambda tasks in the real handlers, Batch jobs in the real runner (no-op scoring); after each, the API's "
+        "cancel of it (its record set back to Running), through the backend the API Lambda opens",
+        "fitted: each request count solved for what it is per from the five jobs (least squares, to a thousandth, "
+        "never below zero); sizes as constant + per shard (a shard file: + per file it lists). The runner reads the "
+        "job record about once a second while it runs: time-based, fitted as moto's runs made them",
+        "time: S3 requests x 20 ms, DynamoDB x 10 ms, other AWS requests x 20 ms, divided by the most threads one "
+        "run of the step made requests from; a Batch job's time is its requests only (no scoring), against no limit",
+        "limits: API Gateway 29 s; Lambda 900 s; state input/output 256 KiB (a Distributed Map's aggregated "
+        "result included); SubmitJob 30 KiB; parent history 25,000 events; the ItemReader's JSON file 10 GB; "
+        "instance_count at most 10,000 (a Distributed Map's concurrency)",
+        f"DynamoDB units: the job record is {model.job_item_bytes:,} bytes",
         "prices: " + ", ".join(f"{k} = {v}" for k, v in dataclasses.asdict(prices).items()),
     ]
-
-    def chart(path: Path) -> None:
-        bar_chart(
-            path,
-            labels,
-            [designs[label]["usd total"] for label in labels],
-            title="Projected request and start-up cost per 1,000,000 files",
-            xlabel="USD",
-        )
-
     report(
         "cloud_cost",
-        title="Cloud cost model: orchestration cost per 1,000,000 files, ours vs one Batch job per mini-batch",
-        config={
-            "measured_files": measured.files,
-            "projected_files": PROJECTED_FILES,
-            "instance_counts": instance_counts,
-            "mini_batch_size": 10,
-        },
-        tables={
-            "State transitions measured (small job)": transition_rows,
-            "Requests measured (small job)": request_rows,
-            "Projected per 1,000,000 files": projection_rows,
-            "Ours against naive": ratio_rows,
-        },
+        title="Scale model: each AWS step against its limits at 10^4-10^8 files, and what orchestration costs",
+        config={"runs": list(RUNS), "sizes": sizes, "instance_counts": instance_counts, "mini_batch_size": 10},
+        tables=tables,
         targets=targets,
         data={
-            "measured": {**dataclasses.asdict(measured), "requests": request_rows},
-            "projected": designs,
+            "runs": [{**dataclasses.asdict(run), "requests": None} for run in runs],
+            "threads": model.threads,
+            "fits": {
+                "requests": {" | ".join(key): per for key, per in model.requests.items()},
+                "sizes": model.sizes,
+                "transitions": model.transitions,
+                "parent_events": model.parent_events,
+            },
+            "crossed": crossed,
             "prices": dataclasses.asdict(prices),
         },
         notes=notes,
-        chart=chart,
         **({"out_dir": args.out} if args.out else {}),
     )
+    return crossed
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

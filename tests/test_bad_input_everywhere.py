@@ -16,6 +16,7 @@ from tests.api_fixtures import (  # noqa: F401 (pytest fixtures)
     Stack,
     api_fixture,
     aws_fixture,
+    deployment_body,
     folders_fixture,
     ready_fixture,
     stack_fixture,
@@ -112,4 +113,23 @@ def test_bad_bodies_are_refused_naming_the_field_and_change_nothing(
         return
     _refused_clearly(response, f"{method} {path} {kind}")
     assert response.json().get("field"), (route, kind, response.text)
+    assert snapshot(ready) == before
+
+
+def test_instance_count_above_the_distributed_maps_limit_is_refused_on_every_route(
+    ready: Stack, api: Api, folders: Folders
+) -> None:
+    """A Distributed Map runs at most 10,000 shards at once, so more instances than that are refused wherever
+    they are asked for: a deployment's resources, and an invocation's overrides."""
+    before = snapshot(ready)
+    too_many = {"instance_count": 10_001}
+    asked = {
+        "deployment": api("PUT", "/endpoints/digits/deployments/red", deployment_body(folders, resources=too_many)),
+        "invoke": api("POST", "/endpoints/digits/jobs", {"input": {"uri": folders.inputs}, "overrides": too_many}),
+    }
+    for route, response in asked.items():
+        _refused_clearly(response, route)
+        body = response.json()
+        assert body["field"].endswith("instance_count"), (route, body)
+        assert "at most 10,000" in body["message"] and "Distributed Map" in body["message"], (route, body)
     assert snapshot(ready) == before

@@ -245,6 +245,17 @@ def test_parse_keeps_our_own_value_error_messages_plain():
     assert error.message == "'a/b.csv' must be a plain file name, without folders"
 
 
+@pytest.mark.parametrize("model", [specs.RunSettings, specs.InvokeOverrides])
+def test_instance_count_above_the_distributed_maps_concurrency_is_refused_naming_the_limit(model):
+    assert specs.parse(model, {"instance_count": specs.MAX_INSTANCE_COUNT}).instance_count == 10_000
+
+    error = refused(model, {"instance_count": specs.MAX_INSTANCE_COUNT + 1})
+
+    assert error.field == "instance_count"
+    assert error.message.startswith("Input should be at most 10,000 (got 10,001)")
+    assert "Distributed Map" in error.message
+
+
 def test_parse_error_is_a_validation_error_with_status_400():
     error = refused(specs.RunSettings, {"instance_count": 0})
 
