@@ -761,6 +761,7 @@ class BatchEndpointService:
             )
 
         job = self.repo.update_job(job_id, reopen)
+        workflow.forget_shard_failures(self.backend, job.id)
         try:
             handle = self.backend.orchestrator.resume(job)
         except Exception as error:

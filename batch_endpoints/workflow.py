@@ -21,6 +21,10 @@ from batch_endpoints.repository import Repository
 from batch_endpoints.specs import Job, JobCounts, JobStatus, OutputAction, now
 
 NOT_SCORED = "not scored: the job stopped before this mini-batch ran"
+SHARD_FAILURE = "shard_failure"
+"""Record kind: why the first of a job's shards that failed did, {"shard": n, "reason": text}, keyed by job id.
+Written by the orchestrator (the cloud's state machine, straight to the record table); counter shards_failed."""
+MAX_SHARD_REASON = 500
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,8 @@ def finalize_job(backend: Backend, job_id: str) -> Job:
             f"(see {files.errors})"
         )
     elif missing:
-        status, error = JobStatus.FAILED, f"{missing} mini-batches never completed (see {files.errors})"
+        status = JobStatus.FAILED
+        error = f"{missing} mini-batches never completed{first_shard_failure(backend, job)} (see {files.errors})"
     elif counts.files and not counts.files_succeeded:
         # Even with any number of failures allowed, a job that scored nothing (init() failing everywhere, say)
         # has produced no result: it failed, as Azure reports it.
@@ -132,6 +137,29 @@ def finalize_job(backend: Backend, job_id: str) -> Job:
         return current.model_copy(update={"status": status, "error": error, "counts": counts, "ended_at": now()})
 
     return repo.update_job(job_id, end)
+
+
+def first_shard_failure(backend: Backend, job: Job) -> str:
+    """ "; shard 3 failed: <why>" for the first of the job's shards that failed, "" when none is recorded: one
+    read, whatever the number of shards."""
+    record = backend.records.get(SHARD_FAILURE, job.id)
+    if record is None:
+        return ""
+    reason = str(record.data.get("reason", "no reason given"))
+    if len(reason) > MAX_SHARD_REASON:
+        reason = reason[: MAX_SHARD_REASON - 3] + "..."
+    failed = record.counters.get("shards_failed", 1)
+    shard = record.data.get("shard")
+    return (
+        f"; {failed} shards failed, the first (shard {shard}): {reason}"
+        if failed > 1
+        else f"; shard {shard} failed: {reason}"
+    )
+
+
+def forget_shard_failures(backend: Backend, job_id: str) -> None:
+    """A resumed job starts with no shard failure recorded: its new execution's are the ones to report."""
+    backend.records.delete(SHARD_FAILURE, job_id)
 
 
 def mark_failed(backend: Backend, job_id: str, error: str) -> Job:

@@ -42,6 +42,7 @@ class Api(Construct):
         self.rest_api = apigateway.RestApi(
             self,
             "RestApi",
+            rest_api_name=f"{cdk.Stack.of(self).stack_name}-api",
             description="Batch endpoints: models, endpoints, deployments and jobs (SigV4-signed requests only)",
             endpoint_types=[apigateway.EndpointType.REGIONAL],
             # Access and error logs need API Gateway's account-wide CloudWatch role; this creates it (and keeps it

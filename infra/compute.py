@@ -34,6 +34,20 @@ MACHINE_IMAGES = {"cpu": batch.EcsMachineImageType.ECS_AL2023, "gpu": batch.EcsM
 # Root volume: the GPU image (CUDA runtime + torch) is about 10 GB, and a shard's inputs are staged on local disk.
 ROOT_VOLUME_GIB = {"cpu": 50, "gpu": 150}
 ROOT_DEVICE = "/dev/xvda"
+# The reasons Batch gives a RUNNABLE job it cannot place, which a queue's time limit may act on (AWS Batch user guide,
+# "Jobs stuck in RUNNABLE"); a job canceled for one ends FAILED with "Canceled by JobStateTimeLimit action ...".
+RUNNABLE_REASONS = (
+    batch.JobStateTimeLimitActionsReason.INSUFFICIENT_INSTANCE_CAPACITY,
+    batch.JobStateTimeLimitActionsReason.COMPUTE_ENVIRONMENT_MAX_RESOURCE,
+    batch.JobStateTimeLimitActionsReason.JOB_RESOURCE_REQUIREMENT,
+)
+# The EC2 Service Quotas (vCPUs) that cap each kind's instances, On-Demand and Spot; a new account's G quotas are 0.
+QUOTAS = {
+    ("cpu", False): "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances",
+    ("gpu", False): "Running On-Demand G and VT instances",
+    ("cpu", True): "All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests",
+    ("gpu", True): "All G and VT Spot Instance Requests",
+}
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 
 
@@ -49,16 +63,19 @@ class BatchCluster(Construct):
         vpc: ec2.IVpc,
         subnets: ec2.SubnetSelection,
         spot: bool,
+        runnable_timeout: cdk.Duration,
     ) -> None:
         super().__init__(scope, construct_id)
         self.settings = settings
         launch_template = ec2.LaunchTemplate(
             self,
             "LaunchTemplate",
-            # IMDSv2 only; hop limit 2 keeps the metadata service reachable from bridge-mode containers, which
-            # get their own credentials from the job role through the ECS agent anyway.
+            # IMDSv2 only, hop limit 1: a bridge-mode container is one hop further, so scoring code (and the pip
+            # packages it installs) cannot reach the metadata service and take the instance role's credentials.
+            # Containers get the job role's credentials from the ECS agent, and the region from the job
+            # definition (AWS_REGION), so they need nothing from it.
             require_imdsv2=True,
-            http_put_response_hop_limit=2,
+            http_put_response_hop_limit=1,
             block_devices=[
                 ec2.BlockDevice(
                     device_name=ROOT_DEVICE,
@@ -97,7 +114,25 @@ class BatchCluster(Construct):
             job_queue_name=f"{cdk.Stack.of(self).stack_name}-{settings.name}",
             compute_environments=[batch.OrderedComputeEnvironment(compute_environment=self.environment, order=1)],
             priority=1,
+            # A job Batch cannot place stays RUNNABLE for as long as the queue lets it (up to a year): cancel it
+            # after runnable_timeout, for each reason Batch can tell, so the shard fails and the job says why.
+            job_state_time_limit_actions=[
+                batch.JobStateTimeLimitAction(
+                    max_time=runnable_timeout,
+                    reason=reason,
+                    action=batch.JobStateTimeLimitActionsAction.CANCEL,
+                    state=batch.JobStateTimeLimitActionsState.RUNNABLE,
+                )
+                for reason in RUNNABLE_REASONS
+            ],
         )
+        minutes = int(runnable_timeout.to_minutes())
+        self.stuck_message = (
+            f"no capacity for {settings.name}'s instance types in {minutes} min: check the EC2 vCPU quota "
+            f"'{QUOTAS[settings.kind, spot]}' and that {', '.join(settings.instance_types)} fit a shard's "
+            f"{settings.vcpus} vCPUs and {settings.memory_mib} MiB within max_vcpus {settings.max_vcpus}"
+        )
+        """What a job says when a shard's Batch job was canceled in RUNNABLE: which compute, what to check."""
 
 
 class Compute(Construct):
@@ -110,15 +145,25 @@ class Compute(Construct):
         repository_root: Path,
         spot: bool = False,
         nat_gateways: int = 0,
+        availability_zones: int,
+        runnable_timeout: cdk.Duration,
         flow_log_bucket: s3.IBucket,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.vpc = _network(self, nat_gateways, flow_log_bucket)
+        self.vpc = _network(self, nat_gateways, availability_zones, flow_log_bucket)
         subnets = ec2.SubnetSelection(
             subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS if nat_gateways else ec2.SubnetType.PUBLIC
         )
         self.clusters = [
-            BatchCluster(self, f"{c.kind.capitalize()}Cluster", settings=c, vpc=self.vpc, subnets=subnets, spot=spot)
+            BatchCluster(
+                self,
+                f"{c.kind.capitalize()}Cluster",
+                settings=c,
+                vpc=self.vpc,
+                subnets=subnets,
+                spot=spot,
+                runnable_timeout=runnable_timeout,
+            )
             for c in computes
         ]
         self.images = {
@@ -168,7 +213,7 @@ class Compute(Construct):
         return {kind: image.image_uri for kind, image in self.images.items()}
 
 
-def _network(scope: Construct, nat_gateways: int, flow_log_bucket: s3.IBucket) -> ec2.Vpc:
+def _network(scope: Construct, nat_gateways: int, availability_zones: int, flow_log_bucket: s3.IBucket) -> ec2.Vpc:
     subnets = [ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=20)]
     if nat_gateways:
         subnets.append(
@@ -178,7 +223,9 @@ def _network(scope: Construct, nat_gateways: int, flow_log_bucket: s3.IBucket) -
         scope,
         "Vpc",
         ip_addresses=ec2.IpAddresses.cidr("10.40.0.0/16"),
-        max_azs=2,
+        # An environment-agnostic stack gets two AZs from CDK whatever max_azs says; naming them by index
+        # (Fn::GetAZs) gives more: more Spot capacity pools and more places that have g5/g6 capacity.
+        availability_zones=[cdk.Fn.select(n, cdk.Fn.get_azs()) for n in range(availability_zones)],
         nat_gateways=nat_gateways,
         subnet_configuration=subnets,
         gateway_endpoints={

@@ -119,6 +119,13 @@ def acknowledgements(stack: BatchEndpointsStack) -> list[tuple[IConstruct, str, 
         f"IAM5[Resource::{executions}/ScoreShards:*]",
         "The Distributed Map redrives its own map runs (CDK's grant, this state machine's map only)",
     )
+    if workflow.log_level != "ALL":
+        add(
+            state_machine,
+            "SF1",
+            f"Logs {workflow.log_level} by default (context workflow_log_level): ALL writes every state of every "
+            "shard, tens of thousands of events per large job; the execution history keeps every state for 90 days",
+        )
     add(
         state_machine,
         f"IAM5[Resource::{bucket_objects[:-1]}{SCRATCH_PREFIX}*]",
@@ -131,7 +138,8 @@ def acknowledgements(stack: BatchEndpointsStack) -> list[tuple[IConstruct, str, 
             cluster.environment,
             MANAGED_POLICY.format("AmazonEC2ContainerServiceforEC2Role"),
             "The ECS container instance role AWS Batch documents for EC2 compute environments; it registers the "
-            "instance with its ECS cluster, while the jobs run as the job role",
+            "instance with its ECS cluster. The jobs run as the job role and cannot take this one: the launch "
+            "template's IMDS hop limit of 1 keeps the metadata service out of reach of bridge-mode containers",
         )
     for prefix in RUNNER_READ_PREFIXES:
         add(

@@ -16,6 +16,16 @@ true/false.
     nat_gateways            0                                         >0: Batch instances move to private
                                                                       subnets behind that many NAT gateways
     scratch_expiry_days     30                                        jobs/<job id>/ scratch files expire
+    upload_expiry_days      7                                         uploads/ (files the CLI and SDK staged
+                                                                      for a job or a registration) expire
+    availability_zones      3                                         AZs of the VPC: each adds subnets, so
+                                                                      more Spot pools and g5/g6 capacity
+    runnable_timeout_minutes  30                                      a shard's Batch job that waits this long
+                                                                      in RUNNABLE (no capacity, a quota of 0)
+                                                                      is canceled and the job says why
+    workflow_log_level      ERROR                                     the state machine's log level (ALL, ERROR,
+                                                                      FATAL, OFF)
+    workflow_log_execution_data  false                                log states' input and output too
     versioned_bucket        false                                     S3 versioning on the data bucket
     data_buckets            (none)                                    other buckets holding inputs or outputs:
                                                                       the Lambdas and jobs may read and write them
@@ -26,6 +36,11 @@ true/false.
                                                                       its output (iam:SimulatePrincipalPolicy)
     alarm_email             (none)                                    subscribed to the alarm topic
     api_rate_limit          50        api_burst_limit 100              stage throttling, requests per second
+
+Uploads expire after a week: a staged input is read by the job that follows it within minutes, and a staged model
+or code folder is copied to models/ or code/ when registered; a week leaves room for a job queued over a weekend.
+The state machine logs errors only by default: ALL with execution data writes every state's input and output for
+every shard, which at 10,000 shards is tens of thousands of log events per job.
 
 Job memory is below the instance's size: the ECS agent keeps a few hundred MiB of every instance to itself, and a
 job asking for all 8 GiB of a c6i.xlarge would wait for a bigger instance.
@@ -40,6 +55,7 @@ from constructs import Node
 
 CPU_INSTANCE_TYPES = ("c6i", "m6i")
 GPU_INSTANCE_TYPES = ("g5.xlarge", "g5.2xlarge", "g6.xlarge", "g6.2xlarge")
+WORKFLOW_LOG_LEVELS = ("ALL", "ERROR", "FATAL", "OFF")
 
 
 @dataclass(frozen=True)
@@ -89,6 +105,11 @@ class StackSettings:
     spot: bool = False
     nat_gateways: int = 0
     scratch_expiry_days: int = 30
+    upload_expiry_days: int = 7
+    availability_zones: int = 3
+    runnable_timeout_minutes: int = 30
+    workflow_log_level: str = "ERROR"
+    workflow_log_execution_data: bool = False
     versioned_bucket: bool = False
     data_buckets: tuple[str, ...] = ()
     scoped_invokers: tuple[str, ...] = ()
@@ -96,6 +117,15 @@ class StackSettings:
     alarm_email: str | None = None
     api_rate_limit: int = 50
     api_burst_limit: int = 100
+
+    def __post_init__(self) -> None:
+        if self.workflow_log_level not in WORKFLOW_LOG_LEVELS:
+            raise ValueError(
+                f"workflow_log_level must be one of {', '.join(WORKFLOW_LOG_LEVELS)}, not {self.workflow_log_level!r}"
+            )
+        for name in ("upload_expiry_days", "availability_zones", "runnable_timeout_minutes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
 
     @property
     def computes(self) -> tuple[ComputeSettings, ComputeSettings]:
@@ -126,6 +156,13 @@ class StackSettings:
             spot=_bool(value("spot"), defaults.spot),
             nat_gateways=_int(value("nat_gateways"), defaults.nat_gateways),
             scratch_expiry_days=_int(value("scratch_expiry_days"), defaults.scratch_expiry_days),
+            upload_expiry_days=_int(value("upload_expiry_days"), defaults.upload_expiry_days),
+            availability_zones=_int(value("availability_zones"), defaults.availability_zones),
+            runnable_timeout_minutes=_int(value("runnable_timeout_minutes"), defaults.runnable_timeout_minutes),
+            workflow_log_level=str(value("workflow_log_level") or defaults.workflow_log_level).upper(),
+            workflow_log_execution_data=_bool(
+                value("workflow_log_execution_data"), defaults.workflow_log_execution_data
+            ),
             versioned_bucket=_bool(value("versioned_bucket"), defaults.versioned_bucket),
             data_buckets=_strings(value("data_buckets")),
             scoped_invokers=_strings(value("scoped_invokers")),

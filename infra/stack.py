@@ -56,6 +56,7 @@ class BatchEndpointsStack(cdk.Stack):
             self,
             "Storage",
             scratch_expiry=cdk.Duration.days(settings.scratch_expiry_days),
+            upload_expiry=cdk.Duration.days(settings.upload_expiry_days),
             versioned=settings.versioned_bucket,
         )
         compute = Compute(
@@ -65,6 +66,8 @@ class BatchEndpointsStack(cdk.Stack):
             repository_root=repository_root,
             spot=settings.spot,
             nat_gateways=settings.nat_gateways,
+            availability_zones=settings.availability_zones,
+            runnable_timeout=cdk.Duration.minutes(settings.runnable_timeout_minutes),
             flow_log_bucket=storage.log_bucket,
         )
         # The workflow's functions merge Parquet outputs: theirs is the asset with pyarrow; the API's stays small.
@@ -82,7 +85,10 @@ class BatchEndpointsStack(cdk.Stack):
             "Workflow",
             code=workflow_code,
             environment=storage_environment,
-            job_queues=[cluster.queue for cluster in compute.clusters],
+            clusters=compute.clusters,
+            records_table=storage.table,
+            log_level=settings.workflow_log_level,
+            log_execution_data=settings.workflow_log_execution_data,
         )
         # Jobs read and write only where the system keeps inputs and outputs in its bucket, and the data buckets the
         # deployer named; see batch_endpoints/data_access.py (the guard against using the system's roles as a deputy).

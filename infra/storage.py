@@ -51,7 +51,13 @@ OBJECT_WRITE_ACTIONS = ("s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpl
 
 class Storage(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, scratch_expiry: cdk.Duration, versioned: bool = False
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        scratch_expiry: cdk.Duration,
+        upload_expiry: cdk.Duration,
+        versioned: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         secure = {
@@ -77,6 +83,8 @@ class Storage(Construct):
             server_access_logs_prefix="s3-access/",
             lifecycle_rules=[
                 s3.LifecycleRule(id="expire-job-scratch", prefix=SCRATCH_PREFIX, expiration=scratch_expiry),
+                # What the CLI and SDK staged for a job or a registration (a registration copies it elsewhere).
+                s3.LifecycleRule(id="expire-uploads", prefix=UPLOADS_PREFIX, expiration=upload_expiry),
                 # Multipart uploads of merged outputs that a crashed finalize left behind.
                 s3.LifecycleRule(
                     id="abort-stale-uploads", abort_incomplete_multipart_upload_after=cdk.Duration.days(2)

@@ -6,12 +6,17 @@ The contract it implements (execution input, each step's event and result, the M
     Plan mini-batches and shards ──► Score shards (DISTRIBUTED Map over the plan's shard list in S3,
        │                               at most instance_count at once)
        │                                 └─ per shard: CPU or GPU? ─► Score shard on CPU | GPU (batch:submitJob.sync)
-       │                                                                  └─ Catch ─► Shard failed: Finalize reports it
+       │                                                  ├─► Shard scored: {}
+       │                                                  └─ Catch ─► why? ─► Record why the shard failed
+       │                                                                       (DynamoDB) ─► Shard failed: {}
        │                             ──► Merge outputs and finish job ──► Job completed | Job canceled | Job failed
        └─ Catch (Plan, Map, Finalize) ─► Mark job failed ─► Workflow failed
 
 Only ids, S3 keys and small numbers travel through the states (Step Functions state <= 256 KiB; a Batch job
-request <= 30 KiB).
+request <= 30 KiB). Every shard's child execution ends with `{}`, scored or failed: the Distributed Map gathers its
+children's outputs before it discards them (ResultPath null), and more than 256 KiB of them would end the execution
+with States.DataLimitExceeded, which no Catch sees. Why a shard failed goes to the record table instead, once per
+job (the first failure), where Finalize reads it in one request.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import Mapping, Sequence
 
 import aws_cdk as cdk
 from aws_cdk import aws_batch as batch
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -27,21 +33,31 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from batch_endpoints.workflow import SHARD_FAILURE
+from infra.compute import BatchCluster
 from infra.lambda_code import project_function
 
 # Job definitions are registered per deployment by the API Lambda: bep-<endpoint>_<deployment>
 # (adapters.aws.computes.job_definition_name).
 JOB_DEFINITION_NAMES = "bep-*"
-# Batch API errors worth another try: throttling (SubmitJob takes about 50 calls a second) and Batch's own
-# faults. A job that ran and failed is not retried here: Batch already retried it (the job definition's
-# retryStrategy: Spot reclaims and host failures, and any failure but the runner's exit 1) and the runner retried
-# each mini-batch.
-BATCH_API_ERRORS = [
-    "Batch.AWSBatchException",
+# SubmitJob errors worth another try, as Step Functions names them (Batch.<exception>): Batch's own faults
+# (ServerException, HTTP 500), throttling (SubmitJob takes about 50 calls a second; Batch does not model it, so the
+# SDK raises its base AWSBatchException, or TooManyRequestsException by code), and the SDK failing to reach Batch.
+# Never Batch.ClientException (HTTP 400: an inactive or missing job definition or queue, a bad parameter): another
+# try gets the same answer, so the shard fails at once. A job that ran and failed (States.TaskFailed) is not retried
+# here either: Batch already retried it (the job definition's retryStrategy) and the runner each mini-batch.
+TRANSIENT_BATCH_ERRORS = [
     "Batch.ServerException",
+    "Batch.AWSBatchException",
     "Batch.TooManyRequestsException",
-    "Batch.ThrottlingException",
+    "Batch.SdkClientException",
 ]
+PERMANENT_BATCH_ERRORS = ["Batch.ClientException"]
+# Batch's status reason for a job its queue's time limit canceled in RUNNABLE (compute.RUNNABLE_REASONS).
+STUCK_IN_RUNNABLE = "Canceled by JobStateTimeLimit action*"
+# Where a failed shard's Batch job description lies once parsed from the caught error's Cause.
+BATCH_JOB = "$.batch_job.description"
+
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 
 
@@ -53,9 +69,15 @@ class JobWorkflow(Construct):
         *,
         code: lambda_.Code,
         environment: Mapping[str, str],
-        job_queues: Sequence[batch.IJobQueue],
+        clusters: Sequence[BatchCluster],
+        records_table: dynamodb.ITable,
+        log_level: str = "ERROR",
+        log_execution_data: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.clusters = list(clusters)
+        self.records_table = records_table
+        self.log_level = log_level
 
         def step(construct_id: str, handler: str, description: str, memory_mib: int) -> lambda_.Function:
             return project_function(
@@ -91,9 +113,14 @@ class JobWorkflow(Construct):
             definition_body=sfn.DefinitionBody.from_chainable(self._definition()),
             state_machine_type=sfn.StateMachineType.STANDARD,
             tracing_enabled=True,
-            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            # ALL with execution data logs every state's input and output of every shard: a setting, not the default.
+            logs=sfn.LogOptions(
+                destination=self.log_group,
+                level=sfn.LogLevel(log_level),
+                include_execution_data=log_execution_data,
+            ),
         )
-        self._allow_batch_jobs(job_queues)
+        self._allow_batch_jobs([cluster.queue for cluster in self.clusters])
 
     def _definition(self) -> sfn.IChainable:
         mark_failed = self._lambda_step(
@@ -131,22 +158,22 @@ class JobWorkflow(Construct):
                 "job_queue.$": "$.job_queue",
                 "job_definition.$": "$.job_definition",
                 "attempt_duration_s.$": "$.plan.attempt_duration_s",
+                "shard_number.$": "$$.Map.Item.Index",
             },
             # Child executions run as long as their Batch job: Express's 5 minutes would not do.
             map_execution_type=sfn.StateMachineType.STANDARD,
+            # Discards the result, but the children's outputs must still fit in 256 KiB: they are all {}.
             result_path=sfn.JsonPath.DISCARD,
         )
-        shard_failed = sfn.Pass(
-            self,
-            "Shard failed: Finalize reports its files",
-            comment="Its mini-batches have no results, so Finalize lists their files as not scored",
-        )
+        scored = sfn.Pass(self, "Shard scored", result=sfn.Result.from_object({}))
+        failed = self._shard_failure()
         on_kind = (
             sfn.Choice(self, "CPU or GPU?")
             .when(
-                sfn.Condition.string_equals("$.compute", "gpu"), self._score_shard("Score shard on GPU", shard_failed)
+                sfn.Condition.string_equals("$.compute", "gpu"),
+                self._score_shard("Score shard on GPU", failed).next(scored),
             )
-            .otherwise(self._score_shard("Score shard on CPU", shard_failed))
+            .otherwise(self._score_shard("Score shard on CPU", failed).next(scored))
         )
         score.item_processor(on_kind)
 
@@ -217,29 +244,114 @@ class JobWorkflow(Construct):
                 "Type": "Task",
                 "Resource": f"arn:{cdk.Aws.PARTITION}:states:::batch:submitJob.sync",
                 "Parameters": {
-                    # Exactly the job id: the log reader finds a job's Batch jobs by name.
-                    "JobName.$": "$.job_id",
+                    # <job id>-s<shard number>: the log reader finds a job's Batch jobs by the prefix <job id>-s.
+                    # At most 80 + 7 characters of letters, digits and hyphens (Batch allows 128).
+                    "JobName.$": "States.Format('{}-s{}', $.job_id, $.shard_number)",
                     "JobQueue.$": "$.job_queue",
                     "JobDefinition.$": "$.job_definition",
                     # Fill the job definition's command: --job-id Ref::job_id --shard Ref::shard.
                     "Parameters": {"job_id.$": "$.job_id", "shard.$": "$.shard"},
                     "Timeout": {"AttemptDurationSeconds.$": "$.attempt_duration_s"},
                 },
-                # Of the job's description, keep its id (to find it in Batch) and status.
+                # Of the job's description (several KB), keep its id and status for the execution's history; the
+                # child execution still ends with {} (Shard scored).
                 "ResultSelector": {"job_id.$": "$.JobId", "status.$": "$.Status"},
                 "ResultPath": "$.batch_job",
             },
         )
+        # Throttling clears in seconds to a minute: at most about 6 minutes of tries in all.
         task.add_retry(
-            errors=BATCH_API_ERRORS,
+            errors=TRANSIENT_BATCH_ERRORS,
             interval=cdk.Duration.seconds(5),
             backoff_rate=2,
-            max_attempts=8,
-            max_delay=cdk.Duration.minutes(5),
+            max_attempts=6,
+            max_delay=cdk.Duration.minutes(2),
             jitter_strategy=sfn.JitterType.FULL,
         )
         task.add_catch(on_failure, errors=[sfn.Errors.ALL], result_path="$.error")
         return task
+
+    def _shard_failure(self) -> sfn.IChainable:
+        """From a shard's caught error ($.error) to one line of why, recorded for Finalize if it is the job's first,
+        then {} as the child's output. A Batch job that ran and failed is described in the Cause as JSON: its status
+        reason is the line (a compute's own message for a job its queue canceled in RUNNABLE). Anything else (a
+        SubmitJob error) keeps its name and Cause. Every path is checked before it is read: a missing one would
+        fail the child with States.Runtime, which no Catch sees."""
+        failed = sfn.Pass(self, "Shard failed", result=sfn.Result.from_object({}))
+        record = tasks.DynamoUpdateItem(
+            self,
+            "Record why the shard failed",
+            table=self.records_table,
+            key={
+                "pk": tasks.DynamoAttributeValue.from_string(
+                    sfn.JsonPath.format(f"{SHARD_FAILURE}#{{}}", sfn.JsonPath.string_at("$.job_id"))
+                )
+            },
+            # The first failure wins; later ones only count (records.py: a record is key, data and version).
+            update_expression=(
+                "SET #key = if_not_exists(#key, :key), #data = if_not_exists(#data, :data), "
+                "#version = if_not_exists(#version, :one) ADD c_shards_failed :one"
+            ),
+            expression_attribute_names={"#key": "key", "#data": "data", "#version": "version"},
+            expression_attribute_values={
+                ":key": tasks.DynamoAttributeValue.from_string(sfn.JsonPath.string_at("$.job_id")),
+                ":data": tasks.DynamoAttributeValue.from_string(
+                    sfn.JsonPath.json_to_string(sfn.JsonPath.object_at("$.failure"))
+                ),
+                ":one": tasks.DynamoAttributeValue.from_number(1),
+            },
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        record.add_retry(errors=[sfn.Errors.ALL], interval=cdk.Duration.seconds(1), max_attempts=3, backoff_rate=2)
+        # Without the reason Finalize still reports the shard's files as never scored.
+        record.add_catch(failed, errors=[sfn.Errors.ALL], result_path=sfn.JsonPath.DISCARD)
+        record.next(failed)
+
+        def reason(state_id: str, text: str) -> sfn.Pass:
+            """A Pass that puts {"shard": its number, "reason": text} at $.failure; text may be a path or
+            an intrinsic function (from the state) or a message of the stack's (a constant)."""
+            computed = text.startswith(("$", "States."))
+            return sfn.Pass(
+                self,
+                state_id,
+                parameters={"shard.$": "$.shard_number", "reason.$" if computed else "reason": text},
+                result_path="$.failure",
+            ).next(record)
+
+        status_reason = f"{BATCH_JOB}.StatusReason"
+        why_batch = sfn.Choice(self, "Did Batch say why?")
+        for cluster in self.clusters:
+            why_batch.when(
+                sfn.Condition.and_(
+                    sfn.Condition.string_equals("$.compute", cluster.settings.kind),
+                    sfn.Condition.is_present(status_reason),
+                    sfn.Condition.string_matches(status_reason, STUCK_IN_RUNNABLE),
+                ),
+                reason(f"No capacity on {cluster.settings.name}", cluster.stuck_message),
+            )
+        as_caught = reason("Take the error as the reason", "States.Format('{}: {}', $.error.Error, $.error.Cause)")
+        why_batch.when(sfn.Condition.is_present(status_reason), reason("Take Batch's reason", status_reason)).otherwise(
+            as_caught
+        )
+        read_job = sfn.Pass(
+            self,
+            "Read the Batch job's description",
+            parameters={"description.$": "States.StringToJson($.error.Cause)"},
+            result_path="$.batch_job",
+        )
+        return (
+            sfn.Choice(self, "Did the Batch job run?")
+            .when(
+                sfn.Condition.and_(
+                    sfn.Condition.string_equals("$.error.Error", "States.TaskFailed"),
+                    sfn.Condition.is_present("$.error.Cause"),
+                    sfn.Condition.string_matches("$.error.Cause", "{*}"),
+                ),
+                read_job.next(why_batch),
+            )
+            .when(sfn.Condition.is_present("$.error.Cause"), as_caught)
+            .otherwise(reason("Take the error's name as the reason", "$.error.Error"))
+        )
 
     def _allow_batch_jobs(self, job_queues: Sequence[batch.IJobQueue]) -> None:
         """What the .sync Batch tasks need (CDK adds these itself only for its BatchSubmitJob task)."""

@@ -189,6 +189,8 @@ def state_machine_definition(synthesis: Synthesis) -> tuple[dict[str, Any], dict
     functions = synthesis.resources("AWS::Lambda::Function")
     references = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT}
     references |= {f"{logical_id}.Arn": function_arn(logical_id) for logical_id in functions}
+    # The record table, where the state machine records why a shard failed: the tests' table (aws_fixtures.TABLE).
+    references |= {logical_id: "bep-records" for logical_id in synthesis.resources("AWS::DynamoDB::Table")}
     definition = json.loads(resolve(properties["DefinitionString"], references))
     handlers = {props["Handler"]: function_arn(logical_id) for logical_id, props in functions.items()}
     return definition, handlers

@@ -86,7 +86,13 @@ def test_the_control_plane_ports_are_wired_on_first_use(environment: pytest.Monk
     )
     assert computes == {
         "execution_role_arn": None,
-        "runner_environment": {"BEP_BACKEND": "aws", **STORAGE},
+        # The registering Lambda's region: boto3 in a container does not find it by itself.
+        "runner_environment": {
+            "BEP_BACKEND": "aws",
+            **STORAGE,
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        },
     }
     assert backend.orchestrator.args == (CONTROL_PLANE["BEP_STATE_MACHINE_ARN"],)
     assert orchestrator["computes"] is backend.computes and logs["computes"] is backend.computes

@@ -33,13 +33,13 @@ def invoke(service: BatchEndpointService) -> Job:
     return service.invoke(InvokeRequest(endpoint_name="digits", input=f"s3://{INPUT_BUCKET}/images"))
 
 
-def run_shard(job: Job, lines: list[tuple[int, str]]) -> str:
-    """Submit a Batch job as the state machine does for one shard, and log `lines` (ms after the job's
-    creation, message) into its stream; returns the stream's name."""
+def run_shard(job: Job, lines: list[tuple[int, str]], shard: int = 0, *, name: str = "") -> str:
+    """Submit a Batch job as the state machine does for one shard (named <job id>-s<shard>, unless `name`), and
+    log `lines` (ms after the job's creation, message) into its stream; returns the stream's name."""
     batch = boto3.client("batch")
     queue = batch.describe_job_queues(jobQueues=["bep-cpu"])["jobQueues"][0]["jobQueueArn"]
     batch_job = batch.submit_job(
-        jobName=job.id,
+        jobName=name or f"{job.id}-s{shard}",
         jobQueue=queue,
         jobDefinition=job.deployment.compute_handle,
         parameters={"job_id": job.id, "shard": "s3://bep-storage/jobs/x/shards/shard-00000.json"},
@@ -67,7 +67,7 @@ def read_all(service: BatchEndpointService, job: Job, limit: int) -> list[list[L
 def test_a_jobs_logs_are_its_batch_jobs_lines_oldest_first_in_pages(service: BatchEndpointService) -> None:
     job = invoke(service)
     first = run_shard(job, [(1000, "shard 0 starts"), (3000, "shard 0 scored 10 files"), (5000, "shard 0 done")])
-    second = run_shard(job, [(2000, "shard 1 starts\n"), (4000, "shard 1 done")])
+    second = run_shard(job, [(2000, "shard 1 starts\n"), (4000, "shard 1 done")], shard=1)
     other = invoke(service)  # the same deployment's next job logs under the same stream prefix
     run_shard(other, [(2500, "another job's line")])
 
@@ -85,6 +85,16 @@ def test_a_jobs_logs_are_its_batch_jobs_lines_oldest_first_in_pages(service: Bat
     assert [line.source for line in lines] == [first, second, first, second, first]
     assert first.startswith("bep-digits_blue/default/")
     assert lines == sorted(lines, key=lambda line: line.timestamp_ms)
+
+
+def test_a_job_whose_id_starts_with_this_ones_is_not_read(service: BatchEndpointService) -> None:
+    job = invoke(service)
+    run_shard(job, [(1000, "mine")], shard=12)
+    # Endpoint "<this job's id>-s1" would name its jobs' Batch jobs "<this job's id>-s1-<hex>-s<shard>".
+    run_shard(job, [(2000, "another endpoint's job")], name=f"{job.id}-s1-0123456789ab-s0")
+    run_shard(job, [(3000, "a job named without a shard number")], name=f"{job.id}-s")
+
+    assert [line.message for page in read_all(service, job, limit=100) for line in page] == ["mine"]
 
 
 def test_lines_outside_the_jobs_time_window_are_not_its_own(service: BatchEndpointService) -> None:

@@ -17,6 +17,11 @@ def synthesis() -> Synthesis:
     return synthesize()
 
 
+def test_the_api_is_named_after_the_stack(synthesis: Synthesis) -> None:
+    (api,) = synthesis.resources("AWS::ApiGateway::RestApi").values()
+    assert api["Name"] == "BatchEndpoints-api"
+
+
 def test_every_method_requires_a_sigv4_signature(synthesis: Synthesis) -> None:
     methods = synthesis.resources("AWS::ApiGateway::Method")
     assert len(methods) == 2  # ANY on / and on /{proxy+}: the Lambda's resolver routes

@@ -4,6 +4,7 @@ the computes as the API Lambda's registry reads them (BEP_COMPUTES)."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -43,14 +44,39 @@ def test_the_gpu_environment_runs_gpu_instances_on_the_nvidia_ami(synthesis: Syn
     assert queues == {"BatchEndpoints-cpu-cluster", "BatchEndpoints-gpu-cluster"}
 
 
-def test_instances_require_imdsv2_and_encrypt_their_disks(synthesis: Synthesis) -> None:
+def test_instances_require_imdsv2_out_of_containers_reach_and_encrypt_their_disks(synthesis: Synthesis) -> None:
     templates = synthesis.resources("AWS::EC2::LaunchTemplate").values()
     assert len(templates) == 2
     for template in templates:
         data = template["LaunchTemplateData"]
         assert data["MetadataOptions"]["HttpTokens"] == "required"
+        # A bridge-mode container is a second hop: with 1 its code cannot take the instance role's credentials.
+        assert data["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
         (device,) = data["BlockDeviceMappings"]
         assert device["Ebs"]["Encrypted"] is True
+
+
+def test_a_job_that_waits_for_capacity_is_canceled_after_the_runnable_timeout(synthesis: Synthesis) -> None:
+    queues = synthesis.resources("AWS::Batch::JobQueue").values()
+    assert len(queues) == 2
+    for queue in queues:
+        actions = queue["JobStateTimeLimitActions"]
+        assert {a["Reason"] for a in actions} == {
+            "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",
+            "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE",
+            "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
+        }
+        assert all((a["State"], a["Action"], a["MaxTimeSeconds"]) == ("RUNNABLE", "CANCEL", 1800) for a in actions)
+    queues = synthesize(runnable_timeout_minutes="90").resources("AWS::Batch::JobQueue").values()
+    assert {a["MaxTimeSeconds"] for q in queues for a in q["JobStateTimeLimitActions"]} == {5400}
+
+
+def test_the_vpc_spans_three_availability_zones_or_the_number_a_deployer_sets(synthesis: Synthesis) -> None:
+    def zones(synthesis: Synthesis) -> list[Any]:
+        return sorted(s["AvailabilityZone"]["Fn::Select"][0] for s in synthesis.resources("AWS::EC2::Subnet").values())
+
+    assert zones(synthesis) == [0, 1, 2]
+    assert zones(synthesize(availability_zones="4")) == [0, 1, 2, 3]
 
 
 def test_the_vpc_has_no_nat_gateway_and_batch_runs_in_public_subnets(synthesis: Synthesis) -> None:
@@ -129,3 +155,13 @@ def test_the_job_role_reads_and_writes_the_bucket_and_only_counts_in_the_table(s
         "dynamodb:GetItem",
         "dynamodb:UpdateItem",
     }
+
+
+def test_both_images_install_the_same_extras() -> None:
+    from tests.infra_fixtures import REPOSITORY_ROOT
+
+    def extras(dockerfile: str) -> set[str]:
+        text = (REPOSITORY_ROOT / "batch_container" / dockerfile).read_text()
+        return {extra for line in text.splitlines() for extra in re.findall(r'"\.\[([a-z,]+)\]"', line)}
+
+    assert extras("Dockerfile") == extras("Dockerfile.gpu") == {"torch,mlflow"}

@@ -48,3 +48,14 @@ def test_caller_policy_simulation_is_a_boolean_off_by_default() -> None:
     assert settings(simulate_caller_policy="true").simulate_caller_policy is True
     with pytest.raises(ValueError, match="true or false"):
         settings(simulate_caller_policy="on")
+
+
+def test_scale_settings_have_defaults_and_refuse_nonsense() -> None:
+    defaults = settings()
+    assert (defaults.upload_expiry_days, defaults.availability_zones, defaults.runnable_timeout_minutes) == (7, 3, 30)
+    assert (defaults.workflow_log_level, defaults.workflow_log_execution_data) == ("ERROR", False)
+    assert settings(workflow_log_level="all").workflow_log_level == "ALL"
+    with pytest.raises(ValueError, match="workflow_log_level must be one of ALL, ERROR, FATAL, OFF"):
+        settings(workflow_log_level="verbose")
+    with pytest.raises(ValueError, match="runnable_timeout_minutes must be at least 1"):
+        settings(runnable_timeout_minutes="0")

@@ -44,6 +44,16 @@ def test_the_data_bucket_logs_access_and_expires_job_scratch(synthesis: Synthesi
     assert "VersioningConfiguration" not in data
 
 
+def test_staged_uploads_expire_after_a_week_or_the_days_a_deployer_sets(synthesis: Synthesis) -> None:
+    expected = {"Id": "expire-uploads", "Prefix": "uploads/", "ExpirationInDays": 7, "Status": "Enabled"}
+    rules = {rule["Id"]: rule for rule in _data_bucket(synthesis)["LifecycleConfiguration"]["Rules"]}
+    assert rules["expire-uploads"] == expected
+    rules = {
+        rule["Id"]: rule for rule in _data_bucket(synthesize(upload_expiry_days="2"))["LifecycleConfiguration"]["Rules"]
+    }
+    assert rules["expire-uploads"] == {**expected, "ExpirationInDays": 2}
+
+
 def test_versioning_and_the_scratch_expiry_come_from_context() -> None:
     data = _data_bucket(synthesize(**OPTIONS))
     assert data["VersioningConfiguration"] == {"Status": "Enabled"}

@@ -60,6 +60,7 @@ def test_each_item_carries_ids_only_as_the_contract_says(score_shards: dict[str,
         "job_queue.$": "$.job_queue",
         "job_definition.$": "$.job_definition",
         "attempt_duration_s.$": "$.plan.attempt_duration_s",
+        "shard_number.$": "$$.Map.Item.Index",
     }
 
 
@@ -73,20 +74,81 @@ def test_both_branches_submit_the_shard_to_batch_and_wait(score_shards: dict[str
         task = processor["States"][name]
         assert task["Resource"] == SUBMIT_JOB_SYNC
         assert task["Parameters"] == {
-            "JobName.$": "$.job_id",
+            "JobName.$": "States.Format('{}-s{}', $.job_id, $.shard_number)",
             "JobQueue.$": "$.job_queue",
             "JobDefinition.$": "$.job_definition",
             "Parameters": {"job_id.$": "$.job_id", "shard.$": "$.shard"},
             "Timeout": {"AttemptDurationSeconds.$": "$.attempt_duration_s"},
         }
-        (retry,) = task["Retry"]
-        assert "Batch.AWSBatchException" in retry["ErrorEquals"]
-        assert "States.TaskFailed" not in retry["ErrorEquals"] and "States.ALL" not in retry["ErrorEquals"]
-        assert retry["JitterStrategy"] == "FULL"
         assert task["Catch"] == [
-            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Shard failed: Finalize reports its files"}
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Did the Batch job run?"}
         ]
-    assert processor["States"]["Shard failed: Finalize reports its files"]["Type"] == "Pass"
+        assert task["Next"] == "Shard scored"
+
+
+def test_only_transient_batch_errors_are_retried_and_for_minutes_not_hours(score_shards: dict[str, Any]) -> None:
+    processor = score_shards["ItemProcessor"]
+    for name in ("Score shard on CPU", "Score shard on GPU"):
+        (retry,) = processor["States"][name]["Retry"]
+        assert set(retry["ErrorEquals"]) == {
+            "Batch.ServerException",
+            "Batch.AWSBatchException",
+            "Batch.TooManyRequestsException",
+            "Batch.SdkClientException",
+        }
+        # A client error (an inactive job definition) and a job that failed go straight to the Catch.
+        assert not {"Batch.ClientException", "States.TaskFailed", "States.ALL"} & set(retry["ErrorEquals"])
+        assert retry["JitterStrategy"] == "FULL"
+        waits = [
+            min(retry["IntervalSeconds"] * retry["BackoffRate"] ** n, retry["MaxDelaySeconds"])
+            for n in range(retry["MaxAttempts"])
+        ]
+        assert sum(waits) <= 10 * 60
+
+
+def test_every_child_execution_ends_with_an_empty_output(score_shards: dict[str, Any]) -> None:
+    """The Map gathers its children's outputs (<= 256 KiB in all, States.DataLimitExceeded otherwise, which no Catch
+    sees) before discarding them: every end of the item processor is a Pass whose result is {}."""
+    states = score_shards["ItemProcessor"]["States"]
+    ends = {name: state for name, state in states.items() if state.get("End") or state["Type"] in ("Succeed", "Fail")}
+    assert set(ends) == {"Shard scored", "Shard failed"}
+    assert all(state == {"Type": "Pass", "Result": {}, "End": True} for state in ends.values())
+    assert states["Record why the shard failed"]["Next"] == "Shard failed"
+    assert states["Record why the shard failed"]["Catch"][0]["Next"] == "Shard failed"
+
+
+def test_a_failed_shard_records_its_reason_once_per_job_in_the_record_table(score_shards: dict[str, Any]) -> None:
+    states = score_shards["ItemProcessor"]["States"]
+    record = states["Record why the shard failed"]
+    assert record["Resource"] == "arn:aws:states:::dynamodb:updateItem"
+    parameters = record["Parameters"]
+    assert parameters["Key"] == {"pk": {"S.$": "States.Format('shard_failure#{}', $.job_id)"}}
+    assert "#data = if_not_exists(#data, :data)" in parameters["UpdateExpression"]
+    assert "ADD c_shards_failed :one" in parameters["UpdateExpression"]
+    assert parameters["ExpressionAttributeValues"][":data"] == {"S.$": "States.JsonToString($.failure)"}
+    # Every state that leads there puts a small {"shard", "reason"} at $.failure.
+    reasons = {name: s for name, s in states.items() if s.get("Next") == "Record why the shard failed"}
+    assert {"Take Batch's reason", "Take the error as the reason", "No capacity on gpu-cluster"} <= set(reasons)
+    assert all(
+        s["ResultPath"] == "$.failure" and s["Parameters"]["shard.$"] == "$.shard_number" for s in reasons.values()
+    )
+    # A Cause is parsed as JSON only when it is a Batch job's description.
+    (parse_guard,) = states["Did the Batch job run?"]["Choices"][:1]
+    assert {"Variable": "$.error.Cause", "StringMatches": "{*}"} in parse_guard["And"]
+    assert parse_guard["Next"] == "Read the Batch job's description"
+
+
+def test_a_shard_canceled_in_runnable_says_which_compute_and_what_to_check(score_shards: dict[str, Any]) -> None:
+    states = score_shards["ItemProcessor"]["States"]
+    gpu = states["No capacity on gpu-cluster"]["Parameters"]["reason"]
+    assert gpu.startswith("no capacity for gpu-cluster's instance types in 30 min: check the EC2 vCPU quota ")
+    assert "'Running On-Demand G and VT instances'" in gpu
+    (when_gpu,) = [c for c in states["Did Batch say why?"]["Choices"] if c.get("Next") == "No capacity on gpu-cluster"]
+    assert {"Variable": "$.compute", "StringEquals": "gpu"} in when_gpu["And"]
+    assert {
+        "Variable": "$.batch_job.description.StatusReason",
+        "StringMatches": "Canceled by JobStateTimeLimit action*",
+    } in when_gpu["And"]
 
 
 def test_plan_map_and_finalize_are_caught_by_mark_failed_then_fail(definition: dict[str, Any]) -> None:
@@ -116,11 +178,20 @@ def test_a_job_that_finalize_fails_fails_the_execution(definition: dict[str, Any
     assert definition["States"][outcome["Default"]]["Type"] == "Succeed"
 
 
-def test_the_state_machine_is_standard_logged_at_all_and_traced(synthesis: Synthesis) -> None:
+def test_the_state_machine_is_standard_logs_errors_without_execution_data_and_is_traced(synthesis: Synthesis) -> None:
     (machine,) = synthesis.resources("AWS::StepFunctions::StateMachine").values()
     assert machine["StateMachineType"] == "STANDARD"
-    assert machine["LoggingConfiguration"]["Level"] == "ALL"
+    assert machine["LoggingConfiguration"]["Level"] == "ERROR"
+    assert machine["LoggingConfiguration"]["IncludeExecutionData"] is False
     assert machine["TracingConfiguration"] == {"Enabled": True}
+
+
+def test_a_deployer_may_log_every_state_with_its_data() -> None:
+    synthesis = synthesize(workflow_log_level="all", workflow_log_execution_data="true")
+    (machine,) = synthesis.resources("AWS::StepFunctions::StateMachine").values()
+    assert machine["LoggingConfiguration"]["Level"] == "ALL"
+    assert machine["LoggingConfiguration"]["IncludeExecutionData"] is True
+    assert synthesis.violations() == []
 
 
 def test_the_state_machine_may_run_its_map_submit_jobs_and_read_the_shard_list(synthesis: Synthesis) -> None:
@@ -135,6 +206,7 @@ def test_the_state_machine_may_run_its_map_submit_jobs_and_read_the_shard_list(s
     }
     assert {"states:StartExecution", "states:DescribeExecution", "states:StopExecution"} <= granted
     assert {"batch:SubmitJob", "batch:DescribeJobs", "batch:TerminateJob", "events:PutRule"} <= granted
+    assert "dynamodb:UpdateItem" in granted
     (read,) = (s for s in statements if s["Action"] == "s3:GetObject")
     assert json.dumps(read["Resource"]).endswith('"/jobs/*"]]}')
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,9 +68,9 @@ def test_a_job_over_png_files_succeeds_with_every_prediction_in_order(deployed: 
     output = pd.read_csv(io.BytesIO(deployed.backend.blobs.get_bytes(job.output_uri or "")))
     assert output["file"].tolist() == sorted(images)
     assert (output["mean"] > 1000).all()
-    # One Batch job per shard, each named after the job and told which job and shard it scores.
+    # One Batch job per shard, each named <job id>-s<shard number> and told which job and shard it scores.
     assert len(deployed.batch_jobs) == job.counts.shards >= 2
-    assert {j["name"] for j in deployed.batch_jobs} == {job.id}
+    assert sorted(j["name"] for j in deployed.batch_jobs) == [f"{job.id}-s{n}" for n in range(job.counts.shards)]
     assert all(j["succeeded"] and j["parameters"]["job_id"] == job.id for j in deployed.batch_jobs)
     assert sorted(j["parameters"]["shard"] for j in deployed.batch_jobs) == [
         f"{job.scratch_uri}/shards/shard-{n:05d}.json" for n in range(job.counts.shards)
@@ -134,6 +135,38 @@ def test_a_job_whose_input_is_gone_when_planned_is_marked_failed(deployed: Deplo
     record = deployed.service.get_job(job.id)
     assert record.status == JobStatus.FAILED
     assert record.error == f"s3://{INPUT_BUCKET}/soon-gone does not exist"
+
+
+def test_shards_whose_batch_jobs_fail_fail_the_job_with_the_first_ones_reason(
+    executing_aws: None,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    workflow_definition: tuple[dict[str, Any], dict[str, str]],
+    tmp_path: Path,
+) -> None:
+    @contextlib.contextmanager
+    def container_dies(step: str) -> Iterator[None]:
+        if step == "batch job":
+            raise RuntimeError("CUDA driver not found")
+        yield
+
+    deployed = deploy_workflow(monkeypatch, *workflow_definition, around=container_dies)
+    try:
+        deployed.ready(tmp_path, MEAN_PIXEL_SCRIPT, instance_count=1)
+        put_objects(INPUT_BUCKET, {f"digits/{name}": content for name, content in digit_pngs(7).items()})
+
+        job, execution = deployed.run_job(f"s3://{INPUT_BUCKET}/digits")
+
+        # The workflow's own failure path: the Map's children were caught, and Finalize closed the job.
+        assert deployed.states_entered(execution["executionArn"])[-1] == "Job failed"
+        assert job.status == JobStatus.FAILED and job.counts.shards >= 2
+        assert not any(j["succeeded"] for j in deployed.batch_jobs)
+        assert re.fullmatch(
+            rf"{job.counts.mini_batches} mini-batches never completed; {job.counts.shards} shards failed, the "
+            r"first \(shard \d+\): Essential container in task exited: CUDA driver not found \(see s3://.*\)",
+            job.error or "",
+        ), job.error
+    finally:
+        handlers.set_backend(None)
 
 
 LEDGER_SCRIPT = """\

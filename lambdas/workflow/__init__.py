@@ -31,15 +31,21 @@ Per shard (Map item processor)
     The item is {"shard": "s3://<bucket>/jobs/<job id>/shards/shard-00000.json"}; the ItemSelector adds
     the execution input's ids: {"shard.$": "$$.Map.Item.Value.shard", "job_id.$": "$.job_id",
     "job_queue.$": "$.job_queue", "job_definition.$": "$.job_definition",
-    "attempt_duration_s.$": "$.plan.attempt_duration_s"} (with Plan's result at ResultPath "$.plan").
+    "attempt_duration_s.$": "$.plan.attempt_duration_s", "shard_number.$": "$$.Map.Item.Index"} (with Plan's
+    result at ResultPath "$.plan").
     arn:aws:states:::batch:submitJob.sync with
-        JobName = job_id                         exactly: the log reader finds a job's Batch jobs by this name
+        JobName = <job_id>-s<shard_number>       the log reader finds a job's Batch jobs by the prefix <job_id>-s
         JobQueue = job_queue, JobDefinition = job_definition
         Parameters = {"job_id": job_id, "shard": shard}     fill Ref::job_id and Ref::shard
         Timeout = {"AttemptDurationSeconds": attempt_duration_s}
     Batch retries the job itself (the job definition's retryStrategy). A shard that still fails should not end
     the Map: catch it (States.ALL -> a Pass state) so Finalize runs and reports its mini-batches as never
-    completed, as the local backend does. Keep the Map's own result out of the state (ResultPath null).
+    completed, as the local backend does. Keep the Map's own result out of the state (ResultPath null), and end
+    every child execution with {}, scored or failed: the Map gathers the children's outputs (<= 256 KiB in all)
+    before discarding them. A failed shard records why in the record table, the job's first failure only:
+    item pk "shard_failure#<job id>", key = job id, data = {"shard": n, "reason": "..."} as JSON text, version 1,
+    counter c_shards_failed (ADD 1 per failed shard). Finalize reads it (workflow.first_shard_failure) into the
+    error of a job whose mini-batches never completed; a resume deletes it.
 
 Finalize: handlers.finalize
 ---------------------------

@@ -15,7 +15,8 @@ Configured by environment variables, which the CDK stack sets on the Lambdas and
     BEP_SIMULATE_CALLER_POLICY  "true": check the caller's own S3 rights with IAM (caller_policy)     API
 
 Records and blobs are all a scoring container needs, so only BEP_TABLE and BEP_BUCKET are required to open the
-backend, and only they (with BEP_BACKEND) go into the containers' environment. The other ports are built on
+backend, and only they (with BEP_BACKEND, and AWS_REGION and AWS_DEFAULT_REGION: the region of the process that
+registers the job definition) go into the containers' environment. The other ports are built on
 first use: the container never imports them, and a process that uses one without its variables gets a
 ValidationError naming the missing one.
 """
@@ -51,7 +52,7 @@ def open_aws_backend() -> Backend:
     bucket = _required(settings, BUCKET, "open storage")
     computes = _json(settings, COMPUTES, list)
     images = _json(settings, IMAGES, dict)
-    runner_environment = {BACKEND_VARIABLE: "aws", TABLE: table, BUCKET: bucket}
+    runner_environment = {BACKEND_VARIABLE: "aws", TABLE: table, BUCKET: bucket, **_region()}
 
     def compute_registry() -> Any:
         purpose = "list computes and register deployments"
@@ -115,6 +116,13 @@ class BuiltOnFirstUse:
             if self._port is None:
                 self._port = self._build()
         return getattr(self._port, name)
+
+
+def _region() -> dict[str, str]:
+    """The registering process's region for the containers: boto3 does not read it from instance metadata (and
+    the launch templates keep containers away from IMDS), and not every ECS agent injects it."""
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    return {"AWS_REGION": region, "AWS_DEFAULT_REGION": region} if region else {}
 
 
 def _caller_permissions() -> Any:

@@ -3,10 +3,11 @@
 A log line does not say which job printed it: scoring code prints whatever it likes, and a deployment's jobs
 all log under the same stream prefix (its job definition's name). What does identify a job's lines is the
 stream: each Batch job (each attempt) has a stream of its own, and the state machine names every Batch job it
-submits after the job id. So a read
+submits `<job id>-s<shard number>`. So a read
 
-1. lists the job's Batch jobs in its compute's queue (ListJobs, JOB_NAME = job id, any status) and collects
-   the log stream of every attempt (DescribeJobs);
+1. lists the job's Batch jobs in its compute's queue (ListJobs, JOB_NAME = `<job id>-s*`, any status; a trailing
+   `*` makes the filter a prefix), keeps those whose whole name is the job's (another job's id may start with
+   this one's), and collects the log stream of every attempt (DescribeJobs);
 2. filters the deployment's streams (prefix = job definition name) from shortly before the job was created to
    shortly after it ended, and keeps the events of those streams.
 
@@ -117,10 +118,13 @@ class CloudWatchJobLogReader:
 
     def _batch_job_ids(self, queue: str, job_id: str) -> Iterator[str]:
         paginator = self.batch.get_paginator("list_jobs")
-        # With a filter, ListJobs returns jobs in every status; JOB_NAME matches the whole name.
-        for page in paginator.paginate(jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [job_id]}]):
+        # With a filter, ListJobs returns jobs in every status; JOB_NAME matches the whole name, or a prefix when
+        # the value ends with *.
+        prefix = f"{job_id}-s"
+        for page in paginator.paginate(jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [f"{prefix}*"]}]):
             for summary in page["jobSummaryList"]:
-                if summary["jobName"] == job_id:
+                name = summary["jobName"]
+                if name.startswith(prefix) and name[len(prefix) :].isdigit():
                     yield summary["jobId"]
 
 
