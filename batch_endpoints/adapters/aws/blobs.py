@@ -140,20 +140,11 @@ class S3BlobStore:
                 return size
             if buffer:
                 parts.append(self._upload_part(bucket, key, upload_id, len(parts) + 1, bytes(buffer)))
-            condition = {"IfNoneMatch": "*"} if if_absent else {}
-            try:
-                self.client.complete_multipart_upload(
-                    Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, **condition
-                )
-            except ClientError as exc:
-                _raise_if_not_overwritten(exc, uri)
-                raise
+            self._complete(uri, upload_id, parts, if_absent=if_absent)
             upload_id = None
         finally:
             if upload_id is not None:
-                # Parts of an unfinished upload are invisible but billed until aborted.
-                with contextlib.suppress(ClientError):
-                    self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+                self._abort(uri, upload_id)
         return size
 
     def compose(self, uri: str, pieces: Sequence[BlobRange], *, if_absent: bool = False) -> int:
@@ -170,19 +161,11 @@ class S3BlobStore:
                 return len(data)
             upload_id = self.client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
             try:
-                parts = self._send_parts(pool, bucket, key, upload_id, planned)
-                condition = {"IfNoneMatch": "*"} if if_absent else {}
-                try:
-                    self.client.complete_multipart_upload(
-                        Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, **condition
-                    )
-                except ClientError as exc:
-                    _raise_if_not_overwritten(exc, uri)
-                    raise
+                self._complete(
+                    uri, upload_id, self._send_parts(pool, bucket, key, upload_id, planned), if_absent=if_absent
+                )
             except BaseException:
-                # Parts of an unfinished upload are invisible but billed until aborted.
-                with contextlib.suppress(ClientError):
-                    self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+                self._abort(uri, upload_id)
                 raise
         return sum(part.size for part in planned)
 
@@ -203,6 +186,24 @@ class S3BlobStore:
             uploads.append(pool.submit(self._upload_part, bucket, key, upload_id, number, data))
             sent.append(uploads[-1])
         return [future.result() for future in sent]
+
+    def _complete(self, uri: str, upload_id: str, parts: list[dict[str, Any]], *, if_absent: bool) -> None:
+        """Publish the upload; with if_absent, only if no object is there then (If-None-Match: *)."""
+        bucket, key = _object(uri)
+        condition = {"IfNoneMatch": "*"} if if_absent else {}
+        try:
+            self.client.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, **condition
+            )
+        except ClientError as exc:
+            _raise_if_not_overwritten(exc, uri)
+            raise
+
+    def _abort(self, uri: str, upload_id: str) -> None:
+        """Parts of an unfinished upload are invisible but billed until aborted."""
+        bucket, key = _object(uri)
+        with contextlib.suppress(ClientError):
+            self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
 
     def _copy_part(self, bucket: str, key: str, upload_id: str, number: int, piece: BlobRange) -> dict[str, Any]:
         source_bucket, source_key = _object(piece.uri)
