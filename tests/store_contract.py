@@ -571,6 +571,9 @@ class BlobStoreContract:
         ]
         assert listed[0].uri == place.store.join(root, "a-z.txt")
 
+    def test_list_files_of_what_does_not_exist_is_empty(self, place: BlobPlace) -> None:
+        assert list(place.store.list_files(place.store.join(place.elsewhere, "no", "such", "folder"))) == []
+
     def test_list_files_of_a_file_is_that_file(self, place: BlobPlace) -> None:
         uri = place.store.join(place.elsewhere, "one.csv")
         place.store.put_bytes(uri, b"x,y\n")

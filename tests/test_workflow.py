@@ -16,8 +16,9 @@ from batch_endpoints.backend import Backend
 from batch_endpoints.errors import ConflictError
 from batch_endpoints.jobfiles import FileError, JobFiles, MiniBatch, MiniBatchResult, Shard
 from batch_endpoints.service import BatchEndpointService
+from batch_endpoints.shard_journals import NOT_SCORED
 from batch_endpoints.specs import InvokeOverrides, Job, JobStatus
-from batch_endpoints.workflow import NOT_SCORED, finalize_job, mark_failed, plan_job
+from batch_endpoints.workflow import finalize_job, mark_failed, plan_job
 from tests.core_fixtures import (  # noqa: F401 (pytest fixtures)
     code_dir_fixture,
     deployment_declaration,

@@ -129,6 +129,8 @@ class FolderBlobStore:
         if os.path.isfile(root):
             yield BlobInfo(root, os.path.getsize(root))
             return
+        if not os.path.isdir(root):
+            return  # as in S3: nothing is under a folder that does not exist
         stack = [root]
         found = []
         while stack:
