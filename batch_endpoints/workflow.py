@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from batch_endpoints import merging, planning, shard_journals
 from batch_endpoints.backend import Backend
-from batch_endpoints.errors import AlreadyExistsError, ConflictError
+from batch_endpoints.errors import AlreadyExistsError, ConflictError, ValidationError
 from batch_endpoints.jobfiles import JobFiles, MiniBatchResult, Shard, ShardJournal
 from batch_endpoints.ports import BlobRange, BlobStore
 from batch_endpoints.repository import Repository
@@ -73,7 +73,12 @@ def _listing(backend: Backend, job: Job, files: JobFiles) -> planning.InputListi
         chosen = json.loads(backend.blobs.get_bytes(files.input_listing))
         if "failed_files_of" in chosen:
             # Listed here, not by the API: the scan grows with the source job (API Gateway waits 29 s at most).
-            return unscored_files(backend, Repository(backend.records).get_job(chosen["failed_files_of"]))
+            listing = unscored_files(backend, Repository(backend.records).get_job(chosen["failed_files_of"]))
+            if not listing.files:
+                raise ValidationError(
+                    f"job {chosen['failed_files_of']} has no failed or unscored files; nothing to rerun", field="failed"
+                )
+            return listing
         return planning.InputListing(chosen["root"], chosen["files"])
     return planning.list_input(backend.blobs, job.input)
 
