@@ -196,3 +196,18 @@ def test_unscored_files_of_a_done_job_read_one_errors_file_a_shard(cloud: tuple[
     assert listing.files == [shard.mini_batches[0].files[0] for shard in shards]
     assert requests.operations[("s3", "GetObject")] == 2 * len(shards) + 1  # journals, errors, shard 0's root
     assert not [key for key in requests.keys if "/results/" in key or "/parts/" in key]
+
+
+def test_rerun_failed_asks_storage_the_same_for_12_or_1000_mini_batches(cloud: tuple[Backend, RequestCounter]) -> None:
+    backend, counter = cloud
+    service = BatchEndpointService(backend)
+    asked = []
+    for files in (12, 1000):
+        job_id, _ = scored_job(backend, files)
+        finalize_job(backend, job_id)
+        with counter.during() as requests:
+            service.rerun_job(job_id, failed_only=True)
+        asked.append(requests.operations)
+
+    assert asked[0] == asked[1]
+    assert asked[1][("s3", "GetObject")] == 0  # nothing of the first job is read: its plan lists the files
