@@ -188,9 +188,7 @@ def _journals(
     runner stopped just before), else summed as far as they go, its error lines handed to `on_unfinished`, which
     returns the size it stored them at."""
     blobs = backend.blobs
-    listed = [
-        uri for info in blobs.list_files(files.journals_folder) if (uri := info.uri) and files.shard_of(uri) is not None
-    ]
+    listed = [info.uri for info in blobs.list_files(files.journals_folder) if files.shard_of(info.uri) is not None]
     with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="journals") as pool:
         read = pool.map(lambda uri: ShardJournal.from_json(blobs.get_bytes(uri)), listed)
         journals = {journal.shard: journal for journal in read if journal.shard < job.counts.shards}
