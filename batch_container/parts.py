@@ -6,7 +6,7 @@ tens of milliseconds). Workers render the CSV bytes themselves, in parallel; the
 Counters are added in batches, at most every COUNTER_FLUSH_S and whenever the writer is drained: one record
 update per mini-batch was the runner's largest cost per mini-batch locally (a SQLite transaction) and a
 DynamoDB write each in the cloud. Nothing depends on them being exact at every instant: the error threshold
-counts the uncounted files too (see StopConditions), and finalize sums the result markers.
+counts the uncounted files too (see StopConditions), and finalize sums the shards' journals.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from batch_container.prefetch import FetchedMiniBatch, Prefetcher
 from batch_container.scoring import RunReply, RunRequest, WorkerSetup
 from batch_container.stopping import StopConditions
 from batch_container.workers import WorkerPool
-from batch_endpoints import literal_inputs
+from batch_endpoints import literal_inputs, shard_journals
 from batch_endpoints.errors import BatchEndpointError, NotFoundError, ValidationError
 from batch_endpoints.jobfiles import FileError, JobFiles, MiniBatchResult, RowSlice, Shard
 from batch_endpoints.ports import BlobStore, RecordStore
@@ -119,6 +119,8 @@ class ShardRunner:
         """Why the environment's pip requirements cannot be met, once known: not tried again per shard."""
         self._slices: dict[int, list[RowSlice]] = {}
         """Tabular mini-batches of the shard being run: index -> the rows they read."""
+        self._results: dict[int, MiniBatchResult] = {}
+        """Results of the shard being run, written by this run."""
 
     # --- the public surface ---------------------------------------------------------------------------
 
@@ -145,6 +147,7 @@ class ShardRunner:
         """Score every mini-batch of the shard that has no result yet. Failed files are data, not errors:
         this raises only when scoring cannot go on at all (no worker can start, storage fails)."""
         report = ShardReport(shard.index)
+        self._results = {}
         self._slices = {mini_batch.index: mini_batch.slices for mini_batch in shard.mini_batches if mini_batch.slices}
         report.stopped = self.stop.reason()
         if report.stopped is None:
@@ -158,9 +161,12 @@ class ShardRunner:
                 except ScoringScriptError as exc:
                     prefetch.close()
                     self._fail_unfinished(shard, exc.init_error, report)
+                    self._seal(shard)
                     raise
             report.skipped = prefetch.skipped
             self.writer.drain()
+            if report.stopped is None:
+                self._seal(shard)
         log.info(
             "shard %d: %d mini-batches done, %d already done before%s",
             shard.index,
@@ -294,6 +300,7 @@ class ShardRunner:
                 columns=columns,
             )
         fetched.discard_copies()
+        self._results[result.index] = result
         self.stop.finishing(result)
         self.writer.submit(FinishedMiniBatch(result, csv))
         report.done += 1
@@ -308,6 +315,21 @@ class ShardRunner:
                 never_ran = FetchedMiniBatch(mini_batch.index, names, fetched_names=names)
                 self._finish(Attempting(never_ran), None, error, report)
         self.writer.drain()
+
+    def _seal(self, shard: Shard) -> None:
+        """Every mini-batch of the shard has a result: write its merged output, error lines and journal, so
+        finalize reads one file for the shard instead of one per mini-batch (see shard_journals.py). The results
+        of mini-batches an earlier run finished are read back; parts are read back to be merged."""
+        results = dict(self._results)
+        for mini_batch in shard.mini_batches:
+            if mini_batch.index not in results:
+                try:
+                    raw = self.blobs.get_bytes(self.files.result(mini_batch.index))
+                except NotFoundError:
+                    log.warning("shard %d: mini-batch %d has no result; not sealed", shard.index, mini_batch.index)
+                    return
+                results[mini_batch.index] = MiniBatchResult.from_json(raw)
+        shard_journals.seal(self.blobs, self.files, shard, results, append_rows=self.append_rows)
 
     # --- workers --------------------------------------------------------------------------------------
 

@@ -1,6 +1,8 @@
-"""Merge a job's part files, in mini-batch order, into the output's bytes: CSV, JSON lines or Parquet.
+"""Merge part files, in order, into one file's bytes: CSV, JSON lines or Parquet. A runner merges a shard's
+mini-batch parts into the shard's output; finalize merges shard outputs this way when they cannot be joined as
+they are stored (Parquet, or CSV whose columns differ between shards).
 
-Each writer yields the output a part at a time, so finalize holds one part in memory, never the whole output.
+Each writer yields the output a part at a time, so it holds one part in memory, never the whole output.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ storage area and an output location anywhere are all reached the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -52,6 +52,19 @@ class BlobInfo:
     size: int
 
 
+@dataclass(frozen=True)
+class BlobRange:
+    """Bytes `[start, end)` of a stored object: one piece of an object `BlobStore.compose` builds."""
+
+    uri: str
+    start: int
+    end: int
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+
 class BlobStore(Protocol):
     root: str
     """URI of the system's own storage area (models, code, job scratch, default outputs)."""
@@ -68,6 +81,13 @@ class BlobStore(Protocol):
 
     def write_stream(self, uri: str, chunks: Iterable[bytes], *, if_absent: bool = False) -> int:
         """Write an object from chunks, all or nothing; returns its size."""
+        ...
+
+    def compose(self, uri: str, pieces: Sequence[BlobRange], *, if_absent: bool = False) -> int:
+        """Write an object made of the pieces' bytes, in order, all or nothing; returns its size. The pieces
+        stay where they are, and any number and mix of sizes (empty ones too) works. In S3 the bytes need not
+        pass through this process: a job's output is made from its shards' outputs without downloading them.
+        Raises AlreadyExistsError if if_absent and the object exists; NotFoundError if a piece is missing."""
         ...
 
     def get_bytes(self, uri: str) -> bytes: ...
@@ -97,6 +117,12 @@ class BlobStore(Protocol):
         ...
 
     def delete_prefix(self, uri: str) -> None: ...
+
+
+def check_piece(piece: BlobRange) -> None:
+    """Refuses a piece that is no range of bytes: a negative start, or an end before its start."""
+    if piece.start < 0 or piece.end < piece.start:
+        raise ValueError(f"{piece.uri}: [{piece.start}, {piece.end}) is not a range of bytes")
 
 
 def is_empty_range(start: int, end: int | None) -> bool:

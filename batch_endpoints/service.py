@@ -696,8 +696,9 @@ class BatchEndpointService:
                 f"job {job_id} is {source.status.value}; rerun it once it has ended (or resume it if it stopped)",
                 field="job",
             )
-        listing = workflow.unscored_files(self.backend, source) if failed_only else None
-        if listing is not None and not listing.files:
+        if failed_only and source.counts.files and source.counts.files_succeeded == source.counts.files:
+            # Known from the record at once; which files failed is listed by the new job's plan, since that
+            # scan grows with the source job and API Gateway waits 29 s at most.
             raise ConflictError(f"job {job_id} has no failed or unscored files; nothing to rerun", field="failed")
         settings = InvokeOverrides(output_file_name=output_file_name).apply(source.settings)
         new_id = new_job_id(source.endpoint_name)
@@ -725,11 +726,9 @@ class BatchEndpointService:
                 "resumes": 0,
             }
         )
-        if listing is not None:
+        if failed_only:
             files = JobFiles(self.blobs, job.scratch_uri)
-            self.blobs.put_bytes(
-                files.input_listing, json.dumps({"root": listing.root, "files": listing.files}).encode()
-            )
+            self.blobs.put_bytes(files.input_listing, json.dumps({"failed_files_of": source.id}).encode())
         self.repo.add_job(job)
         return self._start(job)
 

@@ -2,29 +2,35 @@
 
 The local job host calls these in a process; the cloud's Step Functions calls them through thin Lambdas. Each
 step is safe to run again: plan keeps the plan it made (so a resumed job's mini-batches keep their numbers, even if
-the input folder changed meanwhile), finalize recounts from the mini-batch results and accepts an output file it
-wrote itself on an earlier attempt.
+the input folder changed meanwhile), finalize recounts from the shards' journals and accepts an output file it
+wrote itself on an earlier attempt. Finalize's requests grow with the shards, not the mini-batches: one journal a
+shard, the output joined from the shards' outputs where they are stored (see jobfiles.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from batch_endpoints import merging, planning
+from batch_endpoints import merging, planning, shard_journals
 from batch_endpoints.backend import Backend
-from batch_endpoints.errors import AlreadyExistsError, ConflictError
-from batch_endpoints.jobfiles import JobFiles, MiniBatchResult, Shard
+from batch_endpoints.errors import AlreadyExistsError, ConflictError, ValidationError
+from batch_endpoints.jobfiles import JobFiles, MiniBatchResult, Shard, ShardJournal
+from batch_endpoints.ports import BlobRange, BlobStore
 from batch_endpoints.repository import Repository
 from batch_endpoints.specs import Job, JobCounts, JobStatus, OutputAction, now
 
-NOT_SCORED = "not scored: the job stopped before this mini-batch ran"
 SHARD_FAILURE = "shard_failure"
 """Record kind: why the first of a job's shards that failed did, {"shard": n, "reason": text}, keyed by job id.
 Written by the orchestrator (the cloud's state machine, straight to the record table); counter shards_failed."""
 MAX_SHARD_REASON = 500
+# Journals, error lines and undone shards' results are read this many at a time: an S3 GET waits tens of ms,
+# and 32 is the S3 client's connection pool (adapters/aws/blobs.py), so more threads would only queue for one.
+# At 20 ms a GET, 40,000 shards' journals are read in 25 s.
+READ_THREADS = 32
 
 
 @dataclass(frozen=True)
@@ -69,38 +75,68 @@ def _listing(backend: Backend, job: Job, files: JobFiles) -> planning.InputListi
     """The files to score: the ones the job was given (a rerun of failed files), or else its whole input."""
     if backend.blobs.exists(files.input_listing):
         chosen = json.loads(backend.blobs.get_bytes(files.input_listing))
+        if "failed_files_of" in chosen:
+            # Listed here, not by the API: the scan grows with the source job (API Gateway waits 29 s at most).
+            listing = unscored_files(backend, Repository(backend.records).get_job(chosen["failed_files_of"]))
+            if not listing.files:
+                raise ValidationError(
+                    f"job {chosen['failed_files_of']} has no failed or unscored files; nothing to rerun", field="failed"
+                )
+            return listing
         return planning.InputListing(chosen["root"], chosen["files"])
     return planning.list_input(backend.blobs, job.input)
 
 
 def unscored_files(backend: Backend, job: Job) -> planning.InputListing:
-    """The files of an ended job that have no row: failed, or never scored (relative to the input's root)."""
-    files = JobFiles(backend.blobs, job.scratch_uri)
+    """The files of an ended job that have no row: failed, or never scored (relative to the input's root).
+    Read from its shards' journals and error lines: O(shards) requests, plus the results of undone shards."""
+    files = JobFiles(backend.blobs, job.scratch_uri, part_format=job.settings.part_format)
     if not job.counts.shards:
         return _listing(backend, job, files)  # never planned: nothing was scored
-    results = _read_results(backend, job, files)
+    unfinished: dict[int, list[str]] = {}
+
+    def keep(shard: int, lines: list[bytes]) -> int:
+        unfinished[shard] = shard_journals.failed_files(lines)
+        return sum(map(len, lines))
+
+    journals = _journals(backend, job, files, on_unfinished=keep)
+
+    def names(journal: ShardJournal) -> list[str]:
+        if not journal.done:
+            return unfinished[journal.shard]
+        if not journal.errors_size:
+            return []
+        return shard_journals.failed_files(backend.blobs.get_bytes(files.shard_errors(journal.shard)).splitlines())
+
+    with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="unscored") as pool:
+        listed = [name for shard_names in pool.map(names, journals) for name in shard_names]
     root = _load_shard(backend, files, 0).input_root
-    return planning.InputListing(root, [name for name, _, _ in _failures(backend, job, files, results)])
+    return planning.InputListing(root, listed)
 
 
 def finalize_job(backend: Backend, job_id: str) -> Job:
-    """Count the outcome from the mini-batch results, merge the output, and set the job's final status."""
+    """Count the outcome from the shards' journals, merge the output, and set the job's final status."""
     repo = Repository(backend.records)
     job = repo.get_job(job_id)
     if job.status.is_final:
         return job
     files = JobFiles(backend.blobs, job.scratch_uri, part_format=job.settings.part_format)
-    results = _read_results(backend, job, files)
+
+    def write_unfinished(shard: int, lines: list[bytes]) -> int:
+        return backend.blobs.write_stream(files.unfinished_errors(shard), lines) if lines else 0
+
+    journals = _journals(backend, job, files, on_unfinished=write_unfinished)
+    succeeded = sum(j.succeeded for j in journals)
     counts = job.counts.model_copy(
         update={
-            "files_succeeded": sum(r.succeeded for r in results.values()),
-            "files_failed": job.counts.files - sum(r.succeeded for r in results.values()),
-            "mini_batches_failed": sum(1 for r in results.values() if r.succeeded == 0 and r.failed),
-            "rows": sum(r.rows for r in results.values()),
+            "files_succeeded": succeeded,
+            "files_failed": job.counts.files - succeeded,
+            "mini_batches_failed": sum(j.mini_batches_failed for j in journals),
+            "rows": sum(j.rows for j in journals),
         }
     )
-    missing = job.counts.mini_batches - len(results)
-    error_count = _write_errors(backend, job, files, results)
+    missing = job.counts.mini_batches - sum(j.mini_batches for j in journals)
+    error_count = _write_errors(backend, files, journals)
     threshold = job.settings.error_threshold
     if job.status == JobStatus.CANCEL_REQUESTED:
         status, error = JobStatus.CANCELED, None
@@ -116,13 +152,13 @@ def finalize_job(backend: Backend, job_id: str) -> Job:
     elif counts.files and not counts.files_succeeded:
         # Even with any number of failures allowed, a job that scored nothing (init() failing everywhere, say)
         # has produced no result: it failed, as Azure reports it.
-        first = next((f.error for r in results.values() for f in r.failed), "")
+        first = next((j.first_error for j in journals if j.first_error), "")
         status, error = JobStatus.FAILED, f"no file was scored; the first error: {first} (see {files.errors})"
     else:
         status, error = JobStatus.COMPLETED, None
     if status == JobStatus.COMPLETED and job.settings.output_action == OutputAction.APPEND_ROW:
         repo.update_job(job_id, lambda j: j.model_copy(update={"status": JobStatus.FINALIZING}))
-        _merge_output(backend, job, files, results)
+        _merge_output(backend, job, files, journals)
     summary = {
         "job": job.id,
         "status": status.value,
@@ -172,60 +208,110 @@ def mark_failed(backend: Backend, job_id: str, error: str) -> Job:
     return Repository(backend.records).update_job(job_id, fail)
 
 
-def _read_results(backend: Backend, job: Job, files: JobFiles) -> dict[int, MiniBatchResult]:
-    results = {}
-    for index in range(job.counts.mini_batches):
-        uri = files.result(index)
-        if backend.blobs.exists(uri):
-            results[index] = MiniBatchResult.from_json(backend.blobs.get_bytes(uri))
-    return results
+def _journals(
+    backend: Backend, job: Job, files: JobFiles, *, on_unfinished: Callable[[int, list[bytes]], int]
+) -> list[ShardJournal]:
+    """Every shard's journal, in shard order. One listing finds the journals, read concurrently; a shard without
+    one is made from its mini-batches' results (one more listing finds which exist): sealed if they all do (its
+    runner stopped just before), else summed as far as they go, its error lines handed to `on_unfinished`, which
+    returns the size it stored them at."""
+    blobs = backend.blobs
+    listed = [info.uri for info in blobs.list_files(files.journals_folder) if files.shard_of(info.uri) is not None]
+    with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="journals") as pool:
+        read = pool.map(lambda uri: ShardJournal.from_json(blobs.get_bytes(uri)), listed)
+        journals = {journal.shard: journal for journal in read if journal.shard < job.counts.shards}
+        undone = [n for n in range(job.counts.shards) if n not in journals]
+        if undone:
+            have = {
+                index
+                for info in blobs.list_files(files.results_folder)
+                if (index := files.mini_batch_of(info.uri)) is not None
+            }
+            append_rows = job.settings.output_action == OutputAction.APPEND_ROW
+
+            def recover(number: int) -> ShardJournal:
+                shard = _load_shard(backend, files, number)
+                results = {
+                    mb.index: MiniBatchResult.from_json(blobs.get_bytes(files.result(mb.index)))
+                    for mb in shard.mini_batches
+                    if mb.index in have
+                }
+                if len(results) == len(shard.mini_batches):
+                    return shard_journals.seal(blobs, files, shard, results, append_rows=append_rows)
+                journal = shard_journals.summed(shard, results)
+                journal.errors_size = on_unfinished(number, shard_journals.error_lines(shard, results))
+                return journal
+
+            journals.update((journal.shard, journal) for journal in pool.map(recover, undone))
+    return [journals[n] for n in range(job.counts.shards)]
 
 
-def _failures(
-    backend: Backend, job: Job, files: JobFiles, results: dict[int, MiniBatchResult]
-) -> Iterator[tuple[str, int, str]]:
-    """(file, mini-batch, error) of every failed or unscored file, in mini-batch order."""
-    for shard_number in range(job.counts.shards):
-        shard = _load_shard(backend, files, shard_number)
-        for mini_batch in shard.mini_batches:
-            result = results.get(mini_batch.index)
-            if result:
-                yield from ((f.file, mini_batch.index, f.error) for f in result.failed)
-            else:
-                yield from ((name, mini_batch.index, NOT_SCORED) for name in mini_batch.files)
+def _errors_uri(files: JobFiles, journal: ShardJournal) -> str:
+    return files.shard_errors(journal.shard) if journal.done else files.unfinished_errors(journal.shard)
 
 
-def _write_errors(backend: Backend, job: Job, files: JobFiles, results: dict[int, MiniBatchResult]) -> int:
-    """One line per failed or unscored file, in mini-batch order, so every input is accounted for."""
-    lines = [
-        json.dumps({"file": name, "mini_batch": index, "error": error})
-        for name, index, error in _failures(backend, job, files, results)
-    ]
-    if lines:
-        backend.blobs.put_bytes(files.errors, ("\n".join(lines) + "\n").encode())
-    return len(lines)
+def _write_errors(backend: Backend, files: JobFiles, journals: list[ShardJournal]) -> int:
+    """One line per failed or unscored file, in mini-batch order, so every input is accounted for: the shards'
+    error lines joined where they are stored. Returns its size (0: no errors file)."""
+    pieces = [BlobRange(_errors_uri(files, j), 0, j.errors_size) for j in journals if j.errors_size]
+    return backend.blobs.compose(files.errors, pieces) if pieces else 0
 
 
 def _load_shard(backend: Backend, files: JobFiles, number: int) -> Shard:
     return Shard.from_json(backend.blobs.get_bytes(files.shard(number)))
 
 
-def _merge_output(backend: Backend, job: Job, files: JobFiles, results: dict[int, MiniBatchResult]) -> None:
-    """Concatenate the parts in mini-batch order into the output file, never overwriting another's file."""
+def _merge_output(backend: Backend, job: Job, files: JobFiles, journals: list[ShardJournal]) -> None:
+    """The shards' outputs, in order, as the output file, never overwriting another's file. CSV shards that share
+    their columns and JSON lines are joined where they are stored (a CSV's header kept from the first shard);
+    Parquet, and CSV whose columns differ between shards, are rewritten a shard at a time."""
     assert job.output_uri is not None
-    scored = [(files.part(i), r.columns) for i, r in sorted(results.items()) if r.rows]
+    blobs = backend.blobs
+    part_format = job.settings.part_format
+    outputs = [j for j in journals if j.output_size]
+    if part_format == "parquet" or (part_format == "csv" and len({tuple(j.columns) for j in outputs}) > 1):
+        parts = [(files.shard_output(j.shard), j.columns) for j in outputs]
+
+        def write() -> int:
+            return blobs.write_stream(
+                job.output_uri, merging.merged(part_format, blobs.get_bytes, parts), if_absent=True
+            )
+
+        def expected() -> Iterable[bytes]:
+            return merging.merged(part_format, blobs.get_bytes, parts)
+    else:
+        pieces = [
+            BlobRange(files.shard_output(j.shard), j.header_size if number else 0, j.output_size)
+            for number, j in enumerate(outputs)
+        ]
+
+        def write() -> int:
+            return blobs.compose(job.output_uri, pieces, if_absent=True)
+
+        def expected() -> Iterable[bytes]:
+            return (blobs.read_range(p.uri, p.start, p.end) for p in pieces)
+
     try:
-        backend.blobs.write_stream(job.output_uri, _merged(backend, job, scored), if_absent=True)
+        size = write()
     except AlreadyExistsError:
         # A finalize that crashed after writing the output is being run again: the same file is ours.
-        mine, theirs = hashlib.sha256(), hashlib.sha256(backend.blobs.get_bytes(job.output_uri))
-        for chunk in _merged(backend, job, scored):
-            mine.update(chunk)
-        if mine.digest() != theirs.digest():
+        if not _is_ours(blobs, job.output_uri, files.output_marker, expected):
             raise ConflictError(
                 f"{job.output_uri} was written by someone else while the job ran", field="output"
             ) from None
+        return
+    blobs.put_bytes(files.output_marker, json.dumps({"output": job.output_uri, "size": size}).encode())
 
 
-def _merged(backend: Backend, job: Job, parts: list[merging.Part]) -> Iterator[bytes]:
-    return merging.merged(job.settings.part_format, backend.blobs.get_bytes, parts)
+def _is_ours(blobs: BlobStore, uri: str, marker: str, expected: Callable[[], Iterable[bytes]]) -> bool:
+    """Whether the output file there is the one this job wrote: the marker written right after it says so (and
+    its size still matches); without a marker (a crash between the two), its bytes are compared."""
+    size = next((info.size for info in blobs.list_files(uri)), None)
+    if blobs.exists(marker):
+        written = json.loads(blobs.get_bytes(marker))
+        if written == {"output": uri, "size": size}:
+            return True
+    mine, theirs = hashlib.sha256(), hashlib.sha256(blobs.get_bytes(uri))
+    for chunk in expected():
+        mine.update(chunk)
+    return mine.digest() == theirs.digest()

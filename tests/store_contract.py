@@ -30,7 +30,7 @@ from batch_endpoints.adapters.aws.records import DynamoDbRecordStore, table_defi
 from batch_endpoints.adapters.local.blobs import FolderBlobStore
 from batch_endpoints.adapters.local.records import SqliteRecordStore
 from batch_endpoints.errors import AlreadyExistsError, ConflictError, NotFoundError, ValidationError
-from batch_endpoints.ports import BlobInfo, BlobStore, RecordStore
+from batch_endpoints.ports import BlobInfo, BlobRange, BlobStore, RecordStore
 from batch_endpoints.repository import ENDPOINT, Repository
 from batch_endpoints.specs import Endpoint
 from tests.aws_fixtures import Serialized
@@ -41,6 +41,7 @@ STORAGE_BUCKET = "bep-storage"
 USER_BUCKET = "someone-elses-data"
 # Small Query pages, so every listing below crosses page boundaries (DynamoDB's own page is 1 MB).
 PAGE_SIZE = 7
+FIVE_MIB = 5 * 1024 * 1024
 AWS_ENVIRONMENT = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "testing",
@@ -473,6 +474,87 @@ class BlobStoreContract:
         assert not blobs.exists(blobs.join(blobs.root, "out", "new.csv"))
         assert [info.uri for info in blobs.list_files(blobs.join(blobs.root, "out"))] == [uri]
 
+    # --------------------------------------------------------------------------------------------- compose
+    def test_compose_joins_ranges_of_objects_in_the_order_given(self, place: BlobPlace) -> None:
+        blobs = place.store
+        a, b = blobs.join(blobs.root, "a.csv"), blobs.join(place.elsewhere, "b.csv")
+        blobs.put_bytes(a, b"col\n1\n2\n")
+        blobs.put_bytes(b, b"col\n3\n")
+        target = blobs.join(place.elsewhere, "out", "joined.csv")
+
+        size = blobs.compose(target, [BlobRange(b, 4, 6), BlobRange(a, 0, 8), BlobRange(b, 4, 6)])
+
+        assert blobs.get_bytes(target) == b"3\ncol\n1\n2\n3\n"
+        assert size == 12
+
+    def test_compose_of_pieces_around_the_multipart_minimum_keeps_every_byte_in_order(self, place: BlobPlace) -> None:
+        # S3 refuses a multipart part under 5 MiB unless it is the last (EntityTooSmall): every mix must work.
+        blobs = place.store
+        sizes = [1, FIVE_MIB - 1, FIVE_MIB, 0, FIVE_MIB + 1, 3, 2 * FIVE_MIB + 7, 0, 2]
+        pieces, expected = [], b""
+        for number, size in enumerate(sizes):
+            data = os.urandom(size)
+            uri = blobs.join(blobs.root, "pieces", f"{number:02d}.bin")
+            blobs.put_bytes(uri, data)
+            pieces.append(BlobRange(uri, 0, size))
+            expected += data
+        target = blobs.join(place.elsewhere, "big.bin")
+
+        assert blobs.compose(target, pieces) == len(expected)
+
+        assert blobs.get_bytes(target) == expected
+
+    def test_compose_of_nothing_or_empty_pieces_is_an_empty_object(self, place: BlobPlace) -> None:
+        blobs = place.store
+        empty = blobs.join(blobs.root, "empty.csv")
+        blobs.put_bytes(empty, b"")
+
+        assert blobs.compose(blobs.join(place.elsewhere, "none.csv"), []) == 0
+        assert blobs.compose(blobs.join(place.elsewhere, "empties.csv"), [BlobRange(empty, 0, 0)] * 3) == 0
+
+        assert blobs.get_bytes(blobs.join(place.elsewhere, "none.csv")) == b""
+        assert blobs.get_bytes(blobs.join(place.elsewhere, "empties.csv")) == b""
+
+    def test_compose_if_absent_refuses_an_existing_object_and_leaves_it_untouched(self, place: BlobPlace) -> None:
+        blobs = place.store
+        piece = blobs.join(blobs.root, "big.bin")
+        blobs.put_bytes(piece, b"x" * (FIVE_MIB + 1))
+        target = blobs.join(place.elsewhere, "predictions.csv")
+        blobs.put_bytes(target, b"someone else's results\n")
+
+        for pieces in ([BlobRange(piece, 0, 3)], [BlobRange(piece, 0, FIVE_MIB + 1)] * 2):
+            with pytest.raises(AlreadyExistsError, match="already exists; results are never overwritten"):
+                blobs.compose(target, pieces, if_absent=True)
+
+        assert blobs.get_bytes(target) == b"someone else's results\n"
+
+    def test_compose_with_a_missing_piece_publishes_nothing(self, place: BlobPlace) -> None:
+        blobs = place.store
+        big = blobs.join(blobs.root, "big.bin")
+        blobs.put_bytes(big, b"x" * (FIVE_MIB + 1))
+        missing = blobs.join(blobs.root, "never-written.bin")
+        out = blobs.join(place.elsewhere, "out")
+
+        for pieces in ([BlobRange(big, 0, FIVE_MIB + 1), BlobRange(missing, 0, 5)], [BlobRange(missing, 0, 5)]):
+            with pytest.raises(NotFoundError, match=r"never-written\.bin does not exist"):
+                blobs.compose(blobs.join(out, "joined.bin"), pieces, if_absent=True)
+
+        assert not blobs.exists(blobs.join(out, "joined.bin"))
+        assert list(blobs.list_files(out)) == []
+
+    def test_compose_refuses_a_piece_that_is_no_range(self, place: BlobPlace) -> None:
+        blobs = place.store
+        uri = blobs.join(blobs.root, "a.csv")
+        blobs.put_bytes(uri, b"abc")
+
+        for piece in (BlobRange(uri, 2, 1), BlobRange(uri, -1, 2)):
+            with pytest.raises(ValueError, match="is not a range of bytes"):
+                blobs.compose(blobs.join(place.elsewhere, "x.csv"), [piece])
+        with pytest.raises(ValueError, match="ends before byte 9"):
+            blobs.compose(blobs.join(place.elsewhere, "x.csv"), [BlobRange(uri, 0, 9)])
+
+        assert not blobs.exists(blobs.join(place.elsewhere, "x.csv"))
+
     # --------------------------------------------------------------------------------------------- listing
     def test_list_files_is_recursive_sorted_and_sized(self, place: BlobPlace) -> None:
         root = place.write_tree(
@@ -488,6 +570,9 @@ class BlobStoreContract:
             ("b.txt", 2),
         ]
         assert listed[0].uri == place.store.join(root, "a-z.txt")
+
+    def test_list_files_of_what_does_not_exist_is_empty(self, place: BlobPlace) -> None:
+        assert list(place.store.list_files(place.store.join(place.elsewhere, "no", "such", "folder"))) == []
 
     def test_list_files_of_a_file_is_that_file(self, place: BlobPlace) -> None:
         uri = place.store.join(place.elsewhere, "one.csv")

@@ -11,7 +11,7 @@ import pytest
 
 from batch_endpoints.adapters.aws.blobs import S3BlobStore, parse
 from batch_endpoints.errors import AlreadyExistsError, NotFoundError, ValidationError
-from batch_endpoints.ports import BlobInfo
+from batch_endpoints.ports import BlobInfo, BlobRange
 from tests.store_contract import (
     STORAGE_BUCKET,
     USER_BUCKET,
@@ -102,6 +102,67 @@ def test_a_stream_bigger_than_a_part_goes_up_in_parts(blobs: S3BlobStore, s3) ->
     assert size == sum(map(len, chunks))
     assert blobs.get_bytes(uri) == b"".join(chunks)
     assert s3.head_object(Bucket=USER_BUCKET, Key="out/big.bin")["ETag"].endswith('-3"')  # three parts
+    assert pending_uploads(s3) == []
+
+
+def counting(client, operations: list[str]):
+    """The client, recording the name of every S3 operation it sends."""
+    client.meta.events.register("before-call.s3.*", lambda model, **_: operations.append(model.name))
+    return client
+
+
+def test_compose_copies_large_pieces_server_side_and_downloads_only_small_ones(s3) -> None:
+    sent: list[str] = []
+    blobs = S3BlobStore(STORAGE_BUCKET, client=counting(boto3.client("s3"), sent), max_copied_part=10 * MiB)
+    big, small = f"s3://{USER_BUCKET}/big.bin", f"s3://{USER_BUCKET}/small.bin"
+    s3.put_object(Bucket=USER_BUCKET, Key="big.bin", Body=b"B" * (20 * MiB))
+    s3.put_object(Bucket=USER_BUCKET, Key="small.bin", Body=b"s" * 100)
+    target = f"s3://{USER_BUCKET}/out/joined.bin"
+
+    blobs.compose(target, [BlobRange(small, 0, 100), BlobRange(big, 0, 20 * MiB), BlobRange(small, 0, 100)])
+    composing = sorted(sent)
+    assert blobs.get_bytes(target) == b"s" * 100 + b"B" * (20 * MiB) + b"s" * 100
+
+    # The small piece borrows the big one's head to make a 5 MiB part (two ranged GETs); the 15 MiB left is
+    # copied in two ranges of at most max_copied_part; the last small piece is the last part.
+    first = ["GetObject", "GetObject", "UploadPart"]
+    last = ["GetObject", "UploadPart"]
+    assert composing == sorted(
+        ["CreateMultipartUpload", *first, "UploadPartCopy", "UploadPartCopy", *last, "CompleteMultipartUpload"]
+    )
+    assert s3.head_object(Bucket=USER_BUCKET, Key="out/joined.bin")["ETag"].endswith('-4"')
+    assert pending_uploads(s3) == []
+
+
+def test_a_failed_compose_aborts_its_upload(blobs: S3BlobStore, s3) -> None:
+    big = f"s3://{USER_BUCKET}/big.bin"
+    blobs.put_bytes(big, b"x" * (6 * MiB))
+
+    with pytest.raises(NotFoundError):
+        blobs.compose(
+            f"s3://{USER_BUCKET}/out/joined.bin", [BlobRange(big, 0, 6 * MiB), BlobRange(f"{big}.missing", 0, 6 * MiB)]
+        )
+
+    assert pending_uploads(s3) == []
+    assert not blobs.exists(f"s3://{USER_BUCKET}/out/joined.bin")
+
+
+def test_a_compose_if_absent_loses_to_an_object_that_appeared_meanwhile(s3) -> None:
+    target = f"s3://{USER_BUCKET}/out/predictions.csv"
+    client = boto3.client("s3")
+    blobs = S3BlobStore(STORAGE_BUCKET, client=client)
+
+    def theirs_first(**_: object) -> None:  # after our up-front check: only the conditional complete can refuse
+        s3.put_object(Bucket=USER_BUCKET, Key="out/predictions.csv", Body=b"theirs")
+
+    client.meta.events.register("before-call.s3.CompleteMultipartUpload", theirs_first)
+    big = f"s3://{USER_BUCKET}/big.bin"
+    blobs.put_bytes(big, b"x" * (6 * MiB))
+
+    with pytest.raises(AlreadyExistsError):
+        blobs.compose(target, [BlobRange(big, 0, 6 * MiB)] * 2, if_absent=True)
+
+    assert blobs.get_bytes(target) == b"theirs"
     assert pending_uploads(s3) == []
 
 

@@ -16,7 +16,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from batch_endpoints.adapters.local import job_host
 from batch_endpoints.backend import Backend, from_environment
 from batch_endpoints.errors import ConflictError
 from batch_endpoints.jobfiles import JobFiles
+from batch_endpoints.ports import BlobRange
 from batch_endpoints.repository import DEPLOYMENT
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
 from batch_endpoints.specs import JobStatus
@@ -214,6 +215,14 @@ class CrashingMidWrite:
             raise Crash
 
         return self.blobs.write_stream(uri, half_then_crash(), if_absent=if_absent)
+
+    def compose(self, uri: str, pieces: Sequence[BlobRange], *, if_absent: bool = False) -> int:
+        if uri != self.target:
+            return self.blobs.compose(uri, pieces, if_absent=if_absent)
+        # The same bytes, through the stream that dies half-way.
+        return self.write_stream(
+            uri, (self.blobs.read_range(p.uri, p.start, p.end) for p in pieces), if_absent=if_absent
+        )
 
 
 def test_finalize_crashing_half_way_through_the_output_is_run_again(bep, workspace):

@@ -7,6 +7,7 @@ The input is seven files cut into mini-batches of three: 0 = a, b, c; 1 = d, sub
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import boto3
@@ -136,6 +137,34 @@ def test_rerun_failed_of_a_job_without_failures_is_a_conflict_and_starts_nothing
         ready_service.rerun_job(clean.job_id, failed_only=True)
 
     assert refused_rerun.value.field == "failed" and job_count(ready_service) == 1
+
+
+def test_rerun_failed_of_a_job_that_failed_before_finalize_scores_every_file_without_a_result(
+    ready_service: BatchEndpointService, local_backend: Backend, input_dir: Path
+) -> None:
+    first = start_job(ready_service, input_dir)
+    first.score(1, failed=["sub/e.txt"])
+    mark_failed(local_backend, first.job_id, "the execution failed")
+
+    rerun = ready_service.rerun_job(first.job_id, failed_only=True)
+
+    planned = HandRunner(local_backend, rerun).mini_batches
+    assert [name for mb in planned for name in mb.files] == ["a.txt", "b.txt", "c.txt", "sub/e.txt", "z.txt"]
+
+
+def test_a_rerun_whose_plan_finds_nothing_to_score_fails_saying_so(
+    ready_service: BatchEndpointService, local_backend: Backend, input_dir: Path
+) -> None:
+    clean = start_job(ready_service, input_dir)
+    clean.score_all()
+    mark_failed(local_backend, clean.job_id, "the execution failed after scoring")  # the record counts nothing
+    rerun = ready_service.rerun_job(clean.job_id, failed_only=True)
+
+    with pytest.raises(ValidationError, match="no failed or unscored files; nothing to rerun") as refused_plan:
+        plan_job(local_backend, rerun.id)
+
+    assert refused_plan.value.field == "failed"
+    assert ready_service.get_job(rerun.id).counts.shards == 0
 
 
 @pytest.mark.parametrize(
@@ -281,8 +310,12 @@ def test_api_rerun_failed_starts_a_new_job(ready: Stack, api: Api, folders: Fold
     assert rerun["rerun_of"] == job["id"] and rerun["status"] == "Queued"
     assert rerun["output_uri"].endswith("/again.csv") and response.headers["Location"] == rerun["links"]["job"]
     assert ready.started()[-1] == rerun["id"]
-    files = JobFiles(ready.backend.blobs, ready.service.get_job(rerun["id"]).scratch_uri)
-    assert b'"files": ["c.txt"]' in ready.backend.blobs.get_bytes(files.input_listing)
+    # The API records which job's failed files to score; the new job's plan lists them (a scan that grows with
+    # the source job has no place in a request API Gateway gives up on after 29 s).
+    rerun_job = ready.service.get_job(rerun["id"])
+    files = JobFiles(ready.backend.blobs, rerun_job.scratch_uri)
+    assert json.loads(ready.backend.blobs.get_bytes(files.input_listing)) == {"failed_files_of": job["id"]}
+    assert [mb.files for mb in HandRunner(ready.backend, rerun_job).mini_batches] == [["c.txt"]]
 
 
 def test_api_rerun_refusals(ready: Stack, api: Api, folders: Folders) -> None:

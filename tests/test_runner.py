@@ -24,7 +24,7 @@ import pytest
 from batch_container.runner import ShardRunner
 from batch_endpoints.adapters.local.blobs import FolderBlobStore, to_path
 from batch_endpoints.adapters.local.records import SqliteRecordStore
-from batch_endpoints.jobfiles import JobFiles, MiniBatch, MiniBatchResult, Shard
+from batch_endpoints.jobfiles import JobFiles, MiniBatch, MiniBatchResult, Shard, ShardJournal
 from batch_endpoints.specs import (
     CodeConfiguration,
     Deployment,
@@ -101,6 +101,14 @@ class ScoringJob:
 
     def part(self, index: int) -> pd.DataFrame:
         return pd.read_csv(io.BytesIO(self.home.blobs.get_bytes(self.files.part(index))))
+
+    def journal(self, shard: int = 0) -> ShardJournal | None:
+        uri = self.files.journal(shard)
+        return ShardJournal.from_json(self.home.blobs.get_bytes(uri)) if self.home.blobs.exists(uri) else None
+
+    def shard_errors(self, shard: int = 0) -> list[dict]:
+        raw = self.home.blobs.get_bytes(self.files.shard_errors(shard)).decode()
+        return [json.loads(line) for line in raw.splitlines()]
 
     def has_part(self, index: int) -> bool:
         return self.home.blobs.exists(self.files.part(index))
@@ -281,6 +289,19 @@ def test_scores_every_file_into_parts_results_and_counters(make_job):
     assert merged["chars"].tolist() == [5, 2, 1, 3, 9]
     assert merged["upper"].tolist() == ["ALPHA", "BE", "Δ", "EPS", "GAMMA RAY"]
     assert job.counters() == {"mini_batches_done": 3, "mini_batches_failed": 0, "files_succeeded": 5, "files_failed": 0}
+    # Each done shard is sealed: its parts merged in mini-batch order under one header, then its journal.
+    for shard, indexes, files in ((0, [0, 1], 4), (1, [2], 1)):
+        sealed = job.home.blobs.get_bytes(job.files.shard_output(shard))
+        assert pd.read_csv(io.BytesIO(sealed)).equals(pd.concat([job.part(i) for i in indexes], ignore_index=True))
+        journal = job.journal(shard)
+        assert journal is not None and journal.output_size == len(sealed)
+        assert sealed[: journal.header_size] == b"file,chars,upper\n"
+        assert (journal.mini_batches, journal.succeeded, journal.rows, journal.errors_size) == (
+            len(indexes),
+            files,
+            files,
+            0,
+        )
 
 
 def test_run_raising_fails_its_files_after_the_retries(make_job):
@@ -497,6 +518,9 @@ def test_init_failing_every_time_fails_the_files_and_exits_non_zero(make_job):
             "init() failed: RuntimeError: the model file is corrupt\n  at score.py:"
         )
     assert job.counters()["files_failed"] == 3
+    journal = job.journal()
+    assert journal is not None and (journal.mini_batches, journal.succeeded, journal.output_size) == (3, 0, 0)
+    assert [line["mini_batch"] for line in job.shard_errors()] == [0, 1, 2]
 
 
 def test_instance_mode_keeps_workers_and_init_across_shards(make_job):
@@ -563,6 +587,7 @@ def test_error_threshold_zero_stops_after_the_first_bad_file(make_job):
     assert len(job.mark_lines("runs")) == 1
     assert list(job.results()) == [0]
     assert "error_threshold exceeded" in run.stderr
+    assert job.journal() is None, "a shard stopped early is not done"
 
 
 def test_canceled_job_runs_nothing_and_never_calls_init(make_job):
@@ -572,6 +597,7 @@ def test_canceled_job_runs_nothing_and_never_calls_init(make_job):
     assert run.returncode == 0, run.stderr
     assert job.results() == {}
     assert job.mark_lines("inits") == []
+    assert job.journal() is None
 
 
 def test_cancel_during_a_run_stops_the_runner_within_seconds(make_job):
@@ -635,6 +661,15 @@ def test_resumed_shard_skips_mini_batches_that_have_a_result(make_job):
     assert job.part(2)["prediction"].tolist() == ["new"]
     assert job.counters()["mini_batches_done"] == 2
     assert "1 already done before" in run.stderr
+    # Sealed with the mini-batch an earlier run finished: its result read back, its part merged in order.
+    sealed = pd.read_csv(io.BytesIO(job.home.blobs.get_bytes(job.files.shard_output(0))))
+    assert sealed["prediction"].tolist() == ["new", "old", "new"]
+    journal = job.journal()
+    assert journal is not None and (journal.mini_batches, journal.rows, journal.columns) == (
+        3,
+        3,
+        ["file", "prediction"],
+    )
 
 
 def test_scripts_see_the_model_folder_and_the_deployments_environment(make_job):

@@ -6,18 +6,21 @@ The input is seven files cut into mini-batches of three: 0 = a, b, c; 1 = d, sub
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from batch_endpoints import shard_journals
 from batch_endpoints.backend import Backend
 from batch_endpoints.errors import ConflictError
-from batch_endpoints.jobfiles import FileError, JobFiles, MiniBatch, MiniBatchResult, Shard
+from batch_endpoints.jobfiles import FileError, JobFiles, MiniBatch, MiniBatchResult, Shard, ShardJournal
 from batch_endpoints.service import BatchEndpointService
+from batch_endpoints.shard_journals import NOT_SCORED
 from batch_endpoints.specs import InvokeOverrides, Job, JobStatus
-from batch_endpoints.workflow import NOT_SCORED, finalize_job, mark_failed, plan_job
+from batch_endpoints.workflow import finalize_job, mark_failed, plan_job
 from tests.core_fixtures import (  # noqa: F401 (pytest fixtures)
     code_dir_fixture,
     deployment_declaration,
@@ -40,20 +43,27 @@ class HandRunner:
     def __init__(self, backend: Backend, job: Job) -> None:
         self.backend = backend
         self.job_id = job.id
-        self.files = JobFiles(backend.blobs, job.scratch_uri)
+        self.files = JobFiles(backend.blobs, job.scratch_uri, part_format=job.settings.part_format)
         plan = plan_job(backend, job.id)
         self.shards = [Shard.from_json(backend.blobs.get_bytes(uri)) for uri in plan.shard_uris]
         self.mini_batches: list[MiniBatch] = [mb for shard in self.shards for mb in shard.mini_batches]
 
-    def score(self, index: int, *, failed: Sequence[str] = (), part: str | None = None, columns: Sequence[str] = ()):
-        """Finish mini-batch `index`: every file scores `len(name)` unless listed in `failed`."""
+    def score(
+        self, index: int, *, failed: Sequence[str] = (), part: str | bytes | None = None, columns: Sequence[str] = ()
+    ):
+        """Finish mini-batch `index`: every file scores `len(name)` unless listed in `failed`. A `part` given as
+        bytes (Parquet) holds a row per file that did not fail."""
         mini_batch = self.mini_batches[index]
         ok = [name for name in mini_batch.files if name not in failed]
         if part is None:
             part = HEADER + "".join(f"{name},{len(name)}\n" for name in ok) if ok else None
-        rows = 0 if part is None else part.count("\n") - 1
+        if isinstance(part, str):
+            rows = part.count("\n") - (0 if self.files.part_format == "jsonl" else 1)
+            part = part.encode()
+        else:
+            rows = 0 if part is None else len(ok)
         if part is not None:
-            self.backend.blobs.put_bytes(self.files.part(index), part.encode())
+            self.backend.blobs.put_bytes(self.files.part(index), part)
         result = MiniBatchResult(
             index=index,
             files=len(mini_batch.files),
@@ -64,6 +74,14 @@ class HandRunner:
             columns=list(columns) or (["file", "score"] if part is not None else []),
         )
         self.backend.blobs.put_bytes(self.files.result(index), result.to_json())
+
+    def seal(self, shard: int) -> ShardJournal:
+        """What the runner does once every mini-batch of the shard has a result."""
+        results = {
+            mb.index: MiniBatchResult.from_json(self.backend.blobs.get_bytes(self.files.result(mb.index)))
+            for mb in self.shards[shard].mini_batches
+        }
+        return shard_journals.seal(self.backend.blobs, self.files, self.shards[shard], results, append_rows=True)
 
     def score_all(self, failed: Sequence[str] = ()) -> None:
         for index, mini_batch in enumerate(self.mini_batches):
@@ -203,6 +221,82 @@ def test_parts_with_different_columns_merge_under_the_union_of_columns(
         "z.txt,2.50,emu",
     ]
     assert output_of(ready_service, job).endswith(b"emu\n")
+
+
+def test_shards_whose_own_parts_differ_but_whose_columns_agree_are_joined_with_one_header(
+    ready_service: BatchEndpointService, local_backend: Backend, input_dir: Path
+) -> None:
+    runner = start_job(ready_service, input_dir, mini_batch_size=1)  # 7 mini-batches, 2 a shard
+    assert [[mb.index for mb in shard.mini_batches] for shard in runner.shards] == [[0, 1], [2, 3], [4, 5], [6]]
+    parts = {
+        0: ("file,score\na.txt,1\n", ["file", "score"]),
+        1: ("file,label\nb.txt,cat\n", ["file", "label"]),
+        2: ("file,score,label\nc.txt,3,emu\n", ["file", "score", "label"]),
+        3: ("file,score\nd.txt,4\n", ["file", "score"]),
+        4: ("file,score,label\nsub/e.txt,5,\n", ["file", "score", "label"]),
+        5: ("file,score,label\nsub/f.txt,6,dog\n", ["file", "score", "label"]),
+        6: ("file,score,label\nz.txt,7,cow\n", ["file", "score", "label"]),
+    }
+    for index, (part, columns) in parts.items():
+        runner.score(index, part=part, columns=columns)
+    journals = [runner.seal(n) for n in range(4)]
+    assert {tuple(j.columns) for j in journals} == {("file", "score", "label")}
+
+    job = finalize_job(local_backend, runner.job_id)
+
+    assert output_of(ready_service, job).decode().splitlines() == [
+        "file,score,label",
+        "a.txt,1,",
+        "b.txt,,cat",
+        "c.txt,3,emu",
+        "d.txt,4,",
+        "sub/e.txt,5,",
+        "sub/f.txt,6,dog",
+        "z.txt,7,cow",
+    ]
+
+
+def test_json_lines_shards_are_joined_in_mini_batch_order(
+    ready_service: BatchEndpointService, local_backend: Backend, input_dir: Path
+) -> None:
+    runner = start_job(ready_service, input_dir, output_file_name="predictions.jsonl")
+    lines = {
+        i: "".join(json.dumps({"file": n, "n": i}) + "\n" for n in mb) for i, mb in enumerate(EXPECTED_MINI_BATCHES)
+    }
+    for index in (2, 0, 1):
+        runner.score(index, part=lines[index], columns=["file", "n"])
+    runner.seal(1)  # the others are sealed by finalize, as when their runners died just before
+
+    job = finalize_job(local_backend, runner.job_id)
+
+    assert job.output_uri is not None and job.output_uri.endswith(".jsonl")
+    assert output_of(ready_service, job).decode() == lines[0] + lines[1] + lines[2]
+
+
+def test_parquet_shards_are_rewritten_as_row_groups_in_order_under_one_schema(
+    ready_service: BatchEndpointService, local_backend: Backend, input_dir: Path
+) -> None:
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    runner = start_job(ready_service, input_dir, output_file_name="scores.parquet")
+    frames = [
+        pd.DataFrame({"file": names, "score": [len(n) for n in names]}) for names in EXPECTED_MINI_BATCHES[:2]
+    ] + [pd.DataFrame({"file": ["z.txt"], "score": [2.5], "label": ["emu"]})]
+    for index, frame in enumerate(frames):
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        runner.score(index, part=buffer.getvalue(), columns=list(frame.columns))
+
+    job = finalize_job(local_backend, runner.job_id)
+
+    assert job.output_uri is not None
+    table = pq.read_table(job.output_uri)
+    assert table.column_names == ["file", "score", "label"]
+    assert table.column("file").to_pylist() == [n for names in EXPECTED_MINI_BATCHES for n in names]
+    assert table.column("score").to_pylist() == [len(n) for names in EXPECTED_MINI_BATCHES[:2] for n in names] + [2.5]
+    assert table.column("label").to_pylist() == [None] * 6 + ["emu"]
+    assert pq.ParquetFile(job.output_uri).num_row_groups == 3  # one a shard
 
 
 # ------------------------------------------------------------------------------------------------ errors
@@ -359,6 +453,40 @@ def test_finalize_after_a_crash_accepts_the_output_it_wrote(
     assert output_of(ready_service, again) == output
     assert output.decode().count("a.txt") == 1 and output.decode().count("file,score") == 1
     assert [e["file"] for e in runner.errors()] == ["c.txt"]
+
+
+def test_finalize_after_a_crash_before_its_marker_compares_the_output_it_finds(
+    ready_service: BatchEndpointService, local_backend: Backend, input_dir: Path
+) -> None:
+    runner = start_job(ready_service, input_dir)
+    runner.score_all(failed=["c.txt"])
+    first = finalize_job(local_backend, runner.job_id)
+    output = output_of(ready_service, first)
+    # Died after writing the output but before writing the marker that says it is ours.
+    local_backend.blobs.delete_prefix(runner.files.output_marker)
+    ready_service.repo.update_job(runner.job_id, lambda j: j.model_copy(update={"status": JobStatus.FINALIZING}))
+
+    again = finalize_job(local_backend, runner.job_id)
+
+    assert again.status == JobStatus.COMPLETED and output_of(ready_service, again) == output
+
+
+def test_finalize_refuses_an_output_replaced_by_someone_else_after_it_was_written(
+    ready_service: BatchEndpointService, local_backend: Backend, input_dir: Path
+) -> None:
+    runner = start_job(ready_service, input_dir)
+    runner.score_all()
+    first = finalize_job(local_backend, runner.job_id)
+    assert first.output_uri is not None
+    theirs = b"file,score\n" + b"x" * (len(output_of(ready_service, first)) - len(b"file,score\n"))
+    local_backend.blobs.put_bytes(first.output_uri, theirs)  # the same size: only the bytes tell
+    ready_service.repo.update_job(runner.job_id, lambda j: j.model_copy(update={"status": JobStatus.FINALIZING}))
+    local_backend.blobs.delete_prefix(runner.files.output_marker)
+
+    with pytest.raises(ConflictError, match="written by someone else"):
+        finalize_job(local_backend, runner.job_id)
+
+    assert local_backend.blobs.get_bytes(first.output_uri) == theirs
 
 
 def test_finalize_refuses_an_output_file_written_by_someone_else(

@@ -16,16 +16,18 @@ import hashlib
 import os
 import posixpath
 import tempfile
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
+from batch_endpoints.adapters.aws import composing
 from batch_endpoints.adapters.aws.clients import aws_client
 from batch_endpoints.errors import AlreadyExistsError, NotFoundError, ValidationError
-from batch_endpoints.ports import BlobInfo, is_empty_range
+from batch_endpoints.ports import BlobInfo, BlobRange, is_empty_range
 
 SCHEME = "s3://"
 # Streams up to one part go up in one PutObject; bigger ones as a multipart upload of parts this size
@@ -33,6 +35,9 @@ SCHEME = "s3://"
 PART_SIZE = 8 * 1024 * 1024
 # Folder copies move many small files: S3 calls take tens of ms each, so keep several in flight.
 TRANSFER_THREADS = 8
+# A composed object's parts and small pieces move concurrently: as many as the client has connections (32).
+COMPOSE_THREADS = 32
+UPLOADS_AHEAD = 8
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys a call
 DOWNLOAD_BLOCK = 1024 * 1024
 # A range that starts at or past the object's end (416): there are no such bytes, as a slice would say.
@@ -62,13 +67,25 @@ def to_uri(bucket: str, key: str) -> str:
 class S3BlobStore:
     reads_in_place = False
 
-    def __init__(self, bucket: str, prefix: str = "", client: Any = None, *, part_size: int = PART_SIZE) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        client: Any = None,
+        *,
+        part_size: int = PART_SIZE,
+        min_part: int = composing.MIN_PART,
+        max_copied_part: int = composing.MAX_COPIED_PART,
+    ) -> None:
+        """`min_part` and `max_copied_part` are S3's; tests lower the second to split copies without 5 GiB."""
         self.bucket = bucket
         self.root = to_uri(bucket, prefix.strip("/"))
         parse(self.root)
         # The runner fetches with 8 threads and writes with 4 more, all through this one (thread-safe) client.
         self.client = client or aws_client("s3", max_pool_connections=32)
         self.part_size = part_size
+        self.min_part = min_part
+        self.max_copied_part = max_copied_part
         self._transfer = TransferConfig(multipart_threshold=part_size, multipart_chunksize=part_size)
 
     # --- addressing -----------------------------------------------------------------------------------
@@ -123,21 +140,92 @@ class S3BlobStore:
                 return size
             if buffer:
                 parts.append(self._upload_part(bucket, key, upload_id, len(parts) + 1, bytes(buffer)))
-            condition = {"IfNoneMatch": "*"} if if_absent else {}
-            try:
-                self.client.complete_multipart_upload(
-                    Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, **condition
-                )
-            except ClientError as exc:
-                _raise_if_not_overwritten(exc, uri)
-                raise
+            self._complete(uri, upload_id, parts, if_absent=if_absent)
             upload_id = None
         finally:
             if upload_id is not None:
-                # Parts of an unfinished upload are invisible but billed until aborted.
-                with contextlib.suppress(ClientError):
-                    self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+                self._abort(uri, upload_id)
         return size
+
+    def compose(self, uri: str, pieces: Sequence[BlobRange], *, if_absent: bool = False) -> int:
+        """A multipart upload whose large pieces S3 copies itself (UploadPartCopy) and whose small ones are
+        downloaded and joined into parts (see composing.py); one PutObject when it is all small."""
+        bucket, key = _object(uri)
+        planned = composing.plan_parts(pieces, min_part=self.min_part, max_copied_part=self.max_copied_part)
+        if if_absent and self._head(bucket, key) is not None:
+            raise _exists(uri)  # as in write_stream: a refused write costs no reading
+        with ThreadPoolExecutor(COMPOSE_THREADS, thread_name_prefix="s3-compose") as pool:
+            if not planned or (len(planned) == 1 and not planned[0].copied):
+                data = b"".join(pool.map(self._read_piece, planned[0].pieces)) if planned else b""
+                self.put_bytes(uri, data, if_absent=if_absent)
+                return len(data)
+            upload_id = self.client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+            try:
+                self._complete(
+                    uri, upload_id, self._send_parts(pool, bucket, key, upload_id, planned), if_absent=if_absent
+                )
+            except BaseException:
+                self._abort(uri, upload_id)
+                raise
+        return sum(part.size for part in planned)
+
+    def _send_parts(
+        self, pool: ThreadPoolExecutor, bucket: str, key: str, upload_id: str, planned: list[composing.PlannedPart]
+    ) -> list[dict[str, Any]]:
+        """Every part, concurrently; small pieces are fetched concurrently too (a job's output can be made of
+        thousands of shard outputs of a few KB). At most UPLOADS_AHEAD joined parts wait in memory."""
+        sent: list[Future[dict[str, Any]]] = []
+        uploads: deque[Future[dict[str, Any]]] = deque()
+        for number, part in enumerate(planned, start=1):
+            if part.copied:
+                sent.append(pool.submit(self._copy_part, bucket, key, upload_id, number, part.pieces[0]))
+                continue
+            while len(uploads) >= UPLOADS_AHEAD:
+                uploads.popleft().result()
+            data = b"".join(pool.map(self._read_piece, part.pieces))
+            uploads.append(pool.submit(self._upload_part, bucket, key, upload_id, number, data))
+            sent.append(uploads[-1])
+        return [future.result() for future in sent]
+
+    def _complete(self, uri: str, upload_id: str, parts: list[dict[str, Any]], *, if_absent: bool) -> None:
+        """Publish the upload; with if_absent, only if no object is there then (If-None-Match: *)."""
+        bucket, key = _object(uri)
+        condition = {"IfNoneMatch": "*"} if if_absent else {}
+        try:
+            self.client.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, **condition
+            )
+        except ClientError as exc:
+            _raise_if_not_overwritten(exc, uri)
+            raise
+
+    def _abort(self, uri: str, upload_id: str) -> None:
+        """Parts of an unfinished upload are invisible but billed until aborted."""
+        bucket, key = _object(uri)
+        with contextlib.suppress(ClientError):
+            self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+
+    def _copy_part(self, bucket: str, key: str, upload_id: str, number: int, piece: BlobRange) -> dict[str, Any]:
+        source_bucket, source_key = _object(piece.uri)
+        try:
+            reply = self.client.upload_part_copy(
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload_id,
+                PartNumber=number,
+                CopySource={"Bucket": source_bucket, "Key": source_key},
+                CopySourceRange=f"bytes={piece.start}-{piece.end - 1}",
+            )
+        except ClientError as exc:
+            _raise_if_not_found(exc, piece.uri)
+            raise
+        return {"PartNumber": number, "ETag": reply["CopyPartResult"]["ETag"]}
+
+    def _read_piece(self, piece: BlobRange) -> bytes:
+        data = self.read_range(piece.uri, piece.start, piece.end)
+        if len(data) != piece.size:
+            raise ValueError(f"{piece.uri} ends before byte {piece.end}")
+        return data
 
     def get_bytes(self, uri: str) -> bytes:
         bucket, key = _object(uri)

@@ -8,15 +8,16 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from batch_endpoints.errors import AlreadyExistsError, NotFoundError, ValidationError
-from batch_endpoints.ports import BlobInfo, is_empty_range
+from batch_endpoints.ports import BlobInfo, BlobRange, check_piece, is_empty_range
 
 # Files being written carry this prefix until they are complete; listings skip them.
 TEMP_PREFIX = ".tmp-"
 TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _temp_numbers = itertools.count()
+COPY_BLOCK = 1024 * 1024
 
 
 def to_path(uri: str) -> str:
@@ -81,6 +82,25 @@ class FolderBlobStore:
             raise
         return size
 
+    def compose(self, uri: str, pieces: Sequence[BlobRange], *, if_absent: bool = False) -> int:
+        return self.write_stream(uri, self._read_pieces(pieces), if_absent=if_absent)
+
+    def _read_pieces(self, pieces: Sequence[BlobRange]) -> Iterator[bytes]:
+        for piece in pieces:
+            check_piece(piece)
+            try:
+                with open(to_path(piece.uri), "rb") as f:
+                    f.seek(piece.start)
+                    left = piece.size
+                    while left:
+                        block = f.read(min(left, COPY_BLOCK))
+                        if not block:
+                            raise ValueError(f"{piece.uri} ends before byte {piece.end}")
+                        left -= len(block)
+                        yield block
+            except FileNotFoundError:
+                raise NotFoundError(f"{to_path(piece.uri)} does not exist") from None
+
     def get_bytes(self, uri: str) -> bytes:
         try:
             with open(to_path(uri), "rb") as f:
@@ -109,6 +129,8 @@ class FolderBlobStore:
         if os.path.isfile(root):
             yield BlobInfo(root, os.path.getsize(root))
             return
+        if not os.path.isdir(root):
+            return  # as in S3: nothing is under a folder that does not exist
         stack = [root]
         found = []
         while stack:
