@@ -6,8 +6,6 @@ before anything is written, so a refused request changes nothing.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import json
 import os
@@ -21,6 +19,7 @@ from batch_endpoints.backend import Backend
 from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
 from batch_endpoints.inputs import LocationResolver
 from batch_endpoints.jobfiles import JobFiles
+from batch_endpoints.paging import Page, paged
 from batch_endpoints.ports import BlobStore, LogPage
 from batch_endpoints.repository import AssetT, Repository, newest
 from batch_endpoints.specs import (
@@ -68,13 +67,6 @@ class InvokeRequest:
     experiment_name: str | None = None
     display_name: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class JobPage:
-    jobs: list[Job]
-    next_token: str | None
-    """Opaque; pass it back for the next page. None on the last page."""
 
 
 class BatchEndpointService:
@@ -641,15 +633,13 @@ class BatchEndpointService:
         next_token: str | None = None,
         experiment_name: str | None = None,
         tags: dict[str, str] | None = None,
-    ) -> JobPage:
-        """Jobs newest first, a page at a time. The token holds an offset: a job created while a client pages
-        shifts the later pages by one, so a job may show twice but none is skipped."""
-        if not 0 < limit <= 1000:
-            raise ValidationError(f"must be between 1 and 1000 (got {limit})", field="limit")
-        offset = _page_offset(next_token)
-        jobs = self.list_jobs(endpoint_name, limit=offset + limit + 1, experiment_name=experiment_name, tags=tags)
-        more = len(jobs) > offset + limit
-        return JobPage(jobs[offset : offset + limit], _page_token(offset + limit) if more else None)
+    ) -> Page[Job]:
+        """Jobs newest first, a page at a time; the store reads no further than the page."""
+        return paged(
+            lambda n: self.list_jobs(endpoint_name, limit=n, experiment_name=experiment_name, tags=tags),
+            limit=limit,
+            next_token=next_token,
+        )
 
     def job_artifacts(self, job_id: str) -> list[str]:
         """URIs of what a finished job leaves for its user: the output file, the errors file, the summary."""
@@ -806,22 +796,6 @@ def _invoke_fields(request: InvokeRequest) -> dict:
         if not fields[name]:
             fields.pop(name)
     return fields
-
-
-def _page_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
-
-
-def _page_offset(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
-    except (binascii.Error, ValueError, TypeError, KeyError):
-        offset = None
-    if not isinstance(offset, int) or offset < 0:
-        raise ValidationError("is not a token from an earlier page", field="next_token")
-    return offset
 
 
 # ---------------------------------------------------------------------- versions of registered assets

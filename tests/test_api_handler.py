@@ -23,7 +23,7 @@ def fresh_service_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
 
 
 def test_the_handler_serves_the_backend_the_environment_names(fresh_service: Path, api: Api) -> None:
-    assert api("GET", "/endpoints").json() == {"value": []}
+    assert api("GET", "/endpoints").json() == {"value": [], "next_token": None}
     assert api("PUT", "/endpoints/digits", {}).status == 200
 
     assert (fresh_service / "records.db").exists()

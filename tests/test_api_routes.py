@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
@@ -95,7 +96,7 @@ def test_put_endpoint_refuses_a_name_other_than_the_paths(stack: Stack, api: Api
 def test_put_endpoint_refuses_a_bad_name_and_writes_nothing(stack: Stack, api: Api) -> None:
     refused(api("PUT", "/endpoints/1-bad", {}), 400, "name")
 
-    assert api("GET", "/endpoints").json() == {"value": []}
+    assert api("GET", "/endpoints").json() == {"value": [], "next_token": None}
 
 
 def test_put_endpoint_refuses_a_default_deployment_on_creation(stack: Stack, api: Api) -> None:
@@ -333,7 +334,7 @@ def test_put_model_version_refusals_name_the_field(
     stack: Stack, api: Api, folders: Folders, path: str, body: dict | None, field: str
 ) -> None:
     refused(api("PUT", path, {"path": folders.model} if body is None else body), 400, field)
-    assert api("GET", "/models").json() == {"value": []}
+    assert api("GET", "/models").json() == {"value": [], "next_token": None}
 
 
 def test_put_model_version_from_a_missing_location_is_refused(stack: Stack, api: Api) -> None:
@@ -363,7 +364,7 @@ def test_list_and_show_model_versions_with_latest(stack: Stack, api: Api, folder
     assert sorted(m["version"] for m in versions) == ["1", "10", "2"]
     assert api("GET", "/models/digits/versions/latest").json()["version"] == "10"
     assert api("GET", "/models/digits/versions/2").json()["version"] == "2"
-    assert api("GET", "/models/nothing/versions").json() == {"value": []}
+    assert api("GET", "/models/nothing/versions").json() == {"value": [], "next_token": None}
 
 
 def test_unknown_model_version_is_not_found(stack: Stack, api: Api, folders: Folders) -> None:
@@ -449,7 +450,7 @@ def test_put_environment_version_refusals_name_the_field(
     stack: Stack, api: Api, path: str, body: dict, field: str
 ) -> None:
     refused(api("PUT", path, body), 400, field)
-    assert api("GET", "/environments").json() == {"value": []}
+    assert api("GET", "/environments").json() == {"value": [], "next_token": None}
 
 
 def test_list_and_show_environment_versions_with_latest(stack: Stack, api: Api) -> None:
@@ -469,7 +470,7 @@ def test_list_and_show_environment_versions_with_latest(stack: Stack, api: Api) 
     assert sorted(e["version"] for e in versions) == ["1", "10", "2"]
     assert api("GET", "/environments/digits-env/versions/latest").json()["image"] == f"{IMAGE}:10"
     assert api("GET", "/environments/digits-env/versions/2").json()["version"] == "2"
-    assert api("GET", "/environments/nothing/versions").json() == {"value": []}
+    assert api("GET", "/environments/nothing/versions").json() == {"value": [], "next_token": None}
 
 
 def test_unknown_environment_version_is_not_found(stack: Stack, api: Api) -> None:
@@ -841,3 +842,96 @@ def test_every_record_a_request_creates_names_its_caller(ready: Stack, folders: 
 
 def test_a_request_without_an_iam_identity_records_no_caller(stack: Stack) -> None:
     assert Api(caller=None)("PUT", "/endpoints/digits", {}).json()["created_by"] == ""
+
+
+# ------------------------------------------------------------------------------------------------ every list pages
+# A Lambda's response is at most 6 MB: every list answers `limit` items and a next_token while more follow, with
+# the jobs' query parameters and token.
+ITEMS = 5
+
+
+def _endpoints(api: Api, folders: Folders) -> None:
+    for i in range(ITEMS - 1):  # and `digits`
+        assert api("PUT", f"/endpoints/shop-{i}", {}).status == 200
+
+
+def _deployments(api: Api, folders: Folders) -> None:
+    for i in range(ITEMS - 1):  # and `blue`
+        assert api("PUT", f"/endpoints/digits/deployments/green-{i}", deployment_body(folders)).status == 200
+
+
+def _model_versions(api: Api, folders: Folders) -> None:
+    for version in range(2, ITEMS + 1):  # and digits:1
+        assert api("PUT", f"/models/digits/versions/{version}", {"path": folders.model}).status == 201
+
+
+def _environment_versions(api: Api, folders: Folders) -> None:
+    for version in range(1, ITEMS + 1):
+        assert api("PUT", f"/environments/torch/versions/{version}", {"image": f"{IMAGE}:{version}"}).status == 201
+
+
+def _data_versions(api: Api, folders: Folders) -> None:
+    for version in range(1, ITEMS + 1):
+        assert api("PUT", f"/data/images/versions/{version}", {"path": folders.inputs}).status == 201
+
+
+LISTS: dict[str, Callable[[Api, Folders], None]] = {
+    "/endpoints": _endpoints,
+    "/endpoints/digits/deployments": _deployments,
+    "/models": _model_versions,
+    "/models/digits/versions": _model_versions,
+    "/environments": _environment_versions,
+    "/environments/torch/versions": _environment_versions,
+    "/data": _data_versions,
+    "/data/images/versions": _data_versions,
+}
+
+
+def pages(api: Api, resource: str, limit: int) -> list[list[dict]]:
+    """Every page of a list, following next_token as a client does."""
+    found, token = [], None
+    while True:
+        query = {"limit": str(limit), **({"next_token": token} if token else {})}
+        page = api("GET", resource, query=query).json()
+        found.append(page["value"])
+        token = page["next_token"]
+        if token is None:
+            return found
+
+
+@pytest.mark.parametrize("resource", LISTS)
+def test_a_list_pages_with_a_limit_and_a_token_round_trip_without_skipping_any(
+    ready: Stack, api: Api, folders: Folders, resource: str
+) -> None:
+    LISTS[resource](api, folders)
+
+    whole = api("GET", resource).json()
+    paged = pages(api, resource, limit=2)
+
+    assert len(whole["value"]) == ITEMS and whole["next_token"] is None
+    assert [len(page) for page in paged] == [2, 2, 1]
+    assert [item for page in paged for item in page] == whole["value"]
+
+
+BAD_PAGES = [
+    ({"limit": "0"}, "limit"),
+    ({"limit": "101"}, "limit"),
+    ({"limit": "x"}, "limit"),
+    ({"next_token": "garbage"}, "next_token"),
+    ({"next_token": "eyJvZmZzZXQiOiAtMX0="}, "next_token"),  # {"offset": -1}
+]
+
+
+@pytest.mark.parametrize("resource", LISTS)
+def test_a_list_refuses_a_bad_limit_or_token_naming_it(ready: Stack, api: Api, resource: str) -> None:
+    for query, field in BAD_PAGES:
+        refused(api("GET", resource, query=query), 400, field)
+
+
+def test_a_page_past_the_end_is_empty(ready: Stack, api: Api, folders: Folders) -> None:
+    _endpoints(api, folders)
+    token = api("GET", "/endpoints", query={"limit": "4"}).json()["next_token"]
+
+    last = api("GET", "/endpoints", query={"limit": "4", "next_token": token}).json()
+
+    assert [e["name"] for e in last["value"]] == ["shop-3"] and last["next_token"] is None

@@ -117,3 +117,21 @@ def test_rerun_of_the_failed_files_and_resume_over_http(remote, local_api, digit
     assert shown["rerun_of"] == first
     assert shown["counts"]["files"] == 1 and shown["counts"]["files_failed"] == 1  # only the failed file, again
     assert resumed.code == 4 and first in resumed.err  # a completed job has nothing to resume, as locally
+
+
+def test_lists_show_every_page(remote, local_api, monkeypatch, tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.txt").write_text("0.5\n")
+    for _ in range(3):
+        remote("model", "create", "--name", "paged", "--path", model)
+    names = ["paged-a", "paged-b", "paged-c"]
+    for name in names:
+        remote("endpoint", "create", "--name", name)
+    monkeypatch.setattr("batch_endpoints.client.operations.LIST_PAGE", 2)
+
+    models = remote("model", "list", "--name", "paged").out.splitlines()[1:]
+    endpoints = remote("endpoint", "list").out.splitlines()[1:]
+
+    assert sorted(line.split()[1] for line in models) == ["1", "2", "3"]
+    assert [line.split()[0] for line in endpoints if line.startswith("paged-")] == names

@@ -67,7 +67,7 @@ def test_an_input_or_output_outside_the_allow_list_is_forbidden_and_starts_no_jo
     response = api("POST", "/endpoints/digits/jobs", {"input": {"uri": folders.inputs}, "output": {"path": outputs}})
     assert response.status == 403, response.text
     assert response.json()["code"] == "Forbidden" and response.json()["field"] == refused
-    assert ready.started() == [] and ready.service.list_jobs_page("digits", limit=10).jobs == []
+    assert ready.started() == [] and ready.service.list_jobs_page("digits", limit=10).items == []
 
 
 def test_a_denied_caller_is_refused_by_the_policy_simulation_before_any_job(

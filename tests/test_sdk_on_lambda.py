@@ -111,13 +111,40 @@ def test_listing_jobs_follows_next_token_across_pages(
         Deployment(name="blue", endpoint_name="digits", model="digits:1", code_configuration=code), set_default=True
     )
     started = [client.batch_endpoints.invoke("digits", input=folders.inputs).id for _ in range(3)]
-    monkeypatch.setattr("batch_endpoints.client.operations.JOB_PAGE", 2)
+    monkeypatch.setattr("batch_endpoints.client.operations.LIST_PAGE", 2)
 
     listed = [job.id for job in client.jobs.list("digits")]
 
     assert sorted(listed) == sorted(started) and len(listed) == 3
     pages = [r.url for r in transport.requests if r.method == "GET" and "/endpoints/digits/jobs" in r.url]
     assert len(pages) == 2 and "next_token=" in pages[1]
+
+
+def test_listing_models_endpoints_and_deployments_follows_next_token_across_pages(
+    stack: Stack, folders: Folders, transport: LambdaTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = client_for(transport)
+    for version in ("1", "2", "3"):
+        client.models.create_or_update(Model(name="digits", version=version, path=folders.model))
+    code = CodeConfiguration(code=folders.code, scoring_script="score.py")
+    for name in ("digits", "images", "sounds"):
+        client.batch_endpoints.create_or_update(Endpoint(name=name))
+    for name in ("blue", "green", "red"):
+        client.batch_deployments.create_or_update(
+            Deployment(name=name, endpoint_name="digits", model="digits:1", code_configuration=code)
+        )
+    monkeypatch.setattr("batch_endpoints.client.operations.LIST_PAGE", 2)
+    transport.requests.clear()
+
+    models = [m.version for m in client.models.list("digits")]
+    endpoints = [e.name for e in client.batch_endpoints.list()]
+    deployments = [d.name for d in client.batch_deployments.list("digits")]
+
+    assert sorted(models) == ["1", "2", "3"]
+    assert endpoints == ["digits", "images", "sounds"] and sorted(deployments) == ["blue", "green", "red"]
+    lists = [r.url for r in transport.requests if r.method == "GET"]
+    assert len(lists) == 6 and all("limit=2" in url for url in lists)
+    assert sum("next_token=" in url for url in lists) == 3
 
 
 def test_a_wrong_secret_and_a_missing_thing_are_typed_errors(stack: Stack, transport: LambdaTransport) -> None:

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 from pydantic import BaseModel
 
 from batch_endpoints import yaml_specs
-from batch_endpoints.cli import config, render, serve, stream, targets
+from batch_endpoints.cli import config, doctor, render, serve, stream, targets
 from batch_endpoints.cli.progress import ProgressBar
 from batch_endpoints.errors import BatchEndpointError, ConflictError, ForbiddenError, NotFoundError, ValidationError
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
@@ -438,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     groups = parser.add_subparsers(
         dest="group",
         required=True,
-        metavar="{model,environment,data,datastore,endpoint,deployment,job,serve,configure}",
+        metavar="{model,environment,data,datastore,endpoint,deployment,job,serve,configure,doctor}",
     )
 
     sub = add_asset_commands(
@@ -594,6 +594,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command(groups, "configure", config.configure, "set defaults: target, api_url, stack, region, profile")
     config.add_arguments(sub)
     sub.set_defaults(scope=targets.SCOPE_NONE)
+    sub = command(groups, "doctor", doctor.doctor, "check an AWS account and this machine: credentials, stack, quotas")
+    doctor.add_arguments(sub)
+    sub.set_defaults(scope=targets.SCOPE_OPTIONS)
     targets.add_arguments(parser)
     return parser
 

@@ -21,16 +21,18 @@ from batch_endpoints.service import BatchEndpointService
 # The stack app.py deploys, and the output infra/stack.py gives the API's URL in.
 DEFAULT_STACK = "BatchEndpoints"
 API_URL_OUTPUT = "ApiUrl"
-# What a command acts on, whatever the target: `serve` serves this machine's backend; `configure` needs none.
+# What a command acts on, whatever the target: `serve` serves this machine's backend; `configure` needs none;
+# `doctor` reads the target options and checks the account itself, without the API.
 SCOPE_LOCAL = "local"
 SCOPE_NONE = "none"
+SCOPE_OPTIONS = "options"
 
 
 def open_operations(
     args: argparse.Namespace, environ: Mapping[str, str] = os.environ
 ) -> BatchEndpointService | RemoteService | None:
     scope = getattr(args, "scope", None)
-    if scope == SCOPE_NONE:
+    if scope in (SCOPE_NONE, SCOPE_OPTIONS):
         return None
     if scope == SCOPE_LOCAL:
         return BatchEndpointService(from_environment())
@@ -116,7 +118,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The target options, on `bep` itself and on every command, so they can go before or after the verbs."""
     config.add_global_arguments(parser, default=None)
     for command in _commands(parser):
-        if command.get_default("scope") is None:  # serve and configure do not run against a target
+        if command.get_default("scope") in (None, SCOPE_OPTIONS):  # serve and configure run against no target
             config.add_global_arguments(command, default=argparse.SUPPRESS)
 
 

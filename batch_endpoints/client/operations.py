@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, TextIO, TypeVar
 
 from pydantic import BaseModel
@@ -30,8 +30,8 @@ from batch_endpoints.specs import (
 from lambdas.api.schemas import JobView, LogLineView
 
 LATEST = "latest"
-# The API's largest page of jobs: fewer round trips while listing.
-JOB_PAGE = 100
+# The API's largest page: fewer round trips while listing.
+LIST_PAGE = 100
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -45,6 +45,10 @@ class _Operations:
     def __init__(self, connection: Connection, storage: Storage) -> None:
         self._api = connection
         self._storage = storage
+
+    def _listing(self, resource: str, query: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Every item of a list, fetched a page at a time as the iteration goes."""
+        return self._api.pages(resource, "value", query={"limit": LIST_PAGE, **(query or {})})
 
 
 class ModelOperations(_Operations):
@@ -62,7 +66,7 @@ class ModelOperations(_Operations):
 
     def list(self, name: str | None = None) -> list[Model]:
         resource = path("/models/{}/versions", name) if name else "/models"
-        return [typed(Model, item) for item in self._api.pages(resource, "value")]
+        return [typed(Model, item) for item in self._listing(resource)]
 
 
 class EnvironmentOperations(_Operations):
@@ -82,7 +86,7 @@ class EnvironmentOperations(_Operations):
 
     def list(self, name: str | None = None) -> list[Environment]:
         resource = path("/environments/{}/versions", name) if name else "/environments"
-        return [typed(Environment, item) for item in self._api.pages(resource, "value")]
+        return [typed(Environment, item) for item in self._listing(resource)]
 
 
 class BatchEndpointOperations(_Operations):
@@ -104,7 +108,7 @@ class BatchEndpointOperations(_Operations):
         return typed(Endpoint, self._api.call("GET", path("/endpoints/{}", name)))
 
     def list(self) -> list[Endpoint]:
-        return [typed(Endpoint, item) for item in self._api.pages("/endpoints", "value")]
+        return [typed(Endpoint, item) for item in self._listing("/endpoints")]
 
     def delete(self, name: str) -> None:
         """Deletes the endpoint and its deployments; its jobs and their outputs are kept."""
@@ -172,7 +176,7 @@ class BatchDeploymentOperations(_Operations):
 
     def list(self, endpoint_name: str) -> list[Deployment]:
         resource = path("/endpoints/{}/deployments", endpoint_name)
-        return [typed(Deployment, item) for item in self._api.pages(resource, "value")]
+        return [typed(Deployment, item) for item in self._listing(resource)]
 
     def delete(self, name: str, endpoint_name: str) -> None:
         self._api.call("DELETE", path("/endpoints/{}/deployments/{}", endpoint_name, name))
@@ -189,10 +193,10 @@ class JobOperations(_Operations):
         """The endpoint's jobs, newest first, fetched page by page as the iteration goes; with an experiment
         name or tags, only the jobs that have them (every tag given)."""
         resource = path("/endpoints/{}/jobs", endpoint_name)
-        query: dict[str, Any] = {"limit": JOB_PAGE, "experiment_name": experiment_name}
+        query: dict[str, Any] = {"experiment_name": experiment_name}
         if tags:
             query["tag"] = [f"{key}={value}" for key, value in tags.items()]
-        return (typed(JobView, item) for item in self._api.pages(resource, "value", query=query))
+        return (typed(JobView, item) for item in self._listing(resource, query))
 
     def stream(
         self, name: str, *, out: TextIO | None = None, interval_s: float = 2.0, timeout_s: float | None = None

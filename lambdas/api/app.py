@@ -30,6 +30,7 @@ from batch_endpoints import assets, yaml_specs
 from batch_endpoints.backend import from_environment
 from batch_endpoints.errors import BatchEndpointError, NotFoundError, ValidationError
 from batch_endpoints.idempotency import HEADER as IDEMPOTENCY_HEADER
+from batch_endpoints.paging import paged
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
 from batch_endpoints.specs import (
     AssetVersion,
@@ -132,6 +133,10 @@ def get_caller(request: Request) -> str:
 
 Service = Annotated[BatchEndpointService, Depends(get_service)]
 Caller = Annotated[str, Depends(get_caller)]
+# Every list answers a page: `limit` items, and a next_token while more follow (batch_endpoints.paging).
+PageLimit = Annotated[int, Query(ge=1, le=100, description="the most items on this page")]
+PageToken = Annotated[str | None, Query(description="from the previous page")]
+LIST_PAGE = 100
 
 
 def _storage_location(service: BatchEndpointService, location: str, field: str) -> str:
@@ -197,8 +202,8 @@ def delete_endpoint(endpoint_name: str, service: Service) -> Response[None]:
 
 
 @app.get("/endpoints", tags=["endpoints"], summary="List endpoints")
-def list_endpoints(service: Service) -> EndpointList:
-    return EndpointList(value=service.list_endpoints())
+def list_endpoints(service: Service, limit: PageLimit = LIST_PAGE, next_token: PageToken = None) -> EndpointList:
+    return EndpointList.of(paged(lambda _: service.list_endpoints(), limit=limit, next_token=next_token))
 
 
 # ------------------------------------------------------------------------------------------ deployments
@@ -243,8 +248,11 @@ def delete_deployment(endpoint_name: str, deployment_name: str, service: Service
 
 
 @app.get("/endpoints/<endpoint_name>/deployments", tags=["deployments"], summary="List an endpoint's deployments")
-def list_deployments(endpoint_name: str, service: Service) -> DeploymentList:
-    return DeploymentList(value=service.list_deployments(endpoint_name))
+def list_deployments(
+    endpoint_name: str, service: Service, limit: PageLimit = LIST_PAGE, next_token: PageToken = None
+) -> DeploymentList:
+    listing = paged(lambda _: service.list_deployments(endpoint_name), limit=limit, next_token=next_token)
+    return DeploymentList.of(listing)
 
 
 # ------------------------------------------------------------------------------------------ models
@@ -277,13 +285,15 @@ def upload_code(service: Service) -> UploadTarget:
 
 
 @app.get("/models", tags=["models"], summary="List every model version")
-def list_models(service: Service) -> ModelList:
-    return ModelList(value=service.list_models())
+def list_models(service: Service, limit: PageLimit = LIST_PAGE, next_token: PageToken = None) -> ModelList:
+    return ModelList.of(paged(lambda _: service.list_models(), limit=limit, next_token=next_token))
 
 
 @app.get("/models/<model_name>/versions", tags=["models"], summary="List a model's versions")
-def list_model_versions(model_name: str, service: Service) -> ModelList:
-    return ModelList(value=service.list_models(model_name))
+def list_model_versions(
+    model_name: str, service: Service, limit: PageLimit = LIST_PAGE, next_token: PageToken = None
+) -> ModelList:
+    return ModelList.of(paged(lambda _: service.list_models(model_name), limit=limit, next_token=next_token))
 
 
 @app.get("/models/<model_name>/versions/<version>", tags=["models"], summary="Show a version (or `latest`)")
@@ -319,13 +329,16 @@ def put_environment_version(
 
 
 @app.get("/environments", tags=["environments"], summary="List every environment version")
-def list_environments(service: Service) -> EnvironmentList:
-    return EnvironmentList(value=service.list_environments())
+def list_environments(service: Service, limit: PageLimit = LIST_PAGE, next_token: PageToken = None) -> EnvironmentList:
+    return EnvironmentList.of(paged(lambda _: service.list_environments(), limit=limit, next_token=next_token))
 
 
 @app.get("/environments/<environment_name>/versions", tags=["environments"], summary="List an environment's versions")
-def list_environment_versions(environment_name: str, service: Service) -> EnvironmentList:
-    return EnvironmentList(value=service.list_environments(environment_name))
+def list_environment_versions(
+    environment_name: str, service: Service, limit: PageLimit = LIST_PAGE, next_token: PageToken = None
+) -> EnvironmentList:
+    listing = paged(lambda _: service.list_environments(environment_name), limit=limit, next_token=next_token)
+    return EnvironmentList.of(listing)
 
 
 @app.get(
@@ -369,13 +382,15 @@ def upload_data(data_name: str, service: Service) -> UploadTarget:
 
 
 @app.get("/data", tags=["data"], summary="List every data asset version")
-def list_data(service: Service) -> DataList:
-    return DataList(value=service.list_data())
+def list_data(service: Service, limit: PageLimit = LIST_PAGE, next_token: PageToken = None) -> DataList:
+    return DataList.of(paged(lambda _: service.list_data(), limit=limit, next_token=next_token))
 
 
 @app.get("/data/<data_name>/versions", tags=["data"], summary="List a data asset's versions")
-def list_data_versions(data_name: str, service: Service) -> DataList:
-    return DataList(value=service.list_data(data_name))
+def list_data_versions(
+    data_name: str, service: Service, limit: PageLimit = LIST_PAGE, next_token: PageToken = None
+) -> DataList:
+    return DataList.of(paged(lambda _: service.list_data(data_name), limit=limit, next_token=next_token))
 
 
 @app.get("/data/<data_name>/versions/<version>", tags=["data"], summary="Show a version (or `latest`)")
@@ -471,8 +486,8 @@ def get_job(job_id: str, service: Service) -> JobView:
 def list_jobs(
     endpoint_name: str,
     service: Service,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    next_token: Annotated[str | None, Query(description="from the previous page")] = None,
+    limit: PageLimit = 20,
+    next_token: PageToken = None,
     experiment_name: Annotated[str | None, Query(description="only the jobs of this experiment")] = None,
     tag: Annotated[list[str] | None, Query(description="only jobs with this tag, key=value; repeatable")] = None,
 ) -> JobList:
@@ -481,7 +496,7 @@ def list_jobs(
         endpoint_name, limit=limit, next_token=next_token, experiment_name=experiment_name, tags=tags
     )
     base = service.backend.api_base_url
-    return JobList(value=[JobView.of(job, api_base_url=base) for job in page.jobs], next_token=page.next_token)
+    return JobList(value=[JobView.of(job, api_base_url=base) for job in page.items], next_token=page.next_token)
 
 
 @app.post("/jobs/<job_id>/cancel", status_code=202, tags=["jobs"], summary="Cancel a job")

@@ -8,10 +8,11 @@ Responses are the core's records, except jobs, which add live progress and links
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from batch_endpoints.paging import Page
 from batch_endpoints.ports import LogPage
 from batch_endpoints.specs import (
     Compute,
@@ -80,7 +81,17 @@ class EndpointPatch(Body):
     allowed_outputs: list[str] | None = Field(None, description=f"{ALLOWED_OUTPUTS}; [] removes the narrowing")
 
 
-class EndpointList(BaseModel):
+class Paged(BaseModel):
+    """One page of a listing: every list the API answers is paged (a Lambda's response is at most 6 MB)."""
+
+    next_token: str | None = Field(None, description="pass as next_token for the next page; absent on the last")
+
+    @classmethod
+    def of(cls, page: Page[Any]) -> Self:
+        return cls(value=page.items, next_token=page.next_token)
+
+
+class EndpointList(Paged):
     value: list[Endpoint]
 
 
@@ -177,7 +188,7 @@ class DeploymentBody(Body):
     properties: dict[str, Any] | None = None
 
 
-class DeploymentList(BaseModel):
+class DeploymentList(Paged):
     value: list[Deployment]
 
 
@@ -188,7 +199,7 @@ class ModelVersionBody(Body):
     tags: dict[str, str] = Field(default_factory=dict)
 
 
-class ModelList(BaseModel):
+class ModelList(Paged):
     value: list[Model]
 
 
@@ -210,7 +221,7 @@ class EnvironmentVersionBody(Body):
     tags: dict[str, str] = Field(default_factory=dict)
 
 
-class EnvironmentList(BaseModel):
+class EnvironmentList(Paged):
     value: list[Environment]
 
 
@@ -227,7 +238,7 @@ class DataVersionBody(Body):
     tags: dict[str, str] = Field(default_factory=dict)
 
 
-class DataList(BaseModel):
+class DataList(Paged):
     value: list[DataAsset]
 
 
@@ -338,9 +349,8 @@ class JobView(BaseModel):
         return cls(**fields, progress=progress, links=links)
 
 
-class JobList(BaseModel):
+class JobList(Paged):
     value: list[JobView]
-    next_token: str | None = Field(None, description="pass as next_token for the next page; absent on the last")
 
 
 class LogLineView(BaseModel):
