@@ -144,7 +144,7 @@ class JobWorkflow(Construct):
 
     def _close_jobs_of_ended_executions(self) -> None:
         """Route this state machine's executions that ended outside its states to `execution_ended`, asynchronously.
-        EventBridge retries delivering to Lambda (for up to a day by default), Lambda retries a failed asynchronous
+        EventBridge retries handing an event to Lambda for up to a day, Lambda retries a failed asynchronous
         invocation twice; what still fails lands in the queue, where an operator sees it and can replay it."""
         self.undelivered = sqs.Queue(
             self,
@@ -167,7 +167,11 @@ class JobWorkflow(Construct):
             ),
             targets=[
                 events_targets.LambdaFunction(
-                    self.execution_ended_function, dead_letter_queue=self.undelivered, retry_attempts=8
+                    self.execution_ended_function,
+                    dead_letter_queue=self.undelivered,
+                    # EventBridge's own defaults, stated: throttled or unreachable Lambda is retried for a day.
+                    retry_attempts=185,
+                    max_event_age=cdk.Duration.hours(24),
                 )
             ],
         )
