@@ -139,7 +139,10 @@ class Orchestrator(Protocol):
         """Start the job's execution and return a handle naming it."""
         ...
 
-    def cancel(self, job: Job) -> None: ...
+    def cancel(self, job: Job) -> None:
+        """Ask the job's execution to stop (its record says CancelRequested) and return at once, whatever the job's
+        size: the workflow itself, once stopped, closes the job as Canceled."""
+        ...
 
     def is_running(self, job: Job) -> bool:
         """Whether the job's workflow execution is still going."""

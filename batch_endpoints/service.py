@@ -665,6 +665,9 @@ class BatchEndpointService:
             return current.model_copy(update={**changed, "canceled_by": current.canceled_by or caller})
 
         job = self.repo.update_job(job_id, request_cancel)
+        if job.status.is_final:  # it ended meanwhile: nothing runs any more
+            return job
+        # Asks the workflow to stop and returns: the workflow closes the job (Canceled) when it has stopped.
         self.backend.orchestrator.cancel(job)
         return self.repo.get_job(job_id)
 

@@ -64,7 +64,12 @@ def acknowledgements(stack: BatchEndpointsStack) -> list[tuple[IConstruct, str, 
             f"Pinned to {RUNTIME.name}: the bundle's compiled wheels (pydantic-core, PyYAML, wrapt) are fetched "
             "for exactly this version (infra/lambda_code.py); move both together",
         )
-    for function in (api.function, workflow.plan_function, workflow.finalize_function):
+    for function in (
+        api.function,
+        workflow.plan_function,
+        workflow.finalize_function,
+        workflow.execution_ended_function,
+    ):
         for objects in (bucket_objects, *other_objects):
             add(function, f"IAM5[Resource::{objects}]", OBJECTS)
     add(
@@ -93,7 +98,7 @@ def acknowledgements(stack: BatchEndpointsStack) -> list[tuple[IConstruct, str, 
         "IAM5[Resource::*]",
         f"{XRAY}; neither have batch:DescribeJobs (the .sync wait) nor the log delivery actions of vended logs",
     )
-    for function in workflow.functions:
+    for function in workflow.state_functions:
         add(
             state_machine,
             f"IAM5[Resource::<{_logical_id(stack, function)}.Arn>:*]",
@@ -130,6 +135,13 @@ def acknowledgements(stack: BatchEndpointsStack) -> list[tuple[IConstruct, str, 
         state_machine,
         f"IAM5[Resource::{bucket_objects[:-1]}{SCRATCH_PREFIX}*]",
         "The Map's ItemReader reads the plan's shard list, written under jobs/<job id>/ at runtime",
+    )
+
+    add(
+        workflow.undelivered,
+        "SQS3",
+        "This queue is the dead-letter queue: of the rule that routes ended executions to the execution_ended "
+        "function, and of that function's asynchronous invocations. cdk-nag counts only SQS redrive policies",
     )
 
     # --- Batch compute

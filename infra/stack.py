@@ -137,7 +137,12 @@ class BatchEndpointsStack(cdk.Stack):
         other_buckets = [
             s3.Bucket.from_bucket_name(self, f"DataBucket{n}", name) for n, name in enumerate(settings.data_buckets)
         ]
-        for function in (api.function, workflow.plan_function, workflow.finalize_function):
+        for function in (
+            api.function,
+            workflow.plan_function,
+            workflow.finalize_function,
+            workflow.execution_ended_function,
+        ):
             for bucket in (storage.bucket, *other_buckets):
                 grant_objects(bucket, function, writes=["*"])
         for function in (api.function, *workflow.functions):

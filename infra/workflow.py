@@ -12,6 +12,11 @@ The contract it implements (execution input, each step's event and result, the M
        │                             ──► Merge outputs and finish job ──► Job completed | Job canceled | Job failed
        └─ Catch (Plan, Map, Finalize) ─► Mark job failed ─► Workflow failed
 
+An execution that ends outside these states (stopped by a cancel, or failed where no Catch sees it:
+States.DataLimitExceeded, States.Runtime) runs nothing more: an EventBridge rule on this state machine's ABORTED,
+FAILED and TIMED_OUT executions invokes the Close job step (`execution_ended`), which finalizes a canceled job and
+fails any other job its execution left open. Events that Lambda still fails on after its retries wait in a queue.
+
 Only ids, S3 keys and small numbers travel through the states (Step Functions state <= 256 KiB; a Batch job
 request <= 30 KiB). Every shard's child execution ends with `{}`, scored or failed: the Distributed Map gathers its
 children's outputs before it discards them (ResultPath null), and more than 256 KiB of them would end the execution
@@ -26,9 +31,13 @@ from collections.abc import Mapping, Sequence
 import aws_cdk as cdk
 from aws_cdk import aws_batch as batch
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as lambda_destinations
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
@@ -36,6 +45,7 @@ from constructs import Construct
 from batch_endpoints.workflow import SHARD_FAILURE
 from infra.compute import BatchCluster
 from infra.lambda_code import project_function
+from lambdas.workflow.ended_executions import ENDED_STATUSES, EVENT_DETAIL_TYPE, EVENT_SOURCE
 
 # Job definitions are registered per deployment by the API Lambda: bep-<endpoint>_<deployment>
 # (adapters.aws.computes.job_definition_name).
@@ -96,7 +106,16 @@ class JobWorkflow(Construct):
             "Finalize", "finalize", "Job workflow: merge part files into the output, count, set status", 2048
         )
         self.mark_failed_function = step("MarkFailed", "mark_failed", "Job workflow: record why a job failed", 512)
-        self.functions = [self.plan_function, self.finalize_function, self.mark_failed_function]
+        # Runs finalize (a canceled job's), so it has Finalize's memory, timeout and permissions.
+        self.execution_ended_function = step(
+            "ExecutionEnded",
+            "execution_ended",
+            "Job workflow: close the job of an execution that was stopped or failed outside its states",
+            2048,
+        )
+        self.state_functions = [self.plan_function, self.finalize_function, self.mark_failed_function]
+        """The functions the state machine invokes."""
+        self.functions = [*self.state_functions, self.execution_ended_function]
 
         self.log_group = logs.LogGroup(
             self,
@@ -121,6 +140,41 @@ class JobWorkflow(Construct):
             ),
         )
         self._allow_batch_jobs([cluster.queue for cluster in self.clusters])
+        self._close_jobs_of_ended_executions()
+
+    def _close_jobs_of_ended_executions(self) -> None:
+        """Route this state machine's executions that ended outside its states to `execution_ended`, asynchronously.
+        EventBridge retries handing an event to Lambda for up to a day, Lambda retries a failed asynchronous
+        invocation twice; what still fails lands in the queue, where an operator sees it and can replay it."""
+        self.undelivered = sqs.Queue(
+            self,
+            "ExecutionEndedFailures",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=cdk.Duration.days(14),
+        )
+        self.execution_ended_function.configure_async_invoke(
+            on_failure=lambda_destinations.SqsDestination(self.undelivered), retry_attempts=2
+        )
+        self.execution_ended_rule = events.Rule(
+            self,
+            "ExecutionEndedRule",
+            description="A job's execution stopped or failed outside its states: close the job",
+            event_pattern=events.EventPattern(
+                source=[EVENT_SOURCE],
+                detail_type=[EVENT_DETAIL_TYPE],
+                detail={"stateMachineArn": [self.state_machine.state_machine_arn], "status": list(ENDED_STATUSES)},
+            ),
+            targets=[
+                events_targets.LambdaFunction(
+                    self.execution_ended_function,
+                    dead_letter_queue=self.undelivered,
+                    # EventBridge's own defaults, stated: throttled or unreachable Lambda is retried for a day.
+                    retry_attempts=185,
+                    max_event_age=cdk.Duration.hours(24),
+                )
+            ],
+        )
 
     def _definition(self) -> sfn.IChainable:
         mark_failed = self._lambda_step(

@@ -24,7 +24,7 @@ from typing import Any
 import boto3
 import pytest
 
-from batch_endpoints import workflow
+from batch_endpoints.adapters.aws.backend import close_never_started
 from batch_endpoints.adapters.aws.orchestrator import StepFunctionsOrchestrator
 from batch_endpoints.adapters.local.backend import open_local_backend
 from batch_endpoints.backend import Backend
@@ -186,7 +186,7 @@ def _aws_stack() -> Stack:
     orchestrator = StepFunctionsOrchestrator(machine)
     backend = aws_backend(orchestrator)
     orchestrator.computes = backend.computes
-    orchestrator.on_stopped = functools.partial(workflow.finalize_job, backend)
+    orchestrator.on_never_started = functools.partial(close_never_started, backend)
 
     def stage(folder: Path) -> str:
         s3 = boto3.client("s3")
@@ -220,6 +220,12 @@ def stack_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[St
         yield from serve(_aws_stack())
     else:
         yield from serve(_local_stack(tmp_path))
+
+
+@pytest.fixture(name="aws_stack")
+def aws_stack_fixture(aws: None) -> Iterator[Stack]:
+    """For what only the cloud backend does."""
+    yield from serve(_aws_stack())
 
 
 @pytest.fixture(name="local_stack")

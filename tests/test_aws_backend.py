@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from batch_endpoints import workflow
-from batch_endpoints.adapters.aws.backend import VARIABLES, open_aws_backend
+from batch_endpoints.adapters.aws.backend import NEVER_STARTED, VARIABLES, open_aws_backend
 from batch_endpoints.adapters.aws.blobs import S3BlobStore
 from batch_endpoints.adapters.aws.records import DynamoDbRecordStore
 from batch_endpoints.backend import from_environment
@@ -99,17 +99,18 @@ def test_the_control_plane_ports_are_wired_on_first_use(environment: pytest.Monk
     assert backend.logs.args == ("/bep/jobs",)
 
 
-def test_canceling_finalizes_the_job_through_the_same_backend(
+def test_canceling_a_job_that_never_started_closes_it_through_the_same_backend_without_finalizing(
     environment: pytest.MonkeyPatch, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     set_variables(environment, {**STORAGE, **CONTROL_PLANE})
     backend = open_aws_backend()
-    finalized: list[tuple[object, str]] = []
-    monkeypatch.setattr(workflow, "finalize_job", lambda b, job_id: finalized.append((b, job_id)))
+    closed: list[tuple[object, str, str]] = []
+    monkeypatch.setattr(workflow, "mark_failed", lambda b, job_id, error: closed.append((b, job_id, error)))
+    monkeypatch.setattr(workflow, "finalize_job", lambda b, job_id: pytest.fail("cancel must not finalize"))
 
-    backend.orchestrator.kwargs["on_stopped"]("digits-123")
+    backend.orchestrator.kwargs["on_never_started"]("digits-123")
 
-    assert finalized == [(backend, "digits-123")]
+    assert closed == [(backend, "digits-123", NEVER_STARTED)]
 
 
 def test_a_scoring_container_needs_only_the_table_and_the_bucket(environment: pytest.MonkeyPatch) -> None:

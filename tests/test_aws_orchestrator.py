@@ -1,5 +1,6 @@
 """The Step Functions orchestrator: one execution per job, named after it, started once; cancel stops it and
-leaves the job Canceled."""
+returns (the workflow's execution_ended step closes the job: tests/test_execution_ended.py), or closes at once a job
+whose execution never started."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import boto3
 import pytest
 
 from batch_endpoints import workflow
+from batch_endpoints.adapters.aws.backend import NEVER_STARTED, close_never_started
 from batch_endpoints.adapters.aws.orchestrator import StepFunctionsOrchestrator
 from batch_endpoints.backend import Backend
 from batch_endpoints.errors import ValidationError
@@ -31,7 +33,7 @@ def backend_fixture(aws: None) -> Backend:
     orchestrator = StepFunctionsOrchestrator(state_machine)
     backend = aws_backend(orchestrator)
     orchestrator.computes = backend.computes
-    orchestrator.on_stopped = functools.partial(workflow.finalize_job, backend)
+    orchestrator.on_never_started = functools.partial(close_never_started, backend)
     return backend
 
 
@@ -82,7 +84,7 @@ def test_starting_the_same_job_again_returns_its_execution(service: BatchEndpoin
     assert len(executions()) == 1
 
 
-def test_cancel_stops_the_execution_and_the_job_ends_canceled(service: BatchEndpointService) -> None:
+def test_cancel_stops_the_execution_and_leaves_the_job_to_the_workflow(service: BatchEndpointService) -> None:
     job_id = invoke(service)
     workflow.plan_job(service.backend, job_id)
 
@@ -90,20 +92,23 @@ def test_cancel_stops_the_execution_and_the_job_ends_canceled(service: BatchEndp
 
     [execution] = executions()
     assert execution["status"] == "ABORTED"
-    assert canceled.status == JobStatus.CANCELED and canceled.ended_at
-    assert canceled.counts.files == 5 and canceled.counts.files_succeeded == 0
-    # Closed the way the local job host closes a canceled job: a summary, and every file accounted for.
+    assert canceled.status == JobStatus.CANCEL_REQUESTED and canceled.ended_at is None
+    # Nothing of finalize's: the stopped execution's end closes the job.
     files = JobFiles(service.blobs, canceled.scratch_uri)
-    assert json.loads(service.blobs.get_bytes(files.summary))["status"] == "Canceled"
-    assert len(service.blobs.get_bytes(files.errors).splitlines()) == 5
-    assert not service.blobs.exists(canceled.output_uri)
+    assert not service.blobs.exists(files.summary) and not service.blobs.exists(files.errors)
 
 
-def test_cancel_closes_a_job_whose_execution_is_gone(service: BatchEndpointService) -> None:
-    job_id = invoke(service)
-    boto3.client("stepfunctions").stop_execution(executionArn=service.get_job(job_id).execution)
+def test_cancel_closes_at_once_a_job_whose_execution_never_started(service: BatchEndpointService) -> None:
+    # The invoke that recorded it died before StartExecution: no execution will end, so no event will close it.
+    invoked = service.get_job(invoke(service))
+    never_started = invoked.model_copy(update={"id": "digits-0000000000ab", "execution": ""})
+    service.repo.add_job(never_started)
 
-    assert service.cancel_job(job_id).status == JobStatus.CANCELED
+    canceled = service.cancel_job(never_started.id)
+
+    assert canceled.status == JobStatus.CANCELED and canceled.ended_at
+    assert canceled.error == NEVER_STARTED
+    assert [e["name"] for e in executions()] == [invoked.id]
 
 
 def test_a_compute_without_a_queue_starts_nothing(service: BatchEndpointService) -> None:

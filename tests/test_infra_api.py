@@ -48,6 +48,7 @@ def test_every_function_runs_a_handler_of_the_repository(synthesis: Synthesis) -
     ]
     assert sorted(f["Handler"] for f in functions) == [
         "lambdas.api.handler.lambda_handler",
+        "lambdas.workflow.handlers.execution_ended",
         "lambdas.workflow.handlers.finalize",
         "lambdas.workflow.handlers.mark_failed",
         "lambdas.workflow.handlers.plan",

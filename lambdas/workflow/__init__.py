@@ -68,7 +68,22 @@ MarkFailed: handlers.mark_failed (the Catch of Plan, the Map and Finalize, with 
     The Cause of a Lambda error (a JSON errorMessage/errorType), of a Batch job (its description) or any other
     text becomes one readable line in the job record. A job already final is left as it is.
 
-Every handler raises on a failure of its own (storage or records unreachable), so Retry/Catch apply; plan and
-finalize are idempotent and safe to retry on Lambda.ServiceException, Lambda.TooManyRequestsException and
-States.Timeout.
+ExecutionEnded: handlers.execution_ended (an EventBridge rule's target, invoked asynchronously)
+-----------------------------------------------------------------------------------------------
+    event:  EventBridge's "Step Functions Execution Status Change" (source aws.states) for this state machine,
+            detail.status ABORTED, FAILED or TIMED_OUT: {"detail": {"executionArn": "...", "stateMachineArn":
+            "...", "name": "<job id>" | "<job id>-resume-<n>", "status": "ABORTED", "input": "<the execution
+            input as JSON text>", "error": "..." | null, "cause": "..." | null, ...}, ...}
+    return: {"job_id": "..." | null, "status": "Canceled" | "Failed" | ... | null, "closed": true | false}
+    A stopped or failed execution runs no further state, so this closes its job: a CancelRequested job is
+    finalized as Canceled (cancel only records the request and stops the execution: API Gateway gives the API 29
+    s, and finalize grows with the job); a job still Queued, Running or Finalizing is marked Failed with the
+    execution's error and cause (what no Catch sees: States.DataLimitExceeded, States.Runtime, the execution's
+    own timeout, a stop by hand). Ignored, as "closed": false: a job already final (the workflow closed it, or the
+    event came again: EventBridge delivers at least once), an execution that is not the job's current one (an
+    earlier execution of a resumed job, a shard's child execution), an event of no job.
+
+Every handler raises on a failure of its own (storage or records unreachable), so Retry/Catch (and Lambda's
+retries of an asynchronous invocation) apply; plan, finalize and execution_ended are idempotent and safe to retry
+on Lambda.ServiceException, Lambda.TooManyRequestsException and States.Timeout.
 """

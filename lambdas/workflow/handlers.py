@@ -1,4 +1,5 @@
-"""The state machine's Lambda steps: plan, finalize, mark_failed. Event and result shapes: lambdas.workflow.
+"""The workflow's Lambda steps: plan, finalize, mark_failed (the state machine's), and execution_ended (the
+EventBridge rule's, when an execution stops or fails outside the states). Event and result shapes: lambdas.workflow.
 
 Each handler is the core's workflow step plus the translation to and from the state machine's JSON. The
 backend is opened once per Lambda container from its environment; tests put theirs in with `set_backend`.
@@ -8,7 +9,8 @@ CloudWatch Logs turns into metrics) in the namespace BatchEndpoints with one dim
 endpoint name). plan: JobsStarted (1), MiniBatchesPlanned, FilesPlanned. finalize, once per job that it ends:
 JobsCompleted, JobsFailed or JobsCanceled (1, by the final status), FilesSucceeded, FilesFailed,
 MiniBatchesScored (the job's mini-batches). mark_failed, when it ends a job: JobsFailed (or JobsCanceled).
-A step run again on a job already ended publishes nothing, so retries do not count a job twice.
+execution_ended, when it ends a job: finalize's (a canceled job) or mark_failed's (any other). A step run again
+on a job already ended publishes nothing, so retries do not count a job twice.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from batch_endpoints import planning, workflow
 from batch_endpoints.adapters.aws.blobs import parse as parse_s3_uri
 from batch_endpoints.adapters.aws.computes import attempt_duration_seconds
 from batch_endpoints.backend import Backend, from_environment
+from batch_endpoints.errors import NotFoundError
 from batch_endpoints.repository import Repository
 from batch_endpoints.specs import Job, JobStatus
+from lambdas.workflow.ended_executions import EndedExecution
 from lambdas.workflow.failures import describe_failure
 
 logger = Logger(service="bep-workflow")
@@ -97,16 +101,7 @@ def plan(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 def finalize(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     job_id = _job_id(event)
     before = Repository(backend().records).get_job(job_id)
-    job = workflow.finalize_job(backend(), job_id)
-    logger.info("finalized", extra={"status": job.status.value, "error": job.error})
-    if not before.status.is_final and job.status.is_final:
-        _count(
-            job,
-            **{FINAL_STATUS_METRICS[job.status]: 1},
-            FilesSucceeded=job.counts.files_succeeded,
-            FilesFailed=job.counts.files_failed,
-            MiniBatchesScored=job.counts.mini_batches,
-        )
+    job = _finalize(before)
     output = job.output_uri if job.status == JobStatus.COMPLETED else None
     return {
         "job_id": job.id,
@@ -129,6 +124,50 @@ def mark_failed(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]
         _count(job, **{FINAL_STATUS_METRICS[job.status]: 1})
     logger.warning("marked failed", extra={"status": job.status.value, "error": message, "caught": event.get("error")})
     return {"job_id": job.id, "status": job.status.value, "error": job.error}
+
+
+@logger.inject_lambda_context(clear_state=True)
+@publish_metrics
+@tracer.capture_lambda_handler
+def execution_ended(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Close the job of an execution that ended outside the workflow's states. EventBridge delivers at least once,
+    so the same event may come again: a job already final is left as it is."""
+    ended = EndedExecution.from_event(event)
+    if ended is None:
+        logger.info("not a job's execution", extra={"detail": event.get("detail")})
+        return {"job_id": None, "status": None, "closed": False}
+    job_id = _job_id({"job_id": ended.job_id})
+    try:
+        before = Repository(backend().records).get_job(job_id)
+    except NotFoundError:
+        logger.warning("no such job", extra={"execution": ended.execution_arn})
+        return {"job_id": job_id, "status": None, "closed": False}
+    if before.status.is_final or not ended.is_current_of(before):
+        logger.info("nothing to close", extra={"status": before.status.value, "execution": ended.execution_arn})
+        return {"job_id": job_id, "status": before.status.value, "closed": False}
+    if before.status == JobStatus.CANCEL_REQUESTED:
+        job = _finalize(before)
+    else:
+        # The safety net for what no Catch sees (States.DataLimitExceeded, States.Runtime, a stop by hand).
+        job = workflow.mark_failed(backend(), job_id, ended.failure())
+        if job.status.is_final:
+            _count(job, **{FINAL_STATUS_METRICS[job.status]: 1})
+        logger.warning("marked failed", extra={"status": job.status.value, "error": job.error})
+    return {"job_id": job_id, "status": job.status.value, "closed": job.status.is_final}
+
+
+def _finalize(before: Job) -> Job:
+    job = workflow.finalize_job(backend(), before.id)
+    logger.info("finalized", extra={"status": job.status.value, "error": job.error})
+    if not before.status.is_final and job.status.is_final:
+        _count(
+            job,
+            **{FINAL_STATUS_METRICS[job.status]: 1},
+            FilesSucceeded=job.counts.files_succeeded,
+            FilesFailed=job.counts.files_failed,
+            MiniBatchesScored=job.counts.mini_batches,
+        )
+    return job
 
 
 def _count(job: Job, **values: int) -> None:

@@ -23,6 +23,7 @@ ValidationError naming the missing one.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -44,6 +45,7 @@ EXECUTION_ROLE_ARN = "BEP_EXECUTION_ROLE_ARN"
 LOG_GROUP = "BEP_LOG_GROUP"
 API_URL = "BEP_API_URL"
 VARIABLES = (TABLE, BUCKET, STATE_MACHINE_ARN, COMPUTES, IMAGES, JOB_ROLE_ARN, EXECUTION_ROLE_ARN, LOG_GROUP, API_URL)
+NEVER_STARTED = "canceled before its workflow execution started"
 
 
 def open_aws_backend() -> Backend:
@@ -71,14 +73,13 @@ def open_aws_backend() -> Backend:
 
     def orchestrator() -> Any:
         state_machine_arn = _required(settings, STATE_MACHINE_ARN, "start and cancel jobs")
-        from batch_endpoints import workflow
         from batch_endpoints.adapters.aws.orchestrator import StepFunctionsOrchestrator
 
-        # A stopped execution runs no further state: the canceled job is finalized by the canceller.
+        # A stopped execution's job is closed by the workflow's execution_ended step; one that never started, here.
         return StepFunctionsOrchestrator(
             state_machine_arn,
             computes=backend.computes,
-            on_stopped=lambda job_id: workflow.finalize_job(backend, job_id),
+            on_never_started=functools.partial(close_never_started, backend),
         )
 
     def log_reader() -> Any:
@@ -99,6 +100,14 @@ def open_aws_backend() -> Backend:
         caller_permissions=_caller_permissions(),
     )
     return backend
+
+
+def close_never_started(backend: Backend, job_id: str) -> Any:
+    """Close a canceled job that no execution runs: it was never planned, so there is nothing to count or merge,
+    and the record is all there is to close (one update)."""
+    from batch_endpoints import workflow
+
+    return workflow.mark_failed(backend, job_id, NEVER_STARTED)
 
 
 class BuiltOnFirstUse:

@@ -3,12 +3,15 @@
 The execution input carries ids and small numbers only (the contract with the state machine is documented in
 `lambdas.workflow`); the Plan step reads everything else from the job record.
 
-Cancel stops the execution. Step Functions then terminates the Batch jobs its `.sync` tasks are waiting on,
-and the runners, which poll the job record, stop starting mini-batches within a second. A stopped execution
-runs no Catch and no further state, so the workflow's own last step never runs: `cancel` calls the
-`on_stopped` hook with the job id, which the backend wires to the workflow's finalize step (the job record
-says CancelRequested, so finalize closes it as Canceled and writes its summary and errors file, as the local
-job host does). The orchestrator holds no backend of its own: the backend is built around it.
+Cancel stops the execution and returns: a constant number of requests, whatever the job's size, because the API
+that cancels has 29 seconds (API Gateway's integration timeout). Step Functions then terminates the Batch jobs its
+`.sync` tasks are waiting on, and the runners, which poll the job record, stop starting mini-batches within a
+second. A stopped execution runs no Catch and no further state, so the job is closed outside it: the stack's
+EventBridge rule on the execution's end (ABORTED, FAILED or TIMED_OUT) invokes the workflow's `execution_ended`
+step, which finalizes the CancelRequested job as Canceled (its summary and errors file, as the local job host
+writes them). A job whose execution never started has nothing to stop and nothing to finalize: `cancel` calls the
+`on_never_started` hook with the job id, which the backend wires to closing the record at once. The orchestrator
+holds no backend of its own: the backend is built around it.
 
 Resume starts a new execution of the same job, named `<job id>-resume-<n>`: its Plan keeps the job's plan, its
 Batch jobs skip the mini-batches that have a result, and its Finalize merges. RedriveExecution would not do:
@@ -39,12 +42,12 @@ class StepFunctionsOrchestrator:
         client: Any = None,
         *,
         computes: ComputeRegistry | None = None,
-        on_stopped: Callable[[str], object] | None = None,
+        on_never_started: Callable[[str], object] | None = None,
     ) -> None:
         self.state_machine_arn = state_machine_arn
         self.computes = computes
-        self.on_stopped = on_stopped
-        """Called with the job id once a canceled job's execution is stopped: finalize the record there."""
+        self.on_never_started = on_never_started
+        """Called with the job id of a canceled job that has no execution to stop: close its record there."""
         self._client = client
 
     @cached_property
@@ -111,11 +114,12 @@ class StepFunctionsOrchestrator:
                 cause=f"job {job.id} was canceled on request",
             )
         except ClientError as error:
-            # Never started, or already gone: nothing runs, but the record may still need closing.
             if error.response["Error"]["Code"] != "ExecutionDoesNotExist":
                 raise
-        if self.on_stopped is not None:
-            self.on_stopped(job.id)
+            # Never started (the invoke died between recording the job and starting it): no execution will end,
+            # so no event will close the job, and it was never planned: nothing to count or merge.
+            if self.on_never_started is not None:
+                self.on_never_started(job.id)
 
     def execution_arn(self, name: str) -> str:
         """arn:aws:states:<region>:<account>:stateMachine:<machine> -> ...:execution:<machine>:<name>"""
