@@ -9,12 +9,12 @@ plan (shards in S3) → runner (inputs from another bucket, parts, results, coun
 from __future__ import annotations
 
 import io
-import itertools
 import json
 import os
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +45,6 @@ REGION = "us-east-1"
 TABLE = "bep-records"
 BUCKET = "bep-storage"
 IMAGES_BUCKET = "user-images"
-NUMBERS = itertools.count()
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
 
 MEAN_PIXEL_SCRIPT = """\
@@ -138,7 +137,9 @@ def moto_server() -> Iterator[str]:
 @pytest.fixture
 def cloud(moto_server: str) -> Cloud:
     """A fresh table and buckets on the server, and the stores the workflow steps use."""
-    suffix = f"-{next(NUMBERS)}"
+    # moto's state is per process, not per server, and other test modules import this fixture (as another copy of
+    # this module): names unique in the process, not per module.
+    suffix = f"-{uuid.uuid4().hex[:8]}"
     options = {"endpoint_url": moto_server, "region_name": REGION, "aws_access_key_id": "testing"}
     options["aws_secret_access_key"] = "testing"
     dynamodb, s3 = boto3.client("dynamodb", **options), boto3.client("s3", **options)
