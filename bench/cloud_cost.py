@@ -6,10 +6,12 @@
    small jobs (RUNS: 100 to 1,100 one-byte files, mini-batches of 5 to 100, 1 or 2 instances), with the Lambda
    tasks running the real workflow handlers and each Batch job the real scoring runner (bench/noop_code/score.py),
    on moto's S3 and DynamoDB (tests/workflow_fixtures.py). After each job ends, its record is set back to Running
-   and the API's cancel is called on it, through the backend the API Lambda opens: the cancel of a job whose every
-   mini-batch is done, the most a cancel can find to do. Counted, for each job:
-   - every S3, DynamoDB, Step Functions and Batch request, by the step that made it (API invoke, API cancel, Plan,
-     Batch job, Finalize, the state machine itself), by what it touches, and by how many threads made them;
+   and the API's cancel is called on it, through the backend the API Lambda opens, then the workflow's
+   execution_ended step with the stopped execution's event: the cancel of a job whose every mini-batch is done,
+   the most a cancel can find to do. Counted, for each job:
+   - every S3, DynamoDB, Step Functions and Batch request, by the step that made it (API invoke, API cancel,
+     cancel's bookkeeping, Plan, Batch job, Finalize, the state machine itself), by what it touches, and by how
+     many threads made them;
    - state transitions and history events, from the parent execution's history and from the Distributed Map's
      child executions (moto keeps those out of the parent's history; they are read from the map run's events);
    - the largest input, output or parameters of every state, the SubmitJob request bodies, the shard index file
@@ -67,16 +69,25 @@ OTHER_SECONDS_PER_REQUEST = 0.020
 # Each step's time limit: API Gateway's integration timeout (docs.aws.amazon.com/apigateway/latest/developerguide/
 # limits.html, 29 s) for the API, Lambda's 900 s (docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html)
 # for the workflow's Lambda tasks. A Batch job has no limit of AWS's own (its attemptDurationSeconds is ours).
-STEP_LIMIT_S = {"invoke": 29.0, "cancel": 29.0, "plan": 900.0, "finalize": 900.0, "mark_failed": 900.0}
+STEP_LIMIT_S = {
+    "invoke": 29.0,
+    "cancel": 29.0,
+    "execution_ended": 900.0,
+    "plan": 900.0,
+    "finalize": 900.0,
+    "mark_failed": 900.0,
+}
 STEP_NAMES = {
     "invoke": "API invoke",
     "cancel": "API cancel",
+    "execution_ended": "Cancel's bookkeeping (Lambda)",
     "plan": "Plan (Lambda)",
     "batch job": "each Batch job",
     "finalize": "Finalize (Lambda)",
     "mark_failed": "Mark failed (Lambda)",
     "workflow": "the state machine",
 }
+CANCEL_STEPS = ("cancel", "execution_ended")
 KIB = 1024
 # Size limits, each with its source:
 STATE_PAYLOAD_MAX = 256 * KIB
@@ -384,6 +395,22 @@ def measure_all(runs: tuple[tuple[int, int, int], ...]) -> Measurements:
     return Measurements(measured, dict(meter.threads), memory)
 
 
+def aborted_event(job: Any) -> dict[str, Any]:
+    """The "Step Functions Execution Status Change" event of the job's execution stopped by a cancel: the fields
+    of its detail that execution_ended reads (lambdas/workflow/ended_executions.py)."""
+    import json
+
+    from lambdas.workflow.ended_executions import EVENT_DETAIL_TYPE, EVENT_SOURCE
+
+    detail = {
+        "executionArn": job.execution,
+        "name": job.id,
+        "status": "ABORTED",
+        "input": json.dumps({"job_id": job.id}),
+    }
+    return {"detail-type": EVENT_DETAIL_TYPE, "source": EVENT_SOURCE, "detail": detail}
+
+
 def map_last_states(definition: dict[str, Any]) -> set[str]:
     """The states a Distributed Map's child executions end in."""
     return {
@@ -422,7 +449,9 @@ def measure_one(
     from batch_endpoints.adapters.aws import backend as aws
     from batch_endpoints.service import BatchEndpointService, InvokeRequest
     from batch_endpoints.specs import InvokeOverrides, JobStatus
+    from lambdas.workflow import handlers
     from tests.aws_fixtures import BUCKET, INPUT_BUCKET, TABLE, put_objects
+    from tests.infra_fixtures import LAMBDA_CONTEXT
 
     folder = f"inputs/run-{number}"
     put_objects(INPUT_BUCKET, {f"{folder}/file-{i:06d}.txt": b"x" for i in range(files)})
@@ -468,6 +497,10 @@ def measure_one(
     meter.counting = True
     with meter.caller("cancel"):
         BatchEndpointService(aws.open_aws_backend()).cancel_job(job.id)
+    # What the cancel leaves to the workflow: the stopped execution's end, which EventBridge delivers to the
+    # execution_ended Lambda, which finalizes the job as Canceled.
+    with meter.caller("execution_ended"):
+        handlers.execution_ended(aborted_event(deployed.service.get_job(job.id)), LAMBDA_CONTEXT)
     meter.counting = False
 
     items = boto3.client("dynamodb").scan(TableName=TABLE)["Items"]
@@ -709,8 +742,9 @@ def counts_at(model: Model, files: int, instance_count: int, prices: Prices) -> 
 
 def cost(model: Model, scale: Scale, prices: Prices) -> dict[str, float]:
     requests: Counter[str] = Counter()
-    for (_, _, price, _), per in model.requests.items():
-        if price:
+    for (step, _, price, _), per in model.requests.items():
+        # A job's price is that of a job that runs to its end: a cancel is measured, not billed.
+        if price and step not in CANCEL_STEPS:
             requests[price] += scale.project(per)
     write_units = math.ceil(model.job_item_bytes / 1024)
     read_units = math.ceil(model.job_item_bytes / 4096)
