@@ -24,6 +24,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
+
+from tests.aws_limits import RequestLedger, enforce_aws_limits, fail_on_steps_over_limit, lambda_payload_error
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 STACK_NAME = "BatchEndpoints"
@@ -275,14 +278,17 @@ BatchJobRunner = Callable[[dict[str, str]], None]
 
 @pytest.fixture
 def executing_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """moto, executing state machines, with the service-task hooks filled (see above)."""
-    with executing_moto(monkeypatch):
+    """moto, executing state machines, with the service-task hooks filled (see above) and the limits AWS enforces
+    that moto does not (tests/aws_limits.py)."""
+    with executing_moto(monkeypatch) as ledger:
         yield
+    fail_on_steps_over_limit(ledger)
 
 
 @contextlib.contextmanager
-def executing_moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """`executing_aws` outside a test (the benchmarks use it): undone when `monkeypatch` is."""
+def executing_moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[RequestLedger]:
+    """`executing_aws` outside a test (the benchmarks use it): undone when `monkeypatch` is. Yields the ledger of
+    the AWS requests made in it, by step."""
     from moto import mock_aws
     from moto.stepfunctions.parser import models as stepfunctions_parser
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
@@ -298,8 +304,9 @@ def executing_moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(StateTaskService, "_normalise_parameters", _normalise_parameters)
     monkeypatch.setattr(StateTaskService, "_normalise_response", _normalise_response)
     monkeypatch.setattr(stepfunctions_parser, "copy", SimpleNamespace(deepcopy=_copy_state_machine))
+    ledger = enforce_aws_limits(monkeypatch)
     with mock_aws(config=EXECUTING_MOTO_CONFIG):
-        yield
+        yield ledger
 
 
 def route_lambda_tasks(monkeypatch: pytest.MonkeyPatch, handlers: Mapping[str, LambdaHandler]) -> None:
@@ -309,16 +316,25 @@ def route_lambda_tasks(monkeypatch: pytest.MonkeyPatch, handlers: Mapping[str, L
 
     def invoke(parameters: dict, region: str, state_credentials: Any) -> dict[str, Any]:
         handler = handlers[parameters["FunctionName"]]
-        event = json.loads(parameters.get("Payload") or b"{}")
+        request = parameters.get("Payload") or b"{}"
+        if too_big := lambda_payload_error("request", request):
+            error = {"Code": "RequestEntityTooLargeException", "Message": too_big}
+            raise ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": 413}}, "Invoke")
         try:
             # Through JSON both ways, as Lambda does.
-            payload = json.loads(json.dumps(handler(event, LAMBDA_CONTEXT)))
+            response = json.dumps(handler(json.loads(request), LAMBDA_CONTEXT))
         except Exception as exc:
-            error = {"errorMessage": str(exc), "errorType": type(exc).__name__, "stackTrace": []}
-            return {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": error}
-        return {"StatusCode": 200, "Payload": payload, "ExecutedVersion": "$LATEST"}
+            return _function_error(type(exc).__name__, str(exc))
+        if too_big := lambda_payload_error("response", response):
+            return _function_error("Function.ResponseSizeTooLarge", too_big)
+        return {"StatusCode": 200, "Payload": json.loads(response), "ExecutedVersion": "$LATEST"}
 
     monkeypatch.setattr(lambda_eval_utils, "_invoke_lambda_function", invoke)
+
+
+def _function_error(error_type: str, message: str) -> dict[str, Any]:
+    error = {"errorMessage": message, "errorType": error_type, "stackTrace": []}
+    return {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": error}
 
 
 def route_batch_jobs(monkeypatch: pytest.MonkeyPatch, run: BatchJobRunner) -> list[dict[str, Any]]:
