@@ -76,10 +76,18 @@ STEP_LIMITS_S = {
 # the round trip. Control-plane APIs (Step Functions, Batch, CloudWatch Logs, IAM): 50 ms.
 REQUEST_LATENCY_S = {"s3": 0.020, "dynamodb": 0.010}
 OTHER_REQUEST_LATENCY_S = 0.050
+ROUNDING_S = 1e-9
+"""Sums of these latencies in floating point are off by that much: 50 x 20 ms is 1 s, not a little more."""
 
 
 class AwsLimitExceeded(AssertionError):
     """A test made a request, a payload or a step that AWS would refuse or cut short: the test fails."""
+
+
+class StepCutOff(BaseException):
+    """A step in the test's own thread ran past its time limit, so AWS stops it there (API Gateway answers 504;
+    Lambda ends the invocation). A BaseException, like the end of a process: the step's code cannot catch it and
+    carry on, and the test fails at once instead of finishing work nobody would wait for."""
 
 
 def request_latency_s(service: str) -> float:
@@ -106,9 +114,29 @@ class StepRun:
     """One run of a step (one Lambda invocation, one Batch job): its AWS requests, (lane, service, operation)."""
 
     step: str
-    requests: list[tuple[Hashable, str, str]] = field(default_factory=list)
+    requests: list[tuple[Hashable, str, str]] = field(default_factory=list, repr=False)
+    cut_off_after_s: float | None = None
+    """Stop the run (StepCutOff) at the request that takes its projection over this."""
     failed_its_test: bool = False
-    """Raised AwsLimitExceeded in the test's own thread (the API's steps): the test has failed already."""
+    """Stopped or raised in the test's own thread (the API's steps): the test has failed already."""
+    _lane_seconds: dict[Hashable, float] = field(default_factory=dict, repr=False)
+
+    def record(self, lane: Hashable, service: str, operation: str) -> None:
+        self.requests.append((lane, service, operation))
+        if self.cut_off_after_s is None:
+            return
+        self._lane_seconds[lane] = self._lane_seconds.get(lane, 0.0) + request_latency_s(service)
+        if self._critical_seconds() > self.cut_off_after_s + ROUNDING_S:
+            self.failed_its_test = True
+            raise StepCutOff(f"cut off at its time limit: {self.projection(self.cut_off_after_s)}")
+
+    def _critical_seconds(self) -> float:
+        busiest: dict[Hashable, float] = {}
+        for lane, seconds in self._lane_seconds.items():
+            if lane != MAIN_LANE:
+                pool, _thread = lane
+                busiest[pool] = max(busiest.get(pool, 0.0), seconds)
+        return self._lane_seconds.get(MAIN_LANE, 0.0) + sum(busiest.values())
 
     def projection(self, limit_s: float | None) -> Projection:
         lanes: dict[Hashable, Counter[str]] = {}
@@ -153,7 +181,7 @@ class Projection:
 
     @property
     def fits(self) -> bool:
-        return self.limit_s is None or self.seconds <= self.limit_s
+        return self.limit_s is None or self.seconds <= self.limit_s + ROUNDING_S
 
     def __str__(self) -> str:
         def listed(counts: Counter[str]) -> str:
@@ -181,9 +209,12 @@ class RequestLedger:
     @contextlib.contextmanager
     def step(self, name: str, *, enforce: bool = True) -> Iterator[StepRun]:
         """Count the requests this thread (and the thread pools it starts) makes as one run of `name`. With
-        `enforce`, a run projected over its step's limit raises AwsLimitExceeded as it ends: in a Lambda, as the
-        timeout would cut it off."""
-        run = StepRun(name)
+        `enforce`, a run projected over its step's limit stops: in the test's own thread at the request that
+        crosses it (StepCutOff), elsewhere (a Lambda task in moto's threads) as it ends (AwsLimitExceeded, which
+        the workflow sees as the Lambda's failure, as a timeout)."""
+        limit = STEP_LIMITS_S.get(name)
+        in_test_thread = threading.current_thread() is threading.main_thread()
+        run = StepRun(name, cut_off_after_s=limit if enforce and in_test_thread else None)
         outer = (getattr(_local, "run", None), getattr(_local, "lane", None))
         _local.run, _local.lane = run, MAIN_LANE
         try:
@@ -192,9 +223,9 @@ class RequestLedger:
             _local.run, _local.lane = outer
             with self._lock:
                 self.runs.append(run)
-        projection = run.projection(STEP_LIMITS_S.get(name))
+        projection = run.projection(limit)
         if enforce and not projection.fits:
-            run.failed_its_test = threading.current_thread() is threading.main_thread()
+            run.failed_its_test = in_test_thread
             raise AwsLimitExceeded(f"over the time limit: {projection}")
 
     def runs_of(self, name: str) -> list[StepRun]:
@@ -261,7 +292,7 @@ def _count_requests(monkeypatch: pytest.MonkeyPatch) -> None:
         _check_request(client, service, operation, parameters)
         run = getattr(_local, "run", None)
         if run is not None:
-            run.requests.append((_local.lane, service, operation))
+            run.record(_local.lane, service, operation)
         _local.in_request = True
         try:
             return original(client, operation, parameters)

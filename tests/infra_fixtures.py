@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,7 +200,7 @@ def state_machine_definition(synthesis: Synthesis) -> tuple[dict[str, Any], dict
 
 # ------------------------------------------------------------------------------------------ executing moto
 #
-# moto 5.2.1 (pinned) executes state machines with a port of LocalStack's interpreter. Three gaps, filled here:
+# moto 5.2.1 (pinned) executes state machines with a port of LocalStack's interpreter. Its gaps, filled here:
 #
 # 1. StateTaskService._normalise_parameters and _normalise_response are left empty in the port, so optimized
 #    integrations such as batch:submitJob.sync get PascalCase parameters (JobName) where boto3 wants camelCase
@@ -213,6 +214,12 @@ def state_machine_definition(synthesis: Synthesis) -> tuple[dict[str, Any], dict
 # 4. StartExecution deep-copies the state machine, and with it every earlier execution, whose interpreter holds
 #    locks once it has run a Distributed Map: the second execution of the machine (a resumed job's) fails with
 #    "cannot pickle '_thread.RLock'". The copy shares the earlier executions instead.
+# 5. A Distributed Map's child execution costs moto tens of milliseconds, mostly in two places: each service task
+#    makes a boto3 client of its own (a service model read and an SSL context), and every request takes moto's
+#    global backend lock to look up the account's backend, which a thousand child executions at once queue on.
+#    Tasks share one client per region and service (as Step Functions holds its connections), and an account's
+#    backend that exists is found without the lock. Each JSONPath is parsed once (jsonpath_ng builds its parser
+#    anew for every parse). What is sent and received is unchanged.
 
 EXECUTING_MOTO_CONFIG: Any = {
     "stepfunctions": {"execute_state_machine": True},
@@ -262,6 +269,57 @@ def _copy_state_machine(state_machine: Any) -> Any:
     return copy.deepcopy(state_machine, {id(state_machine.executions): state_machine.executions})
 
 
+_TASK_CLIENT_MODULES = [
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval.resource_eval_s3",
+]
+
+
+def _share_task_clients(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+
+    lock = threading.Lock()
+
+    @functools.cache
+    def client_for(region: str, service: str) -> Any:
+        with lock:  # boto3's default session makes one client at a time safely
+            return boto_client_for(region, service)
+
+    def shared_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        return client_for(region, service)
+
+    for module in _TASK_CLIENT_MODULES:
+        monkeypatch.setattr(importlib.import_module(module), "boto_client_for", shared_client_for)
+
+
+_JSON_PATH_MODULES = [
+    "moto.stepfunctions.parser.asl.utils.json_path",
+    "moto.stepfunctions.parser.asl.component.common.path.result_path",
+]
+
+
+def _parse_json_paths_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    for name in _JSON_PATH_MODULES:
+        module = importlib.import_module(name)
+        monkeypatch.setattr(module, "parse", functools.cache(module.parse))
+
+
+def _find_backends_without_lock(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.core.base_backend import BackendDict
+
+    create = BackendDict._create_account_specific_backend
+
+    def create_when_missing(backends: Any, account_id: str) -> None:
+        if account_id not in backends:  # a dict lookup: atomic; the lock is for creating it
+            create(backends, account_id)
+
+    monkeypatch.setattr(BackendDict, "_create_account_specific_backend", create_when_missing)
+
+
 def _dates_to_text(value: Any) -> None:
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for key, item in list(items):
@@ -304,6 +362,9 @@ def executing_moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[RequestLedger]:
     monkeypatch.setattr(StateTaskService, "_normalise_parameters", _normalise_parameters)
     monkeypatch.setattr(StateTaskService, "_normalise_response", _normalise_response)
     monkeypatch.setattr(stepfunctions_parser, "copy", SimpleNamespace(deepcopy=_copy_state_machine))
+    _share_task_clients(monkeypatch)
+    _find_backends_without_lock(monkeypatch)
+    _parse_json_paths_once(monkeypatch)
     ledger = enforce_aws_limits(monkeypatch)
     with mock_aws(config=EXECUTING_MOTO_CONFIG):
         yield ledger

@@ -24,6 +24,7 @@ from tests.aws_limits import (
     SUBMIT_JOB_BYTES,
     AwsLimitExceeded,
     RequestLedger,
+    StepCutOff,
     StepRun,
     aws_requests,  # noqa: F401
     check_lambda_payload,
@@ -276,7 +277,7 @@ def test_a_step_whose_requests_grow_with_its_input_is_projected_over_its_limit(
     assert "projected 4.0 s" in str(over.value) and "limit 3 s" in str(over.value)
 
 
-def test_a_step_over_its_limit_fails_as_it_ends_and_requests_outside_any_step_count_for_none(
+def test_a_step_in_the_tests_thread_is_cut_off_at_its_limit_and_requests_outside_any_step_count_for_none(
     bucket: None,
     aws_requests: RequestLedger,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
@@ -285,12 +286,31 @@ def test_a_step_over_its_limit_fails_as_it_ends_and_requests_outside_any_step_co
     head_objects(60)  # the test's own setup: no step
     with aws_requests.step("api"):
         head_objects(50)
-    with pytest.raises(AwsLimitExceeded, match="step 'api': 51 AWS requests"), aws_requests.step("api"):
-        head_objects(51)
+    with pytest.raises(StepCutOff, match="step 'api': 51 AWS requests"), aws_requests.step("api"):
+        head_objects(60)
 
+    # The second run stopped at the request that took it over 1 s (20 ms each); nothing is reported again when
+    # the test ends.
     assert [len(run.requests) for run in aws_requests.runs] == [50, 51]
-    # Raised in the test already, so not reported again when the test ends.
     assert aws_requests.over_limit() == []
+
+
+def test_a_step_in_another_thread_runs_on_and_fails_as_it_ends(
+    bucket: None,
+    aws_requests: RequestLedger,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(aws_limits.STEP_LIMITS_S, "finalize", 1.0)
+
+    def finalize() -> None:
+        with aws_requests.step("finalize"):
+            head_objects(60)
+
+    with ThreadPoolExecutor(1) as pool, pytest.raises(AwsLimitExceeded, match="step 'finalize': 60 AWS requests"):
+        pool.submit(finalize).result()
+
+    assert [str(p) for p in aws_requests.over_limit()] == [str(aws_requests.projection("finalize"))]
+    aws_requests.runs.clear()  # reported: the test's end need not fail on it
 
 
 def test_a_step_that_uses_a_thread_pool_is_credited_with_its_busiest_thread_only(
