@@ -56,8 +56,7 @@ BATCH_JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 # Lambda counts 6 MB as 6,291,456 bytes.
 LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024
 # DynamoDB: "The maximum item size in DynamoDB is 400 KB"; moto refuses items over 405,000 bytes (its own
-# measurement put AWS's real limit between 409 and 410 KB).
-DYNAMODB_ITEM_BYTES = 400 * 1024
+# measurement put AWS's real limit between 409 and 410 KB), which is within it.
 MOTO_DYNAMODB_ITEM_BYTES = 405_000
 
 # How long a step may run: API Gateway's integration timeout (29 s) for the API Lambda, the workflow Lambdas'
@@ -207,14 +206,14 @@ class RequestLedger:
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
-    def step(self, name: str, *, enforce: bool = True) -> Iterator[StepRun]:
-        """Count the requests this thread (and the thread pools it starts) makes as one run of `name`. With
-        `enforce`, a run projected over its step's limit stops: in the test's own thread at the request that
+    def step(self, name: str) -> Iterator[StepRun]:
+        """Count the requests this thread (and the thread pools it starts) makes as one run of `name`. A run
+        projected over its step's limit (STEP_LIMITS_S) stops: in the test's own thread at the request that
         crosses it (StepCutOff), elsewhere (a Lambda task in moto's threads) as it ends (AwsLimitExceeded, which
         the workflow sees as the Lambda's failure, as a timeout)."""
         limit = STEP_LIMITS_S.get(name)
         in_test_thread = threading.current_thread() is threading.main_thread()
-        run = StepRun(name, cut_off_after_s=limit if enforce and in_test_thread else None)
+        run = StepRun(name, cut_off_after_s=limit if in_test_thread else None)
         outer = (getattr(_local, "run", None), getattr(_local, "lane", None))
         _local.run, _local.lane = run, MAIN_LANE
         try:
@@ -224,17 +223,14 @@ class RequestLedger:
             with self._lock:
                 self.runs.append(run)
         projection = run.projection(limit)
-        if enforce and not projection.fits:
+        if not projection.fits:
             run.failed_its_test = in_test_thread
             raise AwsLimitExceeded(f"over the time limit: {projection}")
 
-    def runs_of(self, name: str) -> list[StepRun]:
-        with self._lock:
-            return [run for run in self.runs if run.step == name]
-
     def projection(self, name: str, limit_s: float | None = None) -> Projection:
         """The slowest run of `name` projected (each run is its own invocation, with its own time limit)."""
-        runs = self.runs_of(name)
+        with self._lock:
+            runs = [run for run in self.runs if run.step == name]
         if not runs:
             raise AssertionError(f"step {name!r} never ran; steps that ran: {sorted({r.step for r in self.runs})}")
         limit = limit_s if limit_s is not None else STEP_LIMITS_S.get(name)
@@ -257,18 +253,13 @@ class RequestLedger:
 _ledger: RequestLedger | None = None
 
 
-def current_ledger() -> RequestLedger | None:
-    """The ledger of the moto-backed test running now (None outside one)."""
-    return _ledger
-
-
 @contextlib.contextmanager
-def step(name: str, *, enforce: bool = True) -> Iterator[None]:
+def step(name: str) -> Iterator[None]:
     """`RequestLedger.step` on the current test's ledger; nothing outside a moto-backed test."""
     if _ledger is None:
         yield
         return
-    with _ledger.step(name, enforce=enforce):
+    with _ledger.step(name):
         yield
 
 
