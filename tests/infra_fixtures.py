@@ -220,6 +220,9 @@ def state_machine_definition(synthesis: Synthesis) -> tuple[dict[str, Any], dict
 #    Tasks share one client per region and service (as Step Functions holds its connections), and an account's
 #    backend that exists is found without the lock. Each JSONPath is parsed once (jsonpath_ng builds its parser
 #    anew for every parse). What is sent and received is unchanged.
+# 6. moto's Batch DescribeJobs iterates its jobs while other threads submit more, and fails with "dictionary
+#    changed size during iteration" (a States.Runtime error in the task) once thousands of child executions run
+#    at once. The jobs are iterated over a copy, as AWS's reads see one state.
 
 EXECUTING_MOTO_CONFIG: Any = {
     "stepfunctions": {"execute_state_machine": True},
@@ -398,6 +401,11 @@ def _function_error(error_type: str, message: str) -> dict[str, Any]:
     return {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": error}
 
 
+class _ItemsCopied(dict):
+    def items(self) -> Any:
+        return list(super().items())  # copied in one step: no other thread runs in the middle of it
+
+
 def route_batch_jobs(monkeypatch: pytest.MonkeyPatch, run: BatchJobRunner) -> list[dict[str, Any]]:
     """Submitted Batch jobs run `run(parameters)` at submit, in the submitting thread. Returns the list of jobs
     run so far ({name, parameters, succeeded, reason})."""
@@ -405,7 +413,12 @@ def route_batch_jobs(monkeypatch: pytest.MonkeyPatch, run: BatchJobRunner) -> li
 
     jobs: list[dict[str, Any]] = []
 
+    replacing = threading.Lock()
+
     def mark_job_as_finished(self: Any, include_start_attempt: bool, job: Any) -> None:
+        with replacing:
+            if not isinstance(self.backend._jobs, _ItemsCopied):
+                self.backend._jobs = _ItemsCopied(self.backend._jobs)
         self.backend._jobs[job.job_id] = job
         job.job_started_at = datetime.datetime.now()
         job.log_stream_name = job._stream_name
