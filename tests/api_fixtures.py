@@ -34,6 +34,8 @@ from lambdas.api.handler import lambda_handler
 from lambdas.api.openapi import openapi_document
 from tests.aws_fixtures import INPUT_BUCKET, aws_backend, role_arn
 from tests.aws_fixtures import aws_fixture as aws_fixture  # the `aws` fixture, for the `aws` parameter of `stack`
+from tests.aws_limits import check_lambda_payload
+from tests.aws_limits import step as aws_step
 from tests.core_fixtures import SCORING_SCRIPT, RecordingOrchestrator, write_tree
 
 ACCOUNT = "123456789012"
@@ -125,6 +127,18 @@ def rest_event(
     }
 
 
+def invoke_api_lambda(event: dict[str, Any]) -> dict[str, Any]:
+    """The API Lambda's handler on one proxy event, held to Lambda's payload limits and, on moto, to API Gateway's
+    29 s (tests/aws_limits.py)."""
+    check_lambda_payload("request", event)
+    with warnings.catch_warnings(), aws_step("api"):
+        # Powertools Metrics warns on every invocation that published no metric but the cold start one.
+        warnings.filterwarnings("ignore", "No application metrics to publish")
+        result = lambda_handler(event, LambdaContext())
+    check_lambda_payload("response", result)
+    return result
+
+
 class Api:
     """Calls the API's Lambda handler as API Gateway would, for one client identity."""
 
@@ -144,10 +158,7 @@ class Api:
         event = rest_event(
             method, path, body, query=query, headers=headers, caller=self.caller if caller == "" else caller
         )
-        with warnings.catch_warnings():
-            # Powertools Metrics warns on every invocation that published no metric but the cold start one.
-            warnings.filterwarnings("ignore", "No application metrics to publish")
-            result = lambda_handler(event, LambdaContext())
+        result = invoke_api_lambda(event)
         headers_out = {name: values[-1] for name, values in result.get("multiValueHeaders", {}).items()}
         headers_out.update(result.get("headers") or {})
         return ApiResponse(result["statusCode"], headers_out, result.get("body"))

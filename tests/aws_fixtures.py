@@ -26,6 +26,7 @@ from batch_endpoints.adapters.aws.records import DynamoDbRecordStore, table_defi
 from batch_endpoints.backend import Backend
 from batch_endpoints.ports import Orchestrator
 from batch_endpoints.service import BatchEndpointService
+from tests.aws_limits import enforce_aws_limits, fail_on_steps_over_limit
 from tests.core_fixtures import SCORING_SCRIPT, deployment_declaration, endpoint_declaration, write_tree
 
 REGION = "us-east-1"
@@ -54,13 +55,16 @@ MOTO_CONFIG: Any = {"batch": {"use_docker": False}, "lambda": {"use_docker": Fal
 
 @pytest.fixture(name="aws")
 def aws_fixture(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """AWS in this process (moto), with fake credentials and no way to reach a real account."""
+    """AWS in this process (moto), with fake credentials and no way to reach a real account, and the limits AWS
+    enforces that moto does not (tests/aws_limits.py)."""
     for name, value in {**AWS_ENVIRONMENT, **DATA_ACCESS_ENVIRONMENT}.items():
         monkeypatch.setenv(name, value)
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)
+    ledger = enforce_aws_limits(monkeypatch)
     with mock_aws(config=MOTO_CONFIG):
         yield
+    fail_on_steps_over_limit(ledger)
 
 
 def role_arn(name: str) -> str:

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
+
+from tests.aws_limits import RequestLedger, enforce_aws_limits, fail_on_steps_over_limit, lambda_payload_error
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 STACK_NAME = "BatchEndpoints"
@@ -198,7 +202,7 @@ def state_machine_definition(synthesis: Synthesis) -> tuple[dict[str, Any], dict
 
 # ------------------------------------------------------------------------------------------ executing moto
 #
-# moto 5.2.1 (pinned) executes state machines with a port of LocalStack's interpreter. Three gaps, filled here:
+# moto 5.2.1 (pinned) executes state machines with a port of LocalStack's interpreter. Its gaps, filled here:
 #
 # 1. StateTaskService._normalise_parameters and _normalise_response are left empty in the port, so optimized
 #    integrations such as batch:submitJob.sync get PascalCase parameters (JobName) where boto3 wants camelCase
@@ -212,6 +216,15 @@ def state_machine_definition(synthesis: Synthesis) -> tuple[dict[str, Any], dict
 # 4. StartExecution deep-copies the state machine, and with it every earlier execution, whose interpreter holds
 #    locks once it has run a Distributed Map: the second execution of the machine (a resumed job's) fails with
 #    "cannot pickle '_thread.RLock'". The copy shares the earlier executions instead.
+# 5. A Distributed Map's child execution costs moto tens of milliseconds, mostly in two places: each service task
+#    makes a boto3 client of its own (a service model read and an SSL context), and every request takes moto's
+#    global backend lock to look up the account's backend, which a thousand child executions at once queue on.
+#    Tasks share one client per region and service (as Step Functions holds its connections), and an account's
+#    backend that exists is found without the lock. Each JSONPath is parsed once (jsonpath_ng builds its parser
+#    anew for every parse). What is sent and received is unchanged.
+# 6. moto's Batch DescribeJobs iterates its jobs while other threads submit more, and fails with "dictionary
+#    changed size during iteration" (a States.Runtime error in the task) once thousands of child executions run
+#    at once. The jobs are iterated over a copy, as AWS's reads see one state.
 
 EXECUTING_MOTO_CONFIG: Any = {
     "stepfunctions": {"execute_state_machine": True},
@@ -261,6 +274,57 @@ def _copy_state_machine(state_machine: Any) -> Any:
     return copy.deepcopy(state_machine, {id(state_machine.executions): state_machine.executions})
 
 
+_TASK_CLIENT_MODULES = [
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval.resource_eval_s3",
+]
+
+
+def _share_task_clients(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+
+    lock = threading.Lock()
+
+    @functools.cache
+    def client_for(region: str, service: str) -> Any:
+        with lock:  # boto3's default session makes one client at a time safely
+            return boto_client_for(region, service)
+
+    def shared_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        return client_for(region, service)
+
+    for module in _TASK_CLIENT_MODULES:
+        monkeypatch.setattr(importlib.import_module(module), "boto_client_for", shared_client_for)
+
+
+_JSON_PATH_MODULES = [
+    "moto.stepfunctions.parser.asl.utils.json_path",
+    "moto.stepfunctions.parser.asl.component.common.path.result_path",
+]
+
+
+def _parse_json_paths_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    for name in _JSON_PATH_MODULES:
+        module = importlib.import_module(name)
+        monkeypatch.setattr(module, "parse", functools.cache(module.parse))
+
+
+def _find_backends_without_lock(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.core.base_backend import BackendDict
+
+    create = BackendDict._create_account_specific_backend
+
+    def create_when_missing(backends: Any, account_id: str) -> None:
+        if account_id not in backends:  # a dict lookup: atomic; the lock is for creating it
+            create(backends, account_id)
+
+    monkeypatch.setattr(BackendDict, "_create_account_specific_backend", create_when_missing)
+
+
 def _dates_to_text(value: Any) -> None:
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for key, item in list(items):
@@ -277,14 +341,17 @@ BatchJobRunner = Callable[[dict[str, str]], None]
 
 @pytest.fixture
 def executing_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """moto, executing state machines, with the service-task hooks filled (see above)."""
-    with executing_moto(monkeypatch):
+    """moto, executing state machines, with the service-task hooks filled (see above) and the limits AWS enforces
+    that moto does not (tests/aws_limits.py)."""
+    with executing_moto(monkeypatch) as ledger:
         yield
+    fail_on_steps_over_limit(ledger)
 
 
 @contextlib.contextmanager
-def executing_moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """`executing_aws` outside a test (the benchmarks use it): undone when `monkeypatch` is."""
+def executing_moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[RequestLedger]:
+    """`executing_aws` outside a test (the benchmarks use it): undone when `monkeypatch` is. Yields the ledger of
+    the AWS requests made in it, by step."""
     from moto import mock_aws
     from moto.stepfunctions.parser import models as stepfunctions_parser
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
@@ -300,8 +367,12 @@ def executing_moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(StateTaskService, "_normalise_parameters", _normalise_parameters)
     monkeypatch.setattr(StateTaskService, "_normalise_response", _normalise_response)
     monkeypatch.setattr(stepfunctions_parser, "copy", SimpleNamespace(deepcopy=_copy_state_machine))
+    _share_task_clients(monkeypatch)
+    _find_backends_without_lock(monkeypatch)
+    _parse_json_paths_once(monkeypatch)
+    ledger = enforce_aws_limits(monkeypatch)
     with mock_aws(config=EXECUTING_MOTO_CONFIG):
-        yield
+        yield ledger
 
 
 def route_lambda_tasks(monkeypatch: pytest.MonkeyPatch, handlers: Mapping[str, LambdaHandler]) -> None:
@@ -311,16 +382,30 @@ def route_lambda_tasks(monkeypatch: pytest.MonkeyPatch, handlers: Mapping[str, L
 
     def invoke(parameters: dict, region: str, state_credentials: Any) -> dict[str, Any]:
         handler = handlers[parameters["FunctionName"]]
-        event = json.loads(parameters.get("Payload") or b"{}")
+        request = parameters.get("Payload") or b"{}"
+        if too_big := lambda_payload_error("request", request):
+            error = {"Code": "RequestEntityTooLargeException", "Message": too_big}
+            raise ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": 413}}, "Invoke")
         try:
             # Through JSON both ways, as Lambda does.
-            payload = json.loads(json.dumps(handler(event, LAMBDA_CONTEXT)))
+            response = json.dumps(handler(json.loads(request), LAMBDA_CONTEXT))
         except Exception as exc:
-            error = {"errorMessage": str(exc), "errorType": type(exc).__name__, "stackTrace": []}
-            return {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": error}
-        return {"StatusCode": 200, "Payload": payload, "ExecutedVersion": "$LATEST"}
+            return _function_error(type(exc).__name__, str(exc))
+        if too_big := lambda_payload_error("response", response):
+            return _function_error("Function.ResponseSizeTooLarge", too_big)
+        return {"StatusCode": 200, "Payload": json.loads(response), "ExecutedVersion": "$LATEST"}
 
     monkeypatch.setattr(lambda_eval_utils, "_invoke_lambda_function", invoke)
+
+
+def _function_error(error_type: str, message: str) -> dict[str, Any]:
+    error = {"errorMessage": message, "errorType": error_type, "stackTrace": []}
+    return {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": error}
+
+
+class _ItemsCopied(dict):
+    def items(self) -> Any:
+        return list(super().items())  # copied in one step: no other thread runs in the middle of it
 
 
 def route_batch_jobs(monkeypatch: pytest.MonkeyPatch, run: BatchJobRunner) -> list[dict[str, Any]]:
@@ -330,7 +415,12 @@ def route_batch_jobs(monkeypatch: pytest.MonkeyPatch, run: BatchJobRunner) -> li
 
     jobs: list[dict[str, Any]] = []
 
+    replacing = threading.Lock()
+
     def mark_job_as_finished(self: Any, include_start_attempt: bool, job: Any) -> None:
+        with replacing:
+            if not isinstance(self.backend._jobs, _ItemsCopied):
+                self.backend._jobs = _ItemsCopied(self.backend._jobs)
         self.backend._jobs[job.job_id] = job
         job.job_started_at = datetime.datetime.now()
         job.log_stream_name = job._stream_name

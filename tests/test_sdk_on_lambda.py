@@ -3,7 +3,6 @@ event) to the API Lambda's handler, over the local backend and over the cloud ba
 
 from __future__ import annotations
 
-import warnings
 from urllib.parse import urlsplit
 
 import botocore.session
@@ -15,8 +14,7 @@ from batch_endpoints.server.credentials import LocalCredentials, generate
 from batch_endpoints.server.events import http_reply, proxy_event
 from batch_endpoints.server.sigv4 import SignatureError, SignedRequest, verify
 from batch_endpoints.specs import CodeConfiguration, Deployment, Endpoint, InvokeOverrides, Model, RunSettings
-from lambdas.api.handler import lambda_handler
-from tests.api_fixtures import Folders, LambdaContext, Stack, folders_fixture, stack_fixture  # noqa: F401
+from tests.api_fixtures import Folders, Stack, folders_fixture, invoke_api_lambda, stack_fixture  # noqa: F401
 from tests.api_fixtures import aws_fixture as aws_fixture  # the `aws` fixture behind `stack`
 
 API_URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
@@ -45,10 +43,7 @@ class LambdaTransport:
             return HttpResponse(403, {"x-amzn-errortype": refused.error_type}, body)
         stage_path = url.path.removeprefix(urlsplit(API_URL).path)
         event = proxy_event(request.method, stage_path, url.query, headers, request.body, identity=identity)
-        with warnings.catch_warnings():
-            # Powertools Metrics warns on every invocation that published no metric but the cold start one.
-            warnings.filterwarnings("ignore", "No application metrics to publish")
-            reply = http_reply(lambda_handler(event, LambdaContext()))
+        reply = http_reply(invoke_api_lambda(event))
         return HttpResponse(reply.status, {name.lower(): value for name, value in reply.headers}, reply.body)
 
 

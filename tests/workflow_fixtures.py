@@ -25,6 +25,7 @@ from batch_endpoints.service import BatchEndpointService, InvokeRequest
 from batch_endpoints.specs import InvokeOverrides, Job
 from lambdas.workflow import handlers
 from tests.aws_fixtures import aws_backend, role_arn
+from tests.aws_limits import step as aws_step
 from tests.core_fixtures import RecordingOrchestrator, deployment_declaration, endpoint_declaration, write_tree
 from tests.infra_fixtures import LambdaHandler, route_batch_jobs, route_lambda_tasks
 
@@ -109,7 +110,7 @@ def deploy_workflow(
 
     def step(name: str, handler: LambdaHandler) -> LambdaHandler:
         def run(event: dict[str, Any], context: Any) -> Any:
-            with around(name):
+            with aws_step(name), around(name):
                 return handler(event, context)
 
         return run
@@ -125,7 +126,11 @@ def deploy_workflow(
 
     def run_shard(parameters: dict[str, str]) -> None:
         """What the container's `python -m batch_container --job-id Ref::job_id --shard Ref::shard` does."""
-        with around("batch job"), ShardRunner(backend.records, backend.blobs, parameters["job_id"]) as runner:
+        with (
+            aws_step("batch job"),
+            around("batch job"),
+            ShardRunner(backend.records, backend.blobs, parameters["job_id"]) as runner,
+        ):
             runner.run_shard(runner.load_shard(parameters["shard"]))
 
     batch_jobs = route_batch_jobs(monkeypatch, run_shard)

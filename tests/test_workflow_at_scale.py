@@ -1,0 +1,181 @@
+"""The job workflow at the sizes it is built for, held to AWS's limits (tests/aws_limits.py): a job of 10,000
+shards that all fail ends Failed through the workflow's own failure path, a cancel of a 100,000-mini-batch job
+answers within API Gateway's 29 s, and finalize's work grows with shards, not mini-batches.
+
+Only the AWS requests each step makes are projected against its time limit; moto's own speed is not measured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from batch_endpoints import planning, workflow
+from batch_endpoints.adapters.aws.blobs import S3BlobStore
+from batch_endpoints.adapters.aws.blobs import parse as parse_s3_uri
+from batch_endpoints.jobfiles import FileError, JobFiles, MiniBatchResult
+from batch_endpoints.service import InvokeRequest
+from batch_endpoints.specs import InvokeOverrides, Job, JobStatus
+from lambdas.workflow import handlers
+from tests.api_fixtures import Api, Stack, api_fixture, folders_fixture, ready_fixture, stack_fixture  # noqa: F401
+from tests.api_fixtures import aws_fixture as aws_fixture  # the `aws` fixture behind `stack`
+from tests.aws_fixtures import BUCKET, INPUT_BUCKET, put_objects
+from tests.aws_limits import RequestLedger, aws_requests  # noqa: F401
+from tests.infra_fixtures import LAMBDA_CONTEXT, executing_aws, state_machine_definition, synthesize  # noqa: F401
+from tests.workflow_fixtures import deploy_workflow
+
+pytestmark = pytest.mark.slow
+
+ANY_SCRIPT = """\
+def run(mini_batch):
+    return [0 for _ in mini_batch]
+"""
+
+
+@pytest.fixture(scope="module")
+def workflow_definition() -> tuple[dict[str, Any], dict[str, str]]:
+    return state_machine_definition(synthesize())
+
+
+def test_a_job_of_10000_shards_that_all_fail_ends_failed_through_the_workflow_not_a_dead_execution(
+    executing_aws: None,  # noqa: F811
+    aws_requests: RequestLedger,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    workflow_definition: tuple[dict[str, Any], dict[str, str]],
+    tmp_path: Path,
+) -> None:
+    """Every shard's Batch job fails (its container exits at once), so every child execution of the Distributed
+    Map ends in its Catch. Their results together must stay within 256 KiB, a limit no Catch can handle: the
+    job ends Failed, saying why, with every file in its errors file, never Running under a dead execution."""
+    shards = 10_000
+    # One mini-batch a shard: 100 shards per instance at instance_count 100 (planning cuts 4 per instance, and a
+    # deployment takes at most 1000 instances). Fewer child executions at once keep moto's threads few.
+    monkeypatch.setattr(planning, "SHARDS_PER_INSTANCE", 100)
+
+    @contextlib.contextmanager
+    def containers_exit_at_once(step: str) -> Iterator[None]:
+        if step == "batch job":
+            raise RuntimeError("CannotPullContainerError: the image is gone")
+        yield
+
+    deployed = deploy_workflow(monkeypatch, *workflow_definition, around=containers_exit_at_once)
+    try:
+        deployed.ready(tmp_path, ANY_SCRIPT, mini_batch_size=1, instance_count=100)
+        files = {f"many/{n:05d}.txt": b"x" for n in range(shards)}
+        put_objects(INPUT_BUCKET, files)
+
+        job = deployed.service.invoke(deployed.invocation(f"s3://{INPUT_BUCKET}/many"))
+        execution = deployed.wait(job.execution or "", timeout_s=600)
+        job = deployed.service.get_job(job.id)
+    finally:
+        handlers.set_backend(None)
+
+    assert job.counts.shards == shards and len(deployed.batch_jobs) == shards
+    assert not any(batch_job["succeeded"] for batch_job in deployed.batch_jobs)
+    assert execution["status"] == "FAILED", execution
+    assert execution.get("error") != "States.DataLimitExceeded", (execution.get("error"), execution.get("cause"))
+    entered = deployed.states_entered(execution["executionArn"])
+    assert entered[-1] in {"Job failed", "Workflow failed"}, entered
+    assert job.status == JobStatus.FAILED, job
+    assert job.error and re.search(r"10,?000", job.error), job.error
+    errors_file = deployed.backend.blobs.get_bytes(f"{job.scratch_uri}/errors.jsonl")
+    errors = [json.loads(line) for line in errors_file.splitlines()]
+    assert sorted(e["file"] for e in errors) == sorted(name.removeprefix("many/") for name in files)
+    assert all(e["error"] for e in errors)
+    aws_requests.assert_fits("plan")
+    aws_requests.assert_fits("finalize")
+
+
+# ---------------------------------------------------------------------------------- jobs planned at size
+
+
+def planned_job(stack: Stack, files: int, **settings: Any) -> Job:
+    """A job over `files` one-byte input files, invoked, then planned by the real Plan step, its execution
+    waiting: what the API and finalize see of a job of that size while it runs. The files are given to Plan as a
+    rerun gives them (the job's input.json), so that moto need not list them: its S3 lists a page in time that
+    grows with the bucket."""
+    names = [f"{n:06d}.txt" for n in range(files)]
+    put_objects(INPUT_BUCKET, {f"big/{names[0]}": b"x"})
+    overrides = InvokeOverrides(**settings)
+    request = InvokeRequest(endpoint_name="digits", input=f"s3://{INPUT_BUCKET}/big", overrides=overrides)
+    job = stack.service.invoke(request)
+    listing = {"root": f"s3://{INPUT_BUCKET}/big", "files": names}
+    stack.backend.blobs.put_bytes(
+        JobFiles(stack.backend.blobs, job.scratch_uri).input_listing, json.dumps(listing).encode()
+    )
+    workflow.plan_job(stack.backend, job.id)
+    return stack.service.get_job(job.id)
+
+
+def finish_mini_batches(job: Job, indexes: range, *, failed_every: int = 0) -> None:
+    """What the runners leave for each finished mini-batch: its part file and, last, its result (one file each;
+    with `failed_every`, every n-th mini-batch's file failed instead)."""
+    files = JobFiles(S3BlobStore(BUCKET), job.scratch_uri, part_format=job.settings.part_format)
+    objects = {}
+    for index in indexes:
+        name = f"{index:06d}.txt"
+        failed = failed_every and index % failed_every == 0
+        result = MiniBatchResult(
+            index=index,
+            files=1,
+            succeeded=0 if failed else 1,
+            rows=0 if failed else 1,
+            attempts=1,
+            failed=[FileError(name, "ValueError: not a digit")] if failed else [],
+            columns=[] if failed else ["file", "prediction"],
+        )
+        if not failed:
+            objects[files.part(index)] = f"file,prediction\n{name},0\n".encode()
+        objects[files.result(index)] = result.to_json()
+    put_objects(BUCKET, {parse_s3_uri(uri)[1]: body for uri, body in objects.items()})
+
+
+@pytest.mark.parametrize("stack", ["aws"], indirect=True)
+def test_a_cancel_of_a_100000_mini_batch_job_answers_within_api_gateways_29_s(
+    ready: Stack,
+    api: Api,
+    aws_requests: RequestLedger,  # noqa: F811
+) -> None:
+    """The API Lambda only records the request and stops the execution: whatever grows with the job (counting,
+    the errors file, the summary) is the workflow's. A step past 29 s is cut off there, as API Gateway answers
+    504 then."""
+    job = planned_job(ready, 100_000, mini_batch_size=1)
+    assert (job.status, job.counts.mini_batches, job.counts.shards) == (JobStatus.RUNNING, 100_000, 100)
+    finish_mini_batches(job, range(5_000))
+
+    response = api("POST", f"/jobs/{job.id}/cancel")
+
+    assert response.status == 202, response.text
+    assert response.json()["status"] in {JobStatus.CANCEL_REQUESTED.value, JobStatus.CANCELED.value}
+    execution = boto3.client("stepfunctions").describe_execution(executionArn=job.execution or "")
+    assert execution["status"] == "ABORTED"
+    projection = aws_requests.assert_fits("api")
+    assert sum(projection.requests.values()) < 100, projection
+
+
+@pytest.mark.parametrize("stack", ["aws"], indirect=True)
+def test_finalize_of_200_shards_and_20000_mini_batches_fits_the_lambdas_15_minutes(
+    ready: Stack,
+    aws_requests: RequestLedger,  # noqa: F811
+) -> None:
+    """Finalize's work grows with the shards: 200 shards of 100 mini-batches, all finished, one in ten failed."""
+    job = planned_job(ready, 20_000, mini_batch_size=1, instance_count=50)
+    assert (job.counts.mini_batches, job.counts.shards) == (20_000, 200)
+    finish_mini_batches(job, range(20_000), failed_every=10)
+    handlers.set_backend(ready.backend)
+    try:
+        with aws_requests.step("finalize"):
+            result = handlers.finalize({"job_id": job.id}, LAMBDA_CONTEXT)
+    finally:
+        handlers.set_backend(None)
+
+    assert result["status"] == JobStatus.COMPLETED.value, result
+    assert (result["counts"]["files_succeeded"], result["counts"]["files_failed"]) == (18_000, 2_000)
+    aws_requests.assert_fits("finalize")
