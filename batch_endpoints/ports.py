@@ -102,8 +102,10 @@ class BlobStore(Protocol):
 
     def is_folder(self, uri: str) -> bool: ...
 
-    def list_files(self, uri: str) -> Iterator[BlobInfo]:
-        """Every file under a folder URI, recursively, in lexicographic order of URI."""
+    def list_files(self, uri: str, *, after: str = "") -> Iterator[BlobInfo]:
+        """Every file under a folder URI, recursively, in lexicographic order of URI. With `after` (a URI under
+        the folder, where an earlier listing stopped), only the files whose URI sorts after it: a listing too long
+        for one process resumes in the next."""
         ...
 
     def localize(self, uri: str, scratch_dir: str) -> str:

@@ -580,6 +580,25 @@ class BlobStoreContract:
 
         assert list(place.store.list_files(uri)) == [BlobInfo(uri, 4)]
 
+    def test_list_files_resumes_after_where_a_listing_stopped(self, place: BlobPlace) -> None:
+        blobs = place.store
+        root = place.write_tree(blobs.join(place.elsewhere, "in"), {n: n for n in ["b", "a/c", "a/b/d", "a-z", "c"]})
+        whole = [info.uri for info in blobs.list_files(root)]
+
+        resumed = [info.uri for info in blobs.list_files(root, after=whole[1])]
+        past_the_end = list(blobs.list_files(root, after=whole[-1]))
+        between = [info.uri for info in blobs.list_files(root, after=blobs.join(root, "a/bz"))]
+
+        assert resumed == whole[2:]
+        assert past_the_end == []
+        assert between == [blobs.join(root, name) for name in ["a/c", "b", "c"]]
+
+    def test_list_files_of_a_file_after_itself_is_empty(self, place: BlobPlace) -> None:
+        uri = place.store.join(place.elsewhere, "one.csv")
+        place.store.put_bytes(uri, b"x,y\n")
+
+        assert list(place.store.list_files(uri, after=uri)) == []
+
     def test_a_folder_and_a_sibling_sharing_its_name_stay_apart(self, place: BlobPlace) -> None:
         blobs = place.store
         jobs = blobs.join(blobs.root, "jobs")

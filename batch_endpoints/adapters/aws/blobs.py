@@ -260,15 +260,17 @@ class S3BlobStore:
         bucket, key = parse(uri)
         return self._bucket_exists(bucket) if not key else self._has_objects_under(bucket, key)
 
-    def list_files(self, uri: str) -> Iterator[BlobInfo]:
+    def list_files(self, uri: str, *, after: str = "") -> Iterator[BlobInfo]:
         """The objects under the folder `uri`, in key order (S3 lists in UTF-8 byte order, which is the
-        order of the URIs as Python strings); or the object `uri` itself when nothing is under it."""
+        order of the URIs as Python strings); or the object `uri` itself when nothing is under it. Resuming
+        `after` a URI is ListObjectsV2's StartAfter: the listing goes on from there at one request a page."""
         bucket, key = parse(uri)
+        start_after = self._key_in(bucket, after) if after else ""
         listed = False
-        for item in self._objects_under(bucket, key):
+        for item in self._objects_under(bucket, key, start_after=start_after):
             listed = True
             yield BlobInfo(to_uri(bucket, item["Key"]), item["Size"])
-        if not listed and key and (head := self._head(bucket, key)) is not None:
+        if not listed and key and key > start_after and (head := self._head(bucket, key)) is not None:
             yield BlobInfo(to_uri(bucket, key), head["ContentLength"])
 
     def localize(self, uri: str, scratch_dir: str) -> str:
@@ -354,6 +356,13 @@ class S3BlobStore:
             raise
         return True
 
+    @staticmethod
+    def _key_in(bucket: str, uri: str) -> str:
+        other_bucket, key = parse(uri)
+        if other_bucket != bucket:
+            raise ValidationError(f"{uri} is not in the bucket {bucket}; a listing resumes in its own bucket")
+        return key
+
     def _has_objects_under(self, bucket: str, key: str) -> bool:
         try:
             reply = self.client.list_objects_v2(Bucket=bucket, Prefix=f"{key}/", MaxKeys=1)
@@ -364,9 +373,14 @@ class S3BlobStore:
             raise
         return reply.get("KeyCount", 0) > 0
 
-    def _objects_under(self, bucket: str, key: str, *, markers: bool = False) -> Iterator[dict[str, Any]]:
+    def _objects_under(
+        self, bucket: str, key: str, *, markers: bool = False, start_after: str = ""
+    ) -> Iterator[dict[str, Any]]:
         """Every object under the folder `key` (the whole bucket for ""), in key order, paginated."""
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{key}/" if key else "")
+        resume = {"StartAfter": start_after} if start_after else {}
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=f"{key}/" if key else "", **resume
+        )
         try:
             for page in pages:
                 for item in page.get("Contents", []):

@@ -124,10 +124,12 @@ class FolderBlobStore:
     def is_folder(self, uri: str) -> bool:
         return os.path.isdir(to_path(uri))
 
-    def list_files(self, uri: str) -> Iterator[BlobInfo]:
+    def list_files(self, uri: str, *, after: str = "") -> Iterator[BlobInfo]:
         root = to_path(uri)
+        after = to_path(after) if after else ""
         if os.path.isfile(root):
-            yield BlobInfo(root, os.path.getsize(root))
+            if root > after:
+                yield BlobInfo(root, os.path.getsize(root))
             return
         if not os.path.isdir(root):
             return  # as in S3: nothing is under a folder that does not exist
@@ -141,8 +143,10 @@ class FolderBlobStore:
                         stack.append(entry.path)
                     elif entry.is_file() and not entry.name.startswith(TEMP_PREFIX):
                         found.append(BlobInfo(entry.path, entry.stat().st_size))
+        # Walked whole even when resuming: a local disk lists a million names in seconds, and no step here has a
+        # time limit to split the listing for.
         found.sort(key=lambda info: info.uri)
-        yield from found
+        yield from (info for info in found if info.uri > after)
 
     def localize(self, uri: str, scratch_dir: str) -> str:
         return to_path(uri)
