@@ -3,6 +3,8 @@
     <scratch>/input.json                  the files to score when the job was given a list of them:
                                           {"root": URI, "files": [relative paths]}; or, for a rerun of another
                                           job's failed files, {"failed_files_of": job id}, listed by the plan
+    <scratch>/plan-cursor.json            where a plan made in windows stands: the listing's position, the next
+                                          mini-batch and shard numbers, the files of the shard not yet cut
     <scratch>/shards/index.json           the shard list (what the Map state iterates over)
     <scratch>/shards/shard-00000.json     one shard: its mini-batches and their input files
     <scratch>/parts/mb-00000000.csv       rows of one finished mini-batch (append_row only), in the output's
@@ -176,6 +178,10 @@ class JobFiles:
     @property
     def input_listing(self) -> str:
         return self.blobs.join(self.scratch, "input.json")
+
+    @property
+    def plan_cursor(self) -> str:
+        return self.blobs.join(self.scratch, "plan-cursor.json")
 
     @property
     def shard_index(self) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from batch_endpoints import merging, planning, shard_journals
+from batch_endpoints import merging, planning, shard_journals, tabular
 from batch_endpoints.backend import Backend
 from batch_endpoints.errors import AlreadyExistsError, ConflictError, ValidationError
 from batch_endpoints.jobfiles import JobFiles, MiniBatchResult, Shard, ShardJournal
@@ -37,9 +37,22 @@ READ_THREADS = 32
 class Plan:
     shard_index_uri: str
     shard_uris: list[str]
+    """The shards written; while not `planned`, those written so far."""
+    planned: bool = True
+    """False while the input's listing goes on: `plan_step` is called again."""
 
 
 def plan_job(backend: Backend, job_id: str) -> Plan:
+    """Plan the job whole, step after step (the local job host; the cloud's state machine loops instead)."""
+    while not (plan := plan_step(backend, job_id)).planned:
+        pass
+    return plan
+
+
+def plan_step(backend: Backend, job_id: str) -> Plan:
+    """Plan one window of the job's input (`planning.PLAN_WINDOW_FILES` files), writing the shards it completes
+    and a cursor to go on from; the step that exhausts the listing writes the shard index, then the counts.
+    A step run again after a crash lists the same window from the same cursor and writes the same shards."""
     repo = Repository(backend.records)
     job = repo.get_job(job_id)
     files = JobFiles(backend.blobs, job.scratch_uri)
@@ -47,27 +60,64 @@ def plan_job(backend: Backend, job_id: str) -> Plan:
         # Planned already (the counts are written last): a resumed or retried workflow keeps that plan, because
         # part and result files are numbered by it.
         return Plan(files.shard_index, [files.shard(n) for n in range(job.counts.shards)])
-    listing = _listing(backend, job, files)
+    if backend.blobs.exists(files.input_listing):
+        # A given list (bounded by the request that gave it) or a rerun's (by the source job's failures, read
+        # from its shards' journals): planned in one step.
+        return _plan_in_one_step(backend, job, files, _listing(backend, job, files))
+    cursor = _plan_cursor(backend, files)
+    window = planning.list_window(backend.blobs, job.input, after=cursor.after, limit=planning.PLAN_WINDOW_FILES)
+    if not cursor.after and window.exhausted:
+        return _plan_in_one_step(backend, job, files, window.listing)
+    if not cursor.after and tabular.is_tabular(window.listing.files, job.settings.input_format):
+        raise ValidationError(
+            f"a tabular input is planned in one step, so it holds {planning.PLAN_WINDOW_FILES:,} tables at most "
+            "(each table's rows are read to cut it); merge the tables or split the job",
+            field="input",
+        )
+    cut = planning.cut_window(
+        job.id, window, cursor, planning.files_per_mini_batch(job.settings), job.settings.instance_count
+    )
+    for shard in cut.shards:
+        backend.blobs.put_bytes(files.shard(shard.index), shard.to_json())
+    shard_uris = [files.shard(n) for n in range(cut.cursor.shards)]
+    if not window.exhausted:
+        backend.blobs.put_bytes(files.plan_cursor, cut.cursor.to_json())
+        return Plan(files.shard_index, shard_uris, planned=False)
+    counts = JobCounts(
+        unit="files", files=cut.cursor.files, mini_batches=cut.cursor.mini_batches, shards=len(shard_uris)
+    )
+    return _record_plan(backend, job, files, counts)
+
+
+def _plan_cursor(backend: Backend, files: JobFiles) -> planning.PlanCursor:
+    if not backend.blobs.exists(files.plan_cursor):
+        return planning.PlanCursor()
+    return planning.PlanCursor.from_json(backend.blobs.get_bytes(files.plan_cursor))
+
+
+def _plan_in_one_step(backend: Backend, job: Job, files: JobFiles, listing: planning.InputListing) -> Plan:
     planned = planning.plan_input(backend.blobs, job.id, listing, job.settings)
-    shards = planned.shards
-    shard_uris = []
-    for shard in shards:
-        uri = files.shard(shard.index)
-        backend.blobs.put_bytes(uri, shard.to_json())
-        shard_uris.append(uri)
-    backend.blobs.put_bytes(files.shard_index, json.dumps([{"shard": u} for u in shard_uris]).encode())
+    for shard in planned.shards:
+        backend.blobs.put_bytes(files.shard(shard.index), shard.to_json())
     counts = JobCounts(
         unit=planned.unit,
         files=planned.inputs,
-        mini_batches=sum(len(s.mini_batches) for s in shards),
-        shards=len(shards),
+        mini_batches=sum(len(s.mini_batches) for s in planned.shards),
+        shards=len(planned.shards),
     )
+    return _record_plan(backend, job, files, counts)
+
+
+def _record_plan(backend: Backend, job: Job, files: JobFiles, counts: JobCounts) -> Plan:
+    """The shards are written: write their index, then the counts (which mark the job planned)."""
+    shard_uris = [files.shard(n) for n in range(counts.shards)]
+    backend.blobs.put_bytes(files.shard_index, json.dumps([{"shard": u} for u in shard_uris]).encode())
 
     def start(current: Job) -> Job:
         status = JobStatus.RUNNING if current.status == JobStatus.QUEUED else current.status
         return current.model_copy(update={"counts": counts, "status": status, "started_at": now()})
 
-    repo.update_job(job_id, start)
+    Repository(backend.records).update_job(job.id, start)
     return Plan(files.shard_index, shard_uris)
 
 

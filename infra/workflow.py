@@ -3,7 +3,8 @@
 The contract it implements (execution input, each step's event and result, the Map's items) is the docstring of
 `lambdas.workflow`. In short:
 
-    Plan mini-batches and shards ──► Score shards (DISTRIBUTED Map over the plan's shard list in S3,
+    Plan mini-batches and shards ◄─ no ─ Input listed? (a window of the listing at a time)
+       │   └──────────────────────────────►  └─ yes ─► Score shards (DISTRIBUTED Map over the plan's shard list in S3,
        │                               at most instance_count at once)
        │                                 └─ per shard: CPU or GPU? ─► Score shard on CPU | GPU (batch:submitJob.sync)
        │                                                  ├─► Shard scored: {}
@@ -190,6 +191,7 @@ class JobWorkflow(Construct):
             payload={"job_id.$": "$.job_id"},
             result_path="$.plan",
             result_selector={
+                "planned.$": "$.Payload.planned",
                 "shard_count.$": "$.Payload.shard_count",
                 "shards_bucket.$": "$.Payload.shards_bucket",
                 "shards_key.$": "$.Payload.shards_key",
@@ -256,7 +258,14 @@ class JobWorkflow(Construct):
         )
         for state in (plan, score, finalize):
             state.add_catch(mark_failed, errors=[sfn.Errors.ALL], result_path="$.error")
-        return plan.next(score).next(finalize).next(outcome)
+        # Plan lists the input a window at a time (planning.PLAN_WINDOW_FILES): a listing of 10^8 keys is 100,000
+        # pages, far past one Lambda's 15 minutes. Each turn adds 7 history events: 700 at 10^8 files, of 25,000.
+        listed = (
+            sfn.Choice(self, "Input listed?")
+            .when(sfn.Condition.boolean_equals("$.plan.planned", False), plan)
+            .otherwise(score.next(finalize).next(outcome))
+        )
+        return plan.next(listed)
 
     def _lambda_step(
         self,

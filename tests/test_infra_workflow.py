@@ -31,13 +31,19 @@ def score_shards(definition: dict[str, Any]) -> dict[str, Any]:
 def test_plan_then_a_distributed_map_over_the_shard_list_in_s3_then_finalize(definition: dict[str, Any]) -> None:
     states = definition["States"]
     assert definition["StartAt"] == "Plan mini-batches and shards"
-    assert states["Plan mini-batches and shards"]["Next"] == "Score shards"
+    assert states["Plan mini-batches and shards"]["Next"] == "Input listed?"
+    assert states["Input listed?"] == {
+        "Type": "Choice",
+        "Choices": [{"Variable": "$.plan.planned", "BooleanEquals": False, "Next": "Plan mini-batches and shards"}],
+        "Default": "Score shards",
+    }
     assert states["Score shards"]["Next"] == "Merge outputs and finish job"
     assert states["Merge outputs and finish job"]["Next"] == "Did the job complete?"
     plan = states["Plan mini-batches and shards"]
     assert plan["Resource"] == "arn:aws:states:::lambda:invoke"
     assert plan["Parameters"]["Payload"] == {"job_id.$": "$.job_id"}
     assert plan["ResultPath"] == "$.plan"
+    assert plan["ResultSelector"]["planned.$"] == "$.Payload.planned"
 
 
 def test_the_map_reads_its_items_from_s3_at_most_instance_count_at_once(score_shards: dict[str, Any]) -> None:

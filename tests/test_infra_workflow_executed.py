@@ -20,9 +20,11 @@ import boto3
 import pandas as pd
 import pytest
 
+from batch_endpoints import planning
 from batch_endpoints.specs import JobStatus
 from lambdas.workflow import handlers
 from tests.aws_fixtures import INPUT_BUCKET, put_objects
+from tests.aws_limits import RequestLedger, aws_requests  # noqa: F401
 from tests.core_fixtures import RecordingOrchestrator
 from tests.infra_fixtures import executing_aws, state_machine_definition, synthesize  # noqa: F401
 from tests.test_runner_on_aws import MEAN_PIXEL_SCRIPT, digit_pngs
@@ -79,12 +81,42 @@ def test_a_job_over_png_files_succeeds_with_every_prediction_in_order(deployed: 
     assert (items["total"], items["succeeded"]) == (job.counts.shards, job.counts.shards)
     assert deployed.states_entered(execution["executionArn"]) == [
         "Plan mini-batches and shards",
+        "Input listed?",
         "Score shards",
         "Merge outputs and finish job",
         "Did the job complete?",
         "Job completed",
     ]
     assert json.loads(execution["output"])["result"]["status"] == "Completed"
+
+
+def test_an_input_listed_in_windows_loops_on_plan_then_scores_every_file_once(
+    deployed: Deployed,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    aws_requests: RequestLedger,  # noqa: F811
+) -> None:
+    monkeypatch.setattr(planning, "PLAN_WINDOW_FILES", 4)
+    deployed.ready(tmp_path, MEAN_PIXEL_SCRIPT)
+    images = digit_pngs(10)
+    put_objects(INPUT_BUCKET, {f"digits/{name}": content for name, content in images.items()})
+
+    job, execution = deployed.run_job(f"s3://{INPUT_BUCKET}/digits")
+
+    assert execution["status"] == "SUCCEEDED", execution
+    assert (job.status, job.counts.files, job.counts.files_succeeded) == (JobStatus.COMPLETED, 10, 10)
+    # 10 files in windows of 4: the last of three Plan calls finds the listing exhausted.
+    assert deployed.states_entered(execution["executionArn"]) == [
+        *["Plan mini-batches and shards", "Input listed?"] * 3,
+        "Score shards",
+        "Merge outputs and finish job",
+        "Did the job complete?",
+        "Job completed",
+    ]
+    output = pd.read_csv(io.BytesIO(deployed.backend.blobs.get_bytes(job.output_uri or "")))
+    assert output["file"].tolist() == sorted(images)
+    assert len(deployed.batch_jobs) == job.counts.shards
+    aws_requests.assert_fits("plan")
 
 
 def test_a_job_whose_runner_fails_ends_failed_with_every_file_reported(deployed: Deployed, tmp_path: Path) -> None:
@@ -101,6 +133,7 @@ def test_a_job_whose_runner_fails_ends_failed_with_every_file_reported(deployed:
     assert (items["total"], items["succeeded"], items["failed"]) == (job.counts.shards, job.counts.shards, 0)
     assert deployed.states_entered(execution["executionArn"]) == [
         "Plan mini-batches and shards",
+        "Input listed?",
         "Score shards",
         "Merge outputs and finish job",
         "Did the job complete?",

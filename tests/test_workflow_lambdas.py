@@ -108,6 +108,7 @@ def test_plan_shards_ten_thousand_nested_files_and_the_map_items_stay_tiny(servi
     # 1,000 mini-batches over 2 instances x 4 shards each: 125 mini-batches a shard.
     assert result == {
         "job_id": job.id,
+        "planned": True,
         "shard_count": 8,
         "shards_bucket": BUCKET,
         "shards_key": f"jobs/{job.id}/shards/index.json",

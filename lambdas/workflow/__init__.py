@@ -18,7 +18,9 @@ Plan: handlers.plan
     event:  {"job_id": "..."}                    other keys are ignored: the execution input can go as is
     return: {
       "job_id": "...",
-      "shard_count": 8,                          >= 1
+      "planned": true,                           false: the input's listing goes on; call again with the same
+                                                 event (each call lists planning.PLAN_WINDOW_FILES files at most)
+      "shard_count": 8,                          >= 1 once planned; the shards written so far before
       "shards_bucket": "my-bucket",              the shard list: a JSON array of {"shard": "s3://..."},
       "shards_key": "jobs/<job id>/shards/index.json",   one item per shard (a DISTRIBUTED Map's ItemReader)
       "attempt_duration_s": 5400                 timeout for one Batch attempt at one of this job's shards

@@ -79,18 +79,25 @@ def set_backend(replacement: Backend | None) -> None:
 @publish_metrics
 @tracer.capture_lambda_handler
 def plan(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """One step of the plan: the state machine calls it again while `planned` is false (the input's listing goes
+    on), so each call lists a bounded window within the Lambda's 15 minutes and memory."""
     job_id = _job_id(event)
-    result = workflow.plan_job(backend(), job_id)
+    result = workflow.plan_step(backend(), job_id)
     job = Repository(backend().records).get_job(job_id)
     per_shard = planning.mini_batches_per_shard(job.counts.mini_batches, job.settings.instance_count)
     bucket, key = parse_s3_uri(result.shard_index_uri)
-    logger.info("planned", extra={"files": job.counts.files, "shards": job.counts.shards})
-    _count(job, JobsStarted=1, MiniBatchesPlanned=job.counts.mini_batches, FilesPlanned=job.counts.files)
+    if result.planned:
+        logger.info("planned", extra={"files": job.counts.files, "shards": job.counts.shards})
+        _count(job, JobsStarted=1, MiniBatchesPlanned=job.counts.mini_batches, FilesPlanned=job.counts.files)
+    else:
+        logger.info("planning goes on", extra={"shards_so_far": len(result.shard_uris)})
     return {
         "job_id": job_id,
+        "planned": result.planned,
         "shard_count": len(result.shard_uris),
         "shards_bucket": bucket,
         "shards_key": key,
+        # The largest shard's: shards cut while the listing went on are no larger than the rule for all of them.
         "attempt_duration_s": attempt_duration_seconds(job.settings, per_shard),
     }
 
