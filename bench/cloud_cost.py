@@ -554,15 +554,19 @@ def _value_bytes(value: dict[str, Any]) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- fitting
-def unit_count(unit: str, files: int, mini_batches: int, shards: int, mini_batch_size: int) -> int:
-    """How many of `unit` a job has; "file in a shard" counts the files of its largest shard."""
+def unit_count(
+    unit: str, files: int, mini_batches: int, shards: int, mini_batch_size: int, largest_shard: int | None = None
+) -> int:
+    """How many of `unit` a job has; "file in a shard" counts the files of its largest shard (`largest_shard`
+    mini-batches; the measured jobs' shards are as even as planning cuts them)."""
+    largest = math.ceil(mini_batches / shards) if largest_shard is None else largest_shard
     return {
         "job": 1,
         "shard": shards,
         "mini-batch": mini_batches,
         "file": files,
         "1,000 listed files": math.ceil(files / 1000),
-        "file in a shard": min(files, math.ceil(mini_batches / shards) * mini_batch_size),
+        "file in a shard": min(files, largest * mini_batch_size),
     }[unit]
 
 
@@ -583,18 +587,73 @@ class Scale:
     files: int
     mini_batches: int
     shards: int
+    largest_shard: int
+    """Mini-batches in the largest shard."""
+    plan_steps: int = 1
+    """Plan's invocations: one per window of planning.PLAN_WINDOW_FILES listed files."""
 
     def of(self, unit: str) -> float:
-        return unit_count(unit, self.files, self.mini_batches, self.shards, RunSettings().mini_batch_size)
+        mini_batch_size = RunSettings().mini_batch_size
+        return unit_count(unit, self.files, self.mini_batches, self.shards, mini_batch_size, self.largest_shard)
 
     def project(self, per: dict[str, float]) -> float:
         return sum(coefficient * self.of(unit) for unit, coefficient in per.items())
 
 
 def projected_scale(files: int, instance_count: int, *, naive: bool = False) -> Scale:
-    mini_batches = math.ceil(files / RunSettings().mini_batch_size)
-    per_shard = 1 if naive else planning.mini_batches_per_shard(mini_batches, instance_count)
-    return Scale(files, mini_batches, math.ceil(mini_batches / per_shard))
+    mini_batch_size = RunSettings().mini_batch_size
+    mini_batches = math.ceil(files / mini_batch_size)
+    if naive:
+        return Scale(files, mini_batches, mini_batches, 1)
+    shards, largest = windowed_shards(files, mini_batch_size, instance_count)
+    return Scale(files, mini_batches, shards, largest, math.ceil(files / planning.PLAN_WINDOW_FILES))
+
+
+def windowed_shards(
+    files: int, mini_batch_size: int, instance_count: int, window: int = planning.PLAN_WINDOW_FILES
+) -> tuple[int, int]:
+    """(shards, mini-batches in the largest) that planning cuts for `files` files listed `window` at a time,
+    counted without names: planning.cut_window's rule (shards sized by the mini-batches seen so far, whole shards
+    only until the listing ends), replayed. `check_windowed_shards` holds it to cut_window itself."""
+    shards = largest = listed = planned = pending = 0
+    while True:
+        taken = min(window, files - listed)
+        listed += taken
+        exhausted = listed == files
+        waiting = pending + taken
+        mini_batches = math.ceil(waiting / mini_batch_size)
+        per_shard = planning.mini_batches_per_shard(planned + mini_batches, instance_count)
+        if exhausted:
+            ready = mini_batches
+        else:
+            whole = waiting // mini_batch_size
+            ready = whole - whole % per_shard
+        shards += math.ceil(ready / per_shard)
+        largest = max(largest, min(per_shard, ready))
+        planned += ready
+        pending = waiting - ready * mini_batch_size
+        if exhausted:
+            return shards, largest
+
+
+def check_windowed_shards() -> None:
+    """The replay against the planner itself, on small numbers where names are cheap: several windows, shards
+    that grow, a last partial mini-batch."""
+    for files, mini_batch_size, instance_count, window in ((3001, 7, 3, 250), (5000, 10, 1, 1000), (999, 1, 50, 100)):
+        names = [f"f{n:06d}" for n in range(files)]
+        cursor, shards, largest = planning.PlanCursor(), 0, 0
+        for start in range(0, files, window):
+            chunk = names[start : start + window]
+            listed = planning.ListedWindow(
+                planning.InputListing("s3://b/in", chunk), chunk[-1], exhausted=start + window >= files
+            )
+            cut = planning.cut_window("job", listed, cursor, mini_batch_size, instance_count)
+            shards += len(cut.shards)
+            largest = max([largest, *(len(shard.mini_batches) for shard in cut.shards)])
+            cursor = cut.cursor
+        replayed = windowed_shards(files, mini_batch_size, instance_count, window)
+        if replayed != (shards, largest):
+            raise SystemExit(f"the shard count replay is off: {replayed} against the planner's {(shards, largest)}")
 
 
 @dataclass
@@ -618,7 +677,12 @@ def build_model(measurements: Measurements) -> Model:
     return Model(
         requests={key: fit(runs, [run.requests.get(key, 0) for run in runs]) for key in keys},
         sizes={
-            name: fit(runs, [run.sizes.get(name, 0) for run in runs], SIZE_UNITS.get(name, constant_and_shard))
+            name: (
+                # A child execution's state holds one shard's item, whatever the number of shards: the largest seen.
+                {"job": float(max(run.sizes.get(name, 0) for run in runs))}
+                if name.startswith("Map child")
+                else fit(runs, [run.sizes.get(name, 0) for run in runs], SIZE_UNITS.get(name, constant_and_shard))
+            )
             for name in names
         },
         transitions=fit(runs, [run.transitions for run in runs], constant_and_shard),
@@ -638,10 +702,24 @@ def step_requests(model: Model, scale: Scale) -> dict[str, Counter[str]]:
     return steps
 
 
-def step_seconds(model: Model, step: str, by_service: Counter[str], batch_jobs: int) -> float:
+# The measured jobs were listed in one Plan step; each further window loops once through Plan and the "Input
+# listed?" Choice: 2 billed transitions, and 7 history events (task state entered, scheduled, started,
+# succeeded, exited; choice entered, exited).
+PLAN_TURN_TRANSITIONS = 2
+PLAN_TURN_EVENTS = 7
+
+
+def transitions(model: Model, scale: Scale) -> float:
+    return scale.project(model.transitions) + (scale.plan_steps - 1) * PLAN_TURN_TRANSITIONS
+
+
+def parent_events(model: Model, scale: Scale) -> float:
+    return scale.project(model.parent_events) + (scale.plan_steps - 1) * PLAN_TURN_EVENTS
+
+
+def step_seconds(model: Model, step: str, by_service: Counter[str]) -> float:
+    """All of a step's requests, at their latencies, over the threads it makes them from."""
     seconds = sum(n * SECONDS_PER_REQUEST.get(service, OTHER_SECONDS_PER_REQUEST) for service, n in by_service.items())
-    if step == "batch job":
-        seconds /= batch_jobs
     return seconds / model.threads.get(step, 1)
 
 
@@ -650,12 +728,13 @@ def limits_at(model: Model, files: int, instance_count: int) -> list[dict[str, A
     scale = projected_scale(files, instance_count)
     rows = []
     for step, by_service in sorted(step_requests(model, scale).items(), key=lambda kv: list(STEP_NAMES).index(kv[0])):
-        seconds = step_seconds(model, step, by_service, scale.shards)
+        # Each Batch job and each Plan invocation (a window of the listing) is held to the limit on its own.
+        invocations = {"batch job": scale.shards, "plan": scale.plan_steps}.get(step, 1)
+        seconds = step_seconds(model, step, by_service) / invocations
         limit = STEP_LIMIT_S.get(step)
-        total = sum(by_service.values()) / (scale.shards if step == "batch job" else 1)
-        rows.append(
-            _limit_row(STEP_NAMES[step], f"{total:,.0f} requests", seconds, limit, "s", model.threads.get(step, 1))
-        )
+        total = sum(by_service.values()) / invocations
+        measured = f"{total:,.0f} requests" + (f" a call, {invocations:,} calls" if step == "plan" else "")
+        rows.append(_limit_row(STEP_NAMES[step], measured, seconds, limit, "s", model.threads.get(step, 1)))
     for name, per in model.sizes.items():
         limit = (
             STATE_PAYLOAD_MAX
@@ -668,7 +747,7 @@ def limits_at(model: Model, files: int, instance_count: int) -> list[dict[str, A
         )
         size = scale.project(per)
         rows.append(_limit_row(name, _per_text(per), size, limit, "bytes", None))
-    events = scale.project(model.parent_events)
+    events = parent_events(model, scale)
     rows.append(
         _limit_row(
             "parent execution's history", _per_text(model.parent_events), events, HISTORY_EVENTS_MAX, "events", None
@@ -692,7 +771,7 @@ def summary_rows(model: Model, sizes: list[int]) -> list[dict[str, Any]]:
                 text = f"{cell['projected']} ({cell['what']})"
             else:
                 cell = at[files][name]
-                how = f"{cell['measured as']}, " if cell["measured as"].endswith("requests") else ""
+                how = f"{cell['measured as']}, " if "requests" in cell["measured as"] else ""
                 text = how + cell["projected"]
             limit = "" if cell["limit"] == "-" else f" / {cell['limit']}"
             row[f"{files:,} files"] = text + limit + (" **CROSSED**" if cell["limit crossed"] != "no" else "")
@@ -700,7 +779,7 @@ def summary_rows(model: Model, sizes: list[int]) -> list[dict[str, Any]]:
     for label, value in (
         ("shards = Batch jobs", lambda s: f"{s.shards:,}"),
         ("Map runs", lambda s: "1"),
-        ("state transitions", lambda s: f"{s.project(model.transitions):,.0f}"),
+        ("state transitions", lambda s: f"{transitions(model, s):,.0f}"),
     ):
         rows.append({"step or size": label, **{f"{f:,} files": value(projected_scale(f, 1)) for f in sizes}})
     return rows
@@ -735,7 +814,7 @@ def counts_at(model: Model, files: int, instance_count: int, prices: Prices) -> 
         "shards (Map items)": f"{scale.shards:,}",
         "Map runs": 1,
         "Batch jobs": f"{scale.shards:,}",
-        "state transitions": f"{scale.project(model.transitions):,.0f}",
+        "state transitions": f"{transitions(model, scale):,.0f}",
         "$ orchestration": f"{cost(model, scale, prices)['usd total']:,.2f}",
     }
 
@@ -750,14 +829,17 @@ def cost(model: Model, scale: Scale, prices: Prices) -> dict[str, float]:
     read_units = math.ceil(model.job_item_bytes / 4096)
     steps = step_requests(model, scale)
     lambda_seconds = {
-        step: min(STEP_LIMIT_S[step], step_seconds(model, step, steps.get(step, Counter()), scale.shards))
+        step: min(
+            STEP_LIMIT_S[step] * (scale.plan_steps if step == "plan" else 1),
+            step_seconds(model, step, steps.get(step, Counter())),
+        )
         for step in ("plan", "finalize")
     }
     gb_seconds = sum(model.lambda_memory_mb[step] * seconds for step, seconds in lambda_seconds.items()) / 1024
     costs = {
-        "Step Functions": scale.project(model.transitions) / 1000 * prices.sfn_per_1000_transitions,
+        "Step Functions": transitions(model, scale) / 1000 * prices.sfn_per_1000_transitions,
         "Batch job start-up": scale.shards * prices.job_overhead_s / 3600 * prices.instance_per_hour,
-        "Lambda (Plan, Finalize)": 2 / 1e6 * prices.lambda_per_million_requests
+        "Lambda (Plan, Finalize)": (scale.plan_steps + 1) / 1e6 * prices.lambda_per_million_requests
         + gb_seconds * prices.lambda_per_gb_second,
         "DynamoDB": requests["DynamoDB write"] * write_units / 1e6 * prices.ddb_per_million_writes
         + requests["DynamoDB read"] * read_units / 1e6 * prices.ddb_per_million_reads,
@@ -766,7 +848,7 @@ def cost(model: Model, scale: Scale, prices: Prices) -> dict[str, float]:
     }
     return {
         "shards": scale.shards,
-        "transitions": scale.project(model.transitions),
+        "transitions": transitions(model, scale),
         "s3_put_list": requests["S3 PUT/LIST"],
         "s3_get": requests["S3 GET"],
         "dynamodb_writes": requests["DynamoDB write"],
@@ -793,6 +875,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(n) for n in args.sizes.split(",")]
     instance_counts = [int(n) for n in args.instance_counts.split(",")]
 
+    check_windowed_shards()
     measurements = measure_all(RUNS)
     model = build_model(measurements)
     crossed = print_report(args, measurements, model, prices, sizes, instance_counts)
@@ -843,9 +926,13 @@ def print_report(
     tables["Summary: each step at each size (instance_count 1)"] = summary_rows(model, sizes)
     crossed = []
     for files in sizes:
-        rows = limits_at(model, files, 1)
-        tables[f"{files:,} files (instance_count 1): each step against its limits"] = rows
-        crossed += [f"{row['what']} at {files:,} files" for row in rows if row["limit crossed"] != "no"]
+        for n in instance_counts:
+            rows = limits_at(model, files, n)
+            # Every size and instance count is checked; shown are instance_count 1 and the most shards.
+            if n == 1 or (files, n) == (max(sizes), max(instance_counts)):
+                tables[f"{files:,} files (instance_count {n:,}): each step against its limits"] = rows
+            where = f"{files:,} files, instance_count {n:,}"
+            crossed += [f"{row['what']} at {where}" for row in rows if row["limit crossed"] != "no"]
     tables["Shards, Map runs, Batch jobs, state transitions"] = [
         counts_at(model, files, n, prices) for files in sizes for n in instance_counts
     ]
@@ -873,7 +960,8 @@ def print_report(
     notes = [
         "measured: five jobs of one-byte files (table above) through the synthesized state machine executed by moto, "
         "Lambda tasks in the real handlers, Batch jobs in the real runner (no-op scoring); after each, the API's "
-        "cancel of it (its record set back to Running), through the backend the API Lambda opens",
+        "cancel of it (its record set back to Running), through the backend the API Lambda opens, and the "
+        "execution_ended step that the stopped execution's event runs",
         "fitted: each request count solved for what it is per from the five jobs (least squares, to a thousandth, "
         "never below zero); sizes as constant + per shard (a shard file: + per file it lists). The runner reads the "
         "job record about once a second while it runs: time-based, fitted as moto's runs made them",
