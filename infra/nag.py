@@ -15,7 +15,7 @@ from infra.access import ADMIN_ROUTES, INVOKER_ROUTES, endpoint_routes
 from infra.lambda_code import RUNTIME
 from infra.stack import CALLER_PRINCIPALS, BatchEndpointsStack
 from infra.storage import RUNNER_READ_PREFIXES, SCRATCH_PREFIX
-from infra.workflow import JOB_DEFINITION_NAMES
+from infra.workflow import JOB_DEFINITION_NAMES, MAP_RESULTS_OBJECTS
 
 MANAGED_POLICY = "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/{}]"
 ACCOUNT = "<AWS::Partition>:{}:<AWS::Region>:<AWS::AccountId>"
@@ -135,6 +135,12 @@ def acknowledgements(stack: BatchEndpointsStack) -> list[tuple[IConstruct, str, 
         state_machine,
         f"IAM5[Resource::{bucket_objects[:-1]}{SCRATCH_PREFIX}*]",
         "The Map's ItemReader reads the plan's shard list, written under jobs/<job id>/ at runtime",
+    )
+    add(
+        state_machine,
+        f"IAM5[Resource::{bucket_objects[:-1]}{MAP_RESULTS_OBJECTS}]",
+        "The Map's ResultWriter writes its children's outputs under jobs/<job id>/map-results/, the job id known "
+        "at runtime",
     )
 
     add(

@@ -29,7 +29,7 @@ from infra.storage import (
     Storage,
     grant_objects,
 )
-from infra.workflow import JOB_DEFINITION_NAMES, JobWorkflow
+from infra.workflow import JOB_DEFINITION_NAMES, MAP_RESULTS_OBJECTS, RESULT_WRITER_ACTIONS, JobWorkflow
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 CALLER_PRINCIPALS = ("user", "role")
@@ -147,11 +147,17 @@ class BatchEndpointsStack(cdk.Stack):
                 grant_objects(bucket, function, writes=["*"])
         for function in (api.function, *workflow.functions):
             storage.grant_records(function)
-        # The Distributed Map reads the plan's shard list itself (its ItemReader).
+        # The Distributed Map reads the plan's shard list itself (its ItemReader) ...
         iam.Grant.add_to_principal(
             grantee=workflow.state_machine,
             actions=["s3:GetObject"],
             resource_arns=[storage.bucket.arn_for_objects(f"{SCRATCH_PREFIX}*")],
+        )
+        # ... and writes its children's outputs there (its ResultWriter).
+        iam.Grant.add_to_principal(
+            grantee=workflow.state_machine,
+            actions=RESULT_WRITER_ACTIONS,
+            resource_arns=[storage.bucket.arn_for_objects(MAP_RESULTS_OBJECTS)],
         )
         # The scoring containers read models, code and inputs, write part files and results under jobs/ (the
         # finalize step, not the runner, writes outputs), and add to the job's counters. The data buckets are

@@ -19,10 +19,12 @@ FAILED and TIMED_OUT executions invokes the Close job step (`execution_ended`), 
 fails any other job its execution left open. Events that Lambda still fails on after its retries wait in a queue.
 
 Only ids, S3 keys and small numbers travel through the states (Step Functions state <= 256 KiB; a Batch job
-request <= 30 KiB). Every shard's child execution ends with `{}`, scored or failed: the Distributed Map gathers its
-children's outputs before it discards them (ResultPath null), and more than 256 KiB of them would end the execution
-with States.DataLimitExceeded, which no Catch sees. Why a shard failed goes to the record table instead, once per
-job (the first failure), where Finalize reads it in one request.
+request <= 30 KiB). The Distributed Map's children's outputs go to S3 (its ResultWriter, under the job's scratch
+jobs/<job id>/map-results/), and the Map's own output is the few hundred bytes that say where: without it, the
+children's outputs gathered in the state (a few bytes each even when all are `{}`) would pass 256 KiB at about
+87,000 shards and end the execution with States.DataLimitExceeded, which no Catch sees, whatever the ResultPath.
+Every child still ends with `{}`, scored or failed: why a shard failed goes to the record table, once per job (the
+first failure), where Finalize reads it in one request.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from constructs import Construct
 from batch_endpoints.workflow import SHARD_FAILURE
 from infra.compute import BatchCluster
 from infra.lambda_code import project_function
+from infra.storage import SCRATCH_PREFIX
 from lambdas.workflow.ended_executions import ENDED_STATUSES, EVENT_DETAIL_TYPE, EVENT_SOURCE
 
 # Job definitions are registered per deployment by the API Lambda: bep-<endpoint>_<deployment>
@@ -68,8 +71,23 @@ PERMANENT_BATCH_ERRORS = ["Batch.ClientException"]
 STUCK_IN_RUNNABLE = "Canceled by JobStateTimeLimit action*"
 # Where a failed shard's Batch job description lies once parsed from the caught error's Cause.
 BATCH_JOB = "$.batch_job.description"
+# Where the Distributed Map's ResultWriter puts its children's outputs: the job's scratch, which expires with it.
+# Step Functions adds <map run id>/ and writes manifest.json and the result files there.
+MAP_RESULTS_PREFIX = f"{SCRATCH_PREFIX}{{}}/map-results"
+MAP_RESULTS_OBJECTS = f"{SCRATCH_PREFIX}*/map-results/*"
+# What ResultWriter does there, as Step Functions documents it ("IAM policies for using Distributed Map states"):
+# it writes large results in parts, and aborts an upload it cannot finish.
+RESULT_WRITER_ACTIONS = ["s3:PutObject", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"]
 
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
+
+
+class ScopedResultWriter(sfn.ResultWriterV2):
+    """A ResultWriter whose S3 permissions the stack grants itself, on the prefix it writes to: CDK's own, for a
+    bucket named by a JsonPath, would allow writing any object of any bucket."""
+
+    def provide_policy_statements(self) -> list[iam.PolicyStatement]:
+        return []
 
 
 class JobWorkflow(Construct):
@@ -218,7 +236,12 @@ class JobWorkflow(Construct):
             },
             # Child executions run as long as their Batch job: Express's 5 minutes would not do.
             map_execution_type=sfn.StateMachineType.STANDARD,
-            # Discards the result, but the children's outputs must still fit in 256 KiB: they are all {}.
+            # In the bucket the plan wrote the shard list to: the stack's (BEP_BUCKET).
+            result_writer_v2=ScopedResultWriter(
+                bucket_name_path=sfn.JsonPath.string_at("$.plan.shards_bucket"),
+                prefix=sfn.JsonPath.format(MAP_RESULTS_PREFIX, sfn.JsonPath.string_at("$.job_id")),
+            ),
+            # The Map's output is then only where the results went; nothing after the Map reads it.
             result_path=sfn.JsonPath.DISCARD,
         )
         scored = sfn.Pass(self, "Shard scored", result=sfn.Result.from_object({}))

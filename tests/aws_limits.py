@@ -7,6 +7,10 @@ Limits, each where AWS applies it:
 - Step Functions: a state's input or output, and a task's or a Map's result, is at most 256 KiB (UTF-8). moto
   checks a state's output after OutputPath and a task's result, but not a Distributed Map's aggregated child
   results, which AWS checks before ResultSelector and ResultPath apply (so `ResultPath: null` does not help).
+  A Map with a ResultWriter holds no such array: its children's outputs go to S3, and its result is the
+  description of where (MapRunArn, ResultWriterDetails), which is what must fit then. moto evaluates a
+  ResultWriter's Parameters against the children's results, where AWS evaluates them against the Map's input,
+  so a `Prefix.$` or `Bucket.$` path would fail under moto alone; here they read the Map's input, as on AWS.
   `States.DataLimitExceeded` is terminal: `States.ALL` in a Catch or Retry does not match it, where moto's does.
   An execution's name is at most 80 characters, none of them white space, brackets, wildcards, the special
   characters " # % \\ ^ | ~ ` $ & , ; : / or control characters (StartExecution: InvalidName); moto's
@@ -28,6 +32,7 @@ busiest thread. `RequestLedger.assert_fits(step)` says "this step, at this size,
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import re
 import sys
@@ -203,6 +208,9 @@ class RequestLedger:
 
     def __init__(self) -> None:
         self.runs: list[StepRun] = []
+        self.unlike_aws: list[str] = []
+        """What moto did that AWS does not, seen in moto's threads: the test fails at its end, whatever a Catch
+        in the workflow made of it."""
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
@@ -358,6 +366,9 @@ def check_lambda_payload(kind: str, payload: Any) -> None:
 def _enforce_step_functions_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     from moto.stepfunctions.exceptions import InvalidName
     from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.result_writer_decl import (
+        ResultWriter,
+    )
     from moto.stepfunctions.parser.asl.component.state.exec.state_map.state_map import StateMap
     from moto.stepfunctions.parser.asl.component.state.exec.state_parallel.state_parallel import StateParallel
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
@@ -388,6 +399,7 @@ def _enforce_step_functions_limits(monkeypatch: pytest.MonkeyPatch) -> None:
 
     for state_class in (StateMap, StateParallel):
         monkeypatch.setattr(state_class, "_eval_execution", _results_within_limit(state_class._eval_execution))
+    monkeypatch.setattr(ResultWriter, "_eval_body", _reading_the_state_input(ResultWriter._eval_body))
 
 
 def execution_name_problem(name: str) -> str | None:
@@ -399,12 +411,24 @@ def execution_name_problem(name: str) -> str | None:
 
 
 def _results_within_limit(evaluate: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
-    """A Map's or Parallel's evaluation, then the size check of its aggregated result (before ResultSelector and
-    ResultPath, as AWS checks it)."""
+    """A Map's or Parallel's evaluation, then the size check of its result (before ResultSelector and ResultPath,
+    as AWS checks it): the aggregated array of its children's outputs, or for a Map with a ResultWriter the
+    description of where they went."""
 
     def evaluate_and_check(state: Any, env: Any) -> None:
         evaluate(state, env)
-        size = json_bytes(env.stack[-1])
+        if not env.is_running():
+            return  # stopped: the state has no result (and the ResultWriter did not run)
+        result = env.stack[-1]
+        if getattr(state, "result_writer", None) is not None and not is_result_writer_description(result):
+            departure = (
+                f"the Map {state.name!r} has a ResultWriter but its result is not where its children's outputs "
+                f"went: moto kept them in the state ({json_bytes(result):,} bytes), which AWS does not"
+            )
+            if _ledger is not None:
+                _ledger.unlike_aws.append(departure)
+            raise AwsLimitExceeded(departure)
+        size = json_bytes(result)
         if size > STATE_PAYLOAD_BYTES:
             raise _data_limit_exceeded(
                 env,
@@ -413,6 +437,29 @@ def _results_within_limit(evaluate: Callable[[Any, Any], None]) -> Callable[[Any
             )
 
     return evaluate_and_check
+
+
+def is_result_writer_description(result: Any) -> bool:
+    """A Map's result once its ResultWriter wrote the children's outputs to S3 (Step Functions, "ResultWriter"):
+    {"MapRunArn": ..., "ResultWriterDetails": {"Bucket": ..., "Key": "<prefix>/<map run id>/manifest.json"}}."""
+    return (
+        isinstance(result, dict)
+        and set(result) == {"MapRunArn", "ResultWriterDetails"}
+        and isinstance(result["ResultWriterDetails"], dict)
+        and set(result["ResultWriterDetails"]) == {"Bucket", "Key"}
+    )
+
+
+def _reading_the_state_input(evaluate: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+    """A ResultWriter whose Parameters' paths read the Map's input, as AWS's do, in place of the children's
+    results, which moto leaves on its stack for them (and then drops: it writes only the manifest)."""
+
+    def evaluate_on_state_input(writer: Any, env: Any) -> None:
+        env.stack.pop()
+        env.stack.append(copy.deepcopy(env.states.get_input()))
+        evaluate(writer, env)
+
+    return evaluate_on_state_input
 
 
 def _data_limit_exceeded(env: Any, cause: str) -> Exception:
@@ -454,6 +501,9 @@ def enforce_aws_limits(monkeypatch: pytest.MonkeyPatch) -> RequestLedger:
 
 
 def fail_on_steps_over_limit(ledger: RequestLedger) -> None:
-    """At a test's end: a workflow step that ran in moto's threads over its limit fails the test."""
+    """At a test's end: a workflow step that ran in moto's threads over its limit, or anything moto did there that
+    AWS does not, fails the test."""
+    if ledger.unlike_aws:
+        pytest.fail("moto did what AWS does not:\n" + "\n".join(ledger.unlike_aws), pytrace=False)
     if over := ledger.over_limit():
         pytest.fail("AWS steps over their time limit:\n" + "\n".join(str(p) for p in over), pytrace=False)

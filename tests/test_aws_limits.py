@@ -99,6 +99,62 @@ def test_a_distributed_maps_aggregated_results_over_256_kib_fail_the_execution_t
     assert "Caught" not in states_entered(execution)
 
 
+def writing_results_to_s3(item_bytes: int) -> dict[str, Any]:
+    """A Distributed Map over small items whose children each return `item_bytes` characters, with a ResultWriter
+    to the bucket and under the prefix its input names ($.bucket, runs/<$.run>), its result kept at $.written."""
+    definition = distributed_map(item_bytes)
+    child = {"Type": "Pass", "Result": {"text": "x" * item_bytes}, "End": True}
+    writer = {
+        "Resource": "arn:aws:states:::s3:putObject",
+        "Parameters": {"Bucket.$": "$.bucket", "Prefix.$": "States.Format('runs/{}', $.run)"},
+    }
+    the_map = definition["States"]["Map"]
+    the_map["ItemProcessor"]["States"] = {"Child": child}
+    the_map |= {"ResultWriter": writer, "ResultPath": "$.written"}
+    return definition
+
+
+@pytest.mark.parametrize("children", [60, 70])
+def test_a_distributed_map_with_a_result_writer_holds_only_where_its_results_went_at_any_size(
+    executing_aws: None,  # noqa: F811
+    children: int,
+) -> None:
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    # 70 children's outputs are over 256 KiB, as above: written to S3, they are not in the state.
+    execution = run_machine(writing_results_to_s3(4000), {"items": [1] * children, "bucket": BUCKET, "run": "r1"})
+
+    assert execution["status"] == "SUCCEEDED", execution
+    written = json.loads(execution["output"])["written"]
+    assert aws_limits.is_result_writer_description(written), written
+    # The Parameters' paths read the Map's input, as on AWS; Step Functions adds the map run's id.
+    map_run_id = written["MapRunArn"].rsplit(":", 1)[1]
+    assert written["ResultWriterDetails"] == {"Bucket": BUCKET, "Key": f"runs/r1/{map_run_id}/manifest.json"}
+    boto3.client("s3").head_object(Bucket=BUCKET, Key=written["ResultWriterDetails"]["Key"])
+
+
+def test_a_map_whose_result_writer_left_the_results_in_the_state_fails_the_test_though_caught(
+    executing_aws: None,  # noqa: F811
+    aws_requests: RequestLedger,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.result_writer_decl import (
+        ResultWriter,
+    )
+
+    # A moto that ignored the ResultWriter would leave the aggregated array as the Map's result.
+    monkeypatch.setattr(ResultWriter, "_eval_body", lambda writer, env: None)
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    execution = run_machine(writing_results_to_s3(1), {"items": [1] * 3, "bucket": BUCKET, "run": "r1"})
+
+    # The Map's Catch takes it, so the execution succeeds; the test fails at its end all the same.
+    assert "Caught" in states_entered(execution)
+    (departure,) = aws_requests.unlike_aws
+    assert "has a ResultWriter but its result is not where its children's outputs went" in departure
+    with pytest.raises(pytest.fail.Exception, match="moto did what AWS does not"):
+        fail_on_steps_over_limit(aws_requests)
+    aws_requests.unlike_aws.clear()
+
+
 def test_a_lambda_result_over_256_kib_fails_the_execution_though_every_error_is_caught(
     executing_aws: None,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,

@@ -24,6 +24,17 @@ def definition(synthesis: Synthesis) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
+def statements(synthesis: Synthesis) -> list[dict[str, Any]]:
+    """The state machine role's policy statements."""
+    return [
+        statement
+        for logical_id, policy in synthesis.resources("AWS::IAM::Policy").items()
+        if logical_id.startswith("WorkflowStateMachine")
+        for statement in policy["PolicyDocument"]["Statement"]
+    ]
+
+
+@pytest.fixture(scope="module")
 def score_shards(definition: dict[str, Any]) -> dict[str, Any]:
     return definition["States"]["Score shards"]
 
@@ -113,8 +124,8 @@ def test_only_transient_batch_errors_are_retried_and_for_minutes_not_hours(score
 
 
 def test_every_child_execution_ends_with_an_empty_output(score_shards: dict[str, Any]) -> None:
-    """The Map gathers its children's outputs (<= 256 KiB in all, States.DataLimitExceeded otherwise, which no Catch
-    sees) before discarding them: every end of the item processor is a Pass whose result is {}."""
+    """Every end of the item processor is a Pass whose result is {}: what the Map's ResultWriter writes to S3 stays
+    a few bytes per shard, whatever the shard's Batch job said."""
     states = score_shards["ItemProcessor"]["States"]
     ends = {name: state for name, state in states.items() if state.get("End") or state["Type"] in ("Succeed", "Fail")}
     assert set(ends) == {"Shard scored", "Shard failed"}
@@ -200,13 +211,9 @@ def test_a_deployer_may_log_every_state_with_its_data() -> None:
     assert synthesis.violations() == []
 
 
-def test_the_state_machine_may_run_its_map_submit_jobs_and_read_the_shard_list(synthesis: Synthesis) -> None:
-    statements = [
-        statement
-        for logical_id, policy in synthesis.resources("AWS::IAM::Policy").items()
-        if logical_id.startswith("WorkflowStateMachine")
-        for statement in policy["PolicyDocument"]["Statement"]
-    ]
+def test_the_state_machine_may_run_its_map_submit_jobs_and_read_the_shard_list(
+    statements: list[dict[str, Any]],
+) -> None:
     granted = {
         action for s in statements for action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
     }
@@ -215,6 +222,34 @@ def test_the_state_machine_may_run_its_map_submit_jobs_and_read_the_shard_list(s
     assert "dynamodb:UpdateItem" in granted
     (read,) = (s for s in statements if s["Action"] == "s3:GetObject")
     assert json.dumps(read["Resource"]).endswith('"/jobs/*"]]}')
+
+
+def test_the_maps_children_outputs_go_to_s3_under_the_jobs_scratch_and_its_own_output_is_discarded(
+    score_shards: dict[str, Any],
+) -> None:
+    # Without the feature flag CDK drops ResultWriterV2 silently: this reads the synthesized definition.
+    assert score_shards["ResultWriter"] == {
+        "Resource": "arn:aws:states:::s3:putObject",
+        "Parameters": {
+            "Bucket.$": "$.plan.shards_bucket",
+            "Prefix.$": "States.Format('jobs/{}/map-results', $.job_id)",
+        },
+    }
+    assert score_shards["ResultPath"] is None
+
+
+def test_the_state_machine_may_write_the_maps_results_under_the_jobs_scratch_only(
+    statements: list[dict[str, Any]],
+) -> None:
+    writes = [s for s in statements if "s3:PutObject" in json.dumps(s["Action"])]
+    (write,) = writes
+    assert sorted(write["Action"]) == [
+        "s3:AbortMultipartUpload",
+        "s3:GetObject",
+        "s3:ListMultipartUploadParts",
+        "s3:PutObject",
+    ]
+    assert json.dumps(write["Resource"]).endswith('"/jobs/*/map-results/*"]]}')
 
 
 def test_cdk_json_turns_on_the_distributed_map_result_writer_v2_flag() -> None:
