@@ -2,8 +2,8 @@
 
     python bench/cloud_cost.py [--sizes 10000,1000000,100000000] [--instance-counts 1,100,10000] [--fail-on-limit]
 
-1. Measure. The stack is synthesized (CDK, as `cdk synth` does) and its state machine executed under moto for five
-   small jobs (RUNS: 100 to 1,100 one-byte files, mini-batches of 5 to 100, 1 or 2 instances), with the Lambda
+1. Measure. The stack is synthesized (CDK, as `cdk synth` does) and its state machine executed under moto for six
+   small jobs (RUNS: 100 to 1,100 one-byte files, mini-batches of 1 to 100, 1 to 16 instances), with the Lambda
    tasks running the real workflow handlers and each Batch job the real scoring runner (bench/noop_code/score.py),
    on moto's S3 and DynamoDB (tests/workflow_fixtures.py). After each job ends, its record is set back to Running
    and the API's cancel is called on it, through the backend the API Lambda opens, then the workflow's
@@ -14,9 +14,10 @@
      many threads made them;
    - state transitions and history events, from the parent execution's history and from the Distributed Map's
      child executions (moto keeps those out of the parent's history; they are read from the map run's events);
-   - the largest input, output or parameters of every state, the SubmitJob request bodies, the shard index file
-     (what the Map's S3 JSON ItemReader reads) and the largest shard file.
-2. Fit. The five jobs' counts of files, mini-batches, shards (= Batch jobs) and 1,000-key listing pages are
+   - the largest input, output or parameters of every state, the Distributed Map's own output (where its
+     ResultWriter put the children's outputs), the SubmitJob request bodies, the shard index file (what the Map's
+     S3 JSON ItemReader reads) and the largest shard file.
+2. Fit. The six jobs' counts of files, mini-batches, shards (= Batch jobs) and 1,000-key listing pages are
    linearly independent, so each request count is solved for what it is per: the job, a shard, a mini-batch, a
    file, a listing page. Nothing is assumed about which request is per what: a finalize that becomes O(shards)
    shows as such when this script is run again. Sizes (payloads, files) are fitted as constant + per shard.
@@ -30,7 +31,7 @@
    of one Batch job per mini-batch, each its own Map iteration (the same fits with a shard per mini-batch).
 
 Needs the `cdk` and `dev` extras (aws-cdk-lib, moto, pytest). Takes a few minutes on 2 cores: synthesis, and the
-runner starting its worker for each of the jobs' 23 Batch jobs.
+runner starting its worker for each of the jobs' 87 Batch jobs.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import json
 import math
 import re
 import sys
@@ -91,8 +93,8 @@ CANCEL_STEPS = ("cancel", "execution_ended")
 KIB = 1024
 # Size limits, each with its source:
 STATE_PAYLOAD_MAX = 256 * KIB
-"""A state's input or output, a Distributed Map's aggregated result included (docs.aws.amazon.com/step-functions/
-latest/dg/service-quotas.html, "Maximum input or output size for a task, state, or execution")."""
+"""A state's input or output, a Distributed Map's result included (docs.aws.amazon.com/step-functions/latest/dg/
+service-quotas.html, "Maximum input or output size for a task, state, or execution")."""
 SUBMIT_JOB_MAX = 30 * KIB
 """A SubmitJob request (docs.aws.amazon.com/batch/latest/userguide/service_limits.html, "Maximum size of a
 SubmitJob request")."""
@@ -103,13 +105,19 @@ ITEM_READER_JSON_MAX = 10 * KIB**3
 """The JSON file a Distributed Map's ItemReader reads from S3 (docs.aws.amazon.com/step-functions/latest/dg/
 input-output-itemreader.html: at most 10 GB)."""
 
-# Five small jobs (files, mini_batch_size, instance_count) whose counts of files, mini-batches, shards and listing
-# pages of 1,000 keys are linearly independent: 10, 20, 40, 20 and 11 mini-batches in 4, 4, 4, 7 and 4 shards,
-# the last listed in two pages. Each request count is solved from them for what it is per.
-RUNS = ((100, 10, 1), (200, 10, 1), (200, 5, 1), (200, 10, 2), (1100, 100, 1))
+# Six small jobs (files, mini_batch_size, instance_count) whose counts of files, mini-batches, shards and listing
+# pages of 1,000 keys are linearly independent: 10, 20, 40, 20, 11 and 128 mini-batches in 4, 4, 4, 7, 4 and 64
+# shards, the fifth listed in two pages. Each request count is solved from them for what it is per. The last has
+# more shards than Finalize has threads to read their journals (workflow.READ_THREADS, 32): the threads a step is
+# seen to use divide its time, so the jobs must give each step all the work it can spread.
+RUNS = ((100, 10, 1), (200, 10, 1), (200, 5, 1), (200, 10, 2), (1100, 100, 1), (128, 1, 16))
 UNITS = ("job", "shard", "mini-batch", "file", "1,000 listed files")
 # A shard file lists its mini-batches' files, so it grows with the files a shard holds (at most 1,000 mini-batches).
 SIZE_UNITS = {"largest shard file": ("job", "file in a shard")}
+MAP_OUTPUT = "parent: the Distributed Map's output (where its ResultWriter put the results)"
+"""What the Map state holds once its children end: with a ResultWriter, not their outputs (those go to S3) but
+{"MapRunArn", "ResultWriterDetails": {"Bucket", "Key"}} (docs.aws.amazon.com/step-functions/latest/dg/
+input-output-resultwriter.html), the same size at any shard count."""
 
 
 # ------------------------------------------------------------------------------------------------- prices
@@ -389,7 +397,7 @@ def measure_all(runs: tuple[tuple[int, int, int], ...]) -> Measurements:
         try:
             deployed.ready(Path(scratch), (BENCH / "noop_code" / "score.py").read_text())
             for number, run in enumerate(runs):
-                measured.append(measure_one(deployed, meter, monkeypatch, map_last_states(definition), number, *run))
+                measured.append(measure_one(deployed, meter, monkeypatch, number, *run))
         finally:
             handlers.set_backend(None)
     return Measurements(measured, dict(meter.threads), memory)
@@ -398,8 +406,6 @@ def measure_all(runs: tuple[tuple[int, int, int], ...]) -> Measurements:
 def aborted_event(job: Any) -> dict[str, Any]:
     """The "Step Functions Execution Status Change" event of the job's execution stopped by a cancel: the fields
     of its detail that execution_ended reads (lambdas/workflow/ended_executions.py)."""
-    import json
-
     from lambdas.workflow.ended_executions import EVENT_DETAIL_TYPE, EVENT_SOURCE
 
     detail = {
@@ -411,34 +417,22 @@ def aborted_event(job: Any) -> dict[str, Any]:
     return {"detail-type": EVENT_DETAIL_TYPE, "source": EVENT_SOURCE, "detail": detail}
 
 
-def map_last_states(definition: dict[str, Any]) -> set[str]:
-    """The states a Distributed Map's child executions end in."""
-    return {
-        name
-        for state in definition["States"].values()
-        if state["Type"] == "Map"
-        for name, inner in state["ItemProcessor"]["States"].items()
-        if inner.get("End") or inner["Type"] in {"Succeed", "Fail"}
-    }
+def map_output_bytes(s3: Any, bucket: str, scratch_uri: str, execution_arn: str) -> int:
+    """The Distributed Map's output as its ResultWriter leaves it: the map run and the manifest it wrote under the
+    job's scratch, both read back from moto (the Map's ResultPath discards it from the history)."""
+    import boto3
 
-
-def map_result_bytes(child_events: list[dict[str, Any]], last_states: set[str]) -> int:
-    """A Distributed Map's aggregated result: a JSON array of every child execution's output, the output of the
-    state it ended in (what must fit in 256 KiB, whatever the Map's ResultPath)."""
-    outputs = [
-        len(details["output"].encode())
-        for event in child_events
-        for key, details in event.items()
-        if key == "stateExitedEventDetails" and details.get("name") in last_states and "output" in details
-    ]
-    return 2 + sum(outputs) + max(0, len(outputs) - 1)
+    prefix = scratch_uri.split(f"s3://{bucket}/", 1)[1].rstrip("/") + "/map-results/"
+    (manifest,) = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]]
+    (run,) = boto3.client("stepfunctions").list_map_runs(executionArn=execution_arn)["mapRuns"]
+    output = {"MapRunArn": run["mapRunArn"], "ResultWriterDetails": {"Bucket": bucket, "Key": manifest}}
+    return len(json.dumps(output, separators=(",", ":")).encode())
 
 
 def measure_one(
     deployed: Any,
     meter: Meter,
     monkeypatch: Any,
-    last_states: set[str],
     number: int,
     files: int,
     mini_batch_size: int,
@@ -478,7 +472,7 @@ def measure_one(
     sizes = {
         **largest_payloads(history, "parent"),
         **largest_payloads(meter.child_events, "Map child"),
-        "parent: the Distributed Map's aggregated result": map_result_bytes(meter.child_events, last_states),
+        MAP_OUTPUT: map_output_bytes(boto3.client("s3"), BUCKET, job.scratch_uri, execution["executionArn"]),
         "SubmitJob request": max(meter.submit_job_bytes),
         **scratch_file_sizes(boto3.client("s3"), BUCKET, job.scratch_uri),
     }
@@ -678,9 +672,10 @@ def build_model(measurements: Measurements) -> Model:
         requests={key: fit(runs, [run.requests.get(key, 0) for run in runs]) for key in keys},
         sizes={
             name: (
-                # A child execution's state holds one shard's item, whatever the number of shards: the largest seen.
+                # A child execution's state holds one shard's item, and the Map's output names one map run, whatever
+                # the number of shards: the largest seen.
                 {"job": float(max(run.sizes.get(name, 0) for run in runs))}
-                if name.startswith("Map child")
+                if name.startswith("Map child") or name == MAP_OUTPUT
                 else fit(runs, [run.sizes.get(name, 0) for run in runs], SIZE_UNITS.get(name, constant_and_shard))
             )
             for name in names
@@ -958,17 +953,19 @@ def print_report(
         )
     tables["Cost per 1,000,000 files, ours against one Batch job per mini-batch"] = ratio_rows
     notes = [
-        "measured: five jobs of one-byte files (table above) through the synthesized state machine executed by moto, "
+        "measured: six jobs of one-byte files (table above) through the synthesized state machine executed by moto, "
         "Lambda tasks in the real handlers, Batch jobs in the real runner (no-op scoring); after each, the API's "
         "cancel of it (its record set back to Running), through the backend the API Lambda opens, and the "
         "execution_ended step that the stopped execution's event runs",
-        "fitted: each request count solved for what it is per from the five jobs (least squares, to a thousandth, "
-        "never below zero); sizes as constant + per shard (a shard file: + per file it lists). The runner reads the "
+        "fitted: each request count solved for what it is per from the six jobs (least squares, to a thousandth, "
+        "never below zero); sizes as constant + per shard (a shard file: + per file it lists; a child's payload and "
+        "the Map's output: the largest seen). The runner reads the "
         "job record about once a second while it runs: time-based, fitted as moto's runs made them",
         "time: S3 requests x 20 ms, DynamoDB x 10 ms, other AWS requests x 20 ms, divided by the most threads one "
         "run of the step made requests from; a Batch job's time is its requests only (no scoring), against no limit",
-        "limits: API Gateway 29 s; Lambda 900 s; state input/output 256 KiB (a Distributed Map's aggregated "
-        "result included); SubmitJob 30 KiB; parent history 25,000 events; the ItemReader's JSON file 10 GB; "
+        "limits: API Gateway 29 s; Lambda 900 s; state input/output 256 KiB (a Distributed Map's result included: "
+        "with its ResultWriter, where the children's outputs went, not the outputs); SubmitJob 30 KiB; parent "
+        "history 25,000 events; the ItemReader's JSON file 10 GB; "
         "instance_count at most 10,000 (a Distributed Map's concurrency)",
         f"DynamoDB units: the job record is {model.job_item_bytes:,} bytes",
         "prices: " + ", ".join(f"{k} = {v}" for k, v in dataclasses.asdict(prices).items()),
