@@ -52,8 +52,9 @@ def test_a_job_of_10000_shards_that_all_fail_ends_failed_through_the_workflow_no
     tmp_path: Path,
 ) -> None:
     """Every shard's Batch job fails (its container exits at once), so every child execution of the Distributed
-    Map ends in its Catch. Their results together must stay within 256 KiB, a limit no Catch can handle: the
-    job ends Failed, saying why, with every file in its errors file, never Running under a dead execution."""
+    Map ends in its Catch. Their results go to S3 (the Map's ResultWriter): gathered in the state they would have
+    to stay within 256 KiB, a limit no Catch can handle. The job ends Failed, saying why, with every file in its
+    errors file, never Running under a dead execution."""
     shards = 10_000
     # One mini-batch a shard: 100 shards per instance at instance_count 100 (planning cuts 4 per instance, and a
     # deployment takes at most 1000 instances). Fewer child executions at once keep moto's threads few.
@@ -81,6 +82,9 @@ def test_a_job_of_10000_shards_that_all_fail_ends_failed_through_the_workflow_no
     assert not any(batch_job["succeeded"] for batch_job in deployed.batch_jobs)
     assert execution["status"] == "FAILED", execution
     assert execution.get("error") != "States.DataLimitExceeded", (execution.get("error"), execution.get("cause"))
+    _, scratch = parse_s3_uri(job.scratch_uri)
+    written = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix=f"{scratch.rstrip('/')}/map-results/")
+    assert [o["Key"].rsplit("/", 1)[1] for o in written.get("Contents", [])] == ["manifest.json"], written
     entered = deployed.states_entered(execution["executionArn"])
     assert entered[-1] in {"Job failed", "Workflow failed"}, entered
     assert job.status == JobStatus.FAILED, job

@@ -42,9 +42,10 @@ Per shard (Map item processor)
         Timeout = {"AttemptDurationSeconds": attempt_duration_s}
     Batch retries the job itself (the job definition's retryStrategy). A shard that still fails should not end
     the Map: catch it (States.ALL -> a Pass state) so Finalize runs and reports its mini-batches as never
-    completed, as the local backend does. Keep the Map's own result out of the state (ResultPath null), and end
-    every child execution with {}, scored or failed: the Map gathers the children's outputs (<= 256 KiB in all)
-    before discarding them. A failed shard records why in the record table, the job's first failure only:
+    completed, as the local backend does. The Map's ResultWriter writes the children's outputs to S3 under
+    jobs/<job id>/map-results/ (gathered in the state they would have to fit in 256 KiB); its own result, where
+    they went, is kept out of the state (ResultPath null). Every child execution ends with {}, scored or failed,
+    so that those files stay small. A failed shard records why in the record table, the job's first failure only:
     item pk "shard_failure#<job id>", key = job id, data = {"shard": n, "reason": "..."} as JSON text, version 1,
     counter c_shards_failed (ADD 1 per failed shard). Finalize reads it (workflow.first_shard_failure) into the
     error of a job whose mini-batches never completed; a resume deletes it.
