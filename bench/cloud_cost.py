@@ -216,9 +216,12 @@ class Meter:
         for other in (run, *same):
             other.overlapped = other.overlapped or bool(same)
         self._running.append((name, run))
+        outer = getattr(self._local, "step", None)
+        self._local.step = name
         try:
             yield
         finally:
+            self._local.step = outer
             self._running.remove((name, run))
             if not run.overlapped and run.threads:
                 self.threads[name] = max(self.threads.get(name, 1), len(run.threads))
@@ -236,7 +239,16 @@ class Meter:
         if not self.counting:
             return
         running = self._running[-1] if self._running else ("workflow", None)
-        step = getattr(self._local, "name", running[0])
+        if hasattr(self._local, "name"):
+            step = self._local.name
+        elif getattr(self._local, "step", None):
+            step = self._local.step  # this thread runs the step
+        elif _from_state_machine():
+            # The state machine's own requests (SubmitJob, DescribeJobs, its DynamoDB and S3 integrations) come
+            # from moto's interpreter threads while Batch jobs of other shards run: they are the workflow's.
+            step = "workflow"
+        else:
+            step = running[0]  # a thread a running step started (a prefetch or read pool)
         if step is None:
             return
         _, service, operation = event_name.split(".", 2)
@@ -271,6 +283,16 @@ class Meter:
         if key.startswith(("code/", "models/")):
             return "code and model"
         return "output file" if key.startswith("outputs/") else "other objects"
+
+
+def _from_state_machine() -> bool:
+    """Whether this request is made by moto's state machine interpreter itself (not by a task it runs here)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if "moto/stepfunctions/parser" in frame.f_code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
 
 
 @contextlib.contextmanager
