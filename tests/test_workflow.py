@@ -105,6 +105,14 @@ def output_of(service: BatchEndpointService, job: Job) -> bytes:
     return service.blobs.get_bytes(job.output_uri)
 
 
+def finalized_once(service: BatchEndpointService, input_dir: Path) -> tuple[HandRunner, Job, bytes]:
+    """A job whose c.txt failed, finalized: its runner, the finalized job and its output's bytes."""
+    runner = start_job(service, input_dir)
+    runner.score_all(failed=["c.txt"])
+    first = finalize_job(service.backend, runner.job_id)
+    return runner, first, output_of(service, first)
+
+
 def part_row(name: str) -> str:
     return f"{name},{len(name)}\n"
 
@@ -425,10 +433,7 @@ def test_summary_only_job_completes_without_an_output_file(
 def test_finalize_run_twice_gives_the_same_output(
     ready_service: BatchEndpointService, local_backend: Backend, input_dir: Path
 ) -> None:
-    runner = start_job(ready_service, input_dir)
-    runner.score_all(failed=["c.txt"])
-    first = finalize_job(local_backend, runner.job_id)
-    output = output_of(ready_service, first)
+    runner, first, output = finalized_once(ready_service, input_dir)
 
     second = finalize_job(local_backend, runner.job_id)
 
@@ -439,10 +444,7 @@ def test_finalize_run_twice_gives_the_same_output(
 def test_finalize_after_a_crash_accepts_the_output_it_wrote(
     ready_service: BatchEndpointService, local_backend: Backend, input_dir: Path
 ) -> None:
-    runner = start_job(ready_service, input_dir)
-    runner.score_all(failed=["c.txt"])
-    first = finalize_job(local_backend, runner.job_id)
-    output = output_of(ready_service, first)
+    runner, first, output = finalized_once(ready_service, input_dir)
     # The step died after writing the output but before recording the end: the workflow runs it again.
     ready_service.repo.update_job(runner.job_id, lambda j: j.model_copy(update={"status": JobStatus.FINALIZING}))
 
@@ -458,10 +460,7 @@ def test_finalize_after_a_crash_accepts_the_output_it_wrote(
 def test_finalize_after_a_crash_before_its_marker_compares_the_output_it_finds(
     ready_service: BatchEndpointService, local_backend: Backend, input_dir: Path
 ) -> None:
-    runner = start_job(ready_service, input_dir)
-    runner.score_all(failed=["c.txt"])
-    first = finalize_job(local_backend, runner.job_id)
-    output = output_of(ready_service, first)
+    runner, _, output = finalized_once(ready_service, input_dir)
     # Died after writing the output but before writing the marker that says it is ours.
     local_backend.blobs.delete_prefix(runner.files.output_marker)
     ready_service.repo.update_job(runner.job_id, lambda j: j.model_copy(update={"status": JobStatus.FINALIZING}))
