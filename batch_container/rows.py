@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from pandas.arrays import NumpyExtensionArray
 
+from batch_endpoints import csv_records
+
 # Checked in this order; the first one present names each row's input.
 FILE_COLUMNS = ("file", "file_name", "filename", "path")
 NO_ROW = "run() returned no row for this file"
@@ -56,10 +58,16 @@ class Rows:
         return table
 
     def to_csv(self) -> bytes:
-        """The part file's bytes: a header row, UTF-8, "\\n" line endings, the same on every platform."""
+        """The part file's bytes: a header row, UTF-8, "\\n" line endings, the same on every platform. Names and
+        cells holding a line break (CR or LF), a quote or a comma are quoted (RFC 4180)."""
         if not self.columns:
             return b""
-        return _plain_csv(self.columns, self.values) or self.table.to_csv(index=False, lineterminator="\n").encode()
+        plain = _plain_csv(self.columns, self.values)
+        if plain is not None:
+            return plain
+        records = csv_records.UnixRecords()
+        self.table.to_csv(records, index=False, lineterminator=csv_records.UnixRecords.TOLD)
+        return records.utf8()
 
     def to_bytes(self, part_format: str) -> bytes:
         """The part file's bytes in the output's format: "csv", "parquet" or "jsonl" (one JSON object a line)."""
@@ -212,11 +220,11 @@ def _plain_csv(columns: list[str], values: list[Sequence[Any]]) -> bytes | None:
     cells = [_plain_cells(column) for column in values]
     if any(column is None for column in cells):
         return None
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    records = csv_records.UnixRecords()
+    writer = csv.writer(records, lineterminator=csv_records.UnixRecords.TOLD)
     writer.writerow(columns)
     writer.writerows(zip(*cells, strict=True))
-    return out.getvalue().encode()
+    return records.utf8()
 
 
 def _plain_cells(column: Sequence[Any]) -> list[Any] | None:

@@ -11,6 +11,8 @@ import csv
 import io
 from collections.abc import Callable, Iterator
 
+from batch_endpoints import csv_records
+
 Part = tuple[str, list[str]]
 """A part file's URI and the columns its mini-batch wrote."""
 Read = Callable[[str], bytes]
@@ -29,22 +31,20 @@ def _csv(read: Read, parts: list[Part]) -> Iterator[bytes]:
     """The output's bytes, one part in memory at a time when all parts share their columns."""
     if len({tuple(columns) for _, columns in parts}) <= 1:
         for number, (uri, _) in enumerate(parts):
-            header, _, body = read(uri).partition(b"\n")
+            header, body = csv_records.split_header(read(uri))
             if number == 0:
-                yield header + b"\n"
+                yield header
             yield body
         return
     # Mini-batches returned different columns: align them under the union of columns, in first-seen order,
     # one part at a time. Cells pass through as text, exactly as written (no 1 -> 1.0, 007 -> 7, NA -> empty).
     columns = list(dict.fromkeys(column for _, part_columns in parts for column in part_columns))
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, restval="", lineterminator="\n")
+    out = csv_records.UnixRecords()
+    writer = csv.DictWriter(out, fieldnames=columns, restval="", lineterminator=out.TOLD)
     writer.writeheader()
     for uri, _ in parts:
         writer.writerows(csv.DictReader(io.StringIO(read(uri).decode("utf-8"), newline="")))
-        yield out.getvalue().encode()
-        out.seek(0)
-        out.truncate()
+        yield out.utf8()
 
 
 def _parquet(read: Read, parts: list[Part]) -> Iterator[bytes]:

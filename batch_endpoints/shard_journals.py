@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping
 
-from batch_endpoints import merging
+from batch_endpoints import csv_records, merging
 from batch_endpoints.jobfiles import JobFiles, MiniBatchResult, Shard, ShardJournal
 from batch_endpoints.ports import BlobStore
 
@@ -62,9 +62,9 @@ def seal(
         raise ValueError(f"shard {shard.index} is not done: {journal.mini_batches} of its mini-batches have a result")
     parts = [(files.part(mb.index), results[mb.index].columns) for mb in shard.mini_batches if results[mb.index].rows]
     if append_rows and parts:
-        header = _Header()
+        header = csv_records.FirstRecord()
         journal.output_size = blobs.write_stream(
-            files.shard_output(shard.index), header.measure(merging.merged(files.part_format, blobs.get_bytes, parts))
+            files.shard_output(shard.index), _fed(header, merging.merged(files.part_format, blobs.get_bytes, parts))
         )
         journal.columns = list(dict.fromkeys(column for _, columns in parts for column in columns))
         journal.header_size = header.size if files.part_format == "csv" else 0
@@ -75,17 +75,8 @@ def seal(
     return journal
 
 
-class _Header:
-    """Measures a CSV's header line (up to and with its first newline) as its bytes stream past."""
-
-    def __init__(self) -> None:
-        self.size = 0
-        self._found = False
-
-    def measure(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
-        for chunk in chunks:
-            if not self._found:
-                end = chunk.find(b"\n")
-                self._found = end >= 0
-                self.size += end + 1 if self._found else len(chunk)
-            yield chunk
+def _fed(header: csv_records.FirstRecord, chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The chunks, unchanged, measuring the CSV header among them as they stream past."""
+    for chunk in chunks:
+        header.feed(chunk)
+        yield chunk

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batch_container.rows import NO_ROW, BadResult, Rows, to_rows
+from batch_endpoints.csv_records import UnixRecords
 
 PATHS = ["/scratch/dl/cats/a.png", "/scratch/dl/dogs/b.png", "/scratch/dl/c.png"]
 NAMES = ["cats/a.png", "dogs/b.png", "c.png"]
@@ -205,16 +206,23 @@ COLUMNS = st.one_of(
 )
 
 
+def pandas_csv(table: pd.DataFrame) -> bytes:
+    """What pandas writes, every record ending in "\\n" and a field holding CR or LF quoted."""
+    records = UnixRecords()
+    table.to_csv(records, index=False, lineterminator=records.TOLD)
+    return records.utf8()
+
+
 @given(st.lists(st.tuples(TEXT, COLUMNS), min_size=1, max_size=4))
 @settings(max_examples=300, deadline=None)
 def test_csv_is_what_pandas_writes(named_columns):
     rows = Rows([name for name, _ in named_columns], [column for _, column in named_columns])
-    assert rows.to_csv() == rows.table.to_csv(index=False, lineterminator="\n").encode()
+    assert rows.to_csv() == pandas_csv(rows.table)
 
 
 def test_plain_columns_are_written_without_pandas(monkeypatch):
     rows = to_rows(pd.DataFrame({"file": ["a.png", "b.png", "c.png"], "p": np.float32([0.5, 0.25, 1])}), PATHS, NAMES)
-    expected = rows.table.to_csv(index=False, lineterminator="\n").encode()
+    expected = pandas_csv(rows.table)
     monkeypatch.setattr(pd.DataFrame, "to_csv", lambda *a, **k: pytest.fail("rendered by pandas"))
     assert rows.to_csv() == expected
     assert rows_of([1, 2, 3]).to_csv() == b"file,prediction\ncats/a.png,1\ndogs/b.png,2\nc.png,3\n"
@@ -230,4 +238,4 @@ def test_csv_of_dtypes_pandas_formats_itself_is_pandas_own():
         }
     )
     rows = Rows.of(frame)
-    assert rows.to_csv() == frame.to_csv(index=False, lineterminator="\n").encode()
+    assert rows.to_csv() == pandas_csv(frame)
