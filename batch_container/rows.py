@@ -75,8 +75,12 @@ class Rows:
             return self.to_csv()
         if part_format == "jsonl":
             return self.table.to_json(orient="records", lines=True, date_format="iso").encode("utf-8")
+        import pyarrow.parquet as pq
+
+        from batch_endpoints.parquet_types import part_table
+
         buffer = io.BytesIO()
-        self.table.to_parquet(buffer, index=False)
+        pq.write_table(part_table(self.columns, self.values), buffer)
         return buffer.getvalue()
 
 

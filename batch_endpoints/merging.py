@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 from batch_endpoints import csv_records
 
@@ -18,13 +20,25 @@ Part = tuple[str, list[str]]
 Read = Callable[[str], bytes]
 
 
-def merged(part_format: str, read: Read, parts: list[Part]) -> Iterator[bytes]:
+@dataclass
+class Merged:
+    """The merged output's bytes, a part at a time, and the columns whose types were unified to merge them."""
+
+    chunks: Iterator[bytes]
+    unified: list[dict[str, Any]] = field(default_factory=list)
+    """{"column", "types_met", "type_chosen"} for each column whose values came in more than one type (Parquet)."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.chunks
+
+
+def merged(part_format: str, read: Read, parts: list[Part]) -> Merged:
     if part_format == "jsonl":
         # One JSON object a line, each naming its own columns: concatenating is merging.
-        return (read(uri) for uri, _ in parts)
+        return Merged(read(uri) for uri, _ in parts)
     if part_format == "parquet":
         return _parquet(read, parts)
-    return _csv(read, parts)
+    return Merged(_csv(read, parts))
 
 
 def _csv(read: Read, parts: list[Part]) -> Iterator[bytes]:
@@ -47,28 +61,27 @@ def _csv(read: Read, parts: list[Part]) -> Iterator[bytes]:
         yield out.utf8()
 
 
-def _parquet(read: Read, parts: list[Part]) -> Iterator[bytes]:
-    """One Parquet file, one row group per part. Parts whose columns or types differ are unified first (a column
-    an int in one part and a float in another becomes a float; one missing in a part is null there)."""
+def _parquet(read: Read, parts: list[Part]) -> Merged:
+    """One Parquet file, one row group per part, its columns' types unified by parquet_types' rule."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schemas = [pq.read_schema(pa.BufferReader(read(uri))) for uri, _ in parts]
-    schema = pa.unify_schemas(schemas, promote_options="permissive") if len(schemas) > 1 else schemas[0]
-    schema = schema.remove_metadata()
-    sink = io.BytesIO()
-    with pq.ParquetWriter(sink, schema) as writer:
-        for uri, _ in parts:
-            # One thread: a part is small, and a process that read with pyarrow's thread pool may abort as it
-            # exits (the local job host does, after finalize).
-            table = pq.read_table(pa.BufferReader(read(uri)), use_threads=False)
-            columns = [
-                table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(len(table), f.type)
-                for f in schema
-            ]
-            writer.write_table(pa.Table.from_arrays(columns, schema=schema))
-            yield _take(sink)
-    yield _take(sink)
+    from batch_endpoints import parquet_types
+
+    schema, unified = parquet_types.unified_schema([pq.read_metadata(pa.BufferReader(read(uri))) for uri, _ in parts])
+
+    def chunks() -> Iterator[bytes]:
+        sink = io.BytesIO()
+        with pq.ParquetWriter(sink, schema) as writer:
+            for uri, _ in parts:
+                # One thread: a part is small, and a process that read with pyarrow's thread pool may abort as it
+                # exits (the local job host does, after finalize).
+                table = pq.read_table(pa.BufferReader(read(uri)), use_threads=False)
+                writer.write_table(parquet_types.conformed(table, schema))
+                yield _take(sink)
+        yield _take(sink)
+
+    return Merged(chunks(), unified)
 
 
 def _take(sink: io.BytesIO) -> bytes:

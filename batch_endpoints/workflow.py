@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from batch_endpoints import merging, planning, shard_journals, tabular
 from batch_endpoints.backend import Backend
@@ -206,9 +207,10 @@ def finalize_job(backend: Backend, job_id: str) -> Job:
         status, error = JobStatus.FAILED, f"no file was scored; the first error: {first} (see {files.errors})"
     else:
         status, error = JobStatus.COMPLETED, None
+    unified: list[dict[str, Any]] = []
     if status == JobStatus.COMPLETED and job.settings.output_action == OutputAction.APPEND_ROW:
         repo.update_job(job_id, lambda j: j.model_copy(update={"status": JobStatus.FINALIZING}))
-        _merge_output(backend, job, files, journals)
+        unified = _merge_output(backend, job, files, journals)
     summary = {
         "job": job.id,
         "status": status.value,
@@ -216,6 +218,7 @@ def finalize_job(backend: Backend, job_id: str) -> Job:
         "counts": counts.model_dump(),
         "output": job.output_uri if status == JobStatus.COMPLETED else None,
         "errors_file": files.errors if error_count else None,
+        "unified_columns": unified,
     }
     backend.blobs.put_bytes(files.summary, json.dumps(summary, indent=2).encode())
 
@@ -311,21 +314,23 @@ def _load_shard(backend: Backend, files: JobFiles, number: int) -> Shard:
     return Shard.from_json(backend.blobs.get_bytes(files.shard(number)))
 
 
-def _merge_output(backend: Backend, job: Job, files: JobFiles, journals: list[ShardJournal]) -> None:
+def _merge_output(backend: Backend, job: Job, files: JobFiles, journals: list[ShardJournal]) -> list[dict[str, Any]]:
     """The shards' outputs, in order, as the output file, never overwriting another's file. CSV shards that share
     their columns and JSON lines are joined where they are stored (a CSV's header kept from the first shard);
-    Parquet, and CSV whose columns differ between shards, are rewritten a shard at a time."""
+    Parquet, and CSV whose columns differ between shards, are rewritten a shard at a time. Returns the columns
+    whose types were unified (Parquet: see parquet_types)."""
     assert job.output_uri is not None
     blobs = backend.blobs
     part_format = job.settings.part_format
     outputs = [j for j in journals if j.output_size]
+    unified: list[dict[str, Any]] = []
     if part_format == "parquet" or (part_format == "csv" and len({tuple(j.columns) for j in outputs}) > 1):
         parts = [(files.shard_output(j.shard), j.columns) for j in outputs]
+        merge = merging.merged(part_format, blobs.get_bytes, parts)
+        unified = merge.unified
 
         def write() -> int:
-            return blobs.write_stream(
-                job.output_uri, merging.merged(part_format, blobs.get_bytes, parts), if_absent=True
-            )
+            return blobs.write_stream(job.output_uri, merge, if_absent=True)
 
         def expected() -> Iterable[bytes]:
             return merging.merged(part_format, blobs.get_bytes, parts)
@@ -349,8 +354,9 @@ def _merge_output(backend: Backend, job: Job, files: JobFiles, journals: list[Sh
             raise ConflictError(
                 f"{job.output_uri} was written by someone else while the job ran", field="output"
             ) from None
-        return
+        return unified
     blobs.put_bytes(files.output_marker, json.dumps({"output": job.output_uri, "size": size}).encode())
+    return unified
 
 
 def _is_ours(blobs: BlobStore, uri: str, marker: str, expected: Callable[[], Iterable[bytes]]) -> bool:

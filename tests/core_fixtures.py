@@ -187,7 +187,7 @@ def record_runner_job(
         deployment=deployment,
         model_path=model,
         input=JobInput(uri=str(inputs)),
-        output_uri=str(inputs.parent / "out" / "predictions.csv"),
+        output_uri=str(inputs.parent / "out" / settings.output_file_name),
         scratch_uri=blobs.join(blobs.root, "jobs", "job-1"),
         settings=settings,
     )
