@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from pandas.arrays import NumpyExtensionArray
 
+from batch_container.json_lines import json_lines
 from batch_endpoints import csv_records
 
 # Checked in this order; the first one present names each row's input.
@@ -74,7 +75,7 @@ class Rows:
         if not self.columns or part_format == "csv":
             return self.to_csv()
         if part_format == "jsonl":
-            return self.table.to_json(orient="records", lines=True, date_format="iso").encode("utf-8")
+            return json_lines(self.columns, self.values)
         import pyarrow.parquet as pq
 
         from batch_endpoints.parquet_types import part_table
