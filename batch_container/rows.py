@@ -185,37 +185,70 @@ def _is_scalar(value: Any) -> bool:
 
 
 def _rows_by_file_column(table: pd.DataFrame, column: str, paths: Sequence[str], names: Sequence[str]) -> Rows:
-    lookup = _input_lookup(paths, names)
-    matched: list[str] = []
-    for value in table[column]:
-        name = lookup.get(str(value))
-        if name is None:
-            raise BadResult(
-                f"run() returned a row whose {column!r} is {str(value)!r}, which names no file of this "
-                f"mini-batch; a {'/'.join(FILE_COLUMNS)} column must name each row's input file"
-            )
-        matched.append(name)
-    seen = set(matched)
-    rows = Rows.of(table, failed={name: NO_ROW for name in names if name not in seen})
+    """Each row's input, as `column` names it: by its local path, its path relative to the input, or its basename
+    where no other file of the mini-batch has it. Rows naming a basename that several files share are matched by
+    position when there is one row per file and each could name the file at its place (what
+    `os.path.basename(p) for p in mini_batch` gives); otherwise only the files those rows may name fail."""
+    inputs = _Inputs(paths, names)
+    values = [str(value) for value in table[column]]
+    candidates = [inputs.could_name(value, column) for value in values]
+    if (
+        any(len(files) > 1 for files in candidates)
+        and len(values) == len(names)
+        and all(name in files for files, name in zip(candidates, names, strict=True))
+    ):
+        matched: list[str | None] = list(names)
+    else:
+        matched = [
+            inputs.exact.get(value) or (files[0] if len(files) == 1 else None)
+            for value, files in zip(values, candidates, strict=True)
+        ]
+    failed = {
+        name: _ambiguous(column, value, files)
+        for value, files, match in zip(values, candidates, matched, strict=True)
+        if match is None
+        for name in files
+    }
+    keep = [row for row, match in enumerate(matched) if match is not None and match not in failed]
+    seen = {matched[row] for row in keep}
+    failed.update((name, NO_ROW) for name in names if name not in seen and name not in failed)
+    rows = Rows.of(
+        table.iloc[keep] if len(keep) < len(matched) else table, failed={n: failed[n] for n in names if n in failed}
+    )
     # The same value wherever the file was downloaded to, so merged outputs are reproducible.
-    rows.values[rows.columns.index(column)] = matched
+    rows.values[rows.columns.index(column)] = [matched[row] for row in keep]
     return rows
 
 
-def _input_lookup(paths: Sequence[str], names: Sequence[str]) -> dict[str, str]:
-    """Every way a row may name an input: its local path, its relative path, or its basename if unique."""
-    lookup: dict[str, str] = {}
-    basenames: dict[str, list[str]] = {}
-    for path, name in zip(paths, names, strict=True):
-        basenames.setdefault(os.path.basename(path), []).append(name)
-        basenames.setdefault(os.path.basename(name), []).append(name)
-    for base, owners in basenames.items():
-        if len(set(owners)) == 1:
-            lookup[base] = owners[0]
-    for path, name in zip(paths, names, strict=True):
-        lookup[path] = name
-        lookup[name] = name
-    return lookup
+class _Inputs:
+    """A mini-batch's files by every way a row may name one: `exact` maps a local path or a path relative to the
+    input to its file, `by_basename` a basename to every file that has it, in mini-batch order."""
+
+    def __init__(self, paths: Sequence[str], names: Sequence[str]) -> None:
+        self.exact: dict[str, str] = {}
+        self.by_basename: dict[str, list[str]] = {}
+        for path, name in zip(paths, names, strict=True):
+            self.exact[path] = self.exact[name] = name
+            for base in dict.fromkeys((os.path.basename(path), os.path.basename(name))):
+                self.by_basename.setdefault(base, []).append(name)
+
+    def could_name(self, value: str, column: str) -> tuple[str, ...]:
+        """The files `value` may name, an exact match first; raises BadResult when it names none."""
+        files = tuple(dict.fromkeys([*filter(None, [self.exact.get(value)]), *self.by_basename.get(value, [])]))
+        if not files:
+            raise BadResult(
+                f"run() returned a row whose {column!r} is {value!r}, which names no file of this "
+                f"mini-batch; a {'/'.join(FILE_COLUMNS)} column must name each row's input file"
+            )
+        return files
+
+
+def _ambiguous(column: str, value: str, files: Sequence[str]) -> str:
+    return (
+        f"run() returned a row whose {column!r} is {value!r}, the basename of {len(files)} files of this "
+        f"mini-batch ({', '.join(files)}), and its rows are not one per file in the mini-batch's order, so which "
+        "row is whose is unknown; name each row's file by its path relative to the input"
+    )
 
 
 def _plain_csv(columns: list[str], values: list[Sequence[Any]]) -> bytes | None:

@@ -57,7 +57,10 @@ class StopConditions:
                 # Not summed: the record may already hold some of the uncounted files.
                 failed = max(self._recorded_failed, self._counted_failed + self._uncounted_failed)
             if failed > self._threshold:
-                return f"error_threshold exceeded: {failed} failed files > {self._threshold}"
+                return (
+                    f"error_threshold exceeded: {failed} failed, {self._threshold} allowed; the mini-batches not "
+                    "started are left not scored"
+                )
         return None
 
     @property

@@ -67,6 +67,11 @@ class MiniBatch:
     slices: list[RowSlice] = field(default_factory=list)
     """Tabular inputs only: the rows of `files` that make the mini-batch, in order. Empty = file mode."""
 
+    @property
+    def inputs(self) -> int:
+        """What it holds in the job's unit: files, or rows of tabular inputs."""
+        return sum(s.rows for s in self.slices) if self.slices else len(self.files)
+
 
 @dataclass(frozen=True)
 class Shard:
@@ -150,6 +155,8 @@ class ShardJournal:
     rows: int
     mini_batches_failed: int
     first_error: str = ""
+    not_scored: int = 0
+    """Inputs (files, or rows) of its mini-batches without a result: 0 in a done shard's journal."""
     columns: list[str] = field(default_factory=list)
     """The shard output's columns, in order (the union of its parts', first seen first)."""
     output_size: int = 0

@@ -48,6 +48,7 @@ def summed(shard: Shard, results: Mapping[int, MiniBatchResult]) -> ShardJournal
         rows=sum(r.rows for r in mine),
         mini_batches_failed=sum(1 for r in mine if r.succeeded == 0 and r.failed),
         first_error=next((f.error for r in mine for f in r.failed), ""),
+        not_scored=sum(mb.inputs for mb in shard.mini_batches if mb.index not in results),
         done=len(mine) == len(shard.mini_batches),
     )
 

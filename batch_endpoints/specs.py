@@ -501,15 +501,26 @@ class JobCounts(Spec):
     """Totals fixed by the plan, then the outcome counted by finalize from the mini-batch results."""
 
     unit: Literal["files", "rows"] = Field(
-        "files", description="what files, files_succeeded and files_failed count: files, or rows of tabular inputs"
+        "files",
+        description="what files, files_succeeded, files_failed and files_not_scored count: files, or rows of "
+        "tabular inputs",
     )
     files: int = 0
     mini_batches: int = 0
     shards: int = 0
     files_succeeded: int = 0
-    files_failed: int = 0
+    files_failed: int = Field(0, description="scored and failed (run() raised, timed out, returned no row, ...)")
+    files_not_scored: int = Field(
+        0,
+        description="never scored: the job stopped (canceled, error_threshold exceeded, a shard that never ended) "
+        "before their mini-batch ran; not counted in files_failed",
+    )
     mini_batches_failed: int = 0
     rows: int = 0
+
+    def amount(self, number: int) -> str:
+        """`number` in the counts' unit: "1 file", "17 files", "1 row"."""
+        return f"{number} {self.unit[:-1] if number == 1 else self.unit}"
 
 
 class Job(Spec):

@@ -178,10 +178,12 @@ def finalize_job(backend: Backend, job_id: str) -> Job:
 
     journals = _journals(backend, job, files, on_unfinished=write_unfinished)
     succeeded = sum(j.succeeded for j in journals)
+    not_scored = sum(j.not_scored for j in journals)
     counts = job.counts.model_copy(
         update={
             "files_succeeded": succeeded,
-            "files_failed": job.counts.files - succeeded,
+            "files_failed": job.counts.files - succeeded - not_scored,
+            "files_not_scored": not_scored,
             "mini_batches_failed": sum(j.mini_batches_failed for j in journals),
             "rows": sum(j.rows for j in journals),
         }
@@ -192,9 +194,11 @@ def finalize_job(backend: Backend, job_id: str) -> Job:
     if job.status == JobStatus.CANCEL_REQUESTED:
         status, error = JobStatus.CANCELED, None
     elif threshold >= 0 and counts.files_failed > threshold:
+        # Files the job never ran are not failures: the threshold weighs the failed ones alone.
         status = JobStatus.FAILED
+        stopped = f"; {counts.files_not_scored} not scored (the job stopped)" if counts.files_not_scored else ""
         error = (
-            f"error_threshold exceeded: {counts.files_failed} {counts.unit} failed, {threshold} allowed "
+            f"error_threshold exceeded: {counts.amount(counts.files_failed)} failed, {threshold} allowed{stopped} "
             f"(see {files.errors})"
         )
     elif missing:

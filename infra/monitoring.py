@@ -152,6 +152,7 @@ class Monitoring(Construct):
                 title="Files by endpoint",
                 left=[
                     endpoint_metric_search("FilesFailed", "failed"),
+                    endpoint_metric_search("FilesNotScored", "not scored"),
                     endpoint_metric_search("FilesSucceeded", "succeeded"),
                     endpoint_metric_search("FilesPlanned", "planned"),
                 ],

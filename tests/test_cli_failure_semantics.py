@@ -10,16 +10,48 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults import BAD, GOOD, check, deploy, run_job, workspace_fixture  # noqa: F401 (a fixture)
+from tests.faults import (  # noqa: F401 (a fixture)
+    BAD,
+    GOOD,
+    INPUT_FILES,
+    check,
+    deploy,
+    errors_of,
+    run_job,
+    runs_of,
+    workspace_fixture,
+)
 
 
 def test_error_threshold_zero_fails_the_job_on_the_first_bad_file(bep, workspace):
+    # One file a mini-batch, one at a time, in listing order: the job must stop right after the first bad file.
     deploy(bep, workspace, "raise", error_threshold=0, max_concurrency_per_instance=1)
-    job = run_job(bep, workspace)
-    assert job["status"] == "Failed" and "error_threshold" in job["error"]
-    assert not Path(job["output_uri"]).exists()
-    assert job["counts"]["files_failed"] >= 1
-    assert job["counts"]["files_succeeded"] + job["counts"]["files_failed"] == GOOD + BAD
+    job_id = bep("endpoint", "invoke", "--name", "echo-endpoint", "--input", workspace["inputs"]).out.strip()
+    streamed = bep("job", "stream", "--name", job_id, ok=False)
+    job = bep("job", "show", "--name", job_id).json()
+
+    listing = sorted(INPUT_FILES)
+    first_bad = next(n for n, name in enumerate(listing) if "bad" in name)
+    assert set(runs_of(workspace)) == set(listing[: first_bad + 1]), "files were scored after the first bad one"
+    assert job["status"] == "Failed" and not Path(job["output_uri"]).exists()
+    failed, not_scored = 1, len(listing) - first_bad - 1
+    counts = (first_bad, failed, not_scored)
+    assert (
+        job["counts"]["files_succeeded"],
+        job["counts"]["files_failed"],
+        job["counts"]["files_not_scored"],
+    ) == counts
+    assert job["error"].startswith(
+        f"error_threshold exceeded: 1 file failed, 0 allowed; {not_scored} not scored (the job stopped)"
+    )
+    errors = errors_of(job)
+    assert [e["file"] for e in errors if not e["error"].startswith("not scored")] == [listing[first_bad]]
+    assert sorted(e["file"] for e in errors if e["error"].startswith("not scored")) == listing[first_bad + 1 :]
+    summary = json.loads((Path(job["scratch_uri"]) / "summary.json").read_text())
+    assert summary["counts"]["files_not_scored"] == not_scored and summary["counts"]["files_failed"] == failed
+    assert f"{first_bad} of {len(listing)} files scored, 1 failed, {not_scored} not scored" in streamed.err
+    last_progress = [line for line in streamed.err.splitlines() if line.startswith("Failed ")][-1]
+    assert last_progress.endswith(f"files 1/{len(listing)}  failed 1  not scored {not_scored}  ETA -")
 
 
 @pytest.mark.parametrize(("threshold", "status"), [(BAD, "Completed"), (BAD - 1, "Failed"), (-1, "Completed")])

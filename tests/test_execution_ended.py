@@ -95,7 +95,7 @@ def test_a_canceled_job_ends_canceled_once_its_execution_is_stopped(
     assert all(line["error"].startswith("not scored") for line in unscored)
     assert not service.blobs.exists(closed.output_uri)
     assert published_metrics(capsys) == [
-        endpoint_metrics(JobsCanceled=1, FilesSucceeded=0, FilesFailed=5, MiniBatchesScored=3)
+        endpoint_metrics(JobsCanceled=1, FilesSucceeded=0, FilesFailed=0, FilesNotScored=5, MiniBatchesScored=3)
     ]
 
 

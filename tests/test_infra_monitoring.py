@@ -60,7 +60,9 @@ def test_the_dashboard_shows_the_workflow_metrics_of_every_endpoint(synthesis: S
         f"{search('MiniBatchesScored')} / 300",
         search("MiniBatchesPlanned"),
     ]
-    assert graphs["Files by endpoint"] == [search(n) for n in ("FilesFailed", "FilesSucceeded", "FilesPlanned")]
+    assert graphs["Files by endpoint"] == [
+        search(n) for n in ("FilesFailed", "FilesNotScored", "FilesSucceeded", "FilesPlanned")
+    ]
     alarmed = json.dumps(synthesis.resources("AWS::CloudWatch::Alarm"))
     assert "FilesFailed" not in alarmed  # failed files can be normal: the error_threshold decides
 

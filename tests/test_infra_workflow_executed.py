@@ -141,9 +141,15 @@ def test_a_job_whose_runner_fails_ends_failed_with_every_file_reported(deployed:
     ]
     assert (execution["status"], execution["error"]) == ("FAILED", "JobFailed")
     assert job.status == JobStatus.FAILED
-    assert job.error is not None and job.error.startswith("error_threshold exceeded: 4 files failed, 0 allowed")
     errors = deployed.backend.blobs.get_bytes(f"{job.scratch_uri}/errors.jsonl").decode().splitlines()
     assert len(errors) == 4
+    # The shards the runners never started are not scored, and not counted as failed.
+    not_scored = sum(json.loads(line)["error"].startswith("not scored") for line in errors)
+    assert (job.counts.files_failed, job.counts.files_not_scored) == (4 - not_scored, not_scored)
+    stopped = f"; {not_scored} not scored (the job stopped)" if not_scored else ""
+    assert job.error is not None
+    failed = f"{4 - not_scored} file{'' if 4 - not_scored == 1 else 's'}"
+    assert job.error.startswith(f"error_threshold exceeded: {failed} failed, 0 allowed{stopped} (see ")
     # Every input is accounted for; those the runner tried say why they failed.
     assert "the model file is corrupt" in json.loads(errors[0])["error"]
 

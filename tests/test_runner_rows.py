@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import pandas as pd
@@ -144,13 +145,85 @@ def test_file_column_allows_several_rows_per_file():
     assert rows.table["file"].tolist() == ["cats/a.png", "cats/a.png", "dogs/b.png", "c.png"]
 
 
-def test_ambiguous_basename_names_no_file():
-    paths = ["/dl/x/img.png", "/dl/y/img.png"]
-    names = ["x/img.png", "y/img.png"]
-    with pytest.raises(BadResult, match="names no file of this mini-batch"):
-        to_rows(pd.DataFrame({"file": ["img.png", "img.png"]}), paths, names)
-    rows = to_rows(pd.DataFrame({"file": ["y/img.png"]}), paths, names)
-    assert rows.failed == {"x/img.png": NO_ROW}
+# Nested inputs whose basenames repeat across folders, as one mini-batch holds them.
+NESTED_NAMES = ["a/x.txt", "b/x.txt", "c/y.txt"]
+NESTED_PATHS = [f"/scratch/dl/{name}" for name in NESTED_NAMES]
+AMBIGUOUS = "the basename of 2 files of this mini-batch (a/x.txt, b/x.txt)"
+
+
+def nested_rows(files, **columns):
+    return to_rows(pd.DataFrame({"file": files, **columns}), NESTED_PATHS, NESTED_NAMES)
+
+
+def test_readme_pattern_matches_a_shared_basename_by_position():
+    rows = nested_rows([os.path.basename(p) for p in NESTED_PATHS], label=[1, 2, 3])
+    assert rows.table["file"].tolist() == NESTED_NAMES
+    assert rows.table["label"].tolist() == [1, 2, 3]
+    assert rows.failed == {}
+
+
+def test_readme_pattern_matches_a_top_level_file_and_a_nested_one_of_the_same_name_by_position():
+    # "x.txt" is the first file's relative path and the second's basename.
+    rows = to_rows(
+        pd.DataFrame({"file": ["x.txt", "x.txt"], "label": [1, 2]}), ["/dl/x.txt", "/dl/a/x.txt"], ["x.txt", "a/x.txt"]
+    )
+    assert rows.table["file"].tolist() == ["x.txt", "a/x.txt"]
+    assert rows.failed == {}
+
+
+def test_readme_pattern_matches_a_basename_shared_across_mini_batches():
+    for name in ["a/x.txt", "b/x.txt"]:
+        rows = to_rows(pd.DataFrame({"file": ["x.txt"], "label": [1]}), [f"/dl/{name}"], [name])
+        assert rows.table["file"].tolist() == [name]
+        assert rows.failed == {}
+
+
+@pytest.mark.parametrize("named", [NESTED_PATHS, NESTED_NAMES], ids=["local paths", "relative paths"])
+def test_full_paths_match_in_any_order_whatever_the_basenames(named):
+    rows = nested_rows(named[::-1], label=[3, 2, 1])
+    assert rows.table["file"].tolist() == NESTED_NAMES[::-1]
+    assert rows.table["label"].tolist() == [3, 2, 1]
+    assert rows.failed == {}
+
+
+def test_shared_basename_with_fewer_rows_than_files_fails_only_the_files_it_may_name():
+    rows = nested_rows(["x.txt", "y.txt"], label=[1, 3])
+    assert rows.table["file"].tolist() == ["c/y.txt"]
+    assert rows.table["label"].tolist() == [3]
+    assert set(rows.failed) == {"a/x.txt", "b/x.txt"}
+    assert all(AMBIGUOUS in why for why in rows.failed.values())
+
+
+def test_shared_basename_out_of_order_fails_only_the_files_it_may_name():
+    rows = nested_rows(["y.txt", "x.txt", "x.txt"], label=[3, 1, 2])
+    assert rows.table["file"].tolist() == ["c/y.txt"]
+    assert rows.table["label"].tolist() == [3]
+    assert set(rows.failed) == {"a/x.txt", "b/x.txt"}
+
+
+def test_shared_basename_with_several_rows_per_file_fails_those_files():
+    rows = to_rows(pd.DataFrame({"file": ["x.txt"] * 4}), NESTED_PATHS[:2], NESTED_NAMES[:2])
+    assert rows.count == 0
+    assert set(rows.failed) == {"a/x.txt", "b/x.txt"}
+    assert all(AMBIGUOUS in why for why in rows.failed.values())
+
+
+def test_a_file_a_shared_basename_may_name_fails_even_where_another_row_names_it_exactly():
+    # Which of the rows are a/x.txt's is unknown: it fails rather than be both scored and failed.
+    rows = nested_rows(["a/x.txt", "x.txt", "y.txt", "x.txt"], label=[1, 2, 3, 4])
+    assert rows.table["file"].tolist() == ["c/y.txt"]
+    assert set(rows.failed) == {"a/x.txt", "b/x.txt"}
+
+
+def test_two_rows_naming_one_nested_file_leave_the_other_without_a_row():
+    rows = nested_rows(["a/x.txt", "a/x.txt", "y.txt"], label=[1, 2, 3])
+    assert rows.table["file"].tolist() == ["a/x.txt", "a/x.txt", "c/y.txt"]
+    assert rows.failed == {"b/x.txt": NO_ROW}
+
+
+def test_row_naming_a_nested_file_outside_the_mini_batch_fails_the_attempt():
+    with pytest.raises(BadResult, match=r"'file' is 'd/x.txt', which names no file of this mini-batch"):
+        nested_rows(["x.txt", "d/x.txt", "y.txt"])
 
 
 def test_row_naming_a_file_outside_the_mini_batch_fails_the_attempt():

@@ -16,7 +16,7 @@ import pytest
 from batch_endpoints import shard_journals
 from batch_endpoints.backend import Backend
 from batch_endpoints.errors import ConflictError
-from batch_endpoints.jobfiles import FileError, JobFiles, MiniBatch, MiniBatchResult, Shard, ShardJournal
+from batch_endpoints.jobfiles import FileError, JobFiles, MiniBatch, MiniBatchResult, RowSlice, Shard, ShardJournal
 from batch_endpoints.service import BatchEndpointService
 from batch_endpoints.shard_journals import NOT_SCORED
 from batch_endpoints.specs import InvokeOverrides, Job, JobStatus
@@ -323,7 +323,9 @@ def test_errors_file_lists_failed_files_and_every_file_of_an_unfinished_mini_bat
         {"file": "sub/e.txt", "mini_batch": 1, "error": NOT_SCORED},
         {"file": "sub/f.txt", "mini_batch": 1, "error": NOT_SCORED},
     ]
-    assert (job.counts.files_succeeded, job.counts.files_failed, job.counts.rows) == (3, 4, 3)
+    counts = job.counts
+    assert (counts.files_succeeded, counts.files_failed, counts.files_not_scored, counts.rows) == (3, 1, 3, 3)
+    assert runner.summary()["counts"]["files_not_scored"] == 3
     assert job.status == JobStatus.FAILED
     assert "1 mini-batches never completed" in (job.error or "")
     assert runner.summary()["errors_file"] == runner.files.errors
@@ -340,7 +342,7 @@ def test_no_results_at_all_fail_the_job_and_list_every_file(
     assert job.status == JobStatus.FAILED
     assert [e["file"] for e in runner.errors()] == [name for names in EXPECTED_MINI_BATCHES for name in names]
     assert {e["error"] for e in runner.errors()} == {NOT_SCORED}
-    assert (job.counts.files_succeeded, job.counts.files_failed) == (0, 7)
+    assert (job.counts.files_succeeded, job.counts.files_failed, job.counts.files_not_scored) == (0, 0, 7)
     assert not local_backend.blobs.exists(job.output_uri or "")
     assert ready_service.job_artifacts(job.id) == [runner.files.errors, runner.files.summary]
 
@@ -354,10 +356,55 @@ def test_error_threshold_zero_fails_on_first_bad_file(
     job = finalize_job(local_backend, runner.job_id)
 
     assert job.status == JobStatus.FAILED
-    assert "error_threshold exceeded: 1 files failed, 0 allowed" in (job.error or "")
+    assert (job.error or "").startswith("error_threshold exceeded: 1 file failed, 0 allowed (see ")
     assert not local_backend.blobs.exists(job.output_uri or "")
     assert [e["file"] for e in runner.errors()] == ["sub/f.txt"]
     assert runner.summary()["output"] is None
+
+
+def test_error_threshold_message_tells_the_failed_file_from_those_the_stopped_job_never_ran(
+    ready_service: BatchEndpointService, local_backend: Backend, input_dir: Path
+) -> None:
+    runner = start_job(ready_service, input_dir, error_threshold=0)
+    runner.score(0, failed=["b.txt"])  # the runners stop: mini-batches 1 and 2 never run
+
+    job = finalize_job(local_backend, runner.job_id)
+
+    assert job.status == JobStatus.FAILED
+    assert (job.error or "").startswith("error_threshold exceeded: 1 file failed, 0 allowed; 4 not scored (the job")
+    assert (job.counts.files_succeeded, job.counts.files_failed, job.counts.files_not_scored) == (2, 1, 4)
+    assert runner.summary()["counts"] == job.counts.model_dump()
+    assert [e["error"] for e in runner.errors()] == ["cannot read b.txt", *[NOT_SCORED] * 4]
+
+
+def test_an_unfinished_tabular_shard_counts_the_rows_it_never_ran_as_not_scored() -> None:
+    first, second = [RowSlice("a.csv", 0, 40)], [RowSlice("a.csv", 40, 10), RowSlice("b.csv", 0, 3)]
+    shard = Shard("job", 0, "root", [MiniBatch(0, ["a.csv"], first), MiniBatch(1, ["a.csv", "b.csv"], second)])
+    results = {0: MiniBatchResult.for_slices(0, first, {"a.csv": "bad row"}, attempts=1, rows=0, columns=[])}
+
+    journal = shard_journals.summed(shard, results)
+
+    assert (journal.succeeded, journal.not_scored, journal.done) == (0, 13, False)
+
+
+def test_a_journal_written_before_not_scored_was_counted_reads_as_none_not_scored() -> None:
+    # A done shard's journal: every mini-batch has a result, so none of its inputs is unscored.
+    raw = b'{"shard":0,"mini_batches":1,"succeeded":3,"rows":3,"mini_batches_failed":0}'
+    assert ShardJournal.from_json(raw).not_scored == 0
+
+
+def test_error_threshold_weighs_failed_files_not_those_never_scored(
+    ready_service: BatchEndpointService, local_backend: Backend, input_dir: Path
+) -> None:
+    runner = start_job(ready_service, input_dir, error_threshold=1)
+    runner.score(0, failed=["b.txt"])
+    runner.score(2)  # mini-batch 1 never finished: its shard failed
+
+    job = finalize_job(local_backend, runner.job_id)
+
+    assert job.status == JobStatus.FAILED
+    assert (job.error or "").startswith("1 mini-batches never completed")
+    assert (job.counts.files_failed, job.counts.files_not_scored) == (1, 3)
 
 
 def test_error_threshold_minus_one_completes_with_failures(
@@ -398,7 +445,7 @@ def test_cancel_requested_job_ends_canceled_without_output(
     ready_service: BatchEndpointService, local_backend: Backend, input_dir: Path
 ) -> None:
     runner = start_job(ready_service, input_dir)
-    runner.score_all()
+    runner.score(0, failed=["c.txt"])
     ready_service.cancel_job(runner.job_id)
 
     job = finalize_job(local_backend, runner.job_id)
@@ -406,6 +453,8 @@ def test_cancel_requested_job_ends_canceled_without_output(
     assert job.status == JobStatus.CANCELED and job.error is None
     assert not local_backend.blobs.exists(job.output_uri or "")
     assert runner.summary()["status"] == "Canceled"
+    # The files it never ran are not scored, not failed.
+    assert (job.counts.files_succeeded, job.counts.files_failed, job.counts.files_not_scored) == (2, 1, 4)
 
 
 def test_summary_only_job_completes_without_an_output_file(

@@ -245,6 +245,7 @@ def test_finalize_merges_byte_for_byte_what_the_local_backend_merges(
             "shards": 3,
             "files_succeeded": 7 - failed,
             "files_failed": failed,
+            "files_not_scored": 0,
             "mini_batches_failed": 1 if parts is MIXED_COLUMNS else 0,
             "rows": 7 - failed,
         },
@@ -301,7 +302,7 @@ def test_the_steps_publish_job_file_and_mini_batch_metrics_of_the_endpoint(
     run_by_hand(service.backend, job, MIXED_COLUMNS)
     handlers.finalize({"job_id": job.id}, CONTEXT)
     assert published_metrics(capsys) == [
-        endpoint_metrics(JobsCompleted=1, FilesSucceeded=5, FilesFailed=2, MiniBatchesScored=3)
+        endpoint_metrics(JobsCompleted=1, FilesSucceeded=5, FilesFailed=2, FilesNotScored=0, MiniBatchesScored=3)
     ]
 
     # A job counts once: a finalize or a MarkFailed that finds it ended publishes nothing (and warns of nothing).
@@ -325,7 +326,7 @@ def test_a_job_that_finalize_fails_counts_as_failed_with_its_failed_files(
 
     assert result["status"] == "Failed" and result["error"].startswith("error_threshold exceeded")
     assert published_metrics(capsys) == [
-        endpoint_metrics(JobsFailed=1, FilesSucceeded=5, FilesFailed=2, MiniBatchesScored=3)
+        endpoint_metrics(JobsFailed=1, FilesSucceeded=5, FilesFailed=2, FilesNotScored=0, MiniBatchesScored=3)
     ]
 
 

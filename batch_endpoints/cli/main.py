@@ -356,7 +356,7 @@ def _report(job: Job) -> None:
     counts = job.counts
     print(
         f"job {job.id} {job.status.value}: {counts.files_succeeded} of {counts.files} {counts.unit} scored, "
-        f"{counts.files_failed} failed, {counts.rows} output rows",
+        f"{counts.files_failed} failed, {counts.files_not_scored} not scored, {counts.rows} output rows",
         file=sys.stderr,
     )
     if job.error:

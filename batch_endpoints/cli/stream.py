@@ -21,10 +21,13 @@ def progress_line(job: JobState, progress: dict[str, int], elapsed_s: float) -> 
     files_done = progress.get("files_succeeded", 0) + progress.get("files_failed", 0)
     fraction = done_mb / total_mb if total_mb else 0.0
     bar = "#" * int(fraction * BAR_WIDTH)
-    eta = f"{elapsed_s * (1 - fraction) / fraction:.0f}s" if 0 < fraction < 1 else "-"
+    eta = f"{elapsed_s * (1 - fraction) / fraction:.0f}s" if 0 < fraction < 1 and not job.status.is_final else "-"
+    # Known once the job has ended: the files it never ran (canceled, or stopped by its error_threshold).
+    not_scored = f"  not scored {job.counts.files_not_scored}" if job.counts.files_not_scored else ""
     return (
         f"{job.status.value:<10} [{bar:<{BAR_WIDTH}}] mini-batches {done_mb}/{total_mb}  "
-        f"{job.counts.unit} {files_done}/{job.counts.files}  failed {progress.get('files_failed', 0)}  ETA {eta}"
+        f"{job.counts.unit} {files_done}/{job.counts.files}  failed {progress.get('files_failed', 0)}{not_scored}  "
+        f"ETA {eta}"
     )
 
 

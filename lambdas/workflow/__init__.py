@@ -58,7 +58,7 @@ Finalize: handlers.finalize
       "status": "Completed" | "Failed" | "Canceled",
       "error": null | "error_threshold exceeded: ...",
       "counts": {"files": 0, "mini_batches": 0, "shards": 0, "files_succeeded": 0, "files_failed": 0,
-                 "mini_batches_failed": 0, "rows": 0},
+                 "files_not_scored": 0, "mini_batches_failed": 0, "rows": 0},
       "output": "s3://..." | null                the merged output file, when Completed with append_row
     }
     Safe to run again (same output, no duplicate rows). A job that ends "Failed" here is a normal end of the

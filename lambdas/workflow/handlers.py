@@ -7,10 +7,10 @@ backend is opened once per Lambda container from its environment; tests put thei
 Each step also publishes custom metrics (CloudWatch embedded metric format: one JSON line on stdout that
 CloudWatch Logs turns into metrics) in the namespace BatchEndpoints with one dimension, `endpoint` (the job's
 endpoint name). plan: JobsStarted (1), MiniBatchesPlanned, FilesPlanned. finalize, once per job that it ends:
-JobsCompleted, JobsFailed or JobsCanceled (1, by the final status), FilesSucceeded, FilesFailed,
-MiniBatchesScored (the job's mini-batches). mark_failed, when it ends a job: JobsFailed (or JobsCanceled).
-execution_ended, when it ends a job: finalize's (a canceled job) or mark_failed's (any other). A step run again
-on a job already ended publishes nothing, so retries do not count a job twice.
+JobsCompleted, JobsFailed or JobsCanceled (1, by the final status), FilesSucceeded, FilesFailed, FilesNotScored
+(never run: the job stopped first), MiniBatchesScored (the job's mini-batches). mark_failed, when it ends a job:
+JobsFailed (or JobsCanceled). execution_ended, when it ends a job: finalize's (a canceled job) or mark_failed's
+(any other). A step run again on a job already ended publishes nothing, so retries do not count a job twice.
 """
 
 from __future__ import annotations
@@ -172,6 +172,7 @@ def _finalize(before: Job) -> Job:
             **{FINAL_STATUS_METRICS[job.status]: 1},
             FilesSucceeded=job.counts.files_succeeded,
             FilesFailed=job.counts.files_failed,
+            FilesNotScored=job.counts.files_not_scored,
             MiniBatchesScored=job.counts.mini_batches,
         )
     return job
