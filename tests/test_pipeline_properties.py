@@ -4,7 +4,8 @@ intact.
 
 Inputs: any file names a Linux file system allows (any Unicode but "/" and NUL, at any depth), empty files among
 them. run() returns, for each file, a row of arbitrary values under arbitrary column names (any Unicode,
-commas, quotes, line breaks). "Intact" is what each format can carry:
+commas, quotes, line breaks), naming its file by position, by basename (the README's pattern, whatever basenames
+the folders share) or by relative path in reverse order. "Intact" is what each format can carry:
 - CSV carries text: each cell reads back as the value's text (str()), a null (None, NaN) as an empty cell;
   control characters (CR, LF, NUL), quotes and commas included, in values, file names and column names alike.
 - Parquet carries types: text, bytes, booleans, integers and floats (inf included) come back as they were, NaN
@@ -52,9 +53,15 @@ import pandas as pd
 def run(mini_batch):
     with open(os.environ["ROWS"], "rb") as f:
         wanted = pickle.load(f)
-    rows = [wanted["rows"][os.path.relpath(path, wanted["root"])] for path in mini_batch]
+    names = [os.path.relpath(path, wanted["root"]) for path in mini_batch]
     # dtype=object: each value as run() made it, not as pandas would infer a column (None among ints: floats).
-    return pd.DataFrame(rows, columns=wanted["columns"], dtype=object)
+    frame = pd.DataFrame([wanted["rows"][name] for name in names], columns=wanted["columns"], dtype=object)
+    if wanted["style"] == "basename":  # the README's pattern, whatever basenames the folders share
+        frame.insert(0, "file", [os.path.basename(path) for path in mini_batch])
+    elif wanted["style"] == "relative, reversed":
+        frame.insert(0, "file", names)
+        frame = frame.iloc[::-1]
+    return frame
 """
 
 
@@ -97,6 +104,10 @@ KINDS = {
 }
 
 
+# How run() names each row's file: by position (no file column), by basename, or by relative path in any order.
+STYLES = ["position", "basename", "relative, reversed"]
+
+
 @st.composite
 def jobs(draw: st.DrawFn) -> tuple[str, dict[str, bytes], list[str], dict[str, dict[str, Any]]]:
     output_format = draw(st.sampled_from(sorted(FORMATS)))
@@ -105,7 +116,8 @@ def jobs(draw: st.DrawFn) -> tuple[str, dict[str, bytes], list[str], dict[str, d
     kinds = [st.one_of(st.none(), draw(st.sampled_from(KINDS[output_format]))) for _ in columns]
     contents = {name: draw(st.binary(max_size=3)) for name in files}  # empty files among them
     rows = {name: {c: draw(kind) for c, kind in zip(columns, kinds, strict=True)} for name in files}
-    return output_format, contents, columns, rows
+    style = draw(st.sampled_from(STYLES))
+    return output_format, contents, columns, rows, style
 
 
 def is_null(value: Any) -> bool:
@@ -160,18 +172,45 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
         {"a\rb.txt": b"", "c/d.txt": b"x"},
         ["x,\ny"],
         {"a\rb.txt": {"x,\ny": "1\r2"}, "c/d.txt": {"x,\ny": None}},
+        "position",
     )
 )
-@example(job=("parquet", {"a": b"", "b": b"", "c": b""}, ["n"], {"a": {"n": 1}, "b": {"n": 2**70}, "c": {"n": None}}))
+@example(
+    job=(
+        "parquet",
+        {"a": b"", "b": b"", "c": b""},
+        ["n"],
+        {"a": {"n": 1}, "b": {"n": 2**70}, "c": {"n": None}},
+        "position",
+    )
+)
 # JSON lines: floats kept exactly, a NUL in a column name kept, infinities as null.
-@example(job=("jsonl", {"a": b"", "b": b""}, ["\x00n"], {"a": {"\x00n": 1e-12}, "b": {"\x00n": -math.inf}}))
+@example(
+    job=(
+        "jsonl",
+        {"a": b"", "b": b""},
+        ["\x00n"],
+        {"a": {"\x00n": 1e-12}, "b": {"\x00n": -math.inf}},
+        "relative, reversed",
+    )
+)
+# The README's pattern (a file column of basenames) on nested files sharing a basename, in one mini-batch and across.
+@example(
+    job=(
+        "csv",
+        {"a/x": b"", "b/x": b"", "x": b""},
+        ["v"],
+        {"a/x": {"v": "a"}, "b/x": {"v": "b"}, "x": {"v": "c"}},
+        "basename",
+    )
+)
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 def test_every_file_is_one_row_with_its_values_intact(workspace: Path, job) -> None:
-    output_format, contents, columns, rows = job
+    output_format, contents, columns, rows, style = job
     here = Path(tempfile.mkdtemp(dir=workspace))
     inputs = write_tree(here / "in", contents)
     wanted = here / "rows.pickle"
-    wanted.write_bytes(pickle.dumps({"root": str(inputs), "columns": columns, "rows": rows}))
+    wanted.write_bytes(pickle.dumps({"root": str(inputs), "columns": columns, "rows": rows, "style": style}))
     backend = open_local_backend(str(here / "home"))
     run_settings = RunSettings(
         mini_batch_size=2,
