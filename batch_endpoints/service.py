@@ -216,7 +216,7 @@ class BatchEndpointService:
         )
         if self.repo.get_data(name, version):
             raise ConflictError(f"data asset {name}:{version} already exists; versions are immutable", field="version")
-        if assets.is_stored(path) or not os.path.exists(path):
+        if assets.is_stored(path) or not os.path.lexists(path):
             asset.path = self.locations.data_path(path, asset.type)
         else:
             if os.path.isdir(path) != (asset.type == "uri_folder"):
@@ -225,7 +225,7 @@ class BatchEndpointService:
             target = self.blobs.join(self.blobs.root, "data", name, version)
             if asset.type == "uri_file":
                 target = self.blobs.join(target, os.path.basename(path))
-            asset.path = uploads.upload(self.blobs, path, target, progress=progress)
+            asset.path = uploads.upload(self.blobs, path, target, field="path", progress=progress)
         self.repo.add_data(asset)
         return asset
 

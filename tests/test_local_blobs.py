@@ -308,26 +308,6 @@ def test_non_local_uris_are_refused(blobs: FolderBlobStore, uri: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ folders
-def test_upload_folder_copies_the_tree_without_bytecode(blobs: FolderBlobStore, tmp_path: Path) -> None:
-    source = write_tree(
-        tmp_path / "code",
-        {
-            "score.py": "def run(b): return b",
-            "pkg/util.py": "X = 1",
-            "pkg/__pycache__/util.cpython-311.pyc": b"\0",
-            "__pycache__/score.cpython-311.pyc": b"\0",
-            "stray.pyc": b"\0",
-        },
-    )
-    target = blobs.join(blobs.root, "code", "abc")
-
-    blobs.upload_folder(str(source), target)
-
-    copied = [blobs.relative(target, info.uri) for info in blobs.list_files(target)]
-    assert copied == ["pkg/util.py", "score.py"]
-    assert blobs.get_bytes(blobs.join(target, "pkg", "util.py")) == b"X = 1"
-
-
 def test_upload_folder_replaces_what_was_there(blobs: FolderBlobStore, tmp_path: Path) -> None:
     target = blobs.join(blobs.root, "models", "m", "1")
     blobs.upload_folder(str(write_tree(tmp_path / "v1", {"old.bin": "old"})), target)

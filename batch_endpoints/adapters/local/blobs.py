@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 
+from batch_endpoints import local_files
 from batch_endpoints.errors import AlreadyExistsError, NotFoundError, ValidationError
 from batch_endpoints.ports import BlobInfo, BlobRange, check_piece, is_empty_range
 
@@ -122,42 +123,34 @@ class FolderBlobStore:
     def list_files(self, uri: str, *, after: str = "") -> Iterator[BlobInfo]:
         root = to_path(uri)
         after = to_path(after) if after else ""
-        if os.path.isfile(root):
-            if root > after:
-                yield BlobInfo(root, os.path.getsize(root))
-            return
         if not os.path.isdir(root):
+            if os.path.lexists(root) and root > after:
+                # A single file (a link followed); a link to nowhere is refused, naming it.
+                yield from (BlobInfo(root, found.size) for found in local_files.input_files(root, field=None))
             return  # as in S3: nothing is under a folder that does not exist
-        staging = _identity(self.staging)
-        stack = [root]
-        found = []
-        while stack:
-            folder = stack.pop()
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    if entry.is_dir():
-                        if _identity(entry.path) != staging:
-                            stack.append(entry.path)
-                    elif entry.is_file():
-                        found.append(BlobInfo(entry.path, entry.stat().st_size))
+        staging = os.stat(self.staging)
+        found = local_files.folder_files(root, field=None, never_enter={(staging.st_dev, staging.st_ino)})
         # Walked whole even when resuming: a local disk lists a million names in seconds, and no step here has a
         # time limit to split the listing for.
-        found.sort(key=lambda info: info.uri)
-        yield from (info for info in found if info.uri > after)
+        yield from (BlobInfo(f.path, f.size) for f in found if f.path > after)
 
     def localize(self, uri: str, scratch_dir: str) -> str:
         return to_path(uri)
 
-    def upload_folder(self, local_dir: str, uri: str) -> None:
+    def upload_folder(self, local_dir: str, uri: str, files: Sequence[str] | None = None) -> None:
         target = to_path(uri)
+        if files is None:
+            files = [found.relative for found in local_files.folder_files(local_dir, field=None)]
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        # Copy aside, then swap in: a crash mid-copy never leaves a half folder where readers look.
         os.makedirs(self.staging, exist_ok=True)
+        # Copy aside, then swap in: a crash mid-copy never leaves a half folder where readers look.
         staging = tempfile.mkdtemp(dir=self.staging)
         try:
-            shutil.copytree(
-                local_dir, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-            )
+            for relative in files:
+                copy = os.path.join(staging, *relative.split("/"))
+                os.makedirs(os.path.dirname(copy), exist_ok=True)
+                shutil.copy2(os.path.join(local_dir, *relative.split("/")), copy)
+            shutil.copymode(local_dir, staging)  # not mkdtemp's private mode: the folder's own
             if os.path.exists(target):
                 shutil.rmtree(target)
             os.rename(staging, target)
@@ -266,14 +259,6 @@ def _blocks_of(path: str) -> Iterator[bytes]:
     with open(path, "rb") as f:
         while block := f.read(COPY_BLOCK):
             yield block
-
-
-def _identity(path: str) -> tuple[int, int] | None:
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return info.st_dev, info.st_ino
 
 
 def _remove_stale(staging: str) -> None:
