@@ -10,7 +10,9 @@ import pytest
 from batch_endpoints.adapters.aws.blobs import S3BlobStore
 from batch_endpoints.adapters.local.blobs import FolderBlobStore
 from batch_endpoints.errors import ValidationError
+from batch_endpoints.planning import list_input
 from batch_endpoints.ports import BlobStore
+from batch_endpoints.specs import JobInput
 from batch_endpoints.uploads import BLOCK, discard, upload_input
 from tests.aws_fixtures import aws_fixture  # noqa: F401 (a fixture)
 from tests.core_fixtures import EVERY_KIND_OF_NAME, write_tree
@@ -83,3 +85,16 @@ def test_a_folder_that_cannot_be_read_whole_is_refused_before_anything_is_writte
 
     assert refused.value.field == "input"
     assert list(blobs.list_files(blobs.root)) == []
+
+
+def test_every_uploaded_file_is_planned_and_only_explicit_excludes_leave_files_out(
+    blobs: BlobStore, tmp_path: Path
+) -> None:
+    uri = upload_input(blobs, str(write_tree(tmp_path / "data", EVERY_KIND_OF_NAME)), field="input")
+
+    assert list_input(blobs, JobInput(uri=uri)).files == sorted(EVERY_KIND_OF_NAME)
+    assert list_input(blobs, JobInput(uri=uri, exclude=[".*", "*.pyc"])).files == [
+        "one.txt",
+        "sub/two.txt",
+        "three.txt",
+    ]

@@ -240,6 +240,7 @@ class RemoteService:
             request.endpoint_name,
             input=request.input,
             input_type=request.input_type,
+            exclude=request.exclude,
             deployment_name=request.deployment_name,
             output_path=request.output_path,
             overrides=request.overrides,

@@ -122,6 +122,7 @@ class BatchEndpointOperations(_Operations):
         *,
         input: str,
         input_type: str | None = None,
+        exclude: list[str] | None = None,
         deployment_name: str | None = None,
         output_path: str | None = None,
         output_file_name: str | None = None,
@@ -135,10 +136,15 @@ class BatchEndpointOperations(_Operations):
         """Starts a job scoring `input`, a folder or file the API's storage holds: an s3:// URI for a stack, an
         absolute path (a relative one is made absolute) for the local server. Retries are safe: every invocation
         carries an Idempotency-Key (a fresh one unless given), so a retried request answers with the same job.
-        `inputs` are the literal inputs the deployment declares (`{"threshold": 0.7}`). A local folder or file is
+        `inputs` are the literal inputs the deployment declares (`{"threshold": 0.7}`). `exclude`: glob patterns of
+        the input folder's files to leave out (`["*.tmp"]`); every file is input by default. A local folder or file is
         uploaded first when the API's storage is not this machine's disk."""
         body = {
-            "input": {"uri": self._storage.stored(input, "/inputs/uploads", field="input"), "type": input_type},
+            "input": {
+                "uri": self._storage.stored(input, "/inputs/uploads", field="input"),
+                "type": input_type,
+                "exclude": exclude or None,
+            },
             "deployment_name": deployment_name,
             "output": _output(output_path, output_file_name),
             "overrides": (overrides or InvokeOverrides()).model_dump(exclude_none=True),
