@@ -427,43 +427,16 @@ def test_exclude_leaves_out_the_files_it_matches_and_only_those(bep, home, shop)
 
 
 @pytest.mark.parametrize(
-    ("pattern", "field", "says"),
-    [("", "input.exclude.0", "must be a glob pattern"), ("/abs/*", "input.exclude.0", "no leading '/'")],
+    ("target", "pattern", "field", "says"),
+    [
+        ("images", "", "input.exclude.0", "must be a glob pattern"),
+        ("images", "/abs/*", "input.exclude.0", "no leading '/'"),
+        ("images/a.png", "*.tmp", "input", "exclude applies to folder inputs"),
+    ],
 )
-def test_a_bad_exclude_pattern_is_refused_naming_it(bep, home, shop, pattern, field, says):
-    refused(
-        bep,
-        home,
-        "endpoint",
-        "invoke",
-        "--name",
-        "shop",
-        "--input",
-        shop / "images",
-        "--exclude",
-        pattern,
-        code=2,
-        field=field,
-        says=says,
-    )
-
-
-def test_exclude_on_a_single_file_is_refused(bep, home, shop):
-    refused(
-        bep,
-        home,
-        "endpoint",
-        "invoke",
-        "--name",
-        "shop",
-        "--input",
-        shop / "images" / "a.png",
-        "--exclude",
-        "*.tmp",
-        code=2,
-        field="input",
-        says="exclude applies to folder inputs",
-    )
+def test_a_bad_exclude_is_refused_naming_it(bep, home, shop, target, pattern, field, says):
+    invocation = ("endpoint", "invoke", "--name", "shop", "--input", shop / target, "--exclude", pattern)
+    refused(bep, home, *invocation, code=2, field=field, says=says)
 
 
 @pytest.mark.parametrize("kind", ["dangling", "self", "folder-loop"])

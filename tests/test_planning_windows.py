@@ -41,9 +41,9 @@ def big_input_fixture(tmp_path: Path, names: list[str]) -> Path:
     return write_tree(tmp_path / "big", dict.fromkeys(names, "x"))
 
 
-def start(service: BatchEndpointService, input_dir: Path, instance_count: int = 2) -> Job:
+def start(service: BatchEndpointService, input_dir: Path, instance_count: int = 2, **fields: object) -> Job:
     overrides = InvokeOverrides(mini_batch_size=MINI_BATCH_SIZE, instance_count=instance_count)
-    return invoke(service, input_dir, overrides=overrides)
+    return invoke(service, input_dir, overrides=overrides, **fields)
 
 
 def shards_of(backend: Backend, plan: Plan) -> list[Shard]:
@@ -143,20 +143,16 @@ def test_a_tabular_input_larger_than_a_window_is_refused_saying_why_and_left_unp
     assert not local_backend.blobs.exists(JobFiles(local_backend.blobs, job.scratch_uri).shard_index)
 
 
-def test_excluded_files_are_left_out_of_every_window_and_the_counts(
-    ready_service: BatchEndpointService,
-    local_backend: Backend,
-    big_input: Path,
-    names: list[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture(name="windowed")
+def windowed_fixture(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(planning, "PLAN_WINDOW_FILES", WINDOW)
-    job = invoke(
-        ready_service,
-        big_input,
-        exclude=["d1/*", "*-0000?.png"],
-        overrides=InvokeOverrides(mini_batch_size=MINI_BATCH_SIZE, instance_count=1),
-    )
+
+
+@pytest.mark.usefixtures("windowed")
+def test_excluded_files_are_left_out_of_every_window_and_the_counts(
+    ready_service: BatchEndpointService, local_backend: Backend, big_input: Path, names: list[str]
+) -> None:
+    job = start(ready_service, big_input, instance_count=1, exclude=["d1/*", "*-0000?.png"])
 
     plan = plan_job(local_backend, job.id)
 
