@@ -9,31 +9,21 @@ import stat
 import tempfile
 import zipfile
 
+from batch_endpoints import local_files
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.ports import BlobStore
-
-IGNORED = {"__pycache__", ".git", ".ipynb_checkpoints"}
 
 
 def folder_digest(path: str) -> str:
     """A hash of the folder's relative paths and contents, so an unchanged folder maps to the same key."""
     digest = hashlib.sha256()
-    for rel in local_files(path):
+    for rel in local_files.code_files(path, field=None):
         digest.update(rel.encode() + b"\0")
         with open(os.path.join(path, rel), "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
         digest.update(b"\0")
     return digest.hexdigest()
-
-
-def local_files(path: str) -> list[str]:
-    """The folder's files (relative paths, sorted), without caches, version control and bytecode."""
-    found = []
-    for folder, dirs, names in os.walk(path):
-        dirs[:] = [d for d in dirs if d not in IGNORED]
-        found += [os.path.relpath(os.path.join(folder, n), path) for n in names if not n.endswith(".pyc")]
-    return sorted(found)
 
 
 # Where registration copies models and code to, under the storage root.
@@ -105,7 +95,7 @@ def upload_code(blobs: BlobStore, local_dir: str, field: str) -> str:
     check_links_stay_inside(local_dir, field)
     uri = blobs.join(blobs.root, CODE_FOLDER, folder_digest(local_dir))
     if not blobs.exists(uri):
-        blobs.upload_folder(local_dir, uri)
+        blobs.upload_folder(local_dir, uri, local_files.code_files(local_dir, field=field))
     return uri
 
 
@@ -124,7 +114,9 @@ def upload_model(blobs: BlobStore, local_path: str, name: str, version: str, fie
     own_name = os.path.basename(os.path.abspath(local_path))
     if os.path.isdir(local_path):
         check_links_stay_inside(local_path, field)
-        blobs.upload_folder(local_path, blobs.join(version_uri, own_name))
+        blobs.upload_folder(
+            local_path, blobs.join(version_uri, own_name), local_files.code_files(local_path, field=field)
+        )
     elif os.path.isfile(local_path):
         with tempfile.TemporaryDirectory() as staging:
             shutil.copy2(local_path, os.path.join(staging, own_name))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from batch_endpoints import yaml_specs
@@ -138,8 +139,11 @@ class LocationResolver:
             field=field,
         )
 
-    def job_input(self, text: str, input_type: str | None, *, field: str = "input") -> JobInput:
-        """The input of a new job: resolved, and checked to be a file or a folder holding files."""
+    def job_input(
+        self, text: str, input_type: str | None, *, exclude: Sequence[str] = (), field: str = "input"
+    ) -> JobInput:
+        """The input of a new job: resolved, and checked to be a file or a folder holding files. `exclude`: glob
+        patterns of the folder's files to leave out (see JobInput), applied when the job is planned."""
         location = self.resolve(text, field=field)
         if input_type is not None and location.type is not None and input_type != location.type:
             raise ValidationError(
@@ -148,7 +152,11 @@ class LocationResolver:
             )
         folder = self._inspect(location, field, nonempty=True)
         declared = input_type or location.type or ("uri_folder" if folder else "uri_file")
-        job_input = parse(JobInput, {"uri": location.uri, "type": declared, "source": location.source}, prefix=field)
+        job_input = parse(
+            JobInput,
+            {"uri": location.uri, "type": declared, "source": location.source, "exclude": exclude},
+            prefix=field,
+        )
         _check_type(location, folder, job_input.type, "input type", "input_type")
         return job_input
 

@@ -7,9 +7,12 @@ get several shards, so a slow shard (skewed files, a slow host) does not hold th
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import json
 import math
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 
@@ -61,8 +64,27 @@ def list_window(blobs: BlobStore, job_input: JobInput, *, after: str, limit: int
     listed = listed[:limit]
     if not listed and not after:
         raise ValidationError(f"{job_input.uri} holds no files to score", field="input")
-    files = [blobs.relative(root, info.uri) for info in listed]
+    files = not_excluded([blobs.relative(root, info.uri) for info in listed], job_input.exclude)
+    if not files and not after and exhausted:
+        raise _all_excluded(job_input.uri)
     return ListedWindow(InputListing(root, files), listed[-1].uri if listed else after, exhausted)
+
+
+def not_excluded(files: list[str], patterns: Sequence[str]) -> list[str]:
+    """The relative paths that match none of the input's `exclude` patterns (fnmatch's rules, case-sensitive)."""
+    if not patterns:
+        return files
+    excluded = _exclusion(tuple(patterns))
+    return [name for name in files if not excluded.match(name)]
+
+
+@functools.lru_cache(maxsize=16)
+def _exclusion(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{fnmatch.translate(pattern)})" for pattern in patterns))
+
+
+def _all_excluded(uri: str) -> ValidationError:
+    return ValidationError(f"every file of {uri} matches an exclude pattern: nothing is left to score", field="input")
 
 
 def _check_input(blobs: BlobStore, job_input: JobInput) -> None:
@@ -187,6 +209,8 @@ def cut_window(
         Shard(job_id, cursor.shards + number, window.listing.root, mini_batches[start : min(start + per_shard, ready)])
         for number, start in enumerate(range(0, ready, per_shard))
     ]
+    if window.exhausted and not cursor.files + len(names):
+        raise _all_excluded(window.listing.root)  # something was listed (the first window says so): all excluded
     following = PlanCursor(
         after=window.last_uri,
         files=cursor.files + len(names),

@@ -112,7 +112,11 @@ class BlobStore(Protocol):
         """A local path holding the object's bytes; may copy into scratch_dir, may return the file itself."""
         ...
 
-    def upload_folder(self, local_dir: str, uri: str) -> None: ...
+    def upload_folder(self, local_dir: str, uri: str, files: Sequence[str] | None = None) -> None:
+        """Make the folder `uri` a copy of the local folder: `files` ("/"-separated relative paths; default every
+        file, links followed), and nothing else. The store leaves nothing out by name: callers choose (scoring
+        code leaves its caches out, see local_files.code_files)."""
+        ...
 
     def download_folder(self, uri: str, local_dir: str) -> str:
         """A local folder with the tree's files; may be the stored folder itself when it is already local."""

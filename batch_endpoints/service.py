@@ -56,6 +56,8 @@ class InvokeRequest:
     endpoint_name: str
     input: str
     input_type: str | None = None
+    exclude: list[str] = field(default_factory=list)
+    """Glob patterns of the input folder's files to leave out (JobInput.exclude)."""
     deployment_name: str | None = None
     output_path: str | None = None
     overrides: InvokeOverrides = field(default_factory=InvokeOverrides)
@@ -216,7 +218,7 @@ class BatchEndpointService:
         )
         if self.repo.get_data(name, version):
             raise ConflictError(f"data asset {name}:{version} already exists; versions are immutable", field="version")
-        if assets.is_stored(path) or not os.path.exists(path):
+        if assets.is_stored(path) or not os.path.lexists(path):
             asset.path = self.locations.data_path(path, asset.type)
         else:
             if os.path.isdir(path) != (asset.type == "uri_folder"):
@@ -225,7 +227,7 @@ class BatchEndpointService:
             target = self.blobs.join(self.blobs.root, "data", name, version)
             if asset.type == "uri_file":
                 target = self.blobs.join(target, os.path.basename(path))
-            asset.path = uploads.upload(self.blobs, path, target, progress=progress)
+            asset.path = uploads.upload(self.blobs, path, target, field="path", progress=progress)
         self.repo.add_data(asset)
         return asset
 
@@ -519,7 +521,7 @@ class BatchEndpointService:
         self.access.check_job(
             request.caller, self.locations.resolve(request.input, field="input").uri, output_uri, endpoint=endpoint
         )
-        job_input = self.locations.job_input(request.input, request.input_type)
+        job_input = self.locations.job_input(request.input, request.input_type, exclude=request.exclude)
         _refuse_existing(self.blobs, output_uri)
         model_ref, _, model_version = deployment.model.rpartition(":")
         job = Job(
@@ -795,7 +797,7 @@ def _invoke_fields(request: InvokeRequest) -> dict:
     for name in ("caller", "job_id"):
         fields.pop(name)
     # Absent literal inputs and metadata are left out, so a request fingerprints as it did before they existed.
-    for name in ("inputs", "experiment_name", "display_name", "tags"):
+    for name in ("exclude", "inputs", "experiment_name", "display_name", "tags"):
         if not fields[name]:
             fields.pop(name)
     return fields

@@ -29,6 +29,9 @@ VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 STORAGE_PREFIX_MAX = 1024
 MAX_ALLOWED_PREFIXES = 100
+# An input's exclude patterns: few and short, as a job record is one DynamoDB item (400 KB).
+MAX_EXCLUDE_PATTERNS = 100
+EXCLUDE_PATTERN_MAX = 1024
 
 
 def now() -> str:
@@ -473,12 +476,37 @@ class JobStatus(StrEnum):
         return self in {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED}
 
 
+def _exclude_pattern(value: str) -> str:
+    if not 0 < len(value) <= EXCLUDE_PATTERN_MAX or any(ord(c) < 32 for c in value) or value.startswith("/"):
+        raise ValueError(
+            f"{value[:80]!r} must be a glob pattern of 1-{EXCLUDE_PATTERN_MAX} characters matched against paths "
+            "relative to the input folder (no leading '/', no control characters), such as '*.tmp'"
+        )
+    return value
+
+
+ExcludePattern = Annotated[str, pydantic.AfterValidator(_exclude_pattern)]
+
+
 class JobInput(Spec):
     uri: str = Field(description="where the job reads: a folder or file in storage")
     type: DataType = "uri_folder"
     source: str | None = Field(
         None, description="the input as the caller gave it, when not the uri itself: a data asset or datastore path"
     )
+    exclude: list[ExcludePattern] = Field(
+        default_factory=list,
+        max_length=MAX_EXCLUDE_PATTERNS,
+        description="files of a folder input to leave out: glob patterns matched against each file's path relative "
+        "to the folder ('/'-separated, case-sensitive, fnmatch rules: '*' also matches '/'), e.g. ['*.tmp', "
+        "'.git/*']; default none: every file is input",
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _exclude_needs_a_folder(self) -> JobInput:
+        if self.exclude and self.type != "uri_folder":
+            raise ValueError("exclude applies to folder inputs (uri_folder); a uri_file input is one file")
+        return self
 
 
 class JobMetadata(Spec):

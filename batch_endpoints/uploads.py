@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-from batch_endpoints import assets
+from batch_endpoints import local_files
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.ports import BlobStore
 
@@ -30,15 +30,15 @@ Progress = Callable[[int, int], None]
 
 
 def upload_input(blobs: BlobStore, local_path: str, *, field: str, progress: Progress | None = None) -> str:
-    """Copy a local file or folder under a new prefix of the default datastore; returns the copy's URI."""
+    """Copy a local file or folder under a new prefix of the default datastore; returns the copy's URI. Every file
+    is copied, whatever its name (see local_files); a folder that cannot be read whole is refused first."""
     path = os.path.abspath(os.path.expanduser(local_path))
-    if not os.path.exists(path):
-        raise ValidationError(f"{path} does not exist", field=field)
-    if os.path.isdir(path) and not assets.local_files(path):
+    files = local_files.input_files(path, field=field)
+    if not files:
         raise ValidationError(f"{path} holds no files to score", field=field)
     stamp = f"{datetime.now(UTC):%Y%m%d}-{uuid.uuid4().hex[:12]}"
     target = blobs.join(blobs.root, UPLOADS, "inputs", stamp, os.path.basename(path.rstrip(os.sep)) or "input")
-    return upload(blobs, path, target, progress=progress)
+    return _copy(blobs, path, files, target, progress=progress)
 
 
 def discard(blobs: BlobStore, uri: str) -> None:
@@ -46,13 +46,20 @@ def discard(blobs: BlobStore, uri: str) -> None:
     blobs.delete_prefix(uri.rstrip("/").rpartition("/")[0])
 
 
-def upload(blobs: BlobStore, path: str, target: str, *, progress: Progress | None = None) -> str:
-    """Copy the file `path` to `target`, or the folder `path` to the folder `target`; returns `target`."""
+def upload(blobs: BlobStore, path: str, target: str, *, field: str, progress: Progress | None = None) -> str:
+    """Copy the file `path` to `target`, or every file of the folder `path` to the folder `target`; returns
+    `target`."""
+    return _copy(blobs, path, local_files.input_files(path, field=field), target, progress=progress)
+
+
+def _copy(
+    blobs: BlobStore, path: str, files: list[local_files.LocalFile], target: str, *, progress: Progress | None
+) -> str:
     if os.path.isdir(path):
-        files = [(os.path.join(path, rel), blobs.join(target, *rel.split(os.sep))) for rel in assets.local_files(path)]
+        copies = [(found.path, blobs.join(target, *found.relative.split("/"))) for found in files]
     else:
-        files = [(path, target)]
-    total = sum(os.path.getsize(source) for source, _ in files)
+        copies = [(files[0].path, target)]
+    total = sum(found.size for found in files)
     sent = 0
     lock = threading.Lock()
 
@@ -70,7 +77,7 @@ def upload(blobs: BlobStore, path: str, target: str, *, progress: Progress | Non
     if progress is not None:
         progress(0, total)
     with ThreadPoolExecutor(THREADS, thread_name_prefix="upload") as pool:
-        list(pool.map(copy, sorted(files)))
+        list(pool.map(copy, sorted(copies)))
     return target
 
 

@@ -69,7 +69,11 @@ def plan_step(backend: Backend, job_id: str) -> Plan:
     window = planning.list_window(backend.blobs, job.input, after=cursor.after, limit=planning.PLAN_WINDOW_FILES)
     if not cursor.after and window.exhausted:
         return _plan_in_one_step(backend, job, files, window.listing)
-    if not cursor.after and tabular.is_tabular(window.listing.files, job.settings.input_format):
+    if (
+        not cursor.after
+        and window.listing.files
+        and tabular.is_tabular(window.listing.files, job.settings.input_format)
+    ):
         raise ValidationError(
             f"a tabular input is planned in one step, so it holds {planning.PLAN_WINDOW_FILES:,} tables at most "
             "(each table's rows are read to cut it); merge the tables or split the job",

@@ -143,6 +143,8 @@ class InvokeDeclaration:
 
     input: str
     input_type: specs.DataType | None = None
+    exclude: list[str] = field(default_factory=list)
+    """Glob patterns of the input folder's files to leave out (an extension of Azure's file: `exclude:`)."""
     output_path: str | None = None
     """The folder the output file goes to."""
     output_file_name: str | None = None
@@ -295,7 +297,9 @@ def load_invoke(path: str | os.PathLike[str]) -> InvokeDeclaration:
         if data_input.path is None:
             raise ValidationError("is required", field=f"inputs.{input_name}.path")
         output_path = file_name = None
-        for output in doc.outputs.values():
+        for output_name, output in doc.outputs.items():
+            if output.exclude:
+                raise ValidationError("applies to inputs only", field=f"outputs.{output_name}.exclude")
             if output.path is None:
                 continue  # Azure's way of asking for the default location
             output_path = local_or_reference(output.path, base)
@@ -304,6 +308,7 @@ def load_invoke(path: str | os.PathLike[str]) -> InvokeDeclaration:
     return InvokeDeclaration(
         input=local_or_reference(data_input.path, base),
         input_type=data_input.type,
+        exclude=data_input.exclude,
         output_path=output_path,
         output_file_name=file_name,
         experiment_name=doc.experiment_name,
@@ -490,6 +495,7 @@ class _DataFile(_AzureFile):
 class _JobData(_AzureFile):
     type: specs.DataType | None = None
     path: str | None = None
+    exclude: list[str] = Field(default_factory=list)
     mode: Literal["ro_mount", "download", "direct", "rw_mount", "upload"] | None = None
 
 

@@ -254,8 +254,8 @@ def _wait_for_first_output(service: BatchEndpointService, job: Job, started: flo
     while time.time() - started < timeout_s:
         for folder in folders:
             with contextlib.suppress(FileNotFoundError), os.scandir(folder) as entries:
-                # Files are published by a rename from a ".tmp-" name: a visible name is a whole file.
-                if any(not e.name.startswith(".tmp-") for e in entries):
+                # Files are written in the store's staging folder and renamed here: a visible name is a whole file.
+                if any(True for _ in entries):
                     return time.time() - started
         polls += 1
         if polls % 40 == 0 and service.get_job(job.id).status.is_final:

@@ -65,6 +65,21 @@ class RecordingOrchestrator:
         return f"recorded:{job.id}:resume-{job.resumes}"
 
 
+# Names that caches, version control and temp files use, which are data all the same in an input folder: a job
+# over this tree scores every one of its files.
+EVERY_KIND_OF_NAME = {
+    ".tmp-x": "temp-like",
+    "a.pyc": "bytecode-like",
+    "__pycache__/m.cpython-311.pyc": "cache-like",
+    ".git/HEAD": "git-like",
+    ".ipynb_checkpoints/n.txt": "checkpoint-like",
+    ".hidden": "dotfile",
+    "one.txt": "1",
+    "sub/two.txt": "22",
+    "three.txt": "333",
+}
+
+
 def write_tree(root: Path, files: Mapping[str, str | bytes]) -> Path:
     """Create `root` holding `files` (relative path -> content); returns root."""
     root.mkdir(parents=True, exist_ok=True)

@@ -632,7 +632,7 @@ class BlobStoreContract:
                 list(place.store.list_files(uri))
 
     # --------------------------------------------------------------------------------------------- folders
-    def test_upload_folder_copies_the_tree_without_bytecode(self, place: BlobPlace, tmp_path: Path) -> None:
+    def test_upload_folder_copies_every_file_or_the_files_given(self, place: BlobPlace, tmp_path: Path) -> None:
         source = _write_local(
             tmp_path / "code",
             {
@@ -643,12 +643,24 @@ class BlobStoreContract:
                 "stray.pyc": b"\0",
             },
         )
+        chosen = place.store.join(place.store.root, "code", "chosen")
         target = place.store.join(place.store.root, "code", "abc")
 
         place.store.upload_folder(str(source), target)
+        place.store.upload_folder(str(source), chosen, ["score.py", "pkg/util.py"])
 
         copied = [place.store.relative(target, info.uri) for info in place.store.list_files(target)]
-        assert copied == ["pkg/util.py", "score.py"]
+        assert copied == [
+            "__pycache__/score.cpython-311.pyc",
+            "pkg/__pycache__/util.cpython-311.pyc",
+            "pkg/util.py",
+            "score.py",
+            "stray.pyc",
+        ]
+        assert [place.store.relative(chosen, info.uri) for info in place.store.list_files(chosen)] == [
+            "pkg/util.py",
+            "score.py",
+        ]
         assert place.store.get_bytes(place.store.join(target, "pkg", "util.py")) == b"X = 1"
 
     def test_upload_folder_replaces_what_was_there(self, place: BlobPlace, tmp_path: Path) -> None:

@@ -72,7 +72,7 @@ def test_data_asset_versions_are_registered_listed_shown_and_invoked(ready: Stac
     assert api("GET", "/data/images/versions/1").json() == asset
 
     job = started(api, {"input": {"uri": "azureml:images:1"}})
-    assert job["input"] == {"uri": asset["path"], "type": "uri_folder", "source": "azureml:images:1"}
+    assert job["input"] == {"uri": asset["path"], "type": "uri_folder", "source": "azureml:images:1", "exclude": []}
     assert started(api, {"input": {"uri": "images@latest"}})["input"]["source"] == "azureml:images:2"
 
 

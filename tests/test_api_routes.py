@@ -534,7 +534,7 @@ def test_invoke_starts_a_job_and_answers_202_with_its_links(ready: Stack, api: A
     job = response.json()
     assert job["status"] == "Queued"
     assert job["deployment_name"] == "blue"
-    assert job["input"] == {"uri": folders.inputs, "type": "uri_folder", "source": None}
+    assert job["input"] == {"uri": folders.inputs, "type": "uri_folder", "source": None, "exclude": []}
     assert job["created_by"] == ANN
     assert job["links"]["job"] == f"{ready.backend.api_base_url}/jobs/{job['id']}"
     assert response.headers["Location"] == job["links"]["job"]

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from batch_endpoints.cli.progress import ProgressBar
-from tests.core_fixtures import write_tree
+from tests.core_fixtures import EVERY_KIND_OF_NAME, write_tree
 
 SCRIPT = "import os\n\ndef run(mini_batch):\n    return [os.path.basename(path) for path in mini_batch]\n"
 
@@ -404,3 +404,51 @@ def test_an_unchanged_code_folder_is_stored_once(bep, home, shop):
 
     assert changed["code_configuration"]["code"] != blue["code_configuration"]["code"]
     assert len(list((home / "storage" / "code").iterdir())) == 2
+
+
+# ------------------------------------------------------------------------------------------ what a folder holds
+def test_every_file_of_a_local_folder_is_scored_whatever_its_name(bep, home, shop):
+    write_tree(shop / "every", EVERY_KIND_OF_NAME)
+
+    job_id = invoke(bep, "--input", shop / "every")
+
+    job = bep("job", "show", "--name", job_id).json()
+    assert (job["counts"]["files"], job["counts"]["files_succeeded"]) == (len(EVERY_KIND_OF_NAME),) * 2
+    assert sorted(scored(bep, job_id)) == sorted(name.rpartition("/")[2] for name in EVERY_KIND_OF_NAME)
+
+
+def test_exclude_leaves_out_the_files_it_matches_and_only_those(bep, home, shop):
+    write_tree(shop / "every", EVERY_KIND_OF_NAME)
+
+    job_id = invoke(bep, "--input", shop / "every", "--exclude", ".*", "--exclude", "*.pyc")
+
+    assert bep("job", "show", "--name", job_id).json()["input"]["exclude"] == [".*", "*.pyc"]
+    assert sorted(scored(bep, job_id)) == ["one.txt", "three.txt", "two.txt"]
+
+
+@pytest.mark.parametrize(
+    ("target", "pattern", "field", "says"),
+    [
+        ("images", "", "input.exclude.0", "must be a glob pattern"),
+        ("images", "/abs/*", "input.exclude.0", "no leading '/'"),
+        ("images/a.png", "*.tmp", "input", "exclude applies to folder inputs"),
+    ],
+)
+def test_a_bad_exclude_is_refused_naming_it(bep, home, shop, target, pattern, field, says):
+    invocation = ("endpoint", "invoke", "--name", "shop", "--input", shop / target, "--exclude", pattern)
+    refused(bep, home, *invocation, code=2, field=field, says=says)
+
+
+@pytest.mark.parametrize("kind", ["dangling", "self", "folder-loop"])
+def test_a_bad_link_in_a_local_folder_is_refused_naming_it_and_nothing_changes(bep, home, shop, kind):
+    folder = write_tree(shop / "linked", {"a.png": "a", "sub/b.png": "b"})
+    link = folder / "sub" / "bad"
+    link.symlink_to({"dangling": shop / "deleted.png", "self": link, "folder-loop": folder}[kind])
+    says = {"dangling": "which does not exist", "self": "a loop of links", "folder-loop": "a folder it is in"}[kind]
+
+    err = refused(
+        bep, home, "endpoint", "invoke", "--name", "shop", "--input", folder, code=2, field="input", says=says
+    )
+
+    assert err.startswith(f"error: input: {link} is a link to ")
+    assert "Traceback" not in err

@@ -21,8 +21,9 @@ def blobs_fixture(tmp_path: Path) -> FolderBlobStore:
 
 
 def _stored(blobs: FolderBlobStore) -> list[str]:
+    """Everything under the store's root but its (empty) staging folder."""
     root = Path(blobs.root)
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if str(p) != blobs.staging)
 
 
 def _zip(path: Path, entries: dict[str, str], link: str | None = None) -> str:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from batch_endpoints.adapters.local.blobs import FolderBlobStore, to_path
+from batch_endpoints.adapters.local import blobs as local_blobs
+from batch_endpoints.adapters.local.blobs import STALE_STAGED_SECONDS, FolderBlobStore, to_path
 from batch_endpoints.errors import AlreadyExistsError, ConflictError, NotFoundError, ValidationError
 from batch_endpoints.ports import BlobInfo
 from tests.core_fixtures import write_tree
@@ -19,8 +24,9 @@ def blobs(tmp_path: Path) -> FolderBlobStore:
     return FolderBlobStore(str(tmp_path / "storage"))
 
 
-def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.rglob(".tmp-*"))
+def leftovers(blobs: FolderBlobStore, folder: Path) -> list[str]:
+    """Files being written, or left by a write: in the store's staging folder, or beside the target."""
+    return sorted([p.name for p in Path(blobs.staging).iterdir()] + [p.name for p in folder.rglob(".tmp-*")])
 
 
 # ------------------------------------------------------------------------------------------------ bytes
@@ -71,7 +77,7 @@ def test_write_stream_if_absent_refuses_an_existing_file_and_leaves_it_untouched
     assert caught.value.field == "output"
     assert isinstance(caught.value, ConflictError)
     assert target.read_bytes() == b"someone else's results\n"
-    assert leftovers(target.parent) == []
+    assert leftovers(blobs, target.parent) == []
 
 
 def test_put_bytes_if_absent_writes_a_new_file_once(blobs: FolderBlobStore) -> None:
@@ -110,7 +116,7 @@ def test_two_writers_if_absent_at_once_leave_one_whole_file(blobs: FolderBlobSto
     assert len(winners) == 1
     assert sum(isinstance(o, AlreadyExistsError) for o in outcomes.values()) == 1
     assert blobs.get_bytes(uri) == f"{winners[0]}-part-1\n{winners[0]}-part-2\n".encode()
-    assert leftovers(Path(blobs.root)) == []
+    assert leftovers(blobs, Path(blobs.root)) == []
 
 
 @pytest.mark.parametrize("if_absent", [False, True])
@@ -120,6 +126,7 @@ def test_writes_leave_no_temporary_files(blobs: FolderBlobStore, if_absent: bool
         blobs.write_stream(blobs.join(folder, f"mb-{number}.csv"), [b"a\n", b"1\n"], if_absent=if_absent)
 
     assert sorted(p.name for p in Path(folder).iterdir()) == ["mb-0.csv", "mb-1.csv", "mb-2.csv"]
+    assert leftovers(blobs, Path(blobs.root)) == []
 
 
 def test_a_failed_write_leaves_no_temporary_file_behind(blobs: FolderBlobStore) -> None:
@@ -135,6 +142,102 @@ def test_a_failed_write_leaves_no_temporary_file_behind(blobs: FolderBlobStore) 
         with pytest.raises(OSError, match="disk went away"):
             blobs.write_stream(target, broken(), if_absent=if_absent)
     assert sorted(p.name for p in Path(uri).parent.iterdir()) == ["data.csv"]
+    assert leftovers(blobs, Path(blobs.root)) == []
+
+
+def test_a_file_being_written_is_in_no_listing_of_any_folder(blobs: FolderBlobStore) -> None:
+    target = blobs.join(blobs.root, "jobs", "j1", "parts", "mb-0.csv")
+    seen: dict[str, list[str]] = {}
+
+    def chunks() -> Iterator[bytes]:
+        yield b"half"
+        for folder in (blobs.root, blobs.join(blobs.root, "jobs"), blobs.join(blobs.root, "jobs", "j1", "parts")):
+            seen[folder] = [info.uri for info in blobs.list_files(folder)]
+        yield b" and the rest"
+
+    blobs.write_stream(target, chunks())
+
+    assert len(seen) == 3 and all(listed == [] for listed in seen.values())
+    assert [info.uri for info in blobs.list_files(blobs.root)] == [target]
+
+
+def test_a_store_removes_what_a_crashed_writer_left_in_staging(tmp_path: Path) -> None:
+    first = FolderBlobStore(str(tmp_path / "storage"))
+    crashed, live = Path(first.staging) / "4242-1-0", Path(first.staging) / "4243-1-0"
+    crashed.write_bytes(b"half")
+    live.write_bytes(b"being written")
+    (Path(first.staging) / "copy-in-progress").mkdir()
+    long_ago = time.time() - STALE_STAGED_SECONDS - 60
+    for stale in (crashed, Path(first.staging) / "copy-in-progress"):
+        os.utime(stale, (long_ago, long_ago))
+
+    FolderBlobStore(str(tmp_path / "storage"))
+
+    assert sorted(p.name for p in Path(first.staging).iterdir()) == ["4243-1-0"]
+
+
+def other_file_system(tmp_path: Path) -> Path:
+    """A folder on another file system than tmp_path (a tmpfs), where this machine has one."""
+    shared_memory = Path("/dev/shm")
+    if not shared_memory.is_dir() or shared_memory.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second file system to write to")
+    folder = Path(tempfile.mkdtemp(dir=shared_memory))
+    return folder
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path) -> Iterator[Path]:
+    folder = other_file_system(tmp_path)
+    yield folder
+    shutil.rmtree(folder)
+
+
+@pytest.mark.parametrize("if_absent", [False, True])
+def test_a_write_to_another_file_system_is_whole_and_leaves_nothing(
+    blobs: FolderBlobStore, elsewhere: Path, if_absent: bool
+) -> None:
+    target = elsewhere / "results" / "predictions.csv"
+    seen: list[str] = []
+
+    def chunks() -> Iterator[bytes]:
+        yield b"file,score\n"
+        seen.extend(p.name for p in elsewhere.rglob("*"))
+        yield b"a,1\n"
+
+    size = blobs.write_stream(str(target), chunks(), if_absent=if_absent)
+
+    assert size == 15 and target.read_bytes() == b"file,score\na,1\n"
+    assert seen == []  # nothing but the folder the file goes to, made once the file is whole
+    assert leftovers(blobs, elsewhere) == []
+
+
+def test_an_output_on_another_file_system_is_never_overwritten(blobs: FolderBlobStore, elsewhere: Path) -> None:
+    target = elsewhere / "predictions.csv"
+    target.write_bytes(b"theirs")
+    real_exists = os.path.exists
+
+    def racing_exists(path: str) -> bool:  # the file appears after the up-front check: the link decides
+        return False if path == str(target) else real_exists(path)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os.path, "exists", racing_exists)
+        with pytest.raises(AlreadyExistsError):
+            blobs.write_stream(str(target), [b"ours"], if_absent=True)
+
+    assert target.read_bytes() == b"theirs"
+    assert leftovers(blobs, elsewhere) == []
+
+
+def test_without_unnamed_files_a_write_elsewhere_goes_through_a_name_aside(
+    blobs: FolderBlobStore, elsewhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local_blobs, "_unnamed_file", lambda folder: None)
+    target = elsewhere / "predictions.csv"
+
+    blobs.write_stream(str(target), [b"a\n"], if_absent=True)
+
+    assert target.read_bytes() == b"a\n"
+    assert leftovers(blobs, elsewhere) == []
 
 
 # ------------------------------------------------------------------------------------------------ listing
@@ -151,12 +254,13 @@ def test_list_files_is_recursive_sorted_and_sized(blobs: FolderBlobStore, tmp_pa
     ]
 
 
-def test_list_files_skips_files_being_written(blobs: FolderBlobStore, tmp_path: Path) -> None:
-    root = write_tree(tmp_path / "in", {"a.txt": "a", ".tmp-abc123": "half", "sub/.tmp-x": "half", "sub/b.txt": "b"})
+def test_list_files_lists_every_file_whatever_its_name(blobs: FolderBlobStore, tmp_path: Path) -> None:
+    names = [".hidden", ".staging/x", ".tmp-abc123", "__pycache__/m.cpython-311.pyc", "a.pyc", "sub/.tmp-x", "z.txt"]
+    root = write_tree(tmp_path / "in", dict.fromkeys(names, "data"))
 
     listed = [blobs.relative(str(root), info.uri) for info in blobs.list_files(str(root))]
 
-    assert listed == ["a.txt", "sub/b.txt"]
+    assert listed == names
 
 
 def test_list_files_of_a_file_is_that_file(blobs: FolderBlobStore, tmp_path: Path) -> None:
@@ -204,26 +308,6 @@ def test_non_local_uris_are_refused(blobs: FolderBlobStore, uri: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ folders
-def test_upload_folder_copies_the_tree_without_bytecode(blobs: FolderBlobStore, tmp_path: Path) -> None:
-    source = write_tree(
-        tmp_path / "code",
-        {
-            "score.py": "def run(b): return b",
-            "pkg/util.py": "X = 1",
-            "pkg/__pycache__/util.cpython-311.pyc": b"\0",
-            "__pycache__/score.cpython-311.pyc": b"\0",
-            "stray.pyc": b"\0",
-        },
-    )
-    target = blobs.join(blobs.root, "code", "abc")
-
-    blobs.upload_folder(str(source), target)
-
-    copied = [blobs.relative(target, info.uri) for info in blobs.list_files(target)]
-    assert copied == ["pkg/util.py", "score.py"]
-    assert blobs.get_bytes(blobs.join(target, "pkg", "util.py")) == b"X = 1"
-
-
 def test_upload_folder_replaces_what_was_there(blobs: FolderBlobStore, tmp_path: Path) -> None:
     target = blobs.join(blobs.root, "models", "m", "1")
     blobs.upload_folder(str(write_tree(tmp_path / "v1", {"old.bin": "old"})), target)

@@ -222,3 +222,21 @@ def test_planned_shards_round_trip_from_a_real_folder(blobs: FolderBlobStore, tm
     assert [Shard.from_json(s.to_json()) for s in shards] == shards
     planned = [os.path.join(s.input_root, name) for s in shards for mb in s.mini_batches for name in mb.files]
     assert sorted(planned) == sorted(str(p) for p in root.rglob("*.bin"))
+
+
+@pytest.mark.parametrize(
+    ("patterns", "kept"),
+    [
+        ([], ["a.tmp", "keep.txt", "sub/b.tmp", "sub/keep.TMP"]),
+        (["*.tmp"], ["keep.txt", "sub/keep.TMP"]),  # '*' crosses '/', and case counts
+        (["sub/*"], ["a.tmp", "keep.txt"]),
+        (["?.tmp", "sub/keep.*"], ["keep.txt", "sub/b.tmp"]),
+        (["[ks]*"], ["a.tmp"]),
+    ],
+)
+def test_exclude_patterns_match_relative_paths_as_fnmatch_does(
+    blobs: FolderBlobStore, tmp_path: Path, patterns: list[str], kept: list[str]
+) -> None:
+    root = write_tree(tmp_path / "in", dict.fromkeys(["a.tmp", "keep.txt", "sub/b.tmp", "sub/keep.TMP"], "x"))
+
+    assert list_input(blobs, JobInput(uri=str(root), exclude=patterns)).files == kept

@@ -41,9 +41,9 @@ def big_input_fixture(tmp_path: Path, names: list[str]) -> Path:
     return write_tree(tmp_path / "big", dict.fromkeys(names, "x"))
 
 
-def start(service: BatchEndpointService, input_dir: Path, instance_count: int = 2) -> Job:
+def start(service: BatchEndpointService, input_dir: Path, instance_count: int = 2, **fields: object) -> Job:
     overrides = InvokeOverrides(mini_batch_size=MINI_BATCH_SIZE, instance_count=instance_count)
-    return invoke(service, input_dir, overrides=overrides)
+    return invoke(service, input_dir, overrides=overrides, **fields)
 
 
 def shards_of(backend: Backend, plan: Plan) -> list[Shard]:
@@ -141,3 +141,40 @@ def test_a_tabular_input_larger_than_a_window_is_refused_saying_why_and_left_unp
     assert caught.value.field == "input" and "2 tables at most" in str(caught.value)
     assert ready_service.get_job(job.id).counts.shards == 0
     assert not local_backend.blobs.exists(JobFiles(local_backend.blobs, job.scratch_uri).shard_index)
+
+
+@pytest.fixture(name="windowed")
+def windowed_fixture(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(planning, "PLAN_WINDOW_FILES", WINDOW)
+
+
+@pytest.mark.usefixtures("windowed")
+def test_excluded_files_are_left_out_of_every_window_and_the_counts(
+    ready_service: BatchEndpointService, local_backend: Backend, big_input: Path, names: list[str]
+) -> None:
+    job = start(ready_service, big_input, instance_count=1, exclude=["d1/*", "*-0000?.png"])
+
+    plan = plan_job(local_backend, job.id)
+
+    first_ten = tuple(f"-0000{digit}.png" for digit in range(10))
+    kept = sorted(n for n in names if not n.startswith("d1/") and not n.endswith(first_ten))
+    assert mini_batches(shards_of(local_backend, plan)) == list(planning.cut_mini_batches(kept, MINI_BATCH_SIZE))
+    assert ready_service.get_job(job.id).counts.files == len(kept)
+
+
+@pytest.mark.parametrize("window", [WINDOW, FILES])
+def test_an_input_whose_every_file_is_excluded_is_refused_saying_so(
+    ready_service: BatchEndpointService,
+    local_backend: Backend,
+    big_input: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    window: int,
+) -> None:
+    monkeypatch.setattr(planning, "PLAN_WINDOW_FILES", window)
+    job = invoke(ready_service, big_input, exclude=["d?/*"])
+
+    with pytest.raises(ValidationError, match="matches an exclude pattern: nothing is left to score") as refused:
+        plan_job(local_backend, job.id)
+
+    assert refused.value.field == "input"
+    assert ready_service.get_job(job.id).counts.shards == 0

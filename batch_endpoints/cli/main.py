@@ -211,6 +211,7 @@ def endpoint_invoke(service: BatchEndpointService, args: argparse.Namespace) -> 
                 endpoint_name=args.name,
                 input=uploaded or source,
                 input_type=args.input_type or declared.input_type,
+                exclude=args.exclude if args.exclude is not None else declared.exclude,
                 deployment_name=args.deployment_name,
                 output_path=output or declared.output_path,
                 overrides=checked_overrides,
@@ -521,6 +522,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--file", "-f", help="Azure's inputs.yml / inputs-and-outputs.yml")
     sub.add_argument("--input-type", choices=["uri_folder", "uri_file"])
+    sub.add_argument(
+        "--exclude",
+        action="append",
+        metavar="PATTERN",
+        help="leave out the input folder's files whose relative path matches this glob pattern (fnmatch: '*' also "
+        "matches '/'), e.g. '*.tmp'; repeat for more; default: every file is input",
+    )
     sub.add_argument("--deployment-name", "-d", help="default: the endpoint's default deployment")
     sub.add_argument(
         "--output-path", help="folder for the output file (local, s3:// or a datastore path); default: the job's own"

@@ -177,7 +177,11 @@ class RemoteService:
             model_name = declaration.model.name or f"{declaration.name}-model"
             model = {
                 "path": storage.stored(
-                    declaration.model.path, path("/models/{}/uploads", model_name), keep_folder_name=True
+                    declaration.model.path,
+                    path("/models/{}/uploads", model_name),
+                    field="model.path",
+                    code=True,
+                    keep_folder_name=True,
                 ),
                 "name": model_name,
                 "version": declaration.model.version,
@@ -194,7 +198,7 @@ class RemoteService:
         }
         if declaration.code is not None:
             body["code_configuration"] = {
-                "code": storage.stored(declaration.code, "/code/uploads"),
+                "code": storage.stored(declaration.code, "/code/uploads", field="code_configuration.code", code=True),
                 "scoring_script": declaration.scoring_script,
             }
         environment = declaration.environment
@@ -226,7 +230,7 @@ class RemoteService:
         return self.get_deployment(endpoint.name, name)
 
     def upload_input(self, local_path: str, *, progress: object = None) -> str:
-        return self.client.storage.stored(local_path, "/inputs/uploads")
+        return self.client.storage.stored(local_path, "/inputs/uploads", field="input")
 
     def discard_upload(self, uri: str) -> None:
         """Nothing: the API deletes nothing it was sent (a refused invoke's upload stays under uploads/inputs/)."""
@@ -236,6 +240,7 @@ class RemoteService:
             request.endpoint_name,
             input=request.input,
             input_type=request.input_type,
+            exclude=request.exclude,
             deployment_name=request.deployment_name,
             output_path=request.output_path,
             overrides=request.overrides,

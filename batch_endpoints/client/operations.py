@@ -55,7 +55,9 @@ class ModelOperations(_Operations):
     def create_or_update(self, model: Model) -> Model:
         """Registers `model.path` as version `model.version`: a storage URI where it is, or a local folder or file
         (uploaded first when the API's storage is not this machine's disk). Versions are immutable."""
-        location = self._storage.stored(model.path, path("/models/{}/uploads", model.name), keep_folder_name=True)
+        location = self._storage.stored(
+            model.path, path("/models/{}/uploads", model.name), field="path", code=True, keep_folder_name=True
+        )
         body = {"path": location, "description": model.description, "tags": model.tags}
         return typed(Model, self._api.call("PUT", path("/models/{}/versions/{}", model.name, model.version), body=body))
 
@@ -120,6 +122,7 @@ class BatchEndpointOperations(_Operations):
         *,
         input: str,
         input_type: str | None = None,
+        exclude: list[str] | None = None,
         deployment_name: str | None = None,
         output_path: str | None = None,
         output_file_name: str | None = None,
@@ -133,10 +136,15 @@ class BatchEndpointOperations(_Operations):
         """Starts a job scoring `input`, a folder or file the API's storage holds: an s3:// URI for a stack, an
         absolute path (a relative one is made absolute) for the local server. Retries are safe: every invocation
         carries an Idempotency-Key (a fresh one unless given), so a retried request answers with the same job.
-        `inputs` are the literal inputs the deployment declares (`{"threshold": 0.7}`). A local folder or file is
+        `inputs` are the literal inputs the deployment declares (`{"threshold": 0.7}`). `exclude`: glob patterns of
+        the input folder's files to leave out (`["*.tmp"]`); every file is input by default. A local folder or file is
         uploaded first when the API's storage is not this machine's disk."""
         body = {
-            "input": {"uri": self._storage.stored(input, "/inputs/uploads"), "type": input_type},
+            "input": {
+                "uri": self._storage.stored(input, "/inputs/uploads", field="input"),
+                "type": input_type,
+                "exclude": exclude or None,
+            },
             "deployment_name": deployment_name,
             "output": _output(output_path, output_file_name),
             "overrides": (overrides or InvokeOverrides()).model_dump(exclude_none=True),
@@ -156,7 +164,9 @@ class BatchDeploymentOperations(_Operations):
     def create_or_update(self, deployment: Deployment, *, set_default: bool = False) -> Deployment:
         """Creates or replaces the deployment. Its code folder (and model path, for an inline model) is a storage
         URI, or a local folder, uploaded first when the API's storage is not this machine's disk."""
-        code = self._storage.stored(deployment.code_configuration.code, "/code/uploads")
+        code = self._storage.stored(
+            deployment.code_configuration.code, "/code/uploads", field="code_configuration.code", code=True
+        )
         body: dict[str, Any] = {
             "description": deployment.description,
             "tags": deployment.tags,

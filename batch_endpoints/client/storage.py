@@ -13,6 +13,7 @@ import shutil
 import uuid
 from typing import Any
 
+from batch_endpoints import local_files
 from batch_endpoints.client.connection import Connection
 from batch_endpoints.client.errors import error_from_response
 from batch_endpoints.client.transport import HttpRequest
@@ -26,15 +27,23 @@ class Storage:
         self._api = connection
         self._reads_local_disk: bool | None = None
 
-    def stored(self, location: str, upload_resource: str, *, keep_folder_name: bool = False) -> str:
+    def stored(
+        self, location: str, upload_resource: str, *, field: str, code: bool = False, keep_folder_name: bool = False
+    ) -> str:
         """`location` as the API can read it: a storage URI as given; a local folder or file uploaded through
-        `upload_resource` (a stack) or made absolute (the local server). With `keep_folder_name`, a folder is
-        uploaded under its own name and that is returned, as models are laid out (see assets.upload_model)."""
+        `upload_resource` (a stack) or made absolute (the local server). Every file of data is uploaded; of
+        scoring `code` (and model folders), all but caches and bytecode (see local_files). With
+        `keep_folder_name`, a folder is uploaded under its own name and that is returned, as models are laid out
+        (see assets.upload_model). A folder that cannot be read whole is refused, naming `field`, before any
+        upload."""
         if "://" in location:
             return location
         local = os.path.abspath(os.path.expanduser(location))
-        if self._reads_local_disk or not os.path.exists(local):
+        if not os.path.lexists(local):
             return local  # the API names a path that does not exist, with the field at fault
+        files = self._files(local, field=field, code=code)
+        if self._reads_local_disk:
+            return local
         try:
             target = self._api.call("POST", upload_resource)
         except ValidationError:
@@ -44,17 +53,16 @@ class Storage:
         if keep_folder_name and os.path.isdir(local):
             name = os.path.basename(local)
             target = {**target, "key_prefix": f"{target['key_prefix']}{name}/", "path": f"{target['path']}{name}/"}
-        return self._upload(local, target)
+        return self._upload(local, files, target)
 
-    def _upload(self, local: str, target: dict[str, Any]) -> str:
-        if os.path.isfile(local):
-            files = {os.path.basename(local): local}
-        else:
-            files = {
-                os.path.relpath(os.path.join(folder, name), local).replace(os.sep, "/"): os.path.join(folder, name)
-                for folder, _, names in os.walk(local)
-                for name in names
-            }
+    @staticmethod
+    def _files(local: str, *, field: str, code: bool) -> dict[str, str]:
+        """Relative path ("/"-separated) -> where it is read, of the file or folder `local`."""
+        if code and os.path.isdir(local):
+            return {relative: os.path.join(local, relative) for relative in local_files.code_files(local, field=field)}
+        return {found.relative: found.path for found in local_files.input_files(local, field=field)}
+
+    def _upload(self, local: str, files: dict[str, str], target: dict[str, Any]) -> str:
         for relative, file_path in sorted(files.items()):
             if os.path.getsize(file_path) > target["max_file_bytes"]:
                 raise ValidationError(

@@ -455,6 +455,7 @@ def invoke(
         endpoint_name=endpoint_name,
         input=body.input.uri,
         input_type=body.input.type,
+        exclude=body.input.exclude,
         deployment_name=body.deployment_name,
         output_path=output.path if output else None,
         overrides=overrides,

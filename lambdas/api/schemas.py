@@ -278,6 +278,12 @@ class InvokeInput(Body):
         examples=["s3://bucket/inputs/digits/", "azureml:digits-images@latest"],
     )
     type: Literal["uri_folder", "uri_file"] | None = Field(None, description="default: inferred from the uri")
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="files of a folder input to leave out: glob patterns matched against each file's path relative "
+        "to the folder (fnmatch rules, case-sensitive; '*' also matches '/'); default none: every file is input",
+        examples=[["*.tmp", ".git/*"]],
+    )
 
 
 class InvokeOutput(Body):

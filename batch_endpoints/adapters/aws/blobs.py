@@ -24,6 +24,7 @@ from typing import Any
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
+from batch_endpoints import local_files
 from batch_endpoints.adapters.aws import composing
 from batch_endpoints.adapters.aws.clients import aws_client
 from batch_endpoints.errors import AlreadyExistsError, NotFoundError, ValidationError
@@ -46,8 +47,6 @@ NOT_FOUND = {"NoSuchKey", "NoSuchBucket", "NotFound", "404"}
 DENIED = {"AccessDenied", "AllAccessDisabled", "403"}
 # 412: the object exists. 409: another conditional write to the same key is in flight; one of them wins.
 NOT_OVERWRITTEN = {"PreconditionFailed", "ConditionalRequestConflict", "412"}
-IGNORED_NAMES = ("__pycache__",)
-IGNORED_SUFFIXES = (".pyc",)
 
 
 def parse(uri: str) -> tuple[str, str]:
@@ -282,8 +281,8 @@ class S3BlobStore:
 
     # --- folders --------------------------------------------------------------------------------------
 
-    def upload_folder(self, local_dir: str, uri: str) -> None:
-        """Copy the tree (without bytecode) to the folder `uri`, then remove what else was there.
+    def upload_folder(self, local_dir: str, uri: str, files: Sequence[str] | None = None) -> None:
+        """Copy the files (default: every file) to the folder `uri`, then remove what else was there.
 
         Unlike the folder store's swap, a reader during the copy may see old and new files side by side;
         code folders are content-addressed and model versions are written once, so none does in practice.
@@ -291,8 +290,9 @@ class S3BlobStore:
         if not os.path.isdir(local_dir):
             raise FileNotFoundError(f"{local_dir} is not a folder")
         bucket, key = _object(uri)  # never a whole bucket: what else is there would be deleted
-        files = _local_files(local_dir)
-        targets = {"/".join(filter(None, (key, rel))): os.path.join(local_dir, rel) for rel in files}
+        if files is None:
+            files = [found.relative for found in local_files.folder_files(local_dir, field=None)]
+        targets = {"/".join(filter(None, (key, rel))): os.path.join(local_dir, *rel.split("/")) for rel in files}
 
         def upload(item: tuple[str, str]) -> None:
             target, path = item
@@ -426,17 +426,6 @@ def _object(uri: str) -> tuple[str, str]:
     if not key:
         raise ValidationError(f"{uri!r} names a whole bucket; expected s3://bucket/key")
     return bucket, key
-
-
-def _local_files(local_dir: str) -> list[str]:
-    """Relative paths ("/"-separated) of the folder's files, skipping bytecode as the folder store does."""
-    found = []
-    for folder, dirs, names in os.walk(local_dir):
-        dirs[:] = sorted(d for d in dirs if d not in IGNORED_NAMES and not d.endswith(IGNORED_SUFFIXES))
-        for name in sorted(names):
-            if name not in IGNORED_NAMES and not name.endswith(IGNORED_SUFFIXES):
-                found.append(os.path.relpath(os.path.join(folder, name), local_dir).replace(os.sep, "/"))
-    return found
 
 
 def _local_path(scratch_dir: str, bucket: str, key: str) -> str:
