@@ -6,6 +6,8 @@ each in one place, from `status` and `code`.
 
 from __future__ import annotations
 
+import re
+
 
 class BatchEndpointError(Exception):
     """Base of every error a user can act on: carries a stable code, a message and the field at fault."""
@@ -25,8 +27,9 @@ class BatchEndpointError(Exception):
         return body
 
     def __str__(self) -> str:
-        # Messages from YAML loading already say where the problem is; others get the field in front.
-        if self.field and self.field not in self.message:
+        # Messages from YAML loading already say where the problem is; others get the field in front. The field
+        # must appear as a name of its own: a path such as /data/inputs/x does not name the field `input`.
+        if self.field and not re.search(rf"(?<![\w./-]){re.escape(self.field)}(?![\w/-])", self.message):
             return f"{self.field}: {self.message}"
         return self.message
 

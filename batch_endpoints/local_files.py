@@ -123,7 +123,8 @@ def _stat(path: str, field: str | None) -> os.stat_result:
                 "file or a folder",
                 field,
             ) from None
-        raise
+        # A name too long, a component that is a file, an I/O error: the path cannot be a file or folder here.
+        raise _refused(path, f"cannot be read ({error.strerror}); expected a file or a folder", field) from None
 
 
 def _check_file(path: str, info: os.stat_result, field: str | None) -> None:

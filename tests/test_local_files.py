@@ -163,3 +163,22 @@ def test_folders_never_entered_are_left_out_wherever_they_are_reached(tmp_path: 
     found = local_files.folder_files(str(folder), never_enter={(private.st_dev, private.st_ino)})
 
     assert relatives(found) == ["a.txt"]
+
+
+def test_a_path_that_merely_contains_the_field_name_still_gets_the_field_in_front(tmp_path: Path) -> None:
+    (tmp_path / "inputs").mkdir()
+    (tmp_path / "inputs" / "x").symlink_to(tmp_path / "nowhere")
+
+    with pytest.raises(ValidationError) as refused:
+        local_files.input_files(str(tmp_path / "inputs"))
+
+    assert str(refused.value).startswith(f"input: {tmp_path / 'inputs' / 'x'} is a link to ")
+
+
+def test_a_name_too_long_for_the_file_system_is_refused_naming_it(tmp_path: Path) -> None:
+    too_long = str(tmp_path / ("x" * 300))
+
+    with pytest.raises(ValidationError, match=r"/x{300} cannot be read \(File name too long\)") as refused:
+        local_files.input_files(too_long)
+
+    assert refused.value.field == "input"

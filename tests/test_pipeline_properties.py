@@ -65,19 +65,10 @@ def run(mini_batch):
 """
 
 
-def listed_today(path: str) -> bool:
-    """Whether the input listing keeps this file today. The listing drops files named `.tmp-*` and `*.pyc` and
-    folders named `__pycache__`, `.git` and `.ipynb_checkpoints`, which is being changed (every regular file will
-    be input); once it is, this filter goes."""
-    *folders, name = path.split("/")
-    dropped_folders = {"__pycache__", ".git", ".ipynb_checkpoints"}
-    return not (name.startswith(".tmp-") or name.endswith(".pyc") or dropped_folders & set(folders))
-
-
 SEGMENTS = st.text(st.characters(codec="utf-8", exclude_characters="/\x00"), min_size=1, max_size=10).filter(
     lambda s: s not in {".", ".."} and len(s.encode()) <= NAME_BYTES
 )
-PATHS = st.lists(SEGMENTS, min_size=1, max_size=3).map("/".join).filter(listed_today)
+PATHS = st.lists(SEGMENTS, min_size=1, max_size=3).map("/".join)
 
 
 def no_file_is_a_folder(paths: list[str]) -> bool:
