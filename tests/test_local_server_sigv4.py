@@ -446,3 +446,17 @@ def test_a_presigned_url_with_an_authorization_header_too_is_a_bad_request(local
     reply = send_url(local_api, "GET", url, headers=local_api.signed_headers("GET", "/endpoints"))
 
     assert reply.status == 400 and reply.json()["message"].startswith("Only one auth mechanism allowed")
+
+
+def test_the_access_log_leaves_out_a_presigned_urls_signature_and_token(
+    local_api: LocalApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = botocore_presigned(local_api, "GET", "/endpoints", token="FwoGZXIvYXdzEXAMPLE")
+    signature = url.rpartition("X-Amz-Signature=")[2]
+
+    send_url(local_api, "GET", url)
+
+    logged = capsys.readouterr().err
+    assert "GET /endpoints?X-Amz-Algorithm=AWS4-HMAC-SHA256" in logged
+    assert "X-Amz-Signature=REDACTED" in logged and "X-Amz-Security-Token=REDACTED" in logged
+    assert signature not in logged and "FwoGZXIvYXdzEXAMPLE" not in logged

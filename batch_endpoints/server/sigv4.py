@@ -25,6 +25,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import quote, unquote_to_bytes
 
 from batch_endpoints.server.credentials import LOCAL_ACCOUNT, LocalCredentials
+from batch_endpoints.server.refusals import Refusal
 
 SERVICE = "execute-api"
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -53,15 +54,11 @@ MISMATCH = (
 )
 
 
-class SignatureError(Exception):
-    """A request API Gateway would refuse before it reaches the API: 403 (400 for a request that is not one
-    request's signature), `{"message": ...}` and an error type (the x-amzn-ErrorType header)."""
+class SignatureError(Refusal):
+    """A signature API Gateway's IAM authorization refuses: 403 (400 for a request signed twice over)."""
 
     def __init__(self, message: str, error_type: str, status: int = 403) -> None:
-        super().__init__(message)
-        self.message = message
-        self.error_type = error_type
-        self.status = status
+        super().__init__(status, message, error_type)
 
 
 @dataclass(frozen=True)
