@@ -4,9 +4,11 @@ its limit, and lets a stalled connection go after its idle timeout."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tracemalloc
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -64,6 +66,18 @@ def test_an_unsigned_request_is_refused_before_its_body_is_sent(local_api: Local
             reply = read_reply(connection)
 
         assert reply.status == 403 and reply.headers["x-amzn-errortype"] == "MissingAuthenticationTokenException"
+
+
+def test_a_wrong_signature_over_a_declared_body_hash_is_refused_before_the_body_is_sent(local_api: LocalApi) -> None:
+    body = json.dumps({"description": "declared"}).encode()
+    declared = {**JSON, "Content-Length": str(len(body)), "X-Amz-Content-SHA256": hashlib.sha256(body).hexdigest()}
+    signed = local_api.signed_headers("PUT", "/endpoints/declared", body, headers=declared, secret="not-the-secret")
+    with local_api.connect() as connection:
+        connection.sendall(raw_head("PUT", "/endpoints/declared", {"Host": urlsplit(local_api.url).netloc, **signed}))
+
+        reply = read_reply(connection)
+
+    assert reply.status == 403 and reply.json()["message"].startswith("The request signature we calculated")
 
 
 def test_a_signed_chunk_announcing_more_than_the_limit_is_refused_before_it_is_sent(local_api: LocalApi) -> None:
@@ -178,19 +192,17 @@ def test_two_authorization_headers_are_a_bad_request(local_api: LocalApi) -> Non
 
 
 # ---------------------------------------------------------------------------------------------- idle timeout
-@pytest.mark.parametrize(
-    ("stage", "sent"),
-    [
-        ("request line", b"PUT /endpoints/stalled HT"),
-        ("headers", b"PUT /endpoints/stalled HTTP/1.1\r\nHost: localhost\r\nContent-Ty"),
-        ("chunked body", b"PUT /endpoints/stalled HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"),
-    ],
-)
-def test_a_request_stalled_half_sent_is_let_go_after_the_idle_timeout(
-    local_api: LocalApi, stage: str, sent: bytes
-) -> None:
-    if stage == "chunked body":  # a signed head, so that the server goes on to read the body
-        sent = local_api.sign_in_head("PUT", "/endpoints/stalled", b"", {**JSON, **CHUNKED}) + b"5\r\nab"
+STALLED = {
+    "request line": lambda api: b"PUT /endpoints/stalled HT",
+    "headers": lambda api: b"PUT /endpoints/stalled HTTP/1.1\r\nHost: localhost\r\nContent-Ty",
+    # A signed head, so that the server goes on to read the body.
+    "chunked body": lambda api: api.sign_in_head("PUT", "/endpoints/stalled", b"", {**JSON, **CHUNKED}) + b"5\r\nab",
+}
+
+
+@pytest.mark.parametrize("stage", list(STALLED))
+def test_a_request_stalled_half_sent_is_let_go_after_the_idle_timeout(local_api: LocalApi, stage: str) -> None:
+    sent = STALLED[stage](local_api)
     with local_api.connect() as connection:
         connection.sendall(sent)
 

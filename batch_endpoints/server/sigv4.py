@@ -8,10 +8,12 @@ are accepted, as API Gateway accepts both: the Authorization header, and a presi
 parameters). A presigned URL signs either the body's hash, as botocore and the IAM guide presign for every service,
 or UNSIGNED-PAYLOAD, as S3's presigned URLs do (the body is then not covered, for the URL's lifetime).
 
-Everything a request's head says is checked before its body is read (`authenticate`): an unsigned or wrongly
-signed request is refused without reading a byte of it. What is left is the body's hash
-(`Authenticated.check_body`). Refusals carry API Gateway's messages and error types, so a client's error handling
-sees the same thing locally and in the cloud. Nothing here knows about HTTP serving.
+Everything a request's head says is checked before its body is read (`authenticate`): a request unsigned, signed
+twice, with another key, for another scope or out of time is refused without a byte of its body read, and so is a
+wrong signature whose payload hash the head gives (X-Amz-Content-SHA256, or a presigned UNSIGNED-PAYLOAD). What is
+left is checked over the body once read (`Authenticated.check_body`), which is held to the server's size limit.
+Refusals carry API Gateway's messages and error types, so a client's error handling sees the same thing locally
+and in the cloud. Nothing here knows about HTTP serving.
 """
 
 from __future__ import annotations
@@ -122,6 +124,17 @@ def authenticate(
     """Check everything but the body's hash, or raise SignatureError with the message API Gateway would answer."""
     headers = _headers_by_name(request.headers)
     query = _query_pairs(request.query)
+    claim = _claim_of(headers, query)
+    # The local key pair stands in for an IAM user's long-term keys, which no session token belongs to.
+    if claim.access_key != credentials.access_key_id or claim.session_token is not None:
+        raise SignatureError(UNKNOWN_KEY, "UnrecognizedClientException")
+    _check_scope(claim, region, service)
+    _check_clock(claim, now or datetime.now(UTC))
+    identity = Identity(access_key=credentials.access_key_id, user=credentials.user, user_arn=credentials.user_arn)
+    return Authenticated(identity, _body_check(request, headers, query, claim, credentials.secret_access_key))
+
+
+def _claim_of(headers: dict[str, list[str]], query: list[tuple[str, str]]) -> _Claim:
     authorizations = headers.get("authorization", [])
     presigned = any(name == "X-Amz-Algorithm" for name, _ in query)
     if len(authorizations) > 1:
@@ -138,18 +151,22 @@ def authenticate(
             status=400,
         )
     if presigned:
-        claim = _presigned_claim(query)
-    elif authorizations:
-        claim = _header_claim(authorizations[0], headers)
-    else:
-        raise SignatureError(MISSING_TOKEN, "MissingAuthenticationTokenException")
-    # The local key pair stands in for an IAM user's long-term keys, which no session token belongs to.
-    if claim.access_key != credentials.access_key_id or claim.session_token is not None:
-        raise SignatureError(UNKNOWN_KEY, "UnrecognizedClientException")
-    _check_scope(claim, region, service)
-    _check_clock(claim, now or datetime.now(UTC))
-    identity = Identity(access_key=credentials.access_key_id, user=credentials.user, user_arn=credentials.user_arn)
+        return _presigned_claim(query)
+    if authorizations:
+        return _header_claim(authorizations[0], headers)
+    raise SignatureError(MISSING_TOKEN, "MissingAuthenticationTokenException")
 
+
+def _body_check(
+    request: SignedRequest,
+    headers: dict[str, list[str]],
+    query: list[tuple[str, str]],
+    claim: _Claim,
+    secret: str,
+) -> Callable[[bytes], None]:
+    """What is left to check once the body is read: the signature now, when the payload's hash is known from the
+    head (declared, or UNSIGNED-PAYLOAD), else the signature over the body's hash."""
+    presigned = claim.expires_s is not None
     # A presigned URL's signature cannot sign itself: it is the one parameter left out of the canonical query.
     signed_query = [(name, value) for name, value in query if not (presigned and name == "X-Amz-Signature")]
 
@@ -157,7 +174,7 @@ def authenticate(
         canonical = canonical_request(
             request.method, request.path, signed_query, headers, claim.signed_headers, payload_hash
         )
-        return canonical, signature(credentials.secret_access_key, claim, canonical)
+        return canonical, signature(secret, claim, canonical)
 
     def signature_check(payload_hash: str) -> None:
         canonical, expected = recompute(payload_hash)
@@ -171,13 +188,15 @@ def authenticate(
     def signature_of_body(body: bytes) -> None:
         signature_check(hashlib.sha256(body).hexdigest())
 
+    def nothing_left(body: bytes) -> None:
+        pass
+
     if presigned:
-        if hmac.compare_digest(recompute(UNSIGNED_PAYLOAD)[1], claim.signature):
-            return Authenticated(identity, lambda body: None)
-        return Authenticated(identity, signature_of_body)
+        unsigned = hmac.compare_digest(recompute(UNSIGNED_PAYLOAD)[1], claim.signature)
+        return nothing_left if unsigned else signature_of_body
     declared = next(iter(headers.get("x-amz-content-sha256", [])), None)
     if declared is None:
-        return Authenticated(identity, signature_of_body)
+        return signature_of_body
     signature_check(declared)
 
     def declared_hash_check(body: bytes) -> None:
@@ -185,7 +204,7 @@ def authenticate(
         if declared != hashlib.sha256(body).hexdigest():
             raise SignatureError(MISMATCH, "InvalidSignatureException")
 
-    return Authenticated(identity, declared_hash_check)
+    return declared_hash_check
 
 
 def verify(
