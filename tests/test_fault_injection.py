@@ -53,6 +53,7 @@ from tests.faults import (
     runs_of,
     workspace_fixture,  # noqa: F401 (a fixture)
 )
+from tests.server_fixtures import Flood, chunked_flood, raw_head, serving
 
 pytestmark = pytest.mark.slow
 
@@ -287,6 +288,35 @@ def test_two_clients_updating_a_deployment_at_once_one_wins_and_nothing_is_lost(
     job = run_job(bep, workspace)
     account("two clients update the deployment at once; then invoke", [job])
     assert job["status"] == "Completed" and job["settings"]["mini_batch_size"] == winner.settings.mini_batch_size
+
+
+def test_a_chunked_body_flood_at_the_api_server_while_a_job_runs_leaves_both_whole(bep, workspace, home):
+    deploy(bep, workspace, "slow")
+    job_id = invoke(bep, workspace)
+    stop = threading.Event()
+    floods: list[Flood] = []
+
+    with serving(from_environment(), home) as api:
+        head = raw_head("PUT", "/endpoints/echo-endpoint", {"Host": "localhost", "Transfer-Encoding": "chunked"})
+
+        def flood_until_stopped() -> None:
+            while not stop.is_set():
+                floods.append(chunked_flood(api, head, total_bytes=24 * 1024 * 1024))
+
+        with ThreadPoolExecutor(4) as pool:
+            flooding = [pool.submit(flood_until_stopped) for _ in range(4)]
+            wait_for(lambda: len(floods) >= 4, "the flood under way")
+            shown = api.call("GET", f"/jobs/{job_id}")
+            job = follow(bep, job_id)
+            stop.set()
+            for flooder in flooding:
+                flooder.result()
+
+    account("a chunked-body flood at `bep serve` while the job runs", [job])
+    assert shown.status == 200 and shown.json()["id"] == job_id, "the server answered while flooded"
+    assert job["status"] == "Completed"
+    assert {flood.reply.status for flood in floods} == {403}
+    assert all(flood.sent_bytes < 24 * 1024 * 1024 for flood in floods), "a flood was read whole"
 
 
 # ------------------------------------------------------------------------------------------------ rerun

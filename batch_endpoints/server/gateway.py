@@ -3,21 +3,36 @@ call the integration, send its answer. What the integration is (the API's resolv
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+import socket
 import threading
 import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from batch_endpoints.server import bodies
 from batch_endpoints.server.credentials import LocalCredentials
 from batch_endpoints.server.events import HttpReply, http_reply, proxy_event
-from batch_endpoints.server.sigv4 import SignatureError, SignedRequest, verify
+from batch_endpoints.server.refusals import Refusal
+from batch_endpoints.server.sigv4 import SignedRequest, authenticate
 
 Integration = Callable[[dict[str, Any]], dict[str, Any]]
 OPENAPI_PATH = "/openapi.json"
 # API Gateway's own limit on a request body (10 MB); the API refuses anything over 1 MiB itself.
 MAX_BODY_BYTES = 10 * 1024 * 1024
+# How long a connection may wait for the client's next bytes (a request stalled half-sent, or an idle keep-alive
+# connection) before its thread lets it go. API Gateway's own idle timeout is longer (310 s), but it holds no
+# thread per connection.
+DEFAULT_IDLE_TIMEOUT_S = 60.0
+# Closing a connection whose request body was not read makes the kernel answer the client's next bytes with a
+# reset, which may destroy the reply before the client reads it. So, as web servers do ("lingering close"), the
+# reply is ended (FIN) and what the client still sends is read and dropped, this much at most, before closing.
+LINGER_BYTES = 1024 * 1024
+LINGER_S = 1.0
+PRESIGNED_SECRETS = re.compile(r"(X-Amz-Signature|X-Amz-Security-Token)=[^&\s]*", re.IGNORECASE)
 
 
 class GatewayServer(ThreadingHTTPServer):
@@ -34,12 +49,14 @@ class GatewayServer(ThreadingHTTPServer):
         credentials: LocalCredentials,
         region: str,
         openapi: bytes,
+        idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
     ) -> None:
         super().__init__(address, _GatewayHandler)
         self.integration = integration
         self.credentials = credentials
         self.region = region
         self.openapi = openapi
+        self.idle_timeout_s = idle_timeout_s
         # The resolver keeps the request being handled on itself (app.current_event), as a Lambda runtime runs
         # one request at a time per instance; so do we, while reading and checking requests in parallel.
         self.integration_lock = threading.Lock()
@@ -51,64 +68,73 @@ class GatewayServer(ThreadingHTTPServer):
 
 
 class _GatewayHandler(BaseHTTPRequestHandler):
+    """One connection: each request's head is checked (framing, SigV4) before its body is read, the body is read
+    within MAX_BODY_BYTES, and a read that waits longer than the server's idle timeout drops the connection
+    (http.server closes it on the socket's TimeoutError)."""
+
     server: GatewayServer
     protocol_version = "HTTP/1.1"
     server_version = "bep-local-api"
+
+    def setup(self) -> None:
+        self.timeout = self.server.idle_timeout_s
+        super().setup()
 
     def do_GET(self) -> None:
         self._answer()
 
     do_PUT = do_POST = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # A presigned URL is a credential for its lifetime (up to a week): its signature stays out of the log.
+        self.log_message('"%s" %s %s', PRESIGNED_SECRETS.sub(r"\1=REDACTED", self.requestline), code, size)
+
+    def handle_expect_100(self) -> bool:
+        # "100 Continue" waits until the signature passed (in _answer): a refused client never sends its body.
+        return True
+
     def _answer(self) -> None:
         path, _, query = self.path.partition("?")
-        body = self._body()
-        if body is None:
-            return
-        if self.command == "GET" and path == OPENAPI_PATH:
-            self._send(HttpReply(200, [("Content-Type", "application/json")], self.server.openapi))
-            return
-        request = SignedRequest(self.command, path, query, list(self.headers.items()), body)
+        body_unread = True  # what a refusal leaves on the wire decides whether the connection can go on
         try:
-            identity = verify(request, self.server.credentials, region=self.server.region)
-        except SignatureError as refused:
+            framing = bodies.framing(self.headers, MAX_BODY_BYTES)
+            body_unread = not framing.empty
+            if self.command == "GET" and path == OPENAPI_PATH:
+                reply = HttpReply(200, [("Content-Type", "application/json")], self.server.openapi)
+                self._send(reply, body_unread=body_unread)
+                return
+            head = SignedRequest(self.command, path, query, list(self.headers.items()))
+            authenticated = authenticate(head, self.server.credentials, region=self.server.region)
+            if self.headers.get("Expect", "").lower() == "100-continue" and self.request_version != "HTTP/1.0":
+                self.send_response_only(100)
+                self.end_headers()
+            body = bodies.read(self.rfile, framing, MAX_BODY_BYTES)
+            body_unread = False
+            identity = authenticated.check_body(body)
+        except Refusal as refused:
             message = json.dumps({"message": refused.message}, separators=(",", ":")).encode()
             headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", refused.error_type)]
-            self._send(HttpReply(refused.status, headers, message))
+            self._send(HttpReply(refused.status, headers, message), body_unread=body_unread)
             return
         event = proxy_event(
-            self.command, path, query, request.headers, body, identity=identity, source_ip=self.client_address[0]
+            self.command, path, query, head.headers, body, identity=identity, source_ip=self.client_address[0]
         )
         with self.server.integration_lock:
             result = self.server.integration(event)
-        self._send(http_reply(result), request_id=event["requestContext"]["requestId"])
+        self._send(http_reply(result), request_id=event["requestContext"]["requestId"], body_unread=False)
 
-    def _body(self) -> bytes | None:
-        """The request body (Content-Length or chunked); None when the request was refused for it."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks = []
-            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                pass  # trailers
-            return b"".join(chunks)
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if not 0 <= length <= MAX_BODY_BYTES:
-            self.close_connection = True
-            message = {"message": f"Content-Length must be a number of bytes up to {MAX_BODY_BYTES}"}
-            self._send(
-                HttpReply(
-                    413 if length > 0 else 400, [("Content-Type", "application/json")], json.dumps(message).encode()
-                )
-            )
-            return None
-        return self.rfile.read(length)
+    def _close_unread(self) -> None:
+        """End this connection after the reply (see LINGER_BYTES); `Connection: close` said so already."""
+        self.wfile.flush()
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(LINGER_S)
+            dropped = 0
+            while dropped < LINGER_BYTES and (data := self.connection.recv(64 * 1024)):
+                dropped += len(data)
 
-    def _send(self, reply: HttpReply, request_id: str | None = None) -> None:
+    def _send(self, reply: HttpReply, *, body_unread: bool, request_id: str | None = None) -> None:
+        """Send `reply`; when the request's body was left (partly) unread, the connection ends after it."""
         self.send_response(reply.status)
         for name, value in reply.headers:
             # The framing is this server's to decide, not the integration's.
@@ -116,6 +142,10 @@ class _GatewayHandler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
         self.send_header("x-amzn-RequestId", request_id or str(uuid.uuid4()))
         self.send_header("Content-Length", str(len(reply.body)))
+        if body_unread:
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(reply.body)
+        if body_unread:
+            self._close_unread()

@@ -14,7 +14,7 @@ from typing import Any
 
 from batch_endpoints.backend import Backend
 from batch_endpoints.server.credentials import LocalCredentials
-from batch_endpoints.server.gateway import GatewayServer
+from batch_endpoints.server.gateway import DEFAULT_IDLE_TIMEOUT_S, GatewayServer
 from batch_endpoints.service import BatchEndpointService
 
 DEFAULT_HOST = "127.0.0.1"
@@ -29,6 +29,7 @@ def open_local_api(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     region: str = DEFAULT_REGION,
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
 ) -> GatewayServer:
     """A bound server (port 0: any free port); serve_forever() serves it, close() ends it."""
     # The resolver needs the Powertools package (the `aws` extra); imported here so the rest of the core doesn't.
@@ -39,7 +40,12 @@ def open_local_api(
         return app.resolve(event, None)
 
     server = GatewayServer(
-        (host, port), integration=integration, credentials=credentials, region=region, openapi=render().encode()
+        (host, port),
+        integration=integration,
+        credentials=credentials,
+        region=region,
+        openapi=render().encode(),
+        idle_timeout_s=idle_timeout_s,
     )
     service = BatchEndpointService(replace(backend, api_base_url=server.url))
     app.dependency_overrides[get_service] = lambda: service
