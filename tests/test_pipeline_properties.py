@@ -95,6 +95,8 @@ KINDS = {
 }
 
 
+# Names a storage or a code filter once claimed: every file is input.
+ONCE_CLAIMED = [".tmp-x", "a.pyc", "__pycache__/m.pyc", ".git/HEAD", ".ipynb_checkpoints/n", ".staging/s"]
 # How run() names each row's file: by position (no file column), by basename, or by relative path in any order.
 STYLES = ["position", "basename", "relative, reversed"]
 
@@ -192,6 +194,15 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
         {"a/x": b"", "b/x": b"", "x": b""},
         ["v"],
         {"a/x": {"v": "a"}, "b/x": {"v": "b"}, "x": {"v": "c"}},
+        "basename",
+    )
+)
+@example(
+    job=(
+        "csv",
+        dict.fromkeys(ONCE_CLAIMED, b""),
+        ["v"],
+        {name: {"v": name} for name in ONCE_CLAIMED},
         "basename",
     )
 )
