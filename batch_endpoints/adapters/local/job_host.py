@@ -18,6 +18,7 @@ import threading
 from collections import deque
 
 from batch_endpoints import workflow
+from batch_endpoints.adapters.local import host_lock
 from batch_endpoints.adapters.local.blobs import to_path
 from batch_endpoints.backend import Backend, from_environment
 from batch_endpoints.errors import BatchEndpointError
@@ -163,8 +164,7 @@ def _close(process: subprocess.Popen) -> None:
     try:
         process.wait(timeout=STOP_GRACE_S * 6)
     except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        _kill(process)
 
 
 def _terminate(process: subprocess.Popen) -> None:
@@ -173,7 +173,12 @@ def _terminate(process: subprocess.Popen) -> None:
     try:
         process.wait(timeout=STOP_GRACE_S)
     except subprocess.TimeoutExpired:
-        process.kill()
+        _kill(process)
+
+
+def _kill(process: subprocess.Popen) -> None:
+    process.kill()
+    process.wait()  # reaped: the host leaves no zombie behind
 
 
 def run_job(backend: Backend, job_id: str) -> Job:
@@ -202,9 +207,16 @@ def run_job(backend: Backend, job_id: str) -> Job:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m batch_endpoints.adapters.local.job_host")
     parser.add_argument("--job-id", required=True)
+    parser.add_argument("--lock-fd", type=int, help="the job's host lock, taken by the starter (default: take it here)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    job = run_job(from_environment(), args.job_id)
+    backend = from_environment()
+    if args.lock_fd is not None:
+        host_lock.keep(args.lock_fd)
+    elif host_lock.take(Repository(backend.records).get_job(args.job_id)) is None:
+        log.error("job %s already has a running job host", args.job_id)
+        return 1
+    job = run_job(backend, args.job_id)
     log.info("job %s ended %s%s", job.id, job.status.value, f": {job.error}" if job.error else "")
     return 0
 
