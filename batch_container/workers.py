@@ -26,6 +26,7 @@ from multiprocessing.process import BaseProcess
 
 from batch_container.preload import available as fork_server_available
 from batch_container.scoring import InitFailed, Ready, RunReply, RunRequest, WorkerSetup, serve
+from batch_endpoints.process_groups import kill_group
 
 log = logging.getLogger(__name__)
 
@@ -174,22 +175,22 @@ class WorkerPool:
         """Kill the workers in the middle of a run() (the job was canceled); they restart on `start()`."""
         for worker in self.workers:
             if worker.state is State.BUSY:
-                self._kill(worker)
+                self._retire(worker)
 
     def close(self) -> None:
-        """End every worker: idle ones leave their loop when their connection closes, the rest are killed."""
+        """End every worker: idle ones leave their loop when their connection closes, the rest are killed.
+        Whatever their code started and left running is killed with them."""
         running = [w for w in self.workers if w.process is not None]
         for worker in running:
             if worker.state is not State.IDLE:
-                worker.process.kill()
+                _kill_group(worker.process)
             if worker.conn is not None:
                 worker.conn.close()
         deadline = time.monotonic() + CLOSE_GRACE_S
         for worker in running:
             worker.process.join(max(0.0, deadline - time.monotonic()))
-            if worker.process.exitcode is None:
-                worker.process.kill()
-                worker.process.join()
+            _kill_group(worker.process)
+            worker.process.join()
             worker.process.close()
             worker.process, worker.conn = None, None
             if worker.state is not State.BROKEN:
@@ -240,7 +241,7 @@ class WorkerPool:
                 ended.append(message)
         if worker.retiring and worker.state is State.IDLE:
             log.info("worker %d: %s; starting a new one", worker.slot, worker.retiring)
-            self._kill(worker)  # idle: it holds nothing, and its output is all sent
+            self._retire(worker)  # idle: it holds nothing, and its output is all sent
             self._launch(worker)
         return ended
 
@@ -287,7 +288,7 @@ class WorkerPool:
             requests[0].index,
             _seconds(self.timeout_s),
         )
-        self._kill(worker)
+        self._retire(worker)
         self._launch(worker)
         return _ended_with(requests, f"run() timed out after {_seconds(self.timeout_s)} s")
 
@@ -301,23 +302,26 @@ class WorkerPool:
         log.warning("worker %d: init() failed (attempt %d); retrying: %s", worker.slot, worker.init_failures, error)
         self._launch(worker)
 
-    def _kill(self, worker: Worker) -> None:
-        if worker.process is not None:
-            worker.process.kill()
-        self._retire(worker)
-
     def _retire(self, worker: Worker) -> None:
-        """Forget a worker's process (after it ended or was killed), leaving the slot stopped."""
+        """End a worker's process, whether it ended already, is ending or is to be killed, with its process
+        group: what its code started (a run() that timed out, a worker that died) is left running nowhere.
+        The slot is left stopped."""
         if worker.conn is not None:
             worker.conn.close()
         if worker.process is not None:
-            worker.process.join(5.0)
-            if worker.process.exitcode is None:
-                worker.process.kill()
-                worker.process.join()
+            _kill_group(worker.process)
+            worker.process.join()
             worker.process.close()
         worker.process, worker.conn, worker.state = None, None, State.STOPPED
         worker.requests.clear()
+
+
+def _kill_group(process: BaseProcess) -> None:
+    """Kill a worker and its process group. The worker itself too, by PID: one killed at its very start has
+    not made its group yet."""
+    if process.pid is not None:
+        kill_group(process.pid)
+    process.kill()
 
 
 def _start_fork_server(environment: Mapping[str, str]) -> None:

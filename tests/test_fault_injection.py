@@ -151,7 +151,7 @@ def test_job_host_killed_mid_run_is_resumed_without_rescoring_finished_mini_batc
     wait_for(lambda: service.job_progress(job_id).get("mini_batches_done", 0) >= 4, "four mini-batches scored")
     host = int(service.get_job(job_id).execution.rpartition(":")[2])
     # The machine goes down: the job host, its runner instances and their workers, all at once.
-    os.killpg(host, signal.SIGKILL)
+    kill_session(host)
     reap(host)
     scratch = Path(service.get_job(job_id).scratch_uri)
     done_before = {name for part in scratch.glob("parts/*.csv") for name in pd.read_csv(part)["file"]}
@@ -165,6 +165,25 @@ def test_job_host_killed_mid_run_is_resumed_without_rescoring_finished_mini_batc
     assert job["status"] == "Completed" and job["resumes"] == 1
     runs = runs_of(workspace)
     assert {name: runs[name] for name in done_before} == dict.fromkeys(done_before, 1), "finished work ran again"
+
+
+def kill_session(leader: int) -> None:
+    """SIGKILL every process of the session `leader` leads (a job host leads one: its runners and their workers,
+    each in a process group of its own, are in it), until none is left."""
+    while members := [pid for pid, session in sessions() if session == leader]:
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+
+
+def sessions() -> Iterator[tuple[int, int]]:
+    """(pid, session id) of every live process, from /proc/<pid>/stat; zombies are not live."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            state, _parent, _group, session = stat.read_text().rpartition(")")[2].split()[:4]
+            if state != "Z":
+                yield int(stat.parent.name), int(session)
 
 
 def reap(pid: int) -> None:

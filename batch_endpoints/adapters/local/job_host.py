@@ -23,6 +23,7 @@ from batch_endpoints.adapters.local.blobs import to_path
 from batch_endpoints.backend import Backend, from_environment
 from batch_endpoints.errors import BatchEndpointError
 from batch_endpoints.jobfiles import JobFiles
+from batch_endpoints.process_groups import kill_group
 from batch_endpoints.repository import Repository
 from batch_endpoints.specs import Job, JobStatus
 
@@ -136,6 +137,9 @@ class InstancePool:
             stdout=subprocess.PIPE,
             text=True,
             bufsize=1,
+            # A group of its own (with its fork server; each worker leads its own): a cancel that finds the
+            # runner stuck kills the group, not only the runner.
+            process_group=0,
         )
         with self.lock:
             self.processes.add(process)
@@ -168,6 +172,8 @@ def _close(process: subprocess.Popen) -> None:
 
 
 def _terminate(process: subprocess.Popen) -> None:
+    """Ask the runner to stop (it ends its workers and their groups); kill its group if it has not within the
+    grace."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
     try:
@@ -177,6 +183,7 @@ def _terminate(process: subprocess.Popen) -> None:
 
 
 def _kill(process: subprocess.Popen) -> None:
+    kill_group(process.pid)  # before the wait below reaps it, while its PID still names its group
     process.kill()
     process.wait()  # reaped: the host leaves no zombie behind
 
