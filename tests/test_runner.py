@@ -546,6 +546,38 @@ def test_init_failing_every_time_fails_the_files_and_exits_non_zero(make_job):
     assert [line["mini_batch"] for line in job.shard_errors()] == [0, 1, 2]
 
 
+def test_init_hanging_past_init_timeout_is_killed_with_what_it_started_and_fails_the_files(make_job):
+    job = make_job(
+        """
+        import subprocess
+        import time
+
+        def init():
+            mark("children", subprocess.Popen(["sleep", "300"]).pid)
+            mark("inits", os.getpid())
+            time.sleep(300)
+
+        def run(mini_batch):
+            return [1] * len(mini_batch)
+        """,
+        2,
+        init_timeout=1,
+    )
+    run = job.run()
+    assert run.returncode == 1
+    assert "no worker could start: init() did not finish within 1 s" in run.stderr
+    assert len(job.mark_lines("inits")) == 3  # tried three times, as an init() that raises
+    # The first two tries' workers were replaced, not closed with the runner: only their kill took their sleep.
+    assert all(_gone(int(child)) for child in job.mark_lines("children")), "what init() started survived"
+
+    results = job.results()
+    assert sorted(results) == [0, 1]
+    for result in results.values():
+        assert (result.succeeded, result.attempts) == (0, 0)
+        assert [failure.error for failure in result.failed] == ["init() did not finish within 1 s"]
+    assert job.counters()["files_failed"] == 2
+
+
 def test_instance_mode_keeps_workers_and_init_across_shards(make_job):
     job = make_job(
         """
