@@ -350,6 +350,7 @@ class ShardRunner:
                 self.settings.max_concurrency_per_instance,
                 self._worker_setup,
                 timeout_s=self.settings.retry_settings.timeout,
+                init_timeout_s=self.settings.init_timeout,
                 max_mini_batches=self.settings.max_mini_batches_per_worker,
                 max_memory_mb=self.settings.max_worker_memory_mb,
                 preload=preload.libraries(self._script_path),

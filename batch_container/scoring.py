@@ -100,6 +100,9 @@ def _exit_now() -> None:
 
 def serve(conn: Connection, setup: WorkerSetup) -> None:
     """Worker process main: init() once, then answer RunRequests until the runner closes the connection."""
+    # A process group of its own, led by this worker, so that whatever init() and run() start (a subprocess,
+    # a data loader's workers) ends with it: the pool kills the group on a timeout, a cancel or a close.
+    os.setpgid(0, 0)
     _send_output_to(setup.log_path)
     os.environ.update(setup.environment)
     _import_from(setup.environment.get("PYTHONPATH", ""))
@@ -286,13 +289,13 @@ def _send_output_to(log_path: str | None) -> None:
 
 
 def _exit_with_parent() -> None:
-    """End this worker as soon as the runner is gone, even mid-run(): no orphans burning a GPU."""
+    """End this worker and its group as soon as the runner is gone, even mid-run(): no orphans burning a GPU."""
     parent = multiprocessing.parent_process()
     if parent is None:
         return
 
     def watch() -> None:
         parent.join()
-        os._exit(1)
+        os.killpg(0, signal.SIGKILL)  # this worker's own group (see serve): it and what its code started
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()

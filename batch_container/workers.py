@@ -1,7 +1,8 @@
 """A pool of long-lived worker processes, each running the scoring script (see scoring.serve).
 
 Workers live as long as the runner: init() runs once per worker, not per mini-batch or per shard. The pool
-enforces the per-mini-batch timeout and replaces workers that hang, die or are killed; callers see only
+enforces the init() deadline and the per-mini-batch timeout and replaces workers that hang, die or are killed;
+callers see only
 "this worker can take a mini-batch" and "this mini-batch attempt ended like this".
 
 A worker whose mini-batches are short holds two requests: the next mini-batch waits in its pipe while it scores
@@ -26,10 +27,12 @@ from multiprocessing.process import BaseProcess
 
 from batch_container.preload import available as fork_server_available
 from batch_container.scoring import InitFailed, Ready, RunReply, RunRequest, WorkerSetup, serve
+from batch_endpoints.process_groups import kill_group
 
 log = logging.getLogger(__name__)
 
-# A worker whose init() fails this many times in a row is given up on: the script is broken, not unlucky.
+# A worker whose init() fails (or outlives its deadline) this many times in a row is given up on: the script is
+# broken, not unlucky.
 INIT_ATTEMPTS = 3
 # How long a closing worker may take to return from its loop before it is killed.
 CLOSE_GRACE_S = 2.0
@@ -59,7 +62,7 @@ class Worker:
     started: float = 0.0
     """When the worker began requests[0]."""
     deadline: float = 0.0
-    """When requests[0] times out."""
+    """Starting: when init() must have finished. Busy: when requests[0] times out."""
     pipelined: bool = False
     """Its last run() succeeded in under PIPELINE_BELOW_S: it may hold a second request."""
     served: int = 0
@@ -82,6 +85,7 @@ class WorkerPool:
         setup_for: Callable[[int], WorkerSetup],
         *,
         timeout_s: float,
+        init_timeout_s: float,
         max_mini_batches: int = 0,
         max_memory_mb: float = 0,
         preload: Sequence[str] = (),
@@ -96,6 +100,7 @@ class WorkerPool:
         self._server_started = False
         self._setup_for = setup_for
         self.timeout_s = timeout_s
+        self.init_timeout_s = init_timeout_s
         self.max_mini_batches = max_mini_batches
         self.max_memory_mb = max_memory_mb
         self.workers = [Worker(slot) for slot in range(size)]
@@ -139,9 +144,9 @@ class WorkerPool:
     def poll(self, timeout: float) -> list[RunReply]:
         """Wait up to `timeout` s for something to happen; return the attempts that ended meanwhile."""
         live = [w for w in self.workers if w.state in (State.STARTING, State.IDLE, State.BUSY)]
-        busy = [w for w in live if w.state is State.BUSY]
-        if busy:
-            timeout = max(0.0, min(timeout, min(w.deadline for w in busy) - time.monotonic()))
+        timed = [w for w in live if w.state in (State.STARTING, State.BUSY)]
+        if timed:
+            timeout = max(0.0, min(timeout, min(w.deadline for w in timed) - time.monotonic()))
         # handle -> (worker, its process then, whether the handle is the process's exit sentinel)
         handles: dict[object, tuple[Worker, BaseProcess, bool]] = {}
         for worker in live:
@@ -165,31 +170,35 @@ class WorkerPool:
             if exited and worker.process is process:
                 ended.extend(self._died(worker))
         now = time.monotonic()
-        for worker in busy:
-            if worker.state is State.BUSY and now >= worker.deadline:
+        for worker in timed:
+            if now < worker.deadline:
+                continue
+            if worker.state is State.BUSY:
                 ended.extend(self._timed_out(worker))
+            elif worker.state is State.STARTING:
+                self._init_timed_out(worker)
         return ended
 
     def stop_busy(self) -> None:
         """Kill the workers in the middle of a run() (the job was canceled); they restart on `start()`."""
         for worker in self.workers:
             if worker.state is State.BUSY:
-                self._kill(worker)
+                self._retire(worker)
 
     def close(self) -> None:
-        """End every worker: idle ones leave their loop when their connection closes, the rest are killed."""
+        """End every worker: idle ones leave their loop when their connection closes, the rest are killed.
+        Whatever their code started and left running is killed with them."""
         running = [w for w in self.workers if w.process is not None]
         for worker in running:
             if worker.state is not State.IDLE:
-                worker.process.kill()
+                _kill_group(worker.process)
             if worker.conn is not None:
                 worker.conn.close()
         deadline = time.monotonic() + CLOSE_GRACE_S
         for worker in running:
             worker.process.join(max(0.0, deadline - time.monotonic()))
-            if worker.process.exitcode is None:
-                worker.process.kill()
-                worker.process.join()
+            _kill_group(worker.process)
+            worker.process.join()
             worker.process.close()
             worker.process, worker.conn = None, None
             if worker.state is not State.BROKEN:
@@ -211,6 +220,7 @@ class WorkerPool:
         child_end.close()
         worker.process, worker.conn, worker.state, worker.pipelined = process, parent_end, State.STARTING, False
         worker.served, worker.retiring = 0, ""
+        worker.deadline = time.monotonic() + self.init_timeout_s
         worker.requests.clear()
 
     def _receive(self, worker: Worker) -> list[RunReply]:
@@ -225,7 +235,7 @@ class WorkerPool:
                 worker.state, worker.init_failures, worker.init_error = State.IDLE, 0, ""
             elif isinstance(message, InitFailed):
                 self._retire(worker)
-                self._init_failed(worker, message.error)
+                self._init_failed(worker, f"init() failed: {message.error}")
                 break
             elif isinstance(message, RunReply):
                 now = time.monotonic()
@@ -240,7 +250,7 @@ class WorkerPool:
                 ended.append(message)
         if worker.retiring and worker.state is State.IDLE:
             log.info("worker %d: %s; starting a new one", worker.slot, worker.retiring)
-            self._kill(worker)  # idle: it holds nothing, and its output is all sent
+            self._retire(worker)  # idle: it holds nothing, and its output is all sent
             self._launch(worker)
         return ended
 
@@ -254,7 +264,7 @@ class WorkerPool:
         self._retire(worker)
         why = f"worker process died ({_exit_status(code)})"
         if state is State.STARTING:
-            self._init_failed(worker, why)
+            self._init_failed(worker, f"init() failed: {why}")
             return []
         log.warning("worker %d: %s; starting a new one", worker.slot, why)
         self._launch(worker)
@@ -287,37 +297,46 @@ class WorkerPool:
             requests[0].index,
             _seconds(self.timeout_s),
         )
-        self._kill(worker)
+        self._retire(worker)
         self._launch(worker)
         return _ended_with(requests, f"run() timed out after {_seconds(self.timeout_s)} s")
 
+    def _init_timed_out(self, worker: Worker) -> None:
+        # Killed with its group: whatever init() started (a download, a server it waits for) goes too.
+        self._retire(worker)
+        self._init_failed(worker, f"init() did not finish within {_seconds(self.init_timeout_s)} s")
+
     def _init_failed(self, worker: Worker, error: str) -> None:
+        """`error` says what went wrong, "init() ..."."""
         worker.init_failures += 1
-        worker.init_error = f"init() failed: {error}"
+        worker.init_error = error
         if worker.init_failures >= INIT_ATTEMPTS:
-            log.error("worker %d: init() failed %d times; giving up on it: %s", worker.slot, INIT_ATTEMPTS, error)
+            log.error("worker %d: giving up on it after %d tries: %s", worker.slot, INIT_ATTEMPTS, error)
             worker.state = State.BROKEN
             return
-        log.warning("worker %d: init() failed (attempt %d); retrying: %s", worker.slot, worker.init_failures, error)
+        log.warning("worker %d: try %d at init(): %s; trying again", worker.slot, worker.init_failures, error)
         self._launch(worker)
 
-    def _kill(self, worker: Worker) -> None:
-        if worker.process is not None:
-            worker.process.kill()
-        self._retire(worker)
-
     def _retire(self, worker: Worker) -> None:
-        """Forget a worker's process (after it ended or was killed), leaving the slot stopped."""
+        """End a worker's process, whether it ended already, is ending or is to be killed, with its process
+        group: what its code started (a run() that timed out, a worker that died) is left running nowhere.
+        The slot is left stopped."""
         if worker.conn is not None:
             worker.conn.close()
         if worker.process is not None:
-            worker.process.join(5.0)
-            if worker.process.exitcode is None:
-                worker.process.kill()
-                worker.process.join()
+            _kill_group(worker.process)
+            worker.process.join()
             worker.process.close()
         worker.process, worker.conn, worker.state = None, None, State.STOPPED
         worker.requests.clear()
+
+
+def _kill_group(process: BaseProcess) -> None:
+    """Kill a worker and its process group. The worker itself too, by PID: one killed at its very start has
+    not made its group yet."""
+    if process.pid is not None:
+        kill_group(process.pid)
+    process.kill()
 
 
 def _start_fork_server(environment: Mapping[str, str]) -> None:

@@ -87,9 +87,13 @@ AssetName = Annotated[str, pydantic.AfterValidator(_asset_name)]
 Version = Annotated[str, pydantic.AfterValidator(_version)]
 
 
+MAX_TIMEOUT_S = 7 * 24 * 3600
+DEFAULT_INIT_TIMEOUT_S = 600
+
+
 class RetrySettings(Spec):
     max_retries: int = Field(3, ge=0, le=100)
-    timeout: int = Field(30, gt=0, le=7 * 24 * 3600, description="seconds allowed for one run() call")
+    timeout: int = Field(30, gt=0, le=MAX_TIMEOUT_S, description="seconds allowed for one run() call")
 
 
 class OutputAction(StrEnum):
@@ -179,6 +183,14 @@ class RunSettings(Spec):
     max_worker_memory_mb: int = Field(
         0, ge=0, description="replace a worker whose resident memory is above this after a mini-batch; 0 = never"
     )
+    # Not in Azure, where an init() that hangs keeps its job running until it is canceled. Ten minutes loads a
+    # model of tens of GB from local disk onto a GPU; SageMaker's startup health checks allow 60 to 3600 s.
+    init_timeout: int = Field(
+        DEFAULT_INIT_TIMEOUT_S,
+        gt=0,
+        le=MAX_TIMEOUT_S,
+        description="seconds a worker's init() may take; then the worker is killed and init() tried again",
+    )
 
     @field_validator("output_file_name")
     @classmethod
@@ -214,7 +226,7 @@ class InvokeOverrides(Spec):
     mini_batch_size: MiniBatchSize | None = None
     instance_count: InstanceCount | None = None
     max_retries: int | None = Field(None, ge=0, le=100)
-    timeout: int | None = Field(None, gt=0, le=7 * 24 * 3600)
+    timeout: int | None = Field(None, gt=0, le=MAX_TIMEOUT_S)
     error_threshold: int | None = Field(None, ge=-1)
     output_file_name: str | None = None
 

@@ -46,6 +46,7 @@ FLAT_SETTINGS = (
     "keep_input_columns",
     "max_mini_batches_per_worker",
     "max_worker_memory_mb",
+    "init_timeout",
 )
 AZURE_PREFIX = "azureml:"
 LATEST = "latest"

@@ -30,6 +30,7 @@ SCRIPT = textwrap.dedent(
     import multiprocessing
     import os
     import signal
+    import subprocess
     import time
 
     import pandas as pd
@@ -47,6 +48,18 @@ SCRIPT = textwrap.dedent(
             return False
 
 
+    def hang_with_a_child():
+        # As scoring code that shells out and waits: the child must not outlive a kill of its worker.
+        with open(os.path.join(MARKS, "children"), "a") as pids:
+            pids.write(f"{subprocess.Popen(['sleep', '300']).pid}\\n")
+        time.sleep(300)
+
+
+    def init():
+        if MODE == "hang-init":
+            hang_with_a_child()
+
+
     def run(mini_batch):
         names = [os.path.basename(path) for path in mini_batch]
         if MARKS:
@@ -60,7 +73,7 @@ SCRIPT = textwrap.dedent(
         if bad and MODE == "hang":
             with open(os.path.join(MARKS, "hanging"), "a") as pids:
                 pids.write(f"{os.getpid()}\\n")
-            time.sleep(120)
+            hang_with_a_child()
         if bad and MODE == "exit":
             os._exit(3)
         if bad and MODE == "sigkill-worker-once" and first_time(bad[0]):

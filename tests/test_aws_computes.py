@@ -7,8 +7,9 @@ from pathlib import Path
 import boto3
 import pytest
 
-from batch_container import requirements
+from batch_container import requirements, workers
 from batch_endpoints.adapters.aws.computes import (
+    INIT_ATTEMPTS,
     INSTALL_REQUIREMENTS_VARIABLE,
     MAX_ATTEMPT_DURATION_S,
     MIN_ATTEMPT_DURATION_S,
@@ -106,7 +107,7 @@ def test_a_cpu_deployment_is_a_job_definition_running_the_runner(service: BatchE
         "options": {"awslogs-group": LOG_GROUP, "awslogs-stream-prefix": "bep-digits_blue"},
     }
     assert definition["timeout"] == {
-        "attemptDurationSeconds": MAX_MINI_BATCHES_PER_SHARD * 60 * 3 + STARTUP_ALLOWANCE_S
+        "attemptDurationSeconds": MAX_MINI_BATCHES_PER_SHARD * 60 * 3 + INIT_ATTEMPTS * 600 + STARTUP_ALLOWANCE_S
     }
     retry = definition["retryStrategy"]
     assert retry["attempts"] == 3
@@ -193,9 +194,13 @@ def test_names_that_differ_only_in_where_the_dash_is_get_their_own_job_definitio
 def test_the_attempt_timeout_covers_every_mini_batch_timing_out_on_every_try() -> None:
     settings = RunSettings(max_concurrency_per_instance=2, retry_settings={"timeout": 600, "max_retries": 1})
 
-    # 100 mini-batches, 2 at a time, each up to 2 tries of 600 s, plus the startup allowance.
-    assert attempt_duration_seconds(settings, 100) == 50 * 600 * 2 + STARTUP_ALLOWANCE_S
-    assert attempt_duration_seconds(RunSettings(), 1) == MIN_ATTEMPT_DURATION_S
+    # 100 mini-batches, 2 at a time, each up to 2 tries of 600 s, plus 3 tries at init() (600 s each by
+    # default), plus the startup allowance.
+    assert attempt_duration_seconds(settings, 100) == 50 * 600 * 2 + 3 * 600 + STARTUP_ALLOWANCE_S
+    assert INIT_ATTEMPTS == workers.INIT_ATTEMPTS, "the runner's tries at init()"
+    slow_init = settings.model_copy(update={"init_timeout": 3600})
+    assert attempt_duration_seconds(slow_init, 100) == 50 * 600 * 2 + 3 * 3600 + STARTUP_ALLOWANCE_S
+    assert attempt_duration_seconds(RunSettings(init_timeout=60), 1) == MIN_ATTEMPT_DURATION_S
     huge = RunSettings(retry_settings={"timeout": 7 * 24 * 3600, "max_retries": 100})
     assert attempt_duration_seconds(huge, MAX_MINI_BATCHES_PER_SHARD) == MAX_ATTEMPT_DURATION_S
 

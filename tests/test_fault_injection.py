@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -30,12 +31,12 @@ from batch_container.runner import ShardRunner
 from batch_endpoints import workflow, yaml_specs
 from batch_endpoints.adapters.aws.blobs import S3BlobStore
 from batch_endpoints.adapters.aws.records import DynamoDbRecordStore
-from batch_endpoints.adapters.local import job_host
+from batch_endpoints.adapters.local import host_lock, job_host
 from batch_endpoints.backend import Backend, from_environment
 from batch_endpoints.errors import ConflictError
 from batch_endpoints.jobfiles import JobFiles
 from batch_endpoints.ports import BlobRange
-from batch_endpoints.repository import DEPLOYMENT
+from batch_endpoints.repository import DEPLOYMENT, Repository
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
 from batch_endpoints.specs import JobStatus
 from tests.aws_fixtures import BUCKET, INPUT_BUCKET, TABLE, aws_backend, aws_fixture, ready  # noqa: F401 (a fixture)
@@ -66,11 +67,14 @@ def wait_for(condition, what: str, within_s: float = 60) -> None:
 
 
 def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+    """Whether the process has exited: a zombie has, though its PID still answers until it is reaped."""
+    return pid not in dict(sessions())
+
+
+def children_gone(workspace) -> bool:
+    """Whether every process the scoring code started (tests/faults.py's hang_with_a_child) has exited."""
+    children = workspace["marks"] / "children"
+    return all(gone(int(pid)) for pid in children.read_text().split()) if children.exists() else True
 
 
 def invoke(bep, workspace) -> str:
@@ -110,9 +114,21 @@ def test_run_hanging_past_the_timeout_is_killed_and_the_job_goes_on(bep, workspa
     deploy(bep, workspace, "hang", retry_settings={"max_retries": 0, "timeout": 2})
     job = run_job(bep, workspace)
 
-    account("run() hangs past the timeout (2 s)", [job])
+    account("run() hangs past the timeout (2 s), its child process too", [job])
     assert job["status"] == "Completed" and job["counts"]["files_failed"] == BAD
     assert all("timed out after 2 s" in e["error"] for e in errors_of(job))
+    assert (workspace["marks"] / "children").exists() and children_gone(workspace), "a child of run() survived"
+
+
+def test_init_hanging_past_init_timeout_ends_the_job_with_every_file_in_the_errors(bep, workspace):
+    deploy(bep, workspace, "hang-init", init_timeout=1)
+    job = run_job(bep, workspace)
+
+    account("init() hangs past init_timeout (1 s), its child process too", [job])
+    assert job["status"] == "Failed" and job["counts"]["files_failed"] == GOOD + BAD
+    assert job["error"].startswith("no file was scored; the first error: init() did not finish within 1 s")
+    assert {e["error"] for e in errors_of(job)} == {"init() did not finish within 1 s"}
+    assert (workspace["marks"] / "children").exists() and children_gone(workspace), "a child of init() survived"
 
 
 def test_worker_exiting_is_replaced_and_only_its_files_fail(bep, workspace):
@@ -145,15 +161,22 @@ def test_instance_dying_mid_shard_is_replaced_and_the_shard_retried(bep, workspa
     assert "attempt 1 failed: instance exited (code -9)" in (Path(job["scratch_uri"]) / "logs/job-host.log").read_text()
 
 
-def test_job_host_killed_mid_run_is_resumed_without_rescoring_finished_mini_batches(bep, workspace):
+def machine_down_mid_run(bep, workspace) -> str:
+    """A job that has scored a few mini-batches when the machine goes down: the job host, its runner instances
+    and their workers, all at once. Returns the job's id."""
     deploy(bep, workspace, "slow")
     job_id = invoke(bep, workspace)
     service = bep.service
     wait_for(lambda: service.job_progress(job_id).get("mini_batches_done", 0) >= 4, "four mini-batches scored")
     host = int(service.get_job(job_id).execution.rpartition(":")[2])
-    # The machine goes down: the job host, its runner instances and their workers, all at once.
-    os.killpg(host, signal.SIGKILL)
+    kill_session(host)
     reap(host)
+    return job_id
+
+
+def test_job_host_killed_mid_run_is_resumed_without_rescoring_finished_mini_batches(bep, workspace):
+    job_id = machine_down_mid_run(bep, workspace)
+    service = bep.service
     scratch = Path(service.get_job(job_id).scratch_uri)
     done_before = {name for part in scratch.glob("parts/*.csv") for name in pd.read_csv(part)["file"]}
     assert service.get_job(job_id).status == JobStatus.RUNNING and len(done_before) < GOOD + BAD
@@ -166,6 +189,78 @@ def test_job_host_killed_mid_run_is_resumed_without_rescoring_finished_mini_batc
     assert job["status"] == "Completed" and job["resumes"] == 1
     runs = runs_of(workspace)
     assert {name: runs[name] for name in done_before} == dict.fromkeys(done_before, 1), "finished work ran again"
+
+
+def kill_session(leader: int) -> None:
+    """SIGKILL every process of the session `leader` leads (a job host leads one: its runners and their workers,
+    each in a process group of its own, are in it), until none is left."""
+    while members := [pid for pid, session in sessions() if session == leader]:
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+
+
+def sessions() -> Iterator[tuple[int, int]]:
+    """(pid, session id) of every live process, from /proc/<pid>/stat; zombies are not live."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            state, _parent, _group, session = stat.read_text().rpartition(")")[2].split()[:4]
+            if state != "Z":
+                yield int(stat.parent.name), int(session)
+
+
+DEAD_HOSTS = {"zombie": "the job host died unreaped (a zombie)", "reused": "the job host died, its PID reused"}
+
+
+@contextlib.contextmanager
+def host_that_looks_alive(job_id: str, how: str) -> Iterator[None]:
+    """Record as the job's host a process that answers a PID check but is no host: one that held the job's host
+    lock and died unreaped (`zombie`), or an unrelated live process that got the PID (`reused`)."""
+    backend = from_environment()
+    job = Repository(backend.records).get_job(job_id)
+    if how == "zombie":
+        pid = os.fork()
+        if pid == 0:  # the child: a host that locks the job and dies at once; nothing here waits on it
+            os._exit(0 if host_lock.take(job) is not None else 1)
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # it has exited; still unreaped
+    else:
+        unrelated = subprocess.Popen(["sleep", "300"])
+        pid = unrelated.pid
+    os.kill(pid, 0)  # alive, as far as its PID tells
+    Repository(backend.records).update_job(job_id, lambda j: j.model_copy(update={"execution": f"local-process:{pid}"}))
+    try:
+        yield
+    finally:
+        if how == "reused":
+            unrelated.kill()
+        reap(pid)
+
+
+@pytest.mark.parametrize("how", sorted(DEAD_HOSTS))
+def test_job_host_dead_but_its_pid_alive_is_resumed(bep, workspace, how: str):
+    job_id = machine_down_mid_run(bep, workspace)
+    with host_that_looks_alive(job_id, how):
+        resumed = bep("job", "resume", "--name", job_id, "--stream", ok=False)
+
+    assert resumed.code == 0, resumed.err
+    job = bep("job", "show", "--name", job_id).json()
+    label = DEAD_HOSTS[how]
+    account(f"{label}; `bep job resume`", [job])
+    assert job["status"] == "Completed" and job["resumes"] == 1
+
+
+@pytest.mark.parametrize("how", sorted(DEAD_HOSTS))
+def test_job_host_dead_but_its_pid_alive_is_canceled(bep, workspace, how: str):
+    job_id = machine_down_mid_run(bep, workspace)
+    with host_that_looks_alive(job_id, how):
+        bep("job", "cancel", "--name", job_id)
+        wait_for(lambda: bep.service.get_job(job_id).status.is_final, "the canceled job to end")
+    job = bep("job", "show", "--name", job_id).json()
+
+    label = DEAD_HOSTS[how]
+    account(f"{label}; `bep job cancel`", [job])
+    assert job["status"] == "Canceled" and not Path(job["output_uri"]).exists()
 
 
 def reap(pid: int) -> None:
@@ -184,11 +279,12 @@ def test_cancel_mid_run_stops_the_workers_keeps_the_parts_and_writes_no_output(b
     bep("job", "cancel", "--name", job_id)
     job = follow(bep, job_id)
 
-    account("the job is canceled mid-run", [job])
+    account("the job is canceled mid-run, run() with a child process", [job])
     assert job["status"] == "Canceled" and not Path(job["output_uri"]).exists()
     assert list(Path(job["scratch_uri"]).glob("parts/*.csv")), "finished mini-batches are kept"
     hanging = [int(pid) for pid in (workspace["marks"] / "hanging").read_text().split()]
     wait_for(lambda: all(gone(pid) for pid in hanging), "the stuck workers to be gone", within_s=10)
+    wait_for(lambda: children_gone(workspace), "the children of run() to be gone", within_s=10)
 
 
 # ------------------------------------------------------------------------------------------------ finalize

@@ -242,20 +242,26 @@ def _worker_pids(job: ScoringJob, count: int, deadline_s: float = 20) -> list[in
 
 
 def _gone(pid: int, within_s: float = 10) -> bool:
+    """Whether the process has exited within `within_s`: a zombie has (its parent has yet to collect it)."""
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            return True
+        if stat.rpartition(")")[2].split()[0] == "Z":
             return True
         time.sleep(0.05)
     return False
 
 
+# run() starts a child process of its own, as scoring code that shells out does, and hangs.
 HANGING = """
+    import subprocess
     import time
 
     def run(mini_batch):
+        mark("children", subprocess.Popen(["sleep", "300"]).pid)
         mark("busy", os.getpid())
         time.sleep(120)
     """
@@ -420,6 +426,23 @@ def test_run_past_the_timeout_is_killed_and_its_worker_replaced(make_job):
     assert inits[2] in job.mark_lines("scored")  # which went on scoring
 
 
+def test_a_timed_out_run_is_killed_with_the_processes_it_started(make_job):
+    job = make_job(HANGING, 1, timeout=1)
+    instance = job.start_instance()
+    try:
+        assert instance.stdin is not None and instance.stdout is not None
+        instance.stdin.write(job.shard_uris[0] + "\n")
+        instance.stdin.flush()
+        # The instance answers once the timeout has ended the attempt, and keeps its workers for more shards:
+        # nothing but the timeout has killed anything yet.
+        assert instance.stdout.readline().startswith("done ")
+        [child] = job.mark_lines("children")
+        assert _gone(int(child)), "the sleep that run() started outlived the timeout"
+    finally:
+        _end(instance)
+    assert [f.error for f in job.results()[0].failed] == ["run() timed out after 1 s"]
+
+
 def test_a_worker_is_replaced_after_max_mini_batches_per_worker(make_job):
     job = make_job(
         """
@@ -523,6 +546,38 @@ def test_init_failing_every_time_fails_the_files_and_exits_non_zero(make_job):
     assert [line["mini_batch"] for line in job.shard_errors()] == [0, 1, 2]
 
 
+def test_init_hanging_past_init_timeout_is_killed_with_what_it_started_and_fails_the_files(make_job):
+    job = make_job(
+        """
+        import subprocess
+        import time
+
+        def init():
+            mark("children", subprocess.Popen(["sleep", "300"]).pid)
+            mark("inits", os.getpid())
+            time.sleep(300)
+
+        def run(mini_batch):
+            return [1] * len(mini_batch)
+        """,
+        2,
+        init_timeout=1,
+    )
+    run = job.run()
+    assert run.returncode == 1
+    assert "no worker could start: init() did not finish within 1 s" in run.stderr
+    assert len(job.mark_lines("inits")) == 3  # tried three times, as an init() that raises
+    # The first two tries' workers were replaced, not closed with the runner: only their kill took their sleep.
+    assert all(_gone(int(child)) for child in job.mark_lines("children")), "what init() started survived"
+
+    results = job.results()
+    assert sorted(results) == [0, 1]
+    for result in results.values():
+        assert (result.succeeded, result.attempts) == (0, 0)
+        assert [failure.error for failure in result.failed] == ["init() did not finish within 1 s"]
+    assert job.counters()["files_failed"] == 2
+
+
 def test_instance_mode_keeps_workers_and_init_across_shards(make_job):
     job = make_job(
         """
@@ -618,6 +673,7 @@ def test_cancel_during_a_run_stops_the_runner_within_seconds(make_job):
         assert runner.returncode == 0, stderr
         assert "the job is CancelRequested" in stderr
         assert _gone(pid)
+        assert all(_gone(int(child)) for child in job.mark_lines("children")), "what run() started survived"
         assert job.results() == {}
     finally:
         _end(runner)
@@ -832,6 +888,7 @@ def test_workers_end_with_the_runner(make_job, how: signal.Signals):
         if how == signal.SIGTERM:
             assert instance.returncode == 128 + signal.SIGTERM
         assert all(_gone(pid) for pid in pids)
+        assert all(_gone(int(child)) for child in job.mark_lines("children")), "what run() started survived"
     finally:
         _end(instance)
     assert job.results() == {}

@@ -34,6 +34,7 @@ def test_run_settings_defaults_are_azures():
         "keep_input_columns": [],
         "max_mini_batches_per_worker": 0,
         "max_worker_memory_mb": 0,
+        "init_timeout": 600,
     }
 
 
@@ -52,6 +53,10 @@ def test_run_settings_defaults_are_azures():
         ({"max_mini_batches_per_worker": -1}, "max_mini_batches_per_worker"),
         ({"max_worker_memory_mb": -100}, "max_worker_memory_mb"),
         ({"max_worker_memory_mb": "lots"}, "max_worker_memory_mb"),
+        ({"init_timeout": 0}, "init_timeout"),
+        ({"init_timeout": -600}, "init_timeout"),
+        ({"init_timeout": "ten minutes"}, "init_timeout"),
+        ({"init_timeout": 8 * 24 * 3600}, "init_timeout"),
     ],
 )
 def test_run_settings_refuse_zero_and_negative_sizes_naming_the_field(data, field):

@@ -697,6 +697,17 @@ def test_flat_setting_out_of_bounds_names_it_where_it_was_written(project):
     assert "field 'retry_settings.timeout'" in error.message
 
 
+def test_init_timeout_is_read_nested_and_flat_and_a_bad_one_is_named(project):
+    nested = edit(DEPLOYMENT_NESTED_YML, "  error_threshold: -1\n", "  error_threshold: -1\n  init_timeout: 1800\n")
+    assert load_deployment(write(project, nested)).settings.init_timeout == 1800
+    assert load_deployment(write(project, DEPLOYMENT_FLAT_YML + "init_timeout: 45\n")).settings.init_timeout == 45
+
+    error = refused(write(project, DEPLOYMENT_FLAT_YML + "init_timeout: soon\n"))
+
+    assert error.field == "init_timeout"
+    assert "field 'init_timeout'" in error.message
+
+
 def test_resources_instance_count_out_of_bounds_names_resources(project):
     error = refused(write(project, edit(DEPLOYMENT_NESTED_YML, "instance_count: 1", "instance_count: 0")))
 

@@ -160,6 +160,7 @@ class SettingsBody(Body):
     keep_input_columns: list[str] | None = None
     max_mini_batches_per_worker: int | None = Field(None, description="0 = never replace a worker")
     max_worker_memory_mb: int | None = Field(None, description="0 = no memory ceiling")
+    init_timeout: int | None = Field(None, description="seconds a worker's init() may take (default 600)")
 
 
 class ResourcesBody(Body):

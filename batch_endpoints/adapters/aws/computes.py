@@ -45,7 +45,9 @@ from batch_endpoints.specs import Compute, Deployment, RunSettings
 
 # The same number of tries the local job host gives a shard.
 SHARD_ATTEMPTS = 3
-# Image pull, code and model download and init() before the first mini-batch, on a cold instance.
+# The runner's tries at a worker's init(), each up to init_timeout (batch_container/workers.py).
+INIT_ATTEMPTS = 3
+# Image pull, code and model download before init(), on a cold instance.
 STARTUP_ALLOWANCE_S = 30 * 60
 MIN_ATTEMPT_DURATION_S = 3600
 # A backstop, not a budget: a shard is meant to run minutes (planning.py); two weeks means something hangs.
@@ -63,11 +65,13 @@ def attempt_duration_seconds(settings: RunSettings, mini_batches_per_shard: int)
 
     The runner ends a run() call after `timeout` seconds and tries a mini-batch up to max_retries + 1 times,
     with max_concurrency_per_instance workers at once. So a shard where every call hangs to its timeout takes
-    ceil(mini-batches / workers) * timeout * tries, and that is still the runner doing its job: only beyond
-    that (plus the startup allowance) is the container itself stuck.
+    ceil(mini-batches / workers) * timeout * tries, and that is still the runner doing its job, as is an init()
+    that hangs to its deadline on every try: only beyond that (plus the startup allowance) is the container
+    itself stuck.
     """
     rounds = math.ceil(mini_batches_per_shard / settings.max_concurrency_per_instance)
     worst = rounds * settings.retry_settings.timeout * (settings.retry_settings.max_retries + 1)
+    worst += INIT_ATTEMPTS * settings.init_timeout
     return min(MAX_ATTEMPT_DURATION_S, max(MIN_ATTEMPT_DURATION_S, worst + STARTUP_ALLOWANCE_S))
 
 

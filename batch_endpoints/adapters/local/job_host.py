@@ -18,10 +18,12 @@ import threading
 from collections import deque
 
 from batch_endpoints import workflow
+from batch_endpoints.adapters.local import host_lock
 from batch_endpoints.adapters.local.blobs import to_path
 from batch_endpoints.backend import Backend, from_environment
 from batch_endpoints.errors import BatchEndpointError
 from batch_endpoints.jobfiles import JobFiles
+from batch_endpoints.process_groups import kill_group
 from batch_endpoints.repository import Repository
 from batch_endpoints.specs import Job, JobStatus
 
@@ -135,6 +137,9 @@ class InstancePool:
             stdout=subprocess.PIPE,
             text=True,
             bufsize=1,
+            # A group of its own (with its fork server; each worker leads its own): a cancel that finds the
+            # runner stuck kills the group, not only the runner.
+            process_group=0,
         )
         with self.lock:
             self.processes.add(process)
@@ -163,17 +168,24 @@ def _close(process: subprocess.Popen) -> None:
     try:
         process.wait(timeout=STOP_GRACE_S * 6)
     except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        _kill(process)
 
 
 def _terminate(process: subprocess.Popen) -> None:
+    """Ask the runner to stop (it ends its workers and their groups); kill its group if it has not within the
+    grace."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout=STOP_GRACE_S)
     except subprocess.TimeoutExpired:
-        process.kill()
+        _kill(process)
+
+
+def _kill(process: subprocess.Popen) -> None:
+    kill_group(process.pid)  # before the wait below reaps it, while its PID still names its group
+    process.kill()
+    process.wait()  # reaped: the host leaves no zombie behind
 
 
 def run_job(backend: Backend, job_id: str) -> Job:
@@ -202,9 +214,16 @@ def run_job(backend: Backend, job_id: str) -> Job:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m batch_endpoints.adapters.local.job_host")
     parser.add_argument("--job-id", required=True)
+    parser.add_argument("--lock-fd", type=int, help="the job's host lock, taken by the starter (default: take it here)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    job = run_job(from_environment(), args.job_id)
+    backend = from_environment()
+    if args.lock_fd is not None:
+        host_lock.keep(args.lock_fd)
+    elif host_lock.take(Repository(backend.records).get_job(args.job_id)) is None:
+        log.error("job %s already has a running job host", args.job_id)
+        return 1
+    job = run_job(backend, args.job_id)
     log.info("job %s ended %s%s", job.id, job.status.value, f": {job.error}" if job.error else "")
     return 0
 
