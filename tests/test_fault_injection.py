@@ -25,6 +25,8 @@ import moto.core.models
 import pandas as pd
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from batch_container.runner import ShardRunner
 from batch_endpoints import workflow, yaml_specs
@@ -334,10 +336,15 @@ def moto_skips_injected(monkeypatch: pytest.MonkeyPatch) -> None:
 
 class FailingRequests:
     """A botocore hook answering chosen requests with an error instead of AWS (moto): every `every`-th request
-    of each operation, `times` times in a row, as S3 does while it throttles (503 SlowDown) or fails."""
+    of each operation, `times` times in a row, as S3 does while it throttles (503 SlowDown) or fails. With
+    `applied`, AWS (moto) carries the request out first and only its answer is the error, as a 500 or a dropped
+    connection may come after the write happened."""
 
-    def __init__(self, status: int, body: bytes, *, every: int, times: int = 1, limit: int = 1000) -> None:
+    def __init__(
+        self, status: int, body: bytes, *, every: int, times: int = 1, limit: int = 1000, applied: bool = False
+    ) -> None:
         self.status, self.body, self.every, self.times, self.limit = status, body, every, times, limit
+        self.applied = applied
         self.seen: dict[str, int] = {}
         self.pending: dict[str, int] = {}
         self.injected = 0
@@ -353,6 +360,8 @@ class FailingRequests:
                 self.pending[operation] = self.times
             self.pending[operation] -= 1
             self.injected += 1
+        if self.applied:
+            moto.core.models.botocore_stubber(event_name, request)
         request.headers[INJECTED] = "1"
         return AWSResponse(request.url, self.status, {}, RawBody(self.body))
 
@@ -413,3 +422,49 @@ def test_storage_errors_on_writes_are_retried(cloud: Backend, moto_skips_injecte
     )
     assert done.status == JobStatus.COMPLETED and done.counts.files_succeeded == 7
     assert cloud.records.get("job", job.id).counters["mini_batches_done"] == 4
+
+
+def test_storage_writes_applied_then_answered_with_errors_are_retried_without_loss_or_duplicates(
+    cloud: Backend, moto_skips_injected: None
+):
+    # S3 wrote each of these objects, then answered 500: the retry writes the same bytes to the same key again,
+    # and a conditional write (the output file, never overwriting) finds its own file there.
+    job = BatchEndpointService(cloud).invoke(InvokeRequest(endpoint_name="digits", input=f"s3://{INPUT_BUCKET}/batch"))
+    blobs = S3BlobStore(BUCKET)
+    hooks = {
+        operation: FailingRequests(500, s3_error("InternalError"), every=2, applied=True)
+        for operation in ("PutObject", "CopyObject", "UploadPartCopy", "CompleteMultipartUpload")
+    }
+    for operation, hook in hooks.items():
+        blobs.client.meta.events.register_first(f"before-send.s3.{operation}", hook)
+    flaky = dataclasses.replace(cloud, blobs=blobs)
+
+    plan = workflow.plan_job(flaky, job.id)
+    with ShardRunner(cloud.records, blobs, job.id) as runner:
+        for uri in plan.shard_uris:
+            runner.run_shard(runner.load_shard(uri))
+    done = workflow.finalize_job(flaky, job.id)
+
+    assert hooks["PutObject"].injected >= 3
+    output = pd.read_csv(pd.io.common.BytesIO(cloud.blobs.get_bytes(done.output_uri)))
+    account(
+        "S3 writes, then answers 500 (the retry writes again)",
+        [Outcome(done.status.value, output["file"].tolist(), [])],
+        files=[f"{n}.txt" for n in range(7)],
+    )
+    assert done.status == JobStatus.COMPLETED and done.counts.files_succeeded == 7
+    assert output["file"].tolist() == [f"{n}.txt" for n in range(7)]
+
+
+@pytest.mark.parametrize("applied", [True, False])
+def test_an_injected_error_is_applied_first_only_when_asked(aws: None, moto_skips_injected: None, applied: bool):
+    s3 = boto3.client("s3", config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+    s3.create_bucket(Bucket="faults")
+    s3.meta.events.register_first(
+        "before-send.s3.PutObject", FailingRequests(500, s3_error("InternalError"), every=1, applied=applied)
+    )
+
+    with pytest.raises(ClientError, match="InternalError"):
+        s3.put_object(Bucket="faults", Key="k", Body=b"written")
+
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket="faults").get("Contents", [])] == (["k"] if applied else [])
