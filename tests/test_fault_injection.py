@@ -31,7 +31,7 @@ from botocore.exceptions import ClientError
 from batch_container.runner import ShardRunner
 from batch_endpoints import workflow, yaml_specs
 from batch_endpoints.adapters.aws.blobs import S3BlobStore
-from batch_endpoints.adapters.aws.records import DynamoDbRecordStore
+from batch_endpoints.adapters.aws.records import DynamoDbRecordStore, table_definition
 from batch_endpoints.adapters.local import job_host
 from batch_endpoints.backend import Backend, from_environment
 from batch_endpoints.errors import ConflictError
@@ -428,7 +428,8 @@ def test_storage_writes_applied_then_answered_with_errors_are_retried_without_lo
     cloud: Backend, moto_skips_injected: None
 ):
     # S3 wrote each of these objects, then answered 500: the retry writes the same bytes to the same key again,
-    # and a conditional write (the output file, never overwriting) finds its own file there.
+    # and a conditional write (the output file, never overwriting) finds its own file there. DynamoDB applied
+    # these record updates, then answered 500: the retry fails its condition and finds its own write there.
     job = BatchEndpointService(cloud).invoke(InvokeRequest(endpoint_name="digits", input=f"s3://{INPUT_BUCKET}/batch"))
     blobs = S3BlobStore(BUCKET)
     hooks = {
@@ -437,7 +438,11 @@ def test_storage_writes_applied_then_answered_with_errors_are_retried_without_lo
     }
     for operation, hook in hooks.items():
         blobs.client.meta.events.register_first(f"before-send.s3.{operation}", hook)
-    flaky = dataclasses.replace(cloud, blobs=blobs)
+    # The workflow's record writes too: plan's and finalize's conditional updates of the job record.
+    records = DynamoDbRecordStore(TABLE)
+    hooks["UpdateItem"] = FailingRequests(500, dynamodb_error("InternalServerError"), every=2, applied=True)
+    records.client.meta.events.register_first("before-send.dynamodb.UpdateItem", hooks["UpdateItem"])
+    flaky = dataclasses.replace(cloud, blobs=blobs, records=records)
 
     plan = workflow.plan_job(flaky, job.id)
     with ShardRunner(cloud.records, blobs, job.id) as runner:
@@ -445,10 +450,10 @@ def test_storage_writes_applied_then_answered_with_errors_are_retried_without_lo
             runner.run_shard(runner.load_shard(uri))
     done = workflow.finalize_job(flaky, job.id)
 
-    assert hooks["PutObject"].injected >= 3
+    assert hooks["PutObject"].injected >= 3 and hooks["UpdateItem"].injected >= 2
     output = pd.read_csv(pd.io.common.BytesIO(cloud.blobs.get_bytes(done.output_uri)))
     account(
-        "S3 writes, then answers 500 (the retry writes again)",
+        "S3 and DynamoDB write, then answer 500 (the retry writes again)",
         [Outcome(done.status.value, output["file"].tolist(), [])],
         files=[f"{n}.txt" for n in range(7)],
     )
@@ -468,3 +473,27 @@ def test_an_injected_error_is_applied_first_only_when_asked(aws: None, moto_skip
         s3.put_object(Bucket="faults", Key="k", Body=b"written")
 
     assert [o["Key"] for o in s3.list_objects_v2(Bucket="faults").get("Contents", [])] == (["k"] if applied else [])
+
+
+def test_a_record_write_applied_then_answered_500_is_the_writes_success_and_a_stale_one_still_conflicts(
+    aws: None, moto_skips_injected: None
+):
+    boto3.client("dynamodb").create_table(**table_definition(TABLE))
+    records = DynamoDbRecordStore(TABLE)
+    lost_answers = [
+        FailingRequests(500, dynamodb_error("InternalServerError"), every=1, limit=1, applied=True) for _ in range(2)
+    ]
+
+    records.client.meta.events.register_first("before-send.dynamodb.UpdateItem", lost_answers[0])
+    created = records.put("job", "j-1", {"status": "Queued"}, expected_version=0)
+    records.client.meta.events.unregister("before-send.dynamodb.UpdateItem", lost_answers[0])
+    records.client.meta.events.register_first("before-send.dynamodb.UpdateItem", lost_answers[1])
+    updated = records.put("job", "j-1", {"status": "Running"}, expected_version=1)
+
+    assert (created, updated) == (1, 2) and all(hook.injected == 1 for hook in lost_answers)
+    stored = records.get("job", "j-1")
+    assert stored is not None and (stored.data, stored.version) == ({"status": "Running"}, 2)
+    with pytest.raises(ConflictError, match="was changed by another request"):
+        records.put("job", "j-1", {"status": "Failed"}, expected_version=1)
+    with pytest.raises(ConflictError, match="already exists"):
+        records.put("job", "j-1", {"status": "Queued"}, expected_version=0)
