@@ -1,12 +1,16 @@
-"""Idempotency keys for invoke: the same key, for the same endpoint, always answers with the same job.
+"""Idempotency keys for the requests that start something (invoke, rerun, resume): the same key, for the same
+endpoint, always answers with what the first request with it did.
 
-A client that retries an invoke (a timeout, a dropped connection) must never start a second job. It sends a key
-of its choosing with each logical request; the first request to store the key also stores the job id it will use,
-and every later request with that key finds the id and answers with that job. The store's create-only write
-(expected_version=0) decides which request is first, so two requests racing with one key agree on one job id.
+A client that retries such a request (a timeout, a dropped connection, a 5xx that came after the service acted)
+must never start a second job or a second run. It sends a key of its choosing with each logical request; the
+first request to store the key also stores what it will do (the id of the job it starts; for a resume, which of
+the job's resumes it makes), and every later request with that key finds that and answers with it. The store's
+create-only write (expected_version=0) decides which request is first, so two requests racing with one key
+agree on one outcome.
 
-A key stays bound to the request it first came with, so the same key with a different request is a conflict, and
-keys do not expire (like the jobs they name).
+A key stays bound to the request it first came with, so the same key with a different request (another input,
+another job to rerun, an invoke's key reused for a rerun) is a conflict naming the first request's job, and keys
+do not expire (like the jobs they name).
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ KEY = re.compile(r"^[!-~]{1,255}$")
 class Claim:
     job_id: str
     fingerprint: str
+    resume: int = 0
+    """For a resume: the job's `resumes` count once this key's resume is made; 0 for a request starting a job."""
 
 
 def fingerprint(request: dict[str, Any]) -> str:
@@ -39,17 +45,28 @@ def fingerprint(request: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def claim(records: RecordStore, endpoint_name: str, key: str, request_fingerprint: str, job_id: str) -> Claim:
-    """Bind the key to `job_id` unless it is bound already; return what the key is bound to."""
+def claim(
+    records: RecordStore, endpoint_name: str, key: str, request: dict[str, Any], job_id: str, *, resume: int = 0
+) -> Claim:
+    """Bind the key to `request` and what it will do (`job_id`, `resume`) unless it is bound already; return
+    what it is bound to. Raises ConflictError, naming the first request's job, when that was another request."""
     if not KEY.fullmatch(key):
         raise ValidationError("must be 1-255 printable ASCII characters without spaces", field=HEADER)
     record_key = f"{endpoint_name}/{key}"
-    data = {"job_id": job_id, "fingerprint": request_fingerprint, "created_at": now()}
+    asked = fingerprint(request)
+    data = {"job_id": job_id, "fingerprint": asked, "created_at": now(), **({"resume": resume} if resume else {})}
     try:
         records.put(IDEMPOTENCY, record_key, data, parent=endpoint_name, expected_version=0)
-        return Claim(job_id, request_fingerprint)
+        return Claim(job_id, asked, resume)
     except ConflictError:
         record = records.get(IDEMPOTENCY, record_key)
         if record is None:  # never happens: keys are not deleted; refuse rather than risk a second job
             raise ConflictError(f"{HEADER} {key!r} is being used by another request; retry", field=HEADER) from None
-        return Claim(record.data["job_id"], record.data["fingerprint"])
+    held = Claim(record.data["job_id"], record.data["fingerprint"], record.data.get("resume", 0))
+    if held.fingerprint != asked:
+        raise ConflictError(
+            f"{HEADER} {key!r} was first used for a different request (job {held.job_id}); use a new key for a "
+            "new request",
+            field=HEADER,
+        )
+    return held

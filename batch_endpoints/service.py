@@ -569,23 +569,23 @@ class BatchEndpointService:
         """invoke, safe to retry: every request with the same key (per endpoint) answers with the same job, and
         the same key with a different request is a conflict. See batch_endpoints/idempotency.py."""
         self.repo.get_endpoint(request.endpoint_name)  # store no key for an endpoint that does not exist
-        asked = idempotency.fingerprint(_invoke_fields(request))
-        held = idempotency.claim(
-            self.backend.records, request.endpoint_name, key, asked, new_job_id(request.endpoint_name)
+        return self._start_once(
+            request.endpoint_name,
+            key,
+            _invoke_fields(request),
+            lambda job_id: self.invoke(dataclasses.replace(request, job_id=job_id)),
         )
-        if held.fingerprint != asked:
-            raise ConflictError(
-                f"{idempotency.HEADER} {key!r} was first used for a different request (job {held.job_id}); "
-                "use a new key for a new request",
-                field=idempotency.HEADER,
-            )
+
+    def _start_once(self, endpoint_name: str, key: str, request: dict, start: Callable[[str], Job]) -> Job:
+        """The job the first request with `key` started; `start(job_id)` when none was yet."""
+        held = idempotency.claim(self.backend.records, endpoint_name, key, request, new_job_id(endpoint_name))
         job = self._find_job(held.job_id)
         if job is not None:
             return job
-        # No job yet: the first request with this key is still on its way, or was refused. Invoking again with
+        # No job yet: the first request with this key is still on its way, or was refused. Starting again with
         # the same job id is safe, because the job record is created only once (expected_version=0).
         try:
-            return self.invoke(dataclasses.replace(request, job_id=held.job_id))
+            return start(held.job_id)
         except ConflictError:
             job = self._find_job(held.job_id)
             if job is None:
@@ -681,22 +681,43 @@ class BatchEndpointService:
         output_path: str | None = None,
         output_file_name: str | None = None,
         caller: str = "",
+        idempotency_key: str | None = None,
     ) -> Job:
         """Start a new job with an ended job's deployment and settings, over its failed and never-scored files
         (`failed_only`) or over its whole input again. The new job writes an output of its own; `rerun_of`
-        names the job it reruns."""
+        names the job it reruns. With an idempotency key, as invoke_idempotent: one job per key."""
         source = self.repo.get_job(job_id)
+        output = {"output_path": output_path, "output_file_name": output_file_name}
+        if idempotency_key is None:
+            return self._rerun(source, new_job_id(source.endpoint_name), failed_only, caller, **output)
+        request = {"rerun_of": source.id, "failed_only": failed_only, **output}
+        return self._start_once(
+            source.endpoint_name,
+            idempotency_key,
+            request,
+            lambda new_id: self._rerun(source, new_id, failed_only, caller, **output),
+        )
+
+    def _rerun(
+        self,
+        source: Job,
+        new_id: str,
+        failed_only: bool,
+        caller: str,
+        *,
+        output_path: str | None,
+        output_file_name: str | None,
+    ) -> Job:
         if not source.status.is_final:
             raise ConflictError(
-                f"job {job_id} is {source.status.value}; rerun it once it has ended (or resume it if it stopped)",
+                f"job {source.id} is {source.status.value}; rerun it once it has ended (or resume it if it stopped)",
                 field="job",
             )
         if failed_only and source.counts.files and source.counts.files_succeeded == source.counts.files:
             # Known from the record at once; which files failed is listed by the new job's plan, since that
             # scan grows with the source job and API Gateway waits 29 s at most.
-            raise ConflictError(f"job {job_id} has no failed or unscored files; nothing to rerun", field="failed")
+            raise ConflictError(f"job {source.id} has no failed or unscored files; nothing to rerun", field="failed")
         settings = InvokeOverrides(output_file_name=output_file_name).apply(source.settings)
-        new_id = new_job_id(source.endpoint_name)
         output_uri = self._output_location(source.endpoint_name, new_id, settings, output_path)
         self.access.check_job(caller, source.input.uri, output_uri, endpoint=self._endpoint_if_any(source))
         _refuse_existing(self.blobs, output_uri)
@@ -727,11 +748,28 @@ class BatchEndpointService:
         self.repo.add_job(job)
         return self._start(job)
 
-    def resume_job(self, job_id: str, *, caller: str = "") -> Job:
+    def resume_job(self, job_id: str, *, caller: str = "", idempotency_key: str | None = None) -> Job:
         """Run the workflow of a job that stopped without finishing (its job host or execution died) again over
         the same job files: the plan is kept and mini-batches that have a result are not scored again. The
-        caller must be allowed the job's input and output as if invoking it now."""
+        caller must be allowed the job's input and output as if invoking it now. With an idempotency key, the
+        key names one resume: the job is resumed once, and every request with the key answers with it."""
         job = self.repo.get_job(job_id)
+        if idempotency_key is None:
+            return self._resume(job, caller, resumes_before=job.resumes)
+        held = idempotency.claim(
+            self.backend.records, job.endpoint_name, idempotency_key, {"resume": job.id}, job.id, resume=job.resumes + 1
+        )
+        try:
+            return self._resume(self.repo.get_job(job_id), caller, resumes_before=held.resume - 1)
+        except ConflictError:
+            # Refused because this key's resume was made already (the job runs, or ran and ended): answer with it.
+            job = self.repo.get_job(job_id)
+            if job.resumes >= held.resume:
+                return job
+            raise
+
+    def _resume(self, job: Job, caller: str, *, resumes_before: int) -> Job:
+        job_id = job.id
         _check_resumable(job, self.repo.job_progress(job_id).get("files_failed", 0))
         if self.backend.orchestrator.is_running(job):
             raise ConflictError(f"job {job_id} is still running ({job.execution}); nothing to resume", field="job")
@@ -739,7 +777,7 @@ class BatchEndpointService:
 
         def reopen(current: Job) -> Job:
             # Two resumes racing: the first to write wins, the other starts nothing.
-            if current.resumes != job.resumes:
+            if current.resumes != resumes_before:
                 raise ConflictError(f"job {job_id} was resumed by another request meanwhile", field="job")
             _check_resumable(current, 0)
             status = JobStatus.RUNNING if current.status == JobStatus.FAILED else current.status

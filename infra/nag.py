@@ -13,8 +13,8 @@ from constructs import IConstruct
 
 from infra.access import ADMIN_ROUTES, INVOKER_ROUTES, endpoint_routes
 from infra.lambda_code import RUNTIME
+from infra.layout import RUNNER_READ_PREFIXES, SCRATCH_PREFIX
 from infra.stack import CALLER_PRINCIPALS, BatchEndpointsStack
-from infra.storage import RUNNER_READ_PREFIXES, SCRATCH_PREFIX
 from infra.workflow import JOB_DEFINITION_NAMES, MAP_RESULTS_OBJECTS
 
 MANAGED_POLICY = "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/{}]"

@@ -18,17 +18,10 @@ from infra.access import ApiAccess
 from infra.api import STAGE, Api
 from infra.compute import Compute
 from infra.lambda_code import project_code
+from infra.layout import RUNNER_READ_PREFIXES, SCRATCH_PREFIX, job_data_access
 from infra.monitoring import Monitoring
 from infra.settings import StackSettings
-from infra.storage import (
-    COUNTER_ACTIONS,
-    INPUT_PREFIXES,
-    OUTPUT_PREFIXES,
-    RUNNER_READ_PREFIXES,
-    SCRATCH_PREFIX,
-    Storage,
-    grant_objects,
-)
+from infra.storage import COUNTER_ACTIONS, Storage, grant_objects
 from infra.workflow import JOB_DEFINITION_NAMES, MAP_RESULTS_OBJECTS, RESULT_WRITER_ACTIONS, JobWorkflow
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
@@ -90,12 +83,6 @@ class BatchEndpointsStack(cdk.Stack):
             log_level=settings.workflow_log_level,
             log_execution_data=settings.workflow_log_execution_data,
         )
-        # Jobs read and write only where the system keeps inputs and outputs in its bucket, and the data buckets the
-        # deployer named; see batch_endpoints/data_access.py (the guard against using the system's roles as a deputy).
-        own = f"s3://{storage.bucket.bucket_name}/"
-        data_buckets = [f"s3://{name}" for name in settings.data_buckets]
-        allowed_inputs = ",".join([*(own + prefix for prefix in INPUT_PREFIXES), *data_buckets])
-        allowed_outputs = ",".join([*(own + prefix for prefix in OUTPUT_PREFIXES), *data_buckets])
         api = Api(
             self,
             "Api",
@@ -108,8 +95,7 @@ class BatchEndpointsStack(cdk.Stack):
                 "BEP_JOB_ROLE_ARN": compute.job_role.role_arn,
                 "BEP_EXECUTION_ROLE_ARN": compute.execution_role.role_arn,
                 "BEP_LOG_GROUP": compute.log_group.log_group_name,
-                "BEP_ALLOWED_INPUTS": allowed_inputs,
-                "BEP_ALLOWED_OUTPUTS": allowed_outputs,
+                **job_data_access(storage.bucket.bucket_name, settings.data_buckets),
                 **({SIMULATE_CALLER_POLICY: "true"} if settings.simulate_caller_policy else {}),
             },
             rate_limit=settings.api_rate_limit,

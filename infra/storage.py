@@ -10,26 +10,10 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from batch_endpoints import assets, uploads
 from batch_endpoints.adapters.aws.records import table_definition
+from infra.layout import SCRATCH_PREFIX, UPLOADS_PREFIX
 
 ATTRIBUTE_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER}
-# The data bucket's layout, as the core writes it: models/<name>/<version>/ and code/<digest>/ (assets.py),
-# data/<name>/<version>/ and outputs/<endpoint>/<job id>/ (service.py), uploads/{models,code,data,inputs}/
-# (uploads.py, lambdas/api/uploads.py), and what the workflow writes under jobs/<job id>/: shard lists, parts,
-# per-mini-batch results, summary, errors.
-SCRATCH_PREFIX = "jobs/"
-MODELS_PREFIX = f"{assets.MODELS_FOLDER}/"
-CODE_PREFIX = f"{assets.CODE_FOLDER}/"
-DATA_PREFIX = "data/"
-UPLOADS_PREFIX = f"{uploads.UPLOADS}/"
-OUTPUTS_PREFIX = "outputs/"
-INPUT_PREFIXES = (UPLOADS_PREFIX, DATA_PREFIX, OUTPUTS_PREFIX)
-"""Where in the data bucket a job may read its input: what was uploaded or registered, and earlier outputs."""
-OUTPUT_PREFIXES = (OUTPUTS_PREFIX,)
-"""Where in the data bucket a job may write its output: never among models, code or another job's files."""
-RUNNER_READ_PREFIXES = (MODELS_PREFIX, CODE_PREFIX, *INPUT_PREFIXES, SCRATCH_PREFIX)
-"""What a scoring container reads of the data bucket: its model, its code, its input and its job's files."""
 # Access logs are for audits after the fact, not for ever.
 ACCESS_LOG_DAYS = 365
 

@@ -48,7 +48,7 @@ from constructs import Construct
 from batch_endpoints.workflow import SHARD_FAILURE
 from infra.compute import BatchCluster
 from infra.lambda_code import project_function
-from infra.storage import SCRATCH_PREFIX
+from infra.layout import SCRATCH_PREFIX
 from lambdas.workflow.ended_executions import ENDED_STATUSES, EVENT_DETAIL_TYPE, EVENT_SOURCE
 
 # Job definitions are registered per deployment by the API Lambda: bep-<endpoint>_<deployment>

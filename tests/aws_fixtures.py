@@ -26,6 +26,7 @@ from batch_endpoints.adapters.aws.records import DynamoDbRecordStore, table_defi
 from batch_endpoints.backend import Backend
 from batch_endpoints.ports import Orchestrator
 from batch_endpoints.service import BatchEndpointService
+from infra.layout import job_data_access
 from tests.aws_limits import enforce_aws_limits, fail_on_steps_over_limit
 from tests.core_fixtures import SCORING_SCRIPT, deployment_declaration, endpoint_declaration, write_tree
 
@@ -44,12 +45,9 @@ AWS_ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
 }
-# As the stack sets them when the deployer names a data bucket (context data_buckets): jobs may read and write
-# the system's bucket and the input bucket (batch_endpoints.data_access).
-DATA_ACCESS_ENVIRONMENT = {
-    "BEP_ALLOWED_INPUTS": f"s3://{BUCKET},s3://{INPUT_BUCKET}",
-    "BEP_ALLOWED_OUTPUTS": f"s3://{BUCKET},s3://{INPUT_BUCKET}",
-}
+# What the stack sets when the deployer names the input bucket (context data_buckets), from the stack's own code:
+# jobs may read uploads, data and outputs of the system's bucket, write its outputs, and use the input bucket.
+DATA_ACCESS_ENVIRONMENT = job_data_access(BUCKET, [INPUT_BUCKET])
 MOTO_CONFIG: Any = {"batch": {"use_docker": False}, "lambda": {"use_docker": False}}
 
 

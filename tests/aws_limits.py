@@ -65,7 +65,8 @@ LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024
 MOTO_DYNAMODB_ITEM_BYTES = 405_000
 
 # How long a step may run: API Gateway's integration timeout (29 s) for the API Lambda, the workflow Lambdas'
-# timeout (15 minutes, infra/workflow.py, Lambda's maximum). A Batch job's runs as long as its attempt timeout.
+# timeout (15 minutes, infra/workflow.py, Lambda's maximum). A Batch job's runs as long as its attempt timeout
+# (`batch_attempt`).
 STEP_LIMITS_S = {
     "api": 29.0,
     "plan": 900.0,
@@ -123,6 +124,8 @@ class StepRun:
     """Stop the run (StepCutOff) at the request that takes its projection over this."""
     failed_its_test: bool = False
     """Stopped or raised in the test's own thread (the API's steps): the test has failed already."""
+    cut_off: bool = False
+    """Stopped at `cut_off_after_s`: in the test's thread a failure, in a Batch attempt its timeout."""
     _lane_seconds: dict[Hashable, float] = field(default_factory=dict, repr=False)
 
     def record(self, lane: Hashable, service: str, operation: str) -> None:
@@ -131,7 +134,7 @@ class StepRun:
             return
         self._lane_seconds[lane] = self._lane_seconds.get(lane, 0.0) + request_latency_s(service)
         if self._critical_seconds() > self.cut_off_after_s + ROUNDING_S:
-            self.failed_its_test = True
+            self.cut_off = True
             raise StepCutOff(f"cut off at its time limit: {self.projection(self.cut_off_after_s)}")
 
     def _critical_seconds(self) -> float:
@@ -221,7 +224,10 @@ class RequestLedger:
         the workflow sees as the Lambda's failure, as a timeout)."""
         limit = STEP_LIMITS_S.get(name)
         in_test_thread = threading.current_thread() is threading.main_thread()
-        run = StepRun(name, cut_off_after_s=limit if in_test_thread else None)
+        attempt: BatchAttempt | None = getattr(_local, "attempt", None)
+        if limit is None and attempt is not None:
+            limit = attempt.seconds  # Batch stops the attempt wherever it runs
+        run = StepRun(name, cut_off_after_s=limit if in_test_thread or attempt is not None else None)
         outer = (getattr(_local, "run", None), getattr(_local, "lane", None))
         _local.run, _local.lane = run, MAIN_LANE
         try:
@@ -230,8 +236,12 @@ class RequestLedger:
             _local.run, _local.lane = outer
             with self._lock:
                 self.runs.append(run)
+            if run.cut_off:
+                run.failed_its_test = in_test_thread
+                if attempt is not None:
+                    attempt.timed_out = True
         projection = run.projection(limit)
-        if not projection.fits:
+        if not projection.fits and not run.cut_off:
             run.failed_its_test = in_test_thread
             raise AwsLimitExceeded(f"over the time limit: {projection}")
 
@@ -254,8 +264,34 @@ class RequestLedger:
     def over_limit(self) -> list[Projection]:
         with self._lock:
             runs = list(self.runs)
-        projections = (run.projection(STEP_LIMITS_S.get(run.step)) for run in runs if not run.failed_its_test)
+        checked = (run for run in runs if not (run.failed_its_test or run.cut_off))
+        projections = (run.projection(STEP_LIMITS_S.get(run.step)) for run in checked)
         return [projection for projection in projections if not projection.fits]
+
+
+@dataclass
+class BatchAttempt:
+    """One attempt of a Batch job: AWS Batch terminates it `seconds` after it started (attemptDurationSeconds, at
+    least 60; SIGTERM, then SIGKILL 30 s later), and does not retry an attempt it terminated for its timeout
+    (AWS Batch user guide, "Job timeouts")."""
+
+    seconds: float | None
+    timed_out: bool = False
+
+
+@contextlib.contextmanager
+def batch_attempt(seconds: float | None) -> Iterator[BatchAttempt]:
+    """A Batch job attempt in this thread: a step started in it (a runner's "batch job") is stopped at the request
+    that takes its projection past the attempt's timeout (StepCutOff, which no code of the runner may survive,
+    like the SIGKILL), and the attempt says it timed out."""
+    attempt = BatchAttempt(seconds)
+    outer = (getattr(_local, "attempt", None), getattr(_local, "in_request", False))
+    # The attempt's requests are its container's own, not part of the SubmitJob whose handling runs it here.
+    _local.attempt, _local.in_request = attempt, False
+    try:
+        yield attempt
+    finally:
+        _local.attempt, _local.in_request = outer
 
 
 _ledger: RequestLedger | None = None

@@ -27,7 +27,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.aws_limits import RequestLedger, enforce_aws_limits, fail_on_steps_over_limit, lambda_payload_error
+from tests.aws_limits import (
+    RequestLedger,
+    batch_attempt,
+    enforce_aws_limits,
+    fail_on_steps_over_limit,
+    lambda_payload_error,
+)
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 STACK_NAME = "BatchEndpoints"
@@ -336,7 +342,58 @@ def _dates_to_text(value: Any) -> None:
 
 LambdaHandler = Callable[[dict[str, Any], Any], Any]
 BatchJobRunner = Callable[[dict[str, str]], None]
-"""Runs one Batch job, given its parameters (Ref:: values); raising fails the job."""
+"""Runs one attempt of a Batch job, given its parameters (Ref:: values); raising fails the attempt."""
+# The status reasons AWS Batch gives an attempt: its container exited, the instance under it went away (a Spot
+# reclaim), it ran past its timeout.
+CONTAINER_EXITED = "Essential container in task exited"
+HOST_TERMINATED = "Host EC2 (instance i-0123456789abcdef0) terminated."
+ATTEMPT_TIMED_OUT = "Job attempt duration exceeded timeout"
+# The container's exit code when the runner fails a shard, and when Batch kills it (SIGKILL).
+RUNNER_FAILED_EXIT_CODE = 1
+KILLED_EXIT_CODE = 137
+
+
+class HostTerminated(Exception):
+    """Raised by a test's runner: the instance under the attempt went away (a Spot reclaim)."""
+
+
+def run_attempt(
+    run: BatchJobRunner, parameters: dict[str, str], seconds: float | None
+) -> tuple[str | None, int | None]:
+    """One attempt of a Batch job in this thread, stopped at its timeout: (None, 0) when its container exited
+    well, else Batch's status reason and the container's exit code (None when the host went away)."""
+    with batch_attempt(seconds) as attempt:
+        try:
+            run(parameters)
+        except HostTerminated:
+            return HOST_TERMINATED, None
+        except BaseException as exc:  # the timeout's StepCutOff among them, as the runner let it out
+            if attempt.timed_out:
+                return ATTEMPT_TIMED_OUT, KILLED_EXIT_CODE
+            if not isinstance(exc, Exception):
+                raise
+            return f"{CONTAINER_EXITED}: {exc}", RUNNER_FAILED_EXIT_CODE
+    if attempt.timed_out:  # the runner caught its StepCutOff: the SIGKILL would not have let it finish
+        return ATTEMPT_TIMED_OUT, KILLED_EXIT_CODE
+    return None, 0
+
+
+def retried(strategy: Mapping[str, Any], reason: str, exit_code: int | None) -> bool:
+    """Whether Batch retries an attempt that failed so, attempts left (RetryStrategy.evaluateOnExit): the first
+    condition whose patterns all match decides; a failure matching none is retried. Patterns match from the
+    start, a trailing * matching any rest. An attempt stopped at its timeout is never retried."""
+    if reason == ATTEMPT_TIMED_OUT:
+        return False
+    values = {"onStatusReason": reason, "onReason": "", "onExitCode": "" if exit_code is None else str(exit_code)}
+    for condition in strategy.get("evaluateOnExit") or []:
+        patterns = {name: pattern for name, pattern in condition.items() if name in values}
+        if all(_matches(values[name], pattern) for name, pattern in patterns.items()):
+            return condition["action"].upper() == "RETRY"
+    return True
+
+
+def _matches(value: str, pattern: str) -> bool:
+    return value.startswith(pattern[:-1]) if pattern.endswith("*") else value == pattern
 
 
 @pytest.fixture
@@ -409,8 +466,10 @@ class _ItemsCopied(dict):
 
 
 def route_batch_jobs(monkeypatch: pytest.MonkeyPatch, run: BatchJobRunner) -> list[dict[str, Any]]:
-    """Submitted Batch jobs run `run(parameters)` at submit, in the submitting thread. Returns the list of jobs
-    run so far ({name, parameters, succeeded, reason})."""
+    """Submitted Batch jobs run `run(parameters)` at submit, in the submitting thread, as AWS Batch runs them: each
+    attempt stopped at its timeout (attemptDurationSeconds, of the submission or the job definition), a failed
+    attempt retried as the job definition's retryStrategy says, up to its attempts. Returns the attempts run so
+    far ({name, parameters, attempt, succeeded, reason})."""
     from moto.batch_simple.models import BatchSimpleBackend
 
     jobs: list[dict[str, Any]] = []
@@ -424,17 +483,30 @@ def route_batch_jobs(monkeypatch: pytest.MonkeyPatch, run: BatchJobRunner) -> li
         self.backend._jobs[job.job_id] = job
         job.job_started_at = datetime.datetime.now()
         job.log_stream_name = job._stream_name
-        if include_start_attempt:
-            job._start_attempt()
-        try:
-            run(dict(job.parameters))
-        except Exception as exc:
-            job.job_stopped_reason = f"Essential container in task exited: {exc}"
-            jobs.append({"name": job.job_name, "parameters": dict(job.parameters), "succeeded": False})
-            job._mark_stopped(success=False)
-        else:
-            jobs.append({"name": job.job_name, "parameters": dict(job.parameters), "succeeded": True})
-            job._mark_stopped(success=True)
+        strategy = job.job_definition.retry_strategy or {}
+        attempts = int(strategy.get("attempts") or 1)
+        for number in range(1, attempts + 1):
+            if include_start_attempt or number > 1:
+                job._start_attempt()
+            reason, exit_code = run_attempt(run, dict(job.parameters), job._get_attempt_duration())
+            if job.latest_attempt is not None:
+                job.latest_attempt["container"]["exitCode"] = exit_code
+                job.latest_attempt["statusReason"] = reason or ""
+            jobs.append(
+                {
+                    "name": job.job_name,
+                    "parameters": dict(job.parameters),
+                    "attempt": number,
+                    "succeeded": reason is None,
+                    "reason": reason,
+                }
+            )
+            if reason is None or number == attempts or not retried(strategy, reason, exit_code):
+                break
+            job.job_stopped_at = datetime.datetime.now()
+            job._stop_attempt()
+        job.job_stopped_reason = reason
+        job._mark_stopped(success=reason is None)
 
     monkeypatch.setattr(BatchSimpleBackend, "_mark_job_as_finished", mark_job_as_finished)
     return jobs

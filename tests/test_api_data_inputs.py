@@ -129,12 +129,13 @@ def test_datastores_are_registered_and_name_input_and_output_paths(ready: Stack,
     assert api("GET", "/datastores/staged").json()["root"] == parent
     assert api("GET", "/datastores/workspaceblobstore").json()["root"] == ready.backend.blobs.root
 
-    output = "azureml://datastores/workspaceblobstore/paths/results/run-1"
+    # Under outputs/: the only place of its own storage where a stack lets jobs write.
+    output = "azureml://datastores/workspaceblobstore/paths/outputs/run-1"
     job = started(api, {"input": {"uri": f"azureml://datastores/staged/paths/{name}"}, "output": {"path": output}})
 
     assert job["input"]["uri"] == folders.inputs
     assert job["output_uri"] == ready.backend.blobs.join(
-        ready.backend.blobs.root, "results", "run-1", "predictions.csv"
+        ready.backend.blobs.root, "outputs", "run-1", "predictions.csv"
     )
 
 
@@ -172,7 +173,7 @@ def unreadable_inputs(stack: Stack) -> list[str]:
         "azureml:ghost:1",
         "ghost@latest",
         "azureml://datastores/ghost/paths/images",
-        "azureml://datastores/workspaceblobstore/paths/nothing-here",
+        "azureml://datastores/workspaceblobstore/paths/outputs/nothing-here",  # where jobs may read, and empty
         "https://example.com/images",
         "relative/images",
     ]
@@ -246,4 +247,23 @@ def test_jobs_carry_metadata_and_the_list_filters_by_it(ready: Stack, api: Api, 
 def test_bad_job_metadata_is_refused(ready: Stack, api: Api, folders: Folders, fields, field) -> None:
     body = refused(api("POST", JOBS, {"input": {"uri": folders.inputs}, **fields}), 400, field)
     assert body["code"] == "ValidationError"
+    assert ready.started() == []
+
+
+@pytest.mark.parametrize("stack", ["aws"], indirect=True)
+@pytest.mark.parametrize(
+    ("place", "field"),
+    [("input", "input"), ("output", "output.path")],
+)
+def test_a_stack_refuses_its_own_storage_outside_the_prefixes_it_lets_jobs_use(
+    ready: Stack, api: Api, folders: Folders, place: str, field: str
+) -> None:
+    # models/ and jobs/ hold the system's own files: a job reading or overwriting them is a deputy misused.
+    body = {"input": {"uri": folders.inputs}}
+    if place == "input":
+        body["input"] = {"uri": ready.backend.blobs.join(ready.backend.blobs.root, "models")}
+    else:
+        body["output"] = {"path": "azureml://datastores/workspaceblobstore/paths/jobs/elsewhere"}
+
+    refused(api("POST", JOBS, body), 403, field)
     assert ready.started() == []

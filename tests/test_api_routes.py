@@ -11,6 +11,7 @@ import json
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import boto3
 import pytest
@@ -33,6 +34,7 @@ from tests.api_fixtures import (  # noqa: F401 (pytest fixtures)
     ready_fixture,
     stack_fixture,
 )
+from tests.core_fixtures import write_tree
 
 
 def error_of(response) -> dict:
@@ -655,6 +657,22 @@ def test_one_idempotency_key_with_a_different_request_is_a_conflict(ready: Stack
     assert ready.started() == [first["id"]]
 
 
+def test_one_idempotency_key_with_a_different_input_is_a_conflict_naming_the_first_job(
+    ready: Stack, api: Api, folders: Folders, tmp_path: Path
+) -> None:
+    other = ready.stage(write_tree(tmp_path / "other-inputs", {"h.txt": "hh"}))
+    key = {"Idempotency-Key": "k-input"}
+    first = api("POST", "/endpoints/digits/jobs", {"input": {"uri": folders.inputs}}, headers=key).json()
+
+    body = refused(
+        api("POST", "/endpoints/digits/jobs", {"input": {"uri": other}}, headers=key), 409, "Idempotency-Key"
+    )
+
+    assert first["id"] in body["message"]
+    assert ready.started() == [first["id"]]
+    assert [job["id"] for job in api("GET", "/endpoints/digits/jobs").json()["value"]] == [first["id"]]
+
+
 def test_idempotency_keys_are_per_endpoint(ready: Stack, api: Api, folders: Folders) -> None:
     api("PUT", "/endpoints/images", {})
     api("PUT", "/endpoints/images/deployments/blue", deployment_body(folders), query={"set_default": "true"})
@@ -697,7 +715,7 @@ def test_a_retry_after_a_first_request_that_never_created_its_job_creates_it_onc
         "overrides": {},
     }
     job_id = new_job_id("digits")
-    idempotency.claim(ready.backend.records, "digits", "k-2", idempotency.fingerprint(fields), job_id)
+    idempotency.claim(ready.backend.records, "digits", "k-2", fields, job_id)
 
     retried = api("POST", "/endpoints/digits/jobs", body, headers={"Idempotency-Key": "k-2"})
     again = api("POST", "/endpoints/digits/jobs", body, headers={"Idempotency-Key": "k-2"})

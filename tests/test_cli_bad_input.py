@@ -1,7 +1,7 @@
 """Bad input through the CLI: a clear error that names the field, a non-zero exit code, and nothing changed.
 
 The table at the end runs every verb with malformed, oversized, wrong-typed, unicode, path-traversal and
-injection-looking values, comparing the home folder's records and stored files before and after."""
+injection-looking values, comparing the home folder's records and every file under it before and after."""
 
 from __future__ import annotations
 
@@ -15,13 +15,25 @@ import pytest
 SCRIPT = "def run(mini_batch):\n    return [0 for _ in mini_batch]\n"
 
 
-def snapshot(home: Path) -> list[tuple]:
+# SQLite's own files: the records are compared by their rows, since opening the database rewrites its WAL.
+DATABASE_FILES = {"records.db", "records.db-wal", "records.db-shm", "records.db-journal"}
+
+
+def snapshot(home: Path) -> tuple[list[tuple], dict[str, str]]:
+    """Every record and counter, and a digest of every other file under the home folder: the stored files
+    (models, code, job files, outputs) and whatever else the local backend keeps there."""
     db = sqlite3.connect(home / "records.db")
     try:
         rows = db.execute("SELECT kind, key, version, data FROM records ORDER BY kind, key").fetchall()
-        return rows + db.execute("SELECT * FROM counters ORDER BY kind, key, name").fetchall()
+        rows += db.execute("SELECT * FROM counters ORDER BY kind, key, name").fetchall()
     finally:
         db.close()
+    files = {
+        path.relative_to(home).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(home.rglob("*"))
+        if path.is_file() and path.relative_to(home).as_posix() not in DATABASE_FILES
+    }
+    return rows, files
 
 
 @pytest.fixture
@@ -53,7 +65,7 @@ def refused(bep, home: Path, *args: object, code: int, field: str | None = None,
     if field:
         assert f"{field}" in result.err
     assert says in result.err
-    assert snapshot(home) == before, "a refused command changed a record"
+    assert snapshot(home) == before, "a refused command changed a record or a stored file"
     return result.err
 
 
@@ -343,17 +355,6 @@ LOOKUPS = [
 ]
 
 
-def home_state(home: Path) -> tuple[list[tuple], dict[str, str]]:
-    """Every record and counter, and a digest of every stored file."""
-    storage = home / "storage"
-    files = {
-        str(path.relative_to(storage)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(storage.rglob("*"))
-        if path.is_file()
-    }
-    return snapshot(home), files
-
-
 @pytest.fixture
 def deployed(bep, ready: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> Path:
     """`shop` with default deployment blue; the working folder holds model/, inputs/, empty/ and deployment.yml."""
@@ -374,25 +375,40 @@ def _run(bep, command: tuple, value: str):
 def test_every_verb_refuses_hostile_values_naming_the_field_and_changes_nothing(
     bep, home: Path, deployed: Path, command: tuple, code: int, field: str
 ) -> None:
-    before = home_state(home)
+    before = snapshot(home)
     for value in HOSTILE:
         result = _run(bep, command, value)
         assert result.code in (code if isinstance(code, tuple) else (code,)), (command, value[:20], result.err)
         assert "error: " in result.err and field in result.err, (command, value[:20], result.err)
         assert "49" not in result.err and "Traceback" not in result.err
         assert len(value) < 200 or value not in result.err, "an oversized value is not echoed whole"
-    assert home_state(home) == before
+    assert snapshot(home) == before
 
 
 @pytest.mark.parametrize("command", LOOKUPS, ids=[" ".join(map(str, c[:3])) for c in LOOKUPS])
 def test_looking_up_a_hostile_name_is_a_clear_error_and_changes_nothing(
     bep, home: Path, deployed: Path, command: tuple
 ) -> None:
-    before = home_state(home)
+    before = snapshot(home)
     for value in HOSTILE:
         result = _run(bep, command, value)
         assert result.code in (2, 3), (command, value[:20], result.err)
         assert result.err.startswith("error: ") and "Traceback" not in result.err, result.err
         assert len(value) < 200 or value not in result.err, "an oversized value is not echoed whole"
-    assert home_state(home) == before
+    assert snapshot(home) == before
     assert not (deployed / "out").exists()
+
+
+@pytest.mark.parametrize("place", ["a stored file", "a new stored file", "a file beside the storage"])
+def test_the_snapshot_sees_any_file_under_the_home_folder_change(bep, home: Path, ready, place: str) -> None:
+    stored = sorted(path for path in (home / "storage").rglob("*") if path.is_file())
+    changed = {
+        "a stored file": stored[0],
+        "a new stored file": home / "storage" / "jobs" / "new.json",
+        "a file beside the storage": home / "elsewhere.txt",
+    }[place]
+    before = snapshot(home)
+    changed.parent.mkdir(parents=True, exist_ok=True)
+    changed.write_bytes(b"changed")
+
+    assert snapshot(home) != before

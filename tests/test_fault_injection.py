@@ -26,11 +26,13 @@ import moto.core.models
 import pandas as pd
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from batch_container.runner import ShardRunner
 from batch_endpoints import workflow, yaml_specs
 from batch_endpoints.adapters.aws.blobs import S3BlobStore
-from batch_endpoints.adapters.aws.records import DynamoDbRecordStore
+from batch_endpoints.adapters.aws.records import DynamoDbRecordStore, table_definition
 from batch_endpoints.adapters.local import host_lock, job_host
 from batch_endpoints.backend import Backend, from_environment
 from batch_endpoints.errors import ConflictError
@@ -461,10 +463,15 @@ def moto_skips_injected(monkeypatch: pytest.MonkeyPatch) -> None:
 
 class FailingRequests:
     """A botocore hook answering chosen requests with an error instead of AWS (moto): every `every`-th request
-    of each operation, `times` times in a row, as S3 does while it throttles (503 SlowDown) or fails."""
+    of each operation, `times` times in a row, as S3 does while it throttles (503 SlowDown) or fails. With
+    `applied`, AWS (moto) carries the request out first and only its answer is the error, as a 500 or a dropped
+    connection may come after the write happened."""
 
-    def __init__(self, status: int, body: bytes, *, every: int, times: int = 1, limit: int = 1000) -> None:
+    def __init__(
+        self, status: int, body: bytes, *, every: int, times: int = 1, limit: int = 1000, applied: bool = False
+    ) -> None:
         self.status, self.body, self.every, self.times, self.limit = status, body, every, times, limit
+        self.applied = applied
         self.seen: dict[str, int] = {}
         self.pending: dict[str, int] = {}
         self.injected = 0
@@ -480,6 +487,8 @@ class FailingRequests:
                 self.pending[operation] = self.times
             self.pending[operation] -= 1
             self.injected += 1
+        if self.applied:
+            moto.core.models.botocore_stubber(event_name, request)
         request.headers[INJECTED] = "1"
         return AWSResponse(request.url, self.status, {}, RawBody(self.body))
 
@@ -540,3 +549,78 @@ def test_storage_errors_on_writes_are_retried(cloud: Backend, moto_skips_injecte
     )
     assert done.status == JobStatus.COMPLETED and done.counts.files_succeeded == 7
     assert cloud.records.get("job", job.id).counters["mini_batches_done"] == 4
+
+
+def test_storage_writes_applied_then_answered_with_errors_are_retried_without_loss_or_duplicates(
+    cloud: Backend, moto_skips_injected: None
+):
+    # S3 wrote each of these objects, then answered 500: the retry writes the same bytes to the same key again,
+    # and a conditional write (the output file, never overwriting) finds its own file there. DynamoDB applied
+    # these record updates, then answered 500: the retry fails its condition and finds its own write there.
+    job = BatchEndpointService(cloud).invoke(InvokeRequest(endpoint_name="digits", input=f"s3://{INPUT_BUCKET}/batch"))
+    blobs = S3BlobStore(BUCKET)
+    hooks = {
+        operation: FailingRequests(500, s3_error("InternalError"), every=2, applied=True)
+        for operation in ("PutObject", "CopyObject", "UploadPartCopy", "CompleteMultipartUpload")
+    }
+    for operation, hook in hooks.items():
+        blobs.client.meta.events.register_first(f"before-send.s3.{operation}", hook)
+    # The workflow's record writes too: plan's and finalize's conditional updates of the job record.
+    records = DynamoDbRecordStore(TABLE)
+    hooks["UpdateItem"] = FailingRequests(500, dynamodb_error("InternalServerError"), every=2, applied=True)
+    records.client.meta.events.register_first("before-send.dynamodb.UpdateItem", hooks["UpdateItem"])
+    flaky = dataclasses.replace(cloud, blobs=blobs, records=records)
+
+    plan = workflow.plan_job(flaky, job.id)
+    with ShardRunner(cloud.records, blobs, job.id) as runner:
+        for uri in plan.shard_uris:
+            runner.run_shard(runner.load_shard(uri))
+    done = workflow.finalize_job(flaky, job.id)
+
+    assert hooks["PutObject"].injected >= 3 and hooks["UpdateItem"].injected >= 2
+    output = pd.read_csv(pd.io.common.BytesIO(cloud.blobs.get_bytes(done.output_uri)))
+    account(
+        "S3 and DynamoDB write, then answer 500 (the retry writes again)",
+        [Outcome(done.status.value, output["file"].tolist(), [])],
+        files=[f"{n}.txt" for n in range(7)],
+    )
+    assert done.status == JobStatus.COMPLETED and done.counts.files_succeeded == 7
+    assert output["file"].tolist() == [f"{n}.txt" for n in range(7)]
+
+
+@pytest.mark.parametrize("applied", [True, False])
+def test_an_injected_error_is_applied_first_only_when_asked(aws: None, moto_skips_injected: None, applied: bool):
+    s3 = boto3.client("s3", config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+    s3.create_bucket(Bucket="faults")
+    s3.meta.events.register_first(
+        "before-send.s3.PutObject", FailingRequests(500, s3_error("InternalError"), every=1, applied=applied)
+    )
+
+    with pytest.raises(ClientError, match="InternalError"):
+        s3.put_object(Bucket="faults", Key="k", Body=b"written")
+
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket="faults").get("Contents", [])] == (["k"] if applied else [])
+
+
+def test_a_record_write_applied_then_answered_500_is_the_writes_success_and_a_stale_one_still_conflicts(
+    aws: None, moto_skips_injected: None
+):
+    boto3.client("dynamodb").create_table(**table_definition(TABLE))
+    records = DynamoDbRecordStore(TABLE)
+    lost_answers = [
+        FailingRequests(500, dynamodb_error("InternalServerError"), every=1, limit=1, applied=True) for _ in range(2)
+    ]
+
+    records.client.meta.events.register_first("before-send.dynamodb.UpdateItem", lost_answers[0])
+    created = records.put("job", "j-1", {"status": "Queued"}, expected_version=0)
+    records.client.meta.events.unregister("before-send.dynamodb.UpdateItem", lost_answers[0])
+    records.client.meta.events.register_first("before-send.dynamodb.UpdateItem", lost_answers[1])
+    updated = records.put("job", "j-1", {"status": "Running"}, expected_version=1)
+
+    assert (created, updated) == (1, 2) and all(hook.injected == 1 for hook in lost_answers)
+    stored = records.get("job", "j-1")
+    assert stored is not None and (stored.data, stored.version) == ({"status": "Running"}, 2)
+    with pytest.raises(ConflictError, match="was changed by another request"):
+        records.put("job", "j-1", {"status": "Failed"}, expected_version=1)
+    with pytest.raises(ConflictError, match="already exists"):
+        records.put("job", "j-1", {"status": "Queued"}, expected_version=0)

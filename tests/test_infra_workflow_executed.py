@@ -26,7 +26,13 @@ from lambdas.workflow import handlers
 from tests.aws_fixtures import INPUT_BUCKET, put_objects
 from tests.aws_limits import RequestLedger, aws_requests  # noqa: F401
 from tests.core_fixtures import RecordingOrchestrator
-from tests.infra_fixtures import executing_aws, state_machine_definition, synthesize  # noqa: F401
+from tests.infra_fixtures import (
+    HOST_TERMINATED,
+    HostTerminated,
+    executing_aws,  # noqa: F401 (pytest fixture)
+    state_machine_definition,
+    synthesize,
+)
 from tests.test_runner_on_aws import MEAN_PIXEL_SCRIPT, digit_pngs
 from tests.workflow_fixtures import Deployed, deploy_workflow
 
@@ -129,6 +135,7 @@ def test_a_job_whose_runner_fails_ends_failed_with_every_file_reported(deployed:
     # (a later shard's runner may stop at once: the error threshold is already exceeded), and Finalize closed
     # the job from the mini-batch results the runners left.
     assert deployed.batch_jobs[0]["succeeded"] is False
+    assert all(j["attempt"] == 1 for j in deployed.batch_jobs)  # a runner that fails exits 1: Batch retries not
     items = deployed.map_run_items(execution["executionArn"])
     assert (items["total"], items["succeeded"], items["failed"]) == (job.counts.shards, job.counts.shards, 0)
     assert deployed.states_entered(execution["executionArn"]) == [
@@ -174,6 +181,42 @@ def test_a_job_whose_input_is_gone_when_planned_is_marked_failed(deployed: Deplo
     record = deployed.service.get_job(job.id)
     assert record.status == JobStatus.FAILED
     assert record.error == f"s3://{INPUT_BUCKET}/soon-gone does not exist"
+
+
+def test_a_shard_whose_host_is_reclaimed_is_run_again_by_batch_and_scores_each_file_once(
+    executing_aws: None,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    workflow_definition: tuple[dict[str, Any], dict[str, str]],
+    tmp_path: Path,
+) -> None:
+    reclaimed: list[str] = []
+
+    @contextlib.contextmanager
+    def first_host_reclaimed(step: str) -> Iterator[None]:
+        yield
+        if step == "batch job" and not reclaimed:
+            # The Spot instance goes as the container ends: every part is written, the attempt still fails.
+            reclaimed.append(step)
+            raise HostTerminated()
+
+    deployed = deploy_workflow(monkeypatch, *workflow_definition, around=first_host_reclaimed)
+    try:
+        deployed.ready(tmp_path, MEAN_PIXEL_SCRIPT, instance_count=1)
+        images = digit_pngs(7)
+        put_objects(INPUT_BUCKET, {f"digits/{name}": content for name, content in images.items()})
+
+        job, execution = deployed.run_job(f"s3://{INPUT_BUCKET}/digits")
+
+        assert execution["status"] == "SUCCEEDED", execution
+        assert (job.status, job.counts.files_succeeded) == (JobStatus.COMPLETED, 7)
+        first, second = deployed.batch_jobs[:2]
+        assert (first["name"], first["attempt"], first["reason"]) == (second["name"], 1, HOST_TERMINATED)
+        assert (second["attempt"], second["succeeded"]) == (2, True)
+        assert len(deployed.batch_jobs) == job.counts.shards + 1
+        output = pd.read_csv(io.BytesIO(deployed.backend.blobs.get_bytes(job.output_uri or "")))
+        assert output["file"].tolist() == sorted(images)
+    finally:
+        handlers.set_backend(None)
 
 
 def test_shards_whose_batch_jobs_fail_fail_the_job_with_the_first_ones_reason(

@@ -355,3 +355,106 @@ def test_api_resume_of_a_completed_job_is_a_conflict(ready: Stack, api: Api, fol
 
     refused(api("POST", f"/jobs/{job['id']}/resume"), 409, "job")
     refused(api("POST", "/jobs/digits-000000000000/resume"), 404, "job")
+
+
+# ------------------------------------------------------------------------------------------------ idempotency keys
+def stopped_job(stack: Stack, api: Api, folders: Folders) -> str:
+    """A job whose run failed: its execution aborted, its record Failed."""
+    job = api_invoke(api, folders)
+    stop_execution(stack, job["execution"])
+    mark_failed(stack.backend, job["id"], "AWS Batch job failed: host EC2 instance terminated")
+    return job["id"]
+
+
+def stop_execution(stack: Stack, execution: str) -> None:
+    if stack.kind == "aws":
+        boto3.client("stepfunctions").stop_execution(executionArn=execution)
+
+
+def jobs_of(api: Api) -> list[str]:
+    return [job["id"] for job in api("GET", "/endpoints/digits/jobs").json()["value"]]
+
+
+def test_api_rerun_twice_with_one_key_starts_one_job(ready: Stack, api: Api, folders: Folders) -> None:
+    source = stopped_job(ready, api, folders)
+    key = {"Idempotency-Key": "rerun-1"}
+
+    first = api("POST", f"/jobs/{source}/rerun", {"failed": True}, headers=key)
+    again = api("POST", f"/jobs/{source}/rerun", {"failed": True}, headers=key)
+
+    assert first.status == again.status == 202, again.text
+    assert first.json()["id"] == again.json()["id"]
+    assert ready.started() == [source, first.json()["id"]] and jobs_of(api) == [first.json()["id"], source]
+
+
+@pytest.mark.parametrize("first_use", ["rerun every file", "rerun another job", "invoke"])
+def test_api_rerun_with_a_key_first_used_for_another_request_is_a_conflict_naming_its_job(
+    ready: Stack, api: Api, folders: Folders, first_use: str
+) -> None:
+    source = stopped_job(ready, api, folders)
+    key = {"Idempotency-Key": "used-before"}
+    if first_use == "invoke":
+        first = api("POST", "/endpoints/digits/jobs", {"input": {"uri": folders.inputs}}, headers=key).json()["id"]
+    else:
+        rerun_of = stopped_job(ready, api, folders) if first_use == "rerun another job" else source
+        first = api("POST", f"/jobs/{rerun_of}/rerun", {"failed": first_use != "rerun every file"}, headers=key)
+        first = first.json()["id"]
+    jobs_before, started_before = jobs_of(api), ready.started()
+
+    body = refused(api("POST", f"/jobs/{source}/rerun", {"failed": True}, headers=key), 409, "Idempotency-Key")
+
+    assert first in body["message"]
+    assert jobs_of(api) == jobs_before and ready.started() == started_before
+
+
+def test_api_rerun_with_a_malformed_key_is_refused_and_starts_nothing(ready: Stack, api: Api, folders: Folders) -> None:
+    source = stopped_job(ready, api, folders)
+
+    refused(api("POST", f"/jobs/{source}/rerun", {}, headers={"Idempotency-Key": "has space"}), 400, "Idempotency-Key")
+
+    assert jobs_of(api) == [source] and ready.started() == [source]
+
+
+def test_api_resume_twice_with_one_key_resumes_once(ready: Stack, api: Api, folders: Folders) -> None:
+    job_id = stopped_job(ready, api, folders)
+    key = {"Idempotency-Key": "resume-1"}
+
+    first = api("POST", f"/jobs/{job_id}/resume", headers=key)
+    again = api("POST", f"/jobs/{job_id}/resume", headers=key)
+    # The resumed run stops too; the key's resume was made, so the key answers without resuming again.
+    stop_execution(ready, first.json()["execution"])
+    mark_failed(ready.backend, job_id, "the execution failed")
+    late = api("POST", f"/jobs/{job_id}/resume", headers=key)
+
+    assert first.status == again.status == late.status == 202, late.text
+    assert first.json()["resumes"] == again.json()["resumes"] == late.json()["resumes"] == 1
+    assert late.json()["status"] == "Failed"
+    if ready.kind == "aws":
+        assert ready.started() == [job_id, f"{job_id}-resume-1"]
+    anew = api("POST", f"/jobs/{job_id}/resume", headers={"Idempotency-Key": "resume-2"})
+    assert anew.status == 202 and anew.json()["resumes"] == 2
+
+
+def test_api_resume_with_a_key_first_used_for_another_job_is_a_conflict_naming_it(
+    ready: Stack, api: Api, folders: Folders
+) -> None:
+    first, second = stopped_job(ready, api, folders), stopped_job(ready, api, folders)
+    key = {"Idempotency-Key": "resume-once"}
+    assert api("POST", f"/jobs/{first}/resume", headers=key).status == 202
+
+    body = refused(api("POST", f"/jobs/{second}/resume", headers=key), 409, "Idempotency-Key")
+
+    assert first in body["message"]
+    assert ready.service.get_job(second).resumes == 0
+
+
+def test_a_keyed_resume_refused_for_its_own_reasons_stays_refused(ready: Stack, api: Api, folders: Folders) -> None:
+    job = api_invoke(api, folders)
+    ready.service.repo.update_job(job["id"], lambda j: j.model_copy(update={"status": JobStatus.COMPLETED}))
+    stop_execution(ready, job["execution"])
+    key = {"Idempotency-Key": "resume-done"}
+
+    refused(api("POST", f"/jobs/{job['id']}/resume", headers=key), 409, "job")
+    refused(api("POST", f"/jobs/{job['id']}/resume", headers=key), 409, "job")
+
+    assert ready.service.get_job(job["id"]).resumes == 0

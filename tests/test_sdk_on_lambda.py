@@ -8,14 +8,32 @@ from urllib.parse import urlsplit
 import botocore.session
 import pytest
 
-from batch_endpoints.client import AuthenticationError, BatchEndpointsClient, HttpRequest, HttpResponse
+from batch_endpoints.client import (
+    AuthenticationError,
+    BatchEndpointsClient,
+    HttpRequest,
+    HttpResponse,
+    RetryPolicy,
+    ServerError,
+)
 from batch_endpoints.errors import ConflictError, NotFoundError
 from batch_endpoints.server.credentials import LocalCredentials, generate
 from batch_endpoints.server.events import http_reply, proxy_event
 from batch_endpoints.server.sigv4 import SignatureError, SignedRequest, verify
 from batch_endpoints.specs import CodeConfiguration, Deployment, Endpoint, InvokeOverrides, Model, RunSettings
-from tests.api_fixtures import Folders, Stack, folders_fixture, invoke_api_lambda, stack_fixture  # noqa: F401
+from tests.api_fixtures import (  # noqa: F401 (pytest fixtures)
+    Api,
+    Folders,
+    Stack,
+    api_fixture,
+    folders_fixture,
+    invoke_api_lambda,
+    ready_fixture,
+    stack_fixture,
+)
 from tests.api_fixtures import aws_fixture as aws_fixture  # the `aws` fixture behind `stack`
+from tests.test_api_routes import invoke
+from tests.test_rerun_resume import stopped_job
 
 API_URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
 
@@ -52,10 +70,40 @@ def transport_fixture() -> LambdaTransport:
     return LambdaTransport(generate("ci-bot"), "eu-west-1")
 
 
-def client_for(transport: LambdaTransport, secret: str | None = None) -> BatchEndpointsClient:
+def client_for(
+    transport: LambdaTransport | AnswerLost, secret: str | None = None, retry: RetryPolicy | None = None
+) -> BatchEndpointsClient:
+    credentials = transport.credentials
     session = botocore.session.Session()
-    session.set_credentials(transport.credentials.access_key_id, secret or transport.credentials.secret_access_key)
-    return BatchEndpointsClient(API_URL, session=session, transport=transport)
+    session.set_credentials(credentials.access_key_id, secret or credentials.secret_access_key)
+    return BatchEndpointsClient(API_URL, session=session, transport=transport, retry=retry)
+
+
+class AnswerLost:
+    """A network that delivers the first `lose` requests matching `path` and loses their answers: the service
+    acts, and the client sees no answer (a timeout) or the gateway's 504, as when API Gateway's 29 s pass while
+    the Lambda goes on."""
+
+    def __init__(self, inner: LambdaTransport, path: str, *, lose: int = 1, answer: str = "timeout") -> None:
+        self.inner = inner
+        self.credentials = inner.credentials
+        self.path = path
+        self.lose = lose
+        self.answer = answer
+        self.delivered: list[HttpRequest] = []
+
+    def send(self, request: HttpRequest) -> HttpResponse:
+        response = self.inner.send(request)
+        if not urlsplit(request.url).path.endswith(self.path):
+            return response
+        self.delivered.append(request)
+        if len(self.delivered) > self.lose:
+            return response
+        if self.answer == "timeout":
+            raise TimeoutError("timed out")
+        return HttpResponse(
+            504, {"x-amzn-errortype": "IntegrationTimeout"}, b'{"message": "Endpoint request timed out"}'
+        )
 
 
 def test_the_sdk_drives_the_api_lambda_from_model_to_a_cancelled_job(
@@ -149,3 +197,63 @@ def test_a_wrong_secret_and_a_missing_thing_are_typed_errors(stack: Stack, trans
         client_for(transport, secret="wrong").batch_endpoints.list()
 
     assert refused.value.status == 403 and refused.value.code == "InvalidSignatureException"
+
+
+# ------------------------------------------------------------------------------------------------ answers lost
+NO_WAIT = RetryPolicy(sleep=lambda _: None)
+
+
+@pytest.mark.parametrize("answer", ["timeout", "504"])
+def test_a_rerun_whose_answer_was_lost_is_retried_and_starts_one_job(
+    ready: Stack, api: Api, folders: Folders, transport: LambdaTransport, answer: str
+) -> None:
+    source = stopped_job(ready, api, folders)
+    network = AnswerLost(transport, "/rerun", answer=answer)
+
+    rerun = client_for(network, retry=NO_WAIT).jobs.rerun(source, failed_only=True)
+
+    assert len(network.delivered) == 2  # the first reached the service, which started a job
+    keys = {request.headers["Idempotency-Key"] for request in network.delivered}
+    assert len(keys) == 1  # one key for the call and all its retries
+    assert rerun.rerun_of == source and ready.started() == [source, rerun.id]
+    assert [job["id"] for job in api("GET", "/endpoints/digits/jobs").json()["value"]] == [rerun.id, source]
+
+
+def test_a_resume_whose_answer_was_lost_is_retried_and_resumes_the_job_once(
+    ready: Stack, api: Api, folders: Folders, transport: LambdaTransport
+) -> None:
+    job_id = stopped_job(ready, api, folders)
+    network = AnswerLost(transport, "/resume", lose=2)
+
+    resumed = client_for(network, retry=NO_WAIT).jobs.resume(job_id)
+
+    assert len(network.delivered) == 3 and resumed.resumes == 1
+    assert len({request.headers["Idempotency-Key"] for request in network.delivered}) == 1
+    if ready.kind == "aws":
+        assert ready.started() == [job_id, f"{job_id}-resume-1"]
+
+
+def test_each_rerun_call_has_a_key_of_its_own(
+    ready: Stack, api: Api, folders: Folders, transport: LambdaTransport
+) -> None:
+    source = stopped_job(ready, api, folders)
+    client = client_for(transport)
+
+    first = client.jobs.rerun(source, failed_only=True)
+    second = client.jobs.rerun(source, failed_only=True)
+
+    assert first.id != second.id and ready.started() == [source, first.id, second.id]
+
+
+@pytest.mark.parametrize("answer", ["timeout", "504"])
+def test_a_post_without_a_key_is_not_sent_again(
+    ready: Stack, api: Api, folders: Folders, transport: LambdaTransport, answer: str
+) -> None:
+    job = invoke(api, folders)
+    network = AnswerLost(transport, "/cancel", answer=answer)
+
+    with pytest.raises(TimeoutError if answer == "timeout" else ServerError):
+        client_for(network, retry=NO_WAIT).jobs.cancel(job["id"])
+
+    assert len(network.delivered) == 1
+    assert api("GET", f"/jobs/{job['id']}").json()["status"] in {"CancelRequested", "Canceled"}

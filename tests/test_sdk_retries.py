@@ -12,7 +12,8 @@ import botocore.session
 import pytest
 
 from batch_endpoints.client import BatchEndpointsClient, RetryPolicy, ServerError, ThrottlingError
-from batch_endpoints.errors import ValidationError
+from batch_endpoints.client.retries import resendable
+from batch_endpoints.errors import ConflictError, ValidationError
 
 ENDPOINT = {"name": "digits", "description": "", "auth_mode": "aws_iam", "tags": {}, "created_at": "2026-01-01"}
 
@@ -30,7 +31,8 @@ class _Scripted(BaseHTTPRequestHandler):
     server: ScriptedServer
 
     def do_GET(self) -> None:
-        self.server.received.append(dict(self.headers.items()))
+        self.server.received.append({**self.headers, "method": self.command})
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
         status, body = self.server.script.pop(0)
         data = json.dumps(body).encode()
         self.send_response(status)
@@ -38,6 +40,8 @@ class _Scripted(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    do_POST = do_PATCH = do_PUT = do_DELETE = do_GET
 
     def log_message(self, *args: object) -> None:
         pass  # the test reads `received`, not the log
@@ -132,3 +136,60 @@ def test_no_answer_at_all_is_retried_then_raised() -> None:
 def test_an_invalid_retry_bound_is_refused() -> None:
     with pytest.raises(ValueError, match="max_attempts must be at least 1"):
         RetryPolicy(max_attempts=0)
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "resent"),
+    [
+        ("GET", {}, True),
+        ("HEAD", {}, True),
+        ("PUT", {}, True),
+        ("DELETE", {}, True),
+        ("OPTIONS", {}, True),
+        ("POST", {}, False),
+        ("PATCH", {}, False),
+        ("POST", {"Idempotency-Key": "k-1"}, True),
+        ("post", {"idempotency-key": "k-1"}, True),
+        ("PATCH", {"Idempotency-Key": "k-1"}, True),
+    ],
+)
+def test_only_a_request_that_cannot_act_twice_may_be_sent_again(method: str, headers: dict, resent: bool) -> None:
+    assert resendable(method, headers) is resent
+
+
+@pytest.mark.parametrize("call", ["cancel", "patch"])
+def test_a_server_error_answering_a_post_without_a_key_is_raised_at_once(server: ScriptedServer, call: str) -> None:
+    server.script = [(503, {"code": "InternalError", "message": "try later"})] * 2
+    waits: list[float] = []
+    sdk = client(server.server_address[1], waits)
+
+    with pytest.raises(ServerError):
+        if call == "cancel":
+            sdk.jobs.cancel("digits-0123456789ab")
+        else:
+            sdk.connection.call("PATCH", "/endpoints/digits", body={"description": "x"})
+
+    assert waits == [] and len(server.received) == 1
+
+
+def test_a_retried_rerun_carries_one_key_and_the_next_call_another(server: ScriptedServer) -> None:
+    refused = (409, {"code": "Conflict", "message": "is Running", "field": "job"})
+    server.script = [(503, {"message": "try later"}), refused, (503, {"message": "try later"}), refused]
+    sdk = client(server.server_address[1], [])
+
+    for _ in range(2):
+        with pytest.raises(ConflictError):
+            sdk.jobs.rerun("digits-0123456789ab", failed_only=True)
+
+    keys = [request["Idempotency-Key"] for request in server.received]
+    assert [request["method"] for request in server.received] == ["POST"] * 4
+    assert keys[0] == keys[1] != keys[2] == keys[3]
+
+
+def test_a_given_key_is_sent_as_is(server: ScriptedServer) -> None:
+    server.script = [(503, {"message": "try later"}), (409, {"code": "Conflict", "message": "x", "field": "job"})]
+
+    with pytest.raises(ConflictError):
+        client(server.server_address[1], []).jobs.resume("digits-0123456789ab", idempotency_key="resume-1")
+
+    assert [request["Idempotency-Key"] for request in server.received] == ["resume-1", "resume-1"]

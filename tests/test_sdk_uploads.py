@@ -12,7 +12,7 @@ import botocore.session
 import pytest
 from moto.server import ThreadedMotoServer
 
-from batch_endpoints.client import BatchEndpointsClient, HttpRequest, HttpResponse, UrllibTransport
+from batch_endpoints.client import BatchEndpointsClient, HttpRequest, HttpResponse, RetryPolicy, UrllibTransport
 from batch_endpoints.specs import Model
 from lambdas.api.uploads import presigned_folder_upload
 from tests.core_fixtures import write_tree
@@ -79,3 +79,40 @@ def test_a_local_model_folder_is_uploaded_through_the_apis_presigned_post(s3_url
     assert stored == {"weights.bin", "config/labels.txt"}
     assert s3.get_object(Bucket=BUCKET, Key=prefix + "config/labels.txt")["Body"].read() == b"zero\none\n"
     assert api.registered == [{"path": model.path, "description": "", "tags": {}}]
+
+
+class FirstAnswerLost:
+    """Delivers every request, and loses the answer to the first one to each URL, as a timeout."""
+
+    def __init__(self, inner: StackApi) -> None:
+        self.inner = inner
+        self.urls: list[str] = []
+
+    def send(self, request: HttpRequest) -> HttpResponse:
+        response = self.inner.send(request)
+        if request.url in self.urls:
+            return response
+        self.urls.append(request.url)
+        raise TimeoutError("timed out")
+
+
+def test_an_upload_whose_answers_were_lost_is_sent_again_and_completes(s3_url: str, tmp_path: Path) -> None:
+    # An upload's POSTs cannot act twice: one hands out a policy and stores nothing, the other writes the same
+    # bytes to the same key again. So they are retried, though POST.
+    folder = write_tree(tmp_path / "model", {"weights.bin": "0123456789"})
+    session = botocore.session.Session()
+    session.set_credentials("AKIDEXAMPLE", "secret")
+    network = FirstAnswerLost(StackApi())
+    retry = RetryPolicy(sleep=lambda _: None)
+
+    model = BatchEndpointsClient(API_URL, session=session, transport=network, retry=retry).models.create_or_update(
+        Model(name="digits", version="1", path=str(folder))
+    )
+
+    assert network.urls == [
+        f"{API_URL}/models/digits/uploads",
+        s3_url + f"/{BUCKET}",
+        f"{API_URL}/models/digits/versions/1",
+    ]
+    prefix = model.path.removeprefix(f"s3://{BUCKET}/")
+    assert boto3.client("s3").get_object(Bucket=BUCKET, Key=prefix + "weights.bin")["Body"].read() == b"0123456789"

@@ -13,7 +13,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 
 from batch_endpoints.client.errors import error_from_response
-from batch_endpoints.client.retries import RetryPolicy
+from batch_endpoints.client.retries import RetryPolicy, resendable
 from batch_endpoints.client.transport import HttpRequest, HttpResponse, Transport
 from batch_endpoints.errors import ValidationError
 
@@ -58,32 +58,37 @@ class Connection:
         query: Mapping[str, Any] | None = None,
         body: Any = None,
         headers: Mapping[str, str] | None = None,
+        resend_safe: bool = False,
     ) -> Any:
         """The response's JSON (None when it has no body), or the API's error raised as a typed exception.
-        Each attempt is signed afresh: the signature holds the time, and credentials may have been refreshed."""
+        Each attempt is signed afresh: the signature holds the time, and credentials may have been refreshed.
+        `resend_safe`: a POST that acts on nothing, so retrying it is safe (see `send`)."""
         params = {name: _query_value(value) for name, value in (query or {}).items() if value is not None}
         url = self.base_url + resource + (f"?{urlencode(params, doseq=True, quote_via=quote)}" if params else "")
         data = b"" if body is None else json.dumps(body).encode()
         all_headers = {"Accept": "application/json", **({"Content-Type": "application/json"} if data else {})}
         all_headers.update(headers or {})
-        response = self.send(lambda: self._signed(method, url, all_headers, data))
+        response = self.send(lambda: self._signed(method, url, all_headers, data), resend_safe=resend_safe)
         if response.status >= 400:
             raise error_from_response(response)
         return json.loads(response.body) if response.body else None
 
-    def send(self, request: Callable[[], HttpRequest]) -> HttpResponse:
-        """The answer to `request()` (built afresh for each attempt), retried while the failure may pass; the
+    def send(self, request: Callable[[], HttpRequest], *, resend_safe: bool = False) -> HttpResponse:
+        """The answer to `request()` (built afresh for each attempt), retried while the failure may pass and a
+        second delivery cannot act twice (`retries.resendable`, or `resend_safe` from a caller that knows); the
         last answer when retries are spent or the request was refused; OSError when no answer ever came."""
         attempt = 1
         while True:
             response = None
+            sent = request()
+            last = attempt >= self.retry.max_attempts or not (resend_safe or resendable(sent.method, sent.headers))
             try:
-                response = self.transport.send(request())
+                response = self.transport.send(sent)
             except OSError:
-                if attempt >= self.retry.max_attempts:
+                if last:
                     raise
             else:
-                if response.status < 400 or attempt >= self.retry.max_attempts:
+                if response.status < 400 or last:
                     return response
                 code = error_from_response(response).code
                 if not self.retry.retryable(response.status, code):

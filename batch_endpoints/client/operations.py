@@ -154,9 +154,10 @@ class BatchEndpointOperations(_Operations):
             "tags": tags or None,
         }
         body["input"] = {k: v for k, v in body["input"].items() if v is not None}
-        headers = {IDEMPOTENCY_HEADER: idempotency_key or uuid.uuid4().hex}
         resource = path("/endpoints/{}/jobs", endpoint_name)
-        job = self._api.call("POST", resource, body={k: v for k, v in body.items() if v is not None}, headers=headers)
+        job = self._api.call(
+            "POST", resource, body={k: v for k, v in body.items() if v is not None}, headers=_keyed(idempotency_key)
+        )
         return typed(JobView, job)
 
 
@@ -230,15 +231,20 @@ class JobOperations(_Operations):
         failed_only: bool = False,
         output_path: str | None = None,
         output_file_name: str | None = None,
+        idempotency_key: str | None = None,
     ) -> JobView:
         """Starts a new job over an ended job's failed and never-scored files (`failed_only`) or its whole input,
-        with the same deployment and settings and an output of its own; its `rerun_of` names this job."""
+        with the same deployment and settings and an output of its own; its `rerun_of` names this job. Retries
+        are safe, as for invoke: a retried rerun answers with the job the first one started."""
         body = {"failed": failed_only, "output": _output(output_path, output_file_name)}
-        return typed(JobView, self._api.call("POST", path("/jobs/{}/rerun", name), body=body))
+        resource = path("/jobs/{}/rerun", name)
+        return typed(JobView, self._api.call("POST", resource, body=body, headers=_keyed(idempotency_key)))
 
-    def resume(self, name: str) -> JobView:
-        """Continues a job whose run stopped (its host or execution died), keeping its finished mini-batches."""
-        return typed(JobView, self._api.call("POST", path("/jobs/{}/resume", name)))
+    def resume(self, name: str, *, idempotency_key: str | None = None) -> JobView:
+        """Continues a job whose run stopped (its host or execution died), keeping its finished mini-batches.
+        Retries are safe, as for invoke: a retried resume answers with the job, resumed once."""
+        resource = path("/jobs/{}/resume", name)
+        return typed(JobView, self._api.call("POST", resource, headers=_keyed(idempotency_key)))
 
     def logs(self, name: str) -> Iterator[LogLineView]:
         """What the job's scoring code printed or logged, oldest first."""
@@ -258,6 +264,12 @@ class JobOperations(_Operations):
         target = os.path.join(os.path.abspath(download_path), job.output_uri.rstrip("/").rpartition("/")[2])
         self._storage.download(job.output_uri, target)
         return target
+
+
+def _keyed(idempotency_key: str | None) -> dict[str, str]:
+    """The Idempotency-Key header of a request that starts something: the key given, else a fresh one, which
+    the request's retries all carry."""
+    return {IDEMPOTENCY_HEADER: idempotency_key or uuid.uuid4().hex}
 
 
 def _output(output_path: str | None, output_file_name: str | None) -> dict[str, str] | None:

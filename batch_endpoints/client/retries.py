@@ -1,4 +1,10 @@
-"""When and how long the SDK waits before sending a request again: capped exponential backoff with full jitter.
+"""Whether, when and how long the SDK waits before sending a request again: only a request that cannot act
+twice is sent again, after a capped exponential backoff with full jitter.
+
+A failed attempt may still have been carried out: a timeout or a 5xx can come after the service acted, and only
+the answer was lost. So a request is sent again only when a second delivery changes nothing more: a method HTTP
+defines as idempotent (RFC 9110, section 9.2.2), or a request carrying an Idempotency-Key, which the API answers
+with what the first delivery did (batch_endpoints/idempotency.py).
 
 Full jitter (a random wait between 0 and the capped exponential) is what AWS's SDKs use: clients throttled
 together spread out instead of retrying in lockstep (AWS Architecture Blog, "Exponential Backoff And Jitter").
@@ -8,13 +14,22 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+
+from batch_endpoints.idempotency import HEADER as IDEMPOTENCY_HEADER
 
 # Throttling, and failures of the service or the gateway in front of it that a later attempt may not meet.
 # 501 (not implemented) will not change; every other 4xx is the request's fault and is never retried.
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+
+def resendable(method: str, headers: Mapping[str, str]) -> bool:
+    """Whether a second delivery of the request changes nothing the first did not."""
+    keyed = any(name.lower() == IDEMPOTENCY_HEADER.lower() for name in headers)
+    return method.upper() in IDEMPOTENT_METHODS or keyed
 
 
 @dataclass

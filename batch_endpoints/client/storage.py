@@ -45,7 +45,8 @@ class Storage:
         if self._reads_local_disk:
             return local
         try:
-            target = self._api.call("POST", upload_resource)
+            # Only hands out a presigned policy for a fresh prefix, storing nothing: safe to send again.
+            target = self._api.call("POST", upload_resource, resend_safe=True)
         except ValidationError:
             self._reads_local_disk = True
             return local
@@ -78,7 +79,8 @@ class Storage:
             content = f.read()
         body = _form({**target["fields"], "key": key}, os.path.basename(file_path), content, boundary)
         headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
-        response = self._api.send(lambda: HttpRequest("POST", target["url"], headers, body))
+        # The same bytes to the same key: a second delivery writes what the first did.
+        response = self._api.send(lambda: HttpRequest("POST", target["url"], headers, body), resend_safe=True)
         if response.status >= 300:
             raise error_from_response(response)
 

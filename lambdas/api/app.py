@@ -6,8 +6,8 @@ meaning from the core), errors from the exception handlers at the end, the servi
 tests replace through `app.dependency_overrides`. The module imports nothing from AWS, so the same `app` can be
 served by Lambda (handler.py) or by a local HTTP server.
 
-Writes are idempotent where HTTP says they are: PUT creates or replaces, and an invoke with an Idempotency-Key
-header answers every retry with the job the first request started.
+Writes are idempotent where HTTP says they are: PUT creates or replaces, and an invoke, rerun or resume with an
+Idempotency-Key header answers every retry with the job the first request started (or resumed).
 """
 
 from __future__ import annotations
@@ -133,6 +133,10 @@ def get_caller(request: Request) -> str:
 
 Service = Annotated[BatchEndpointService, Depends(get_service)]
 Caller = Annotated[str, Depends(get_caller)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias=IDEMPOTENCY_HEADER, description="retries with the same key answer with the same job"),
+]
 # Every list answers a page: `limit` items, and a next_token while more follow (batch_endpoints.paging).
 PageLimit = Annotated[int, Query(ge=1, le=100, description="the most items on this page")]
 PageToken = Annotated[str | None, Query(description="from the previous page")]
@@ -438,10 +442,7 @@ def invoke(
     body: InvokeBody,
     service: Service,
     caller: Caller,
-    idempotency_key: Annotated[
-        str | None,
-        Header(alias=IDEMPOTENCY_HEADER, description="retries with the same key answer with the same job"),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response[JobView]:
     """Scores the input with the given deployment (default: the endpoint's default deployment). The job runs
     on; follow it at links.job."""
@@ -507,7 +508,9 @@ def cancel_job(job_id: str, service: Service, caller: Caller) -> JobView:
 
 
 @app.post("/jobs/<job_id>/rerun", status_code=202, tags=["jobs"], summary="Rerun an ended job's (failed) files")
-def rerun_job(job_id: str, body: RerunBody, service: Service, caller: Caller) -> Response[JobView]:
+def rerun_job(
+    job_id: str, body: RerunBody, service: Service, caller: Caller, idempotency_key: IdempotencyKey = None
+) -> Response[JobView]:
     """Starts a new job with the ended job's deployment and settings, over its failed and never-scored files
     (`failed: true`) or its whole input. The new job writes its own output; its `rerun_of` names the job."""
     output = body.output or InvokeOutput()
@@ -517,16 +520,18 @@ def rerun_job(job_id: str, body: RerunBody, service: Service, caller: Caller) ->
         output_path=_storage_location(service, output.path, "output.path") if output.path else None,
         output_file_name=output.file_name,
         caller=caller,
+        idempotency_key=idempotency_key,
     )
     return _accepted(service, job)
 
 
 @app.post("/jobs/<job_id>/resume", status_code=202, tags=["jobs"], summary="Resume a job whose run stopped")
-def resume_job(job_id: str, service: Service, caller: Caller) -> JobView:
+def resume_job(job_id: str, service: Service, caller: Caller, idempotency_key: IdempotencyKey = None) -> JobView:
     """Runs the workflow of a job whose execution stopped (failed, aborted, its host gone) again, keeping every
     finished mini-batch. A job still running, completed or canceled is a conflict; the caller must be allowed
-    the job's input and output, as for an invoke."""
-    return JobView.of(service.resume_job(job_id, caller=caller), api_base_url=service.backend.api_base_url)
+    the job's input and output, as for an invoke. Retries with one Idempotency-Key resume the job once."""
+    job = service.resume_job(job_id, caller=caller, idempotency_key=idempotency_key)
+    return JobView.of(job, api_base_url=service.backend.api_base_url)
 
 
 @app.get("/jobs/<job_id>/logs", tags=["jobs"], summary="What the job's scoring code printed, oldest first")

@@ -11,9 +11,17 @@ One item per record:
     created_key  S  "<created ms, 13 digits>#<key>"   creation order, ties broken by key as SQLite does
     data         S  the document as JSON text: exact for any nesting, float or null, no Decimal round trip
     c_<name>     N  counters, only ever changed by ADD (atomic)
+    write_id     S  a random id of the document write that made this version
 
 Writes are UpdateItem (SET for the document fields, ADD for counters), so neither wipes the other. A document
 is limited by DynamoDB's 400 KB item size; ours are a few KB.
+
+A conditional write whose answer was lost after DynamoDB applied it (a 500, a dropped connection) is sent again
+by botocore and then fails its own condition. Each write stores its own write_id, and the item the failed
+condition returns (ReturnValuesOnConditionCheckFailure) tells that retry apart from another writer's change: it
+is the write's own version, and the write succeeded. A counter ADD has no such check: a retried one whose first
+try was applied counts twice. Counters are progress (and what a runner's early stop on error_threshold reads);
+a job's counts at its end are taken from its mini-batch results, never from them.
 
 Listings query a KEYS_ONLY global secondary index for the order, then read the documents from the table with
 consistent BatchGetItem. Keys-only indexes are cheap to keep: counter updates (one per mini-batch) and
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -97,7 +106,9 @@ class DynamoDbRecordStore:
         self, kind: str, key: str, data: Mapping[str, Any], *, parent: str = "", expected_version: int | None
     ) -> int:
         created_ms = round(time.time() * 1000)
+        write_id = uuid.uuid4().hex
         values = {
+            ":write_id": {"S": write_id},
             ":kind": {"S": kind},
             ":key": {"S": key},
             ":parent": {"S": parent},
@@ -119,6 +130,8 @@ class DynamoDbRecordStore:
             version = ":next"
             values |= {":expected": {"N": str(expected_version)}, ":next": {"N": str(expected_version + 1)}}
             condition["ConditionExpression"] = "#version = :expected"
+        if condition:
+            condition["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         try:
             reply = self.client.update_item(
                 TableName=self.table_name,
@@ -126,7 +139,7 @@ class DynamoDbRecordStore:
                 UpdateExpression=(
                     "SET #kind = :kind, #key = :key, #parent = :parent, kind_parent = :kind_parent, "
                     f"#data = :data, #version = {version}, created = if_not_exists(created, :created), "
-                    "created_key = if_not_exists(created_key, :created_key)"
+                    "created_key = if_not_exists(created_key, :created_key), write_id = :write_id"
                 ),
                 ExpressionAttributeNames=NAMES,
                 ExpressionAttributeValues=values,
@@ -136,6 +149,9 @@ class DynamoDbRecordStore:
         except ClientError as exc:
             if _code(exc) != "ConditionalCheckFailedException":
                 raise
+            stored = exc.response.get("Item") or {}
+            if stored.get("write_id", {}).get("S") == write_id:  # applied by an attempt whose answer was lost
+                return int(stored["version"]["N"])
             what = "already exists" if expected_version == 0 else "was changed by another request"
             raise ConflictError(f"{kind} {key!r} {what}; read it again and retry") from None
         return int(reply["Attributes"]["version"]["N"])
