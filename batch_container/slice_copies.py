@@ -43,7 +43,7 @@ def copy_slice(blobs: BlobStore, uri: str, piece: RowSlice, file_format: str, pa
 
 
 @functools.lru_cache(maxsize=FOOTERS_KEPT)
-def _footer_and_size(blobs: BlobStore, uri: str) -> tuple[parquet_footer.Footer, int]:
+def _footer_and_size(blobs: BlobStore, uri: str) -> tuple[parquet_footer.ParquetFooter, int]:
     """Read once per file, not once per slice: a large file is cut into many slices, and each read of its footer
     is a listing, a tail read and a parse. Inputs do not change while a job reads them."""
     return parquet_footer.read_footer(blobs, uri), next(blobs.list_files(uri)).size
@@ -53,13 +53,10 @@ def _copy_parquet_rows(blobs: BlobStore, uri: str, piece: RowSlice, out: BinaryI
     footer, size = _footer_and_size(blobs, uri)
     footer_start = size - len(footer.tail)
     ranges = []
-    for index in footer.row_groups_holding(piece.row, piece.rows):
-        chunks = footer.row_groups[index].chunks
+    for index in parquet_footer.row_groups_holding(footer.metadata, piece.row, piece.rows).groups:
+        chunks = parquet_footer.column_chunks(footer.metadata, index)
         if chunks is None:
-            raise ValueError(
-                f"{piece.file}: row group {index} does not say where its columns are (encrypted column metadata, "
-                "or columns kept in other files), which is not supported"
-            )
+            raise ValueError(f"{piece.file}: row group {index} keeps columns in other files, which is not supported")
         ranges += [(start, min(end, footer_start)) for start, end in chunks]
     out.write(parquet_footer.MAGIC)
     for start, end in _joined(ranges):

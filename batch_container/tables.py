@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from batch_endpoints import parquet_footer
 from batch_endpoints.jobfiles import RowSlice
 from batch_endpoints.tabular import file_format_or_fail
 
@@ -51,15 +52,9 @@ def _parquet_rows(path: str, piece: RowSlice) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(path)
-    groups, first, seen = [], None, 0
-    for group in range(parquet.metadata.num_row_groups):
-        count = parquet.metadata.row_group(group).num_rows
-        if seen + count > piece.row and seen < piece.row + piece.rows:
-            groups.append(group)
-            first = seen if first is None else first
-        seen += count
-    table = parquet.read_row_groups(groups)
-    return table.slice(piece.row - (first or 0), piece.rows).to_pandas()
+    span = parquet_footer.row_groups_holding(parquet.metadata, piece.row, piece.rows)
+    table = parquet.read_row_groups(list(span.groups))
+    return table.slice(piece.row - span.first_row, piece.rows).to_pandas()
 
 
 def row_sources(slices: Sequence[RowSlice], files: Mapping[str, str]) -> pd.DataFrame:

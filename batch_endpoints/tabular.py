@@ -8,9 +8,9 @@ no longer one huge mini-batch.
 CSV and JSON lines are cut at line boundaries: one record per line (a CSV field holding a line break is not
 supported). The planner streams through each file once, in ranged reads of READ_CHUNK bytes (nothing is
 downloaded to disk), to find its line ends, and records byte ranges, so a runner reads exactly its rows. It keeps
-8 bytes per row of the file being read. Parquet files are cut by rows from their footer alone (two ranged reads,
-see parquet_footer); a size for Parquet is turned into rows with the file's average uncompressed row size.
-Planning needs no numpy, pandas or pyarrow: the workflow's Lambdas run it.
+8 bytes per row of the file being read. Parquet files are cut by rows from their footer alone (two ranged reads at
+most, parsed by pyarrow: see parquet_footer); a size for Parquet is turned into rows with the file's average
+uncompressed row size. Planning CSV and JSON lines needs no numpy, pandas or pyarrow.
 """
 
 from __future__ import annotations
@@ -118,9 +118,11 @@ class _EvenRows(Sequence[int]):
 
 
 def _parquet_layout(blobs: BlobStore, uri: str) -> TableLayout:
-    footer = parquet_footer.read_footer(blobs, uri)
-    size = sum(group.byte_size for group in footer.row_groups)
-    return TableLayout(0, _EvenRows(footer.rows, size / footer.rows if footer.rows else 0.0), byte_ranges=False)
+    metadata = parquet_footer.read_footer(blobs, uri).metadata
+    rows = metadata.num_rows
+    # Uncompressed: what the rows take in memory, which a size in mini_batch_size stands for.
+    size = sum(metadata.row_group(index).total_byte_size for index in range(metadata.num_row_groups))
+    return TableLayout(0, _EvenRows(rows, size / rows if rows else 0.0), byte_ranges=False)
 
 
 class RowCutter:

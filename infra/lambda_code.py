@@ -2,10 +2,10 @@
 
 - the API function's: pyproject's dependencies and its `aws` extra, less the libraries only the scoring runner
   uses (pandas, numpy, packaging), which no Lambda code path imports: 38 MB unzipped.
-- the workflow functions' (plan, finalize, mark failed): the same plus pyarrow (the `tabular` extra), which
-  finalize needs to merge Parquet parts into one Parquet output. pyarrow 26 imports without numpy. Its wheel is
-  166 MB unzipped; PYARROW_UNUSED drops what the merge never loads (to 102 MB): the asset is 140 MB unzipped
-  (57 MB zipped), of Lambda's 250. Planning itself needs no pyarrow (batch_endpoints/parquet_footer.py).
+- the workflow functions' (plan, finalize, mark failed): the same plus pyarrow (the `tabular` extra), which plan
+  needs to parse Parquet inputs' footers (batch_endpoints/parquet_footer.py) and finalize to merge Parquet parts
+  into one Parquet output. pyarrow 26 imports without numpy. Its wheel is 166 MB unzipped; PYARROW_UNUSED drops
+  what neither loads (to 102 MB): the asset is 140 MB unzipped (57 MB zipped), of Lambda's 250.
 
 `pip install --target` with `--platform manylinux... --only-binary=:all:` fetches the Linux wheels Lambda runs,
 whatever machine synthesizes the stack, at the versions in requirements.lock (the ones the tests ran).

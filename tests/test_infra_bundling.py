@@ -1,7 +1,7 @@
 """infra/lambda_code.py: the Lambda bundles, built for real with pip (network, or pip's cache), hold everything the
-handlers import: the API's, and the workflow's, which also merges Parquet outputs with pyarrow. They are built
-for this interpreter's version, so that the handlers can be imported from them here with nothing else on the
-path; `cdk synth` builds the same recipes for the Lambda runtime's version."""
+handlers import: the API's, and the workflow's, which also reads Parquet inputs' footers and merges Parquet outputs
+with pyarrow. They are built for this interpreter's version, so that the handlers can be imported from them here
+with nothing else on the path; `cdk synth` builds the same recipes for the Lambda runtime's version."""
 
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ IMPORTS = (
     "batch_endpoints.workflow",
     "aws_xray_sdk.core",
 )
-# Two Parquet parts with different columns, merged by finalize's code into one file, read back: pyarrow loads
-# everything a merge needs from the workflow bundle (numpy is not there).
-PARQUET_MERGE = """
+# Two Parquet parts with different columns, merged by finalize's code into one file, read back, and its footer read
+# as plan reads an input's: pyarrow loads everything both need from the workflow bundle (numpy is not there).
+PARQUET_MERGE_AND_FOOTER = """
 import io
 import pyarrow as pa, pyarrow.parquet as pq
 from batch_endpoints import merging
@@ -42,6 +42,14 @@ merged = b"".join(merging.merged("parquet", parts.__getitem__, [("p0", []), ("p1
 # Without threads, as the merge reads: pyarrow may abort at exit while its pool's threads wind down.
 table = pq.read_table(pa.BufferReader(merged), use_threads=False)
 print(table.column_names, table.column("score").to_pylist())
+
+from batch_endpoints import parquet_footer
+
+class Store:
+    def read_range(self, uri, start, end=None):
+        return merged[start:end]
+
+print(parquet_footer.read_footer(Store(), "merged").metadata.num_rows)
 """
 
 
@@ -86,10 +94,10 @@ def test_the_handlers_import_from_the_bundle_alone(bundle: Path) -> None:
     assert finished.returncode == 0, finished.stderr
 
 
-def test_a_parquet_merge_runs_from_the_workflow_bundle_alone(workflow_bundle: Path) -> None:
-    finished = run_from(workflow_bundle, PARQUET_MERGE)
+def test_a_parquet_merge_and_footer_run_from_the_workflow_bundle_alone(workflow_bundle: Path) -> None:
+    finished = run_from(workflow_bundle, PARQUET_MERGE_AND_FOOTER)
     assert finished.returncode == 0, finished.stderr
-    assert finished.stdout.split("\n")[0] == "['file', 'score', 'label'] [1.0, 2.0, 0.5]"
+    assert finished.stdout.split("\n")[:2] == ["['file', 'score', 'label'] [1.0, 2.0, 0.5]", "3"]
     assert not (workflow_bundle / "numpy").exists()
 
 

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+import os
+import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -29,6 +33,7 @@ from batch_endpoints.jobfiles import FileError, JobFiles, MiniBatchResult, Shard
 from batch_endpoints.repository import Repository
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
 from batch_endpoints.specs import InvokeOverrides, Job, JobStatus
+from lambdas.core_logs import log_core_as
 from lambdas.workflow import handlers
 from lambdas.workflow.failures import describe_failure
 from tests.aws_fixtures import BUCKET, INPUT_BUCKET, aws_backend, aws_fixture, put_objects, ready  # noqa: F401
@@ -40,6 +45,9 @@ CONTEXT = SimpleNamespace(
     invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:bep-workflow",
     aws_request_id="request-1",
 )
+REPO = Path(__file__).resolve().parents[1]
+# What a Lambda's environment gives Powertools and boto3 at import.
+LAMBDA_ENVIRONMENT = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_LOG_LEVEL": "INFO"}
 MAP_ITEM_LIMIT = 1024
 # Seven inputs in mini-batches of three: 0 = a, b, c; 1 = d/e, d/f, g; 2 = h.
 INPUTS = ["a.png", "b.png", "c.png", "d/e.png", "d/f.png", "g.png", "h.png"]
@@ -274,19 +282,59 @@ def test_finalize_run_again_keeps_the_same_output_and_adds_no_rows(service: Batc
     assert len({row.split(",")[0] for row in rows}) == 6
 
 
-def test_the_workflow_logs_are_structured_and_name_the_job(service: BatchEndpointService) -> None:
-    put_objects(INPUT_BUCKET, {f"in/{name}": b"p" for name in INPUTS})
-    job = invoke(service, f"s3://{INPUT_BUCKET}/in")
+def planning_logs(job: Job) -> list[dict[str, Any]]:
+    """The JSON log lines of a plan step for `job`."""
     output = io.StringIO()
     previous = handlers.logger.registered_handler.setStream(output)
     try:
         handlers.plan({"job_id": job.id}, CONTEXT)
     finally:
         handlers.logger.registered_handler.setStream(previous)
+    return [json.loads(text) for text in output.getvalue().splitlines()]
 
-    [line] = [json.loads(text) for text in output.getvalue().splitlines()]
+
+def test_the_workflow_logs_are_structured_and_name_the_job(service: BatchEndpointService) -> None:
+    put_objects(INPUT_BUCKET, {f"in/{name}": b"p" for name in INPUTS})
+    job = invoke(service, f"s3://{INPUT_BUCKET}/in")
+    [line] = planning_logs(job)
     assert (line["message"], line["job_id"], line["shards"]) == ("planned", job.id, 3)
     assert line["function_request_id"] == "request-1"
+
+
+def test_a_core_modules_log_record_is_one_json_line_with_the_invocations_fields(
+    service: BatchEndpointService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put_objects(INPUT_BUCKET, {f"in/{name}": b"p" for name in INPUTS})
+    job = invoke(service, f"s3://{INPUT_BUCKET}/in")
+    plan_step = workflow.plan_step
+
+    def plan_step_that_logs(backend: Backend, job_id: str) -> workflow.Plan:
+        logging.getLogger("batch_endpoints.workflow").info("planning %s", job_id)
+        return plan_step(backend, job_id)
+
+    monkeypatch.setattr(workflow, "plan_step", plan_step_that_logs)
+    # Again: each Lambda imports one handler module, but tests import both, and the last one's setup wins.
+    log_core_as(handlers.logger)
+    lines = planning_logs(job)
+    assert [line["message"] for line in lines] == [f"planning {job.id}", "planned"]
+    core = lines[0]
+    assert (core["level"], core["service"]) == ("INFO", "bep-workflow")
+    assert core["location"].startswith("plan_step_that_logs:")
+    assert (core["function_request_id"], core["job_id"]) == ("request-1", job.id)
+
+
+@pytest.mark.parametrize("module", ["lambdas.api.handler", "lambdas.workflow.handlers"])
+def test_each_handler_module_sends_the_core_logs_through_its_own_logger(module: str) -> None:
+    script = (
+        f"import logging, {module} as handler; core = logging.getLogger('batch_endpoints'); "
+        "print(core.handlers == handler.logger.handlers != [], core.propagate, core.level == handler.logger.log_level)"
+    )
+    finished = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, env=LAMBDA_ENVIRONMENT, check=False
+    )
+
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.split() == ["True", "False", "True"]
 
 
 def test_the_steps_publish_job_file_and_mini_batch_metrics_of_the_endpoint(

@@ -9,8 +9,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.api.app import SERVICE_NAME, app
+from lambdas.core_logs import log_core_as
 
 logger = Logger(service=SERVICE_NAME)
+log_core_as(logger)
 tracer = Tracer(service=SERVICE_NAME)
 metrics = Metrics(namespace="BatchEndpoints", service=SERVICE_NAME)
 

@@ -31,10 +31,12 @@ from batch_endpoints.backend import Backend, from_environment
 from batch_endpoints.errors import NotFoundError
 from batch_endpoints.repository import Repository
 from batch_endpoints.specs import Job, JobStatus
+from lambdas.core_logs import log_core_as
 from lambdas.workflow.ended_executions import EndedExecution
 from lambdas.workflow.failures import describe_failure
 
 logger = Logger(service="bep-workflow")
+log_core_as(logger)
 tracer = Tracer(service="bep-workflow")
 METRICS_NAMESPACE = "BatchEndpoints"
 # No service name: the metrics' only dimension is the endpoint, which the dashboard's SEARCH expressions expect.
