@@ -514,11 +514,13 @@ class JobInput(Spec):
         "'.git/*']; default none: every file is input",
     )
 
-    @pydantic.model_validator(mode="after")
-    def _exclude_needs_a_folder(self) -> JobInput:
-        if self.exclude and self.type != "uri_folder":
+    @field_validator("exclude")
+    @classmethod
+    def _exclude_needs_a_folder(cls, exclude: list[str], info: pydantic.ValidationInfo) -> list[str]:
+        # A field validator, not the model's, so that the error names `exclude` (type is validated before it).
+        if exclude and info.data.get("type") != "uri_folder":
             raise ValueError("exclude applies to folder inputs (uri_folder); a uri_file input is one file")
-        return self
+        return exclude
 
 
 class JobMetadata(Spec):

@@ -431,7 +431,7 @@ def test_exclude_leaves_out_the_files_it_matches_and_only_those(bep, home, shop)
     [
         ("images", "", "input.exclude.0", "must be a glob pattern"),
         ("images", "/abs/*", "input.exclude.0", "no leading '/'"),
-        ("images/a.png", "*.tmp", "input", "exclude applies to folder inputs"),
+        ("images/a.png", "*.tmp", "input.exclude", "exclude applies to folder inputs"),
     ],
 )
 def test_a_bad_exclude_is_refused_naming_it(bep, home, shop, target, pattern, field, says):

@@ -14,6 +14,7 @@ import pytest
 
 from batch_endpoints.adapters.local.backend import open_local_backend
 from batch_endpoints.server import bodies, credentials, gateway
+from batch_endpoints.server.connections import ConnectionLimits
 from tests.server_fixtures import LocalApi, chunked_flood, raw_head, read_reply, serving
 
 # Long enough that no well-behaved request here stalls that long between its bytes, short enough to wait out.
@@ -26,7 +27,9 @@ CHUNKED = {"Transfer-Encoding": "chunked"}
 @pytest.fixture(name="local_api", scope="module")
 def local_api_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApi]:
     home = tmp_path_factory.mktemp("bep-home")
-    with serving(open_local_backend(str(home)), home, idle_timeout_s=IDLE_TIMEOUT_S) as local_api:
+    with serving(
+        open_local_backend(str(home)), home, limits=ConnectionLimits(idle_timeout_s=IDLE_TIMEOUT_S)
+    ) as local_api:
         yield local_api
 
 

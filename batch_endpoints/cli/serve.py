@@ -9,14 +9,30 @@ import sys
 from batch_endpoints.backend import local_home
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.server import credentials
-from batch_endpoints.server.gateway import DEFAULT_IDLE_TIMEOUT_S
+from batch_endpoints.server.connections import DEFAULT_LIMITS, ConnectionLimits
 from batch_endpoints.server.local_api import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REGION, open_local_api
 from batch_endpoints.service import BatchEndpointService
 
+# --flag: (ConnectionLimits field, what it bounds), for the flags that are seconds.
+TIMEOUTS = {
+    "--idle-timeout": (
+        "idle_timeout_s",
+        "drop a connection that sends nothing for this long, e.g. a request stalled half-sent",
+    ),
+    "--head-timeout": (
+        "head_timeout_s",
+        "drop a connection whose request head has not arrived whole this long after "
+        "its first byte, however steadily it trickles",
+    ),
+    "--body-timeout": (
+        "body_timeout_s",
+        "drop a connection whose request body has not arrived whole this long after its head was checked",
+    ),
+}
+
 
 def serve(service: BatchEndpointService, args: argparse.Namespace) -> int:
-    if not 0 < args.idle_timeout < math.inf:
-        raise ValidationError(f"must be a number of seconds above 0, not {args.idle_timeout}", field="--idle-timeout")
+    limits = _limits(args)
     keys = credentials.load_or_create(local_home())
     if args.show_credentials:
         print(keys.as_shell(), end="")
@@ -28,7 +44,7 @@ def serve(service: BatchEndpointService, args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             region=args.region,
-            idle_timeout_s=args.idle_timeout,
+            limits=limits,
         )
     except OSError as error:
         raise ValidationError(f"cannot listen on {args.host}:{args.port}: {error.strerror}", field="--port") from None
@@ -50,16 +66,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}; 0 = any free port")
     parser.add_argument("--region", default=DEFAULT_REGION, help="the region clients sign for, as with API Gateway's")
+    defaults = DEFAULT_LIMITS
+    for flag, (field, bounds) in TIMEOUTS.items():
+        default = getattr(defaults, field)
+        parser.add_argument(
+            flag, type=float, default=default, metavar="SECONDS", help=f"{bounds} (default {default:g})"
+        )
     parser.add_argument(
-        "--idle-timeout",
-        type=float,
-        default=DEFAULT_IDLE_TIMEOUT_S,
-        metavar="SECONDS",
-        help=f"drop a connection that sends nothing for this long, e.g. a request stalled half-sent "
-        f"(default {DEFAULT_IDLE_TIMEOUT_S:g})",
+        "--max-connections",
+        type=int,
+        default=defaults.max_connections,
+        metavar="N",
+        help=f"connections served at once, a thread each; more are answered 503 with Retry-After "
+        f"(default {defaults.max_connections})",
     )
     parser.add_argument(
         "--show-credentials",
         action="store_true",
         help="print the access key pair clients sign with (export lines), generating it on first use, and exit",
     )
+
+
+def _limits(args: argparse.Namespace) -> ConnectionLimits:
+    seconds = {}
+    for flag, (field, _) in TIMEOUTS.items():
+        value = getattr(args, flag.removeprefix("--").replace("-", "_"))
+        if not 0 < value < math.inf:
+            raise ValidationError(f"must be a number of seconds above 0, not {value}", field=flag)
+        seconds[field] = value
+    if args.max_connections < 1:
+        raise ValidationError(f"must be at least 1, not {args.max_connections}", field="--max-connections")
+    return ConnectionLimits(**seconds, max_connections=args.max_connections)

@@ -4,6 +4,7 @@ call the integration, send its answer. What the integration is (the API's resolv
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import re
 import socket
@@ -14,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from batch_endpoints.server import bodies
+from batch_endpoints.server.connections import DEFAULT_LIMITS, ConnectionLimits, DeadlineReader, refuse_busy
 from batch_endpoints.server.credentials import LocalCredentials
 from batch_endpoints.server.events import HttpReply, http_reply, proxy_event
 from batch_endpoints.server.refusals import Refusal
@@ -23,10 +25,6 @@ Integration = Callable[[dict[str, Any]], dict[str, Any]]
 OPENAPI_PATH = "/openapi.json"
 # API Gateway's own limit on a request body (10 MB); the API refuses anything over 1 MiB itself.
 MAX_BODY_BYTES = 10 * 1024 * 1024
-# How long a connection may wait for the client's next bytes (a request stalled half-sent, or an idle keep-alive
-# connection) before its thread lets it go. API Gateway's own idle timeout is longer (310 s), but it holds no
-# thread per connection.
-DEFAULT_IDLE_TIMEOUT_S = 60.0
 # Closing a connection whose request body was not read makes the kernel answer the client's next bytes with a
 # reset, which may destroy the reply before the client reads it. So, as web servers do ("lingering close"), the
 # reply is ended (FIN) and what the client still sends is read and dropped, this much at most, before closing.
@@ -37,9 +35,17 @@ PRESIGNED_SECRETS = re.compile(r"(X-Amz-Signature|X-Amz-Security-Token)=[^&\s]*"
 
 class GatewayServer(ThreadingHTTPServer):
     """Serves `integration` at http://host:port/, every request signed with `credentials` for `region`.
-    `/openapi.json` is served unsigned, as a public description of the API (it holds no data)."""
+    `/openapi.json` is served unsigned, as a public description of the API (it holds no data).
+
+    Each connection has a thread for as long as `limits` allow, and at most `limits.max_connections` at once.
+    Beyond that a connection is refused with 503 and Retry-After, not queued: a queued client would wait
+    unanswered for as long as the connections ahead of it are held (a minute for an idle one, minutes for a slow
+    body), where a 503 tells it at once, its request undone, and the SDK retries it."""
 
     daemon_threads = True
+    # socketserver listens with a backlog of 5: a burst of connections beyond it waits out TCP's 1 s SYN
+    # retransmission before it is even accepted (and refused, if over the limit). The kernel caps it at somaxconn.
+    request_queue_size = socket.SOMAXCONN
 
     def __init__(
         self,
@@ -49,14 +55,15 @@ class GatewayServer(ThreadingHTTPServer):
         credentials: LocalCredentials,
         region: str,
         openapi: bytes,
-        idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+        limits: ConnectionLimits = DEFAULT_LIMITS,
     ) -> None:
         super().__init__(address, _GatewayHandler)
         self.integration = integration
         self.credentials = credentials
         self.region = region
         self.openapi = openapi
-        self.idle_timeout_s = idle_timeout_s
+        self.limits = limits
+        self._connection_slots = threading.BoundedSemaphore(limits.max_connections)
         # The resolver keeps the request being handled on itself (app.current_event), as a Lambda runtime runs
         # one request at a time per instance; so do we, while reading and checking requests in parallel.
         self.integration_lock = threading.Lock()
@@ -66,19 +73,51 @@ class GatewayServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return f"http://{host}:{port}"
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._connection_slots.acquire(blocking=False):
+            refuse_busy(request, self.limits.max_connections)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._connection_slots.release()  # no thread started to release it
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._connection_slots.release()
+
 
 class _GatewayHandler(BaseHTTPRequestHandler):
     """One connection: each request's head is checked (framing, SigV4) before its body is read, the body is read
-    within MAX_BODY_BYTES, and a read that waits longer than the server's idle timeout drops the connection
-    (http.server closes it on the socket's TimeoutError)."""
+    within MAX_BODY_BYTES, and a read that waits longer than the idle timeout, or past the head's or the body's
+    deadline, drops the connection (http.server closes it on the TimeoutError)."""
 
     server: GatewayServer
     protocol_version = "HTTP/1.1"
     server_version = "bep-local-api"
 
     def setup(self) -> None:
-        self.timeout = self.server.idle_timeout_s
+        self.timeout = self.server.limits.idle_timeout_s
         super().setup()
+        self.rfile.close()  # the stream http.server made, replaced by one that keeps deadlines
+        self.reader = DeadlineReader(self.connection, self.timeout)
+        self.rfile = io.BufferedReader(self.reader)
+
+    def handle_one_request(self) -> None:
+        # The head's deadline runs from its first byte: until then, waiting for a request is the idle timeout's.
+        self.reader.stop()
+        try:
+            if not self.rfile.peek(1):
+                self.close_connection = True
+                return
+        except TimeoutError:
+            self.close_connection = True
+            return
+        self.reader.start(self.server.limits.head_timeout_s)
+        super().handle_one_request()
 
     def do_GET(self) -> None:
         self._answer()
@@ -108,6 +147,7 @@ class _GatewayHandler(BaseHTTPRequestHandler):
             if self.headers.get("Expect", "").lower() == "100-continue" and self.request_version != "HTTP/1.0":
                 self.send_response_only(100)
                 self.end_headers()
+            self.reader.start(self.server.limits.body_timeout_s)
             body = bodies.read(self.rfile, framing, MAX_BODY_BYTES)
             body_unread = False
             identity = authenticated.check_body(body)
@@ -135,6 +175,7 @@ class _GatewayHandler(BaseHTTPRequestHandler):
 
     def _send(self, reply: HttpReply, *, body_unread: bool, request_id: str | None = None) -> None:
         """Send `reply`; when the request's body was left (partly) unread, the connection ends after it."""
+        self.reader.stop()
         self.send_response(reply.status)
         for name, value in reply.headers:
             # The framing is this server's to decide, not the integration's.

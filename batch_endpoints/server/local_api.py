@@ -13,8 +13,9 @@ from dataclasses import replace
 from typing import Any
 
 from batch_endpoints.backend import Backend
+from batch_endpoints.server.connections import DEFAULT_LIMITS, ConnectionLimits
 from batch_endpoints.server.credentials import LocalCredentials
-from batch_endpoints.server.gateway import DEFAULT_IDLE_TIMEOUT_S, GatewayServer
+from batch_endpoints.server.gateway import GatewayServer
 from batch_endpoints.service import BatchEndpointService
 
 DEFAULT_HOST = "127.0.0.1"
@@ -29,7 +30,7 @@ def open_local_api(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     region: str = DEFAULT_REGION,
-    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+    limits: ConnectionLimits = DEFAULT_LIMITS,
 ) -> GatewayServer:
     """A bound server (port 0: any free port); serve_forever() serves it, close() ends it."""
     # The resolver needs the Powertools package (the `aws` extra); imported here so the rest of the core doesn't.
@@ -45,7 +46,7 @@ def open_local_api(
         credentials=credentials,
         region=region,
         openapi=render().encode(),
-        idle_timeout_s=idle_timeout_s,
+        limits=limits,
     )
     service = BatchEndpointService(replace(backend, api_base_url=server.url))
     app.dependency_overrides[get_service] = lambda: service
