@@ -12,15 +12,15 @@ groups or roles of the callers; API Gateway checks them on every SigV4-signed re
 
 from __future__ import annotations
 
-import re
-
+import pydantic
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from batch_endpoints.service import new_job_id
+from batch_endpoints.specs import EndpointName, validation_error
 
-ENDPOINT_NAME = re.compile(r"^[a-zA-Z][-a-zA-Z0-9]+[a-zA-Z0-9]$")
+ENDPOINT_NAMES = pydantic.TypeAdapter(EndpointName)
 JOB_ID_SUFFIX_LENGTH = len(new_job_id("e")) - len("e-")
 
 ADMIN_ROUTES = (("*", "/*"),)
@@ -47,8 +47,11 @@ INVOKER_ROUTES = (
 
 def endpoint_routes(endpoint_name: str) -> tuple[tuple[str, str], ...]:
     """The invoker's routes narrowed to one endpoint and its jobs."""
-    if not ENDPOINT_NAME.match(endpoint_name):
-        raise ValueError(f"{endpoint_name!r} is not an endpoint name")
+    # A name is also a pattern here: one with IAM's wildcards in it would reach other endpoints' jobs.
+    try:
+        ENDPOINT_NAMES.validate_python(endpoint_name)
+    except pydantic.ValidationError as error:
+        raise validation_error(error, prefix="scoped_invokers") from None
     job = f"{endpoint_name}-{'?' * JOB_ID_SUFFIX_LENGTH}"
     return (
         ("POST", f"/endpoints/{endpoint_name}/jobs"),
