@@ -40,20 +40,18 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as lambda_destinations
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from batch_endpoints.workflow import SHARD_FAILURE
-from infra.compute import BatchCluster
+from infra.compute import JOB_DEFINITION_NAMES, BatchCluster
 from infra.lambda_code import project_function
 from infra.storage import SCRATCH_PREFIX
 from lambdas.workflow.ended_executions import ENDED_STATUSES, EVENT_DETAIL_TYPE, EVENT_SOURCE
 
-# Job definitions are registered per deployment by the API Lambda: bep-<endpoint>_<deployment>
-# (adapters.aws.computes.job_definition_name).
-JOB_DEFINITION_NAMES = "bep-*"
 # SubmitJob errors worth another try, as Step Functions names them (Batch.<exception>): Batch's own faults
 # (ServerException, HTTP 500), throttling (SubmitJob takes about 50 calls a second; Batch does not model it, so the
 # SDK raises its base AWSBatchException, or TooManyRequestsException by code), and the SDK failing to reach Batch.
@@ -100,6 +98,7 @@ class JobWorkflow(Construct):
         environment: Mapping[str, str],
         clusters: Sequence[BatchCluster],
         records_table: dynamodb.ITable,
+        bucket: s3.IBucket,
         log_level: str = "ERROR",
         log_execution_data: bool = False,
     ) -> None:
@@ -135,6 +134,8 @@ class JobWorkflow(Construct):
         self.state_functions = [self.plan_function, self.finalize_function, self.mark_failed_function]
         """The functions the state machine invokes."""
         self.functions = [*self.state_functions, self.execution_ended_function]
+        self.object_functions = [self.plan_function, self.finalize_function, self.execution_ended_function]
+        """The functions that read and write the job's data (mark_failed only writes its record)."""
 
         self.log_group = logs.LogGroup(
             self,
@@ -160,6 +161,26 @@ class JobWorkflow(Construct):
         )
         self._allow_batch_jobs([cluster.queue for cluster in self.clusters])
         self._close_jobs_of_ended_executions()
+        self._allow_map_storage(bucket)
+
+    def grant_job_control(self, grantee: iam.IGrantable) -> None:
+        """Start a job's execution (invoke, rerun, resume), stop it (cancel) and read how it went."""
+        self.state_machine.grant_start_execution(grantee)
+        self.state_machine.grant_execution(grantee, "states:StopExecution", "states:DescribeExecution")
+
+    def _allow_map_storage(self, bucket: s3.IBucket) -> None:
+        """The Distributed Map reads the plan's shard list itself (its ItemReader), and writes its children's
+        outputs beside it (its ResultWriter), in the bucket the plan writes to."""
+        iam.Grant.add_to_principal(
+            grantee=self.state_machine,
+            actions=["s3:GetObject"],
+            resource_arns=[bucket.arn_for_objects(f"{SCRATCH_PREFIX}*")],
+        )
+        iam.Grant.add_to_principal(
+            grantee=self.state_machine,
+            actions=RESULT_WRITER_ACTIONS,
+            resource_arns=[bucket.arn_for_objects(MAP_RESULTS_OBJECTS)],
+        )
 
     def _close_jobs_of_ended_executions(self) -> None:
         """Route this state machine's executions that ended outside its states to `execution_ended`, asynchronously.
