@@ -14,10 +14,10 @@ from constructs import IConstruct
 from infra.access import ADMIN_ROUTES, INVOKER_ROUTES, endpoint_routes
 from infra.api import CALLER_PRINCIPALS
 from infra.compute import JOB_DEFINITION_NAMES
+from infra.job_states import MAP_RESULTS_OBJECTS
 from infra.lambda_code import RUNTIME
 from infra.stack import BatchEndpointsStack
 from infra.storage import RUNNER_READ_PREFIXES, SCRATCH_PREFIX
-from infra.workflow import MAP_RESULTS_OBJECTS
 
 MANAGED_POLICY = "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/{}]"
 ACCOUNT = "<AWS::Partition>:{}:<AWS::Region>:<AWS::AccountId>"
