@@ -5,22 +5,24 @@ groups or roles of the callers; API Gateway checks them on every SigV4-signed re
 - invoker: what a system that scores data needs: upload a local input, invoke an endpoint, follow, list, cancel,
   rerun and resume its jobs, read their logs, and read (never change) endpoints, deployments, models,
   environments, data assets, datastores and computes: every GET.
-- an endpoint's invoker (`endpoint_invoker_policy`): the invoker's rights on one endpoint and its jobs only. Job
-  ids are `<endpoint>-<12 hex digits>` (service.new_job_id), so `?` wildcards match exactly that endpoint's jobs
-  and not those of an endpoint whose name merely starts the same way.
+- an endpoint's invoker (`endpoint_invoker_policies`, one per name of context scoped_invokers): the invoker's
+  rights on one endpoint and its jobs only. Job ids are `<endpoint>-<12 hex digits>` (service.new_job_id), so `?`
+  wildcards match exactly that endpoint's jobs and not those of an endpoint whose name merely starts the same way.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
 
+import pydantic
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from batch_endpoints.service import new_job_id
+from batch_endpoints.specs import EndpointName, validation_error
 
-ENDPOINT_NAME = re.compile(r"^[a-zA-Z][-a-zA-Z0-9]+[a-zA-Z0-9]$")
+ENDPOINT_NAMES = pydantic.TypeAdapter(EndpointName)
 JOB_ID_SUFFIX_LENGTH = len(new_job_id("e")) - len("e-")
 
 ADMIN_ROUTES = (("*", "/*"),)
@@ -47,8 +49,11 @@ INVOKER_ROUTES = (
 
 def endpoint_routes(endpoint_name: str) -> tuple[tuple[str, str], ...]:
     """The invoker's routes narrowed to one endpoint and its jobs."""
-    if not ENDPOINT_NAME.match(endpoint_name):
-        raise ValueError(f"{endpoint_name!r} is not an endpoint name")
+    # A name is also a pattern here: one with IAM's wildcards in it would reach other endpoints' jobs.
+    try:
+        ENDPOINT_NAMES.validate_python(endpoint_name)
+    except pydantic.ValidationError as error:
+        raise validation_error(error, prefix="scoped_invokers") from None
     job = f"{endpoint_name}-{'?' * JOB_ID_SUFFIX_LENGTH}"
     return (
         ("POST", f"/endpoints/{endpoint_name}/jobs"),
@@ -64,7 +69,15 @@ def endpoint_routes(endpoint_name: str) -> tuple[tuple[str, str], ...]:
 
 
 class ApiAccess(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, rest_api: apigateway.RestApi, stage: str) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        rest_api: apigateway.RestApi,
+        stage: str,
+        scoped_invokers: Sequence[str] = (),
+    ) -> None:
         super().__init__(scope, construct_id)
         self.rest_api = rest_api
         self.stage = stage
@@ -80,9 +93,10 @@ class ApiAccess(Construct):
             description="Batch endpoints API: invoke any endpoint, follow and cancel jobs, read definitions",
             statements=[self.invoke_statement(INVOKER_ROUTES)],
         )
+        self.endpoint_invoker_policies = {name: self._endpoint_invoker_policy(name) for name in scoped_invokers}
+        """{endpoint name: the policy for the callers of that endpoint only} (context scoped_invokers)."""
 
-    def endpoint_invoker_policy(self, endpoint_name: str) -> iam.ManagedPolicy:
-        """A managed policy for the callers of one endpoint (context `scoped_invokers` makes one per name)."""
+    def _endpoint_invoker_policy(self, endpoint_name: str) -> iam.ManagedPolicy:
         return iam.ManagedPolicy(
             self,
             f"Invoker-{endpoint_name}",

@@ -2,8 +2,10 @@
 path to the API Lambda, where the Powertools resolver routes it (lambdas.api.app).
 
 Who may call what is IAM's business (access.py): API Gateway checks the caller's execute-api:Invoke permission
-on the method and path before the Lambda runs. Request bodies are validated by the Lambda (pydantic models, the
-same as the local server's); API Gateway validates what it cheaply can: the request's declared parameters.
+on the method and path before the Lambda runs. With context simulate_caller_policy the Lambda also asks IAM what
+the caller itself may read and write (adapters.aws.caller_policy). Request bodies are validated by the Lambda
+(pydantic models, the same as the local server's); API Gateway validates what it cheaply can: the request's
+declared parameters.
 """
 
 from __future__ import annotations
@@ -12,16 +14,20 @@ from collections.abc import Mapping
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from batch_endpoints.adapters.aws.caller_policy import SETTING as SIMULATE_CALLER_POLICY
 from infra.lambda_code import project_function
 
 STAGE = "v1"
 LOG_RETENTION = logs.RetentionDays.ONE_YEAR
 # API Gateway gives up on an integration after 29 s.
 TIMEOUT = cdk.Duration.seconds(29)
+CALLER_PRINCIPALS = ("user", "role")
+"""What API Gateway's IAM authorization lets call: IAM users, and roles (their sessions are simulated as the role)."""
 
 
 class Api(Construct):
@@ -34,6 +40,7 @@ class Api(Construct):
         environment: Mapping[str, str],
         rate_limit: int,
         burst_limit: int,
+        simulate_caller_policy: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         access_logs = logs.LogGroup(
@@ -81,7 +88,11 @@ class Api(Construct):
             code=code,
             handler="lambdas.api.handler.lambda_handler",
             description="Batch endpoints API: CRUD of models, endpoints and deployments; invoke and follow jobs",
-            environment={**environment, "BEP_API_URL": self.url},
+            environment={
+                **environment,
+                **({SIMULATE_CALLER_POLICY: "true"} if simulate_caller_policy else {}),
+                "BEP_API_URL": self.url,
+            },
             memory_mib=1024,
             timeout=TIMEOUT,
         )
@@ -95,3 +106,15 @@ class Api(Construct):
         self.rest_api.root.add_proxy(default_integration=integration, any_method=False).add_method(
             "ANY", integration, **method_options
         )
+        self.simulates_caller_policy = simulate_caller_policy
+        if simulate_caller_policy:
+            # Callers are this account's users and roles, named at runtime.
+            self.function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["iam:SimulatePrincipalPolicy"],
+                    resources=[
+                        cdk.Stack.of(self).format_arn(service="iam", region="", resource=kind, resource_name="*")
+                        for kind in CALLER_PRINCIPALS
+                    ],
+                )
+            )

@@ -9,7 +9,8 @@ instead (about 32 USD a month each, idle or not). Interface endpoints would keep
 too, but cost about 7 USD a month per endpoint per AZ, and they would need five of them.
 
 Job definitions are not here: the API Lambda registers one per deployment at runtime (adapters.aws.computes),
-with the image, job role, execution role and log group this construct exposes.
+with the image, job role, execution role and log group this construct exposes (`lambda_environment`), and the
+permissions to do so are granted here (`grant_register_job_definitions`, `grant_read_jobs`).
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ QUOTAS = {
     ("gpu", True): "All G and VT Spot Instance Requests",
 }
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
+# Job definitions are registered per deployment by the API Lambda: bep-<endpoint>_<deployment>
+# (adapters.aws.computes.job_definition_name).
+JOB_DEFINITION_NAMES = "bep-*"
 
 
 class BatchCluster(Construct):
@@ -204,13 +208,45 @@ class Compute(Construct):
         self.execution_role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
         self.log_group.grant_write(self.execution_role)
 
-    def registry_entries(self) -> list[dict[str, object]]:
-        """BEP_COMPUTES: the computes as the Lambdas' compute registry reads them."""
-        return [cluster.settings.registry_entry(cluster.queue.job_queue_arn) for cluster in self.clusters]
+    @property
+    def lambda_environment(self) -> dict[str, str]:
+        """What the API Lambda needs to register a deployment's job definition and to find its jobs' logs."""
+        stack = cdk.Stack.of(self)
+        return {
+            # The computes as the Lambdas' compute registry reads them, and the default image of each kind.
+            "BEP_COMPUTES": stack.to_json_string(
+                [cluster.settings.registry_entry(cluster.queue.job_queue_arn) for cluster in self.clusters]
+            ),
+            "BEP_IMAGES": stack.to_json_string({kind: image.image_uri for kind, image in self.images.items()}),
+            "BEP_JOB_ROLE_ARN": self.job_role.role_arn,
+            "BEP_EXECUTION_ROLE_ARN": self.execution_role.role_arn,
+            "BEP_LOG_GROUP": self.log_group.log_group_name,
+        }
 
-    def image_uris(self) -> dict[str, str]:
-        """BEP_IMAGES: the default image of each kind."""
-        return {kind: image.image_uri for kind, image in self.images.items()}
+    def grant_register_job_definitions(self, grantee: iam.IGrantable) -> None:
+        """Register (and deregister) a job definition per deployment, running as the job and execution roles."""
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["batch:RegisterJobDefinition", "batch:DeregisterJobDefinition", "batch:TagResource"],
+            resource_arns=[
+                cdk.Stack.of(self).format_arn(
+                    service="batch", resource="job-definition", resource_name=JOB_DEFINITION_NAMES
+                )
+            ],
+        )
+        self.job_role.grant_pass_role(grantee)
+        self.execution_role.grant_pass_role(grantee)
+
+    def grant_read_jobs(self, grantee: iam.IGrantable) -> None:
+        """Read a job's logs: its Batch jobs (no resource-level permissions), then their log streams."""
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["batch:DescribeJobDefinitions", "batch:ListJobs", "batch:DescribeJobs"],
+            resource_arns=["*"],
+        )
+        iam.Grant.add_to_principal(
+            grantee=grantee, actions=["logs:FilterLogEvents"], resource_arns=[self.log_group.log_group_arn]
+        )
 
 
 def _network(scope: Construct, nat_gateways: int, availability_zones: int, flow_log_bucket: s3.IBucket) -> ec2.Vpc:

@@ -12,10 +12,12 @@ from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
 from infra.access import ADMIN_ROUTES, INVOKER_ROUTES, endpoint_routes
+from infra.api import CALLER_PRINCIPALS
+from infra.compute import JOB_DEFINITION_NAMES
+from infra.job_states import MAP_RESULTS_OBJECTS
 from infra.lambda_code import RUNTIME
 from infra.layout import RUNNER_READ_PREFIXES, SCRATCH_PREFIX
-from infra.stack import CALLER_PRINCIPALS, BatchEndpointsStack
-from infra.workflow import JOB_DEFINITION_NAMES, MAP_RESULTS_OBJECTS
+from infra.stack import BatchEndpointsStack
 
 MANAGED_POLICY = "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/{}]"
 ACCOUNT = "<AWS::Partition>:{}:<AWS::Region>:<AWS::AccountId>"
@@ -43,7 +45,7 @@ def acknowledgements(stack: BatchEndpointsStack) -> list[tuple[IConstruct, str, 
     state_machine = workflow.state_machine
     functions = [api.function, *workflow.functions]
     bucket_objects = f"<{_logical_id(stack, storage.bucket)}.Arn>/*"
-    other_objects = [f"arn:<AWS::Partition>:s3:::{name}/*" for name in stack.other_bucket_names]
+    other_objects = [f"arn:<AWS::Partition>:s3:::{name}/*" for name in storage.data_bucket_names]
     job_definitions = f"arn:{ACCOUNT.format('batch')}:job-definition/{JOB_DEFINITION_NAMES}"
     executions = (
         f"arn:{ACCOUNT.format('states')}:execution:"
@@ -64,12 +66,7 @@ def acknowledgements(stack: BatchEndpointsStack) -> list[tuple[IConstruct, str, 
             f"Pinned to {RUNTIME.name}: the bundle's compiled wheels (pydantic-core, PyYAML, wrapt) are fetched "
             "for exactly this version (infra/lambda_code.py); move both together",
         )
-    for function in (
-        api.function,
-        workflow.plan_function,
-        workflow.finalize_function,
-        workflow.execution_ended_function,
-    ):
+    for function in (api.function, *workflow.object_functions):
         for objects in (bucket_objects, *other_objects):
             add(function, f"IAM5[Resource::{objects}]", OBJECTS)
     add(
@@ -78,7 +75,7 @@ def acknowledgements(stack: BatchEndpointsStack) -> list[tuple[IConstruct, str, 
         "Deployments register their job definitions at runtime, named bep-<endpoint>_<deployment> "
         "(adapters.aws.computes); the prefix is all that is known at deploy time",
     )
-    if stack.simulates_caller_policy:
+    if api.simulates_caller_policy:
         for kind in CALLER_PRINCIPALS:
             add(
                 api.function,
@@ -201,7 +198,7 @@ def acknowledgements(stack: BatchEndpointsStack) -> list[tuple[IConstruct, str, 
         (access.invoker_policy, INVOKER_ROUTES, "Any endpoint or job: their names are parts of the paths"),
         *(
             (policy, endpoint_routes(name), f"Endpoint {name}: its own paths, and its deployments' and jobs'")
-            for name, policy in stack.scoped_invoker_policies.items()
+            for name, policy in access.endpoint_invoker_policies.items()
         ),
     ]
     for policy, routes, reason in policies:

@@ -1,4 +1,7 @@
-"""The system's own storage: one S3 bucket for models, code, job files and outputs, one DynamoDB table of records."""
+"""The system's storage: one S3 bucket for models, code, job files and outputs, one for its access logs, one
+DynamoDB table of records, and the deployer's data buckets (context data_buckets) that jobs may also read and write.
+What may read and write which of them is granted here, by what the grantee is (a service step, a scoring container).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from batch_endpoints.adapters.aws.records import table_definition
-from infra.layout import SCRATCH_PREFIX, UPLOADS_PREFIX
+from infra.layout import RUNNER_READ_PREFIXES, SCRATCH_PREFIX, UPLOADS_PREFIX, job_data_access
 
 ATTRIBUTE_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER}
 # Access logs are for audits after the fact, not for ever.
@@ -42,8 +45,14 @@ class Storage(Construct):
         scratch_expiry: cdk.Duration,
         upload_expiry: cdk.Duration,
         versioned: bool = False,
+        data_bucket_names: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
+        self.data_bucket_names = tuple(data_bucket_names)
+        """Other buckets the deployer names, where inputs and outputs may also be."""
+        self.data_buckets = [
+            s3.Bucket.from_bucket_name(self, f"DataBucket{n}", name) for n, name in enumerate(self.data_bucket_names)
+        ]
         secure = {
             "encryption": s3.BucketEncryption.S3_MANAGED,
             "enforce_ssl": True,
@@ -83,6 +92,37 @@ class Storage(Construct):
         )
         self.table = _record_table(self)
         self._index_names = [index["IndexName"] for index in table_definition("unused")["GlobalSecondaryIndexes"]]
+
+    @property
+    def backend_environment(self) -> dict[str, str]:
+        """The variables of adapters.aws.backend that open its records and blobs: all a workflow step needs."""
+        return {"BEP_BACKEND": "aws", "BEP_TABLE": self.table.table_name, "BEP_BUCKET": self.bucket.bucket_name}
+
+    @property
+    def data_access_environment(self) -> dict[str, str]:
+        """Where jobs read and write: only where the system keeps inputs and outputs in its bucket, and the data
+        buckets; see batch_endpoints/data_access.py (the guard against using the system's roles as a deputy)."""
+        return job_data_access(self.bucket.bucket_name, self.data_bucket_names)
+
+    def grant_every_object(self, grantee: iam.IGrantable) -> None:
+        """Read and write every object of the system's bucket and the data buckets: a service step's (the API, the
+        workflow's planning and merging), which the data access guard checks before it touches a job's data."""
+        for bucket in (self.bucket, *self.data_buckets):
+            grant_objects(bucket, grantee, writes=["*"])
+
+    def grant_scoring(self, grantee: iam.IGrantable) -> None:
+        """A scoring container's: read models, code and inputs, write part files and results under jobs/ (the
+        finalize step, not the runner, writes outputs), and add to the job's counters. The data buckets are read
+        only: a job's model, code or input may be there."""
+        grant_objects(
+            self.bucket,
+            grantee,
+            reads=[f"{prefix}*" for prefix in RUNNER_READ_PREFIXES],
+            writes=[f"{SCRATCH_PREFIX}*"],
+        )
+        for bucket in self.data_buckets:
+            grant_objects(bucket, grantee)
+        self.grant_records(grantee, COUNTER_ACTIONS)
 
     def grant_records(self, grantee: iam.IGrantable, actions: Sequence[str] = RECORD_ACTIONS) -> None:
         """`actions` on the table and, by name, its indexes (listings query them)."""

@@ -6,12 +6,16 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
 
+from batch_endpoints.errors import ValidationError
 from batch_endpoints.service import new_job_id
 from infra.access import endpoint_routes
+from infra.settings import StackSettings
+from infra.stack import BatchEndpointsStack
 from lambdas.api.openapi import openapi_document
-from tests.infra_fixtures import OPTIONS, Synthesis, synthesize
+from tests.infra_fixtures import OPTIONS, Synthesis, cdk_context, scratch_folder, synthesize
 
 API = "arn:aws:execute-api:us-east-1:123456789012:abc123/v1"
 
@@ -96,10 +100,17 @@ def test_an_endpoints_invoker_reaches_that_endpoint_and_its_jobs_only(policies: 
     assert not allowed(scoped, "PUT", "/endpoints/digits")
 
 
-def test_endpoint_routes_refuse_names_that_are_not_endpoint_names() -> None:
-    for name in ("digits*", "a", "bad/name", "-x"):
-        with pytest.raises(ValueError):
-            endpoint_routes(name)
+@pytest.mark.parametrize("name", ["digits*", "dig?ts", "a", "bad/name", "-x", "digits\n", "d" * 33])
+def test_endpoint_routes_refuse_names_that_are_not_endpoint_names(name: str) -> None:
+    # The core's rule for endpoint names: a wildcard, a trailing newline or a 33rd character is refused.
+    with pytest.raises(ValidationError) as refused:
+        endpoint_routes(name)
+    assert refused.value.field == "scoped_invokers"
+    assert "must be 3-32 characters" in str(refused.value)
+
+
+def test_endpoint_routes_take_the_longest_endpoint_name() -> None:
+    assert ("POST", f"/endpoints/{'d' * 32}/jobs") in endpoint_routes("d" * 32)
 
 
 def test_the_stack_outputs_every_policy_arn() -> None:
@@ -133,3 +144,11 @@ def _arn(resource: Any) -> str:
     return "".join(
         part if isinstance(part, str) else names.get(part["Ref"], "abc123") for part in resource["Fn::Join"][1]
     )
+
+
+def test_a_scoped_invoker_that_is_not_an_endpoint_name_stops_the_synthesis_naming_the_setting() -> None:
+    app = cdk.App(outdir=str(scratch_folder("bep-cdk-out-")), context=cdk_context())
+    with pytest.raises(ValidationError) as refused:
+        BatchEndpointsStack(app, "BatchEndpoints", settings=StackSettings(scoped_invokers=("digits", "fraud*")))
+    assert refused.value.field == "scoped_invokers"
+    assert "'fraud*'" in str(refused.value)

@@ -1,5 +1,5 @@
-"""infra/workflow.py: the state machine's definition, read from the template as JSON, against the contract in
-lambdas.workflow. tests/test_infra_workflow_executed.py runs the same definition."""
+"""infra/job_states.py and infra/workflow.py: the state machine's definition, read from the template as JSON,
+against the contract in lambdas.workflow. tests/test_infra_workflow_executed.py runs the same definition."""
 
 from __future__ import annotations
 
