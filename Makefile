@@ -10,10 +10,11 @@ export CDK_DISABLE_CLI_TELEMETRY := 1
 
 .PHONY: quickstart test synth lint lock bench scale-model clean
 
+# Every package pinned and checked against the lock's hashes; then the project itself, from the working tree.
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
+	$(BIN)/pip install -q --require-hashes -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
 
 quickstart: $(STAMP)
@@ -49,11 +50,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# Re-resolve the pinned set after changing dependencies in pyproject.toml.
+# Re-resolve the pinned set, with hashes, after changing dependencies in pyproject.toml (tools/lock.py).
 lock:
 	rm -rf /tmp/bep-lock && $(PYTHON) -m venv /tmp/bep-lock
-	/tmp/bep-lock/bin/pip install -q '.[dev]'
-	/tmp/bep-lock/bin/pip freeze --exclude batch-endpoints > requirements.lock
+	/tmp/bep-lock/bin/pip install -q pip-tools==7.7.0
+	/tmp/bep-lock/bin/python tools/lock.py requirements.lock
 
 clean:
 	rm -rf $(VENV) .bep node_modules cdk.out

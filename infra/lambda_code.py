@@ -1,7 +1,7 @@
 """The Lambdas' code: the project's packages and their dependencies, bundled by pip, no Docker. Two assets:
 
-- the API function's: pyproject's dependencies and its `aws` extra, less the libraries only the scoring runner
-  uses (pandas, numpy, packaging), which no Lambda code path imports: 38 MB unzipped.
+- the API function's: pyproject's dependencies (what `bep` and the SDK need) and its `aws` extra; the scoring
+  runner's libraries (the `runner` extra: pandas, numpy) are no part of either: 38 MB unzipped.
 - the workflow functions' (plan, finalize, mark failed): the same plus pyarrow (the `tabular` extra), which plan
   needs to parse Parquet inputs' footers (batch_endpoints/parquet_footer.py) and finalize to merge Parquet parts
   into one Parquet output. pyarrow 26 imports without numpy. Its wheel is 166 MB unzipped; PYARROW_UNUSED drops
@@ -18,7 +18,6 @@ Bundling runs at `cdk synth` and `cdk deploy` for every stack CDK bundles; tests
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import sys
@@ -33,13 +32,16 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+# Not the 3.11 of development, CI and the runner's images, for two reasons: Lambda's python3.11 runs on Amazon
+# Linux 2 (glibc 2.26, end of life June 2026), and pyarrow, which the workflow bundle needs, ships only
+# manylinux_2_28 wheels since version 21; python3.12 runs on Amazon Linux 2023 (glibc 2.34), supported to 2028.
+# tests/test_infra_bundling.py builds the bundles for this version and imports the handlers with its interpreter.
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 RUNTIME_PYTHON = RUNTIME.name.removeprefix("python")
 """The interpreter version the wheels are fetched for: RUNTIME's (3.12)."""
 PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_28_x86_64")
 """x86_64 Lambda (Amazon Linux 2023, glibc 2.34) runs wheels of either tag."""
 PACKAGES = ("batch_endpoints", "lambdas")
-RUNNER_ONLY = ("pandas", "numpy", "packaging")
 TABLES_EXTRA = "tabular"
 # Only these go into the asset's hash (and nothing is copied from the rest of the repository).
 SOURCES = ("pyproject.toml", "requirements.lock", *PACKAGES)
@@ -67,9 +69,8 @@ LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 
 def requirements(root: Path, *, tables: bool = False) -> list[str]:
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
-    core = [r for r in project["dependencies"] if re.split(r"[<>=!~\[;\s]", r, maxsplit=1)[0] not in RUNNER_ONLY]
     extras = project["optional-dependencies"]
-    return [*core, *extras["aws"], *(extras[TABLES_EXTRA] if tables else [])]
+    return [*project["dependencies"], *extras["aws"], *(extras[TABLES_EXTRA] if tables else [])]
 
 
 @jsii.implements(cdk.ILocalBundling)

@@ -1,17 +1,19 @@
 """infra/lambda_code.py: the Lambda bundles, built for real with pip (network, or pip's cache), hold everything the
 handlers import: the API's, and the workflow's, which also reads Parquet inputs' footers and merges Parquet outputs
-with pyarrow. They are built for this interpreter's version, so that the handlers can be imported from them here
-with nothing else on the path; `cdk synth` builds the same recipes for the Lambda runtime's version."""
+with pyarrow. They are built for the Lambda runtime's Python, as `cdk synth` builds them, and the handlers are
+imported from them by that version's interpreter with nothing else on the path: the runtime is the one place the
+project runs another version than development's (infra/lambda_code.py says why)."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from infra.lambda_code import PACKAGES, PipBundling
+from infra.lambda_code import PACKAGES, RUNTIME_PYTHON, PipBundling
 from tests.infra_fixtures import REPOSITORY_ROOT
 
 pytestmark = pytest.mark.slow
@@ -57,20 +59,30 @@ def size_mb(folder: Path) -> float:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()) / 1024**2
 
 
+def lambda_python() -> str:
+    interpreter = shutil.which(f"python{RUNTIME_PYTHON}")
+    if interpreter is None:
+        # The bundles are still built above for that version (pip fetches its wheels from any interpreter); only
+        # importing from them needs it.
+        pytest.skip(f"importing the Lambda bundles needs python{RUNTIME_PYTHON}, which this machine lacks")
+    return interpreter
+
+
 def run_from(bundle: Path, script: str) -> subprocess.CompletedProcess:
-    # -S: no site-packages, so only the standard library and the bundle can satisfy the imports.
+    # -S: no site-packages, so only the standard library and the bundle can satisfy the imports. PYENV_VERSION
+    # lets a pyenv shim run that interpreter beside another global one (anything else ignores it).
     return subprocess.run(
-        [sys.executable, "-S", "-c", f"import sys; sys.path.insert(0, {str(bundle)!r})\n{script}"],
+        [lambda_python(), "-S", "-c", f"import sys; sys.path.insert(0, {str(bundle)!r})\n{script}"],
         cwd=bundle,
         capture_output=True,
         text=True,
+        env={**os.environ, "PYENV_VERSION": RUNTIME_PYTHON},
     )
 
 
 def build(tmp_path_factory: pytest.TempPathFactory, *, tables: bool) -> Path:
     out = tmp_path_factory.mktemp("workflow-bundle" if tables else "api-bundle")
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    PipBundling(REPOSITORY_ROOT, tables=tables, python_version=version).bundle(out)
+    PipBundling(REPOSITORY_ROOT, tables=tables).bundle(out)
     return out
 
 
@@ -89,9 +101,10 @@ def bundle(request: pytest.FixtureRequest) -> Path:
     return request.getfixturevalue(f"{request.param}_bundle")
 
 
-def test_the_handlers_import_from_the_bundle_alone(bundle: Path) -> None:
-    finished = run_from(bundle, "; ".join(f"import {m}" for m in IMPORTS))
+def test_the_handlers_import_from_the_bundle_alone_on_the_runtime_python(bundle: Path) -> None:
+    finished = run_from(bundle, "; ".join([*(f"import {m}" for m in IMPORTS), "print(sys.version_info[:2])"]))
     assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.strip() == str(tuple(int(part) for part in RUNTIME_PYTHON.split(".")))
 
 
 def test_a_parquet_merge_and_footer_run_from_the_workflow_bundle_alone(workflow_bundle: Path) -> None:

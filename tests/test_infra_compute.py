@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from typing import Any
 
 import pytest
@@ -164,4 +165,13 @@ def test_both_images_install_the_same_extras() -> None:
         text = (REPOSITORY_ROOT / "batch_container" / dockerfile).read_text()
         return {extra for line in text.splitlines() for extra in re.findall(r'"\.\[([a-z,]+)\]"', line)}
 
-    assert extras("Dockerfile") == extras("Dockerfile.gpu") == {"torch,mlflow"}
+    assert extras("Dockerfile") == extras("Dockerfile.gpu") == {"runner,torch,mlflow"}
+
+
+def test_both_images_run_the_python_of_development() -> None:
+    from tests.infra_fixtures import REPOSITORY_ROOT
+
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for dockerfile in ("Dockerfile", "Dockerfile.gpu"):
+        text = (REPOSITORY_ROOT / "batch_container" / dockerfile).read_text()
+        assert re.findall(r"^FROM (\S+)", text, re.M) == [f"python:{version}-slim"], dockerfile
