@@ -28,6 +28,7 @@ $(NPM_STAMP): package.json package-lock.json
 test: $(STAMP) $(NPM_STAMP)
 	$(BIN)/ruff check .
 	$(MAKE) synth
+	$(BIN)/mkdocs build --strict --site-dir site
 	$(BIN)/python -m pytest -q
 
 # The stack as `cdk deploy` synthesizes it (Lambda bundle built with pip), then linted.
