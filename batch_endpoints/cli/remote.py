@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
+from batch_endpoints.api.schemas import JobView, LogPageView
 from batch_endpoints.client import BatchEndpointsClient
 from batch_endpoints.client.connection import path
 from batch_endpoints.client.operations import typed
@@ -26,7 +27,6 @@ from batch_endpoints.yaml_specs import (
     EnvironmentReference,
     read_conda_file,
 )
-from lambdas.api.schemas import JobView, LogPageView
 
 
 class RemoteService:
