@@ -18,8 +18,8 @@ from pydantic import BaseModel
 
 from batch_endpoints import yaml_specs
 from batch_endpoints.cli import config, doctor, render, serve, stream, targets
-from batch_endpoints.cli.progress import ProgressBar
 from batch_endpoints.errors import BatchEndpointError, ConflictError, ForbiddenError, NotFoundError, ValidationError
+from batch_endpoints.progress import ProgressBar
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
 from batch_endpoints.specs import InvokeOverrides, Job, JobStatus, parse
 
