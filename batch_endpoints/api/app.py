@@ -27,6 +27,7 @@ from aws_lambda_powertools.event_handler.request import Request
 from pydantic import BaseModel
 
 from batch_endpoints import assets, yaml_specs
+from batch_endpoints.adapters.environment import from_environment
 from batch_endpoints.api import uploads
 from batch_endpoints.api.schemas import (
     ComputeList,
@@ -52,7 +53,6 @@ from batch_endpoints.api.schemas import (
     RerunBody,
     UploadTarget,
 )
-from batch_endpoints.backend import from_environment
 from batch_endpoints.errors import BatchEndpointError, NotFoundError, ValidationError
 from batch_endpoints.idempotency import HEADER as IDEMPOTENCY_HEADER
 from batch_endpoints.paging import paged
