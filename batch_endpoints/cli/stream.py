@@ -5,19 +5,20 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from batch_endpoints.api.protocol import EndpointsApi
+from batch_endpoints.api.schemas import JobView
 from batch_endpoints.progress import watch
-from batch_endpoints.service import BatchEndpointService
 from batch_endpoints.specs import Job
 
 
 def follow(
-    service: BatchEndpointService,
+    service: EndpointsApi,
     job_id: str,
     *,
     out: TextIO | None = None,
     interval_s: float = 0.5,
     timeout_s: float | None = None,
-) -> Job:
+) -> Job | JobView:
     return watch(
         lambda: (service.get_job(job_id), service.job_progress(job_id)),
         out=out or sys.stderr,
