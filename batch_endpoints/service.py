@@ -21,7 +21,7 @@ from batch_endpoints.inputs import LocationResolver
 from batch_endpoints.jobfiles import JobFiles
 from batch_endpoints.paging import Page, paged
 from batch_endpoints.ports import BlobStore, LogPage
-from batch_endpoints.repository import AssetT, Repository, newest
+from batch_endpoints.repository import AssetT, Repository, newest, next_version
 from batch_endpoints.specs import (
     AssetVersion,
     CodeConfiguration,
@@ -90,7 +90,7 @@ class BatchEndpointService:
         tags: dict[str, str] | None = None,
         caller: str = "",
     ) -> Model:
-        version = _new_version(version, name, self.repo.list_models)
+        version = next_version(version, name, self.repo.list_models)
         # Validate the record before copying anything, so a bad name or version writes nothing.
         parse(AssetVersion, {"name": name, "version": version})
         model = parse(
@@ -144,7 +144,7 @@ class BatchEndpointService:
         packages join `pip_requirements`. Versions are immutable; deployments resolve `name:version` or
         `name@latest` to one when they are created or updated.
         """
-        version = _new_version(version, name, self.repo.list_environments)
+        version = next_version(version, name, self.repo.list_environments)
         parse(AssetVersion, {"name": name, "version": version})
         conda_text, pip = None, list(pip_requirements)
         if conda_file:
@@ -202,7 +202,7 @@ class BatchEndpointService:
         A location in storage (s3://..., a datastore path) is registered where it is; a local path is copied
         into the default datastore first, so the version keeps its content whatever happens to the local copy.
         """
-        version = _new_version(version, name, self.repo.list_data)
+        version = next_version(version, name, self.repo.list_data)
         parse(AssetVersion, {"name": name, "version": version})
         asset = parse(
             DataAsset,
@@ -842,16 +842,6 @@ def _invoke_fields(request: InvokeRequest) -> dict:
 
 
 # ---------------------------------------------------------------------- versions of registered assets
-
-
-def _new_version(version: str | None, name: str, list_versions: Callable[[str], Sequence[AssetT]]) -> str:
-    """The version to register: the one given, or one more than the newest numeric version (Azure's rule)."""
-    if version == LATEST:
-        raise ValidationError("'latest' is the label of the newest version; choose another version", field="version")
-    if version:
-        return version
-    numeric = [int(v.version) for v in list_versions(name) if v.version and v.version.isdigit()]
-    return str(max(numeric, default=0) + 1)
 
 
 def _one_version(

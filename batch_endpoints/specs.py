@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
@@ -607,11 +608,13 @@ def parse(model: type[SpecT], data: Any, *, prefix: str = "") -> SpecT:
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise validation_error(exc, prefix=prefix) from None
+        raise validation_error(exc.errors(), prefix=prefix) from None
 
 
-def validation_error(exc: pydantic.ValidationError, *, prefix: str = "") -> ValidationError:
-    first = exc.errors()[0]
+def validation_error(errors: Sequence[Mapping[str, Any]], *, prefix: str = "") -> ValidationError:
+    """Ours for the first of pydantic's errors (`exc.errors()`, or a request's from the API's resolver), naming the
+    field at fault under `prefix`: the one place where pydantic's words become the project's."""
+    first = errors[0]
     field = ".".join(str(part) for part in first["loc"])
     if prefix:
         field = f"{prefix}.{field}" if field else prefix

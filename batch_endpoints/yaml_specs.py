@@ -872,7 +872,7 @@ class _reported:
 
     def __exit__(self, kind: type | None, exc: BaseException | None, tb: Any) -> None:
         if isinstance(exc, pydantic.ValidationError):
-            exc = specs.validation_error(exc)
+            exc = specs.validation_error(exc.errors())
         if isinstance(exc, ValidationError):
             field, note = self._written(exc.field)
             raise _error(self.source, field, exc.message, note=note) from None

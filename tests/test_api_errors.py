@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from lambdas.api.app import MAX_BODY_BYTES, app, get_service
+from batch_endpoints.api.app import MAX_BODY_BYTES, app, get_service
+from batch_endpoints.api.schemas import EndpointBody
+from batch_endpoints.errors import ValidationError
+from batch_endpoints.specs import parse
 from tests.api_fixtures import Api, Stack, api_fixture, local_stack_fixture  # noqa: F401 (pytest fixtures)
 
 
@@ -46,6 +49,27 @@ def test_a_validation_error_names_the_field_as_the_client_wrote_it(local_stack: 
     assert missing.json() == {"code": "ValidationError", "message": "is required", "field": "input.uri"}
     assert unknown.json() == {"code": "ValidationError", "message": "is not a known field", "field": "descripton"}
     assert wrong_type.status == 400 and wrong_type.json()["field"] == "tags.team"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"tags": {"team": ["a", "b"]}},
+        {"description": 7},
+        {"allowed_inputs": "s3://bucket/"},
+        {"defaults": {"deployment_name": 3}},
+    ],
+)
+def test_a_request_refused_by_its_shape_reads_as_the_core_refuses_the_same_body(
+    local_stack: Stack, api: Api, body: dict
+) -> None:
+    with pytest.raises(ValidationError) as core:
+        parse(EndpointBody, body)
+    response = api("PUT", "/endpoints/digits", body)
+
+    assert response.status == 400
+    assert response.json() == {"code": "ValidationError", "message": core.value.message, "field": core.value.field}
+    assert api("GET", "/endpoints/digits").status == 404
 
 
 def test_a_missing_body_is_refused(local_stack: Stack, api: Api) -> None:

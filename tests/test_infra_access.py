@@ -9,12 +9,12 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 
+from batch_endpoints.api.openapi import openapi_document
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.service import new_job_id
 from infra.access import endpoint_routes
 from infra.settings import StackSettings
 from infra.stack import BatchEndpointsStack
-from lambdas.api.openapi import openapi_document
 from tests.infra_fixtures import OPTIONS, Synthesis, cdk_context, scratch_folder, synthesize
 
 API = "arn:aws:execute-api:us-east-1:123456789012:abc123/v1"

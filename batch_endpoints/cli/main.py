@@ -17,9 +17,10 @@ from typing import Any, NoReturn
 from pydantic import BaseModel
 
 from batch_endpoints import yaml_specs
+from batch_endpoints.api.protocol import EndpointsApi
 from batch_endpoints.cli import config, doctor, render, serve, stream, targets
-from batch_endpoints.cli.progress import ProgressBar
 from batch_endpoints.errors import BatchEndpointError, ConflictError, ForbiddenError, NotFoundError, ValidationError
+from batch_endpoints.progress import ProgressBar
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
 from batch_endpoints.specs import InvokeOverrides, Job, JobStatus, parse
 
@@ -28,12 +29,12 @@ Handler = Callable[[BatchEndpointService, argparse.Namespace], int]
 
 
 # ---------------------------------------------------------------- registered assets: models, environments
-def model_create(service: BatchEndpointService, args: argparse.Namespace) -> int:
+def model_create(service: EndpointsApi, args: argparse.Namespace) -> int:
     render.show(service.register_model(args.name, args.path, **_registration(args)))
     return 0
 
 
-def environment_create(service: BatchEndpointService, args: argparse.Namespace) -> int:
+def environment_create(service: EndpointsApi, args: argparse.Namespace) -> int:
     environment = service.register_environment(
         args.name, image=args.image, conda_file=args.conda_file, **_registration(args)
     )
@@ -41,7 +42,7 @@ def environment_create(service: BatchEndpointService, args: argparse.Namespace) 
     return 0
 
 
-def data_create(service: BatchEndpointService, args: argparse.Namespace) -> int:
+def data_create(service: EndpointsApi, args: argparse.Namespace) -> int:
     """`az ml data create`: from flags, or from Azure's data.yml (`--file`), flags overriding the file."""
     if args.file:
         flags = {"name": args.name, "version": args.version, "type": args.type, "description": args.description}
@@ -86,7 +87,7 @@ def _key_values(items: Sequence[str] | None, field: str) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------- datastores
-def datastore_create(service: BatchEndpointService, args: argparse.Namespace) -> int:
+def datastore_create(service: EndpointsApi, args: argparse.Namespace) -> int:
     datastore = service.create_datastore(
         args.name,
         bucket=args.bucket,
@@ -100,35 +101,35 @@ def datastore_create(service: BatchEndpointService, args: argparse.Namespace) ->
     return 0
 
 
-def datastore_list(service: BatchEndpointService, args: argparse.Namespace) -> int:
+def datastore_list(service: EndpointsApi, args: argparse.Namespace) -> int:
     rows = [{**d.model_dump(), "default": "*" if d.is_default else ""} for d in service.list_datastores()]
     render.table(rows, ["name", "default", "root", "bucket", "description"])
     return 0
 
 
-def datastore_show(service: BatchEndpointService, args: argparse.Namespace) -> int:
+def datastore_show(service: EndpointsApi, args: argparse.Namespace) -> int:
     render.show(service.get_datastore(args.name))
     return 0
 
 
-def asset_list(service: BatchEndpointService, args: argparse.Namespace) -> int:
+def asset_list(service: EndpointsApi, args: argparse.Namespace) -> int:
     versions: list[BaseModel] = _on_target(service, args.list_versions)(args.name)
     render.table([v.model_dump() for v in versions], args.columns)
     return 0
 
 
-def asset_show(service: BatchEndpointService, args: argparse.Namespace) -> int:
+def asset_show(service: EndpointsApi, args: argparse.Namespace) -> int:
     render.show(_on_target(service, args.get_version)(args.name, args.version, args.label))
     return 0
 
 
-def _on_target(service: BatchEndpointService, method: Callable[..., Any]) -> Callable[..., Any]:
-    """`method` (one of BatchEndpointService's) as the target implements it: the remote target has its own."""
+def _on_target(service: EndpointsApi, method: Callable[..., Any]) -> Callable[..., Any]:
+    """`method` (one of EndpointsApi's) as the target implements it."""
     return getattr(service, method.__name__)
 
 
 # ---------------------------------------------------------------- endpoints
-def endpoint_create(service: BatchEndpointService, args: argparse.Namespace) -> int:
+def endpoint_create(service: EndpointsApi, args: argparse.Namespace) -> int:
     flags = {
         "name": args.name,
         "description": args.description,
@@ -144,7 +145,7 @@ def endpoint_create(service: BatchEndpointService, args: argparse.Namespace) -> 
     return 0
 
 
-def endpoint_update(service: BatchEndpointService, args: argparse.Namespace) -> int:
+def endpoint_update(service: EndpointsApi, args: argparse.Namespace) -> int:
     endpoint = service.update_endpoint(
         args.name,
         description=args.description,
@@ -157,24 +158,24 @@ def endpoint_update(service: BatchEndpointService, args: argparse.Namespace) -> 
     return 0
 
 
-def endpoint_show(service: BatchEndpointService, args: argparse.Namespace) -> int:
+def endpoint_show(service: EndpointsApi, args: argparse.Namespace) -> int:
     render.show(service.get_endpoint(args.name))
     return 0
 
 
-def endpoint_list(service: BatchEndpointService, args: argparse.Namespace) -> int:
+def endpoint_list(service: EndpointsApi, args: argparse.Namespace) -> int:
     rows = [e.model_dump() for e in service.list_endpoints()]
     render.table(rows, ["name", "default_deployment", "description", "scoring_uri"])
     return 0
 
 
-def endpoint_delete(service: BatchEndpointService, args: argparse.Namespace) -> int:
+def endpoint_delete(service: EndpointsApi, args: argparse.Namespace) -> int:
     service.delete_endpoint(args.name)
     print(f"deleted endpoint {args.name} and its deployments (jobs and outputs are kept)", file=sys.stderr)
     return 0
 
 
-def endpoint_invoke(service: BatchEndpointService, args: argparse.Namespace) -> int:
+def endpoint_invoke(service: EndpointsApi, args: argparse.Namespace) -> int:
     """`az ml batch-endpoint invoke`: the input from --input or Azure's inputs YAML (--file), flags overriding the
     file. A local file or folder is first uploaded to the default datastore, and removed again if the invocation
     is refused."""
@@ -237,7 +238,7 @@ def _deployment_declaration(args: argparse.Namespace) -> yaml_specs.DeploymentDe
     return yaml_specs.load_deployment(args.file, overrides)
 
 
-def deployment_create(service: BatchEndpointService, args: argparse.Namespace) -> int:
+def deployment_create(service: EndpointsApi, args: argparse.Namespace) -> int:
     deployment = service.create_deployment(
         _deployment_declaration(args), set_default=args.set_default, caller=_caller()
     )
@@ -245,7 +246,7 @@ def deployment_create(service: BatchEndpointService, args: argparse.Namespace) -
     return 0
 
 
-def deployment_update(service: BatchEndpointService, args: argparse.Namespace) -> int:
+def deployment_update(service: EndpointsApi, args: argparse.Namespace) -> int:
     deployment = service.update_deployment(
         _deployment_declaration(args), set_default=args.set_default, caller=_caller()
     )
@@ -253,12 +254,12 @@ def deployment_update(service: BatchEndpointService, args: argparse.Namespace) -
     return 0
 
 
-def deployment_show(service: BatchEndpointService, args: argparse.Namespace) -> int:
+def deployment_show(service: EndpointsApi, args: argparse.Namespace) -> int:
     render.show(service.get_deployment(args.endpoint_name, args.name))
     return 0
 
 
-def deployment_list(service: BatchEndpointService, args: argparse.Namespace) -> int:
+def deployment_list(service: EndpointsApi, args: argparse.Namespace) -> int:
     default = service.get_endpoint(args.endpoint_name).default_deployment
     rows = [
         {**d.model_dump(), "default": "*" if d.name == default else ""}
@@ -268,20 +269,20 @@ def deployment_list(service: BatchEndpointService, args: argparse.Namespace) -> 
     return 0
 
 
-def deployment_delete(service: BatchEndpointService, args: argparse.Namespace) -> int:
+def deployment_delete(service: EndpointsApi, args: argparse.Namespace) -> int:
     service.delete_deployment(args.endpoint_name, args.name, caller=_caller())
     print(f"deleted deployment {args.name} of endpoint {args.endpoint_name}", file=sys.stderr)
     return 0
 
 
 # ---------------------------------------------------------------- jobs
-def job_show(service: BatchEndpointService, args: argparse.Namespace) -> int:
+def job_show(service: EndpointsApi, args: argparse.Namespace) -> int:
     job = service.get_job(args.name)
     render.show({**job.model_dump(mode="json", exclude={"deployment"}), "progress": service.job_progress(job.id)})
     return 0
 
 
-def job_list(service: BatchEndpointService, args: argparse.Namespace) -> int:
+def job_list(service: EndpointsApi, args: argparse.Namespace) -> int:
     jobs = service.list_jobs(
         args.endpoint_name,
         args.max_results,
@@ -293,11 +294,11 @@ def job_list(service: BatchEndpointService, args: argparse.Namespace) -> int:
     return 0
 
 
-def job_stream(service: BatchEndpointService, args: argparse.Namespace) -> int:
+def job_stream(service: EndpointsApi, args: argparse.Namespace) -> int:
     return _stream(service, args.name)
 
 
-def job_logs(service: BatchEndpointService, args: argparse.Namespace) -> int:
+def job_logs(service: EndpointsApi, args: argparse.Namespace) -> int:
     token = None
     while True:
         page = service.job_logs(args.name, next_token=token)
@@ -308,13 +309,13 @@ def job_logs(service: BatchEndpointService, args: argparse.Namespace) -> int:
             return 0
 
 
-def job_cancel(service: BatchEndpointService, args: argparse.Namespace) -> int:
+def job_cancel(service: EndpointsApi, args: argparse.Namespace) -> int:
     job = service.cancel_job(args.name, caller=_caller())
     print(f"{job.id}: {job.status.value}", file=sys.stderr)
     return 0
 
 
-def job_rerun(service: BatchEndpointService, args: argparse.Namespace) -> int:
+def job_rerun(service: EndpointsApi, args: argparse.Namespace) -> int:
     job = service.rerun_job(
         args.name,
         failed_only=args.failed,
@@ -327,13 +328,13 @@ def job_rerun(service: BatchEndpointService, args: argparse.Namespace) -> int:
     return _stream(service, job.id) if args.stream else 0
 
 
-def job_resume(service: BatchEndpointService, args: argparse.Namespace) -> int:
+def job_resume(service: EndpointsApi, args: argparse.Namespace) -> int:
     job = service.resume_job(args.name, caller=_caller())
     print(f"{job.id}: resumed ({job.status.value})", file=sys.stderr)
     return _stream(service, job.id) if args.stream else 0
 
 
-def job_download(service: BatchEndpointService, args: argparse.Namespace) -> int:
+def job_download(service: EndpointsApi, args: argparse.Namespace) -> int:
     job = service.get_job(args.name)
     if not job.status.is_final:
         raise ConflictError(f"job {job.id} is {job.status.value}; download it once it has ended", field="name")
@@ -347,7 +348,7 @@ def job_download(service: BatchEndpointService, args: argparse.Namespace) -> int
     return 0
 
 
-def _stream(service: BatchEndpointService, job_id: str) -> int:
+def _stream(service: EndpointsApi, job_id: str) -> int:
     job = stream.follow(service, job_id)
     _report(job)
     return 0 if job.status == JobStatus.COMPLETED else 1
@@ -386,8 +387,8 @@ def add_asset_commands(
     help_text: str,
     create: Handler,
     create_help: str,
-    list_versions: Callable[[BatchEndpointService, str | None], Sequence[BaseModel]],
-    get_version: Callable[[BatchEndpointService, str, str | None, str | None], BaseModel],
+    list_versions: Callable[[EndpointsApi, str | None], Sequence[BaseModel]],
+    get_version: Callable[[EndpointsApi, str, str | None, str | None], BaseModel],
     columns: Sequence[str],
     from_file: bool = False,
 ) -> argparse.ArgumentParser:
@@ -448,8 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
         help_text="register and inspect model versions",
         create=model_create,
         create_help="register a model version from a folder or file",
-        list_versions=BatchEndpointService.list_models,
-        get_version=BatchEndpointService.get_model,
+        list_versions=EndpointsApi.list_models,
+        get_version=EndpointsApi.get_model,
         columns=["name", "version", "description", "created_at"],
     )
     sub.add_argument("--path", "-p", required=True, help="local folder or file holding the model")
@@ -459,8 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
         help_text="register and inspect environment versions (an image, a conda file, or both)",
         create=environment_create,
         create_help="register an environment version",
-        list_versions=BatchEndpointService.list_environments,
-        get_version=BatchEndpointService.get_environment,
+        list_versions=EndpointsApi.list_environments,
+        get_version=EndpointsApi.get_environment,
         columns=["name", "version", "image", "description", "created_at"],
     )
     sub.add_argument("--image", help="container image; without one, the stack's image for the compute")
@@ -471,8 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
         help_text="register and inspect data asset versions (folders and files to invoke on)",
         create=data_create,
         create_help="register a data asset version from a local or stored folder or file",
-        list_versions=BatchEndpointService.list_data,
-        get_version=BatchEndpointService.get_data,
+        list_versions=EndpointsApi.list_data,
+        get_version=EndpointsApi.get_data,
         columns=["name", "version", "type", "path", "created_at"],
         from_file=True,
     )

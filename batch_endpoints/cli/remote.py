@@ -1,7 +1,8 @@
 """The service's use cases, as the CLI calls them, carried out by a remote API (a deployed stack, `bep serve`)
-through the SDK. Each `bep` command is written once, against BatchEndpointService's methods; with a remote
-target it is handed a RemoteService instead, whose methods take and return the same things (jobs come back as
-the API's JobView, which has the fields the commands print).
+through the SDK. Each `bep` command is written once, against EndpointsApi (batch_endpoints/api/protocol.py);
+with a remote target it is handed a RemoteService, whose methods take and return the same things (jobs come back
+as the API's JobView, which has the fields the commands print). Data assets and datastores have no client here
+yet: those commands need the local target.
 
 Who did something (`caller`) is not sent: the API records the identity that signed the request.
 """
@@ -11,22 +12,24 @@ from __future__ import annotations
 import itertools
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from batch_endpoints.api.schemas import JobView, LogPageView
 from batch_endpoints.client import BatchEndpointsClient
 from batch_endpoints.client.connection import path
 from batch_endpoints.client.operations import typed
 from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
-from batch_endpoints.service import InvokeRequest, _new_version
-from batch_endpoints.specs import Deployment, Endpoint, Environment, JobStatus, Model, parse
+from batch_endpoints.repository import next_version
+from batch_endpoints.service import InvokeRequest
+from batch_endpoints.specs import DataAsset, Datastore, Deployment, Endpoint, Environment, JobStatus, Model, parse
+from batch_endpoints.uploads import Progress
 from batch_endpoints.yaml_specs import (
     DeploymentDeclaration,
     EndpointDeclaration,
     EnvironmentReference,
     read_conda_file,
 )
-from lambdas.api.schemas import JobView, LogPageView
 
 
 class RemoteService:
@@ -34,14 +37,6 @@ class RemoteService:
         self.client = client
         self._api = client.connection
         self.blobs = RemoteFiles(client)
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)  # protocols that probe for optional methods (copy, pickle)
-        # A use case the API has no route for, or one that needs this machine's backend.
-        raise ValidationError(
-            f"this command needs the local backend ({name!r}); run it with --target local", field="--target"
-        )
 
     # ------------------------------------------------------------------ models
     def register_model(
@@ -54,7 +49,7 @@ class RemoteService:
         tags: dict[str, str] | None = None,
         caller: str = "",
     ) -> Model:
-        version = _new_version(version, name, self.list_models)
+        version = next_version(version, name, self.list_models)
         model = parse(
             Model, {"name": name, "version": version, "path": path, "description": description, "tags": tags or {}}
         )
@@ -74,11 +69,12 @@ class RemoteService:
         version: str | None = None,
         image: str | None = None,
         conda_file: str | None = None,
+        pip_requirements: Sequence[str] = (),
         description: str = "",
         tags: dict[str, str] | None = None,
         caller: str = "",
     ) -> Environment:
-        version = _new_version(version, name, self.list_environments)
+        version = next_version(version, name, self.list_environments)
         # The API takes the conda file's text; the server reads its pip packages from it.
         conda_text = read_conda_file(conda_file, field="conda_file")[0] if conda_file else None
         environment = parse(
@@ -88,6 +84,7 @@ class RemoteService:
                 "version": version,
                 "image": image or None,
                 "conda_file": conda_text,
+                "pip_requirements": list(pip_requirements),
                 "description": description,
                 "tags": tags or {},
             },
@@ -123,16 +120,16 @@ class RemoteService:
         description: str | None = None,
         tags: dict[str, str] | None = None,
         default_deployment: str | None = None,
-        allowed_inputs: list[str] | None = None,
-        allowed_outputs: list[str] | None = None,
+        allowed_inputs: Sequence[str] | None = None,
+        allowed_outputs: Sequence[str] | None = None,
         caller: str = "",
     ) -> Endpoint:
         body = {
             "description": description,
             "tags": tags,
             "defaults": {"deployment_name": default_deployment} if default_deployment is not None else None,
-            "allowed_inputs": allowed_inputs,
-            "allowed_outputs": allowed_outputs,
+            "allowed_inputs": None if allowed_inputs is None else list(allowed_inputs),
+            "allowed_outputs": None if allowed_outputs is None else list(allowed_outputs),
         }
         patch = {key: value for key, value in body.items() if value is not None}
         return typed(Endpoint, self._api.call("PATCH", path("/endpoints/{}", name), body=patch))
@@ -229,7 +226,7 @@ class RemoteService:
             raise ValidationError(f"endpoint {endpoint.name!r} has no default deployment", field="deployment_name")
         return self.get_deployment(endpoint.name, name)
 
-    def upload_input(self, local_path: str, *, progress: object = None) -> str:
+    def upload_input(self, local_path: str, *, progress: Progress | None = None) -> str:
         return self.client.storage.stored(local_path, "/inputs/uploads", field="input")
 
     def discard_upload(self, uri: str) -> None:
@@ -288,12 +285,66 @@ class RemoteService:
     def cancel_job(self, job_id: str, *, caller: str = "") -> JobView:
         return self.client.jobs.cancel(job_id)
 
-    def rerun_job(self, job_id: str, *, failed_only: bool, caller: str = "", **output: str | None) -> JobView:
-        """`output`: output_path and output_file_name, as the service takes them."""
-        return self.client.jobs.rerun(job_id, failed_only=failed_only, **output)
+    def rerun_job(
+        self,
+        job_id: str,
+        *,
+        failed_only: bool,
+        output_path: str | None = None,
+        output_file_name: str | None = None,
+        caller: str = "",
+        idempotency_key: str | None = None,
+    ) -> JobView:
+        return self.client.jobs.rerun(
+            job_id,
+            failed_only=failed_only,
+            output_path=output_path,
+            output_file_name=output_file_name,
+            idempotency_key=idempotency_key,
+        )
 
-    def resume_job(self, job_id: str, *, caller: str = "") -> JobView:
-        return self.client.jobs.resume(job_id)
+    def resume_job(self, job_id: str, *, caller: str = "", idempotency_key: str | None = None) -> JobView:
+        return self.client.jobs.resume(job_id, idempotency_key=idempotency_key)
+
+    # ------------------------------------------------------------------ data assets and datastores
+    def register_data(
+        self,
+        name: str,
+        path: str,
+        *,
+        data_type: str = "uri_folder",
+        version: str | None = None,
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        caller: str = "",
+        progress: Progress | None = None,
+    ) -> DataAsset:
+        raise _needs_local_backend("register_data")
+
+    def get_data(self, name: str, version: str | None = None, label: str | None = None) -> DataAsset:
+        raise _needs_local_backend("get_data")
+
+    def list_data(self, name: str | None = None) -> list[DataAsset]:
+        raise _needs_local_backend("list_data")
+
+    def create_datastore(
+        self,
+        name: str,
+        *,
+        bucket: str | None = None,
+        prefix: str = "",
+        folder: str | None = None,
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        caller: str = "",
+    ) -> Datastore:
+        raise _needs_local_backend("create_datastore")
+
+    def get_datastore(self, name: str) -> Datastore:
+        raise _needs_local_backend("get_datastore")
+
+    def list_datastores(self) -> list[Datastore]:
+        raise _needs_local_backend("list_datastores")
 
     @staticmethod
     def _exists(get: Callable[[], object]) -> bool:
@@ -302,6 +353,12 @@ class RemoteService:
         except NotFoundError:
             return False
         return True
+
+
+def _needs_local_backend(use_case: str) -> ValidationError:
+    return ValidationError(
+        f"this command needs the local backend ({use_case!r}); run it with --target local", field="--target"
+    )
 
 
 class RemoteFiles:

@@ -9,8 +9,14 @@ import sys
 from batch_endpoints.backend import local_home
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.server import credentials
-from batch_endpoints.server.connections import DEFAULT_LIMITS, ConnectionLimits
-from batch_endpoints.server.local_api import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REGION, open_local_api
+from batch_endpoints.server.local_api import (
+    DEFAULT_HOST,
+    DEFAULT_LIMITS,
+    DEFAULT_PORT,
+    DEFAULT_REGION,
+    ConnectionLimits,
+    open_local_api,
+)
 from batch_endpoints.service import BatchEndpointService
 
 # --flag: (ConnectionLimits field, what it bounds), for the flags that are seconds.

@@ -27,24 +27,9 @@ from aws_lambda_powertools.event_handler.request import Request
 from pydantic import BaseModel
 
 from batch_endpoints import assets, yaml_specs
-from batch_endpoints.backend import from_environment
-from batch_endpoints.errors import BatchEndpointError, NotFoundError, ValidationError
-from batch_endpoints.idempotency import HEADER as IDEMPOTENCY_HEADER
-from batch_endpoints.paging import paged
-from batch_endpoints.service import BatchEndpointService, InvokeRequest
-from batch_endpoints.specs import (
-    AssetVersion,
-    DataAsset,
-    Datastore,
-    Deployment,
-    Endpoint,
-    Environment,
-    Job,
-    Model,
-    parse,
-)
-from lambdas.api import uploads
-from lambdas.api.schemas import (
+from batch_endpoints.adapters.environment import from_environment
+from batch_endpoints.api import uploads
+from batch_endpoints.api.schemas import (
     ComputeList,
     DataList,
     DatastoreBody,
@@ -67,6 +52,22 @@ from lambdas.api.schemas import (
     ModelVersionBody,
     RerunBody,
     UploadTarget,
+)
+from batch_endpoints.errors import BatchEndpointError, NotFoundError, ValidationError
+from batch_endpoints.idempotency import HEADER as IDEMPOTENCY_HEADER
+from batch_endpoints.paging import paged
+from batch_endpoints.service import BatchEndpointService, InvokeRequest
+from batch_endpoints.specs import (
+    AssetVersion,
+    DataAsset,
+    Datastore,
+    Deployment,
+    Endpoint,
+    Environment,
+    Job,
+    Model,
+    parse,
+    validation_error,
 )
 
 SERVICE_NAME = "batch-endpoints-api"
@@ -592,16 +593,9 @@ _PLACES = {"body", "query", "path", "header"}
 def _validation_error(errors: list[dict[str, Any]]) -> ValidationError:
     """The first problem of a request that did not match its shape, in the words the core uses for its own."""
     first = errors[0]
-    location = [str(part) for part in first.get("loc", ())]
-    if location and location[0] in _PLACES:
-        location = location[1:]
-    kind = first.get("type", "")
-    if kind == "json_invalid":
+    if first.get("type") == "json_invalid":
         return ValidationError("is not valid JSON", field="body")
-    if kind == "missing":
-        message = "is required"
-    elif kind == "extra_forbidden":
-        message = "is not a known field"
-    else:
-        message = str(first.get("msg", "is not valid"))
-    return ValidationError(message, field=".".join(location) or "body")
+    location = tuple(first.get("loc", ())) or ("body",)
+    if len(location) > 1 and location[0] in _PLACES:
+        location = location[1:]
+    return validation_error([{**first, "loc": location}])
