@@ -180,7 +180,7 @@ def test_a_job_whose_input_is_gone_when_planned_is_marked_failed(deployed: Deplo
     assert not deployed.batch_jobs
     record = deployed.service.get_job(job.id)
     assert record.status == JobStatus.FAILED
-    assert record.error == f"s3://{INPUT_BUCKET}/soon-gone does not exist"
+    assert record.error == f"input: s3://{INPUT_BUCKET}/soon-gone does not exist"
 
 
 def test_a_shard_whose_host_is_reclaimed_is_run_again_by_batch_and_scores_each_file_once(
