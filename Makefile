@@ -23,9 +23,10 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $(NPM_STAMP)
 
-# Lint, synthesize the stack, then the tests (last, so their summary closes the output).
+# Lint, check types, synthesize the stack, then the tests (last, so their summary closes the output).
 test: $(STAMP) $(NPM_STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(MAKE) synth
 	$(BIN)/python -m pytest -q
 

@@ -393,9 +393,9 @@ class JobWorkflow(Construct):
         record.add_catch(failed, errors=[sfn.Errors.ALL], result_path=sfn.JsonPath.DISCARD)
         record.next(failed)
 
-        def reason(state_id: str, text: str) -> sfn.Pass:
-            """A Pass that puts {"shard": its number, "reason": text} at $.failure; text may be a path or
-            an intrinsic function (from the state) or a message of the stack's (a constant)."""
+        def reason(state_id: str, text: str) -> sfn.Chain:
+            """A Pass, then the record, that puts {"shard": its number, "reason": text} at $.failure; text may be a
+            path or an intrinsic function (from the state) or a message of the stack's (a constant)."""
             computed = text.startswith(("$", "States."))
             return sfn.Pass(
                 self,

@@ -63,7 +63,7 @@ class GatewayServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
+        host, port = self.socket.getsockname()[:2]
         return f"http://{host}:{port}"
 
 
@@ -77,7 +77,8 @@ class _GatewayHandler(BaseHTTPRequestHandler):
     server_version = "bep-local-api"
 
     def setup(self) -> None:
-        self.timeout = self.server.idle_timeout_s
+        # typeshed declares `timeout` a class variable; StreamRequestHandler.setup() reads it from the instance.
+        self.timeout = self.server.idle_timeout_s  # type: ignore[misc]
         super().setup()
 
     def do_GET(self) -> None:
