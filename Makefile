@@ -24,10 +24,11 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $(NPM_STAMP)
 
-# Lint, check the layers' import contracts (pyproject.toml), synthesize the stack, then the tests (last, so their
-# summary closes the output).
+# Lint, check types and the layers' import contracts (pyproject.toml), synthesize the stack, then the tests (last,
+# so their summary closes the output).
 test: $(STAMP) $(NPM_STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(MAKE) synth
 	$(BIN)/mkdocs build --strict --site-dir site

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,7 @@ class NotJson(ValueError):
     """A row cannot be written as JSON: the message names the column and why."""
 
 
-def json_lines(columns: Sequence[str], values: Sequence[Sequence[Any]]) -> bytes:
+def json_lines(columns: Sequence[str], values: Sequence[Iterable[Any]]) -> bytes:
     repeated = next((name for name in columns if columns.count(name) > 1), None)
     if repeated is not None:
         raise NotJson(f"column {repeated!r} appears twice; a JSON object names each column once")

@@ -148,7 +148,7 @@ class Prefetcher:
         """Start fetching each file of the mini-batch (or not, when there is nothing to fetch); each result gives
         the file's local path: the file itself, a download, or a copy of just the mini-batch's rows of it."""
         slices = {piece.file: piece for piece in mini_batch.slices}
-        fetches = []
+        fetches: list[Callable[[], str]] = []
         for number, rel in enumerate(mini_batch.files):
             uri = self._blobs.join(self._shard.input_root, rel)
             if self._pool is None:

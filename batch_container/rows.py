@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.api.extensions import ExtensionArray
 from pandas.arrays import NumpyExtensionArray
 
 from batch_container.json_lines import json_lines
@@ -30,13 +31,17 @@ class BadResult(Exception):
     """run() returned something that cannot be turned into rows: the attempt failed."""
 
 
+Column = Sequence[Any] | np.ndarray[Any, Any] | ExtensionArray
+"""A column's cells: a list, a numpy array, or a DataFrame column's own array (which keeps its dtype)."""
+
+
 @dataclass
 class Rows:
     """One mini-batch's output rows, column by column: names in `columns`, one sequence of `count` cells per
     column in `values` (a list, a numpy array, or a DataFrame column's own array, which keeps its dtype)."""
 
     columns: list[str] = field(default_factory=list)
-    values: list[Sequence[Any]] = field(default_factory=list)
+    values: list[Column] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     """Input name -> why that file has no rows (the attempt itself succeeded)."""
 
@@ -51,8 +56,9 @@ class Rows:
     @property
     def table(self) -> pd.DataFrame | None:
         """The rows as a DataFrame; None when run() returned None."""
-        if not self.columns:
-            return None
+        return self._frame() if self.columns else None
+
+    def _frame(self) -> pd.DataFrame:
         # Keyed by position: column names may repeat.
         table = pd.DataFrame(dict(enumerate(self.values)))
         table.columns = self.columns
@@ -67,7 +73,8 @@ class Rows:
         if plain is not None:
             return plain
         records = csv_records.UnixRecords()
-        self.table.to_csv(records, index=False, lineterminator=csv_records.UnixRecords.TOLD)
+        # pandas needs only write(); pandas-stubs' WriteBuffer also asks for seek(), tell() and flush().
+        self._frame().to_csv(records, index=False, lineterminator=csv_records.UnixRecords.TOLD)  # type: ignore[call-overload]
         return records.utf8()
 
     def to_bytes(self, part_format: str) -> bytes:
@@ -251,7 +258,7 @@ def _ambiguous(column: str, value: str, files: Sequence[str]) -> str:
     )
 
 
-def _plain_csv(columns: list[str], values: list[Sequence[Any]]) -> bytes | None:
+def _plain_csv(columns: list[str], values: list[Column]) -> bytes | None:
     """The CSV that pandas writes, made without building a DataFrame (a few times faster on the small tables of
     one mini-batch), when every column holds plain cells: text, integers, booleans or floats. None otherwise,
     and pandas renders it."""
@@ -265,7 +272,7 @@ def _plain_csv(columns: list[str], values: list[Sequence[Any]]) -> bytes | None:
     return records.utf8()
 
 
-def _plain_cells(column: Sequence[Any]) -> list[Any] | None:
+def _plain_cells(column: Column) -> list[Any] | None:
     """A column's cells as csv.writer should get them to write what pandas writes; None if it may differ."""
     if isinstance(column, list):
         return _plain_list(column)
@@ -279,7 +286,8 @@ def _plain_cells(column: Sequence[Any]) -> list[Any] | None:
         return None
     kind = column.dtype.kind
     if kind in "iubU":
-        return column.tolist()
+        cells: list[Any] = column.tolist()
+        return cells
     if kind == "f" and column.dtype.itemsize == 8:
         return _plain_list(column.tolist())
     if kind == "f" and column.dtype.itemsize == 4:

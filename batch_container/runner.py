@@ -204,8 +204,8 @@ class ShardRunner:
                 # Canceled or failed: finishing in-flight work would be wasted time.
                 if self.pool is not None:
                     self.pool.stop_busy()
-                for attempt in [*in_flight.values(), *waiting]:
-                    attempt.fetched.discard_copies()
+                for pending in [*in_flight.values(), *waiting]:
+                    pending.fetched.discard_copies()
                 return
             if report.stopped is None:
                 self._take_input(prefetch, waiting, in_flight, report)

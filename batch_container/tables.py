@@ -54,7 +54,8 @@ def _parquet_rows(path: str, piece: RowSlice) -> pd.DataFrame:
     parquet = pq.ParquetFile(path)
     span = parquet_footer.row_groups_holding(parquet.metadata, piece.row, piece.rows)
     table = parquet.read_row_groups(list(span.groups))
-    return table.slice(piece.row - span.first_row, piece.rows).to_pandas()
+    frame: pd.DataFrame = table.slice(piece.row - span.first_row, piece.rows).to_pandas()
+    return frame
 
 
 def row_sources(slices: Sequence[RowSlice], files: Mapping[str, str]) -> pd.DataFrame:

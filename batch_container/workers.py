@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
+from multiprocessing.context import ForkServerContext, SpawnContext
 from multiprocessing.process import BaseProcess
 
 from batch_container.preload import available as fork_server_available
@@ -92,9 +93,11 @@ class WorkerPool:
     ) -> None:
         """`max_mini_batches` and `max_memory_mb` (0 = no limit) recycle workers: scoring code that leaks
         (caches that only grow, fragmented native allocations) gets a fresh process instead of an OOM kill."""
+        self._context: ForkServerContext | SpawnContext
         if preload and fork_server_available():
-            self._context = multiprocessing.get_context("forkserver")
-            self._context.set_forkserver_preload(list(preload))
+            fork_server = multiprocessing.get_context("forkserver")
+            fork_server.set_forkserver_preload(list(preload))
+            self._context = fork_server
         else:
             self._context = multiprocessing.get_context("spawn")
         self._server_started = False
@@ -148,24 +151,23 @@ class WorkerPool:
         if timed:
             timeout = max(0.0, min(timeout, min(w.deadline for w in timed) - time.monotonic()))
         # handle -> (worker, its process then, whether the handle is the process's exit sentinel)
-        handles: dict[object, tuple[Worker, BaseProcess, bool]] = {}
+        handles: dict[Connection | int, tuple[Worker, BaseProcess, bool]] = {}
         for worker in live:
             assert worker.conn is not None and worker.process is not None
             handles[worker.conn] = (worker, worker.process, False)
             handles[worker.process.sentinel] = (worker, worker.process, True)
         if handles:
-            ready = wait(list(handles), timeout)
+            ready = set(wait(list(handles), timeout))
         else:
             time.sleep(timeout)
-            ready = []
+            ready = set()
+        woken = [why for handle, why in handles.items() if handle in ready]
         ended: list[RunReply] = []
         # Messages first: a worker may have replied and then exited, and its reply still counts.
-        for handle in ready:
-            worker, process, exited = handles[handle]
+        for worker, process, exited in woken:
             if not exited and worker.process is process:
                 ended.extend(self._receive(worker))
-        for handle in ready:
-            worker, process, exited = handles[handle]
+        for worker, process, exited in woken:
             # Skip a worker already replaced while its messages were read.
             if exited and worker.process is process:
                 ended.extend(self._died(worker))
@@ -188,18 +190,18 @@ class WorkerPool:
     def close(self) -> None:
         """End every worker: idle ones leave their loop when their connection closes, the rest are killed.
         Whatever their code started and left running is killed with them."""
-        running = [w for w in self.workers if w.process is not None]
-        for worker in running:
+        running = [(w, w.process) for w in self.workers if w.process is not None]
+        for worker, process in running:
             if worker.state is not State.IDLE:
-                _kill_group(worker.process)
+                _kill_group(process)
             if worker.conn is not None:
                 worker.conn.close()
         deadline = time.monotonic() + CLOSE_GRACE_S
-        for worker in running:
-            worker.process.join(max(0.0, deadline - time.monotonic()))
-            _kill_group(worker.process)
-            worker.process.join()
-            worker.process.close()
+        for worker, process in running:
+            process.join(max(0.0, deadline - time.monotonic()))
+            _kill_group(process)
+            process.join()
+            process.close()
             worker.process, worker.conn = None, None
             if worker.state is not State.BROKEN:
                 worker.state = State.STOPPED

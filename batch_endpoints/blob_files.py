@@ -38,6 +38,7 @@ class BlobFile(io.RawIOBase):
         self._position = position
         return position
 
+    # io hands readinto() a bytearray or a memoryview (sized, sliceable); typeshed allows any writable buffer.
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         data = self._blobs.read_range(self._uri, self._position, self._position + len(buffer))
         buffer[: len(data)] = data

@@ -14,6 +14,8 @@ class BatchEndpointError(Exception):
 
     status = 500
     code = "InternalError"
+    request_id: str | None = None
+    """Names the failed request in the server's logs, when the error is the API's answer."""
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)

@@ -60,14 +60,13 @@ class LocationResolver:
     def default_datastore(self) -> Datastore:
         root = self.blobs.root
         description = "the backend's own storage (models, code, job files, default outputs)"
-        if self.in_the_cloud:
-            bucket, _, prefix = root.removeprefix(S3_SCHEME).partition("/")
-            where = {"bucket": bucket, "prefix": prefix}
-        else:
-            where = {"folder": root}
-        return Datastore(
-            name=DEFAULT_DATASTORE, root=root, is_default=True, description=description, created_at=None, **where
+        local = Datastore(
+            name=DEFAULT_DATASTORE, root=root, folder=root, is_default=True, description=description, created_at=None
         )
+        if not self.in_the_cloud:
+            return local
+        bucket, _, prefix = root.removeprefix(S3_SCHEME).partition("/")
+        return local.model_copy(update={"bucket": bucket, "prefix": prefix, "folder": None})
 
     def datastore(self, name: str, *, field: str) -> Datastore:
         if name == DEFAULT_DATASTORE:

@@ -99,6 +99,7 @@ class FooterFile(BlobFile):
             return super().seek(self.size() + offset)
         return super().seek(offset, whence)
 
+    # io hands readinto() a bytearray or a memoryview (sized, sliceable); typeshed allows any writable buffer.
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         size = self.size()
         end = min(self._position + len(buffer), size)

@@ -123,7 +123,8 @@ def _integer_range(footer: pq.FileMetaData, index: int, type_: pa.DataType) -> t
     """The smallest and largest value of an integer column, from the row groups' statistics (no data read)."""
     if not pa.types.is_integer(type_):
         return None
-    low = high = None
+    low: int | None = None
+    high: int | None = None
     for group in range(footer.num_row_groups):
         chunk = footer.row_group(group).column(index)
         if not chunk.num_values:
@@ -133,7 +134,7 @@ def _integer_range(footer: pq.FileMetaData, index: int, type_: pa.DataType) -> t
             return None
         low = stats.min if low is None else min(low, stats.min)
         high = stats.max if high is None else max(high, stats.max)
-    return (0, 0) if low is None else (low, high)
+    return (0, 0) if low is None or high is None else (low, high)
 
 
 def _noting(field: pa.Field, types_met: list[str]) -> pa.Field:
@@ -171,7 +172,8 @@ def _as_text(array: pa.Array) -> pa.Array:
 def _text(value: Any) -> str:
     """A value as text: as Arrow writes its type as text (3, 1.5, true), else as Python's str()."""
     try:
-        return pc.cast(pa.array([value]), pa.string())[0].as_py()
+        text: str = pc.cast(pa.array([value]), pa.string())[0].as_py()
+        return text
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
         return str(value)
 

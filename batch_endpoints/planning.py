@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import islice
+from typing import Literal
 
 from batch_endpoints import tabular
 from batch_endpoints.errors import ValidationError
@@ -132,7 +133,7 @@ class JobPlan:
     shards: list[Shard]
     inputs: int
     """How many files, or rows for tabular inputs (`unit`)."""
-    unit: str = "files"
+    unit: Literal["files", "rows"] = "files"
 
 
 def plan_input(blobs: BlobStore, job_id: str, listing: InputListing, settings: RunSettings) -> JobPlan:

@@ -71,6 +71,10 @@ class BlobStore(Protocol):
     reads_in_place: bool
     """Whether `localize` hands back the stored file itself, at no cost (nothing to fetch ahead)."""
 
+    def __hash__(self) -> int:
+        """A store is a cache key: the runner keeps each file's Parquet footer per store and URI."""
+        ...
+
     def join(self, base: str, *parts: str) -> str: ...
 
     def relative(self, base: str, uri: str) -> str: ...

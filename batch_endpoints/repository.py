@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -115,7 +115,7 @@ class Repository:
     def get_endpoint(self, name: str) -> Endpoint:
         record = self.records.get(ENDPOINT, name)
         if record is None:
-            raise NotFoundError(f"endpoint {name!r} does not exist", field="endpoint_name")
+            raise _no_endpoint(name)
         return Endpoint.model_validate(record.data)
 
     def list_endpoints(self) -> list[Endpoint]:
@@ -128,7 +128,7 @@ class Repository:
             raise ConflictError(f"endpoint {endpoint.name!r} already exists", field="name") from None
 
     def update_endpoint(self, name: str, change: Callable[[Endpoint], Endpoint]) -> Endpoint:
-        return self._update(ENDPOINT, name, Endpoint, change, parent="", missing=lambda: self.get_endpoint(name))
+        return self._update(ENDPOINT, name, Endpoint, change, parent="", missing=_no_endpoint(name))
 
     def delete_endpoint(self, name: str) -> None:
         self.records.delete(ENDPOINT, name)
@@ -164,7 +164,7 @@ class Repository:
     def get_job(self, job_id: str) -> Job:
         record = self.records.get(JOB, job_id)
         if record is None:
-            raise NotFoundError(f"job {job_id!r} does not exist", field="job")
+            raise _no_job(job_id)
         return Job.model_validate(record.data)
 
     def job_progress(self, job_id: str) -> dict[str, int]:
@@ -180,7 +180,7 @@ class Repository:
 
     def update_job(self, job_id: str, change: Callable[[Job], Job]) -> Job:
         job = self.get_job(job_id)
-        return self._update(JOB, job_id, Job, change, parent=job.endpoint_name, missing=lambda: self.get_job(job_id))
+        return self._update(JOB, job_id, Job, change, parent=job.endpoint_name, missing=_no_job(job_id))
 
     def _update(
         self,
@@ -190,13 +190,13 @@ class Repository:
         change: Callable[[T], T],
         *,
         parent: str,
-        missing: Callable[[], object],
+        missing: NotFoundError,
     ) -> T:
         """Read-modify-write with an optimistic version check, retried while others write in between."""
         for _ in range(50):
             record = self.records.get(kind, key)
             if record is None:
-                missing()
+                raise missing
             current = model.model_validate(record.data)
             updated = change(current)
             try:
@@ -207,5 +207,13 @@ class Repository:
         raise ConflictError(f"{kind} {key!r} keeps changing; try again")
 
 
-def _dump(spec: BaseModel) -> dict:
+def _no_endpoint(name: str) -> NotFoundError:
+    return NotFoundError(f"endpoint {name!r} does not exist", field="endpoint_name")
+
+
+def _no_job(job_id: str) -> NotFoundError:
+    return NotFoundError(f"job {job_id!r} does not exist", field="job")
+
+
+def _dump(spec: BaseModel) -> dict[str, Any]:
     return spec.model_dump(mode="json")

@@ -20,7 +20,7 @@ NOT_SCORED = "not scored: the job stopped before this mini-batch ran"
 def error_lines(shard: Shard, results: Mapping[int, MiniBatchResult]) -> list[bytes]:
     """One line per failed or never-scored file of the shard, in mini-batch order, so every input is
     accounted for: {"file", "mini_batch", "error"}."""
-    lines = []
+    lines: list[bytes] = []
     for mini_batch in shard.mini_batches:
         result = results.get(mini_batch.index)
         failures = (

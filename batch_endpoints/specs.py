@@ -73,7 +73,7 @@ def _storage_prefix(value: str) -> str:
         raise ValueError(f"{expected}, at most {STORAGE_PREFIX_MAX} characters")
     if value.startswith("s3://"):
         bucket, _, key = value.removeprefix("s3://").partition("/")
-        where, segments = S3_BUCKET.fullmatch(bucket), key.split("/")
+        where, segments = S3_BUCKET.fullmatch(bucket) is not None, key.split("/")
     else:
         path = value.removeprefix("file://")
         where, segments = path.startswith("/"), path.split("/")
@@ -623,6 +623,6 @@ def validation_error(errors: Sequence[Mapping[str, Any]], *, prefix: str = "") -
         message = "is not a known field"
     elif first["type"] == "missing":
         message = "is required"
-    elif "input" in first and first["type"] not in {"value_error"}:
+    elif first["type"] not in {"value_error"}:
         message = f"{message} (got {first['input']!r})"
     return ValidationError(message, field=field or None)

@@ -22,7 +22,7 @@ import re
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, overload
 
 from batch_endpoints import parquet_footer
 from batch_endpoints.blob_files import open_blob
@@ -109,7 +109,13 @@ class _EvenRows(Sequence[int]):
     def __len__(self) -> int:
         return self._rows
 
-    def __getitem__(self, k):
+    @overload
+    def __getitem__(self, k: int) -> int: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> list[int]: ...
+
+    def __getitem__(self, k: int | slice) -> int | list[int]:
         if isinstance(k, slice):
             return [self[i] for i in range(*k.indices(self._rows))]
         if not -self._rows <= k < self._rows:

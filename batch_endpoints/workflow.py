@@ -328,7 +328,7 @@ def _merge_output(backend: Backend, job: Job, files: JobFiles, journals: list[Sh
     Parquet, and CSV whose columns differ between shards, are rewritten a shard at a time. Returns the columns
     whose types were unified (Parquet: see parquet_types)."""
     assert job.output_uri is not None
-    blobs = backend.blobs
+    output_uri, blobs = job.output_uri, backend.blobs
     part_format = job.settings.part_format
     outputs = [j for j in journals if j.output_size]
     unified: list[dict[str, Any]] = []
@@ -338,7 +338,7 @@ def _merge_output(backend: Backend, job: Job, files: JobFiles, journals: list[Sh
         unified = merge.unified
 
         def write() -> int:
-            return blobs.write_stream(job.output_uri, merge, if_absent=True)
+            return blobs.write_stream(output_uri, merge, if_absent=True)
 
         def expected() -> Iterable[bytes]:
             return merging.merged(part_format, blobs.get_bytes, parts)
@@ -349,7 +349,7 @@ def _merge_output(backend: Backend, job: Job, files: JobFiles, journals: list[Sh
         ]
 
         def write() -> int:
-            return blobs.compose(job.output_uri, pieces, if_absent=True)
+            return blobs.compose(output_uri, pieces, if_absent=True)
 
         def expected() -> Iterable[bytes]:
             return (blobs.read_range(p.uri, p.start, p.end) for p in pieces)

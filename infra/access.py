@@ -53,7 +53,7 @@ def endpoint_routes(endpoint_name: str) -> tuple[tuple[str, str], ...]:
     try:
         ENDPOINT_NAMES.validate_python(endpoint_name)
     except pydantic.ValidationError as error:
-        raise validation_error(error, prefix="scoped_invokers") from None
+        raise validation_error(error.errors(), prefix="scoped_invokers") from None
     job = f"{endpoint_name}-{'?' * JOB_ID_SUFFIX_LENGTH}"
     return (
         ("POST", f"/endpoints/{endpoint_name}/jobs"),

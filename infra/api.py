@@ -11,6 +11,7 @@ declared parameters.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigateway
@@ -101,7 +102,10 @@ class Api(Construct):
         )
         # One integration for every path: the resolver owns routing, and its 404 and 405 answers.
         integration = apigateway.LambdaIntegration(self.function, allow_test_invoke=False, timeout=TIMEOUT)
-        method_options = {"authorization_type": apigateway.AuthorizationType.IAM, "request_validator": validator}
+        method_options: dict[str, Any] = {
+            "authorization_type": apigateway.AuthorizationType.IAM,
+            "request_validator": validator,
+        }
         self.rest_api.root.add_method("ANY", integration, **method_options)
         self.rest_api.root.add_proxy(default_integration=integration, any_method=False).add_method(
             "ANY", integration, **method_options

@@ -234,8 +234,8 @@ class Compute(Construct):
                 )
             ],
         )
-        self.job_role.grant_pass_role(grantee)
-        self.execution_role.grant_pass_role(grantee)
+        self.job_role.grant_pass_role(grantee.grant_principal)
+        self.execution_role.grant_pass_role(grantee.grant_principal)
 
     def grant_read_jobs(self, grantee: iam.IGrantable) -> None:
         """Read a job's logs: its Batch jobs (no resource-level permissions), then their log streams."""

@@ -282,7 +282,7 @@ class JobStates:
         record.add_catch(failed, errors=[sfn.Errors.ALL], result_path=sfn.JsonPath.DISCARD)
         record.next(failed)
 
-        def reason(state_id: str, text: str) -> sfn.Pass:
+        def reason(state_id: str, text: str) -> sfn.Chain:
             """A Pass that puts {"shard": its number, "reason": text} at $.failure; text may be a path or
             an intrinsic function (from the state) or a message of the stack's (a constant)."""
             computed = text.startswith(("$", "States."))

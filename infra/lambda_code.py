@@ -130,7 +130,9 @@ def project_code(root: Path, *, tables: bool = False) -> lambda_.Code:
         bundling=cdk.BundlingOptions(
             # Never pulled: local bundling always succeeds or fails the synth with pip's error.
             image=RUNTIME.bundling_image,
-            local=PipBundling(root, tables=tables),
+            # jsii calls try_bundle(output_dir, options) with the options object as one argument, where the
+            # generated ILocalBundling spells its fields out as keywords.
+            local=PipBundling(root, tables=tables),  # type: ignore[arg-type]
             # Not passed to anything; here so that the asset's hash changes with the recipe.
             environment={
                 "PYTHON_VERSION": RUNTIME_PYTHON,

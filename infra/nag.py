@@ -209,4 +209,5 @@ def acknowledgements(stack: BatchEndpointsStack) -> list[tuple[IConstruct, str, 
 
 
 def _logical_id(stack: cdk.Stack, construct: IConstruct) -> str:
+    # A construct's default child is its CloudFormation resource (a CfnElement), which CDK types as any IConstruct.
     return stack.get_logical_id(construct.node.default_child or construct)  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ What may read and write which of them is granted here, by what the grantee is (a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
@@ -53,7 +54,7 @@ class Storage(Construct):
         self.data_buckets = [
             s3.Bucket.from_bucket_name(self, f"DataBucket{n}", name) for n, name in enumerate(self.data_bucket_names)
         ]
-        secure = {
+        secure: dict[str, Any] = {
             "encryption": s3.BucketEncryption.S3_MANAGED,
             "enforce_ssl": True,
             "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
@@ -167,7 +168,7 @@ def _record_table(scope: Construct) -> dynamodb.Table:
     table = dynamodb.Table(
         scope,
         "Records",
-        partition_key=key(definition["KeySchema"], "HASH"),  # type: ignore[arg-type]
+        partition_key=key(definition["KeySchema"], "HASH"),
         sort_key=key(definition["KeySchema"], "RANGE"),
         billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
         point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
@@ -181,7 +182,7 @@ def _record_table(scope: Construct) -> dynamodb.Table:
             raise ValueError(f"index {index['IndexName']} is not KEYS_ONLY: update the stack's table")
         table.add_global_secondary_index(
             index_name=index["IndexName"],
-            partition_key=key(index["KeySchema"], "HASH"),  # type: ignore[arg-type]
+            partition_key=key(index["KeySchema"], "HASH"),
             sort_key=key(index["KeySchema"], "RANGE"),
             projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )

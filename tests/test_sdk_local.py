@@ -81,6 +81,23 @@ def test_refusals_arrive_as_the_projects_typed_errors(client: BatchEndpointsClie
     assert refused.value.message.startswith("The request signature we calculated does not match")
 
 
+def test_a_deployment_without_code_serves_an_mlflow_model(client: BatchEndpointsClient, tmp_path: Path) -> None:
+    model_folder = tmp_path / "model"
+    model_folder.mkdir()
+    (model_folder / "MLmodel").write_text("flavors: {}\n")
+    (model_folder / "requirements.txt").write_text("scikit-learn==1.9.1\n")
+    model = client.models.create_or_update(Model(name="cancer", version="1", path=str(model_folder)))
+    client.batch_endpoints.create_or_update(Endpoint(name="cancer-classifier", description="no code"))
+
+    created = client.batch_deployments.create_or_update(
+        Deployment(name="cancer-mlflow", endpoint_name="cancer-classifier", model=model.ref)
+    )
+
+    assert created.code_configuration is None
+    assert client.batch_deployments.get("cancer-mlflow", endpoint_name="cancer-classifier") == created
+    assert "scikit-learn==1.9.1" in created.environment.pip_requirements
+
+
 def test_environments_register_and_read_back(client: BatchEndpointsClient) -> None:
     registered = client.environments.create_or_update(
         Environment(

@@ -19,7 +19,7 @@ POWERTOOLS_ERROR_SCHEMAS = ("HTTPValidationError", "ValidationError", "ResponseV
 
 
 def openapi_document() -> dict[str, Any]:
-    document = json.loads(app.get_openapi_json_schema())
+    document: dict[str, Any] = json.loads(app.get_openapi_json_schema())
     for operations in document["paths"].values():
         for operation in operations.values():
             responses = operation["responses"]

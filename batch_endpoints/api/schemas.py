@@ -88,7 +88,8 @@ class Paged(BaseModel):
 
     @classmethod
     def of(cls, page: Page[Any]) -> Self:
-        return cls(value=page.items, next_token=page.next_token)
+        # Each subclass declares its own `value`: validated as a mapping, since the base has no such field.
+        return cls.model_validate({"value": page.items, "next_token": page.next_token})
 
 
 class EndpointList(Paged):

@@ -111,7 +111,7 @@ def stack_api_url(session: Any, stack: str) -> str:
             "batch endpoints stack whose deployment finished?",
             field="--stack",
         )
-    return outputs[API_URL_OUTPUT]
+    return str(outputs[API_URL_OUTPUT])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

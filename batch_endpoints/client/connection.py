@@ -130,7 +130,11 @@ def _region_of(host: str, session: Any) -> str:
 
 def _query_value(value: Any) -> str | list[str]:
     if isinstance(value, list):
-        return [_query_value(item) for item in value]  # a repeated parameter (?tag=a&tag=b)
+        return [_query_text(item) for item in value]  # a repeated parameter (?tag=a&tag=b)
+    return _query_text(value)
+
+
+def _query_text(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 

@@ -6,6 +6,7 @@ and the API's job and log views. Requests carry Azure's YAML schemas as JSON, as
 
 from __future__ import annotations
 
+import builtins
 import os
 import sys
 import uuid
@@ -122,7 +123,7 @@ class BatchEndpointOperations(_Operations):
         *,
         input: str,
         input_type: str | None = None,
-        exclude: list[str] | None = None,
+        exclude: builtins.list[str] | None = None,
         deployment_name: str | None = None,
         output_path: str | None = None,
         output_file_name: str | None = None,
@@ -139,7 +140,7 @@ class BatchEndpointOperations(_Operations):
         `inputs` are the literal inputs the deployment declares (`{"threshold": 0.7}`). `exclude`: glob patterns of
         the input folder's files to leave out (`["*.tmp"]`); every file is input by default. A local folder or file is
         uploaded first when the API's storage is not this machine's disk."""
-        body = {
+        body: dict[str, Any] = {
             "input": {
                 "uri": self._storage.stored(input, "/inputs/uploads", field="input"),
                 "type": input_type,
@@ -165,17 +166,17 @@ class BatchDeploymentOperations(_Operations):
     def create_or_update(self, deployment: Deployment, *, set_default: bool = False) -> Deployment:
         """Creates or replaces the deployment. Its code folder (and model path, for an inline model) is a storage
         URI, or a local folder, uploaded first when the API's storage is not this machine's disk."""
-        code = self._storage.stored(
-            deployment.code_configuration.code, "/code/uploads", field="code_configuration.code", code=True
-        )
         body: dict[str, Any] = {
             "description": deployment.description,
             "tags": deployment.tags,
             "model": deployment.model,
-            "code_configuration": {"code": code, "scoring_script": deployment.code_configuration.scoring_script},
             "compute": deployment.compute,
             "settings": deployment.settings.model_dump(mode="json"),
         }
+        configuration = deployment.code_configuration
+        if configuration is not None:  # none: an MLflow model, scored by the built-in scorer
+            code = self._storage.stored(configuration.code, "/code/uploads", field="code_configuration.code", code=True)
+            body["code_configuration"] = {"code": code, "scoring_script": configuration.scoring_script}
         environment = _environment_body(deployment.environment)
         if environment is not None:
             body["environment"] = environment

@@ -70,7 +70,7 @@ class Storage:
                     f"{file_path} is over {target['max_file_bytes']} bytes, the most one upload takes", field="path"
                 )
             self._post(target, target["key_prefix"] + relative, file_path)
-        folder_uri = target["path"]
+        folder_uri: str = target["path"]
         return folder_uri + os.path.basename(local) if os.path.isfile(local) else folder_uri
 
     def _post(self, target: dict[str, Any], key: str, file_path: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -56,5 +57,5 @@ class UrllibTransport:
             raise reason or ConnectionError(str(error.reason)) from error
 
 
-def _lower(items: object) -> dict[str, str]:
+def _lower(items: Iterable[tuple[str, str]]) -> dict[str, str]:
     return {name.lower(): value for name, value in items}

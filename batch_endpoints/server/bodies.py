@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from email.message import Message
-from typing import BinaryIO
+from io import BufferedIOBase
 
 from batch_endpoints.server.refusals import Refusal
 
@@ -58,7 +58,7 @@ def framing(headers: Message, limit: int) -> Framing:
     return Framing(length, chunked=False)
 
 
-def read(stream: BinaryIO, framing: Framing, limit: int) -> bytes:
+def read(stream: BufferedIOBase, framing: Framing, limit: int) -> bytes:
     """The body, or BodyRefused with the rest of it unread."""
     if not framing.chunked:
         body = stream.read(framing.length)
@@ -83,7 +83,7 @@ def too_large(limit: int) -> str:
     return f"Request Too Long: a body is at most {limit} bytes"
 
 
-def _chunk_size(stream: BinaryIO) -> int:
+def _chunk_size(stream: BufferedIOBase) -> int:
     line = stream.readline(MAX_LINE + 1)
     size = line.split(b";")[0].strip()
     if not line.endswith(b"\n") or not CHUNK_SIZE.fullmatch(size):
@@ -91,7 +91,7 @@ def _chunk_size(stream: BinaryIO) -> int:
     return int(size, 16)
 
 
-def _skip_trailers(stream: BinaryIO) -> None:
+def _skip_trailers(stream: BufferedIOBase) -> None:
     for _ in range(MAX_TRAILERS + 1):
         line = stream.readline(MAX_LINE + 1)
         if line in (b"\r\n", b"\n"):

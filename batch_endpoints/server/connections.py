@@ -61,7 +61,8 @@ class DeadlineReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: memoryview) -> int:
+    # io hands readinto() a bytearray or a memoryview (sized, sliceable); typeshed allows any writable buffer.
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         wait = self._idle_timeout_s
         if self._deadline is not None:
             left = self._deadline - time.monotonic()

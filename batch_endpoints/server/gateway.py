@@ -70,7 +70,7 @@ class GatewayServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
+        host, port = self.socket.getsockname()[:2]
         return f"http://{host}:{port}"
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -100,17 +100,19 @@ class _GatewayHandler(BaseHTTPRequestHandler):
     server_version = "bep-local-api"
 
     def setup(self) -> None:
-        self.timeout = self.server.limits.idle_timeout_s
+        # typeshed declares `timeout` a class variable; StreamRequestHandler.setup() reads it from the instance.
+        self.timeout = self.server.limits.idle_timeout_s  # type: ignore[misc]
         super().setup()
         self.rfile.close()  # the stream http.server made, replaced by one that keeps deadlines
         self.reader = DeadlineReader(self.connection, self.timeout)
-        self.rfile = io.BufferedReader(self.reader)
+        self.buffered = io.BufferedReader(self.reader)
+        self.rfile = self.buffered
 
     def handle_one_request(self) -> None:
         # The head's deadline runs from its first byte: until then, waiting for a request is the idle timeout's.
         self.reader.stop()
         try:
-            if not self.rfile.peek(1):
+            if not self.buffered.peek(1):
                 self.close_connection = True
                 return
         except TimeoutError:

@@ -13,7 +13,10 @@ from dataclasses import replace
 from typing import Any
 
 from batch_endpoints.backend import Backend
-from batch_endpoints.server.connections import DEFAULT_LIMITS, ConnectionLimits
+
+# Re-exported: `bep serve` reaches the server through this module only (the import contracts).
+from batch_endpoints.server.connections import DEFAULT_LIMITS as DEFAULT_LIMITS
+from batch_endpoints.server.connections import ConnectionLimits as ConnectionLimits
 from batch_endpoints.server.credentials import LocalCredentials
 from batch_endpoints.server.gateway import GatewayServer
 from batch_endpoints.service import BatchEndpointService
@@ -38,7 +41,8 @@ def open_local_api(
     from batch_endpoints.api.openapi import render
 
     def integration(event: dict[str, Any]) -> dict[str, Any]:
-        return app.resolve(event, None)
+        # No Lambda runs here, so there is no LambdaContext to give; the routes never read it.
+        return app.resolve(event, None)  # type: ignore[arg-type]
 
     server = GatewayServer(
         (host, port),

@@ -16,7 +16,7 @@ from batch_endpoints.errors import BatchEndpointError
 MAX_MESSAGE = 2000
 
 
-def _error_names(cls: type) -> set[str]:
+def _error_names(cls: type[BaseException]) -> set[str]:
     return {cls.__name__}.union(*(_error_names(sub) for sub in cls.__subclasses__()))
 
 

@@ -189,7 +189,7 @@ def _count(job: Job, **values: int) -> None:
 
 
 def _job_id(event: dict[str, Any]) -> str:
-    job_id = event["job_id"]
+    job_id: str = event["job_id"]
     logger.append_keys(job_id=job_id)
     tracer.put_annotation("job_id", job_id)
     return job_id

@@ -229,7 +229,8 @@ class S3BlobStore:
     def get_bytes(self, uri: str) -> bytes:
         bucket, key = _object(uri)
         try:
-            return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            data: bytes = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            return data
         except ClientError as exc:
             _raise_if_not_found(exc, uri)
             raise
@@ -242,7 +243,8 @@ class S3BlobStore:
         # "bytes=-N" is a suffix range, the last N bytes; "bytes=S-" runs to the end.
         wanted = f"bytes={start}-{'' if end is None else end - 1}" if start >= 0 else f"bytes={start}"
         try:
-            return self.client.get_object(Bucket=bucket, Key=key, Range=wanted)["Body"].read()
+            data: bytes = self.client.get_object(Bucket=bucket, Key=key, Range=wanted)["Body"].read()
+            return data
         except ClientError as exc:
             if _code(exc) in BEYOND_THE_END:
                 return b""
@@ -339,7 +341,8 @@ class S3BlobStore:
 
     def _head(self, bucket: str, key: str) -> dict[str, Any] | None:
         try:
-            return self.client.head_object(Bucket=bucket, Key=key)
+            head: dict[str, Any] = self.client.head_object(Bucket=bucket, Key=key)
+            return head
         except ClientError as exc:
             if _code(exc) in NOT_FOUND:
                 return None
@@ -371,7 +374,7 @@ class S3BlobStore:
                 return False
             _raise_if_denied(exc, to_uri(bucket, key))
             raise
-        return reply.get("KeyCount", 0) > 0
+        return int(reply.get("KeyCount", 0)) > 0
 
     def _objects_under(
         self, bucket: str, key: str, *, markers: bool = False, start_after: str = ""

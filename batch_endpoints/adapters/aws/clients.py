@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 import botocore.loaders
@@ -20,7 +20,11 @@ for _name in ("botocore.credentials", "botocore.configprovider"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 
-def aws_client(service: str, *, max_pool_connections: int = 10) -> Any:
+# The services the adapters call; boto3's type stubs know a client's calls by its service's name.
+Service = Literal["batch", "dynamodb", "logs", "s3", "stepfunctions"]
+
+
+def aws_client(service: Service, *, max_pool_connections: int = 10) -> Any:
     """A boto3 client honouring the usual AWS_* environment (region, credentials, AWS_ENDPOINT_URL)."""
     config = Config(
         retries={"mode": "adaptive", "max_attempts": MAX_ATTEMPTS},

@@ -161,7 +161,7 @@ class BatchComputeRegistry:
             tags={"bep:endpoint": deployment.endpoint_name, "bep:deployment": deployment.name},
             propagateTags=True,
         )
-        return response["jobDefinitionArn"]
+        return str(response["jobDefinitionArn"])
 
     def deregister_deployment(self, deployment: Deployment) -> None:
         """Deregister every active revision of the deployment's job definition (a deleted deployment keeps none)."""

@@ -4,7 +4,7 @@ CDK bootstrap stack, and EC2's vCPU quotas against the deployed compute environm
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
@@ -23,7 +23,8 @@ from batch_endpoints.doctor import (
     unknown_families,
 )
 
-ClientFactory = Callable[[str], Any]
+Service = Literal["batch", "cloudformation", "service-quotas", "ssm", "sts"]
+ClientFactory = Callable[[Service], Any]
 """A boto3 client for a service name, made with the caller's session."""
 
 # The outputs infra/stack.py gives: what the CLI and SDK find the system by, and the job queues of its computes.
@@ -172,11 +173,12 @@ def deployed_computes(batch: Any, stack: str, job_queues: list[str]) -> list[Com
 def _quota_value(service_quotas: Any, quota: Quota) -> float:
     """The quota's applied value; a quota never changed in the account may have none, only AWS's default."""
     try:
-        return service_quotas.get_service_quota(ServiceCode="ec2", QuotaCode=quota.code)["Quota"]["Value"]
+        return float(service_quotas.get_service_quota(ServiceCode="ec2", QuotaCode=quota.code)["Quota"]["Value"])
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") != "NoSuchResourceException":
             raise
-    return service_quotas.get_aws_default_service_quota(ServiceCode="ec2", QuotaCode=quota.code)["Quota"]["Value"]
+    default = service_quotas.get_aws_default_service_quota(ServiceCode="ec2", QuotaCode=quota.code)
+    return float(default["Quota"]["Value"])
 
 
 def _unreadable_quota(error: ClientError) -> Check:

@@ -90,7 +90,7 @@ class StepFunctionsOrchestrator:
             if error.response["Error"]["Code"] != "ExecutionDoesNotExist":
                 raise
             return False
-        return described["status"] == "RUNNING"
+        return bool(described["status"] == "RUNNING")
 
     def _start_execution(self, job: Job, name: str) -> str:
         # Execution names are unique per state machine for 90 days: the same name again is the same execution.
@@ -104,7 +104,7 @@ class StepFunctionsOrchestrator:
             if error.response["Error"]["Code"] != "ExecutionAlreadyExists":
                 raise
             return self.execution_arn(name)
-        return response["executionArn"]
+        return str(response["executionArn"])
 
     def cancel(self, job: Job) -> None:
         try:

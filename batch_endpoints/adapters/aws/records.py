@@ -32,6 +32,7 @@ in which case it is skipped), but every record listed carries its latest documen
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
 import uuid
@@ -149,7 +150,9 @@ class DynamoDbRecordStore:
         except ClientError as exc:
             if _code(exc) != "ConditionalCheckFailedException":
                 raise
-            stored = exc.response.get("Item") or {}
+            # ReturnValuesOnConditionCheckFailure puts the item in the error, which botocore's types do not know.
+            response: Mapping[str, Any] = exc.response
+            stored = response.get("Item") or {}
             if stored.get("write_id", {}).get("S") == write_id:  # applied by an attempt whose answer was lost
                 return int(stored["version"]["N"])
             what = "already exists" if expected_version == 0 else "was changed by another request"
@@ -209,7 +212,7 @@ class DynamoDbRecordStore:
 
     def _index_pages(
         self, index: str, hash_key: str, value: str, *, forward: bool, limit: int | None
-    ) -> Iterator[list[str]]:
+    ) -> Iterator[builtins.list[str]]:
         """The table keys (pk) in the index's order, one Query page at a time (of at most `limit`)."""
         request: dict[str, Any] = {
             "TableName": self.table_name,
@@ -229,12 +232,12 @@ class DynamoDbRecordStore:
                 return
             request["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
 
-    def _read_documents(self, pks: list[str]) -> list[Record]:
+    def _read_documents(self, pks: builtins.list[str]) -> builtins.list[Record]:
         """The records of `pks`, in that order, skipping those deleted since the index listed them."""
         items: dict[str, dict[str, Any]] = {}
         for start in range(0, len(pks), BATCH_GET_KEYS):
             keys = [{"pk": {"S": pk}} for pk in dict.fromkeys(pks[start : start + BATCH_GET_KEYS])]
-            pending = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
+            pending: dict[str, Any] = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
             for delay in (0.0, *UNPROCESSED_BACKOFF_S):
                 time.sleep(delay)
                 reply = self.client.batch_get_item(RequestItems=pending)
@@ -263,4 +266,5 @@ def _counters(item: Mapping[str, Any]) -> dict[str, int]:
 
 
 def _code(exc: ClientError) -> str:
-    return exc.response.get("Error", {}).get("Code", "")
+    code: str = exc.response.get("Error", {}).get("Code", "")
+    return code

@@ -43,8 +43,8 @@ class InstancePool:
         self.pending: deque[tuple[str, int]] = deque()
         self.lock = threading.Lock()
         self.stopping = threading.Event()
-        self.processes: set[subprocess.Popen] = set()
-        self.first: subprocess.Popen | None = None
+        self.processes: set[subprocess.Popen[str]] = set()
+        self.first: subprocess.Popen[str] | None = None
         self.log_dir = to_path(JobFiles(backend.blobs, job.scratch_uri).logs)
 
     def start_first(self) -> None:
@@ -111,7 +111,7 @@ class InstancePool:
                 with contextlib.suppress(OSError):
                     process.stdin.close()  # end of input: the instance finishes and exits on its own
 
-    def _start_instance(self, number: int) -> subprocess.Popen:
+    def _start_instance(self, number: int) -> subprocess.Popen[str]:
         cores = os.cpu_count() or 1
         environment = {
             **os.environ,
@@ -147,7 +147,7 @@ class InstancePool:
         return process
 
 
-def _run_shard(process: subprocess.Popen, uri: str) -> str:
+def _run_shard(process: subprocess.Popen[str], uri: str) -> str:
     """Hand one shard to an instance and wait for its answer line: 'done' or why not."""
     assert process.stdin and process.stdout
     try:
@@ -162,7 +162,7 @@ def _run_shard(process: subprocess.Popen, uri: str) -> str:
     return "done" if verdict == "done" else rest or line
 
 
-def _close(process: subprocess.Popen) -> None:
+def _close(process: subprocess.Popen[str]) -> None:
     if process.poll() is None and process.stdin:
         with contextlib.suppress(OSError):
             process.stdin.close()
@@ -172,7 +172,7 @@ def _close(process: subprocess.Popen) -> None:
         _kill(process)
 
 
-def _terminate(process: subprocess.Popen) -> None:
+def _terminate(process: subprocess.Popen[str]) -> None:
     """Ask the runner to stop (it ends its workers and their groups); kill its group if it has not within the
     grace."""
     if process.poll() is None:
@@ -183,7 +183,7 @@ def _terminate(process: subprocess.Popen) -> None:
         _kill(process)
 
 
-def _kill(process: subprocess.Popen) -> None:
+def _kill(process: subprocess.Popen[str]) -> None:
     kill_group(process.pid)  # before the wait below reaps it, while its PID still names its group
     process.kill()
     process.wait()  # reaped: the host leaves no zombie behind

@@ -16,7 +16,7 @@ from batch_endpoints.specs import Job
 class LocalOrchestrator:
     def __init__(self, environment: dict[str, str]) -> None:
         self.environment = environment
-        self._hosts: list[subprocess.Popen] = []
+        self._hosts: list[subprocess.Popen[bytes]] = []
 
     def start(self, job: Job) -> str:
         self._reap_ended_hosts()
