@@ -23,9 +23,11 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $(NPM_STAMP)
 
-# Lint, synthesize the stack, then the tests (last, so their summary closes the output).
+# Lint, check the layers' import contracts (pyproject.toml), synthesize the stack, then the tests (last, so their
+# summary closes the output).
 test: $(STAMP) $(NPM_STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(MAKE) synth
 	$(BIN)/python -m pytest -q
 

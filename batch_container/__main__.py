@@ -25,7 +25,7 @@ import sys
 from typing import TextIO
 
 from batch_container.runner import ShardRunner
-from batch_endpoints.backend import from_environment
+from batch_endpoints.adapters.environment import from_environment
 from batch_endpoints.errors import BatchEndpointError
 
 log = logging.getLogger("batch_container")

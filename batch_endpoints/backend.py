@@ -1,4 +1,5 @@
-"""A backend is one set of adapters for the four ports. Processes find theirs from the environment."""
+"""A backend is one set of adapters for the four ports. Processes find theirs from the environment
+(adapters/environment.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import os
 from dataclasses import dataclass
 
 from batch_endpoints.data_access import CallerPermissions
-from batch_endpoints.errors import ValidationError
 from batch_endpoints.ports import BlobStore, ComputeRegistry, JobLogReader, Orchestrator, RecordStore
 
 BACKEND_VARIABLE = "BEP_BACKEND"
@@ -32,16 +32,3 @@ class Backend:
 
 def local_home() -> str:
     return os.path.abspath(os.path.expanduser(os.environ.get(HOME_VARIABLE) or DEFAULT_HOME))
-
-
-def from_environment() -> Backend:
-    name = os.environ.get(BACKEND_VARIABLE, "local")
-    if name == "local":
-        from batch_endpoints.adapters.local.backend import open_local_backend
-
-        return open_local_backend(local_home())
-    if name == "aws":
-        from batch_endpoints.adapters.aws.backend import open_aws_backend
-
-        return open_aws_backend()
-    raise ValidationError(f"unknown backend {name!r}; expected 'local' or 'aws'", field=BACKEND_VARIABLE)

@@ -7,9 +7,10 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from batch_endpoints.errors import ConflictError, NotFoundError
+from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
 from batch_endpoints.ports import RecordStore
 from batch_endpoints.specs import DataAsset, Datastore, Deployment, Endpoint, Environment, Job, Model
+from batch_endpoints.yaml_specs import LATEST
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -34,6 +35,16 @@ def newest(versions: Sequence[AssetT]) -> AssetT:
         return (1, int(version)) if version.isdigit() else (0, version)
 
     return max(versions, key=order)
+
+
+def next_version(version: str | None, name: str, list_versions: Callable[[str], Sequence[AssetT]]) -> str:
+    """The version to register: the one given, or one more than the newest numeric version (Azure's rule)."""
+    if version == LATEST:
+        raise ValidationError("'latest' is the label of the newest version; choose another version", field="version")
+    if version:
+        return version
+    numeric = [int(v.version) for v in list_versions(name) if v.version and v.version.isdigit()]
+    return str(max(numeric, default=0) + 1)
 
 
 def deployment_key(endpoint: str, name: str) -> str:

@@ -7,11 +7,10 @@ batch_endpoints/services (assets, endpoints and deployments, jobs); this one ser
 
 from __future__ import annotations
 
-from batch_endpoints.services.assets import _new_version
 from batch_endpoints.services.endpoints import EndpointService
 from batch_endpoints.services.jobs import InvokeRequest, JobService, new_job_id
 
-__all__ = ["BatchEndpointService", "InvokeRequest", "_new_version", "new_job_id"]
+__all__ = ["BatchEndpointService", "InvokeRequest", "new_job_id"]
 
 
 class BatchEndpointService(EndpointService, JobService):

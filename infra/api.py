@@ -1,5 +1,5 @@
 """The HTTPS API: an API Gateway REST API whose every method requires a SigV4 signature (AWS_IAM), proxying every
-path to the API Lambda, where the Powertools resolver routes it (lambdas.api.app).
+path to the API Lambda, where the Powertools resolver routes it (batch_endpoints.api.app).
 
 Who may call what is IAM's business (access.py): API Gateway checks the caller's execute-api:Invoke permission
 on the method and path before the Lambda runs. Request bodies are validated by the Lambda (pydantic models, the

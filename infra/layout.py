@@ -10,7 +10,7 @@ from batch_endpoints.data_access import ALLOWED_INPUTS, ALLOWED_OUTPUTS
 
 # The data bucket's layout, as the core writes it: models/<name>/<version>/ and code/<digest>/ (assets.py),
 # data/<name>/<version>/ and outputs/<endpoint>/<job id>/ (service.py), uploads/{models,code,data,inputs}/
-# (uploads.py, lambdas/api/uploads.py), and what the workflow writes under jobs/<job id>/: shard lists, parts,
+# (uploads.py, batch_endpoints/api/uploads.py), and what the workflow writes under jobs/<job id>/: shard lists, parts,
 # per-mini-batch results, summary, errors.
 SCRATCH_PREFIX = "jobs/"
 MODELS_PREFIX = f"{assets.MODELS_FOLDER}/"

@@ -27,11 +27,11 @@ import pytest
 from batch_endpoints.adapters.aws.backend import close_never_started
 from batch_endpoints.adapters.aws.orchestrator import StepFunctionsOrchestrator
 from batch_endpoints.adapters.local.backend import open_local_backend
+from batch_endpoints.api.app import app, get_service
+from batch_endpoints.api.openapi import openapi_document
 from batch_endpoints.backend import Backend
 from batch_endpoints.service import BatchEndpointService
-from lambdas.api.app import app, get_service
 from lambdas.api.handler import lambda_handler
-from lambdas.api.openapi import openapi_document
 from tests.aws_fixtures import INPUT_BUCKET, aws_backend, role_arn
 from tests.aws_fixtures import aws_fixture as aws_fixture  # the `aws` fixture, for the `aws` parameter of `stack`
 from tests.aws_limits import check_lambda_payload

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from batch_endpoints.backend import HOME_VARIABLE, from_environment
+from batch_endpoints.adapters.environment import from_environment
+from batch_endpoints.backend import HOME_VARIABLE
 from batch_endpoints.cli.main import main as bep_main
 from batch_endpoints.service import BatchEndpointService
 from tests.example_scripts import train_both_variants

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lambdas.api.app import MAX_BODY_BYTES, app, get_service
+from batch_endpoints.api.app import MAX_BODY_BYTES, app, get_service
 from tests.api_fixtures import Api, Stack, api_fixture, local_stack_fixture  # noqa: F401 (pytest fixtures)
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from batch_endpoints.api.app import get_service
 from batch_endpoints.backend import BACKEND_VARIABLE, HOME_VARIABLE
-from lambdas.api.app import get_service
 from tests.api_fixtures import Api, api_fixture  # noqa: F401 (pytest fixtures)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lambdas.api.openapi import DOCUMENT, openapi_document, render
+from batch_endpoints.api.openapi import DOCUMENT, openapi_document, render
 
 # The API as README and clients know it: (method, resource). A route added to the app must be added here.
 ROUTES = {
@@ -52,7 +52,7 @@ def test_every_route_is_documented_and_nothing_else() -> None:
 
 
 def test_the_committed_document_is_current() -> None:
-    # If this fails after changing a route: python -m lambdas.api.openapi
+    # If this fails after changing a route: python -m batch_endpoints.api.openapi
     assert DOCUMENT.read_text() == render()
 
 

@@ -14,7 +14,7 @@ from batch_endpoints import workflow
 from batch_endpoints.adapters.aws.backend import NEVER_STARTED, VARIABLES, open_aws_backend
 from batch_endpoints.adapters.aws.blobs import S3BlobStore
 from batch_endpoints.adapters.aws.records import DynamoDbRecordStore
-from batch_endpoints.backend import from_environment
+from batch_endpoints.adapters.environment import from_environment
 from batch_endpoints.errors import ValidationError
 
 STORAGE = {"BEP_TABLE": "bep-records", "BEP_BUCKET": "bep-storage"}

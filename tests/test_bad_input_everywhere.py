@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from lambdas.api.openapi import openapi_document
+from batch_endpoints.api.openapi import openapi_document
 from tests.api_fixtures import (  # noqa: F401 (pytest fixtures)
     Api,
     Folders,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from batch_endpoints.cli.progress import ProgressBar
+from batch_endpoints.progress import ProgressBar
 from tests.core_fixtures import EVERY_KIND_OF_NAME, write_tree
 
 SCRIPT = "import os\n\ndef run(mini_batch):\n    return [os.path.basename(path) for path in mini_batch]\n"

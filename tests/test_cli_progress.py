@@ -1,4 +1,4 @@
-"""The CLI's progress line (batch_endpoints/cli/progress.py): one drawer for an upload's bytes and a job's
+"""The CLI's progress line (batch_endpoints/progress.py): one drawer for an upload's bytes and a job's
 mini-batches, redrawn in place on a terminal; a pipe gets whole lines, or none."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from batch_endpoints.cli import stream
-from batch_endpoints.cli.progress import StatusLine, bar
+from batch_endpoints import progress
+from batch_endpoints.progress import StatusLine, bar
 from batch_endpoints.specs import JobCounts, JobStatus
 
 
@@ -42,7 +42,7 @@ def test_a_bar_is_filled_by_its_fraction_and_no_further(fraction, drawn):
 def test_a_job_is_redrawn_in_place_on_a_terminal_and_its_line_ended():
     out = Terminal()
 
-    job = stream.watch(job_polls(*RUN, DONE), out=out, interval_s=0)
+    job = progress.watch(job_polls(*RUN, DONE), out=out, interval_s=0)
 
     assert job.status == JobStatus.COMPLETED
     assert out.getvalue().count("\r") == 5 and out.getvalue().count("\n") == 1
@@ -51,10 +51,10 @@ def test_a_job_is_redrawn_in_place_on_a_terminal_and_its_line_ended():
 
 
 def test_a_pipe_gets_a_jobs_first_and_last_lines_and_no_more_often_than_it_asks(monkeypatch):
-    monkeypatch.setattr(stream, "PLAIN_PRINT_EVERY_S", float("inf"))
+    monkeypatch.setattr(progress, "PLAIN_PRINT_EVERY_S", float("inf"))
     out = io.StringIO()
 
-    stream.watch(job_polls(*RUN, DONE), out=out, interval_s=0)
+    progress.watch(job_polls(*RUN, DONE), out=out, interval_s=0)
 
     lines = out.getvalue().splitlines()
     assert [line.split()[0] for line in lines] == ["Queued", "Completed"]

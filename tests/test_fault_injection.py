@@ -33,8 +33,9 @@ from batch_container.runner import ShardRunner
 from batch_endpoints import workflow, yaml_specs
 from batch_endpoints.adapters.aws.blobs import S3BlobStore
 from batch_endpoints.adapters.aws.records import DynamoDbRecordStore, table_definition
+from batch_endpoints.adapters.environment import from_environment
 from batch_endpoints.adapters.local import host_lock, job_host
-from batch_endpoints.backend import Backend, from_environment
+from batch_endpoints.backend import Backend
 from batch_endpoints.errors import ConflictError
 from batch_endpoints.jobfiles import JobFiles
 from batch_endpoints.ports import BlobRange

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from batch_endpoints.api.openapi import openapi_document
 from batch_endpoints.service import new_job_id
 from infra.access import endpoint_routes
-from lambdas.api.openapi import openapi_document
 from tests.infra_fixtures import OPTIONS, Synthesis, synthesize
 
 API = "arn:aws:execute-api:us-east-1:123456789012:abc123/v1"

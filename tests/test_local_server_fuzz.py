@@ -10,7 +10,7 @@ from urllib.parse import quote, urlencode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lambdas.api.openapi import openapi_document
+from batch_endpoints.api.openapi import openapi_document
 from tests.server_fixtures import LocalApi, local_api_fixture  # noqa: F401 (pytest fixture)
 
 DOCUMENT = openapi_document()

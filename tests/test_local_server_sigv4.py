@@ -14,9 +14,9 @@ from botocore.auth import SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from batch_endpoints.api.openapi import openapi_document
 from batch_endpoints.server import sigv4
 from batch_endpoints.server.events import proxy_event
-from lambdas.api.openapi import openapi_document
 from tests import sigv4_signer
 from tests.server_fixtures import REGION, LocalApi, local_api_fixture  # noqa: F401 (pytest fixture)
 

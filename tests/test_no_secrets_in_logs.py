@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from lambdas.api import uploads
+from batch_endpoints.api import uploads
 from tests.api_fixtures import Api, Stack, api_fixture, aws_fixture, stack_fixture  # noqa: F401 (pytest fixtures)
 from tests.aws_fixtures import AWS_ENVIRONMENT
 

@@ -12,9 +12,9 @@ import botocore.session
 import pytest
 from moto.server import ThreadedMotoServer
 
+from batch_endpoints.api.uploads import presigned_folder_upload
 from batch_endpoints.client import BatchEndpointsClient, HttpRequest, HttpResponse, RetryPolicy, UrllibTransport
 from batch_endpoints.specs import Model
-from lambdas.api.uploads import presigned_folder_upload
 from tests.core_fixtures import write_tree
 
 API_URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"

@@ -13,9 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from batch_container.tables import read_slice
-from batch_endpoints import literal_inputs, merging, planning, specs, tabular
+from batch_endpoints import literal_inputs, merging, planning, progress, specs, tabular
 from batch_endpoints.adapters.local.blobs import FolderBlobStore
-from batch_endpoints.cli import stream
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.jobfiles import Shard
 
@@ -93,7 +92,7 @@ def test_a_tabular_plan_counts_rows_and_the_progress_line_says_so(tmp_path):
 
     assert (planned.inputs, planned.unit) == (30, "rows")
     job = SimpleNamespace(status=specs.JobStatus.RUNNING, counts=specs.JobCounts(unit="rows", files=30, mini_batches=3))
-    line = stream.progress_line(job, {"mini_batches_done": 1, "files_succeeded": 10}, 1.0)
+    line = progress.progress_line(job, {"mini_batches_done": 1, "files_succeeded": 10}, 1.0)
     assert "mini-batches 1/3  rows 10/30  failed 0" in line and "files" not in line
 
 

@@ -10,8 +10,8 @@ from batch_endpoints import yaml_specs
 from batch_endpoints.cli import render
 from batch_endpoints.cli.asset_verbs import add_asset_commands
 from batch_endpoints.cli.commands import current_user, key_values
-from batch_endpoints.cli.progress import ProgressBar
 from batch_endpoints.errors import ValidationError
+from batch_endpoints.progress import ProgressBar
 from batch_endpoints.service import BatchEndpointService
 
 

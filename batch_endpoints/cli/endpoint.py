@@ -10,8 +10,8 @@ from batch_endpoints import yaml_specs
 from batch_endpoints.cli import render
 from batch_endpoints.cli.commands import command, current_user, key_values
 from batch_endpoints.cli.job import follow_and_report
-from batch_endpoints.cli.progress import ProgressBar
 from batch_endpoints.errors import ValidationError
+from batch_endpoints.progress import ProgressBar
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
 from batch_endpoints.specs import InvokeOverrides, parse
 

@@ -14,11 +14,13 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
+from batch_endpoints.api.schemas import JobView, LogPageView
 from batch_endpoints.client import BatchEndpointsClient
 from batch_endpoints.client.connection import path
 from batch_endpoints.client.operations import typed
 from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
-from batch_endpoints.service import InvokeRequest, _new_version
+from batch_endpoints.repository import next_version
+from batch_endpoints.service import InvokeRequest
 from batch_endpoints.specs import Deployment, Endpoint, Environment, JobStatus, Model, parse
 from batch_endpoints.yaml_specs import (
     DeploymentDeclaration,
@@ -26,7 +28,6 @@ from batch_endpoints.yaml_specs import (
     EnvironmentReference,
     read_conda_file,
 )
-from lambdas.api.schemas import JobView, LogPageView
 
 
 class RemoteService:
@@ -54,7 +55,7 @@ class RemoteService:
         tags: dict[str, str] | None = None,
         caller: str = "",
     ) -> Model:
-        version = _new_version(version, name, self.list_models)
+        version = next_version(version, name, self.list_models)
         model = parse(
             Model, {"name": name, "version": version, "path": path, "description": description, "tags": tags or {}}
         )
@@ -78,7 +79,7 @@ class RemoteService:
         tags: dict[str, str] | None = None,
         caller: str = "",
     ) -> Environment:
-        version = _new_version(version, name, self.list_environments)
+        version = next_version(version, name, self.list_environments)
         # The API takes the conda file's text; the server reads its pip packages from it.
         conda_text = read_conda_file(conda_file, field="conda_file")[0] if conda_file else None
         environment = parse(

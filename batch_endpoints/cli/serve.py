@@ -9,8 +9,13 @@ import sys
 from batch_endpoints.backend import local_home
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.server import credentials
-from batch_endpoints.server.gateway import DEFAULT_IDLE_TIMEOUT_S
-from batch_endpoints.server.local_api import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REGION, open_local_api
+from batch_endpoints.server.local_api import (
+    DEFAULT_HOST,
+    DEFAULT_IDLE_TIMEOUT_S,
+    DEFAULT_PORT,
+    DEFAULT_REGION,
+    open_local_api,
+)
 from batch_endpoints.service import BatchEndpointService
 
 

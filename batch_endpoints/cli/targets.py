@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from batch_endpoints.backend import from_environment
+from batch_endpoints.adapters.environment import from_environment
 from batch_endpoints.cli import config
 from batch_endpoints.cli.remote import RemoteService
 from batch_endpoints.errors import BatchEndpointError, NotFoundError, ValidationError

@@ -14,11 +14,12 @@ from typing import Any, TextIO, TypeVar
 
 from pydantic import BaseModel
 
-from batch_endpoints.cli.stream import watch
+from batch_endpoints.api.schemas import JobView, LogLineView
 from batch_endpoints.client.connection import Connection, path
 from batch_endpoints.client.storage import Storage
 from batch_endpoints.errors import ConflictError, ValidationError
 from batch_endpoints.idempotency import HEADER as IDEMPOTENCY_HEADER
+from batch_endpoints.progress import watch
 from batch_endpoints.specs import (
     Deployment,
     Endpoint,
@@ -27,7 +28,6 @@ from batch_endpoints.specs import (
     JobStatus,
     Model,
 )
-from lambdas.api.schemas import JobView, LogLineView
 
 LATEST = "latest"
 # The API's largest page: fewer round trips while listing.

@@ -1,7 +1,7 @@
 """Files between this machine and the API's storage: local model and code folders up, output files down.
 
 A stack's storage is S3, reached through the API's presigned uploads (one POST policy per folder, see
-lambdas/api/uploads.py), so a caller needs no S3 permissions to deploy. The local server's storage is this
+batch_endpoints/api/uploads.py), so a caller needs no S3 permissions to deploy. The local server's storage is this
 machine's disk: its upload routes refuse (400), and a local folder is then given by its absolute path. Which
 of the two the API is, is learnt from the first upload request and remembered.
 """

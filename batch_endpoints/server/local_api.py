@@ -1,4 +1,4 @@
-"""`bep serve`: the API Lambda's resolver (lambdas/api/app.py), behind the local gateway, over a backend.
+"""`bep serve`: the API Lambda's resolver (batch_endpoints/api/app.py), behind the local gateway, over a backend.
 
 The resolver gets its service through the dependency it declares for that (`get_service`), pointed at the
 backend given here, with the backend's API URL set to this server so links in responses lead back to it.
@@ -33,8 +33,8 @@ def open_local_api(
 ) -> GatewayServer:
     """A bound server (port 0: any free port); serve_forever() serves it, close() ends it."""
     # The resolver needs the Powertools package (the `aws` extra); imported here so the rest of the core doesn't.
-    from lambdas.api.app import app, get_service
-    from lambdas.api.openapi import render
+    from batch_endpoints.api.app import app, get_service
+    from batch_endpoints.api.openapi import render
 
     def integration(event: dict[str, Any]) -> dict[str, Any]:
         return app.resolve(event, None)
@@ -55,7 +55,7 @@ def open_local_api(
 @contextlib.contextmanager
 def running(backend: Backend, credentials: LocalCredentials, **options: Any) -> Iterator[GatewayServer]:
     """The server, serving from a thread until the block ends (for tests and embedding)."""
-    from lambdas.api.app import app, get_service
+    from batch_endpoints.api.app import app, get_service
 
     server = open_local_api(backend, credentials, **options)
     thread = threading.Thread(target=server.serve_forever, name="bep-local-api", daemon=True)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 from batch_endpoints import assets, uploads
 from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
-from batch_endpoints.repository import AssetT, newest
+from batch_endpoints.repository import AssetT, newest, next_version
 from batch_endpoints.services.base import ServiceBase
 from batch_endpoints.specs import AssetVersion, DataAsset, Datastore, Environment, Model, now, parse
 from batch_endpoints.yaml_specs import LATEST, EnvironmentReference, ModelReference, read_conda_file
@@ -25,7 +25,7 @@ class AssetService(ServiceBase):
         tags: dict[str, str] | None = None,
         caller: str = "",
     ) -> Model:
-        version = _new_version(version, name, self.repo.list_models)
+        version = next_version(version, name, self.repo.list_models)
         # Validate the record before copying anything, so a bad name or version writes nothing.
         parse(AssetVersion, {"name": name, "version": version})
         model = parse(
@@ -79,7 +79,7 @@ class AssetService(ServiceBase):
         packages join `pip_requirements`. Versions are immutable; deployments resolve `name:version` or
         `name@latest` to one when they are created or updated.
         """
-        version = _new_version(version, name, self.repo.list_environments)
+        version = next_version(version, name, self.repo.list_environments)
         parse(AssetVersion, {"name": name, "version": version})
         conda_text, pip = None, list(pip_requirements)
         if conda_file:
@@ -137,7 +137,7 @@ class AssetService(ServiceBase):
         A location in storage (s3://..., a datastore path) is registered where it is; a local path is copied
         into the default datastore first, so the version keeps its content whatever happens to the local copy.
         """
-        version = _new_version(version, name, self.repo.list_data)
+        version = next_version(version, name, self.repo.list_data)
         parse(AssetVersion, {"name": name, "version": version})
         asset = parse(
             DataAsset,
@@ -198,16 +198,6 @@ class AssetService(ServiceBase):
 
     def list_datastores(self) -> list[Datastore]:
         return self.locations.datastores()
-
-
-def _new_version(version: str | None, name: str, list_versions: Callable[[str], Sequence[AssetT]]) -> str:
-    """The version to register: the one given, or one more than the newest numeric version (Azure's rule)."""
-    if version == LATEST:
-        raise ValidationError("'latest' is the label of the newest version; choose another version", field="version")
-    if version:
-        return version
-    numeric = [int(v.version) for v in list_versions(name) if v.version and v.version.isdigit()]
-    return str(max(numeric, default=0) + 1)
 
 
 def _one_version(

@@ -1,1 +1,1 @@
-"""The HTTPS API: `app` (the routes, importable anywhere) and `handler.lambda_handler` (its Lambda entry point)."""
+"""The API Lambda: `handler.lambda_handler`, the entry point over the resolver in batch_endpoints.api.app."""

@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.api.app import SERVICE_NAME, app
+from batch_endpoints.api.app import SERVICE_NAME, app
 from lambdas.core_logs import log_core_as
 
 logger = Logger(service=SERVICE_NAME)

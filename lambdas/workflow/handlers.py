@@ -27,7 +27,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from batch_endpoints import planning, workflow
 from batch_endpoints.adapters.aws.blobs import parse as parse_s3_uri
 from batch_endpoints.adapters.aws.computes import attempt_duration_seconds
-from batch_endpoints.backend import Backend, from_environment
+from batch_endpoints.adapters.environment import from_environment
+from batch_endpoints.backend import Backend
 from batch_endpoints.errors import NotFoundError
 from batch_endpoints.repository import Repository
 from batch_endpoints.specs import Job, JobStatus

@@ -19,8 +19,9 @@ from collections import deque
 
 from batch_endpoints import workflow
 from batch_endpoints.adapters.local import host_lock
+from batch_endpoints.adapters.local.backend import open_local_backend
 from batch_endpoints.adapters.local.blobs import to_path
-from batch_endpoints.backend import Backend, from_environment
+from batch_endpoints.backend import Backend, local_home
 from batch_endpoints.errors import BatchEndpointError
 from batch_endpoints.jobfiles import JobFiles
 from batch_endpoints.process_groups import kill_group
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lock-fd", type=int, help="the job's host lock, taken by the starter (default: take it here)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    backend = from_environment()
+    backend = open_local_backend(local_home())
     if args.lock_fd is not None:
         host_lock.keep(args.lock_fd)
     elif host_lock.take(Repository(backend.records).get_job(args.job_id)) is None:

@@ -1,4 +1,4 @@
-"""docs/openapi.json, generated from the routes: `python -m lambdas.api.openapi` rewrites it.
+"""docs/openapi.json, generated from the routes: `python -m batch_endpoints.api.openapi` rewrites it.
 
 Powertools documents what its own validation would answer (422 with its error list); this API answers every
 refusal with 400-499 and one error shape, so the document is corrected to say so.
@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lambdas.api.app import app
-from lambdas.api.schemas import ErrorBody
+from batch_endpoints.api.app import app
+from batch_endpoints.api.schemas import ErrorBody
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}

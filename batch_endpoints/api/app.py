@@ -27,24 +27,9 @@ from aws_lambda_powertools.event_handler.request import Request
 from pydantic import BaseModel
 
 from batch_endpoints import assets, yaml_specs
-from batch_endpoints.backend import from_environment
-from batch_endpoints.errors import BatchEndpointError, NotFoundError, ValidationError
-from batch_endpoints.idempotency import HEADER as IDEMPOTENCY_HEADER
-from batch_endpoints.paging import paged
-from batch_endpoints.service import BatchEndpointService, InvokeRequest
-from batch_endpoints.specs import (
-    AssetVersion,
-    DataAsset,
-    Datastore,
-    Deployment,
-    Endpoint,
-    Environment,
-    Job,
-    Model,
-    parse,
-)
-from lambdas.api import uploads
-from lambdas.api.schemas import (
+from batch_endpoints.adapters.environment import from_environment
+from batch_endpoints.api import uploads
+from batch_endpoints.api.schemas import (
     ComputeList,
     DataList,
     DatastoreBody,
@@ -67,6 +52,21 @@ from lambdas.api.schemas import (
     ModelVersionBody,
     RerunBody,
     UploadTarget,
+)
+from batch_endpoints.errors import BatchEndpointError, NotFoundError, ValidationError
+from batch_endpoints.idempotency import HEADER as IDEMPOTENCY_HEADER
+from batch_endpoints.paging import paged
+from batch_endpoints.service import BatchEndpointService, InvokeRequest
+from batch_endpoints.specs import (
+    AssetVersion,
+    DataAsset,
+    Datastore,
+    Deployment,
+    Endpoint,
+    Environment,
+    Job,
+    Model,
+    parse,
 )
 
 SERVICE_NAME = "batch-endpoints-api"

@@ -11,8 +11,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from batch_endpoints.api.schemas import UploadTarget
 from batch_endpoints.errors import ValidationError
-from lambdas.api.schemas import UploadTarget
 
 SCHEME = "s3://"
 EXPIRES_S = 3600
