@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from batch_endpoints import assets, uploads
 from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
@@ -25,22 +26,9 @@ class AssetService(ServiceBase):
         tags: dict[str, str] | None = None,
         caller: str = "",
     ) -> Model:
-        version = next_version(version, name, self.repo.list_models)
-        # Validate the record before copying anything, so a bad name or version writes nothing.
-        parse(AssetVersion, {"name": name, "version": version})
-        model = parse(
-            Model,
-            {
-                "name": name,
-                "version": version,
-                "path": "pending",
-                "description": description,
-                "tags": tags or {},
-                "created_by": caller,
-            },
-        )
-        if self.repo.get_model(name, version):
-            raise ConflictError(f"model {name}:{version} already exists; versions are immutable", field="version")
+        version = _version_to_register(name, version, self.repo.list_models)
+        model = parse(Model, {**_version_fields(name, version, description, tags, caller), "path": "pending"})
+        _refuse_registered("model", name, version, self.repo.get_model)
         if assets.is_stored(path):
             self.access.check_stored_asset(path, field="path")
         model.path = assets.upload_model(self.blobs, path, name, version, field="path")
@@ -79,8 +67,7 @@ class AssetService(ServiceBase):
         packages join `pip_requirements`. Versions are immutable; deployments resolve `name:version` or
         `name@latest` to one when they are created or updated.
         """
-        version = next_version(version, name, self.repo.list_environments)
-        parse(AssetVersion, {"name": name, "version": version})
+        version = _version_to_register(name, version, self.repo.list_environments)
         conda_text, pip = None, list(pip_requirements)
         if conda_file:
             conda_text, conda_pip = read_conda_file(conda_file, field="conda_file")
@@ -90,19 +77,14 @@ class AssetService(ServiceBase):
         environment = parse(
             Environment,
             {
-                "name": name,
-                "version": version,
+                **_version_fields(name, version, description, tags, caller),
                 "image": image or None,
                 "conda_file": conda_text,
                 "pip_requirements": pip,
-                "description": description,
-                "tags": tags or {},
                 "created_at": now(),
-                "created_by": caller,
             },
         )
-        if self.repo.get_environment(name, version):
-            raise ConflictError(f"environment {name}:{version} already exists; versions are immutable", field="version")
+        _refuse_registered("environment", name, version, self.repo.get_environment)
         self.repo.add_environment(environment)
         return environment
 
@@ -137,22 +119,10 @@ class AssetService(ServiceBase):
         A location in storage (s3://..., a datastore path) is registered where it is; a local path is copied
         into the default datastore first, so the version keeps its content whatever happens to the local copy.
         """
-        version = next_version(version, name, self.repo.list_data)
-        parse(AssetVersion, {"name": name, "version": version})
-        asset = parse(
-            DataAsset,
-            {
-                "name": name,
-                "version": version,
-                "type": data_type,
-                "path": "pending",
-                "description": description,
-                "tags": tags or {},
-                "created_by": caller,
-            },
-        )
-        if self.repo.get_data(name, version):
-            raise ConflictError(f"data asset {name}:{version} already exists; versions are immutable", field="version")
+        version = _version_to_register(name, version, self.repo.list_data)
+        fields = _version_fields(name, version, description, tags, caller)
+        asset = parse(DataAsset, {**fields, "type": data_type, "path": "pending"})
+        _refuse_registered("data asset", name, version, self.repo.get_data)
         if assets.is_stored(path) or not os.path.lexists(path):
             asset.path = self.locations.data_path(path, asset.type)
         else:
@@ -198,6 +168,26 @@ class AssetService(ServiceBase):
 
     def list_datastores(self) -> list[Datastore]:
         return self.locations.datastores()
+
+
+def _version_to_register(name: str, version: str | None, list_versions: Callable[[str], Sequence[AssetT]]) -> str:
+    """The version a registration makes (repository.next_version), checked with its name before anything is
+    copied, so a bad name or version writes nothing."""
+    version = next_version(version, name, list_versions)
+    parse(AssetVersion, {"name": name, "version": version})
+    return version
+
+
+def _version_fields(
+    name: str, version: str, description: str, tags: dict[str, str] | None, caller: str
+) -> dict[str, Any]:
+    """What every registered version's record holds besides its content."""
+    return {"name": name, "version": version, "description": description, "tags": tags or {}, "created_by": caller}
+
+
+def _refuse_registered(noun: str, name: str, version: str, find: Callable[[str, str], AssetT | None]) -> None:
+    if find(name, version):
+        raise ConflictError(f"{noun} {name}:{version} already exists; versions are immutable", field="version")
 
 
 def _one_version(

@@ -123,11 +123,15 @@ class JobService(AssetService):
         return self.blobs.join(folder, settings.output_file_name)
 
     def _start(self, job: Job) -> Job:
+        return self._run_workflow(job, self.backend.orchestrator.start, "started")
+
+    def _run_workflow(self, job: Job, run: Callable[[Job], str], done: str) -> Job:
+        """The job with the execution `run` (the orchestrator's start or resume) began for it. A job whose workflow
+        never began is failed, so that it does not wait in Queued or Running forever."""
         try:
-            handle = self.backend.orchestrator.start(job)
+            handle = run(job)
         except Exception as error:
-            # A job whose workflow never started must not wait in Queued forever.
-            workflow.mark_failed(self.backend, job.id, f"the job could not be started: {error}")
+            workflow.mark_failed(self.backend, job.id, f"the job could not be {done}: {error}")
             raise
         return self.repo.update_job(job.id, lambda j: j.model_copy(update={"execution": handle}))
 
@@ -360,12 +364,7 @@ class JobService(AssetService):
 
         job = self.repo.update_job(job_id, reopen)
         workflow.forget_shard_failures(self.backend, job.id)
-        try:
-            handle = self.backend.orchestrator.resume(job)
-        except Exception as error:
-            workflow.mark_failed(self.backend, job.id, f"the job could not be resumed: {error}")
-            raise
-        return self.repo.update_job(job.id, lambda j: j.model_copy(update={"execution": handle}))
+        return self._run_workflow(job, self.backend.orchestrator.resume, "resumed")
 
     def _endpoint_if_any(self, job: Job) -> Endpoint | None:
         """The job's endpoint, whose allow-lists bind the job's reruns and resumes; None once it is deleted."""
