@@ -3,6 +3,8 @@ the computes deployments may name."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from batch_endpoints import yaml_specs
@@ -38,14 +40,8 @@ router = APIGatewayRouter()
 @router.put("/models/<model_name>/versions/<version>", status_code=201, tags=["models"], summary="Register a version")
 def put_model_version(model_name: str, version: str, body: ModelVersionBody, service: Service, caller: Caller) -> Model:
     """Registers the folder or file at `path` (already in storage) where it is. Versions are immutable."""
-    return service.register_model(
-        model_name,
-        storage_location(service, body.path, "path"),
-        version=version,
-        description=body.description,
-        tags=body.tags,
-        caller=caller,
-    )
+    location = storage_location(service, body.path, "path")
+    return service.register_model(model_name, location, **_registration(version, body, caller))
 
 
 @router.post("/models/<model_name>/uploads", tags=["models"], summary="Get a presigned upload for a model folder")
@@ -67,8 +63,7 @@ def list_model_versions(
 
 @router.get("/models/<model_name>/versions/<version>", tags=["models"], summary="Show a version (or `latest`)")
 def get_model_version(model_name: str, version: str, service: Service) -> Model:
-    label = yaml_specs.LATEST if version == yaml_specs.LATEST else None
-    return service.get_model(model_name, version, label)
+    return service.get_model(model_name, version, _label(version))
 
 
 @router.put(
@@ -86,13 +81,10 @@ def put_environment_version(
         raise ValidationError("give the conda file's text (YAML), not a path to it", field="conda_file")
     return service.register_environment(
         environment_name,
-        version=version,
         image=body.image,
         conda_file=body.conda_file,
         pip_requirements=body.pip_requirements,
-        description=body.description,
-        tags=body.tags,
-        caller=caller,
+        **_registration(version, body, caller),
     )
 
 
@@ -117,8 +109,7 @@ def list_environment_versions(
     summary="Show a version (or `latest`)",
 )
 def get_environment_version(environment_name: str, version: str, service: Service) -> Environment:
-    label = yaml_specs.LATEST if version == yaml_specs.LATEST else None
-    return service.get_environment(environment_name, version, label)
+    return service.get_environment(environment_name, version, _label(version))
 
 
 @router.put("/data/<data_name>/versions/<version>", status_code=201, tags=["data"], summary="Register a version")
@@ -129,15 +120,7 @@ def put_data_version(
     if not yaml_specs.is_reference(body.path):
         # A local path would make the server copy from its own disk; a client uploads first (POST .../uploads).
         storage_location(service, body.path, "path")
-    return service.register_data(
-        data_name,
-        body.path,
-        data_type=body.type,
-        version=version,
-        description=body.description,
-        tags=body.tags,
-        caller=caller,
-    )
+    return service.register_data(data_name, body.path, data_type=body.type, **_registration(version, body, caller))
 
 
 @router.post("/data/<data_name>/uploads", tags=["data"], summary="Get a presigned upload for a data folder")
@@ -159,8 +142,7 @@ def list_data_versions(
 
 @router.get("/data/<data_name>/versions/<version>", tags=["data"], summary="Show a version (or `latest`)")
 def get_data_version(data_name: str, version: str, service: Service) -> DataAsset:
-    label = yaml_specs.LATEST if version == yaml_specs.LATEST else None
-    return service.get_data(data_name, version, label)
+    return service.get_data(data_name, version, _label(version))
 
 
 @router.put("/datastores/<datastore_name>", status_code=201, tags=["datastores"], summary="Register a datastore")
@@ -191,3 +173,15 @@ def get_datastore(datastore_name: str, service: Service) -> Datastore:
 @router.get("/computes", tags=["computes"], summary="List computes")
 def list_computes(service: Service) -> ComputeList:
     return ComputeList(value=service.backend.computes.list())
+
+
+def _registration(
+    version: str, body: ModelVersionBody | EnvironmentVersionBody | DataVersionBody, caller: str
+) -> dict[str, Any]:
+    """What registering any asset version takes besides its content: version, description, tags, who."""
+    return {"version": version, "description": body.description, "tags": body.tags, "caller": caller}
+
+
+def _label(version: str) -> str | None:
+    """`latest` in a version's place in the path is the label of the newest version."""
+    return yaml_specs.LATEST if version == yaml_specs.LATEST else None
