@@ -1,0 +1,1 @@
+"""The API's routes, one router a noun; batch_endpoints.api.app includes them all."""

@@ -1,0 +1,133 @@
+"""Routes of jobs: invoke an endpoint (and upload its local input first), follow, list, cancel, rerun, resume and
+read the logs of a job."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from batch_endpoints import yaml_specs
+from batch_endpoints.api import uploads
+from batch_endpoints.api.route_inputs import Caller, IdempotencyKey, PageLimit, PageToken, Service, storage_location
+from batch_endpoints.api.schemas import InvokeBody, InvokeOutput, JobList, JobView, LogPageView, RerunBody, UploadTarget
+from batch_endpoints.errors import ValidationError
+from batch_endpoints.service import BatchEndpointService, InvokeRequest
+from batch_endpoints.specs import Job
+
+router = APIGatewayRouter()
+
+
+@router.post("/endpoints/<endpoint_name>/jobs", status_code=202, tags=["jobs"], summary="Invoke: start a job")
+def invoke(
+    endpoint_name: str,
+    body: InvokeBody,
+    service: Service,
+    caller: Caller,
+    idempotency_key: IdempotencyKey = None,
+) -> Response[JobView]:
+    """Scores the input with the given deployment (default: the endpoint's default deployment). The job runs
+    on; follow it at links.job."""
+    overrides = body.overrides
+    output = body.output
+    if output is not None and output.file_name is not None:
+        if overrides.output_file_name not in (None, output.file_name):
+            raise ValidationError("conflicts with overrides.output_file_name; give one", field="output.file_name")
+        overrides = overrides.model_copy(update={"output_file_name": output.file_name})
+    request = InvokeRequest(
+        endpoint_name=endpoint_name,
+        input=body.input.uri,
+        input_type=body.input.type,
+        exclude=body.input.exclude,
+        deployment_name=body.deployment_name,
+        output_path=output.path if output else None,
+        overrides=overrides,
+        inputs=body.inputs,
+        caller=caller,
+        experiment_name=body.experiment_name,
+        display_name=body.display_name,
+        tags=body.tags,
+    )
+    job = service.invoke(request) if idempotency_key is None else service.invoke_idempotent(request, idempotency_key)
+    return _accepted(service, job)
+
+
+def _accepted(service: BatchEndpointService, job: Job) -> Response[JobView]:
+    """202 with the new job, and its address in Location."""
+    view = JobView.of(job, api_base_url=service.backend.api_base_url)
+    return Response(
+        status_code=202, content_type=content_types.APPLICATION_JSON, body=view, headers={"Location": view.links.job}
+    )
+
+
+@router.post("/inputs/uploads", tags=["jobs"], summary="Get a presigned upload for a local input folder or file")
+def upload_input(service: Service) -> UploadTarget:
+    return uploads.presigned_folder_upload(service.blobs.root, "inputs")
+
+
+@router.get("/jobs/<job_id>", tags=["jobs"], summary="Show a job and its progress")
+def get_job(job_id: str, service: Service) -> JobView:
+    job = service.get_job(job_id)
+    return JobView.of(job, api_base_url=service.backend.api_base_url, progress=service.job_progress(job_id))
+
+
+@router.get("/endpoints/<endpoint_name>/jobs", tags=["jobs"], summary="List an endpoint's jobs, newest first")
+def list_jobs(
+    endpoint_name: str,
+    service: Service,
+    limit: PageLimit = 20,
+    next_token: PageToken = None,
+    experiment_name: Annotated[str | None, Query(description="only the jobs of this experiment")] = None,
+    tag: Annotated[list[str] | None, Query(description="only jobs with this tag, key=value; repeatable")] = None,
+) -> JobList:
+    tags = yaml_specs.parse_overrides(tag or [], field="tag")
+    page = service.list_jobs_page(
+        endpoint_name, limit=limit, next_token=next_token, experiment_name=experiment_name, tags=tags
+    )
+    base = service.backend.api_base_url
+    return JobList(value=[JobView.of(job, api_base_url=base) for job in page.items], next_token=page.next_token)
+
+
+@router.post("/jobs/<job_id>/cancel", status_code=202, tags=["jobs"], summary="Cancel a job")
+def cancel_job(job_id: str, service: Service, caller: Caller) -> JobView:
+    """Asks the job to stop; it ends Canceled within seconds. A job that has ended is a conflict."""
+    return JobView.of(service.cancel_job(job_id, caller=caller), api_base_url=service.backend.api_base_url)
+
+
+@router.post("/jobs/<job_id>/rerun", status_code=202, tags=["jobs"], summary="Rerun an ended job's (failed) files")
+def rerun_job(
+    job_id: str, body: RerunBody, service: Service, caller: Caller, idempotency_key: IdempotencyKey = None
+) -> Response[JobView]:
+    """Starts a new job with the ended job's deployment and settings, over its failed and never-scored files
+    (`failed: true`) or its whole input. The new job writes its own output; its `rerun_of` names the job."""
+    output = body.output or InvokeOutput()
+    job = service.rerun_job(
+        job_id,
+        failed_only=body.failed,
+        output_path=storage_location(service, output.path, "output.path") if output.path else None,
+        output_file_name=output.file_name,
+        caller=caller,
+        idempotency_key=idempotency_key,
+    )
+    return _accepted(service, job)
+
+
+@router.post("/jobs/<job_id>/resume", status_code=202, tags=["jobs"], summary="Resume a job whose run stopped")
+def resume_job(job_id: str, service: Service, caller: Caller, idempotency_key: IdempotencyKey = None) -> JobView:
+    """Runs the workflow of a job whose execution stopped (failed, aborted, its host gone) again, keeping every
+    finished mini-batch. A job still running, completed or canceled is a conflict; the caller must be allowed
+    the job's input and output, as for an invoke. Retries with one Idempotency-Key resume the job once."""
+    job = service.resume_job(job_id, caller=caller, idempotency_key=idempotency_key)
+    return JobView.of(job, api_base_url=service.backend.api_base_url)
+
+
+@router.get("/jobs/<job_id>/logs", tags=["jobs"], summary="What the job's scoring code printed, oldest first")
+def get_job_logs(
+    job_id: str,
+    service: Service,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    next_token: Annotated[str | None, Query(description="from the previous page")] = None,
+) -> LogPageView:
+    return LogPageView.of(service.job_logs(job_id, next_token=next_token, limit=limit))

@@ -1,0 +1,78 @@
+"""`bep deployment`: an endpoint's deployments, from Azure's deployment.yml (`az ml batch-deployment`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from batch_endpoints import yaml_specs
+from batch_endpoints.api.protocol import EndpointsApi
+from batch_endpoints.cli import render
+from batch_endpoints.cli.commands import command, current_user
+
+
+def _deployment_declaration(args: argparse.Namespace) -> yaml_specs.DeploymentDeclaration:
+    overrides = yaml_specs.parse_overrides(args.set or [])
+    overrides.update({k: v for k, v in {"name": args.name, "endpoint_name": args.endpoint_name}.items() if v})
+    return yaml_specs.load_deployment(args.file, overrides)
+
+
+def deployment_create(service: EndpointsApi, args: argparse.Namespace) -> int:
+    deployment = service.create_deployment(
+        _deployment_declaration(args), set_default=args.set_default, caller=current_user()
+    )
+    render.show(deployment)
+    return 0
+
+
+def deployment_update(service: EndpointsApi, args: argparse.Namespace) -> int:
+    deployment = service.update_deployment(
+        _deployment_declaration(args), set_default=args.set_default, caller=current_user()
+    )
+    render.show(deployment)
+    return 0
+
+
+def deployment_show(service: EndpointsApi, args: argparse.Namespace) -> int:
+    render.show(service.get_deployment(args.endpoint_name, args.name))
+    return 0
+
+
+def deployment_list(service: EndpointsApi, args: argparse.Namespace) -> int:
+    default = service.get_endpoint(args.endpoint_name).default_deployment
+    rows = [
+        {**d.model_dump(), "default": "*" if d.name == default else ""}
+        for d in service.list_deployments(args.endpoint_name)
+    ]
+    render.table(rows, ["name", "default", "model", "compute", "description"])
+    return 0
+
+
+def deployment_delete(service: EndpointsApi, args: argparse.Namespace) -> int:
+    service.delete_deployment(args.endpoint_name, args.name, caller=current_user())
+    print(f"deleted deployment {args.name} of endpoint {args.endpoint_name}", file=sys.stderr)
+    return 0
+
+
+def add_commands(groups: argparse._SubParsersAction) -> None:
+    deployments = groups.add_parser(
+        "deployment", help="deployments of an endpoint", aliases=["batch-deployment"]
+    ).add_subparsers(dest="verb", required=True)
+    for verb, handler in (("create", deployment_create), ("update", deployment_update)):
+        sub = command(deployments, verb, handler, f"{verb} a deployment from deployment.yml")
+        sub.add_argument("--file", "-f", required=True)
+        sub.add_argument("--endpoint-name", "-e")
+        sub.add_argument("--name", "-n")
+        sub.add_argument("--set-default", action="store_true")
+        sub.add_argument(
+            "--set",
+            action="append",
+            metavar="KEY=VALUE",
+            help="override a field of the file, e.g. settings.mini_batch_size=5",
+        )
+    for verb, handler in (("show", deployment_show), ("delete", deployment_delete)):
+        sub = command(deployments, verb, handler, f"{verb} a deployment")
+        sub.add_argument("--endpoint-name", "-e", required=True)
+        sub.add_argument("--name", "-n", required=True)
+    sub = command(deployments, "list", deployment_list, "list an endpoint's deployments")
+    sub.add_argument("--endpoint-name", "-e", required=True)

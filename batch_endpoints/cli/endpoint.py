@@ -1,0 +1,185 @@
+"""`bep endpoint`: create, change and invoke batch endpoints (`az ml batch-endpoint`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from batch_endpoints import yaml_specs
+from batch_endpoints.api.protocol import EndpointsApi
+from batch_endpoints.cli import render
+from batch_endpoints.cli.commands import command, current_user, key_values
+from batch_endpoints.cli.job import follow_and_report
+from batch_endpoints.errors import ValidationError
+from batch_endpoints.progress import ProgressBar
+from batch_endpoints.service import InvokeRequest
+from batch_endpoints.specs import InvokeOverrides, parse
+
+
+def endpoint_create(service: EndpointsApi, args: argparse.Namespace) -> int:
+    flags = {
+        "name": args.name,
+        "description": args.description,
+        "allowed_inputs": args.allowed_inputs,
+        "allowed_outputs": args.allowed_outputs,
+    }
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    if args.file:
+        declaration = yaml_specs.load_endpoint(args.file, overrides)
+    else:
+        declaration = yaml_specs.load_endpoint_mapping(overrides)
+    render.show(service.create_endpoint(declaration, caller=current_user()))
+    return 0
+
+
+def endpoint_update(service: EndpointsApi, args: argparse.Namespace) -> int:
+    endpoint = service.update_endpoint(
+        args.name,
+        description=args.description,
+        default_deployment=args.default_deployment,
+        allowed_inputs=args.allowed_inputs,
+        allowed_outputs=args.allowed_outputs,
+        caller=current_user(),
+    )
+    render.show(endpoint)
+    return 0
+
+
+def endpoint_show(service: EndpointsApi, args: argparse.Namespace) -> int:
+    render.show(service.get_endpoint(args.name))
+    return 0
+
+
+def endpoint_list(service: EndpointsApi, args: argparse.Namespace) -> int:
+    rows = [e.model_dump() for e in service.list_endpoints()]
+    render.table(rows, ["name", "default_deployment", "description", "scoring_uri"])
+    return 0
+
+
+def endpoint_delete(service: EndpointsApi, args: argparse.Namespace) -> int:
+    service.delete_endpoint(args.name)
+    print(f"deleted endpoint {args.name} and its deployments (jobs and outputs are kept)", file=sys.stderr)
+    return 0
+
+
+def endpoint_invoke(service: EndpointsApi, args: argparse.Namespace) -> int:
+    """`az ml batch-endpoint invoke`: the input from --input or Azure's inputs YAML (--file), flags overriding the
+    file. A local file or folder is first uploaded to the default datastore, and removed again if the invocation
+    is refused."""
+    if not args.file and not args.input:
+        raise ValidationError("is required: give --input, or --file with the inputs YAML", field="input")
+    declared = yaml_specs.load_invoke(args.file) if args.file else yaml_specs.InvokeDeclaration(input="")
+    overrides = yaml_specs.parse_overrides(args.set or [])
+    # `--set inputs.NAME=VALUE`: literal inputs, kept as written; the deployment's declared type reads them.
+    inputs = {key.removeprefix("inputs."): overrides.pop(key) for key in list(overrides) if key.startswith("inputs.")}
+    overrides.update(
+        {
+            k: v
+            for k, v in {
+                "mini_batch_size": args.mini_batch_size,
+                "instance_count": args.instance_count,
+                "output_file_name": args.output_file_name or declared.output_file_name,
+            }.items()
+            if v is not None
+        }
+    )
+    checked_overrides = parse(InvokeOverrides, overrides, prefix="--set")
+    service.deployment_to_invoke(args.name, args.deployment_name)  # refused before anything is uploaded
+    here = os.getcwd()
+    source = yaml_specs.local_or_reference(args.input, here) if args.input else declared.input
+    output = yaml_specs.local_or_reference(args.output_path, here) if args.output_path else None
+    uploaded = None
+    if not yaml_specs.is_reference(source):
+        bar = ProgressBar(f"uploading {source}")
+        uploaded = service.upload_input(source, progress=bar)
+        bar.close()
+    try:
+        job = service.invoke(
+            InvokeRequest(
+                endpoint_name=args.name,
+                input=uploaded or source,
+                input_type=args.input_type or declared.input_type,
+                exclude=args.exclude if args.exclude is not None else declared.exclude,
+                deployment_name=args.deployment_name,
+                output_path=output or declared.output_path,
+                overrides=checked_overrides,
+                caller=current_user(),
+                experiment_name=args.experiment_name or declared.experiment_name,
+                display_name=args.display_name or declared.display_name,
+                tags={**declared.tags, **key_values(args.tags, "tags")},
+                inputs=inputs,
+            )
+        )
+    except BaseException:
+        if uploaded:
+            service.discard_upload(uploaded)
+        raise
+    print(job.id)
+    return follow_and_report(service, job.id) if args.stream else 0
+
+
+def add_allow_list_arguments(sub: argparse.ArgumentParser, nargs: str, more: str) -> None:
+    for kind, verb in (("inputs", "read"), ("outputs", "write")):
+        sub.add_argument(
+            f"--allowed-{kind}",
+            nargs=nargs,
+            metavar="PREFIX",
+            help=f"s3:// prefixes or absolute folders this endpoint's jobs may {verb}, within the system's own{more}",
+        )
+
+
+def add_commands(groups: argparse._SubParsersAction) -> None:
+    endpoints = groups.add_parser("endpoint", help="batch endpoints", aliases=["batch-endpoint"]).add_subparsers(
+        dest="verb", required=True
+    )
+    sub = command(endpoints, "create", endpoint_create, "create an endpoint from endpoint.yml or flags")
+    sub.add_argument("--file", "-f")
+    sub.add_argument("--name", "-n")
+    sub.add_argument("--description", "-d")
+    add_allow_list_arguments(sub, "+", "")
+    sub = command(
+        endpoints, "update", endpoint_update, "change the default deployment, the description or the allow-lists"
+    )
+    sub.add_argument("--name", "-n", required=True)
+    sub.add_argument("--default-deployment")
+    sub.add_argument("--description", "-d")
+    add_allow_list_arguments(sub, "*", "; the flag alone removes the narrowing")
+    for verb, handler in (("show", endpoint_show), ("delete", endpoint_delete)):
+        sub = command(endpoints, verb, handler, f"{verb} an endpoint")
+        sub.add_argument("--name", "-n", required=True)
+    command(endpoints, "list", endpoint_list, "list endpoints")
+    sub = command(endpoints, "invoke", endpoint_invoke, "score a folder or file; prints the job id")
+    sub.add_argument("--name", "-n", required=True, help="endpoint name")
+    sub.add_argument(
+        "--input",
+        "-i",
+        help="what to score: a local folder or file (uploaded first), an s3:// URI, a data asset (name:version, "
+        "name@latest) or a datastore path (azureml://datastores/<name>/paths/<path>)",
+    )
+    sub.add_argument("--file", "-f", help="Azure's inputs.yml / inputs-and-outputs.yml")
+    sub.add_argument("--input-type", choices=["uri_folder", "uri_file"])
+    sub.add_argument(
+        "--exclude",
+        action="append",
+        metavar="PATTERN",
+        help="leave out the input folder's files whose relative path matches this glob pattern (fnmatch: '*' also "
+        "matches '/'), e.g. '*.tmp'; repeat for more; default: every file is input",
+    )
+    sub.add_argument("--deployment-name", "-d", help="default: the endpoint's default deployment")
+    sub.add_argument(
+        "--output-path", help="folder for the output file (local, s3:// or a datastore path); default: the job's own"
+    )
+    sub.add_argument("--experiment-name", help="groups jobs for `job list`; default: the endpoint's name")
+    sub.add_argument("--display-name")
+    sub.add_argument("--tags", nargs="+", action="extend", metavar="KEY=VALUE")
+    sub.add_argument("--output-file-name")
+    sub.add_argument("--mini-batch-size", type=int)
+    sub.add_argument("--instance-count", type=int)
+    sub.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="other overrides: max_retries, timeout, error_threshold; inputs.NAME=VALUE gives a literal input",
+    )
+    sub.add_argument("--stream", action="store_true", help="follow the job to its end")

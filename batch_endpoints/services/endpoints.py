@@ -1,0 +1,235 @@
+"""Use cases of endpoints and their deployments. A deployment names registered assets (or declares them inline,
+which registers them), so these build on the asset use cases."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from batch_endpoints import assets, mlflow_models
+from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
+from batch_endpoints.services.assets import AssetService
+from batch_endpoints.specs import CodeConfiguration, Deployment, Endpoint, Environment, now, parse
+from batch_endpoints.yaml_specs import DeploymentDeclaration, EndpointDeclaration
+
+
+class EndpointService(AssetService):
+    # ------------------------------------------------------------------ endpoints
+    def create_endpoint(self, declaration: EndpointDeclaration, *, caller: str = "") -> Endpoint:
+        created_at = now()
+        endpoint = parse(
+            Endpoint,
+            {
+                "name": declaration.name,
+                "description": declaration.description,
+                "tags": declaration.tags,
+                "auth_mode": declaration.auth_mode,
+                "allowed_inputs": list(declaration.allowed_inputs),
+                "allowed_outputs": list(declaration.allowed_outputs),
+                "created_at": created_at,
+                "created_by": caller,
+                "updated_at": created_at,
+                "updated_by": caller,
+                "scoring_uri": f"{self.backend.api_base_url}/endpoints/{declaration.name}/jobs",
+            },
+        )
+        if declaration.default_deployment:
+            raise ValidationError(
+                "an endpoint has no deployments when it is created; set the default deployment after creating one",
+                field="defaults.deployment_name",
+            )
+        self.repo.add_endpoint(endpoint)
+        return endpoint
+
+    def put_endpoint(self, declaration: EndpointDeclaration, *, caller: str = "") -> Endpoint:
+        """Create the endpoint, or give the existing one the declared description, tags and allow-lists (and
+        default deployment, when one is declared). The API's PUT: sending the same declaration twice changes
+        nothing but who changed it last."""
+        try:
+            self.repo.get_endpoint(declaration.name)
+        except NotFoundError:
+            try:
+                return self.create_endpoint(declaration, caller=caller)
+            except ConflictError:
+                pass  # created by a concurrent request meanwhile: update it like any existing endpoint
+        return self.update_endpoint(
+            declaration.name,
+            description=declaration.description,
+            tags=declaration.tags,
+            default_deployment=declaration.default_deployment,
+            allowed_inputs=declaration.allowed_inputs,
+            allowed_outputs=declaration.allowed_outputs,
+            caller=caller,
+        )
+
+    def update_endpoint(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: dict[str, str] | None = None,
+        default_deployment: str | None = None,
+        allowed_inputs: Sequence[str] | None = None,
+        allowed_outputs: Sequence[str] | None = None,
+        caller: str = "",
+    ) -> Endpoint:
+        """Change what is given (None: unchanged); an empty allow-list removes the endpoint's narrowing."""
+        if default_deployment is not None:
+            self.repo.get_deployment(name, default_deployment)
+        given = {
+            "description": description,
+            "tags": tags,
+            "default_deployment": default_deployment,
+            "allowed_inputs": None if allowed_inputs is None else list(allowed_inputs),
+            "allowed_outputs": None if allowed_outputs is None else list(allowed_outputs),
+        }
+        updates = {key: value for key, value in given.items() if value is not None}
+
+        def change(endpoint: Endpoint) -> Endpoint:
+            # Through the model's validation (model_copy would skip it), so a bad value is refused, not stored.
+            changed = parse(Endpoint, {**endpoint.model_dump(), **updates})
+            if changed == endpoint:
+                return endpoint  # a repeated request changes nothing, not even who changed it last
+            return changed.model_copy(update={"updated_at": now(), "updated_by": caller})
+
+        change(self.repo.get_endpoint(name))  # refused before anything is written
+        return self.repo.update_endpoint(name, change)
+
+    def get_endpoint(self, name: str) -> Endpoint:
+        return self.repo.get_endpoint(name)
+
+    def list_endpoints(self) -> list[Endpoint]:
+        return self.repo.list_endpoints()
+
+    def delete_endpoint(self, name: str) -> None:
+        """Deletes the endpoint and its deployments; its jobs and their outputs stay."""
+        self.repo.get_endpoint(name)
+        for deployment in self.repo.list_deployments(name):
+            self.backend.computes.deregister_deployment(deployment)
+            self.repo.delete_deployment(name, deployment.name)
+        self.repo.delete_endpoint(name)
+
+    # ------------------------------------------------------------------ deployments
+    def create_deployment(
+        self, declaration: DeploymentDeclaration, *, set_default: bool = False, caller: str = ""
+    ) -> Deployment:
+        return self._put_deployment(declaration, must_exist=False, set_default=set_default, caller=caller)
+
+    def update_deployment(
+        self, declaration: DeploymentDeclaration, *, set_default: bool = False, caller: str = ""
+    ) -> Deployment:
+        return self._put_deployment(declaration, must_exist=True, set_default=set_default, caller=caller)
+
+    def put_deployment(
+        self, declaration: DeploymentDeclaration, *, set_default: bool = False, caller: str = ""
+    ) -> Deployment:
+        """Create the deployment, or update it when it exists (the API's PUT)."""
+        return self._put_deployment(declaration, must_exist=None, set_default=set_default, caller=caller)
+
+    def _put_deployment(
+        self, declaration: DeploymentDeclaration, *, must_exist: bool | None, set_default: bool, caller: str
+    ) -> Deployment:
+        endpoint = self.repo.get_endpoint(declaration.endpoint_name)
+        existing = self.repo.find_deployment(endpoint.name, declaration.name)
+        version = self.repo.deployment_version(endpoint.name, declaration.name)
+        if must_exist and existing is None:
+            raise NotFoundError(
+                f"deployment {declaration.name!r} does not exist in endpoint {endpoint.name!r}; create it first",
+                field="name",
+            )
+        if must_exist is False and existing is not None:
+            raise ConflictError(
+                f"deployment {declaration.name!r} already exists in endpoint {endpoint.name!r}; use update",
+                field="name",
+            )
+        compute = self.backend.computes.get(declaration.compute)
+        if compute is None:
+            known = ", ".join(c.name for c in self.backend.computes.list())
+            raise ValidationError(f"compute {declaration.compute!r} does not exist; known: {known}", field="compute")
+        model_location = declaration.model.path
+        if model_location is None:
+            model_location = self.get_model(
+                declaration.model.name, declaration.model.version, declaration.model.label
+            ).path
+        environment = self._resolve_environment(declaration.environment)
+        if declaration.code is None:
+            environment = self._no_code_environment(model_location, environment)
+        else:
+            assets.check_scoring_script(self.blobs, declaration.code, declaration.scoring_script or "")
+        # Validate the record before registering an inline model or copying the code, so a refusal writes nothing.
+        deployment = parse(
+            Deployment,
+            {
+                "name": declaration.name,
+                "endpoint_name": endpoint.name,
+                "description": declaration.description,
+                "model": "pending",
+                "code_configuration": (
+                    None
+                    if declaration.code is None
+                    else {"code": "pending", "scoring_script": declaration.scoring_script}
+                ),
+                "inputs": declaration.inputs,
+                "environment": environment,
+                "compute": compute.name,
+                "settings": declaration.settings,
+                "tags": declaration.tags,
+                "created_at": existing.created_at if existing else now(),
+                "created_by": existing.created_by if existing else caller,
+                "updated_by": caller,
+            },
+        )
+        if declaration.code and assets.is_stored(declaration.code):
+            self.access.check_stored_asset(declaration.code, field="code_configuration.code")
+        deployment.model = self._resolve_model(declaration.model, declaration.name, caller).ref
+        if deployment.code_configuration is not None:
+            deployment.code_configuration = CodeConfiguration(
+                code=assets.upload_code(self.blobs, declaration.code or "", field="code_configuration.code"),
+                scoring_script=deployment.code_configuration.scoring_script,
+            )
+        deployment.compute_handle = self.backend.computes.register_deployment(deployment)
+        self.repo.put_deployment(deployment, expected_version=version)
+        if set_default:
+            self.update_endpoint(endpoint.name, default_deployment=deployment.name, caller=caller)
+        return deployment
+
+    def _no_code_environment(self, model_location: str, environment: Environment) -> Environment:
+        """A deployment without code scores an MLflow model with the built-in scorer. Unless an image is given,
+        its environment records the model's pip requirements (installed where the image lacks them)."""
+        model_dir = mlflow_models.find(self.blobs, model_location)
+        if model_dir is None:
+            raise ValidationError(
+                f"the model {model_location} is not an MLflow model (it has no MLmodel file); give a "
+                "code_configuration with a scoring script",
+                field="code_configuration",
+            )
+        if environment.image or environment.pip_requirements:
+            return environment
+        return environment.model_copy(
+            update={"pip_requirements": mlflow_models.pip_requirements(self.blobs, model_dir)}
+        )
+
+    def get_deployment(self, endpoint_name: str, name: str) -> Deployment:
+        self.repo.get_endpoint(endpoint_name)
+        return self.repo.get_deployment(endpoint_name, name)
+
+    def list_deployments(self, endpoint_name: str) -> list[Deployment]:
+        self.repo.get_endpoint(endpoint_name)
+        return self.repo.list_deployments(endpoint_name)
+
+    def delete_deployment(self, endpoint_name: str, name: str, *, caller: str = "") -> None:
+        endpoint = self.repo.get_endpoint(endpoint_name)
+        deployment = self.repo.get_deployment(endpoint_name, name)
+        others = [d for d in self.repo.list_deployments(endpoint_name) if d.name != name]
+        if endpoint.default_deployment == name and others:
+            raise ConflictError(
+                f"deployment {name!r} is the default of endpoint {endpoint_name!r}; make another deployment "
+                f"the default first (one of: {', '.join(d.name for d in others)})",
+                field="name",
+            )
+        self.backend.computes.deregister_deployment(deployment)
+        self.repo.delete_deployment(endpoint_name, name)
+        if endpoint.default_deployment == name:
+            self.repo.update_endpoint(
+                endpoint_name,
+                lambda e: e.model_copy(update={"default_deployment": None, "updated_at": now(), "updated_by": caller}),
+            )

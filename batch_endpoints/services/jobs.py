@@ -1,0 +1,414 @@
+"""Use cases of jobs: invoke an endpoint (at most once per idempotency key), follow, cancel, rerun and resume a
+job. A job runs a deployment's registered model, so these build on the asset use cases."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from batch_endpoints import idempotency, literal_inputs, uploads, workflow
+from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
+from batch_endpoints.jobfiles import JobFiles
+from batch_endpoints.paging import Page, paged
+from batch_endpoints.ports import BlobStore, LogPage
+from batch_endpoints.services.assets import AssetService
+from batch_endpoints.specs import (
+    Deployment,
+    Endpoint,
+    InvokeOverrides,
+    Job,
+    JobCounts,
+    JobMetadata,
+    JobStatus,
+    OutputAction,
+    RunSettings,
+    now,
+    parse,
+)
+
+
+@dataclass(frozen=True)
+class InvokeRequest:
+    endpoint_name: str
+    input: str
+    input_type: str | None = None
+    exclude: list[str] = field(default_factory=list)
+    """Glob patterns of the input folder's files to leave out (JobInput.exclude)."""
+    deployment_name: str | None = None
+    output_path: str | None = None
+    overrides: InvokeOverrides = field(default_factory=InvokeOverrides)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    """Literal inputs, checked against the deployment's declared inputs."""
+    caller: str = ""
+    job_id: str | None = None
+    """Chosen by the caller to make a retried invoke idempotent; generated when absent."""
+    experiment_name: str | None = None
+    display_name: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class JobService(AssetService):
+    def upload_input(self, local_path: str, *, progress: uploads.Progress | None = None) -> str:
+        """A local file or folder copied into the default datastore for a job to read (see uploads)."""
+        return uploads.upload_input(self.blobs, local_path, field="input", progress=progress)
+
+    def discard_upload(self, uri: str) -> None:
+        uploads.discard(self.blobs, uri)
+
+    def deployment_to_invoke(self, endpoint_name: str, deployment_name: str | None = None) -> Deployment:
+        """The deployment an invocation would run: the one named, or the endpoint's default. Clients call it to
+        refuse early, before uploading a local input."""
+        endpoint = self.repo.get_endpoint(endpoint_name)
+        name = deployment_name or endpoint.default_deployment
+        if not name:
+            raise ValidationError(
+                f"endpoint {endpoint.name!r} has no default deployment; pass a deployment name or set a default "
+                "(endpoint update --default-deployment NAME)",
+                field="deployment_name",
+            )
+        return self.repo.get_deployment(endpoint.name, name)
+
+    def invoke(self, request: InvokeRequest) -> Job:
+        endpoint = self.repo.get_endpoint(request.endpoint_name)
+        deployment = self.deployment_to_invoke(endpoint.name, request.deployment_name)
+        settings = request.overrides.apply(deployment.settings)
+        inputs = literal_inputs.resolve(deployment.inputs, request.inputs)
+        metadata = parse(
+            JobMetadata,
+            {"experiment_name": request.experiment_name, "display_name": request.display_name, "tags": request.tags},
+        )
+        job_id = request.job_id or new_job_id(endpoint.name)
+        output_uri = self._output_location(endpoint.name, job_id, settings, request.output_path)
+        # Before anything is looked at: whether an input exists is itself something a caller may not learn.
+        self.access.check_job(
+            request.caller, self.locations.resolve(request.input, field="input").uri, output_uri, endpoint=endpoint
+        )
+        job_input = self.locations.job_input(request.input, request.input_type, exclude=request.exclude)
+        _refuse_existing(self.blobs, output_uri)
+        model_ref, _, model_version = deployment.model.rpartition(":")
+        job = Job(
+            id=job_id,
+            endpoint_name=endpoint.name,
+            deployment_name=deployment.name,
+            deployment=deployment,
+            model_path=self.get_model(model_ref, model_version).path,
+            input=job_input,
+            output_uri=output_uri,
+            scratch_uri=self.blobs.join(self.blobs.root, "jobs", job_id),
+            settings=settings,
+            inputs=inputs,
+            experiment_name=metadata.experiment_name or endpoint.name,
+            display_name=metadata.display_name,
+            tags=metadata.tags,
+            created_by=request.caller,
+        )
+        self.repo.add_job(job)
+        return self._start(job)
+
+    def _output_location(
+        self, endpoint_name: str, job_id: str, settings: RunSettings, output_path: str | None
+    ) -> str | None:
+        """Where the job's merged output goes (None for summary_only)."""
+        if settings.output_action != OutputAction.APPEND_ROW:
+            return None
+        folder = (
+            self.locations.output_folder(output_path)
+            if output_path
+            else self.blobs.join(self.blobs.root, "outputs", endpoint_name, job_id)
+        )
+        return self.blobs.join(folder, settings.output_file_name)
+
+    def _start(self, job: Job) -> Job:
+        return self._run_workflow(job, self.backend.orchestrator.start, "started")
+
+    def _run_workflow(self, job: Job, run: Callable[[Job], str], done: str) -> Job:
+        """The job with the execution `run` (the orchestrator's start or resume) began for it. A job whose workflow
+        never began is failed, so that it does not wait in Queued or Running forever."""
+        try:
+            handle = run(job)
+        except Exception as error:
+            workflow.mark_failed(self.backend, job.id, f"the job could not be {done}: {error}")
+            raise
+        return self.repo.update_job(job.id, lambda j: j.model_copy(update={"execution": handle}))
+
+    def invoke_idempotent(self, request: InvokeRequest, key: str) -> Job:
+        """invoke, safe to retry: every request with the same key (per endpoint) answers with the same job, and
+        the same key with a different request is a conflict. See batch_endpoints/idempotency.py."""
+        self.repo.get_endpoint(request.endpoint_name)  # store no key for an endpoint that does not exist
+        return self._start_once(
+            request.endpoint_name,
+            key,
+            _invoke_fields(request),
+            lambda job_id: self.invoke(dataclasses.replace(request, job_id=job_id)),
+        )
+
+    def _start_once(self, endpoint_name: str, key: str, request: dict, start: Callable[[str], Job]) -> Job:
+        """The job the first request with `key` started; `start(job_id)` when none was yet."""
+        held = idempotency.claim(self.backend.records, endpoint_name, key, request, new_job_id(endpoint_name))
+        job = self._find_job(held.job_id)
+        if job is not None:
+            return job
+        # No job yet: the first request with this key is still on its way, or was refused. Starting again with
+        # the same job id is safe, because the job record is created only once (expected_version=0).
+        try:
+            return start(held.job_id)
+        except ConflictError:
+            job = self._find_job(held.job_id)
+            if job is None:
+                raise
+            return job
+
+    def get_job(self, job_id: str) -> Job:
+        return self.repo.get_job(job_id)
+
+    def _find_job(self, job_id: str) -> Job | None:
+        try:
+            return self.repo.get_job(job_id)
+        except NotFoundError:
+            return None
+
+    def job_progress(self, job_id: str) -> dict[str, int]:
+        return self.repo.job_progress(job_id)
+
+    def list_jobs(
+        self,
+        endpoint_name: str | None = None,
+        limit: int | None = None,
+        *,
+        experiment_name: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> list[Job]:
+        """Jobs newest first; with an experiment name or tags, only the jobs that have them (every tag given)."""
+        if endpoint_name is not None:
+            self.repo.get_endpoint(endpoint_name)
+        if experiment_name is None and not tags:
+            return self.repo.list_jobs(endpoint_name, limit)
+        # The record store indexes jobs by endpoint and time only, so filters read the jobs and keep the matches.
+        wanted = tags or {}
+        matches = [
+            job
+            for job in self.repo.list_jobs(endpoint_name)
+            if experiment_name in (None, job.experiment_name)
+            and all(job.tags.get(key) == value for key, value in wanted.items())
+        ]
+        return matches if limit is None else matches[:limit]
+
+    def list_jobs_page(
+        self,
+        endpoint_name: str | None = None,
+        *,
+        limit: int = 20,
+        next_token: str | None = None,
+        experiment_name: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> Page[Job]:
+        """Jobs newest first, a page at a time; the store reads no further than the page."""
+        return paged(
+            lambda n: self.list_jobs(endpoint_name, limit=n, experiment_name=experiment_name, tags=tags),
+            limit=limit,
+            next_token=next_token,
+        )
+
+    def job_artifacts(self, job_id: str) -> list[str]:
+        """URIs of what a finished job leaves for its user: the output file, the errors file, the summary."""
+        job = self.repo.get_job(job_id)
+        files = JobFiles(self.blobs, job.scratch_uri)
+        candidates = [job.output_uri if job.status == JobStatus.COMPLETED else None, files.errors, files.summary]
+        return [uri for uri in candidates if uri and self.blobs.exists(uri)]
+
+    def job_logs(self, job_id: str, *, next_token: str | None = None, limit: int = 1000) -> LogPage:
+        if not 0 < limit <= 10_000:
+            raise ValidationError(f"must be between 1 and 10000 (got {limit})", field="limit")
+        return self.backend.logs.read(self.repo.get_job(job_id), next_token=next_token, limit=limit)
+
+    def cancel_job(self, job_id: str, *, caller: str = "") -> Job:
+        job = self.repo.get_job(job_id)
+        if job.status.is_final:
+            raise ConflictError(f"job {job_id} already ended ({job.status.value}); nothing to cancel", field="job")
+
+        def request_cancel(current: Job) -> Job:
+            if current.status.is_final:
+                return current
+            changed = {"status": JobStatus.CANCEL_REQUESTED, "updated_at": now(), "updated_by": caller}
+            return current.model_copy(update={**changed, "canceled_by": current.canceled_by or caller})
+
+        job = self.repo.update_job(job_id, request_cancel)
+        if job.status.is_final:  # it ended meanwhile: nothing runs any more
+            return job
+        # Asks the workflow to stop and returns: the workflow closes the job (Canceled) when it has stopped.
+        self.backend.orchestrator.cancel(job)
+        return self.repo.get_job(job_id)
+
+    def rerun_job(
+        self,
+        job_id: str,
+        *,
+        failed_only: bool,
+        output_path: str | None = None,
+        output_file_name: str | None = None,
+        caller: str = "",
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Start a new job with an ended job's deployment and settings, over its failed and never-scored files
+        (`failed_only`) or over its whole input again. The new job writes an output of its own; `rerun_of`
+        names the job it reruns. With an idempotency key, as invoke_idempotent: one job per key."""
+        source = self.repo.get_job(job_id)
+        output = {"output_path": output_path, "output_file_name": output_file_name}
+        if idempotency_key is None:
+            return self._rerun(source, new_job_id(source.endpoint_name), failed_only, caller, **output)
+        request = {"rerun_of": source.id, "failed_only": failed_only, **output}
+        return self._start_once(
+            source.endpoint_name,
+            idempotency_key,
+            request,
+            lambda new_id: self._rerun(source, new_id, failed_only, caller, **output),
+        )
+
+    def _rerun(
+        self,
+        source: Job,
+        new_id: str,
+        failed_only: bool,
+        caller: str,
+        *,
+        output_path: str | None,
+        output_file_name: str | None,
+    ) -> Job:
+        if not source.status.is_final:
+            raise ConflictError(
+                f"job {source.id} is {source.status.value}; rerun it once it has ended (or resume it if it stopped)",
+                field="job",
+            )
+        if failed_only and source.counts.files and source.counts.files_succeeded == source.counts.files:
+            # Known from the record at once; which files failed is listed by the new job's plan, since that
+            # scan grows with the source job and API Gateway waits 29 s at most.
+            raise ConflictError(f"job {source.id} has no failed or unscored files; nothing to rerun", field="failed")
+        settings = InvokeOverrides(output_file_name=output_file_name).apply(source.settings)
+        output_uri = self._output_location(source.endpoint_name, new_id, settings, output_path)
+        self.access.check_job(caller, source.input.uri, output_uri, endpoint=self._endpoint_if_any(source))
+        _refuse_existing(self.blobs, output_uri)
+        job = source.model_copy(
+            update={
+                "id": new_id,
+                "output_uri": output_uri,
+                "scratch_uri": self.blobs.join(self.blobs.root, "jobs", new_id),
+                "settings": settings,
+                "status": JobStatus.QUEUED,
+                "counts": JobCounts(),
+                "error": None,
+                "execution": "",
+                "created_at": now(),
+                "started_at": None,
+                "ended_at": None,
+                "created_by": caller,
+                "canceled_by": None,
+                "updated_at": None,
+                "updated_by": "",
+                "rerun_of": source.id,
+                "resumes": 0,
+            }
+        )
+        if failed_only:
+            files = JobFiles(self.blobs, job.scratch_uri)
+            self.blobs.put_bytes(files.input_listing, json.dumps({"failed_files_of": source.id}).encode())
+        self.repo.add_job(job)
+        return self._start(job)
+
+    def resume_job(self, job_id: str, *, caller: str = "", idempotency_key: str | None = None) -> Job:
+        """Run the workflow of a job that stopped without finishing (its job host or execution died) again over
+        the same job files: the plan is kept and mini-batches that have a result are not scored again. The
+        caller must be allowed the job's input and output as if invoking it now. With an idempotency key, the
+        key names one resume: the job is resumed once, and every request with the key answers with it."""
+        job = self.repo.get_job(job_id)
+        if idempotency_key is None:
+            return self._resume(job, caller, resumes_before=job.resumes)
+        held = idempotency.claim(
+            self.backend.records, job.endpoint_name, idempotency_key, {"resume": job.id}, job.id, resume=job.resumes + 1
+        )
+        try:
+            return self._resume(self.repo.get_job(job_id), caller, resumes_before=held.resume - 1)
+        except ConflictError:
+            # Refused because this key's resume was made already (the job runs, or ran and ended): answer with it.
+            job = self.repo.get_job(job_id)
+            if job.resumes >= held.resume:
+                return job
+            raise
+
+    def _resume(self, job: Job, caller: str, *, resumes_before: int) -> Job:
+        job_id = job.id
+        _check_resumable(job, self.repo.job_progress(job_id).get("files_failed", 0))
+        if self.backend.orchestrator.is_running(job):
+            raise ConflictError(f"job {job_id} is still running ({job.execution}); nothing to resume", field="job")
+        self.access.check_job(caller, job.input.uri, job.output_uri, endpoint=self._endpoint_if_any(job))
+
+        def reopen(current: Job) -> Job:
+            # Two resumes racing: the first to write wins, the other starts nothing.
+            if current.resumes != resumes_before:
+                raise ConflictError(f"job {job_id} was resumed by another request meanwhile", field="job")
+            _check_resumable(current, 0)
+            status = JobStatus.RUNNING if current.status == JobStatus.FAILED else current.status
+            return current.model_copy(
+                update={
+                    "status": status,
+                    "error": None,
+                    "ended_at": None,
+                    "resumes": current.resumes + 1,
+                    "updated_at": now(),
+                    "updated_by": caller,
+                }
+            )
+
+        job = self.repo.update_job(job_id, reopen)
+        workflow.forget_shard_failures(self.backend, job.id)
+        return self._run_workflow(job, self.backend.orchestrator.resume, "resumed")
+
+    def _endpoint_if_any(self, job: Job) -> Endpoint | None:
+        """The job's endpoint, whose allow-lists bind the job's reruns and resumes; None once it is deleted."""
+        try:
+            return self.repo.get_endpoint(job.endpoint_name)
+        except NotFoundError:
+            return None
+
+
+def _check_resumable(job: Job, files_failed: int) -> None:
+    if job.status in {JobStatus.COMPLETED, JobStatus.CANCELED}:
+        hint = "; rerun its failed files with `job rerun --failed`" if job.counts.files_failed else ""
+        raise ConflictError(f"job {job.id} ended {job.status.value}; nothing to resume{hint}", field="job")
+    if job.status == JobStatus.CANCEL_REQUESTED:
+        raise ConflictError(f"job {job.id} is being canceled; it cannot be resumed", field="job")
+    threshold = job.settings.error_threshold
+    if job.status == JobStatus.FAILED and 0 <= threshold < files_failed:
+        raise ConflictError(
+            f"job {job.id} failed its error_threshold ({files_failed} failed files, {threshold} allowed); resuming "
+            "would fail again: rerun its failed files with `job rerun --failed`",
+            field="job",
+        )
+
+
+def new_job_id(endpoint_name: str) -> str:
+    # Also the Step Functions execution name: at most 80 characters, unique per state machine for 90 days.
+    return f"{endpoint_name}-{uuid.uuid4().hex[:12]}"
+
+
+def _invoke_fields(request: InvokeRequest) -> dict:
+    """What an invocation asks for: the request less who sent it and the job id it will get."""
+    fields = {**dataclasses.asdict(request), "overrides": request.overrides.model_dump(exclude_none=True)}
+    for name in ("caller", "job_id"):
+        fields.pop(name)
+    # Absent literal inputs and metadata are left out, so a request fingerprints as it did before they existed.
+    for name in ("exclude", "inputs", "experiment_name", "display_name", "tags"):
+        if not fields[name]:
+            fields.pop(name)
+    return fields
+
+
+def _refuse_existing(blobs: BlobStore, output_uri: str | None) -> None:
+    if output_uri is not None and blobs.exists(output_uri):
+        raise ConflictError(
+            f"{output_uri} already exists; choose another output path or file name (results are never overwritten)",
+            field="output",
+        )

@@ -1,0 +1,141 @@
+"""Endpoints and their deployments: the model, scoring code, environment, compute, declared inputs and run
+settings a deployment records."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Any, Literal
+
+import pydantic
+from pydantic import Field, field_validator
+
+from batch_endpoints.specs.assets import Environment
+from batch_endpoints.specs.base import MAX_ALLOWED_PREFIXES, EndpointName, Spec, StoragePrefix, now
+from batch_endpoints.specs.settings import RunSettings
+
+
+class Endpoint(Spec):
+    name: EndpointName
+    description: str = ""
+    auth_mode: Literal["aws_iam"] = "aws_iam"
+    default_deployment: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    allowed_inputs: list[StoragePrefix] = Field(
+        default_factory=list,
+        max_length=MAX_ALLOWED_PREFIXES,
+        description="storage prefixes this endpoint's jobs may read, within the system's own list; empty: that list",
+    )
+    allowed_outputs: list[StoragePrefix] = Field(
+        default_factory=list,
+        max_length=MAX_ALLOWED_PREFIXES,
+        description="storage prefixes this endpoint's jobs may write, within the system's own list; empty: that list",
+    )
+    scoring_uri: str = ""
+    created_at: str = Field(default_factory=now)
+    created_by: str = ""
+    updated_at: str | None = Field(None, description="when it was last changed (created, updated, default switched)")
+    updated_by: str = Field("", description="who changed it last")
+
+    @field_validator("auth_mode", mode="before")
+    @classmethod
+    def _azure_auth_modes(cls, value: Any) -> Any:
+        # Azure's token modes map onto the one mode we have: SigV4 with the caller's IAM identity.
+        return "aws_iam" if value in {"aad_token", "aml_token", "key"} else value
+
+
+class CodeConfiguration(Spec):
+    code: str = Field(description="storage URI of the registered copy of the code folder")
+    scoring_script: str
+
+    @field_validator("scoring_script")
+    @classmethod
+    def _relative_script(cls, value: str) -> str:
+        if not value.endswith(".py") or value.startswith(("/", "\\")) or ".." in value.split("/"):
+            raise ValueError(f"{value!r} must be a .py file inside the code folder")
+        return value
+
+
+InputType = Literal["string", "number", "integer", "boolean"]
+INPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# bool first: in pydantic's smart union True must stay a boolean, not become 1.
+LiteralValue = bool | int | float | str
+INTEGER_TEXT = re.compile(r"^[+-]?\d+$")
+
+
+def literal_value(kind: str, value: Any) -> LiteralValue:
+    """`value` as an input of type `kind`. Text (from a command line) is read as the type; other values must
+    already be of it. Raises ValueError saying what was expected."""
+    expected = f"expected {'an' if kind == 'integer' else 'a'} {kind} (got {value!r})"
+    if kind == "string":
+        if isinstance(value, str):
+            return value
+    elif kind == "boolean":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
+            return value.strip().lower() == "true"
+        expected = f"expected a boolean, true or false (got {value!r})"
+    elif isinstance(value, bool):
+        pass
+    elif kind == "integer":
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and INTEGER_TEXT.fullmatch(value.strip()):
+            return int(value)
+    elif kind == "number":
+        number = value
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                number = None
+        if isinstance(number, int | float) and math.isfinite(number):
+            return number
+    raise ValueError(expected)
+
+
+def _input_name(value: str) -> str:
+    if not INPUT_NAME.fullmatch(value):
+        raise ValueError(f"{value!r} must be a letter or '_', then letters, digits or '_' (at most 64)")
+    return value
+
+
+InputName = Annotated[str, pydantic.AfterValidator(_input_name)]
+
+
+class LiteralInput(Spec):
+    """A value a deployment accepts at invoke time (`--set inputs.NAME=VALUE`, the API's `inputs` map)."""
+
+    type: InputType = "string"
+    default: LiteralValue | None = None
+    required: bool = False
+    description: str = ""
+
+    @pydantic.model_validator(mode="after")
+    def _default_of_its_type(self) -> LiteralInput:
+        if self.default is not None:
+            self.__dict__["default"] = literal_value(self.type, self.default)
+        return self
+
+
+class Deployment(Spec):
+    name: EndpointName
+    endpoint_name: EndpointName
+    description: str = ""
+    model: str = Field(description="registered model reference, name:version")
+    code_configuration: CodeConfiguration | None = Field(
+        None, description="none: an MLflow model scored by the built-in scorer"
+    )
+    inputs: dict[InputName, LiteralInput] = Field(default_factory=dict, description="literal inputs it accepts")
+    environment: Environment = Field(default_factory=Environment)
+    compute: str = "cpu-cluster"
+    settings: RunSettings = Field(default_factory=RunSettings)
+    tags: dict[str, str] = Field(default_factory=dict)
+    compute_handle: str = Field("", description="the compute's registration of this deployment")
+    created_at: str = Field(default_factory=now)
+    updated_at: str = Field(default_factory=now)
+    created_by: str = ""
+    updated_by: str = Field("", description="who created or updated it last")

@@ -1,0 +1,108 @@
+"""What a file declares, validated, with its local paths made absolute: what the loaders return and the service
+takes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from batch_endpoints import specs
+
+DEFAULT_COMPUTE: str = specs.Deployment.model_fields["compute"].default
+
+
+@dataclass(frozen=True)
+class ModelReference:
+    """A registered model (`name` + `version`, or `name` + label "latest"), or an inline local `path`."""
+
+    name: str | None = None
+    version: str | None = None
+    label: Literal["latest"] | None = None
+    path: str | None = None
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_inline(self) -> bool:
+        return self.path is not None
+
+    def __str__(self) -> str:
+        if self.path is not None:
+            return self.path
+        return f"{self.name}@{self.label}" if self.label else f"{self.name}:{self.version}"
+
+
+@dataclass(frozen=True)
+class EnvironmentReference:
+    """A registered environment: `name` + `version`, or `name` + label "latest". The service resolves it when a
+    deployment is created or updated, and the deployment keeps the version it found."""
+
+    name: str
+    version: str | None = None
+    label: Literal["latest"] | None = None
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.label}" if self.label else f"{self.name}:{self.version}"
+
+
+@dataclass(frozen=True)
+class EndpointDeclaration:
+    name: str
+    description: str = ""
+    auth_mode: str = "aws_iam"
+    tags: dict[str, str] = field(default_factory=dict)
+    default_deployment: str | None = None
+    allowed_inputs: tuple[str, ...] = ()
+    """Storage prefixes the endpoint's jobs may read (within the system's own list); empty: that list."""
+    allowed_outputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeploymentDeclaration:
+    """A deployment as declared. `code` is an absolute local folder or a storage URI (s3://...);
+    `scoring_script` is relative to it; both None for an MLflow model scored without code. `environment` is
+    inline, or a reference to a registered version."""
+
+    name: str
+    endpoint_name: str
+    model: ModelReference
+    code: str | None
+    scoring_script: str | None
+    environment: specs.Environment | EnvironmentReference = field(default_factory=specs.Environment)
+    compute: str = DEFAULT_COMPUTE
+    settings: specs.RunSettings = field(default_factory=specs.RunSettings)
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    inputs: dict[str, specs.LiteralInput] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataDeclaration:
+    """A data asset version as declared (Azure's data.yml): `path` is an absolute local path or a reference to
+    data in storage (s3://..., azureml://datastores/<name>/paths/<path>)."""
+
+    name: str
+    path: str
+    type: specs.DataType = "uri_folder"
+    version: str | None = None
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InvokeDeclaration:
+    """An invocation as Azure's `az ml batch-endpoint invoke --file` reads it (inputs.yml, inputs-and-outputs.yml).
+    Paths are absolute local paths or references to data in storage, as `local_or_reference` returns them."""
+
+    input: str
+    input_type: specs.DataType | None = None
+    exclude: list[str] = field(default_factory=list)
+    """Glob patterns of the input folder's files to leave out (an extension of Azure's file: `exclude:`)."""
+    output_path: str | None = None
+    """The folder the output file goes to."""
+    output_file_name: str | None = None
+    """Set when the output is declared as a file (type uri_file): the path's last segment."""
+    experiment_name: str | None = None
+    display_name: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,309 @@
+"""Azure ML CLI v2 YAML files (batch endpoint, batch deployment, data asset, invoke), read as they are.
+
+A file becomes a *declaration*: what the user asked for, validated, with local paths made absolute against the
+file's folder. Registering the model and code into storage and writing the records is the service's job.
+
+Both layouts of a deployment file load. Azure's CLI before 1.7 put the run settings at the top level
+(`mini_batch_size: 10`); since 1.7 (`type: model`) they sit under `settings:`. Internally both become the nested
+form, and every error still names the field where the user wrote it. `--set` overrides (set_language) are applied
+after the file is read and before anything is validated.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Hashable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from batch_endpoints import specs
+from batch_endpoints.errors import NotFoundError, ValidationError
+from batch_endpoints.yaml_files.declarations import (
+    DataDeclaration,
+    DeploymentDeclaration,
+    EndpointDeclaration,
+    InvokeDeclaration,
+)
+from batch_endpoints.yaml_files.inline_assets import resolve_code, resolve_environment, resolve_model
+from batch_endpoints.yaml_files.origins import Origin, error, kind, reported
+from batch_endpoints.yaml_files.references import local_or_reference
+from batch_endpoints.yaml_files.schemas import (
+    FLAT_SETTINGS,
+    DataFile,
+    DeploymentFile,
+    EndpointFile,
+    InvokeFile,
+    scalar_text,
+    text_values,
+)
+from batch_endpoints.yaml_files.set_language import internal_key, override_value, set_dotted
+
+_LITERAL_TYPES = {"string", "integer", "number", "boolean"}
+# Azure's SDK enum spellings of output_action, as `az ml batch-deployment show` prints them.
+OUTPUT_ACTIONS = {"appendrow": specs.OutputAction.APPEND_ROW, "summaryonly": specs.OutputAction.SUMMARY_ONLY}
+
+
+def load_endpoint(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> EndpointDeclaration:
+    return load_endpoint_mapping(_read_yaml(path), overrides=overrides, source=os.fspath(path))
+
+
+def load_deployment(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> DeploymentDeclaration:
+    """Read a deployment file; relative paths in it are relative to the file's folder, as in Azure."""
+    mapping = _read_yaml(path)
+    base_dir = Path(path).expanduser().resolve().parent
+    return load_deployment_mapping(mapping, base_dir, overrides=overrides, source=os.fspath(path))
+
+
+def load_endpoint_mapping(
+    mapping: Mapping[str, Any], *, overrides: Mapping[str, Any] | None = None, source: str = "endpoint"
+) -> EndpointDeclaration:
+    """Validate an endpoint given as a mapping in the file's layout (the CLI builds one from its flags)."""
+    data, origins = _prepare(mapping, overrides, source, settings_block=False)
+    with reported(source, origins):
+        doc = EndpointFile.model_validate(data)
+        # Through the record's own model, so auth_mode is read exactly as a stored endpoint reads it.
+        endpoint = specs.Endpoint.model_validate(
+            {
+                "name": doc.name,
+                "description": doc.description,
+                "tags": doc.tags,
+                "auth_mode": doc.auth_mode,
+                "allowed_inputs": doc.allowed_inputs,
+                "allowed_outputs": doc.allowed_outputs,
+            }
+        )
+    return EndpointDeclaration(
+        name=endpoint.name,
+        description=endpoint.description,
+        auth_mode=endpoint.auth_mode,
+        tags=dict(endpoint.tags),
+        default_deployment=doc.defaults.deployment_name if doc.defaults else None,
+        allowed_inputs=tuple(endpoint.allowed_inputs),
+        allowed_outputs=tuple(endpoint.allowed_outputs),
+    )
+
+
+def load_deployment_mapping(
+    mapping: Mapping[str, Any],
+    base_dir: str | os.PathLike[str] | None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    source: str = "deployment",
+) -> DeploymentDeclaration:
+    """Validate a deployment given as a mapping in either of Azure's layouts; paths resolve against base_dir.
+
+    The code folder and an inline model may also be storage URIs (s3://...), kept as written: the service checks
+    them in storage. Without base_dir (a request over the API) a local path must be absolute, and no conda file
+    is read: nothing is relative to a server's working folder.
+    """
+    data, origins = _prepare(mapping, overrides, source, settings_block=True)
+    base = Path(base_dir).expanduser().resolve() if base_dir is not None else None
+    settings = data.pop("settings", {})
+    with reported(source, origins):
+        if data.get("type") == "pipeline":
+            raise ValidationError(
+                "pipeline component deployments are not supported; only model deployments (type: model)",
+                field="type",
+            )
+        doc = DeploymentFile.model_validate(data)
+        if not isinstance(settings, Mapping):
+            raise ValidationError(f"must be a mapping of run settings (got {kind(settings)})", field="settings")
+        run_settings = specs.parse(specs.RunSettings, _azure_settings(settings), prefix="settings")
+        model = resolve_model(doc.model, base)
+        code, script = resolve_code(doc.code_configuration, base) if doc.code_configuration else (None, None)
+        environment = resolve_environment(doc.environment, base)
+    return DeploymentDeclaration(
+        name=doc.name,
+        endpoint_name=doc.endpoint_name,
+        description=doc.description,
+        model=model,
+        code=code,
+        scoring_script=script,
+        environment=environment,
+        compute=doc.compute,
+        settings=run_settings,
+        tags=dict(doc.tags),
+        inputs=dict(doc.inputs),
+    )
+
+
+def load_data(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> DataDeclaration:
+    """Read Azure's data asset YAML (`az ml data create --file`); a local path in it is relative to the file."""
+    source = os.fspath(path)
+    data, origins = _prepare(_read_yaml(path), overrides, source, settings_block=False)
+    base = str(Path(path).expanduser().resolve().parent)
+    with reported(source, origins):
+        doc = DataFile.model_validate(data)
+    return DataDeclaration(
+        name=doc.name,
+        path=local_or_reference(doc.path, base),
+        type=doc.type,
+        version=doc.version,
+        description=doc.description,
+        tags=dict(doc.tags),
+    )
+
+
+def load_invoke(path: str | os.PathLike[str]) -> InvokeDeclaration:
+    """Read Azure's batch invoke YAML: one data input under `inputs`, at most one output under `outputs`, each
+    `{type, path}` (a `mode` is accepted and ignored: jobs read and write storage directly)."""
+    source = os.fspath(path)
+    data, origins = _prepare(_read_yaml(path), None, source, settings_block=False)
+    base = str(Path(path).expanduser().resolve().parent)
+    with reported(source, origins):
+        declared = data.get("inputs")
+        for name, value in declared.items() if isinstance(declared, Mapping) else ():
+            if isinstance(value, Mapping) and value.get("type") in _LITERAL_TYPES:
+                raise ValidationError(
+                    "literal inputs are for pipeline deployments; a model deployment takes one data input",
+                    field=f"inputs.{name}",
+                )
+        doc = InvokeFile.model_validate(data)
+        if len(doc.inputs) != 1:
+            raise ValidationError(
+                f"a model deployment takes exactly one data input (got {len(doc.inputs)}: "
+                f"{', '.join(doc.inputs) or 'none'})",
+                field="inputs",
+            )
+        if len(doc.outputs) > 1:
+            raise ValidationError(
+                f"a model deployment writes one output (got {len(doc.outputs)}: {', '.join(doc.outputs)})",
+                field="outputs",
+            )
+        (input_name, data_input), *_ = doc.inputs.items()
+        if data_input.path is None:
+            raise ValidationError("is required", field=f"inputs.{input_name}.path")
+        output_path = file_name = None
+        for output_name, output in doc.outputs.items():
+            if output.exclude:
+                raise ValidationError("applies to inputs only", field=f"outputs.{output_name}.exclude")
+            if output.path is None:
+                continue  # Azure's way of asking for the default location
+            output_path = local_or_reference(output.path, base)
+            if output.type == "uri_file":
+                output_path, _, file_name = output_path.rstrip("/").rpartition("/")
+    return InvokeDeclaration(
+        input=local_or_reference(data_input.path, base),
+        input_type=data_input.type,
+        exclude=data_input.exclude,
+        output_path=output_path,
+        output_file_name=file_name,
+        experiment_name=doc.experiment_name,
+        display_name=doc.display_name,
+        tags=dict(doc.tags),
+    )
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a key given twice: PyYAML would silently keep the last one."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue  # SafeLoader itself refuses unhashable keys, with its own message
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in this mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _StrictLoader.construct_mapping)
+
+
+def _read_yaml(path: str | os.PathLike[str]) -> Any:
+    source = os.fspath(path)
+    try:
+        text = Path(path).expanduser().read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NotFoundError(f"{source}: no such file") from None
+    except IsADirectoryError:
+        raise ValidationError(f"{source}: is a folder; expected a YAML file") from None
+    except UnicodeDecodeError as exc:
+        raise ValidationError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:  # a name too long, a permission denied, a file that cannot be read
+        raise ValidationError(f"{source}: cannot be read ({exc.strerror})", field="file") from None
+    try:
+        return yaml.load(text, Loader=_StrictLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ValidationError(f"{source}: {where}not valid YAML: {problem}") from None
+
+
+def _prepare(
+    mapping: Any, overrides: Mapping[str, Any] | None, source: str, *, settings_block: bool
+) -> tuple[dict[str, Any], dict[str, Origin]]:
+    """Copy the mapping, move deployment run settings under `settings`, then apply the overrides.
+
+    Returns the data and `origins`: internal dotted path -> where the user wrote it, for error messages.
+    """
+    if mapping is None:
+        raise ValidationError(f"{source}: is empty; expected a mapping of fields such as 'name: ...'")
+    if not isinstance(mapping, Mapping):
+        raise ValidationError(f"{source}: expected a mapping of fields at the top level, got a {kind(mapping)}")
+    data = copy.deepcopy(dict(mapping))
+    origins: dict[str, Origin] = {}
+    if settings_block:
+        _gather_settings(data, origins, source)
+    for key, raw in (overrides or {}).items():
+        written = str(key)
+        internal = internal_key(written) if settings_block else written
+        set_dotted(data, internal, override_value(raw), written, source)
+        origins[internal] = Origin(written, note=f"from override {written}={raw}")
+    return data, origins
+
+
+def _gather_settings(data: dict[str, Any], origins: dict[str, Origin], source: str) -> None:
+    nested = data.get("settings")
+    if nested is None:
+        nested = {}
+    elif not isinstance(nested, Mapping):
+        raise error(source, "settings", f"must be a mapping of run settings (got {kind(nested)})")
+    settings = dict(nested)
+    for key in FLAT_SETTINGS:
+        if key not in data:
+            continue
+        if "settings" in data:
+            raise error(
+                source,
+                key,
+                f"run settings are given both under 'settings' and at the top level; move '{key}' under 'settings'",
+            )
+        settings[key] = data.pop(key)
+        origins[f"settings.{key}"] = Origin(key)
+    resources = data.get("resources")
+    if isinstance(resources, Mapping) and "instance_count" in resources:
+        resources = dict(resources)
+        count = resources.pop("instance_count")
+        if "instance_count" in settings and settings["instance_count"] != count:
+            raise error(
+                source,
+                "settings.instance_count",
+                f"conflicts with resources.instance_count ({settings['instance_count']!r} vs {count!r}); "
+                "give the instance count once, as resources.instance_count",
+            )
+        settings["instance_count"] = count
+        origins["settings.instance_count"] = Origin("resources.instance_count")
+        data["resources"] = resources
+    data["settings"] = settings
+
+
+def _azure_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """Azure spellings the stored settings do not take: `AppendRow`, numbers where text is meant."""
+    settings = dict(settings)
+    action = settings.get("output_action")
+    if isinstance(action, str):
+        settings["output_action"] = OUTPUT_ACTIONS.get(action.replace("_", "").lower(), action)
+    if "output_file_name" in settings:
+        settings["output_file_name"] = scalar_text(settings["output_file_name"])
+    if "environment_variables" in settings:
+        settings["environment_variables"] = text_values(settings["environment_variables"])
+    return settings

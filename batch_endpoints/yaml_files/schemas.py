@@ -1,0 +1,171 @@
+"""The schemas of Azure ML CLI v2 files (endpoint, deployment, data asset, invoke), read as Azure writes them.
+
+Keys Azure knows but that mean nothing here (`$schema`, `resources.instance_type`, ...) are accepted and ignored;
+any other key is an error, because a typo such as `mini_batch_szie` silently falling back to the default is worse
+than a refusal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+from batch_endpoints import specs
+from batch_endpoints.yaml_files.declarations import DEFAULT_COMPUTE
+from batch_endpoints.yaml_files.references import AZURE_PREFIX
+
+# The run settings Azure's pre-1.7 layout puts at the top level of deployment.yml. `instance_count` is not
+# among them: Azure keeps it under `resources:` in both layouts.
+FLAT_SETTINGS = (
+    "mini_batch_size",
+    "max_concurrency_per_instance",
+    "retry_settings",
+    "error_threshold",
+    "output_action",
+    "output_file_name",
+    "logging_level",
+    "environment_variables",
+    "input_format",
+    "output_format",
+    "keep_input_columns",
+    "max_mini_batches_per_worker",
+    "max_worker_memory_mb",
+    "init_timeout",
+)
+
+
+def text_values(value: Any) -> Any:
+    # YAML reads `epochs: 10` as an int; Azure's tags and environment variables are strings.
+    if isinstance(value, Mapping):
+        return {k: scalar_text(v) for k, v in value.items()}
+    return value
+
+
+def scalar_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if isinstance(value, int | float) else value
+
+
+def _version_text(value: Any) -> Any:
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+def _azure_reference(value: Any) -> Any:
+    return value.removeprefix(AZURE_PREFIX) if isinstance(value, str) else value
+
+
+_Tags = Annotated[dict[str, str], pydantic.BeforeValidator(text_values)]
+# `--set description=2024` or `--description 2024` reads as a number; a description is text whatever it says.
+_Text = Annotated[str, pydantic.BeforeValidator(scalar_text)]
+
+
+class _AzureFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    schema_: str | None = Field(None, alias="$schema")
+
+
+class _EndpointDefaults(_AzureFile):
+    deployment_name: specs.EndpointName | None = None
+
+
+class EndpointFile(_AzureFile):
+    name: specs.EndpointName
+    description: _Text = ""
+    tags: _Tags = Field(default_factory=dict)
+    auth_mode: str = "aad_token"
+    defaults: _EndpointDefaults | None = None
+    # Not Azure's: where this endpoint's jobs may read and write (batch_endpoints.data_access).
+    allowed_inputs: list[Any] = Field(default_factory=list)
+    allowed_outputs: list[Any] = Field(default_factory=list)
+
+
+class _Resources(_AzureFile):
+    # Azure sizes instances by VM type; here the compute decides the instance type. instance_count has been
+    # moved into the run settings before this model sees the mapping.
+    instance_type: str | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class CodeConfiguration(_AzureFile):
+    code: str
+    scoring_script: str
+
+
+class InlineModel(_AzureFile):
+    """Azure's model schema, inline in a deployment: only a local `path` makes sense here."""
+
+    path: str
+    name: specs.AssetName | None = None
+    version: Annotated[str | None, pydantic.BeforeValidator(_version_text)] = None
+    description: _Text = ""
+    tags: _Tags = Field(default_factory=dict)
+    type: Literal["custom_model", "mlflow_model", "triton_model"] = "custom_model"
+    properties: dict[str, Any] = Field(default_factory=dict)
+    stage: str | None = None
+
+
+class InlineEnvironment(_AzureFile):
+    """Azure's environment schema, inline in a deployment, plus our `pip_requirements`."""
+
+    name: str | None = None
+    version: Annotated[str | None, pydantic.BeforeValidator(_version_text)] = None
+    image: str | None = None
+    conda_file: str | None = None
+    pip_requirements: list[str] = Field(default_factory=list)
+    build: Any = None
+    description: _Text = ""
+    tags: _Tags = Field(default_factory=dict)
+    properties: dict[str, Any] = Field(default_factory=dict)
+    os_type: Literal["linux", "Linux"] = "linux"
+    inference_config: dict[str, Any] = Field(default_factory=dict)
+
+
+class DeploymentFile(_AzureFile):
+    name: specs.EndpointName
+    endpoint_name: specs.EndpointName
+    description: _Text = ""
+    tags: _Tags = Field(default_factory=dict)
+    type: Literal["model"] = "model"
+    model: Any
+    # None: an MLflow model, scored by the built-in scorer (Azure's no-code deployment).
+    code_configuration: CodeConfiguration | None = None
+    inputs: dict[specs.InputName, specs.LiteralInput] = Field(default_factory=dict)
+    environment: Any = None
+    compute: Annotated[specs.AssetName, pydantic.BeforeValidator(_azure_reference)] = DEFAULT_COMPUTE
+    resources: _Resources = Field(default_factory=_Resources)
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class DataFile(_AzureFile):
+    """Azure's data asset schema (data.yml). mltable assets are Azure's tabular format, which has no reader here."""
+
+    name: specs.AssetName
+    version: Annotated[str | None, pydantic.BeforeValidator(_version_text)] = None
+    description: _Text = ""
+    tags: _Tags = Field(default_factory=dict)
+    type: specs.DataType = "uri_folder"
+    path: str
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class _JobData(_AzureFile):
+    type: specs.DataType | None = None
+    path: str | None = None
+    exclude: list[str] = Field(default_factory=list)
+    mode: Literal["ro_mount", "download", "direct", "rw_mount", "upload"] | None = None
+
+
+class InvokeFile(_AzureFile):
+    """Azure's batch invoke file: the job's inputs and outputs, and what names the job."""
+
+    inputs: dict[str, _JobData]
+    outputs: dict[str, _JobData] = Field(default_factory=dict)
+    experiment_name: specs.AssetName | None = None
+    display_name: str | None = None
+    description: _Text = ""
+    tags: _Tags = Field(default_factory=dict)
