@@ -21,6 +21,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,6 +32,8 @@ import jsii
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+
+from batch_endpoints.lock_constraints import constraints
 
 # Not the 3.11 of development, CI and the runner's images, for two reasons: Lambda's python3.11 runs on Amazon
 # Linux 2 (glibc 2.26, end of life June 2026), and pyarrow, which the workflow bundle needs, ships only
@@ -87,6 +90,22 @@ class PipBundling:
         return True
 
     def bundle(self, out: Path) -> None:
+        with tempfile.TemporaryDirectory() as scratch:
+            pins = Path(scratch, "constraints.txt")
+            pins.write_text(constraints((self.root / "requirements.lock").read_text()))
+            self._pip_install(out, pins)
+        shutil.rmtree(out / "bin", ignore_errors=True)
+        for name in STRIPPED:
+            for path in sorted(out.rglob(name), reverse=True):
+                if path.is_dir():
+                    shutil.rmtree(path)
+        for pattern in PYARROW_UNUSED:
+            for path in sorted(out.glob(pattern), reverse=True):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        for package in PACKAGES:
+            shutil.copytree(self.root / package, out / package, ignore=shutil.ignore_patterns(*JUNK))
+
+    def _pip_install(self, out: Path, pins: Path) -> None:
         platforms = [argument for platform in PLATFORMS for argument in ("--platform", platform)]
         command = [
             sys.executable,
@@ -104,21 +123,12 @@ class PipBundling:
             self.python_version,
             "--only-binary=:all:",
             *platforms,
+            # The lock's versions without its hashes (batch_endpoints/lock_constraints.py says why).
             "--constraint",
-            str(self.root / "requirements.lock"),
+            str(pins),
             *requirements(self.root, tables=self.tables),
         ]
         subprocess.run(command, check=True)
-        shutil.rmtree(out / "bin", ignore_errors=True)
-        for name in STRIPPED:
-            for path in sorted(out.rglob(name), reverse=True):
-                if path.is_dir():
-                    shutil.rmtree(path)
-        for pattern in PYARROW_UNUSED:
-            for path in sorted(out.glob(pattern), reverse=True):
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
-        for package in PACKAGES:
-            shutil.copytree(self.root / package, out / package, ignore=shutil.ignore_patterns(*JUNK))
 
 
 def project_code(root: Path, *, tables: bool = False) -> lambda_.Code:
