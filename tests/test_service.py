@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from batch_endpoints.backend import Backend
-from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
+from batch_endpoints.errors import BatchEndpointError, ConflictError, NotFoundError, ValidationError
 from batch_endpoints.repository import DEPLOYMENT, ENDPOINT, ENVIRONMENT, JOB, MODEL
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
 from batch_endpoints.specs import Environment, InvokeOverrides, JobStatus, OutputAction, parse
 from batch_endpoints.workflow import mark_failed
-from batch_endpoints.yaml_specs import EndpointDeclaration
+from batch_endpoints.yaml_specs import EndpointDeclaration, ModelReference, parse_model_reference
 from tests.core_fixtures import (  # noqa: F401 (pytest fixtures)
     RecordingOrchestrator,
     code_dir_fixture,
@@ -418,15 +418,32 @@ def test_unknown_compute_is_refused_and_writes_nothing(
     assert not local_backend.blobs.exists(local_backend.blobs.join(local_backend.blobs.root, "code"))
 
 
-@pytest.mark.parametrize("model", ["azureml:digits:2", "azureml:nothing:1", "azureml:nothing@latest"])
-def test_unknown_model_is_not_found_and_writes_nothing(
-    service: BatchEndpointService, local_backend: Backend, code_dir: Path, model_dir: Path, model: str
+@pytest.mark.parametrize(
+    ("model", "refusal"),
+    [
+        (parse_model_reference("azureml:digits:2"), NotFoundError),
+        (parse_model_reference("azureml:nothing:1"), NotFoundError),
+        (parse_model_reference("azureml:nothing@latest"), NotFoundError),
+        # Only a declaration built in code, not loaded from a file, can name no model: the newest of any is not it.
+        (ModelReference(), ValidationError),
+        (ModelReference(version="1"), ValidationError),
+        (ModelReference(label="latest"), ValidationError),
+    ],
+    ids=lambda value: value.__name__ if isinstance(value, type) else str(value),
+)
+def test_a_model_that_is_unknown_or_unnamed_is_refused_and_writes_nothing(
+    service: BatchEndpointService,
+    local_backend: Backend,
+    code_dir: Path,
+    model_dir: Path,
+    model: ModelReference,
+    refusal: type[BatchEndpointError],
 ) -> None:
     service.register_model("digits", str(model_dir))
     service.create_endpoint(endpoint_declaration("digits"))
 
-    with pytest.raises(NotFoundError) as caught:
-        service.create_deployment(deployment_declaration(code_dir, model=model))
+    with pytest.raises(refusal) as caught:
+        service.create_deployment(dataclasses.replace(deployment_declaration(code_dir), model=model))
 
     assert caught.value.field == "model"
     assert record_count(local_backend, DEPLOYMENT) == 0

@@ -25,7 +25,10 @@ class FileReader(Protocol):
 
 
 class EndpointsApi(Protocol):
-    blobs: FileReader
+    # Read-only, so each implementation may hold its own kind of reader (a plain attribute would have to be
+    # exactly a FileReader: a protocol's settable members are invariant).
+    @property
+    def blobs(self) -> FileReader: ...
 
     # ------------------------------------------------------------------ models, environments, data
     def register_model(

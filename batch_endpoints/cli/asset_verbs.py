@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from pydantic import BaseModel
 
 from batch_endpoints import yaml_specs
 from batch_endpoints.api.protocol import EndpointsApi
 from batch_endpoints.cli import render
-from batch_endpoints.cli.commands import Handler, command, current_user, key_values
+from batch_endpoints.cli.commands import Group, Handler, command, current_user, key_values
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def add_asset_commands(
-    groups: argparse._SubParsersAction,
+    groups: Group,
     noun: str,
     *,
     help_text: str,
@@ -59,9 +62,10 @@ def asset_show(service: EndpointsApi, args: argparse.Namespace) -> int:
     return 0
 
 
-def _on_target(service: EndpointsApi, method: Callable[..., Any]) -> Callable[..., Any]:
-    """`method` (one of EndpointsApi's) as the target implements it."""
-    return getattr(service, method.__name__)
+def _on_target(service: EndpointsApi, method: Callable[Concatenate[EndpointsApi, P], R]) -> Callable[P, R]:
+    """`method` (one of EndpointsApi's, unbound: the Protocol's own body is a stub) as the target implements it."""
+    implemented: Callable[P, R] = getattr(service, method.__name__)
+    return implemented
 
 
 def registration(args: argparse.Namespace) -> dict[str, Any]:

@@ -146,7 +146,7 @@ def add_global_arguments(parser: argparse.ArgumentParser, *, default: object) ->
 
 
 # ---------------------------------------------------------------- the command
-def configure(_: object, args: argparse.Namespace) -> int:
+def configure(args: argparse.Namespace) -> int:
     # Unchecked, so that configure can replace a bad value that stops every other command.
     defaults = _read()
     if args.defaults:

@@ -10,7 +10,7 @@ from batch_endpoints import yaml_specs
 from batch_endpoints.api.protocol import EndpointsApi
 from batch_endpoints.cli import render
 from batch_endpoints.cli.asset_verbs import add_asset_commands
-from batch_endpoints.cli.commands import current_user, key_values
+from batch_endpoints.cli.commands import Group, current_user, key_values
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.progress import ProgressBar
 
@@ -45,7 +45,7 @@ def data_create(service: EndpointsApi, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(groups: argparse._SubParsersAction) -> None:
+def add_commands(groups: Group) -> None:
     sub = add_asset_commands(
         groups,
         "data",

@@ -7,7 +7,7 @@ import os
 
 from batch_endpoints.api.protocol import EndpointsApi
 from batch_endpoints.cli import render
-from batch_endpoints.cli.commands import command, current_user, key_values
+from batch_endpoints.cli.commands import Group, command, current_user, key_values
 
 
 def datastore_create(service: EndpointsApi, args: argparse.Namespace) -> int:
@@ -35,7 +35,7 @@ def datastore_show(service: EndpointsApi, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(groups: argparse._SubParsersAction) -> None:
+def add_commands(groups: Group) -> None:
     datastores = groups.add_parser("datastore", help="named storage locations for paths").add_subparsers(
         dest="verb", required=True
     )

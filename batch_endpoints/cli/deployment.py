@@ -8,7 +8,7 @@ import sys
 from batch_endpoints import yaml_specs
 from batch_endpoints.api.protocol import EndpointsApi
 from batch_endpoints.cli import render
-from batch_endpoints.cli.commands import command, current_user
+from batch_endpoints.cli.commands import Group, command, current_user
 
 
 def _deployment_declaration(args: argparse.Namespace) -> yaml_specs.DeploymentDeclaration:
@@ -54,7 +54,7 @@ def deployment_delete(service: EndpointsApi, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(groups: argparse._SubParsersAction) -> None:
+def add_commands(groups: Group) -> None:
     deployments = groups.add_parser(
         "deployment", help="deployments of an endpoint", aliases=["batch-deployment"]
     ).add_subparsers(dest="verb", required=True)

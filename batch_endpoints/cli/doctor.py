@@ -11,7 +11,7 @@ from batch_endpoints.doctor import docker_check, failed
 from batch_endpoints.errors import ValidationError
 
 
-def doctor(_: object, args: argparse.Namespace) -> int:
+def doctor(args: argparse.Namespace) -> int:
     settings = config.resolve(args, config.load(), os.environ)
     if settings.get("target") != "aws":
         raise ValidationError("doctor checks a deployment on AWS: add --target aws", field="--target")

@@ -9,7 +9,7 @@ import sys
 from batch_endpoints import yaml_specs
 from batch_endpoints.api.protocol import EndpointsApi
 from batch_endpoints.cli import render
-from batch_endpoints.cli.commands import command, current_user, key_values
+from batch_endpoints.cli.commands import Group, command, current_user, key_values
 from batch_endpoints.cli.job import follow_and_report
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.progress import ProgressBar
@@ -129,7 +129,7 @@ def add_allow_list_arguments(sub: argparse.ArgumentParser, nargs: str, more: str
         )
 
 
-def add_commands(groups: argparse._SubParsersAction) -> None:
+def add_commands(groups: Group) -> None:
     endpoints = groups.add_parser("endpoint", help="batch endpoints", aliases=["batch-endpoint"]).add_subparsers(
         dest="verb", required=True
     )

@@ -8,8 +8,9 @@ import sys
 
 from batch_endpoints import yaml_specs
 from batch_endpoints.api.protocol import EndpointsApi
+from batch_endpoints.api.schemas import JobView
 from batch_endpoints.cli import render, stream
-from batch_endpoints.cli.commands import command, current_user, key_values
+from batch_endpoints.cli.commands import Group, command, current_user, key_values
 from batch_endpoints.errors import ConflictError
 from batch_endpoints.specs import Job, JobStatus
 
@@ -92,7 +93,7 @@ def follow_and_report(service: EndpointsApi, job_id: str) -> int:
     return 0 if job.status == JobStatus.COMPLETED else 1
 
 
-def _report(job: Job) -> None:
+def _report(job: Job | JobView) -> None:
     counts = job.counts
     print(
         f"job {job.id} {job.status.value}: {counts.files_succeeded} of {counts.files} {counts.unit} scored, "
@@ -105,7 +106,7 @@ def _report(job: Job) -> None:
         print(f"output: {job.output_uri}", file=sys.stderr)
 
 
-def add_commands(groups: argparse._SubParsersAction) -> None:
+def add_commands(groups: Group) -> None:
     jobs = groups.add_parser("job", help="jobs (invocations)").add_subparsers(dest="verb", required=True)
     for verb, handler, help_text in (
         ("show", job_show, "show a job and its progress"),

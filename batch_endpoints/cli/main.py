@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 
 from batch_endpoints.cli import (
     config,
@@ -27,19 +26,10 @@ from batch_endpoints.cli import (
     serve,
     targets,
 )
-from batch_endpoints.cli.commands import command
+from batch_endpoints.cli.commands import CommandLineParser, Invocation, standalone_command
 from batch_endpoints.errors import BatchEndpointError, ConflictError, ForbiddenError, NotFoundError, ValidationError
 
 EXIT_CODES = {ValidationError: 2, NotFoundError: 3, ConflictError: 4, ForbiddenError: 5}
-
-
-class CommandLineParser(argparse.ArgumentParser):
-    """argparse, whose refusals (exit 2) quote an overlong value shortened, like every other error."""
-
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        render.error(message)
-        raise SystemExit(2)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,27 +41,48 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         metavar="{model,environment,data,datastore,endpoint,deployment,job,serve,configure,doctor}",
     )
-    for noun in (model, environment, data, datastore, endpoint, deployment, job):
-        noun.add_commands(groups)
-    sub = command(groups, "serve", serve.serve, "serve the REST API on this machine, checking SigV4 signatures")
+    for add_commands in (
+        model.add_commands,
+        environment.add_commands,
+        data.add_commands,
+        datastore.add_commands,
+        endpoint.add_commands,
+        deployment.add_commands,
+        job.add_commands,
+    ):
+        add_commands(groups)
+    sub = standalone_command(
+        groups,
+        "serve",
+        serve.serve,
+        "serve the REST API on this machine, checking SigV4 signatures",
+        scope=targets.SCOPE_NONE,
+    )
     serve.add_arguments(sub)
-    sub.set_defaults(scope=targets.SCOPE_LOCAL)
-    sub = command(groups, "configure", config.configure, "set defaults: target, api_url, stack, region, profile")
+    sub = standalone_command(
+        groups,
+        "configure",
+        config.configure,
+        "set defaults: target, api_url, stack, region, profile",
+        scope=targets.SCOPE_NONE,
+    )
     config.add_arguments(sub)
-    sub.set_defaults(scope=targets.SCOPE_NONE)
-    sub = command(groups, "doctor", doctor.doctor, "check an AWS account and this machine: credentials, stack, quotas")
+    sub = standalone_command(
+        groups,
+        "doctor",
+        doctor.doctor,
+        "check an AWS account and this machine: credentials, stack, quotas",
+        scope=targets.SCOPE_OPTIONS,
+    )
     doctor.add_arguments(sub)
-    sub.set_defaults(scope=targets.SCOPE_OPTIONS)
     targets.add_arguments(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv, namespace=Invocation())
     try:
-        # argparse's namespace is untyped: the handler's target is what its command's scope opens.
-        status: int = args.handler(targets.open_operations(args), args)
-        return status
+        return args.run(args)
     except BatchEndpointError as error:
         render.error(str(error))
         return next((code for kind, code in EXIT_CODES.items() if isinstance(error, kind)), 1)

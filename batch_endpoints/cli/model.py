@@ -7,6 +7,7 @@ import argparse
 from batch_endpoints.api.protocol import EndpointsApi
 from batch_endpoints.cli import render
 from batch_endpoints.cli.asset_verbs import add_asset_commands, registration
+from batch_endpoints.cli.commands import Group
 
 
 def model_create(service: EndpointsApi, args: argparse.Namespace) -> int:
@@ -14,7 +15,7 @@ def model_create(service: EndpointsApi, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(groups: argparse._SubParsersAction) -> None:
+def add_commands(groups: Group) -> None:
     sub = add_asset_commands(
         groups,
         "model",

@@ -6,6 +6,7 @@ import argparse
 import math
 import sys
 
+from batch_endpoints.adapters.environment import from_environment
 from batch_endpoints.backend import local_home
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.server import credentials
@@ -17,7 +18,6 @@ from batch_endpoints.server.local_api import (
     ConnectionLimits,
     open_local_api,
 )
-from batch_endpoints.service import BatchEndpointService
 
 # --flag: (ConnectionLimits field, what it bounds), for the flags that are seconds.
 TIMEOUTS = {
@@ -37,7 +37,7 @@ TIMEOUTS = {
 }
 
 
-def serve(service: BatchEndpointService, args: argparse.Namespace) -> int:
+def serve(args: argparse.Namespace) -> int:
     limits = _limits(args)
     keys = credentials.load_or_create(local_home())
     if args.show_credentials:
@@ -45,7 +45,7 @@ def serve(service: BatchEndpointService, args: argparse.Namespace) -> int:
         return 0
     try:
         server = open_local_api(
-            service.backend,
+            from_environment(),
             keys,
             host=args.host,
             port=args.port,

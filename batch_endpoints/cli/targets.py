@@ -21,21 +21,15 @@ from batch_endpoints.service import BatchEndpointService
 # The stack app.py deploys, and the output infra/stack.py gives the API's URL in.
 DEFAULT_STACK = "BatchEndpoints"
 API_URL_OUTPUT = "ApiUrl"
-# What a command acts on, whatever the target: `serve` serves this machine's backend; `configure` needs none;
-# `doctor` reads the target options and checks the account itself, without the API.
-SCOPE_LOCAL = "local"
+# What a command that is not on the API acts on: `serve` serves this machine's backend and `configure` needs no
+# target, so neither takes the target options; `doctor` reads them and checks the account itself, without the API.
 SCOPE_NONE = "none"
 SCOPE_OPTIONS = "options"
 
 
 def open_operations(
     args: argparse.Namespace, environ: Mapping[str, str] = os.environ
-) -> BatchEndpointService | RemoteService | None:
-    scope = getattr(args, "scope", None)
-    if scope in (SCOPE_NONE, SCOPE_OPTIONS):
-        return None
-    if scope == SCOPE_LOCAL:
-        return BatchEndpointService(from_environment())
+) -> BatchEndpointService | RemoteService:
     settings = config.resolve(args, config.load(), environ)
     api_url = settings.get("api_url")
     target = settings.get("target") or ("http" if api_url else "local")

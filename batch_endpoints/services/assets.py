@@ -46,6 +46,12 @@ class AssetService(ServiceBase):
             # Azure registers an inline model as an asset of its own; unnamed, it is named after the deployment.
             name = reference.name or f"{deployment_name}-model"
             return self.register_model(name, reference.path, version=reference.version, caller=caller)
+        return self._registered_model(reference)
+
+    def _registered_model(self, reference: ModelReference) -> Model:
+        if reference.name is None:
+            # Only a declaration built in code can name neither; without a name, "latest" would be any model's.
+            raise ValidationError("names no model: give a registered model's name, or a path", field="model")
         return self.get_model(reference.name, reference.version, reference.label)
 
     # ------------------------------------------------------------------ environments
@@ -156,7 +162,7 @@ class AssetService(ServiceBase):
     ) -> Datastore:
         """Name a storage location (an S3 bucket and prefix; locally, a folder) for paths such as
         azureml://datastores/<name>/paths/<path>. The backend's own storage is `workspaceblobstore`."""
-        fields = {"description": description, "tags": tags or {}, "created_by": caller}
+        fields: dict[str, object] = {"description": description, "tags": tags or {}, "created_by": caller}
         datastore = self.locations.new_datastore(name, bucket=bucket, prefix=prefix, folder=folder, fields=fields)
         self.repo.add_datastore(datastore)
         return datastore

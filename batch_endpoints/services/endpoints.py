@@ -147,9 +147,7 @@ class EndpointService(AssetService):
             raise ValidationError(f"compute {declaration.compute!r} does not exist; known: {known}", field="compute")
         model_location = declaration.model.path
         if model_location is None:
-            model_location = self.get_model(
-                declaration.model.name, declaration.model.version, declaration.model.label
-            ).path
+            model_location = self._registered_model(declaration.model).path
         environment = self._resolve_environment(declaration.environment)
         if declaration.code is None:
             environment = self._no_code_environment(model_location, environment)

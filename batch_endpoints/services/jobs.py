@@ -146,7 +146,7 @@ class JobService(AssetService):
             lambda job_id: self.invoke(dataclasses.replace(request, job_id=job_id)),
         )
 
-    def _start_once(self, endpoint_name: str, key: str, request: dict, start: Callable[[str], Job]) -> Job:
+    def _start_once(self, endpoint_name: str, key: str, request: dict[str, Any], start: Callable[[str], Job]) -> Job:
         """The job the first request with `key` started; `start(job_id)` when none was yet."""
         held = idempotency.claim(self.backend.records, endpoint_name, key, request, new_job_id(endpoint_name))
         job = self._find_job(held.job_id)
@@ -394,7 +394,7 @@ def new_job_id(endpoint_name: str) -> str:
     return f"{endpoint_name}-{uuid.uuid4().hex[:12]}"
 
 
-def _invoke_fields(request: InvokeRequest) -> dict:
+def _invoke_fields(request: InvokeRequest) -> dict[str, Any]:
     """What an invocation asks for: the request less who sent it and the job id it will get."""
     fields = {**dataclasses.asdict(request), "overrides": request.overrides.model_dump(exclude_none=True)}
     for name in ("caller", "job_id"):

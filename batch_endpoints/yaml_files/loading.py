@@ -296,7 +296,7 @@ def _gather_settings(data: dict[str, Any], origins: dict[str, Origin], source: s
     data["settings"] = settings
 
 
-def _azure_settings(settings: dict[str, Any]) -> dict[str, Any]:
+def _azure_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     """Azure spellings the stored settings do not take: `AppendRow`, numbers where text is meant."""
     settings = dict(settings)
     action = settings.get("output_action")

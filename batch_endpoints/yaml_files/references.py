@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Literal
+from typing import Final, Literal
 
 from batch_endpoints import specs
 from batch_endpoints.errors import ValidationError
@@ -15,7 +15,7 @@ from batch_endpoints.yaml_files.declarations import ModelReference
 from batch_endpoints.yaml_files.origins import reported
 
 AZURE_PREFIX = "azureml:"
-LATEST = "latest"
+LATEST: Final = "latest"
 # `name:version` or `name@label`, the short forms of a registered asset's reference.
 ASSET_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(:[A-Za-z0-9][A-Za-z0-9_.-]*|@[A-Za-z]+)$")
 

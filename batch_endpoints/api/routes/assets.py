@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-
 from batch_endpoints import yaml_specs
 from batch_endpoints.api import uploads
 from batch_endpoints.api.route_inputs import (
@@ -18,6 +16,7 @@ from batch_endpoints.api.route_inputs import (
     asset_name,
     storage_location,
 )
+from batch_endpoints.api.routes import new_router
 from batch_endpoints.api.schemas import (
     ComputeList,
     DataList,
@@ -34,7 +33,7 @@ from batch_endpoints.errors import ValidationError
 from batch_endpoints.paging import paged
 from batch_endpoints.specs import DataAsset, Datastore, Environment, Model
 
-router = APIGatewayRouter()
+router = new_router()
 
 
 @router.put("/models/<model_name>/versions/<version>", status_code=201, tags=["models"], summary="Register a version")

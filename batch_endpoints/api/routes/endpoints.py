@@ -6,7 +6,6 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from batch_endpoints import yaml_specs
 from batch_endpoints.api import uploads
@@ -19,6 +18,7 @@ from batch_endpoints.api.route_inputs import (
     storage_location,
     with_path_names,
 )
+from batch_endpoints.api.routes import new_router
 from batch_endpoints.api.schemas import (
     DeploymentBody,
     DeploymentList,
@@ -30,7 +30,7 @@ from batch_endpoints.api.schemas import (
 from batch_endpoints.paging import paged
 from batch_endpoints.specs import Deployment, Endpoint
 
-router = APIGatewayRouter()
+router = new_router()
 
 
 @router.put("/endpoints/<endpoint_name>", tags=["endpoints"], summary="Create an endpoint, or update it")

@@ -7,17 +7,17 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from batch_endpoints import yaml_specs
 from batch_endpoints.api import uploads
 from batch_endpoints.api.route_inputs import Caller, IdempotencyKey, PageLimit, PageToken, Service, storage_location
+from batch_endpoints.api.routes import new_router
 from batch_endpoints.api.schemas import InvokeBody, InvokeOutput, JobList, JobView, LogPageView, RerunBody, UploadTarget
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
 from batch_endpoints.specs import Job
 
-router = APIGatewayRouter()
+router = new_router()
 
 
 @router.post("/endpoints/<endpoint_name>/jobs", status_code=202, tags=["jobs"], summary="Invoke: start a job")
