@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,6 +30,8 @@ import jsii
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+
+from batch_endpoints.pip_install import pip_install_command
 
 # Not the 3.11 of development, CI and the runner's images, for two reasons: Lambda's python3.11 runs on Amazon
 # Linux 2 (glibc 2.26, end of life June 2026), and pyarrow, which the workflow bundle needs, ships only
@@ -88,16 +89,9 @@ class PipBundling:
 
     def bundle(self, out: Path) -> None:
         platforms = [argument for platform in PLATFORMS for argument in ("--platform", platform)]
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-compile",
-            "--target",
+        command = pip_install_command(
             str(out),
+            "--no-compile",
             "--implementation",
             "cp",
             "--python-version",
@@ -107,7 +101,7 @@ class PipBundling:
             "--constraint",
             str(self.root / "requirements.lock"),
             *requirements(self.root, tables=self.tables),
-        ]
+        )
         subprocess.run(command, check=True)
         shutil.rmtree(out / "bin", ignore_errors=True)
         for name in STRIPPED:
