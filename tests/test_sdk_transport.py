@@ -35,6 +35,13 @@ class CountingServer(ThreadingHTTPServer):
         self.headers = headers or {}
         self.connections = 0
         self.targets: list[str] = []
+        self.hang_up = False
+        """Close each connection after its answer, without saying so (no `Connection: close`)."""
+        self.hung_up = threading.Event()
+
+    def shutdown_request(self, request: Any) -> None:
+        super().shutdown_request(request)
+        self.hung_up.set()
 
     @property
     def url(self) -> str:
@@ -58,6 +65,7 @@ class _Counting(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "2")
         self.end_headers()
         self.wfile.write(b"{}")
+        self.close_connection = self.server.hang_up
 
     do_POST = do_GET
 
@@ -100,6 +108,19 @@ def test_requests_to_one_host_share_a_connection(counting: CountingServer) -> No
     assert [a.status for a in answers] == [200] * POLLS
     assert counting.targets == [f"/jobs/{n}" for n in range(POLLS)]
     assert counting.connections == 1
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced(counting: CountingServer) -> None:
+    counting.hang_up = True
+    transport = PooledTransport()
+    first = transport.send(HttpRequest("GET", f"{counting.url}/jobs/1", {}))
+    assert counting.hung_up.wait(timeout=30), "the server kept the connection"
+
+    second = transport.send(HttpRequest("POST", f"{counting.url}/jobs/1/cancel", {}))
+
+    assert (first.status, second.status) == (200, 200)
+    assert counting.targets == ["/jobs/1", "/jobs/1/cancel"]
+    assert counting.connections == 2
 
 
 def test_a_post_body_arrives_and_its_answer_comes_back(counting: CountingServer) -> None:
