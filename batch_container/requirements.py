@@ -20,12 +20,13 @@ import logging
 import os
 import shlex
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 
 from packaging.requirements import InvalidRequirement, Requirement
+
+from batch_endpoints.pip_install import pip_install_command
 
 # Set by the job definition (batch_endpoints/adapters/aws/computes.py), which names it too.
 INSTALL_VARIABLE = "BEP_INSTALL_REQUIREMENTS"
@@ -88,18 +89,7 @@ def check_installed(requirements: Sequence[str], *, needed_by: str) -> None:
 def install(requirements: Sequence[str], target: str, *, variables: Mapping[str, str]) -> None:
     """`pip install --target target` the requirements; pip's PIP_* settings come from `variables` over ours."""
     environment = {**os.environ, **{k: v for k, v in variables.items() if k.startswith("PIP_")}}
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--no-input",
-        "--target",
-        target,
-        *requirements,
-    ]
+    command = pip_install_command(target, *requirements)
     log.info("installing the environment's pip requirements: %s", shlex.join(requirements))
     try:
         finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import tempfile
 import tomllib
 from collections.abc import Mapping
@@ -34,6 +33,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from batch_endpoints.lock_constraints import constraints
+from batch_endpoints.pip_install import pip_install_command
 
 # Not the 3.11 of development, CI and the runner's images, for two reasons: Lambda's python3.11 runs on Amazon
 # Linux 2 (glibc 2.26, end of life June 2026), and pyarrow, which the workflow bundle needs, ships only
@@ -107,16 +107,9 @@ class PipBundling:
 
     def _pip_install(self, out: Path, pins: Path) -> None:
         platforms = [argument for platform in PLATFORMS for argument in ("--platform", platform)]
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-compile",
-            "--target",
+        command = pip_install_command(
             str(out),
+            "--no-compile",
             "--implementation",
             "cp",
             "--python-version",
@@ -127,7 +120,7 @@ class PipBundling:
             "--constraint",
             str(pins),
             *requirements(self.root, tables=self.tables),
-        ]
+        )
         subprocess.run(command, check=True)
 
 

@@ -13,7 +13,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from batch_endpoints.api.uploads import presigned_folder_upload
-from batch_endpoints.client import BatchEndpointsClient, HttpRequest, HttpResponse, RetryPolicy, UrllibTransport
+from batch_endpoints.client import BatchEndpointsClient, HttpRequest, HttpResponse, PooledTransport, RetryPolicy
 from batch_endpoints.specs import Model
 from tests.core_fixtures import write_tree
 
@@ -45,7 +45,7 @@ class StackApi:
 
     def __init__(self) -> None:
         self.registered: list[dict] = []
-        self.http = UrllibTransport()
+        self.http = PooledTransport()
 
     def send(self, request: HttpRequest) -> HttpResponse:
         if not request.url.startswith(API_URL):

@@ -22,7 +22,7 @@ from batch_endpoints.client.operations import (
 )
 from batch_endpoints.client.retries import RetryPolicy
 from batch_endpoints.client.storage import Storage
-from batch_endpoints.client.transport import HttpRequest, HttpResponse, Transport, UrllibTransport
+from batch_endpoints.client.transport import HttpRequest, HttpResponse, PooledTransport, Transport
 
 __all__ = [
     "ApiError",
@@ -30,6 +30,7 @@ __all__ = [
     "BatchEndpointsClient",
     "HttpRequest",
     "HttpResponse",
+    "PooledTransport",
     "RetryPolicy",
     "ServerError",
     "ThrottlingError",
@@ -62,7 +63,7 @@ class BatchEndpointsClient:
             endpoint_url,
             session=session,
             region=region,
-            transport=transport or UrllibTransport(),
+            transport=transport or PooledTransport(),
             retry=retry or RetryPolicy(),
         )
         storage = Storage(connection)
