@@ -19,6 +19,7 @@ from batch_container import preload, requirements
 from batch_container.parts import FinishedMiniBatch, PartWriter
 from batch_container.prefetch import FetchedMiniBatch, Prefetcher
 from batch_container.scoring import RunReply, RunRequest, WorkerSetup
+from batch_container.script_arguments import script_arguments
 from batch_container.stopping import StopConditions
 from batch_container.workers import WorkerPool
 from batch_endpoints import literal_inputs, shard_journals
@@ -378,6 +379,7 @@ class ShardRunner:
             input_format=self.settings.input_format,
             keep_input_columns=list(self.settings.keep_input_columns),
             inputs=dict(self.job.inputs),
+            arguments=script_arguments(self.settings, os.path.relpath(self._script_path, self._code_dir)),
         )
 
     def _meet_requirements(self) -> str | None:

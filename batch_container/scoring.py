@@ -52,6 +52,8 @@ class WorkerSetup:
     keep_input_columns: list[str] = field(default_factory=list)
     inputs: dict[str, Any] = field(default_factory=dict)
     """The job's literal inputs, for an init() that takes a parameter."""
+    arguments: list[str] = field(default_factory=list)
+    """The script's command line after its own path (see script_arguments.py): what it finds in sys.argv."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ def serve(conn: Connection, setup: WorkerSetup) -> None:
     # run() does not pay for importing pandas.
     from batch_container.rows import BadResult, to_rows
 
+    sys.argv = [setup.script_path, *setup.arguments]
     try:
         script = load_script(setup.script_path, setup.code_dir)
         init = getattr(script, "init", None)
