@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from batch_container import requirements
-from batch_endpoints.mlflow_models import requirement_lines
+from batch_endpoints.mlflow_models import CONDA_FILE, REQUIREMENTS_FILE, model_requirements
 
 MLMODEL = "MLmodel"
 
@@ -71,7 +71,13 @@ def check_requirements(model_dir: str) -> None:
     """Fail init() with the pip line to run when a package the model needs is missing here. The runner checked
     (or, in the cloud, installed) the deployment's recorded requirements already; this catches a model deployed
     with an image of the user's own, whose environment records none."""
-    path = os.path.join(model_dir, "requirements.txt")
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            requirements.check_installed(requirement_lines(f.read()), needed_by="the MLflow model")
+    wanted = model_requirements(_text(model_dir, CONDA_FILE), _text(model_dir, REQUIREMENTS_FILE), where=model_dir)
+    requirements.check_installed(requirements.without_azure_only(wanted), needed_by="the MLflow model")
+
+
+def _text(folder: str, name: str) -> str | None:
+    path = os.path.join(folder, name)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return f.read()

@@ -12,12 +12,17 @@ depends on where the runner runs:
 - Locally, scoring runs in the user's own Python, which the runner never changes: a missing package fails the
   job before any worker starts, with the `pip install` line to run; an installed version outside the
   specifier only warns (a pinned requirements.txt records what a model was saved with, not a minimum).
+
+Either way, packages that only Azure ML's own runtime uses (AZURE_ONLY) are left out first, with a note in the
+job's log: environments written for Azure list them, and scoring code does not import them.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import platform
+import re
 import shlex
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -25,6 +30,7 @@ from dataclasses import dataclass
 from importlib import metadata
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 from batch_endpoints.pip_install import pip_install_command
 
@@ -36,6 +42,30 @@ PIP_TIMEOUT_S = 20 * 60
 PIP_MESSAGE_CHARS = 1500
 # A model saved with mlflow is served by mlflow-skinny too: both provide `mlflow.pyfunc`.
 MLFLOW_DISTRIBUTIONS = ("mlflow", "mlflow-skinny")
+# What Azure ML's images carry for Azure's own services: the workspace SDK and its run context, data mounts (the
+# fuse extra needs a FUSE device), the online inference server and its schema decorators, MLflow tracking to a
+# workspace, telemetry. Azure's examples list them in their conda files; none is needed to score here, and some
+# cannot install outside Azure. Compared by canonical name, so extras and versions do not matter.
+AZURE_ONLY = frozenset(
+    {
+        "azureml-core",
+        "azureml-dataprep",
+        "azureml-dataprep-rslex",
+        "azureml-dataset-runtime",
+        "azureml-defaults",
+        "azureml-inference-server-http",
+        "azureml-mlflow",
+        "azureml-telemetry",
+        "inference-schema",
+    }
+)
+
+# pip's lines naming a requirement it could not install: no version for this Python and platform (a pin with no
+# wheel here, or a name no index has), or a source build that failed.
+PIP_FAILED_FOR = re.compile(
+    r"(?:No matching distribution found for|Could not build wheels for|Failed building wheel for|Failed to build)"
+    r" ([^\s,]+)"
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +79,24 @@ class Unmet:
     requirement: str
     installed: str | None
     """The version installed here, outside the requirement's specifier; None = not installed."""
+
+
+def without_azure_only(requirements: Sequence[str]) -> list[str]:
+    """The requirements less the AZURE_ONLY packages, logging which were left out and why."""
+    kept: list[str] = []
+    skipped: list[str] = []
+    for line in requirements:
+        try:
+            azure_only = canonicalize_name(Requirement(line).name) in AZURE_ONLY
+        except InvalidRequirement:
+            azure_only = False  # pip says why it is not a requirement
+        (skipped if azure_only else kept).append(line)
+    if skipped:
+        log.warning(
+            "skipping %s: only Azure ML's own runtime uses them, and scoring code does not need them",
+            ", ".join(skipped),
+        )
+    return kept
 
 
 def unmet(requirements: Sequence[str]) -> list[Unmet]:
@@ -99,8 +147,20 @@ def install(requirements: Sequence[str], target: str, *, variables: Mapping[str,
             "reachable from the compute environment (PIP_INDEX_URL in the deployment's environment_variables)?"
         ) from None
     if finished.returncode != 0:
-        message = (finished.stderr.strip() or finished.stdout.strip())[-PIP_MESSAGE_CHARS:]
-        raise RequirementsError(f"pip install {shlex.join(requirements)} failed: {message}")
+        message = finished.stderr.strip() or finished.stdout.strip()
+        raise RequirementsError(f"{_what_failed(requirements, message)}: {message[-PIP_MESSAGE_CHARS:]}")
+
+
+def _what_failed(requirements: Sequence[str], message: str) -> str:
+    """The headline of a failed install: the requirements pip named as the ones it could not install, if any."""
+    named = list(dict.fromkeys(PIP_FAILED_FOR.findall(message)))
+    if not named:
+        return f"pip install {shlex.join(requirements)} failed"
+    here = f"Python {platform.python_version()} on {platform.system()} {platform.machine()}"
+    return (
+        f"cannot install {', '.join(named)} for {here}: no version of it installs here (a pin with no wheel for "
+        "this Python, or a source build that fails); pin a version that has one, and pip said"
+    )
 
 
 def _installed(distribution: str) -> str | None:

@@ -385,10 +385,10 @@ class ShardRunner:
     def _meet_requirements(self) -> str | None:
         """Check the environment's pip requirements (see requirements.py), installing the unmet ones into a folder
         of the scratch area where this runner may (the cloud, our image); returns that folder, if any."""
-        wanted = self.job.deployment.environment.pip_requirements
         try:
             if self._requirements_error is not None:
                 raise requirements.RequirementsError(self._requirements_error)
+            wanted = requirements.without_azure_only(self.job.deployment.environment.pip_requirements)
             if os.environ.get(requirements.INSTALL_VARIABLE) != "1":
                 requirements.check_installed(wanted, needed_by="the deployment's environment")
                 return None

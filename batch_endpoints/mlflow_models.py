@@ -7,8 +7,13 @@ from pathlib import Path
 
 from batch_endpoints import assets
 from batch_endpoints.ports import BlobStore
+from batch_endpoints.yaml_files.conda import conda_document, pip_packages
 
 MLMODEL = "MLmodel"
+# MLflow writes both next to MLmodel. Azure builds an MLflow model's environment from conda.yaml, whose pip section
+# lists what the model needs; requirements.txt is the fallback for a model saved without one.
+CONDA_FILE = "conda.yaml"
+REQUIREMENTS_FILE = "requirements.txt"
 
 
 def find(blobs: BlobStore, location: str) -> str | None:
@@ -29,12 +34,24 @@ def find(blobs: BlobStore, location: str) -> str | None:
 
 
 def pip_requirements(blobs: BlobStore, model_dir: str) -> list[str]:
-    """The model's pip requirements, from the requirements.txt MLflow writes next to MLmodel."""
-    uri = _join(blobs, model_dir, "requirements.txt")
-    if not _exists(blobs, uri):
-        return []
-    text = blobs.get_bytes(uri).decode() if assets.is_stored(uri) else Path(uri).read_text(encoding="utf-8")
-    return requirement_lines(text)
+    """The model's pip requirements, taken as Azure takes them (see model_requirements)."""
+
+    def read(name: str) -> str | None:
+        uri = _join(blobs, model_dir, name)
+        if not _exists(blobs, uri):
+            return None
+        return blobs.get_bytes(uri).decode() if assets.is_stored(uri) else Path(uri).read_text(encoding="utf-8")
+
+    return model_requirements(read(CONDA_FILE), read(REQUIREMENTS_FILE), where=model_dir)
+
+
+def model_requirements(conda_text: str | None, requirements_text: str | None, *, where: str) -> list[str]:
+    """The pip section of the model's conda.yaml, as Azure builds the environment from it; else its
+    requirements.txt; else none. `where` names the model folder in the error for a conda.yaml that is not YAML."""
+    if conda_text is not None:
+        document = conda_document(conda_text, f"{where}/{CONDA_FILE}", "model")
+        return requirement_lines("\n".join(pip_packages(document)))
+    return requirement_lines(requirements_text or "")
 
 
 def requirement_lines(text: str) -> list[str]:

@@ -10,6 +10,8 @@ import pytest
 
 from batch_container.mlflow_scorer import check_requirements
 from batch_container.requirements import RequirementsError
+from batch_endpoints.adapters.local.blobs import FolderBlobStore
+from batch_endpoints.mlflow_models import pip_requirements
 from tests.example_scripts import import_by_path
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "tabular"
@@ -54,3 +56,34 @@ def test_a_missing_model_requirement_fails_init_with_what_to_install(tmp_path):
 
     with pytest.raises(RequirementsError, match=r"lacks: surely-not-a-package-here==1\.2; install them"):
         check_requirements(str(tmp_path))
+
+
+MLFLOW_CONDA = """\
+channels: [conda-forge]
+dependencies:
+  - python=3.11
+  - pip<=24.0
+  - pip:
+      - mlflow
+      - scikit-learn
+      - azureml-mlflow
+      - --extra-index-url https://example.invalid/simple
+name: mlflow-env
+"""
+
+
+def test_an_mlflow_models_environment_is_its_conda_files_pip_section_as_on_azure(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "MLmodel").write_text("flavors: {}\n")
+    (model / "requirements.txt").write_text("mlflow==2.0\nscikit-learn==1.0\nsurely-not-a-package-here==1.2\n")
+    blobs = FolderBlobStore(str(tmp_path / "storage"))
+    (model / "conda.yaml").write_text(MLFLOW_CONDA)
+
+    assert pip_requirements(blobs, str(model)) == ["mlflow", "scikit-learn", "azureml-mlflow"]
+    check_requirements(str(model))  # requirements.txt's missing pin is not asked for; azureml-mlflow is skipped
+
+    (model / "conda.yaml").unlink()
+    assert pip_requirements(blobs, str(model))[-1] == "surely-not-a-package-here==1.2"
+    with pytest.raises(RequirementsError, match="surely-not-a-package-here"):
+        check_requirements(str(model))

@@ -134,8 +134,48 @@ def test_a_package_pip_cannot_find_fails_the_job_with_pips_message(tmp_path, whe
 
     assert error.field == "environment.pip_requirements"
     assert finished.status == JobStatus.FAILED
-    assert f"pip install {MISSING} failed" in finished.error
+    assert f"cannot install {MISSING} for Python {sys.version_info.major}.{sys.version_info.minor}." in finished.error
     assert "No matching distribution found for surely-not-a-package-bep==1.0" in finished.error
+
+
+def test_a_pin_with_no_wheel_for_this_python_fails_before_any_worker_starts_naming_it(tmp_path, wheels, in_the_cloud):
+    # Version 2.0 exists only as a wheel for Python 2.7: pip sees it and skips it.
+    (wheels / "bep_tiny-2.0-py27-none-any.whl").write_bytes((wheels / "bep_tiny-1.0-py3-none-any.whl").read_bytes())
+    backend, job = record_job(
+        tmp_path, ["pandas", "bep-tiny==2.0"], {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels)}
+    )
+    (tmp_path / "storage" / "code" / "score.py").write_text("def init():\n    raise SystemExit('init ran')\n")
+
+    finished, error = run_job_expecting_failure(backend, job)
+
+    assert error.field == "environment.pip_requirements" and "init ran" not in finished.error
+    assert finished.status == JobStatus.FAILED and finished.counts.files_succeeded == 0
+    assert "cannot install bep-tiny==2.0 for Python" in finished.error
+    assert "pin a version that has one" in finished.error
+
+
+def test_azure_only_packages_are_skipped_with_a_note_and_never_installed(tmp_path, wheels, in_the_cloud, caplog):
+    caplog.set_level("INFO", logger="batch_container.requirements")
+    azure = ["azureml-core==1.55.0", "azureml-dataset-runtime[fuse]", "AzureML_Defaults", "inference-schema>=1.5"]
+    backend, job = record_job(tmp_path, [*azure, "bep-tiny==1.0"], {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels)})
+
+    finished = run_in_process(backend, job)
+
+    assert finished.status == JobStatus.COMPLETED, finished.error
+    assert "installing the environment's pip requirements: bep-tiny==1.0\n" in caplog.text + "\n"
+    assert f"skipping {', '.join(azure)}: only Azure ML's own runtime uses them" in caplog.text
+
+
+def test_locally_azure_only_packages_are_not_asked_for(tmp_path, monkeypatch):
+    monkeypatch.delenv(requirements.INSTALL_VARIABLE, raising=False)
+
+    assert requirements.without_azure_only(["azureml-mlflow", "pandas", "not a requirement!"]) == [
+        "pandas",
+        "not a requirement!",
+    ]
+    requirements.check_installed(
+        requirements.without_azure_only(["azureml-core", "azureml-defaults", "pandas"]), needed_by="a test"
+    )
 
 
 def test_locally_a_missing_package_fails_with_the_pip_line_and_installs_nothing(tmp_path, wheels, monkeypatch):

@@ -1,5 +1,6 @@
-"""Scoring scripts written for Azure, end to end through `bep` on the local backend: they read the command line
-Azure's batch deployments pass them (sys.argv, with argparse in init())."""
+"""Scoring scripts and environments written for Azure, end to end through `bep` on the local backend: scripts read
+the command line Azure's batch deployments pass them (sys.argv, with argparse in init()); environments list
+Azure's own runtime packages, which are skipped."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def run(mini_batch):
 """
 
 
-def deploy(bep, tmp_path: Path, settings: dict) -> None:
+def deploy(bep, tmp_path: Path, settings: dict, **fields: str) -> None:
     code = write_tree(tmp_path / "code", {"batch_driver.py": AZURE_STYLE_SCRIPT})
     model = write_tree(tmp_path / "model", {"weights.txt": "1\n"})
     deployment = {
@@ -56,6 +57,7 @@ def deploy(bep, tmp_path: Path, settings: dict) -> None:
         "code_configuration": {"code": str(code), "scoring_script": "batch_driver.py"},
         "compute": "azureml:cpu-cluster",
         "settings": settings,
+        **fields,
     }
     spec = tmp_path / "deployment.yml"
     spec.write_text(json.dumps(deployment))
@@ -118,3 +120,36 @@ def test_the_command_line_carries_the_deployments_settings_and_the_invocations_o
         "process_count_per_node": 2,
         "append_row_file_name": "scores.csv",
     }
+
+
+# Shaped like the conda files of Azure's examples: Azure's runtime packages next to what the script imports.
+AZURE_CONDA_FILE = """\
+name: batch-scoring
+channels:
+  - conda-forge
+dependencies:
+  - python=3.10
+  - pip
+  - pip:
+      - azureml-core
+      - azureml-dataset-runtime[fuse]
+      - azureml-defaults
+      - azureml-mlflow
+      - inference-schema[numpy-support]
+      - pandas
+"""
+
+
+def test_an_environment_written_for_azure_runs_without_azures_own_packages(bep, home, tmp_path):
+    conda = tmp_path / "conda.yaml"
+    conda.write_text(AZURE_CONDA_FILE)
+    bep("environment", "create", "--name", "azure-style-env", "--conda-file", conda)
+    deploy(bep, tmp_path, {}, environment="azureml:azure-style-env:1")
+
+    seen = invoke_and_read(bep, tmp_path)
+
+    assert sorted(seen) == ["0.txt", "1.txt", "2.txt"]
+    job = bep.service.list_jobs()[0]
+    logs = "\n".join(line.message for line in bep.service.job_logs(job.id).lines)
+    assert "skipping azureml-core, azureml-dataset-runtime[fuse], azureml-defaults, azureml-mlflow, " in logs
+    assert "only Azure ML's own runtime uses them" in logs
