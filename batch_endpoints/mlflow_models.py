@@ -18,18 +18,25 @@ REQUIREMENTS_FILE = "requirements.txt"
 
 def find(blobs: BlobStore, location: str) -> str | None:
     """The folder holding the MLmodel file: the model folder itself or a folder in it; None if not MLflow."""
-    if _exists(blobs, _join(blobs, location, MLMODEL)):
+    if not assets.is_stored(location):
+        return find_local(location)
+    if blobs.exists(blobs.join(location, MLMODEL)):
         return location
-    if assets.is_stored(location):
-        relative = [blobs.relative(location, info.uri) for info in blobs.list_files(location)]
-        candidates = [
-            blobs.join(location, rel.split("/")[0]) for rel in relative if rel.count("/") == 1 and rel.endswith(MLMODEL)
-        ]
-    elif os.path.isdir(location):
-        candidates = [os.path.join(location, name) for name in sorted(os.listdir(location))]
-        candidates = [c for c in candidates if os.path.isfile(os.path.join(c, MLMODEL))]
-    else:
-        candidates = []
+    relative = [blobs.relative(location, info.uri) for info in blobs.list_files(location)]
+    candidates = [
+        blobs.join(location, rel.split("/")[0]) for rel in relative if rel.count("/") == 1 and rel.endswith(MLMODEL)
+    ]
+    return candidates[0] if candidates else None
+
+
+def find_local(location: str) -> str | None:
+    """`find`, for a folder on this machine."""
+    if os.path.isfile(os.path.join(location, MLMODEL)):
+        return location
+    if not os.path.isdir(location):
+        return None
+    candidates = [os.path.join(location, name) for name in sorted(os.listdir(location))]
+    candidates = [c for c in candidates if os.path.isfile(os.path.join(c, MLMODEL))]
     return candidates[0] if candidates else None
 
 

@@ -11,8 +11,10 @@ from batch_endpoints.yaml_files.declarations import (
     EndpointDeclaration,
     EnvironmentReference,
     InvokeDeclaration,
+    ModelDeclaration,
     ModelReference,
 )
+from batch_endpoints.yaml_files.inline_assets import check_model_type
 from batch_endpoints.yaml_files.loading import (
     OUTPUT_ACTIONS,
     load_data,
@@ -20,7 +22,9 @@ from batch_endpoints.yaml_files.loading import (
     load_deployment_mapping,
     load_endpoint,
     load_endpoint_mapping,
+    load_environment,
     load_invoke,
+    load_model,
 )
 from batch_endpoints.yaml_files.references import (
     ASSET_REFERENCE,
@@ -31,7 +35,7 @@ from batch_endpoints.yaml_files.references import (
     local_or_reference,
     parse_model_reference,
 )
-from batch_endpoints.yaml_files.schemas import FLAT_SETTINGS
+from batch_endpoints.yaml_files.schemas import FLAT_SETTINGS, MODEL_TYPES
 from batch_endpoints.yaml_files.set_language import parse_overrides
 
 __all__ = [
@@ -40,14 +44,17 @@ __all__ = [
     "DEFAULT_COMPUTE",
     "FLAT_SETTINGS",
     "LATEST",
+    "MODEL_TYPES",
     "OUTPUT_ACTIONS",
     "DataDeclaration",
     "DeploymentDeclaration",
     "EndpointDeclaration",
     "EnvironmentReference",
     "InvokeDeclaration",
+    "ModelDeclaration",
     "ModelReference",
     "asset_reference",
+    "check_model_type",
     "is_conda_text",
     "is_reference",
     "load_data",
@@ -55,7 +62,9 @@ __all__ = [
     "load_deployment_mapping",
     "load_endpoint",
     "load_endpoint_mapping",
+    "load_environment",
     "load_invoke",
+    "load_model",
     "local_or_reference",
     "parse_model_reference",
     "parse_overrides",

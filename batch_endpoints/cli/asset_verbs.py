@@ -53,12 +53,12 @@ def add_asset_commands(
 
 def asset_list(service: EndpointsApi, args: argparse.Namespace) -> int:
     versions: list[BaseModel] = _on_target(service, args.list_versions)(args.name)
-    render.table([v.model_dump() for v in versions], args.columns)
+    render.table(args, [v.model_dump(mode="json") for v in versions], args.columns)
     return 0
 
 
 def asset_show(service: EndpointsApi, args: argparse.Namespace) -> int:
-    render.show(_on_target(service, args.get_version)(args.name, args.version, args.label))
+    render.show(args, _on_target(service, args.get_version)(args.name, args.version, args.label))
     return 0
 
 
@@ -66,6 +66,11 @@ def _on_target(service: EndpointsApi, method: Callable[Concatenate[EndpointsApi,
     """`method` (one of EndpointsApi's, unbound: the Protocol's own body is a stub) as the target implements it."""
     implemented: Callable[P, R] = getattr(service, method.__name__)
     return implemented
+
+
+def given_flags(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The flags among `names` the user gave: what overrides the fields of an asset's YAML (`--file`)."""
+    return {name: getattr(args, name) for name in names if getattr(args, name)}
 
 
 def registration(args: argparse.Namespace) -> dict[str, Any]:

@@ -41,7 +41,9 @@ class Invocation(argparse.Namespace):
 def command(
     group: Group, name: str, handler: Handler, help_text: str, aliases: Sequence[str] = ()
 ) -> CommandLineParser:
-    return _add(group, name, lambda args: handler(targets.open_operations(args), args), help_text, aliases)
+    sub = _add(group, name, lambda args: handler(targets.open_operations(args), args), help_text, aliases)
+    render.add_arguments(sub)
+    return sub
 
 
 def standalone_command(group: Group, name: str, run: Run, help_text: str, *, scope: str) -> CommandLineParser:
@@ -55,6 +57,11 @@ def _add(group: Group, name: str, run: Run, help_text: str, aliases: Sequence[st
     sub = group.add_parser(name, help=help_text, aliases=list(aliases))
     sub.set_defaults(run=run)
     return sub
+
+
+def add_yes_argument(sub: argparse.ArgumentParser) -> None:
+    """az's `--yes` on deletes, accepted so its scripts run: `bep` never prompts, a delete runs when asked."""
+    sub.add_argument("--yes", "-y", action="store_true", help="accepted for az's scripts; deletes never prompt")
 
 
 def current_user() -> str:

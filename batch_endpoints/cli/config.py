@@ -159,7 +159,7 @@ def configure(args: argparse.Namespace) -> int:
         save(defaults)
         print(f"saved defaults in {path()}", file=sys.stderr)
     if args.list or not args.defaults:
-        render.table([{"name": k, "value": v} for k, v in sorted(defaults.items())], ["name", "value"])
+        render.table(args, [{"name": k, "value": v} for k, v in sorted(defaults.items())], ["name", "value"])
     return 0
 
 

@@ -9,7 +9,7 @@ import os
 from batch_endpoints import yaml_specs
 from batch_endpoints.api.protocol import EndpointsApi
 from batch_endpoints.cli import render
-from batch_endpoints.cli.asset_verbs import add_asset_commands
+from batch_endpoints.cli.asset_verbs import add_asset_commands, given_flags
 from batch_endpoints.cli.commands import Group, current_user, key_values
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.progress import ProgressBar
@@ -18,8 +18,7 @@ from batch_endpoints.progress import ProgressBar
 def data_create(service: EndpointsApi, args: argparse.Namespace) -> int:
     """`az ml data create`: from flags, or from Azure's data.yml (`--file`), flags overriding the file."""
     if args.file:
-        flags = {"name": args.name, "version": args.version, "type": args.type, "description": args.description}
-        declared = yaml_specs.load_data(args.file, {k: v for k, v in flags.items() if v})
+        declared = yaml_specs.load_data(args.file, given_flags(args, "name", "version", "type", "description"))
     elif not args.name or not args.path:
         raise ValidationError("give --name and --path, or --file with Azure's data asset YAML", field="path")
     else:
@@ -41,7 +40,7 @@ def data_create(service: EndpointsApi, args: argparse.Namespace) -> int:
     )
     if bar is not None:
         bar.close()
-    render.show(asset)
+    render.show(args, asset)
     return 0
 
 

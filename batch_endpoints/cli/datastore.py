@@ -20,18 +20,18 @@ def datastore_create(service: EndpointsApi, args: argparse.Namespace) -> int:
         tags=key_values(args.tag, "tag"),
         caller=current_user(),
     )
-    render.show(datastore)
+    render.show(args, datastore)
     return 0
 
 
 def datastore_list(service: EndpointsApi, args: argparse.Namespace) -> int:
-    rows = [{**d.model_dump(), "default": "*" if d.is_default else ""} for d in service.list_datastores()]
-    render.table(rows, ["name", "default", "root", "bucket", "description"])
+    rows = [{**d.model_dump(mode="json"), "default": "*" if d.is_default else ""} for d in service.list_datastores()]
+    render.table(args, rows, ["name", "default", "root", "bucket", "description"])
     return 0
 
 
 def datastore_show(service: EndpointsApi, args: argparse.Namespace) -> int:
-    render.show(service.get_datastore(args.name))
+    render.show(args, service.get_datastore(args.name))
     return 0
 
 

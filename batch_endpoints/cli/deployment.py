@@ -8,7 +8,8 @@ import sys
 from batch_endpoints import yaml_specs
 from batch_endpoints.api.protocol import EndpointsApi
 from batch_endpoints.cli import render
-from batch_endpoints.cli.commands import Group, command, current_user
+from batch_endpoints.cli.commands import Group, add_yes_argument, command, current_user
+from batch_endpoints.cli.job import show_jobs
 
 
 def _deployment_declaration(args: argparse.Namespace) -> yaml_specs.DeploymentDeclaration:
@@ -21,7 +22,7 @@ def deployment_create(service: EndpointsApi, args: argparse.Namespace) -> int:
     deployment = service.create_deployment(
         _deployment_declaration(args), set_default=args.set_default, caller=current_user()
     )
-    render.show(deployment)
+    render.show(args, deployment)
     return 0
 
 
@@ -29,28 +30,42 @@ def deployment_update(service: EndpointsApi, args: argparse.Namespace) -> int:
     deployment = service.update_deployment(
         _deployment_declaration(args), set_default=args.set_default, caller=current_user()
     )
-    render.show(deployment)
+    render.show(args, deployment)
     return 0
 
 
 def deployment_show(service: EndpointsApi, args: argparse.Namespace) -> int:
-    render.show(service.get_deployment(args.endpoint_name, args.name))
+    render.show(args, service.get_deployment(args.endpoint_name, args.name))
     return 0
 
 
 def deployment_list(service: EndpointsApi, args: argparse.Namespace) -> int:
     default = service.get_endpoint(args.endpoint_name).default_deployment
     rows = [
-        {**d.model_dump(), "default": "*" if d.name == default else ""}
+        {**d.model_dump(mode="json"), "default": "*" if d.name == default else ""}
         for d in service.list_deployments(args.endpoint_name)
     ]
-    render.table(rows, ["name", "default", "model", "compute", "description"])
+    render.table(args, rows, ["name", "default", "model", "compute", "description"])
     return 0
 
 
 def deployment_delete(service: EndpointsApi, args: argparse.Namespace) -> int:
     service.delete_deployment(args.endpoint_name, args.name, caller=current_user())
-    print(f"deleted deployment {args.name} of endpoint {args.endpoint_name}", file=sys.stderr)
+    render.result(
+        args,
+        None,
+        default=lambda _: print(f"deleted deployment {args.name} of endpoint {args.endpoint_name}", file=sys.stderr),
+    )
+    return 0
+
+
+def deployment_list_jobs(service: EndpointsApi, args: argparse.Namespace) -> int:
+    """`az ml batch-deployment list-jobs`: the jobs that ran on one deployment, newest first (kept after it is
+    deleted)."""
+    jobs = [job for job in service.list_jobs(args.endpoint_name) if job.deployment_name == args.name]
+    if not jobs:
+        service.get_deployment(args.endpoint_name, args.name)  # none yet, or no such deployment
+    show_jobs(args, jobs)
     return 0
 
 
@@ -70,9 +85,15 @@ def add_commands(groups: Group) -> None:
             metavar="KEY=VALUE",
             help="override a field of the file, e.g. settings.mini_batch_size=5",
         )
-    for verb, handler in (("show", deployment_show), ("delete", deployment_delete)):
-        sub = command(deployments, verb, handler, f"{verb} a deployment")
+    for verb, handler, help_text in (
+        ("show", deployment_show, "show a deployment"),
+        ("delete", deployment_delete, "delete a deployment; its jobs are kept"),
+        ("list-jobs", deployment_list_jobs, "list a deployment's jobs, newest first"),
+    ):
+        sub = command(deployments, verb, handler, help_text)
         sub.add_argument("--endpoint-name", "-e", required=True)
         sub.add_argument("--name", "-n", required=True)
+        if verb == "delete":
+            add_yes_argument(sub)
     sub = command(deployments, "list", deployment_list, "list an endpoint's deployments")
     sub.add_argument("--endpoint-name", "-e", required=True)

@@ -9,8 +9,8 @@ import sys
 from batch_endpoints import yaml_specs
 from batch_endpoints.api.protocol import EndpointsApi
 from batch_endpoints.cli import render
-from batch_endpoints.cli.commands import Group, command, current_user, key_values
-from batch_endpoints.cli.job import follow_and_report
+from batch_endpoints.cli.commands import Group, add_yes_argument, command, current_user, key_values
+from batch_endpoints.cli.job import follow_and_report, print_started
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.progress import ProgressBar
 from batch_endpoints.service import InvokeRequest
@@ -29,7 +29,7 @@ def endpoint_create(service: EndpointsApi, args: argparse.Namespace) -> int:
         declaration = yaml_specs.load_endpoint(args.file, overrides)
     else:
         declaration = yaml_specs.load_endpoint_mapping(overrides)
-    render.show(service.create_endpoint(declaration, caller=current_user()))
+    render.show(args, service.create_endpoint(declaration, caller=current_user()))
     return 0
 
 
@@ -37,29 +37,60 @@ def endpoint_update(service: EndpointsApi, args: argparse.Namespace) -> int:
     endpoint = service.update_endpoint(
         args.name,
         description=args.description,
-        default_deployment=args.default_deployment,
+        default_deployment=_default_deployment(args),
         allowed_inputs=args.allowed_inputs,
         allowed_outputs=args.allowed_outputs,
         caller=current_user(),
     )
-    render.show(endpoint)
+    render.show(args, endpoint)
     return 0
 
 
+# The one `--set` key of Azure's `az ml batch-endpoint update` that has a meaning here.
+DEFAULT_DEPLOYMENT_KEY = "defaults.deployment_name"
+
+
+def _default_deployment(args: argparse.Namespace) -> str | None:
+    """--default-deployment, or Azure's way of saying it: `--set defaults.deployment_name=NAME`."""
+    overrides = yaml_specs.parse_overrides(args.set or [])
+    unknown = sorted(set(overrides) - {DEFAULT_DEPLOYMENT_KEY})
+    if unknown:
+        raise ValidationError(
+            f"only {DEFAULT_DEPLOYMENT_KEY}=NAME can be set on an endpoint (got {', '.join(unknown)}); the "
+            "description and allow-lists have their own flags",
+            field="--set",
+        )
+    if DEFAULT_DEPLOYMENT_KEY not in overrides:
+        return args.default_deployment  # type: ignore[no-any-return]
+    named = str(overrides[DEFAULT_DEPLOYMENT_KEY])
+    if args.default_deployment not in (None, named):
+        raise ValidationError(
+            f"names another default deployment than --default-deployment ({named!r} vs {args.default_deployment!r})",
+            field="--set",
+        )
+    return named
+
+
 def endpoint_show(service: EndpointsApi, args: argparse.Namespace) -> int:
-    render.show(service.get_endpoint(args.name))
+    render.show(args, service.get_endpoint(args.name))
     return 0
 
 
 def endpoint_list(service: EndpointsApi, args: argparse.Namespace) -> int:
-    rows = [e.model_dump() for e in service.list_endpoints()]
-    render.table(rows, ["name", "default_deployment", "description", "scoring_uri"])
+    rows = [e.model_dump(mode="json") for e in service.list_endpoints()]
+    render.table(args, rows, ["name", "default_deployment", "description", "scoring_uri"])
     return 0
 
 
 def endpoint_delete(service: EndpointsApi, args: argparse.Namespace) -> int:
     service.delete_endpoint(args.name)
-    print(f"deleted endpoint {args.name} and its deployments (jobs and outputs are kept)", file=sys.stderr)
+    render.result(
+        args,
+        None,
+        default=lambda _: print(
+            f"deleted endpoint {args.name} and its deployments (jobs and outputs are kept)", file=sys.stderr
+        ),
+    )
     return 0
 
 
@@ -115,7 +146,7 @@ def endpoint_invoke(service: EndpointsApi, args: argparse.Namespace) -> int:
         if uploaded:
             service.discard_upload(uploaded)
         raise
-    print(job.id)
+    print_started(service, args, job)
     return follow_and_report(service, job.id) if args.stream else 0
 
 
@@ -145,9 +176,14 @@ def add_commands(groups: Group) -> None:
     sub.add_argument("--default-deployment")
     sub.add_argument("--description", "-d")
     add_allow_list_arguments(sub, "*", "; the flag alone removes the narrowing")
-    for verb, handler in (("show", endpoint_show), ("delete", endpoint_delete)):
-        sub = command(endpoints, verb, handler, f"{verb} an endpoint")
-        sub.add_argument("--name", "-n", required=True)
+    sub.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help=f"Azure's {DEFAULT_DEPLOYMENT_KEY}=NAME, the only key"
+    )
+    sub = command(endpoints, "show", endpoint_show, "show an endpoint")
+    sub.add_argument("--name", "-n", required=True)
+    sub = command(endpoints, "delete", endpoint_delete, "delete an endpoint and its deployments; its jobs are kept")
+    sub.add_argument("--name", "-n", required=True)
+    add_yes_argument(sub)
     command(endpoints, "list", endpoint_list, "list endpoints")
     sub = command(endpoints, "invoke", endpoint_invoke, "score a folder or file; prints the job id")
     sub.add_argument("--name", "-n", required=True, help="endpoint name")

@@ -5,20 +5,46 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from batch_endpoints import yaml_specs
 from batch_endpoints.api.protocol import EndpointsApi
-from batch_endpoints.api.schemas import JobView
+from batch_endpoints.api.schemas import JobView, LogLineView, console_url
 from batch_endpoints.cli import render, stream
 from batch_endpoints.cli.commands import Group, command, current_user, key_values
-from batch_endpoints.errors import ConflictError
+from batch_endpoints.errors import ConflictError, ValidationError
+from batch_endpoints.ports import LogLine
 from batch_endpoints.specs import Job, JobStatus
+
+JOB_COLUMNS = ["id", "deployment_name", "status", "files", "experiment_name", "display_name", "created_at"]
+# Azure names a batch deployment job's one output `score` (`az ml job download --output-name score`).
+OUTPUT_NAMES = ("score",)
 
 
 def job_show(service: EndpointsApi, args: argparse.Namespace) -> int:
     job = service.get_job(args.name)
-    render.show({**job.model_dump(mode="json", exclude={"deployment"}), "progress": service.job_progress(job.id)})
+    if args.web:
+        console = console_url(job.execution)
+        if console is None:
+            raise ValidationError(
+                f"job {job.id} ran on this machine's backend, which has no console page; --web is for jobs on AWS",
+                field="--web",
+            )
+        render.result(args, console, default=lambda out: print(console, file=out))
+        return 0
+    render.show(args, job_record(service, job))
     return 0
+
+
+def job_record(service: EndpointsApi, job: Job | JobView) -> dict[str, Any]:
+    """What `job show` prints: the job without its deployment snapshot, with its live progress. `name` repeats the
+    id, as Azure's jobs are named: `--query name -o tsv` gives the id in scripts written for `az`."""
+    return {
+        "name": job.id,
+        **job.model_dump(mode="json", exclude={"deployment"}),
+        "progress": service.job_progress(job.id),
+    }
 
 
 def job_list(service: EndpointsApi, args: argparse.Namespace) -> int:
@@ -28,9 +54,13 @@ def job_list(service: EndpointsApi, args: argparse.Namespace) -> int:
         experiment_name=args.experiment_name,
         tags=key_values(args.tag, "tag"),
     )
-    rows = [{**j.model_dump(), "status": j.status.value, "files": j.counts.files} for j in jobs]
-    render.table(rows, ["id", "deployment_name", "status", "files", "experiment_name", "display_name", "created_at"])
+    show_jobs(args, jobs)
     return 0
+
+
+def show_jobs(args: argparse.Namespace, jobs: Sequence[Job | JobView]) -> None:
+    rows = [{"name": j.id, **j.model_dump(mode="json", exclude={"deployment"}), "files": j.counts.files} for j in jobs]
+    render.table(args, rows, JOB_COLUMNS)
 
 
 def job_stream(service: EndpointsApi, args: argparse.Namespace) -> int:
@@ -38,19 +68,33 @@ def job_stream(service: EndpointsApi, args: argparse.Namespace) -> int:
 
 
 def job_logs(service: EndpointsApi, args: argparse.Namespace) -> int:
+    if getattr(args, "output", None) is None and getattr(args, "query", None) is None:
+        for line in _log_lines(service, args.name):
+            print(f"[{line.source}] {line.message}")
+        return 0
+    lines = [
+        {"timestamp_ms": line.timestamp_ms, "source": line.source, "message": line.message}
+        for line in _log_lines(service, args.name)
+    ]
+    render.result(args, lines)
+    return 0
+
+
+def _log_lines(service: EndpointsApi, job_id: str) -> Iterator[LogLine | LogLineView]:
     token = None
     while True:
-        page = service.job_logs(args.name, next_token=token)
-        for line in page.lines:
-            print(f"[{line.source}] {line.message}")
+        page = service.job_logs(job_id, next_token=token)
+        yield from page.lines
         token = page.next_token
         if token is None:
-            return 0
+            return
 
 
 def job_cancel(service: EndpointsApi, args: argparse.Namespace) -> int:
     job = service.cancel_job(args.name, caller=current_user())
-    print(f"{job.id}: {job.status.value}", file=sys.stderr)
+    render.result(
+        args, job_record(service, job), default=lambda _: print(f"{job.id}: {job.status.value}", file=sys.stderr)
+    )
     return 0
 
 
@@ -63,27 +107,44 @@ def job_rerun(service: EndpointsApi, args: argparse.Namespace) -> int:
         output_file_name=args.output_file_name,
         caller=current_user(),
     )
-    print(job.id)
+    print_started(service, args, job)
     return follow_and_report(service, job.id) if args.stream else 0
+
+
+def print_started(service: EndpointsApi, args: argparse.Namespace, job: Job | JobView) -> None:
+    """A new job: its bare id by default (for `JOB=$(bep ...)`), or the job as -o and --query ask, as az prints it."""
+    render.result(args, job_record(service, job), default=lambda out: print(job.id, file=out))
 
 
 def job_resume(service: EndpointsApi, args: argparse.Namespace) -> int:
     job = service.resume_job(args.name, caller=current_user())
-    print(f"{job.id}: resumed ({job.status.value})", file=sys.stderr)
+    render.result(
+        args,
+        job_record(service, job),
+        default=lambda _: print(f"{job.id}: resumed ({job.status.value})", file=sys.stderr),
+    )
     return follow_and_report(service, job.id) if args.stream else 0
 
 
 def job_download(service: EndpointsApi, args: argparse.Namespace) -> int:
+    if args.output_name not in (None, *OUTPUT_NAMES):
+        raise ValidationError(
+            f"a batch job has one output, named {OUTPUT_NAMES[0]!r} (got {args.output_name!r}); leave the flag out "
+            "or name that one",
+            field="--output-name",
+        )
     job = service.get_job(args.name)
     if not job.status.is_final:
         raise ConflictError(f"job {job.id} is {job.status.value}; download it once it has ended", field="name")
     target = os.path.abspath(args.download_path)
     os.makedirs(target, exist_ok=True)
+    paths = []
     for uri in service.job_artifacts(job.id):
         path = os.path.join(target, uri.rstrip("/").rpartition("/")[2])
         with open(path, "wb") as out:
             out.write(service.blobs.get_bytes(uri))
-        print(path)
+        paths.append(path)
+    render.result(args, paths, default=lambda out: out.writelines(f"{path}\n" for path in paths))
     return 0
 
 
@@ -116,6 +177,10 @@ def add_commands(groups: Group) -> None:
     ):
         sub = command(jobs, verb, handler, help_text)
         sub.add_argument("--name", "-n", required=True, help="job id")
+        if verb == "show":
+            sub.add_argument(
+                "--web", action="store_true", help="print the job's console page (its Step Functions execution)"
+            )
     sub = command(jobs, "list", job_list, "list jobs, newest first")
     sub.add_argument("--endpoint-name", "-e")
     sub.add_argument("--max-results", type=int)
@@ -133,3 +198,7 @@ def add_commands(groups: Group) -> None:
     sub = command(jobs, "download", job_download, "copy a job's output, errors and summary to a folder")
     sub.add_argument("--name", "-n", required=True)
     sub.add_argument("--download-path", default=".")
+    sub.add_argument(
+        "--output-name",
+        help=f"the output to download: a batch job has one, {OUTPUT_NAMES[0]!r} as Azure names it; default: it",
+    )

@@ -9,6 +9,7 @@ to exit codes, once: 2 bad input, 3 not found, 4 conflict, 5 forbidden, 1 a job 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -30,6 +31,8 @@ from batch_endpoints.cli.commands import CommandLineParser, Invocation, standalo
 from batch_endpoints.errors import BatchEndpointError, ConflictError, ForbiddenError, NotFoundError, ValidationError
 
 EXIT_CODES = {ValidationError: 2, NotFoundError: 3, ConflictError: 4, ForbiddenError: 5}
+# What a shell reports for a command that SIGPIPE ended (128 + 13): `bep job logs | head` stopped by head.
+EXIT_BROKEN_PIPE = 141
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,10 +85,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv, namespace=Invocation())
     try:
-        return args.run(args)
+        code = args.run(args)
+        sys.stdout.flush()  # here, so a reader that went away is noticed below and not at the interpreter's exit
+        return code
     except BatchEndpointError as error:
         render.error(str(error))
         return next((code for kind, code in EXIT_CODES.items() if isinstance(error, kind)), 1)
+    except BrokenPipeError:
+        # The reader of stdout (`| head`) has closed it: stop quietly, as `cat` does. What is still buffered is
+        # sent to /dev/null, or Python reports the same broken pipe again when it flushes stdout on exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -182,20 +182,24 @@ class JobService(AssetService):
         experiment_name: str | None = None,
         tags: dict[str, str] | None = None,
     ) -> list[Job]:
-        """Jobs newest first; with an experiment name or tags, only the jobs that have them (every tag given)."""
-        if endpoint_name is not None:
-            self.repo.get_endpoint(endpoint_name)
+        """Jobs newest first; with an experiment name or tags, only the jobs that have them (every tag given).
+        A deleted endpoint's jobs are kept, and listed by its name; a name that never had jobs nor an endpoint is
+        not found."""
         if experiment_name is None and not tags:
-            return self.repo.list_jobs(endpoint_name, limit)
-        # The record store indexes jobs by endpoint and time only, so filters read the jobs and keep the matches.
-        wanted = tags or {}
-        matches = [
-            job
-            for job in self.repo.list_jobs(endpoint_name)
-            if experiment_name in (None, job.experiment_name)
-            and all(job.tags.get(key) == value for key, value in wanted.items())
-        ]
-        return matches if limit is None else matches[:limit]
+            jobs = self.repo.list_jobs(endpoint_name, limit)
+        else:
+            # The record store indexes jobs by endpoint and time only, so filters read the jobs and keep the matches.
+            wanted = tags or {}
+            matches = [
+                job
+                for job in self.repo.list_jobs(endpoint_name)
+                if experiment_name in (None, job.experiment_name)
+                and all(job.tags.get(key) == value for key, value in wanted.items())
+            ]
+            jobs = matches if limit is None else matches[:limit]
+        if endpoint_name is not None and not jobs and not self.repo.list_jobs(endpoint_name, 1):
+            self.repo.get_endpoint(endpoint_name)
+        return jobs
 
     def list_jobs_page(
         self,

@@ -91,6 +91,18 @@ class DataDeclaration:
 
 
 @dataclass(frozen=True)
+class ModelDeclaration:
+    """A model version as declared (Azure's model YAML): `path` is an absolute local path or a storage URI."""
+
+    name: str
+    path: str
+    type: str = "custom_model"
+    version: str | None = None
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class InvokeDeclaration:
     """An invocation as Azure's `az ml batch-endpoint invoke --file` reads it (inputs.yml, inputs-and-outputs.yml).
     Paths are absolute local paths or references to data in storage, as `local_or_reference` returns them."""

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from batch_endpoints import assets, specs
+from batch_endpoints import assets, mlflow_models, specs
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.yaml_files.conda import conda_document, pip_packages, read_text
 from batch_endpoints.yaml_files.declarations import EnvironmentReference, ModelReference
@@ -32,9 +32,26 @@ def resolve_model(value: Any, base: Path | None) -> ModelReference:
     path = _location(inline.path, base, "model.path", what="model file or folder")
     if not assets.is_stored(path) and not os.path.exists(path):
         raise ValidationError(f"{inline.path!r} resolves to {path}, which does not exist", field="model.path")
+    check_model_type(inline.type, path, field="model.type")
     return ModelReference(
         name=inline.name, version=inline.version, path=path, description=inline.description, tags=inline.tags
     )
+
+
+def check_model_type(model_type: str, path: str, *, field: str) -> None:
+    """Azure's model types: a custom_model is any folder or file; an mlflow_model must hold an MLmodel file (here
+    or in a folder of it) for the built-in scorer; Triton models have no server here."""
+    if model_type == "triton_model":
+        raise ValidationError(
+            "Triton models are not supported: there is no Triton server here; register the model as custom_model "
+            "and score it with a scoring script",
+            field=field,
+        )
+    if model_type == "mlflow_model" and not assets.is_stored(path) and mlflow_models.find_local(path) is None:
+        raise ValidationError(
+            f"an mlflow_model holds an {mlflow_models.MLMODEL} file, in the folder or a folder in it; {path} has none",
+            field=field,
+        )
 
 
 def resolve_code(code: CodeConfiguration, base: Path | None) -> tuple[str, str]:
@@ -66,21 +83,26 @@ def resolve_environment(value: Any, base: Path | None) -> specs.Environment | En
             f"must be a reference such as azureml:<name>:<version>, or a mapping with an 'image' (got {kind(value)})",
             field="environment",
         )
-    inline = specs.parse(InlineEnvironment, value, prefix="environment")
+    return inline_environment(specs.parse(InlineEnvironment, value, prefix="environment"), base, "environment.")
+
+
+def inline_environment(inline: InlineEnvironment, base: Path | None, prefix: str) -> specs.Environment:
+    """Azure's environment schema as this project keeps it; `prefix` is where the fields sit ("environment." in a
+    deployment file, nothing in an environment file)."""
     if inline.build is not None:
         raise ValidationError(
             "building an image from a Docker context is not supported; build and push the image, then give it "
             "as 'image'",
-            field="environment.build",
+            field=f"{prefix}build",
         )
     conda_text, pip = None, list(inline.pip_requirements)
     if inline.conda_file and base is None:
         raise ValidationError(
-            "a conda file cannot be read from a request; list its pip packages in environment.pip_requirements",
-            field="environment.conda_file",
+            f"a conda file cannot be read from a request; list its pip packages in {prefix}pip_requirements",
+            field=f"{prefix}conda_file",
         )
     if inline.conda_file and base is not None:
-        conda_text, conda_pip = _conda(inline.conda_file, base)
+        conda_text, conda_pip = _conda(inline.conda_file, base, f"{prefix}conda_file")
         pip += [requirement for requirement in conda_pip if requirement not in pip]
     return specs.parse(
         specs.Environment,
@@ -90,14 +112,15 @@ def resolve_environment(value: Any, base: Path | None) -> specs.Environment | En
             "image": inline.image,
             "conda_file": conda_text,
             "pip_requirements": pip,
+            "description": inline.description,
+            "tags": inline.tags,
         },
-        prefix="environment",
+        prefix=prefix.rstrip("."),
     )
 
 
-def _conda(conda_file: str, base: Path) -> tuple[str, list[str]]:
+def _conda(conda_file: str, base: Path, field: str) -> tuple[str, list[str]]:
     """The conda file's text (kept in the record, so it travels without the local file) and its pip list."""
-    field = "environment.conda_file"
     path = _local_path(conda_file.removeprefix("file:"), base, field, what="file")
     text = read_text(path, conda_file, field)
     return text, pip_packages(conda_document(text, path, field))

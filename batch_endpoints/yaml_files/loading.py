@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel
 
 from batch_endpoints import specs
 from batch_endpoints.errors import NotFoundError, ValidationError
@@ -26,8 +28,15 @@ from batch_endpoints.yaml_files.declarations import (
     DeploymentDeclaration,
     EndpointDeclaration,
     InvokeDeclaration,
+    ModelDeclaration,
 )
-from batch_endpoints.yaml_files.inline_assets import resolve_code, resolve_environment, resolve_model
+from batch_endpoints.yaml_files.inline_assets import (
+    check_model_type,
+    inline_environment,
+    resolve_code,
+    resolve_environment,
+    resolve_model,
+)
 from batch_endpoints.yaml_files.origins import Origin, error, kind, reported
 from batch_endpoints.yaml_files.references import local_or_reference
 from batch_endpoints.yaml_files.schemas import (
@@ -35,7 +44,9 @@ from batch_endpoints.yaml_files.schemas import (
     DataFile,
     DeploymentFile,
     EndpointFile,
+    EnvironmentFile,
     InvokeFile,
+    ModelFile,
     scalar_text,
     text_values,
 )
@@ -132,19 +143,53 @@ def load_deployment_mapping(
 
 def load_data(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> DataDeclaration:
     """Read Azure's data asset YAML (`az ml data create --file`); a local path in it is relative to the file."""
-    source = os.fspath(path)
-    data, origins = _prepare(_read_yaml(path), overrides, source, settings_block=False)
-    base = str(Path(path).expanduser().resolve().parent)
-    with reported(source, origins):
-        doc = DataFile.model_validate(data)
+    with _asset_file(path, overrides, DataFile) as (doc, base):
+        pass
     return DataDeclaration(
         name=doc.name,
-        path=local_or_reference(doc.path, base),
+        path=local_or_reference(doc.path, str(base)),
         type=doc.type,
         version=doc.version,
         description=doc.description,
         tags=dict(doc.tags),
     )
+
+
+def load_model(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> ModelDeclaration:
+    """Read Azure's model YAML (`az ml model create --file`); a local path in it is relative to the file."""
+    with _asset_file(path, overrides, ModelFile) as (doc, base):
+        location = local_or_reference(doc.path, str(base))
+        check_model_type(doc.type, location, field="type")
+    return ModelDeclaration(
+        name=doc.name,
+        path=location,
+        type=doc.type,
+        version=doc.version,
+        description=doc.description,
+        tags=dict(doc.tags),
+    )
+
+
+def load_environment(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> specs.Environment:
+    """Read Azure's environment YAML (`az ml environment create --file`): `image` and `conda_file` (relative to the
+    file); `build` (a Docker context) is refused."""
+    with _asset_file(path, overrides, EnvironmentFile) as (doc, base):
+        return inline_environment(doc, base, "")
+
+
+_File = TypeVar("_File", bound=BaseModel)
+
+
+@contextmanager
+def _asset_file(
+    path: str | os.PathLike[str], overrides: Mapping[str, Any] | None, schema: type[_File]
+) -> Iterator[tuple[_File, Path]]:
+    """An asset's YAML, validated, and the folder its relative paths are relative to; errors inside the block name
+    the file and where each field was written."""
+    source = os.fspath(path)
+    data, origins = _prepare(_read_yaml(path), overrides, source, settings_block=False)
+    with reported(source, origins):
+        yield schema.model_validate(data), Path(path).expanduser().resolve().parent
 
 
 def load_invoke(path: str | os.PathLike[str]) -> InvokeDeclaration:

@@ -8,7 +8,7 @@ than a refusal.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,6 +35,10 @@ FLAT_SETTINGS = (
     "max_worker_memory_mb",
     "init_timeout",
 )
+
+
+ModelType = Literal["custom_model", "mlflow_model", "triton_model"]
+MODEL_TYPES: tuple[str, ...] = get_args(ModelType)
 
 
 def text_values(value: Any) -> Any:
@@ -104,7 +108,7 @@ class InlineModel(_AzureFile):
     version: Annotated[str | None, pydantic.BeforeValidator(_version_text)] = None
     description: _Text = ""
     tags: _Tags = Field(default_factory=dict)
-    type: Literal["custom_model", "mlflow_model", "triton_model"] = "custom_model"
+    type: ModelType = "custom_model"
     properties: dict[str, Any] = Field(default_factory=dict)
     stage: str | None = None
 
@@ -123,6 +127,18 @@ class InlineEnvironment(_AzureFile):
     properties: dict[str, Any] = Field(default_factory=dict)
     os_type: Literal["linux", "Linux"] = "linux"
     inference_config: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelFile(InlineModel):
+    """Azure's model YAML (`az ml model create --file`): a model version of its own, so it names itself."""
+
+    name: specs.AssetName
+
+
+class EnvironmentFile(InlineEnvironment):
+    """Azure's environment YAML (`az ml environment create --file`)."""
+
+    name: specs.AssetName
 
 
 class DeploymentFile(_AzureFile):
