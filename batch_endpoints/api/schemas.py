@@ -156,7 +156,7 @@ class SettingsBody(Body):
     output_file_name: str | None = None
     logging_level: str | None = None
     environment_variables: dict[str, str] | None = None
-    input_format: str | None = Field(None, examples=["auto", "files", "csv", "parquet", "jsonl"])
+    input_format: str | None = Field(None, examples=["auto", "files", "tables", "csv", "parquet", "jsonl"])
     output_format: str | None = Field(None, examples=["auto", "csv", "parquet", "jsonl"])
     keep_input_columns: list[str] | None = None
     max_mini_batches_per_worker: int | None = Field(None, description="0 = never replace a worker")
