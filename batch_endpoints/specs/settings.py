@@ -34,7 +34,9 @@ LoggingLevel = Literal["debug", "info", "warning", "error", "critical"]
 InputFormat = Literal["auto", "files", "tables", "csv", "parquet", "jsonl"]
 # Azure writes append_row output as text whatever the name says; a name without an extension stays CSV.
 OUTPUT_FORMATS = {"": "csv", ".csv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl"}
-OutputFormat = Literal["auto", "csv", "parquet", "jsonl"]
+# Azure's append_row layout: no header, each row's values joined by a space (see docs/tabular.md).
+AZURE_APPEND_ROW = "azure_append_row"
+OutputFormat = Literal["auto", "csv", "parquet", "jsonl", "azure_append_row"]
 # A tabular mini-batch's size in bytes, as Azure writes it for tabular inputs: "10MB", "512KB", "1GB".
 SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB)\s*$", re.IGNORECASE)
 SIZE_UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
@@ -95,7 +97,11 @@ class RunSettings(Spec):
     retry_settings: RetrySettings = Field(default_factory=RetrySettings)
     error_threshold: int = Field(-1, ge=-1, description="failed files tolerated; -1 = any number")
     output_action: OutputAction = OutputAction.APPEND_ROW
-    output_format: OutputFormat = Field("auto", description="auto: by output_file_name's extension")
+    output_format: OutputFormat = Field(
+        "auto",
+        description="auto: by output_file_name's extension; azure_append_row: Azure's layout, no header and "
+        "each row's values joined by a space",
+    )
     output_file_name: str = "predictions.csv"
     logging_level: LoggingLevel = "info"
     environment_variables: dict[str, str] = Field(default_factory=dict)
