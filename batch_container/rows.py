@@ -21,6 +21,7 @@ from pandas.arrays import NumpyExtensionArray
 
 from batch_container.json_lines import json_lines
 from batch_endpoints import csv_records
+from batch_endpoints.specs import AZURE_APPEND_ROW
 
 # Checked in this order; the first one present names each row's input.
 FILE_COLUMNS = ("file", "file_name", "filename", "path")
@@ -44,6 +45,8 @@ class Rows:
     values: list[Column] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     """Input name -> why that file has no rows (the attempt itself succeeded)."""
+    added_columns: int = 0
+    """How many leading columns the runner added to run()'s (`file`, or `file` and `row` for tables)."""
 
     @classmethod
     def of(cls, table: pd.DataFrame, failed: dict[str, str] | None = None) -> Rows:
@@ -77,10 +80,20 @@ class Rows:
         self._frame().to_csv(records, index=False, lineterminator=csv_records.UnixRecords.TOLD)  # type: ignore[call-overload]
         return records.utf8()
 
+    def to_azure_lines(self) -> bytes:
+        """Azure's append_row layout: what run() returned, one line a row, its values joined by a space, with no
+        header and no quoting (a value holding a space or a line break cannot be told apart)."""
+        values = self.values[self.added_columns :]
+        cells = [np.asarray(column, dtype=object) for column in values]
+        return b"".join(" ".join(map(str, row)).encode() + b"\n" for row in zip(*cells, strict=True))
+
     def to_bytes(self, part_format: str) -> bytes:
-        """The part file's bytes in the output's format: "csv", "parquet" or "jsonl" (one JSON object a line)."""
+        """The part file's bytes in the output's format: "csv", "parquet", "jsonl" (one JSON object a line) or
+        Azure's own layout."""
         if not self.columns or part_format == "csv":
             return self.to_csv()
+        if part_format == AZURE_APPEND_ROW:
+            return self.to_azure_lines()
         if part_format == "jsonl":
             return json_lines(self.columns, self.values)
         import pyarrow.parquet as pq
@@ -103,7 +116,7 @@ def to_rows(result: Any, paths: Sequence[str], names: Sequence[str]) -> Rows:
         if file_column is not None:
             return _rows_by_file_column(result, file_column, paths, names)
     predictions = _predictions(result, len(names), lambda returned: _count_mismatch(returned, len(names)))
-    return Rows(["file", *predictions.columns], [list(names), *predictions.values])
+    return Rows(["file", *predictions.columns], [list(names), *predictions.values], added_columns=1)
 
 
 def to_table_rows(result: Any, inputs: pd.DataFrame, sources: pd.DataFrame, keep_columns: Sequence[str]) -> Rows:
@@ -127,7 +140,9 @@ def to_table_rows(result: Any, inputs: pd.DataFrame, sources: pd.DataFrame, keep
     kept = Rows.of(inputs[[c for c in keep_columns if c not in {c for c, _ in own}]])
     where = Rows.of(sources)
     return Rows(
-        [*where.columns, *kept.columns, *(c for c, _ in own)], [*where.values, *kept.values, *(v for _, v in own)]
+        [*where.columns, *kept.columns, *(c for c, _ in own)],
+        [*where.values, *kept.values, *(v for _, v in own)],
+        added_columns=len(where.columns),
     )
 
 

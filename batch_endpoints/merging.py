@@ -1,6 +1,6 @@
-"""Merge part files, in order, into one file's bytes: CSV, JSON lines or Parquet. A runner merges a shard's
-mini-batch parts into the shard's output; finalize merges shard outputs this way when they cannot be joined as
-they are stored (Parquet, or CSV whose columns differ between shards).
+"""Merge part files, in order, into one file's bytes: CSV, JSON lines, Parquet or Azure's append_row lines. A
+runner merges a shard's mini-batch parts into the shard's output; finalize merges shard outputs this way when they
+cannot be joined as they are stored (Parquet, or CSV whose columns differ between shards).
 
 Each writer yields the output a part at a time, so it holds one part in memory, never the whole output.
 """
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batch_endpoints import csv_records
+from batch_endpoints.specs import AZURE_APPEND_ROW
 
 Part = tuple[str, list[str]]
 """A part file's URI and the columns its mini-batch wrote."""
@@ -33,8 +34,8 @@ class Merged:
 
 
 def merged(part_format: str, read: Read, parts: list[Part]) -> Merged:
-    if part_format == "jsonl":
-        # One JSON object a line, each naming its own columns: concatenating is merging.
+    if part_format in ("jsonl", AZURE_APPEND_ROW):
+        # One record a line, and no header (a JSON object names its own columns): concatenating is merging.
         return Merged(read(uri) for uri, _ in parts)
     if part_format == "parquet":
         return _parquet(read, parts)

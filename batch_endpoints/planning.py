@@ -136,11 +136,14 @@ class JobPlan:
     unit: Literal["files", "rows"] = "files"
 
 
-def plan_input(blobs: BlobStore, job_id: str, listing: InputListing, settings: RunSettings) -> JobPlan:
+def plan_input(
+    blobs: BlobStore, job_id: str, listing: InputListing, settings: RunSettings, *, scoring_script: bool
+) -> JobPlan:
     """Files in mini-batches of `mini_batch_size` files, or for tabular inputs rows in row-based mini-batches."""
-    if tabular.is_tabular(listing.files, settings.input_format):
+    input_format = tabular.job_input_format(settings, scoring_script=scoring_script)
+    if tabular.is_tabular(listing.files, input_format):
         mini_batches, rows = tabular.cut_tables(
-            blobs, listing.root, listing.files, settings.mini_batch_size, settings.input_format
+            blobs, listing.root, listing.files, settings.mini_batch_size, input_format
         )
         if not rows:
             raise ValidationError("the input's tables hold no rows to score", field="input")

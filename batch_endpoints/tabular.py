@@ -1,9 +1,12 @@
 """Which inputs are tables, and how a table is cut into row-based mini-batches. Pure apart from reading files.
 
-An input is tabular when every file of it is a CSV, Parquet or JSON lines file (by extension), or when the
-deployment's `input_format` names a format. Its mini-batches are then rows, not files: `mini_batch_size` counts
-rows, or is a size ("10MB"), and a mini-batch is a list of row slices that may span files, so one huge file is
-no longer one huge mini-batch.
+As on Azure, a scoring script gets file paths and `mini_batch_size` counts files, whatever the files are; an MLflow
+model scored without a script (a no-code deployment) reads its CSV, Parquet and JSON lines files as tables. A
+script reads tables when its deployment asks for them: `input_format: tables` or a format, or a size ("10MB")
+for `mini_batch_size`, which only rows can have (see `job_input_format`).
+
+A tabular input's mini-batches are rows, not files: `mini_batch_size` counts rows, or is a size, and a
+mini-batch is a list of row slices that may span files, so one huge file is no longer one huge mini-batch.
 
 CSV and JSON lines are cut at line boundaries: one record per line (a CSV field holding a line break is not
 supported). The planner streams through each file once, in ranged reads of READ_CHUNK bytes (nothing is
@@ -29,7 +32,7 @@ from batch_endpoints.blob_files import open_blob
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.jobfiles import MiniBatch, RowSlice
 from batch_endpoints.ports import BlobStore
-from batch_endpoints.specs import size_in_bytes
+from batch_endpoints.specs import RunSettings, size_in_bytes
 
 EXTENSIONS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 READ_CHUNK = 8 << 20
@@ -37,11 +40,21 @@ READ_CHUNK = 8 << 20
 HEADER_CHUNK = 64 << 10
 
 
+def job_input_format(settings: RunSettings, *, scoring_script: bool) -> str:
+    """How a job reads its files: "files", "tables" (by extension) or a format. "auto" is Azure's default: paths
+    for a scoring script, as Azure's model deployments hand them, unless its size asks for rows; tables for the
+    built-in MLflow scorer, as Azure's no-code deployments read them."""
+    if settings.input_format != "auto":
+        return settings.input_format
+    return "files" if scoring_script and not isinstance(settings.mini_batch_size, str) else "tables"
+
+
 def file_format(name: str, input_format: str) -> str | None:
-    """ "csv", "parquet" or "jsonl" for a file read as a table; None for a file passed by path."""
+    """ "csv", "parquet" or "jsonl" for a file read as a table; None for a file passed by path. A runner reading
+    the row slices a plan cut passes "auto" as "tables": the plan chose tables (see `job_input_format`)."""
     if input_format == "files":
         return None
-    if input_format != "auto":
+    if input_format not in ("auto", "tables"):
         return input_format
     return EXTENSIONS.get(os.path.splitext(name)[1].lower())
 

@@ -1,5 +1,6 @@
-"""Tabular inputs end to end through the CLI and real processes: row mini-batches over CSV, Parquet and JSON
-lines, outputs in each format, kept input columns, and literal inputs given at invoke."""
+"""Tabular inputs end to end through the CLI and real processes: a scoring script gets a folder of tables as
+paths, as on Azure, and row mini-batches over CSV, Parquet and JSON lines when it asks for them; outputs in each
+format, kept input columns, and literal inputs given at invoke."""
 
 from __future__ import annotations
 
@@ -38,6 +39,21 @@ SCRIPT = textwrap.dedent(
     import pandas as pd
     """
 )
+# Azure's model deployments hand a script paths, whatever the files are: it reads them itself.
+PATHS_SCRIPT = textwrap.dedent(
+    """
+    import os
+
+
+    def init():
+        pass
+
+
+    def run(mini_batch):
+        names = " ".join(sorted(os.path.basename(path) for path in mini_batch))
+        return [f"{names} {os.path.isfile(path)}" for path in mini_batch]
+    """
+)
 ROWS = 200_000
 
 
@@ -46,6 +62,7 @@ def workspace(bep, tmp_path: Path) -> Path:
     code = tmp_path / "code"
     code.mkdir()
     (code / "score.py").write_text(SCRIPT)
+    (code / "paths.py").write_text(PATHS_SCRIPT)
     model = tmp_path / "model"
     model.mkdir()
     (model / "weights.txt").write_text("1")
@@ -54,12 +71,12 @@ def workspace(bep, tmp_path: Path) -> Path:
     return tmp_path
 
 
-def deploy(bep, root: Path, **settings: object) -> None:
+def deploy(bep, root: Path, *, script: str = "score.py", **settings: object) -> None:
     spec = {
         "name": "trivial",
         "endpoint_name": "tables",
         "model": "azureml:trivial:1",
-        "code_configuration": {"code": str(root / "code"), "scoring_script": "score.py"},
+        "code_configuration": {"code": str(root / "code"), "scoring_script": script},
         "inputs": {"scale": {"type": "number", "default": 1.5}, "label": {"type": "string"}},
         "settings": {"max_concurrency_per_instance": 2, **settings},
     }
@@ -91,11 +108,27 @@ def assert_every_row_once(output: pd.DataFrame, first: str, second: str) -> None
     assert (output["double"].to_numpy() == (np.arange(ROWS) % 977) * 2).all()
 
 
+def test_a_scoring_script_gets_a_folder_of_csvs_as_paths_two_files_a_mini_batch(bep, workspace):
+    data = workspace / "data"
+    data.mkdir()
+    for n in range(4):
+        pd.DataFrame({"x": range(5)}).to_csv(data / f"part-{n}.csv", index=False)
+    deploy(bep, workspace, script="paths.py", mini_batch_size=2)
+
+    job = run_job(bep, data)
+
+    assert job["status"] == "Completed", job["error"]
+    assert job["counts"]["unit"] == "files" and job["counts"]["files"] == 4
+    assert job["counts"]["mini_batches"] == 2
+    output = pd.read_csv(job["output_uri"])
+    assert output.iloc[:, -1].tolist() == ["part-0.csv part-1.csv True"] * 2 + ["part-2.csv part-3.csv True"] * 2
+
+
 def test_a_200k_row_csv_is_scored_in_row_mini_batches_each_row_once_in_order(bep, workspace):
     data, frame = two_tables(workspace)
     frame[:120_000].to_csv(data / "a.csv", index=False)
     frame[120_000:].to_csv(data / "b.csv", index=False)
-    deploy(bep, workspace, mini_batch_size=50_000)
+    deploy(bep, workspace, mini_batch_size=50_000, input_format="csv")
 
     job = run_job(bep, data)
 
@@ -113,7 +146,14 @@ def test_a_200k_row_parquet_input_gives_parquet_output_with_kept_columns(bep, wo
     data, frame = two_tables(workspace)
     frame[:120_000].to_parquet(data / "a.parquet", index=False, row_group_size=30_000)
     frame[120_000:].to_parquet(data / "b.parquet", index=False, row_group_size=30_000)
-    deploy(bep, workspace, mini_batch_size=70_000, keep_input_columns=["id"], output_file_name="scores.parquet")
+    deploy(
+        bep,
+        workspace,
+        mini_batch_size=70_000,
+        input_format="tables",
+        keep_input_columns=["id"],
+        output_file_name="scores.parquet",
+    )
 
     job = run_job(bep, data)
 
@@ -146,7 +186,7 @@ def test_json_lines_input_in_row_mini_batches(bep, workspace):
     data = workspace / "data"
     data.mkdir()
     pd.DataFrame({"x": np.arange(1_000)}).to_json(data / "rows.jsonl", orient="records", lines=True)
-    deploy(bep, workspace, mini_batch_size=300)
+    deploy(bep, workspace, mini_batch_size=300, input_format="jsonl")
 
     job = run_job(bep, data, "--set", "inputs.scale=3", "--set", "inputs.label=nightly")
 

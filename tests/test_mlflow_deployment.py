@@ -87,3 +87,33 @@ def test_an_mlflow_models_environment_is_its_conda_files_pip_section_as_on_azure
     assert pip_requirements(blobs, str(model))[-1] == "surely-not-a-package-here==1.2"
     with pytest.raises(RequirementsError, match="surely-not-a-package-here"):
         check_requirements(str(model))
+
+
+@pytest.mark.slow
+def test_a_model_saved_with_mlflows_defaults_scores_with_no_scoring_script(bep, tmp_path):
+    import mlflow.sklearn
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+
+    frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "y": [1.0, 3.0, 5.0, 7.0]})
+    model = LinearRegression().fit(frame[["x"]], frame["y"])
+    # Nothing but the model and the folder: mlflow picks the serialization format (skops) and the requirements.
+    mlflow.sklearn.save_model(model, str(tmp_path / "model"))
+    assert (tmp_path / "model" / "model.skops").is_file()
+    data = tmp_path / "data"
+    data.mkdir()
+    frame[["x"]].iloc[:2].to_csv(data / "a.csv", index=False)
+    frame[["x"]].iloc[2:].to_csv(data / "b.csv", index=False)
+    bep("endpoint", "create", "--name", "line")
+    spec = tmp_path / "deployment.yml"
+    spec.write_text(json.dumps({"name": "skops", "endpoint_name": "line", "model": {"path": str(tmp_path / "model")}}))
+    bep("deployment", "create", "--file", spec, "--set-default")
+
+    job_id = bep("endpoint", "invoke", "--name", "line", "--input", data).out.strip()
+    bep("job", "stream", "--name", job_id, ok=False)
+    job = bep("job", "show", "--name", job_id).json()
+
+    assert job["status"] == "Completed", job["error"]
+    assert job["counts"]["unit"] == "rows"
+    output = pd.read_csv(job["output_uri"])
+    assert output["prediction"].round(6).tolist() == [1.0, 3.0, 5.0, 7.0]

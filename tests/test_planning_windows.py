@@ -17,6 +17,7 @@ from batch_endpoints.specs import InvokeOverrides, Job
 from batch_endpoints.workflow import Plan, plan_job, plan_step
 from tests.core_fixtures import (  # noqa: F401 (pytest fixtures)
     code_dir_fixture,
+    deployment_declaration,
     invoke,
     local_backend_fixture,
     model_dir_fixture,
@@ -129,9 +130,15 @@ def test_a_window_run_again_after_a_crash_writes_the_same_plan(
 
 
 def test_a_tabular_input_larger_than_a_window_is_refused_saying_why_and_left_unplanned(
-    ready_service: BatchEndpointService, local_backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ready_service: BatchEndpointService,
+    local_backend: Backend,
+    code_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(planning, "PLAN_WINDOW_FILES", 2)
+    # The scoring script asks for rows; by default it would get the tables' paths, planned in windows.
+    ready_service.update_deployment(deployment_declaration(code_dir, settings={"input_format": "tables"}))
     tables = write_tree(tmp_path / "tables", {f"t{n}.csv": "a\n1\n" for n in range(3)})
     job = invoke(ready_service, tables)
 

@@ -324,7 +324,7 @@ def test_a_tabular_job_reads_only_ranges_of_its_s3_inputs(cloud: Cloud, tmp_path
     model.mkdir()
     (model / "weights.txt").write_text("1")
     job = record_job(cloud, "tables-0001", code_dir=code, model_dir=model, scoring_script="score.py", inputs=inputs)
-    settings = job.settings.model_copy(update={"mini_batch_size": 500})
+    settings = job.settings.model_copy(update={"mini_batch_size": 500, "input_format": "tables"})
     job = Repository(cloud.records).update_job(job.id, lambda j: j.model_copy(update={"settings": settings}))
     SerializedMotoServer.gets.clear()
 

@@ -80,7 +80,9 @@ def test_each_mini_batch_reads_only_its_rows_of_each_file(tmp_path: Path, inputs
     records = SqliteRecordStore(str(tmp_path / "records.db"))
     blobs = RangedOnlyStore(str(tmp_path / "storage"), str(inputs))
     backend = Backend("local", records, blobs, None, None, None, "", {})  # type: ignore[arg-type]
-    settings = RunSettings(mini_batch_size=500, retry_settings=RetrySettings(max_retries=0, timeout=60))
+    settings = RunSettings(
+        mini_batch_size=500, input_format="tables", retry_settings=RetrySettings(max_retries=0, timeout=60)
+    )
     job = record_runner_job(backend, SCRIPT, inputs, settings)
 
     plan = workflow.plan_job(backend, job.id)

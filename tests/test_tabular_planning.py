@@ -87,13 +87,60 @@ def test_a_tabular_plan_counts_rows_and_the_progress_line_says_so(tmp_path):
     listing = planning.InputListing(str(tmp_path), ["t.csv"])
 
     planned = planning.plan_input(
-        FolderBlobStore(str(tmp_path)), "job-1", listing, specs.RunSettings(mini_batch_size=10)
+        FolderBlobStore(str(tmp_path)), "job-1", listing, specs.RunSettings(mini_batch_size=10), scoring_script=False
     )
 
     assert (planned.inputs, planned.unit) == (30, "rows")
     job = SimpleNamespace(status=specs.JobStatus.RUNNING, counts=specs.JobCounts(unit="rows", files=30, mini_batches=3))
     line = progress.progress_line(job, {"mini_batches_done": 1, "files_succeeded": 10}, 1.0)
     assert "mini-batches 1/3  rows 10/30  failed 0" in line and "files" not in line
+
+
+def plan_four_csvs(tmp_path: Path, *, scoring_script: bool, **settings) -> planning.JobPlan:
+    names = [f"part-{n}.csv" for n in range(4)]
+    for name in names:
+        (tmp_path / name).write_text("x,y\n" + "1,2\n" * 5)
+    listing = planning.InputListing(str(tmp_path), names)
+    run_settings = specs.RunSettings(**{"mini_batch_size": 2, **settings})
+    return planning.plan_input(
+        FolderBlobStore(str(tmp_path)), "job-1", listing, run_settings, scoring_script=scoring_script
+    )
+
+
+def mini_batch_files(planned: planning.JobPlan) -> list[list[str]]:
+    return [batch.files for shard in planned.shards for batch in shard.mini_batches]
+
+
+def test_a_scoring_script_gets_a_folder_of_csvs_as_paths_and_the_size_counts_files(tmp_path):
+    planned = plan_four_csvs(tmp_path, scoring_script=True)
+
+    assert (planned.inputs, planned.unit) == (4, "files")
+    assert mini_batch_files(planned) == [["part-0.csv", "part-1.csv"], ["part-2.csv", "part-3.csv"]]
+    assert not any(batch.slices for shard in planned.shards for batch in shard.mini_batches)
+
+
+def test_an_mlflow_model_without_a_script_reads_the_same_folder_as_rows(tmp_path):
+    planned = plan_four_csvs(tmp_path, scoring_script=False)
+
+    assert (planned.inputs, planned.unit) == (20, "rows")
+    assert len(mini_batch_files(planned)) == 10
+
+
+@pytest.mark.parametrize(
+    ("settings", "mini_batches"),
+    [({"input_format": "csv"}, 10), ({"input_format": "tables"}, 10), ({"mini_batch_size": "16B"}, 5)],
+)
+def test_a_scoring_script_reads_rows_when_its_format_or_a_size_asks_for_them(tmp_path, settings, mini_batches):
+    planned = plan_four_csvs(tmp_path, scoring_script=True, **settings)
+
+    assert (planned.inputs, planned.unit) == (20, "rows")
+    assert len(mini_batch_files(planned)) == mini_batches
+
+
+def test_input_format_files_gives_even_an_mlflow_model_paths(tmp_path):
+    planned = plan_four_csvs(tmp_path, scoring_script=False, input_format="files")
+
+    assert (planned.inputs, planned.unit) == (4, "files")
 
 
 def test_shard_files_hold_offsets_never_rows(tmp_path):
@@ -112,7 +159,13 @@ def test_a_size_for_files_that_are_not_tables_is_refused_at_plan(tmp_path):
     listing = planning.InputListing(str(tmp_path), ["a.png"])
 
     with pytest.raises(ValidationError) as caught:
-        planning.plan_input(None, "job-1", listing, specs.RunSettings(mini_batch_size="10MB"))  # type: ignore[arg-type]
+        planning.plan_input(
+            None,  # type: ignore[arg-type]
+            "job-1",
+            listing,
+            specs.RunSettings(mini_batch_size="10MB"),
+            scoring_script=True,
+        )
 
     assert caught.value.field == "settings.mini_batch_size"
 
@@ -123,7 +176,7 @@ def test_a_size_for_files_that_are_not_tables_is_refused_at_plan(tmp_path):
         ({"mini_batch_size": -5}, "mini_batch_size", "greater than 0 (got -5)"),
         ({"mini_batch_size": "10 parsecs"}, "mini_batch_size", "or a size such as '10MB'"),
         ({"output_file_name": "scores.xlsx"}, "output_file_name", "must end in one of .csv, .txt, .parquet"),
-        ({"input_format": "excel"}, "input_format", "'auto', 'files', 'csv', 'parquet' or 'jsonl'"),
+        ({"input_format": "excel"}, "input_format", "'auto', 'files', 'tables', 'csv', 'parquet' or 'jsonl'"),
     ],
 )
 def test_bad_tabular_settings_are_refused_naming_the_field(settings, field, message):

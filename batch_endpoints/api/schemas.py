@@ -156,8 +156,8 @@ class SettingsBody(Body):
     output_file_name: str | None = None
     logging_level: str | None = None
     environment_variables: dict[str, str] | None = None
-    input_format: str | None = Field(None, examples=["auto", "files", "csv", "parquet", "jsonl"])
-    output_format: str | None = Field(None, examples=["auto", "csv", "parquet", "jsonl"])
+    input_format: str | None = Field(None, examples=["auto", "files", "tables", "csv", "parquet", "jsonl"])
+    output_format: str | None = Field(None, examples=["auto", "csv", "parquet", "jsonl", "azure_append_row"])
     keep_input_columns: list[str] | None = None
     max_mini_batches_per_worker: int | None = Field(None, description="0 = never replace a worker")
     max_worker_memory_mb: int | None = Field(None, description="0 = no memory ceiling")

@@ -60,6 +60,7 @@ from batch_endpoints.specs.jobs import (
     JobStatus,
 )
 from batch_endpoints.specs.settings import (
+    AZURE_APPEND_ROW,
     DEFAULT_INIT_TIMEOUT_S,
     MAX_INSTANCE_COUNT,
     MAX_MINI_BATCH_ROWS,
@@ -81,6 +82,7 @@ from batch_endpoints.specs.settings import (
 
 __all__ = [
     "ASSET_NAME",
+    "AZURE_APPEND_ROW",
     "DEFAULT_INIT_TIMEOUT_S",
     "ENDPOINT_NAME",
     "EXCLUDE_PATTERN_MAX",

@@ -27,12 +27,16 @@ class OutputAction(StrEnum):
 
 
 LoggingLevel = Literal["debug", "info", "warning", "error", "critical"]
-# How inputs are read: "auto" reads CSV, Parquet and JSON lines files as tables (by extension) and passes
-# anything else as file paths; "files" always passes paths; a format reads every input file as that format.
-InputFormat = Literal["auto", "files", "csv", "parquet", "jsonl"]
+# How inputs are read. "auto" is Azure's: a scoring script gets file paths (mini_batch_size counts files) unless
+# mini_batch_size is a size; an MLflow model without a script reads tables. "tables" reads CSV, Parquet and JSON
+# lines files as tables by extension; a format reads every input file as a table of that format; "files" always
+# passes paths.
+InputFormat = Literal["auto", "files", "tables", "csv", "parquet", "jsonl"]
 # Azure writes append_row output as text whatever the name says; a name without an extension stays CSV.
 OUTPUT_FORMATS = {"": "csv", ".csv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl"}
-OutputFormat = Literal["auto", "csv", "parquet", "jsonl"]
+# Azure's append_row layout: no header, each row's values joined by a space (see docs/tabular.md).
+AZURE_APPEND_ROW = "azure_append_row"
+OutputFormat = Literal["auto", "csv", "parquet", "jsonl", "azure_append_row"]
 # A tabular mini-batch's size in bytes, as Azure writes it for tabular inputs: "10MB", "512KB", "1GB".
 SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB)\s*$", re.IGNORECASE)
 SIZE_UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
@@ -93,11 +97,19 @@ class RunSettings(Spec):
     retry_settings: RetrySettings = Field(default_factory=RetrySettings)
     error_threshold: int = Field(-1, ge=-1, description="failed files tolerated; -1 = any number")
     output_action: OutputAction = OutputAction.APPEND_ROW
-    output_format: OutputFormat = Field("auto", description="auto: by output_file_name's extension")
+    output_format: OutputFormat = Field(
+        "auto",
+        description="auto: by output_file_name's extension; azure_append_row: Azure's layout, no header and "
+        "each row's values joined by a space",
+    )
     output_file_name: str = "predictions.csv"
     logging_level: LoggingLevel = "info"
     environment_variables: dict[str, str] = Field(default_factory=dict)
-    input_format: InputFormat = Field("auto", description="auto: CSV, Parquet and JSON lines files are read as tables")
+    input_format: InputFormat = Field(
+        "auto",
+        description="auto: file paths for a scoring script, tables for an MLflow model without one; tables: CSV, "
+        "Parquet and JSON lines files read as tables by extension; csv, parquet or jsonl: tables of that format",
+    )
     keep_input_columns: list[str] = Field(
         default_factory=list, description="tabular inputs: input columns copied next to each prediction"
     )
