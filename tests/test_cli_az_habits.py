@@ -238,3 +238,18 @@ def test_a_closed_pipe_ends_bep_quietly(home: Path, tmp_path: Path) -> None:
     )
     os.close(write_end)
     assert ended.stderr == "" and ended.returncode == 141
+
+
+def test_deployment_create_updates_a_deployment_that_exists_as_azs_does(bep, deployed: Path) -> None:
+    first = bep("deployment", "show", "-e", "shop", "-n", "green").json()
+
+    again = bep("deployment", "create", "--file", deployed / "green.yml", "--set", "description=rolled out again")
+
+    shown = bep("deployment", "show", "-e", "shop", "-n", "green").json()
+    assert again.json()["description"] == shown["description"] == "rolled out again"
+    assert shown["created_at"] == first["created_at"]
+    assert bep("deployment", "list", "-e", "shop", "--query", "[].name", "-o", "tsv").out == "blue\ngreen\n"
+    # update still needs the deployment: it never creates one.
+    (deployed / "red.yml").write_text((deployed / "green.yml").read_text().replace("name: green", "name: red"))
+    missing = bep("deployment", "update", "--file", deployed / "red.yml", ok=False)
+    assert missing.code == 3 and "create it first" in missing.err

@@ -19,7 +19,8 @@ def _deployment_declaration(args: argparse.Namespace) -> yaml_specs.DeploymentDe
 
 
 def deployment_create(service: EndpointsApi, args: argparse.Namespace) -> int:
-    deployment = service.create_deployment(
+    # Azure's `create` creates or updates (scripts run it again to roll out a change); `update` needs the deployment.
+    deployment = service.put_deployment(
         _deployment_declaration(args), set_default=args.set_default, caller=current_user()
     )
     render.show(args, deployment)
@@ -73,8 +74,11 @@ def add_commands(groups: Group) -> None:
     deployments = groups.add_parser(
         "deployment", help="deployments of an endpoint", aliases=["batch-deployment"]
     ).add_subparsers(dest="verb", required=True)
-    for verb, handler in (("create", deployment_create), ("update", deployment_update)):
-        sub = command(deployments, verb, handler, f"{verb} a deployment from deployment.yml")
+    for verb, handler, help_text in (
+        ("create", deployment_create, "create a deployment from deployment.yml, or update it if it exists (as az)"),
+        ("update", deployment_update, "update an existing deployment from deployment.yml"),
+    ):
+        sub = command(deployments, verb, handler, help_text)
         sub.add_argument("--file", "-f", required=True)
         sub.add_argument("--endpoint-name", "-e")
         sub.add_argument("--name", "-n")

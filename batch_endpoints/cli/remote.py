@@ -165,6 +165,11 @@ class RemoteService:
             )
         return self._put_deployment(declaration, set_default)
 
+    def put_deployment(
+        self, declaration: DeploymentDeclaration, *, set_default: bool = False, caller: str = ""
+    ) -> Deployment:
+        return self._put_deployment(declaration, set_default)  # the API's PUT creates or replaces
+
     def _put_deployment(self, declaration: DeploymentDeclaration, set_default: bool) -> Deployment:
         """deployment.yml as the API's JSON body, with local folders (code, an inline model) put in the API's
         storage first."""
