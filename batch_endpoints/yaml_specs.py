@@ -36,7 +36,7 @@ from batch_endpoints.yaml_files.references import (
     parse_model_reference,
 )
 from batch_endpoints.yaml_files.schemas import FLAT_SETTINGS, MODEL_TYPES
-from batch_endpoints.yaml_files.set_language import parse_overrides
+from batch_endpoints.yaml_files.set_language import parse_overrides, split_invoke_overrides
 
 __all__ = [
     "ASSET_REFERENCE",
@@ -69,4 +69,5 @@ __all__ = [
     "parse_model_reference",
     "parse_overrides",
     "read_conda_file",
+    "split_invoke_overrides",
 ]

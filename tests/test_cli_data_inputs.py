@@ -51,22 +51,27 @@ def scored(bep, job_id: str) -> list[str]:
     return list(pd.read_csv(job["output_uri"])["prediction"])
 
 
-@pytest.fixture
-def shop(bep, home: Path, tmp_path: Path) -> Path:
-    """Endpoint `shop`, default deployment `blue`; returns a folder holding `images/` (three files)."""
-    code = write_tree(tmp_path / "code", {"score.py": SCRIPT})
-    model = write_tree(tmp_path / "model", {"m.bin": b"\0"})
-    write_tree(tmp_path / "images", {"a.png": "a", "b.png": "bb", "sub/c.png": "ccc"})
-    deployment = tmp_path / "deployment.yml"
+def open_shop(bep, root: Path, *, script: str = SCRIPT, deployment_lines: str = "") -> Path:
+    """Endpoint `shop`, default deployment `blue` scoring with `script`; returns `root`, now holding `images/`
+    (three files)."""
+    code = write_tree(root / "code", {"score.py": script})
+    model = write_tree(root / "model", {"m.bin": b"\0"})
+    write_tree(root / "images", {"a.png": "a", "b.png": "bb", "sub/c.png": "ccc"})
+    deployment = root / "deployment.yml"
     deployment.write_text(
         "name: blue\nendpoint_name: shop\nmodel: azureml:m:1\n"
         f"code_configuration:\n  code: {code}\n  scoring_script: score.py\ncompute: azureml:cpu-cluster\n"
-        "settings:\n  mini_batch_size: 2\n"
+        f"settings:\n  mini_batch_size: 2\n{deployment_lines}"
     )
     bep("model", "create", "--name", "m", "--path", model)
     bep("endpoint", "create", "--name", "shop")
     bep("deployment", "create", "--file", deployment, "--set-default")
-    return tmp_path
+    return root
+
+
+@pytest.fixture
+def shop(bep, home: Path, tmp_path: Path) -> Path:
+    return open_shop(bep, tmp_path)
 
 
 def invoke(bep, *args: object) -> str:
@@ -318,7 +323,8 @@ def test_azures_inputs_and_outputs_yaml(bep, home, shop):
     [
         ("inputs: {}\n", "inputs"),
         ("inputs:\n  a: {type: uri_folder, path: images}\n  b: {type: uri_folder, path: images}\n", "inputs"),
-        ("inputs:\n  mode:\n    type: string\n    default: append\n", "inputs.mode"),
+        ("inputs:\n  a: {path: images}\n  mode:\n    type: string\n    default: append\n", "inputs.mode"),
+        ("inputs:\n  mode:\n    type: string\n    default: append\n", "inputs"),
         ("inputs:\n  a: {type: mltable, path: images}\n", "inputs.a.type"),
         ("inputs:\n  a: {type: uri_folder}\n", "inputs.a.path"),
         ("inputs:\n  a: {type: uri_folder, path: images, colour: red}\n", "inputs.a.colour"),

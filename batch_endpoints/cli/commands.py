@@ -64,6 +64,11 @@ def add_yes_argument(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--yes", "-y", action="store_true", help="accepted for az's scripts; deletes never prompt")
 
 
+def add_set_argument(sub: argparse.ArgumentParser, help_text: str) -> None:
+    """az's `--set KEY=VALUE ...`: several pairs after one flag, as az takes them, and the flag repeated."""
+    sub.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", help=help_text)
+
+
 def current_user() -> str:
     return os.environ.get("USER") or os.environ.get("USERNAME") or "local-user"
 

@@ -8,7 +8,7 @@ import sys
 from batch_endpoints import yaml_specs
 from batch_endpoints.api.protocol import EndpointsApi
 from batch_endpoints.cli import render
-from batch_endpoints.cli.commands import Group, add_yes_argument, command, current_user
+from batch_endpoints.cli.commands import Group, add_set_argument, add_yes_argument, command, current_user
 from batch_endpoints.cli.job import show_jobs
 
 
@@ -83,11 +83,8 @@ def add_commands(groups: Group) -> None:
         sub.add_argument("--endpoint-name", "-e")
         sub.add_argument("--name", "-n")
         sub.add_argument("--set-default", action="store_true")
-        sub.add_argument(
-            "--set",
-            action="append",
-            metavar="KEY=VALUE",
-            help="override a field of the file, e.g. settings.mini_batch_size=5",
+        add_set_argument(
+            sub, "override fields of the file, e.g. settings.mini_batch_size=5 retry_settings.max_retries=2"
         )
     for verb, handler, help_text in (
         ("show", deployment_show, "show a deployment"),

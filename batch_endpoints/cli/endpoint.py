@@ -6,15 +6,22 @@ import argparse
 import os
 import sys
 
-from batch_endpoints import yaml_specs
+from batch_endpoints import literal_inputs, yaml_specs
 from batch_endpoints.api.protocol import EndpointsApi
 from batch_endpoints.cli import render
-from batch_endpoints.cli.commands import Group, add_yes_argument, command, current_user, key_values
+from batch_endpoints.cli.commands import (
+    Group,
+    add_set_argument,
+    add_yes_argument,
+    command,
+    current_user,
+    key_values,
+)
 from batch_endpoints.cli.job import follow_and_report, print_started
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.progress import ProgressBar
 from batch_endpoints.service import InvokeRequest
-from batch_endpoints.specs import InvokeOverrides, parse
+from batch_endpoints.specs import InvokeOverrides, for_model_deployment, parse, with_data_input
 
 
 def endpoint_create(service: EndpointsApi, args: argparse.Namespace) -> int:
@@ -95,31 +102,31 @@ def endpoint_delete(service: EndpointsApi, args: argparse.Namespace) -> int:
 
 
 def endpoint_invoke(service: EndpointsApi, args: argparse.Namespace) -> int:
-    """`az ml batch-endpoint invoke`: the input from --input or Azure's inputs YAML (--file), flags overriding the
-    file. A local file or folder is first uploaded to the default datastore, and removed again if the invocation
-    is refused."""
-    if not args.file and not args.input:
-        raise ValidationError("is required: give --input, or --file with the inputs YAML", field="input")
-    declared = yaml_specs.load_invoke(args.file) if args.file else yaml_specs.InvokeDeclaration(input="")
-    overrides = yaml_specs.parse_overrides(args.set or [])
-    # `--set inputs.NAME=VALUE`: literal inputs, kept as written; the deployment's declared type reads them.
-    inputs = {key.removeprefix("inputs."): overrides.pop(key) for key in list(overrides) if key.startswith("inputs.")}
-    overrides.update(
-        {
-            k: v
-            for k, v in {
-                "mini_batch_size": args.mini_batch_size,
-                "instance_count": args.instance_count,
-                "output_file_name": args.output_file_name or declared.output_file_name,
-            }.items()
-            if v is not None
-        }
-    )
-    checked_overrides = parse(InvokeOverrides, overrides, prefix="--set")
-    service.deployment_to_invoke(args.name, args.deployment_name)  # refused before anything is uploaded
+    """`az ml batch-endpoint invoke`: the inputs and outputs by name from Azure's inputs YAML (--file) and `--set
+    inputs.NAME.path=...`, or the one data input from --input, flags overriding the file. Every mistake is refused
+    before a local file or folder is uploaded to the default datastore; the upload is removed again if the
+    invocation is refused."""
     here = os.getcwd()
-    source = yaml_specs.local_or_reference(args.input, here) if args.input else declared.input
-    output = yaml_specs.local_or_reference(args.output_path, here) if args.output_path else None
+    named, settings = yaml_specs.split_invoke_overrides(yaml_specs.parse_overrides(args.set or []))
+    declared = yaml_specs.load_invoke(args.file, named, here=here)
+    inputs = with_data_input(
+        declared.inputs,
+        yaml_specs.local_or_reference(args.input, here) if args.input else None,
+        type=args.input_type,
+        exclude=args.exclude,
+    )
+    invocation = for_model_deployment(inputs, declared.outputs)
+    flags = {
+        "mini_batch_size": args.mini_batch_size,
+        "instance_count": args.instance_count,
+        "output_file_name": args.output_file_name or invocation.output_file_name,
+    }
+    settings.update({k: v for k, v in flags.items() if v is not None})
+    checked_overrides = parse(InvokeOverrides, settings, prefix="--set")
+    deployment = service.deployment_to_invoke(args.name, args.deployment_name)
+    literal_inputs.resolve(deployment.inputs, invocation.literals)
+    output = yaml_specs.local_or_reference(args.output_path, here) if args.output_path else invocation.output_path
+    source = invocation.input
     uploaded = None
     if not yaml_specs.is_reference(source):
         bar = ProgressBar(f"uploading {source}")
@@ -130,16 +137,16 @@ def endpoint_invoke(service: EndpointsApi, args: argparse.Namespace) -> int:
             InvokeRequest(
                 endpoint_name=args.name,
                 input=uploaded or source,
-                input_type=args.input_type or declared.input_type,
-                exclude=args.exclude if args.exclude is not None else declared.exclude,
+                input_type=invocation.input_type,
+                exclude=invocation.exclude,
                 deployment_name=args.deployment_name,
-                output_path=output or declared.output_path,
+                output_path=output,
                 overrides=checked_overrides,
                 caller=current_user(),
                 experiment_name=args.experiment_name or declared.experiment_name,
                 display_name=args.display_name or declared.display_name,
                 tags={**declared.tags, **key_values(args.tags, "tags")},
-                inputs=inputs,
+                inputs=invocation.literals,
             )
         )
     except BaseException:
@@ -176,9 +183,7 @@ def add_commands(groups: Group) -> None:
     sub.add_argument("--default-deployment")
     sub.add_argument("--description", "-d")
     add_allow_list_arguments(sub, "*", "; the flag alone removes the narrowing")
-    sub.add_argument(
-        "--set", action="append", metavar="KEY=VALUE", help=f"Azure's {DEFAULT_DEPLOYMENT_KEY}=NAME, the only key"
-    )
+    add_set_argument(sub, f"Azure's {DEFAULT_DEPLOYMENT_KEY}=NAME, the only key")
     sub = command(endpoints, "show", endpoint_show, "show an endpoint")
     sub.add_argument("--name", "-n", required=True)
     sub = command(endpoints, "delete", endpoint_delete, "delete an endpoint and its deployments; its jobs are kept")
@@ -212,10 +217,10 @@ def add_commands(groups: Group) -> None:
     sub.add_argument("--output-file-name")
     sub.add_argument("--mini-batch-size", type=int)
     sub.add_argument("--instance-count", type=int)
-    sub.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="other overrides: max_retries, timeout, error_threshold; inputs.NAME=VALUE gives a literal input",
+    add_set_argument(
+        sub,
+        "inputs.NAME.type=uri_folder inputs.NAME.path=PATH (a data input), inputs.NAME=VALUE (a literal), "
+        "outputs.score.path=PATH, and settings: mini_batch_size, instance_count, retry_settings.max_retries, "
+        "retry_settings.timeout, error_threshold, output_file_name",
     )
     sub.add_argument("--stream", action="store_true", help="follow the job to its end")

@@ -50,6 +50,16 @@ from batch_endpoints.specs.endpoints import (
     LiteralValue,
     literal_value,
 )
+from batch_endpoints.specs.invocation import (
+    MODEL_OUTPUT,
+    ModelInvocation,
+    NamedInput,
+    NamedOutput,
+    for_model_deployment,
+    named_inputs,
+    named_outputs,
+    with_data_input,
+)
 from batch_endpoints.specs.jobs import (
     PROGRESS_COUNTERS,
     ExcludePattern,
@@ -93,6 +103,7 @@ __all__ = [
     "MAX_INSTANCE_COUNT",
     "MAX_MINI_BATCH_ROWS",
     "MAX_TIMEOUT_S",
+    "MODEL_OUTPUT",
     "NAME_MAX",
     "OUTPUT_FORMATS",
     "PROGRESS_COUNTERS",
@@ -129,6 +140,9 @@ __all__ = [
     "LoggingLevel",
     "MiniBatchSize",
     "Model",
+    "ModelInvocation",
+    "NamedInput",
+    "NamedOutput",
     "OutputAction",
     "OutputFormat",
     "RegisteredAsset",
@@ -138,9 +152,13 @@ __all__ = [
     "SpecT",
     "StoragePrefix",
     "Version",
+    "for_model_deployment",
     "literal_value",
+    "named_inputs",
+    "named_outputs",
     "now",
     "parse",
     "size_in_bytes",
     "validation_error",
+    "with_data_input",
 ]

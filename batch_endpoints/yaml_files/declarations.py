@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from batch_endpoints import specs
+from batch_endpoints.specs.invocation import NamedInput, NamedOutput
 
 DEFAULT_COMPUTE: str = specs.Deployment.model_fields["compute"].default
 
@@ -104,17 +105,12 @@ class ModelDeclaration:
 
 @dataclass(frozen=True)
 class InvokeDeclaration:
-    """An invocation as Azure's `az ml batch-endpoint invoke --file` reads it (inputs.yml, inputs-and-outputs.yml).
-    Paths are absolute local paths or references to data in storage, as `local_or_reference` returns them."""
+    """An invocation as Azure's `az ml batch-endpoint invoke --file/--set` gives it (inputs.yml,
+    inputs-and-outputs.yml, `--set inputs.NAME.path=...`). Paths are absolute local paths or references to data in
+    storage, as `local_or_reference` returns them."""
 
-    input: str
-    input_type: specs.DataType | None = None
-    exclude: list[str] = field(default_factory=list)
-    """Glob patterns of the input folder's files to leave out (an extension of Azure's file: `exclude:`)."""
-    output_path: str | None = None
-    """The folder the output file goes to."""
-    output_file_name: str | None = None
-    """Set when the output is declared as a file (type uri_file): the path's last segment."""
+    inputs: dict[str, NamedInput] = field(default_factory=dict)
+    outputs: dict[str, NamedOutput] = field(default_factory=dict)
     experiment_name: str | None = None
     display_name: str | None = None
     tags: dict[str, str] = field(default_factory=dict)

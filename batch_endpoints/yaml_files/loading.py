@@ -52,7 +52,6 @@ from batch_endpoints.yaml_files.schemas import (
 )
 from batch_endpoints.yaml_files.set_language import internal_key, override_value, set_dotted
 
-_LITERAL_TYPES = {"string", "integer", "number", "boolean"}
 # Azure's SDK enum spellings of output_action, as `az ml batch-deployment show` prints them.
 OUTPUT_ACTIONS = {"appendrow": specs.OutputAction.APPEND_ROW, "summaryonly": specs.OutputAction.SUMMARY_ONLY}
 
@@ -192,54 +191,41 @@ def _asset_file(
         yield schema.model_validate(data), Path(path).expanduser().resolve().parent
 
 
-def load_invoke(path: str | os.PathLike[str]) -> InvokeDeclaration:
-    """Read Azure's batch invoke YAML: one data input under `inputs`, at most one output under `outputs`, each
-    `{type, path}` (a `mode` is accepted and ignored: jobs read and write storage directly)."""
-    source = os.fspath(path)
-    data, origins = _prepare(_read_yaml(path), None, source, settings_block=False)
-    base = str(Path(path).expanduser().resolve().parent)
+def load_invoke(
+    path: str | os.PathLike[str] | None, overrides: Mapping[str, Any] | None = None, *, here: str = "."
+) -> InvokeDeclaration:
+    """Read Azure's batch invoke YAML (`inputs` and `outputs` by name), with `--set inputs.NAME.path=...` and the
+    like applied over it. A local path is relative to the file's folder, or to `here` when given by `--set`; a
+    data input or output's `mode` is accepted and ignored: jobs read and write storage directly."""
+    source = os.fspath(path) if path is not None else "--set"
+    given = {
+        key: local_or_reference(value, here) if _is_path(key) else value for key, value in (overrides or {}).items()
+    }
+    data, origins = _prepare(_read_yaml(path) if path is not None else {}, given, source, settings_block=False)
+    base = str(Path(path).expanduser().resolve().parent) if path is not None else here
     with reported(source, origins):
-        declared = data.get("inputs")
-        for name, value in declared.items() if isinstance(declared, Mapping) else ():
-            if isinstance(value, Mapping) and value.get("type") in _LITERAL_TYPES:
-                raise ValidationError(
-                    "literal inputs are for pipeline deployments; a model deployment takes one data input",
-                    field=f"inputs.{name}",
-                )
         doc = InvokeFile.model_validate(data)
-        if len(doc.inputs) != 1:
-            raise ValidationError(
-                f"a model deployment takes exactly one data input (got {len(doc.inputs)}: "
-                f"{', '.join(doc.inputs) or 'none'})",
-                field="inputs",
-            )
-        if len(doc.outputs) > 1:
-            raise ValidationError(
-                f"a model deployment writes one output (got {len(doc.outputs)}: {', '.join(doc.outputs)})",
-                field="outputs",
-            )
-        (input_name, data_input), *_ = doc.inputs.items()
-        if data_input.path is None:
-            raise ValidationError("is required", field=f"inputs.{input_name}.path")
-        output_path = file_name = None
-        for output_name, output in doc.outputs.items():
-            if output.exclude:
-                raise ValidationError("applies to inputs only", field=f"outputs.{output_name}.exclude")
-            if output.path is None:
-                continue  # Azure's way of asking for the default location
-            output_path = local_or_reference(output.path, base)
-            if output.type == "uri_file":
-                output_path, _, file_name = output_path.rstrip("/").rpartition("/")
     return InvokeDeclaration(
-        input=local_or_reference(data_input.path, base),
-        input_type=data_input.type,
-        exclude=data_input.exclude,
-        output_path=output_path,
-        output_file_name=file_name,
+        inputs={name: _located(given, base) for name, given in doc.inputs.items()},
+        outputs={name: _located(given, base) for name, given in doc.outputs.items()},
         experiment_name=doc.experiment_name,
         display_name=doc.display_name,
         tags=dict(doc.tags),
     )
+
+
+def _is_path(key: str) -> bool:
+    parts = key.split(".")
+    return len(parts) == 3 and parts[0] in ("inputs", "outputs") and parts[2] == "path"
+
+
+_Located = TypeVar("_Located", specs.NamedInput, specs.NamedOutput)
+
+
+def _located(given: _Located, base: str) -> _Located:
+    if given.path is None:
+        return given
+    return given.model_copy(update={"path": local_or_reference(given.path, base)})
 
 
 class _StrictLoader(yaml.SafeLoader):

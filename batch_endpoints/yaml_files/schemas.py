@@ -14,6 +14,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from batch_endpoints import specs
+from batch_endpoints.specs.invocation import NamedInput, NamedOutput
 from batch_endpoints.yaml_files.declarations import DEFAULT_COMPUTE
 from batch_endpoints.yaml_files.references import AZURE_PREFIX
 
@@ -169,18 +170,11 @@ class DataFile(_AzureFile):
     properties: dict[str, Any] = Field(default_factory=dict)
 
 
-class _JobData(_AzureFile):
-    type: specs.DataType | None = None
-    path: str | None = None
-    exclude: list[str] = Field(default_factory=list)
-    mode: Literal["ro_mount", "download", "direct", "rw_mount", "upload"] | None = None
-
-
 class InvokeFile(_AzureFile):
-    """Azure's batch invoke file: the job's inputs and outputs, and what names the job."""
+    """Azure's batch invoke file: the job's inputs and outputs by name, and what names the job."""
 
-    inputs: dict[str, _JobData]
-    outputs: dict[str, _JobData] = Field(default_factory=dict)
+    inputs: dict[specs.InputName, NamedInput] = Field(default_factory=dict)
+    outputs: dict[specs.InputName, NamedOutput] = Field(default_factory=dict)
     experiment_name: specs.AssetName | None = None
     display_name: str | None = None
     description: _Text = ""

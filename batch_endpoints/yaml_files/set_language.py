@@ -67,3 +67,45 @@ def set_dotted(data: dict[str, Any], key: str, value: Any, written: str, source:
         node.pop(parts[-1], None)
     else:
         node[parts[-1]] = value
+
+
+# The run settings `--set` may change at invoke, written as Azure's invoke and deployment files write them (with or
+# without `settings.`), and the InvokeOverrides field each one sets. Azure sizes an invocation by
+# `compute.instance_count`; its deployment files say `resources.instance_count`.
+INVOKE_SETTINGS = {
+    "mini_batch_size": "mini_batch_size",
+    "instance_count": "instance_count",
+    "resources.instance_count": "instance_count",
+    "compute.instance_count": "instance_count",
+    "max_retries": "max_retries",
+    "retry_settings.max_retries": "max_retries",
+    "timeout": "timeout",
+    "retry_settings.timeout": "timeout",
+    "error_threshold": "error_threshold",
+    "output_file_name": "output_file_name",
+}
+INVOKE_DATA = ("inputs", "outputs")
+
+
+def split_invoke_overrides(overrides: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """`--set` at invoke: (the `inputs.*` and `outputs.*` keys as given, the run settings by InvokeOverrides field).
+    A key that is neither, or a setting given twice under two spellings, is refused naming it."""
+    data: dict[str, str] = {}
+    settings: dict[str, str] = {}
+    spelled: dict[str, str] = {}
+    for key, value in overrides.items():
+        if key.split(".", 1)[0] in INVOKE_DATA:
+            data[key] = value
+            continue
+        setting = INVOKE_SETTINGS.get(key.removeprefix("settings."))
+        if setting is None:
+            known = ", ".join(sorted(k for k in INVOKE_SETTINGS if "." not in k))
+            raise ValidationError(
+                f"is not a setting an invocation can change ({known}, or inputs.NAME / outputs.NAME)",
+                field=f"--set {key}",
+            )
+        if setting in spelled:
+            raise ValidationError(f"sets {setting} again (also set by {spelled[setting]}); give it once", field=key)
+        spelled[setting] = key
+        settings[setting] = value
+    return data, settings

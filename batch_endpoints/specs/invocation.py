@@ -1,0 +1,192 @@
+"""What an invocation names, as Azure's batch jobs name it: data inputs and literal inputs by name under `inputs`,
+outputs by name under `outputs`. One shape for the invoke YAML, `--set inputs.NAME.path=...`, the API's body and
+the SDK, so that a deployment taking several of each reads them all the same way.
+
+A data input is `{type: uri_folder|uri_file, path, mode}`; a literal input is `{type: string|integer|number|
+boolean, default}` (Azure's inputs.yml spelling of the value) or the bare value. A model deployment takes exactly
+one data input, whatever its name, and writes one output, which Azure calls `score`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast, get_args
+
+import pydantic
+from pydantic import Field, field_validator
+
+from batch_endpoints.errors import ValidationError
+from batch_endpoints.specs.assets import DataType
+from batch_endpoints.specs.base import MAX_EXCLUDE_PATTERNS, Spec, parse
+from batch_endpoints.specs.endpoints import InputName, InputType, LiteralValue, literal_value
+from batch_endpoints.specs.jobs import ExcludePattern
+
+# Azure's data modes. Jobs here read and write storage directly, so every mode reads the same; it is accepted so
+# that Azure's files load unchanged.
+DataMode = Literal["ro_mount", "download", "direct", "rw_mount", "upload", "eval_mount", "eval_download"]
+DATA_TYPES: tuple[str, ...] = get_args(DataType)
+LITERAL_TYPES: tuple[str, ...] = get_args(InputType)
+NamedInputType = Literal["uri_folder", "uri_file", "string", "integer", "number", "boolean"]
+MODEL_OUTPUT = "score"
+"""The one output of a model deployment, as Azure names it."""
+
+
+class NamedInput(Spec):
+    """One entry of an invocation's `inputs`: a data input (a `path`) or a literal input (a `default`)."""
+
+    type: NamedInputType | None = Field(
+        None,
+        description="uri_folder or uri_file for data (default: inferred from the path); string, integer, "
+        "number or boolean for a literal",
+    )
+    path: str | None = Field(
+        None,
+        validate_default=True,
+        description="a data input's location: s3://..., a data asset (azureml:name:version, name@latest) or a "
+        "datastore path (azureml://datastores/<name>/paths/<path>)",
+    )
+    mode: DataMode | None = Field(None, description="accepted as Azure writes it; jobs read storage directly")
+    exclude: list[ExcludePattern] = Field(
+        default_factory=list,
+        max_length=MAX_EXCLUDE_PATTERNS,
+        description="a folder input's files to leave out, as glob patterns (not Azure's)",
+    )
+    default: Any = Field(
+        None, validate_default=True, description="a literal input's value (Azure's inputs.yml calls it default)"
+    )
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _bare_value(cls, value: Any) -> Any:
+        # `inputs.threshold=0.7` and `threshold: 0.7`: a literal given by its value alone.
+        return value if isinstance(value, Mapping | NamedInput) else {"default": value}
+
+    @field_validator("path")
+    @classmethod
+    def _path_of_data_only(cls, path: str | None, info: pydantic.ValidationInfo) -> str | None:
+        kind = info.data.get("type")
+        if kind in LITERAL_TYPES and path is not None:
+            raise ValueError(f"a {kind} input is a literal and has no path; give its value as default")
+        if kind in DATA_TYPES and path is None:
+            raise ValueError(f"is required: where the {kind} input is")
+        return path
+
+    @field_validator("default")
+    @classmethod
+    def _value_of_literals_only(cls, value: Any, info: pydantic.ValidationInfo) -> LiteralValue | None:
+        if "path" not in info.data:
+            return None  # the path was refused: that error is the one to read
+        kind = info.data.get("type")
+        if info.data["path"] is not None:
+            if value is not None:
+                raise ValueError("a data input has a path, not a default")
+            return None
+        if value is None:
+            if kind is None:
+                raise ValueError("is required: give a path (a data input) or a default (a literal input)")
+            raise ValueError(f"is required: the value of this {kind} input")
+        if not isinstance(value, LiteralValue):
+            raise ValueError(f"must be text, a number or a boolean (got a {type(value).__name__})")
+        return literal_value(kind, value) if kind is not None else value
+
+    @field_validator("mode", "exclude")
+    @classmethod
+    def _data_only(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
+        if value and info.data.get("type") in LITERAL_TYPES:
+            raise ValueError("applies to data inputs only")
+        return value
+
+    @property
+    def is_data(self) -> bool:
+        return self.path is not None
+
+
+class NamedOutput(Spec):
+    """One entry of an invocation's `outputs`: where an output goes. No path: the job's own location."""
+
+    type: DataType | None = Field(None, description="uri_folder: path is a folder; uri_file: path ends in the file")
+    path: str | None = Field(None, description="s3://... or a datastore path; default: under the job's own folder")
+    mode: DataMode | None = Field(None, description="accepted as Azure writes it; jobs write storage directly")
+
+
+def named_inputs(given: Mapping[str, Any] | None) -> dict[str, NamedInput]:
+    """`given` (name -> a data input, a literal input or a bare value) validated; errors name `inputs.NAME.FIELD`."""
+    return parse(_Inputs, {"inputs": dict(given or {})}).inputs
+
+
+def named_outputs(given: Mapping[str, Any] | None) -> dict[str, NamedOutput]:
+    """`given` (name -> an output) validated; errors name `outputs.NAME.FIELD`."""
+    return parse(_Outputs, {"outputs": dict(given or {})}).outputs
+
+
+class _Inputs(Spec):
+    inputs: dict[InputName, NamedInput]
+
+
+class _Outputs(Spec):
+    outputs: dict[InputName, NamedOutput]
+
+
+def with_data_input(
+    inputs: Mapping[str, NamedInput],
+    path: str | None = None,
+    *,
+    type: str | None = None,
+    exclude: list[str] | None = None,
+) -> dict[str, NamedInput]:
+    """`inputs` with a data input given apart from the map (`--input`, `--input-type`, `--exclude`; the API's
+    `input`): it changes the one data input the map names, or is added as `input`. What is not given is kept."""
+    changes = {k: v for k, v in {"path": path, "type": type, "exclude": exclude}.items() if v is not None}
+    if not changes:
+        return dict(inputs)
+    data = [name for name, given in inputs.items() if given.is_data]
+    name = data[0] if len(data) == 1 else "input"
+    before = inputs[name].model_dump(exclude_unset=True) if name in inputs else {}
+    return {**inputs, name: parse(NamedInput, {**before, **changes}, prefix=f"inputs.{name}")}
+
+
+@dataclass(frozen=True)
+class ModelInvocation:
+    """What a model deployment takes of an invocation's inputs and outputs."""
+
+    input: str
+    input_type: DataType | None = None
+    exclude: list[str] = field(default_factory=list)
+    literals: dict[str, LiteralValue] = field(default_factory=dict)
+    output_path: str | None = None
+    """The folder the output file goes to; None: the job's own."""
+    output_file_name: str | None = None
+    """Set when the output is declared as a file (type uri_file): the path's last segment."""
+
+
+def for_model_deployment(inputs: Mapping[str, NamedInput], outputs: Mapping[str, NamedOutput]) -> ModelInvocation:
+    """The one data input (any name), the literal values and the `score` output's location; a second data input or
+    another output is refused, naming it."""
+    data = {name: given for name, given in inputs.items() if given.is_data}
+    if not data:
+        raise ValidationError(
+            "is required: one data input, e.g. inputs.data.type=uri_folder inputs.data.path=<folder>", field="inputs"
+        )
+    (input_name, data_input), *more = data.items()
+    if more:
+        raise ValidationError(
+            f"a model deployment takes one data input, and {input_name} is given already", field=f"inputs.{more[0][0]}"
+        )
+    for name in outputs:
+        if name != MODEL_OUTPUT:
+            raise ValidationError(
+                f"is not an output of a model deployment: its one output is {MODEL_OUTPUT}", field=f"outputs.{name}"
+            )
+    output = outputs.get(MODEL_OUTPUT, NamedOutput())
+    output_path, file_name = output.path, None
+    if output_path is not None and output.type == "uri_file":
+        output_path, _, file_name = output_path.rstrip("/").rpartition("/")
+    return ModelInvocation(
+        input=str(data_input.path),
+        input_type=cast("DataType | None", data_input.type),  # a data input's type: uri_folder, uri_file or None
+        exclude=list(data_input.exclude),
+        literals={name: given.default for name, given in inputs.items() if given.default is not None},
+        output_path=output_path,
+        output_file_name=file_name,
+    )
