@@ -574,11 +574,34 @@ def test_invoke_with_a_deployment_output_and_overrides(ready: Stack, api: Api, f
     assert api("GET", "/endpoints/digits/deployments/green").json()["settings"]["mini_batch_size"] == 3
 
 
+def test_invoke_takes_azures_inputs_and_outputs_by_name(ready: Stack, api: Api, folders: Folders) -> None:
+    output = ready.location("results")
+    body = {
+        "inputs": {"heart_data": {"type": "uri_folder", "path": folders.inputs, "mode": "ro_mount"}},
+        "outputs": {"score": {"type": "uri_file", "path": f"{output}/scores.csv"}},
+    }
+
+    response = api("POST", "/endpoints/digits/jobs", body)
+
+    assert response.status == 202, response.text
+    job = response.json()
+    assert job["input"]["uri"] == folders.inputs and job["input"]["type"] == "uri_folder"
+    assert job["output_uri"] == f"{output}/scores.csv"
+    assert job["settings"]["output_file_name"] == "scores.csv"
+
+
 @pytest.mark.parametrize(
     ("body", "status", "field"),
     [
         ({"input": {}}, 400, "input.uri"),
-        ({}, 400, "input"),
+        ({}, 400, "inputs"),
+        ({"inputs": {"heart": {"type": "uri_folder"}}}, 400, "inputs.heart.path"),
+        ({"inputs": {"heart": {"type": "uri_table", "path": "IN"}}}, 400, "inputs.heart.type"),
+        ({"inputs": {"a": {"path": "IN"}, "b": {"type": "uri_folder", "path": "IN"}}}, 400, "inputs.b"),
+        ({"input": {"uri": "IN"}, "outputs": {"other": {"path": "IN"}}}, 400, "outputs.other"),
+        ({"input": {"uri": "IN"}, "inputs": {"t": {"type": "integer", "default": "x"}}}, 400, "inputs.t.default"),
+        ({"input": {"uri": "IN"}, "inputs": {"t": {"type": "string", "path": "IN"}}}, 400, "inputs.t.path"),
+        ({"input": {"uri": "IN"}, "inputs": {"colour": "red"}}, 400, "inputs.colour"),
         ({"input": {"uri": "IN", "type": "uri_table"}}, 400, "input.type"),
         ({"input": {"uri": "IN"}, "overrides": {"mini_batch_size": 0}}, 400, "overrides.mini_batch_size"),
         ({"input": {"uri": "IN"}, "overrides": {"retries": 2}}, 400, "overrides.retries"),

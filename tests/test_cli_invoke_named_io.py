@@ -11,7 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.server_fixtures import local_api_fixture  # noqa: F401 (pytest fixture)
 from tests.test_cli_data_inputs import open_shop, refused
+from tests.test_cli_http_target import remote_fixture  # noqa: F401 (pytest fixture)
 
 SCRIPT = (
     "import os\n\n"
@@ -19,13 +21,14 @@ SCRIPT = (
     "    return [f\"{os.path.basename(p)}:{os.environ['BEP_INPUT_LABEL']}\" for p in mini_batch]\n"
 )
 
+DECLARED = "inputs:\n  label: {type: string, required: true}\n  limit: {type: integer, default: 10}\n"
+
 
 @pytest.fixture
 def shop(bep, home: Path, tmp_path: Path) -> Path:
     """The shop (tests.test_cli_data_inputs), whose deployment declares literal inputs `label` (required) and
     `limit` (integer, 10)."""
-    declared = "inputs:\n  label: {type: string, required: true}\n  limit: {type: integer, default: 10}\n"
-    return open_shop(bep, tmp_path, script=SCRIPT, deployment_lines=declared)
+    return open_shop(bep, tmp_path, script=SCRIPT, deployment_lines=DECLARED)
 
 
 def finished(bep, *args: object) -> dict:
@@ -151,3 +154,16 @@ def test_deployment_create_takes_nested_keys_several_per_set(bep, home, shop, tm
     assert shown["settings"]["mini_batch_size"] == 3 and shown["settings"]["instance_count"] == 2
     assert shown["settings"]["retry_settings"] == {"max_retries": 1, "timeout": 9}
     assert shown["description"] == "tuned"
+
+
+def test_named_inputs_over_http_reach_the_servers_job(remote, local_api, tmp_path):
+    open_shop(remote, tmp_path, script=SCRIPT, deployment_lines=DECLARED)
+    named = [f"inputs.heart.path={tmp_path / 'images'}", "inputs.heart.type=uri_folder", "inputs.label=remote"]
+
+    refused_remotely = remote("endpoint", "invoke", "--name", "shop", "--set", *named, "inputs.colour=red", ok=False)
+    job_id = remote("endpoint", "invoke", "--name", "shop", "--set", *named, "--set", "inputs.limit=3").out.strip()
+    remote("job", "stream", "--name", job_id)
+    downloaded = remote("job", "download", "--name", job_id, "--download-path", tmp_path / "download").out.split()
+
+    assert refused_remotely.code == 2 and "inputs.colour" in refused_remotely.err
+    assert sorted(pd.read_csv(downloaded[0])["prediction"]) == ["a.png:remote", "b.png:remote", "c.png:remote"]

@@ -22,16 +22,19 @@ from batch_endpoints.specs import (
     Deployment,
     Endpoint,
     Environment,
+    InputName,
     InvokeOverrides,
     Job,
     JobCounts,
     JobInput,
     JobStatus,
     LiteralInput,
-    LiteralValue,
     Model,
+    NamedInput,
+    NamedOutput,
     RunSettings,
 )
+from batch_endpoints.specs.invocation import MODEL_OUTPUT
 
 
 class Body(BaseModel):
@@ -298,13 +301,21 @@ class InvokeOutput(Body):
 
 class InvokeBody(Body):
     deployment_name: str | None = Field(None, description="default: the endpoint's default deployment")
-    input: InvokeInput
+    input: InvokeInput | None = Field(None, description="the data input; or name it under inputs, as Azure does")
     output: InvokeOutput | None = None
     overrides: InvokeOverrides = Field(default_factory=InvokeOverrides)
-    inputs: dict[str, LiteralValue] = Field(
+    inputs: dict[InputName, NamedInput] = Field(
         default_factory=dict,
-        description="literal inputs, as the deployment declares them",
-        examples=[{"threshold": 0.7}],
+        description="inputs by name, as Azure's invoke YAML writes them: a data input {type, path} (a model "
+        "deployment takes one, of any name), a literal input {type, default} or its bare value, as the "
+        "deployment declares it",
+        examples=[{"heart_data": {"type": "uri_folder", "path": "s3://bucket/heart/"}, "threshold": 0.7}],
+    )
+    outputs: dict[InputName, NamedOutput] = Field(
+        default_factory=dict,
+        description=f"outputs by name, as Azure's invoke YAML writes them; a model deployment's one output is "
+        f"{MODEL_OUTPUT}: {{type: uri_folder, path}} (the folder) or {{type: uri_file, path}} (the file)",
+        examples=[{MODEL_OUTPUT: {"type": "uri_folder", "path": "s3://bucket/scores/"}}],
     )
     experiment_name: str | None = Field(None, description="groups jobs for listing; default: the endpoint's name")
     display_name: str | None = None

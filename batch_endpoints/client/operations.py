@@ -28,7 +28,12 @@ from batch_endpoints.specs import (
     InvokeOverrides,
     JobStatus,
     Model,
+    NamedInput,
+    NamedOutput,
+    named_inputs,
+    named_outputs,
 )
+from batch_endpoints.yaml_specs import is_reference
 
 LATEST = "latest"
 # The API's largest page: fewer round trips while listing.
@@ -121,14 +126,15 @@ class BatchEndpointOperations(_Operations):
         self,
         endpoint_name: str,
         *,
-        input: str,
+        input: str | None = None,
         input_type: str | None = None,
         exclude: builtins.list[str] | None = None,
         deployment_name: str | None = None,
         output_path: str | None = None,
         output_file_name: str | None = None,
         overrides: InvokeOverrides | None = None,
-        inputs: dict[str, Any] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        outputs: Mapping[str, Any] | None = None,
         experiment_name: str | None = None,
         display_name: str | None = None,
         tags: dict[str, str] | None = None,
@@ -137,29 +143,39 @@ class BatchEndpointOperations(_Operations):
         """Starts a job scoring `input`, a folder or file the API's storage holds: an s3:// URI for a stack, an
         absolute path (a relative one is made absolute) for the local server. Retries are safe: every invocation
         carries an Idempotency-Key (a fresh one unless given), so a retried request answers with the same job.
-        `inputs` are the literal inputs the deployment declares (`{"threshold": 0.7}`). `exclude`: glob patterns of
-        the input folder's files to leave out (`["*.tmp"]`); every file is input by default. A local folder or file is
-        uploaded first when the API's storage is not this machine's disk."""
+        `inputs` names inputs as Azure's invoke YAML does: a data input (`{"heart_data": {"type": "uri_folder",
+        "path": ...}}`, instead of `input`) and literal inputs the deployment declares (`{"threshold": 0.7}` or
+        `{"threshold": {"type": "number", "default": 0.7}}`); `outputs` the output, `{"score": {"path": ...}}`.
+        `exclude`: glob patterns of the input folder's files to leave out (`["*.tmp"]`); every file is input by
+        default. A local folder or file is uploaded first when the API's storage is not this machine's disk."""
+        named = named_inputs(inputs)  # refused before anything is uploaded
+        named_out = named_outputs(outputs)
+        given = {"uri": input, "type": input_type, "exclude": exclude or None} if input is not None else None
+        if given is not None:
+            given["uri"] = self._storage.stored(str(input), "/inputs/uploads", field="input")
         body: dict[str, Any] = {
-            "input": {
-                "uri": self._storage.stored(input, "/inputs/uploads", field="input"),
-                "type": input_type,
-                "exclude": exclude or None,
-            },
+            "input": {k: v for k, v in given.items() if v is not None} if given is not None else None,
             "deployment_name": deployment_name,
             "output": _output(output_path, output_file_name),
             "overrides": (overrides or InvokeOverrides()).model_dump(exclude_none=True),
-            "inputs": inputs or None,
+            "inputs": {name: self._input_body(name, value) for name, value in named.items()} or None,
+            "outputs": {name: _output_body(value) for name, value in named_out.items()} or None,
             "experiment_name": experiment_name,
             "display_name": display_name,
             "tags": tags or None,
         }
-        body["input"] = {k: v for k, v in body["input"].items() if v is not None}
         resource = path("/endpoints/{}/jobs", endpoint_name)
         job = self._api.call(
             "POST", resource, body={k: v for k, v in body.items() if v is not None}, headers=_keyed(idempotency_key)
         )
         return typed(JobView, job)
+
+    def _input_body(self, name: str, given: NamedInput) -> dict[str, Any]:
+        """A named input as the API takes it: a local data input uploaded first, like `input`."""
+        sent = given.model_dump(exclude_unset=True)
+        if given.path is not None and not is_reference(given.path):
+            sent["path"] = self._storage.stored(given.path, "/inputs/uploads", field=f"inputs.{name}.path")
+        return sent
 
 
 class BatchDeploymentOperations(_Operations):
@@ -277,6 +293,13 @@ def _output(output_path: str | None, output_file_name: str | None) -> dict[str, 
     """An invoke's or a rerun's `output` block; None when neither is given."""
     output = {"path": output_path and _location(output_path), "file_name": output_file_name}
     return {k: v for k, v in output.items() if v is not None} or None
+
+
+def _output_body(given: NamedOutput) -> dict[str, Any]:
+    sent = given.model_dump(exclude_unset=True)
+    if given.path is not None:
+        sent["path"] = _location(given.path)
+    return sent
 
 
 def _location(location: str) -> str:

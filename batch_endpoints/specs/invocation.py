@@ -134,16 +134,18 @@ def with_data_input(
     *,
     type: str | None = None,
     exclude: list[str] | None = None,
+    field: str | None = None,
 ) -> dict[str, NamedInput]:
     """`inputs` with a data input given apart from the map (`--input`, `--input-type`, `--exclude`; the API's
-    `input`): it changes the one data input the map names, or is added as `input`. What is not given is kept."""
+    `input`): it changes the one data input the map names, or is added as `input`. What is not given is kept.
+    Errors name `field` (default: the input in the map)."""
     changes = {k: v for k, v in {"path": path, "type": type, "exclude": exclude}.items() if v is not None}
     if not changes:
         return dict(inputs)
     data = [name for name, given in inputs.items() if given.is_data]
     name = data[0] if len(data) == 1 else "input"
     before = inputs[name].model_dump(exclude_unset=True) if name in inputs else {}
-    return {**inputs, name: parse(NamedInput, {**before, **changes}, prefix=f"inputs.{name}")}
+    return {**inputs, name: parse(NamedInput, {**before, **changes}, prefix=field or f"inputs.{name}")}
 
 
 @dataclass(frozen=True)

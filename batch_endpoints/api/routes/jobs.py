@@ -15,7 +15,7 @@ from batch_endpoints.api.routes import new_router
 from batch_endpoints.api.schemas import InvokeBody, InvokeOutput, JobList, JobView, LogPageView, RerunBody, UploadTarget
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
-from batch_endpoints.specs import Job
+from batch_endpoints.specs import Job, for_model_deployment, with_data_input
 
 router = new_router()
 
@@ -30,21 +30,31 @@ def invoke(
 ) -> Response[JobView]:
     """Scores the input with the given deployment (default: the endpoint's default deployment). The job runs
     on; follow it at links.job."""
+    given = body.input
+    inputs = with_data_input(
+        body.inputs,
+        given.uri if given else None,
+        type=given.type if given else None,
+        exclude=given.exclude or None if given else None,
+        field="input",
+    )
+    invocation = for_model_deployment(inputs, body.outputs)
     overrides = body.overrides
-    output = body.output
-    if output is not None and output.file_name is not None:
-        if overrides.output_file_name not in (None, output.file_name):
+    output = body.output or InvokeOutput()
+    file_name = output.file_name or invocation.output_file_name
+    if file_name is not None:
+        if overrides.output_file_name not in (None, file_name):
             raise ValidationError("conflicts with overrides.output_file_name; give one", field="output.file_name")
-        overrides = overrides.model_copy(update={"output_file_name": output.file_name})
+        overrides = overrides.model_copy(update={"output_file_name": file_name})
     request = InvokeRequest(
         endpoint_name=endpoint_name,
-        input=body.input.uri,
-        input_type=body.input.type,
-        exclude=body.input.exclude,
+        input=invocation.input,
+        input_type=invocation.input_type,
+        exclude=invocation.exclude,
         deployment_name=body.deployment_name,
-        output_path=output.path if output else None,
+        output_path=output.path or invocation.output_path,
         overrides=overrides,
-        inputs=body.inputs,
+        inputs=invocation.literals,
         caller=caller,
         experiment_name=body.experiment_name,
         display_name=body.display_name,
