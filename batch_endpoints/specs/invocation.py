@@ -27,7 +27,10 @@ from batch_endpoints.specs.jobs import ExcludePattern
 DataMode = Literal["ro_mount", "download", "direct", "rw_mount", "upload", "eval_mount", "eval_download"]
 DATA_TYPES: tuple[str, ...] = get_args(DataType)
 LITERAL_TYPES: tuple[str, ...] = get_args(InputType)
+# One Literal, not a union of DataType and InputType, so that a wrong type is one error naming `inputs.NAME.type`
+# (a union's errors name each member). It must stay the two together:
 NamedInputType = Literal["uri_folder", "uri_file", "string", "integer", "number", "boolean"]
+assert set(get_args(NamedInputType)) == {*DATA_TYPES, *LITERAL_TYPES}, "NamedInputType lags DataType or InputType"
 MODEL_OUTPUT = "score"
 """The one output of a model deployment, as Azure names it."""
 
