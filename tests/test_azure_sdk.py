@@ -18,6 +18,7 @@ from batch_endpoints.azure import (
     BatchEndpoint,
     BuildContext,
     CodeConfiguration,
+    DefaultAzureCredential,
     Environment,
     Input,
     JobException,
@@ -30,6 +31,7 @@ from batch_endpoints.azure import (
 from batch_endpoints.azure.entities import AmlCompute, Data
 from batch_endpoints.errors import NotFoundError, ValidationError
 from tests.core_fixtures import write_tree
+from tests.server_fixtures import REGION, local_api_fixture  # noqa: F401 (pytest fixture)
 
 SNIPPETS = Path(__file__).parent / "azure_sdk_snippets"
 PREDICTIONS = Path("named-outputs") / "score" / "predictions.csv"
@@ -132,6 +134,9 @@ def test_an_mlflow_model_written_for_azures_sdk_scores_with_no_script_and_params
 
 
 # ---------------------------------------------------------------------------------------------------- refusals
+ECHO_SCRIPT = "def init():\n    pass\n\n\ndef run(mini_batch):\n    return mini_batch\n"
+
+
 @pytest.fixture
 def ml_client(home, tmp_path, monkeypatch) -> MLClient:
     monkeypatch.chdir(tmp_path)
@@ -141,7 +146,7 @@ def ml_client(home, tmp_path, monkeypatch) -> MLClient:
 @pytest.fixture
 def deployed(ml_client, tmp_path) -> MLClient:
     write_tree(tmp_path / "model", {"weights.txt": "1\n"})
-    write_tree(tmp_path / "code", {"score.py": "def init():\n    pass\n\ndef run(batch):\n    return batch\n"})
+    write_tree(tmp_path / "code", {"score.py": ECHO_SCRIPT})
     write_tree(tmp_path / "data", {"a.txt": "a\n"})
     ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="echo")).result()
     ml_client.batch_deployments.begin_create_or_update(echo_deployment("echo-files")).result()
@@ -275,3 +280,29 @@ def test_stream_raises_job_exception_when_the_job_fails(deployed, tmp_path):
     with pytest.raises(JobException, match=job.name):
         deployed.jobs.stream(job.name)
     assert deployed.jobs.get(job.name).status == "Failed"
+
+
+@pytest.mark.slow
+def test_the_same_code_runs_against_a_server_of_the_api(local_api, tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", local_api.credentials.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", local_api.credentials.secret_access_key)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.chdir(tmp_path)
+    write_tree(tmp_path / "model", {"weights.txt": "1\n"})
+    write_tree(tmp_path / "code", {"score.py": ECHO_SCRIPT})
+    write_tree(tmp_path / "data", {"a.txt": "a\n", "b.txt": "b\n"})
+    ml_client = MLClient(DefaultAzureCredential(), "subscription", "group", "workspace", api_url=local_api.url)
+
+    ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="echo")).result()
+    ml_client.batch_deployments.begin_create_or_update(echo_deployment("echo-files")).result()
+    job = ml_client.batch_endpoints.invoke(
+        endpoint_name="echo", deployment_name="echo-files", inputs={"letters": Input(path="data")}
+    )
+    ml_client.jobs.stream(job.name)
+    ml_client.jobs.download(name=job.name, output_name="score")
+
+    assert ml_client.jobs.get(job.name).status == "Completed"
+    assert sorted(pd.read_csv(tmp_path / PREDICTIONS)["file"]) == ["a.txt", "b.txt"]
+    with pytest.raises(ValidationError) as no_computes:
+        ml_client.compute.list()
+    assert no_computes.value.field == "target"
