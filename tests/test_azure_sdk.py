@@ -306,3 +306,24 @@ def test_the_same_code_runs_against_a_server_of_the_api(local_api, tmp_path, mon
     with pytest.raises(ValidationError) as no_computes:
         ml_client.compute.list()
     assert no_computes.value.field == "target"
+
+
+def test_a_new_endpoint_whose_default_deployment_does_not_exist_is_refused_and_not_created(ml_client):
+    endpoint = BatchEndpoint(name="early", defaults={"deployment_name": "later"})
+
+    with pytest.raises(ValidationError) as refused:
+        ml_client.batch_endpoints.begin_create_or_update(endpoint)
+
+    assert refused.value.field == "defaults.deployment_name"
+    assert ml_client.batch_endpoints.list() == []
+
+
+def test_an_existing_endpoint_gets_its_description_and_default_deployment(deployed):
+    endpoint = deployed.batch_endpoints.get("echo")
+    endpoint.description = "files, echoed"
+    endpoint.defaults.deployment_name = "echo-files"
+
+    updated = deployed.batch_endpoints.begin_create_or_update(endpoint).result()
+
+    assert (updated.description, updated.defaults.deployment_name) == ("files, echoed", "echo-files")
+    assert deployed.batch_endpoints.get("echo").default_deployment == "echo-files"

@@ -47,12 +47,12 @@ class BatchEndpointOperations:
             self._service.get_endpoint(declaration.name)
         except NotFoundError:
             self._service.create_endpoint(declaration, caller=self._caller)
-        if endpoint.default_deployment or endpoint.description is not None or endpoint.tags:
+        else:
             self._service.update_endpoint(
                 declaration.name,
                 description=endpoint.description,
                 tags=declaration.tags or None,
-                default_deployment=endpoint.default_deployment,
+                default_deployment=declaration.default_deployment,
                 caller=self._caller,
             )
         return LROPoller(self.get(declaration.name))

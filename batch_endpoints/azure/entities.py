@@ -248,8 +248,15 @@ class BatchEndpoint:
         return self.default_deployment_name
 
     def yaml_mapping(self) -> dict[str, Any]:
+        default = self.default_deployment
         return _without_none(
-            {"name": self.name, "description": self.description, "tags": self.tags, "auth_mode": self.auth_mode}
+            {
+                "name": self.name,
+                "description": self.description,
+                "tags": self.tags,
+                "auth_mode": self.auth_mode,
+                "defaults": None if default is None else {"deployment_name": default},
+            }
         )
 
 
