@@ -27,11 +27,13 @@ def _registered(asset: specs.RegisteredAsset | specs.Environment) -> tuple[str, 
     return f"{yaml_specs.AZURE_PREFIX}{asset.name}:{asset.version}", made
 
 
-class ModelOperations:
+class _AssetOperations:
     def __init__(self, service: EndpointsApi, caller: str) -> None:
         self._service = service
         self._caller = caller
 
+
+class ModelOperations(_AssetOperations):
     def create_or_update(self, model: Model, **kwargs: Any) -> Model:
         """Registers the model's folder or file as a new version (the next number unless `version` is given)."""
         refuse_unknown("models.create_or_update", kwargs)
@@ -67,11 +69,7 @@ def _model(record: specs.Model, model_type: str = AssetTypes.CUSTOM_MODEL) -> Mo
     return found
 
 
-class EnvironmentOperations:
-    def __init__(self, service: EndpointsApi, caller: str) -> None:
-        self._service = service
-        self._caller = caller
-
+class EnvironmentOperations(_AssetOperations):
     def create_or_update(self, environment: Environment, **kwargs: Any) -> Environment:
         """Registers an image, a conda file (read now, its text kept), or both, as a new version."""
         refuse_unknown("environments.create_or_update", kwargs)
@@ -109,11 +107,7 @@ def _environment(record: specs.Environment) -> Environment:
     return found
 
 
-class DataOperations:
-    def __init__(self, service: EndpointsApi, caller: str) -> None:
-        self._service = service
-        self._caller = caller
-
+class DataOperations(_AssetOperations):
     def create_or_update(self, data: Data, **kwargs: Any) -> Data:
         """Registers a folder or file (a local one is uploaded) as a new data asset version."""
         refuse_unknown("data.create_or_update", kwargs)

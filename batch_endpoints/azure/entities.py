@@ -55,34 +55,37 @@ def _moment(text: str) -> datetime:
 
 # ---------------------------------------------------------------------------------------------------- assets
 @dataclass(kw_only=True)
-class Model:
+class _Asset:
+    """What Azure's versioned assets share; `id` and `creation_context` are set on registered versions."""
+
     name: str | None = None
     version: str | None = None
-    type: str = AssetTypes.CUSTOM_MODEL
-    path: str | os.PathLike[str] | None = None
     description: str | None = None
     tags: Tags = field(default_factory=dict)
-    # Accepted, no effect: Azure's registry metadata.
+    # Accepted, no effect: Azure's registry metadata and storage account.
     properties: dict[str, Any] = field(default_factory=dict)
-    flavors: dict[str, Any] | None = None
-    stage: str | None = None
-    utc_time_created: str | None = None
-    job_name: str | None = None
     datastore: str | None = None
     id: str | None = field(default=None, init=False)
     creation_context: SystemData | None = field(default=None, init=False)
 
     def yaml_mapping(self) -> dict[str, Any]:
         return _without_none(
-            {
-                "name": self.name,
-                "version": self.version,
-                "type": self.type,
-                "path": _text(self.path),
-                "description": self.description,
-                "tags": self.tags,
-            }
+            {"name": self.name, "version": self.version, "description": self.description, "tags": self.tags}
         )
+
+
+@dataclass(kw_only=True)
+class Model(_Asset):
+    type: str = AssetTypes.CUSTOM_MODEL
+    path: str | os.PathLike[str] | None = None
+    # Accepted, no effect.
+    flavors: dict[str, Any] | None = None
+    stage: str | None = None
+    utc_time_created: str | None = None
+    job_name: str | None = None
+
+    def yaml_mapping(self) -> dict[str, Any]:
+        return _without_none({**super().yaml_mapping(), "type": self.type, "path": _text(self.path)})
 
 
 @dataclass(kw_only=True)
@@ -94,65 +97,29 @@ class BuildContext:
 
 
 @dataclass(kw_only=True)
-class Environment:
-    name: str | None = None
-    version: str | None = None
-    description: str | None = None
+class Environment(_Asset):
     image: str | None = None
     conda_file: str | os.PathLike[str] | None = None
     build: BuildContext | None = None
-    tags: Tags = field(default_factory=dict)
     # Accepted, no effect.
-    properties: dict[str, Any] = field(default_factory=dict)
-    datastore: str | None = None
     os_type: str | None = None
     inference_config: dict[str, Any] | None = None
-    id: str | None = field(default=None, init=False)
-    creation_context: SystemData | None = field(default=None, init=False)
 
     def yaml_mapping(self) -> dict[str, Any]:
         build = None
         if self.build is not None:
             build = _without_none({"path": _text(self.build.path), "dockerfile_path": self.build.dockerfile_path})
-        return _without_none(
-            {
-                "name": self.name,
-                "version": self.version,
-                "description": self.description,
-                "image": self.image,
-                "conda_file": _text(self.conda_file),
-                "build": build,
-                "tags": self.tags,
-                "os_type": self.os_type,
-            }
-        )
+        own = {"image": self.image, "conda_file": _text(self.conda_file), "build": build, "os_type": self.os_type}
+        return _without_none({**super().yaml_mapping(), **own})
 
 
 @dataclass(kw_only=True)
-class Data:
-    name: str | None = None
-    version: str | None = None
-    description: str | None = None
-    tags: Tags = field(default_factory=dict)
+class Data(_Asset):
     path: str | os.PathLike[str] | None = None
     type: str = AssetTypes.URI_FOLDER
-    # Accepted, no effect.
-    properties: dict[str, Any] = field(default_factory=dict)
-    datastore: str | None = None
-    id: str | None = field(default=None, init=False)
-    creation_context: SystemData | None = field(default=None, init=False)
 
     def yaml_mapping(self) -> dict[str, Any]:
-        return _without_none(
-            {
-                "name": self.name,
-                "version": self.version,
-                "description": self.description,
-                "tags": self.tags,
-                "path": _text(self.path),
-                "type": self.type,
-            }
-        )
+        return _without_none({**super().yaml_mapping(), "path": _text(self.path), "type": self.type})
 
 
 @dataclass(kw_only=True)
