@@ -15,7 +15,10 @@ import pandas as pd
 import pytest
 
 from batch_endpoints.azure import (
+    BatchDeployment,
+    BatchDeploymentOutputAction,
     BatchEndpoint,
+    BatchRetrySettings,
     BuildContext,
     CodeConfiguration,
     DefaultAzureCredential,
@@ -27,6 +30,7 @@ from batch_endpoints.azure import (
     ModelBatchDeployment,
     ModelBatchDeploymentSettings,
     Output,
+    ResourceConfiguration,
 )
 from batch_endpoints.azure.entities import AmlCompute, Data
 from batch_endpoints.errors import NotFoundError, ValidationError
@@ -327,3 +331,39 @@ def test_an_existing_endpoint_gets_its_description_and_default_deployment(deploy
 
     assert (updated.description, updated.defaults.deployment_name) == ("files, echoed", "echo-files")
     assert deployed.batch_endpoints.get("echo").default_deployment == "echo-files"
+
+
+def test_azures_older_batch_deployment_takes_its_run_settings_as_keywords(deployed):
+    deployment = BatchDeployment(
+        name="flat",
+        endpoint_name="echo",
+        model=Model(path="model"),
+        code_path="code",
+        scoring_script="score.py",
+        resources=ResourceConfiguration(instance_count=3, instance_type="Standard_DS3_v2"),
+        mini_batch_size=4,
+        max_concurrency_per_instance=2,
+        output_action=BatchDeploymentOutputAction.SUMMARY_ONLY,
+        retry_settings=BatchRetrySettings(max_retries=1, timeout=60),
+        error_threshold=5,
+    )
+
+    created = deployed.batch_deployments.begin_create_or_update(deployment).result()
+
+    settings = created.settings
+    assert (settings.mini_batch_size, settings.instance_count, settings.max_concurrency_per_instance) == (4, 3, 2)
+    assert (settings.output_action, settings.error_threshold) == ("summary_only", 5)
+    assert (settings.retry_settings.max_retries, settings.retry_settings.timeout) == (1, 60)
+    assert created.code_configuration.scoring_script == "score.py"
+    assert deployed.batch_deployments.get("flat", endpoint_name="echo").settings == settings
+
+
+def test_a_literal_input_the_deployment_does_not_declare_is_refused_and_starts_nothing(deployed, home):
+    inputs = {"letters": Input(path="data"), "threshold": Input(type="integer", default=5)}
+
+    with pytest.raises(ValidationError) as refused:
+        deployed.batch_endpoints.invoke(endpoint_name="echo", deployment_name="echo-files", inputs=inputs)
+
+    assert refused.value.field == "inputs.threshold"
+    assert list(deployed.jobs.list()) == []
+    assert [p for p in (home / "storage" / "uploads").rglob("*") if p.is_file()] == []  # the upload is removed
