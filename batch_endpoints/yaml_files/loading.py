@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -142,7 +142,18 @@ def load_deployment_mapping(
 
 def load_data(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> DataDeclaration:
     """Read Azure's data asset YAML (`az ml data create --file`); a local path in it is relative to the file."""
-    with _asset_file(path, overrides, DataFile) as (doc, base):
+    return _from_file(load_data_mapping, path, overrides)
+
+
+def load_data_mapping(
+    mapping: Mapping[str, Any],
+    base_dir: str | os.PathLike[str],
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    source: str = "data",
+) -> DataDeclaration:
+    """Validate a data asset given as a mapping in the file's layout; a local path resolves against base_dir."""
+    with _asset_mapping(mapping, base_dir, overrides, source, DataFile) as (doc, base):
         pass
     return DataDeclaration(
         name=doc.name,
@@ -156,7 +167,18 @@ def load_data(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None 
 
 def load_model(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> ModelDeclaration:
     """Read Azure's model YAML (`az ml model create --file`); a local path in it is relative to the file."""
-    with _asset_file(path, overrides, ModelFile) as (doc, base):
+    return _from_file(load_model_mapping, path, overrides)
+
+
+def load_model_mapping(
+    mapping: Mapping[str, Any],
+    base_dir: str | os.PathLike[str],
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    source: str = "model",
+) -> ModelDeclaration:
+    """Validate a model given as a mapping in the file's layout; a local path resolves against base_dir."""
+    with _asset_mapping(mapping, base_dir, overrides, source, ModelFile) as (doc, base):
         location = local_or_reference(doc.path, str(base))
         check_model_type(doc.type, location, field="type")
     return ModelDeclaration(
@@ -172,23 +194,46 @@ def load_model(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None
 def load_environment(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> specs.Environment:
     """Read Azure's environment YAML (`az ml environment create --file`): `image` and `conda_file` (relative to the
     file); `build` (a Docker context) is refused."""
-    with _asset_file(path, overrides, EnvironmentFile) as (doc, base):
+    return _from_file(load_environment_mapping, path, overrides)
+
+
+def load_environment_mapping(
+    mapping: Mapping[str, Any],
+    base_dir: str | os.PathLike[str],
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    source: str = "environment",
+) -> specs.Environment:
+    """Validate an environment given as a mapping in the file's layout; a conda file resolves against base_dir."""
+    with _asset_mapping(mapping, base_dir, overrides, source, EnvironmentFile) as (doc, base):
         return inline_environment(doc, base, "")
 
 
 _File = TypeVar("_File", bound=BaseModel)
+_Declared = TypeVar("_Declared")
+
+
+def _from_file(
+    load: Callable[..., _Declared], path: str | os.PathLike[str], overrides: Mapping[str, Any] | None
+) -> _Declared:
+    """An asset's YAML file read by `load`, its mapping loader: relative paths in it are relative to the file."""
+    base = Path(path).expanduser().resolve().parent
+    return load(_read_yaml(path), base, overrides=overrides, source=os.fspath(path))
 
 
 @contextmanager
-def _asset_file(
-    path: str | os.PathLike[str], overrides: Mapping[str, Any] | None, schema: type[_File]
+def _asset_mapping(
+    mapping: Mapping[str, Any],
+    base_dir: str | os.PathLike[str],
+    overrides: Mapping[str, Any] | None,
+    source: str,
+    schema: type[_File],
 ) -> Iterator[tuple[_File, Path]]:
-    """An asset's YAML, validated, and the folder its relative paths are relative to; errors inside the block name
-    the file and where each field was written."""
-    source = os.fspath(path)
-    data, origins = _prepare(_read_yaml(path), overrides, source, settings_block=False)
+    """An asset's mapping, validated, and the folder its relative paths are relative to; errors inside the block
+    name the source and where each field was written."""
+    data, origins = _prepare(mapping, overrides, source, settings_block=False)
     with reported(source, origins):
-        yield schema.model_validate(data), Path(path).expanduser().resolve().parent
+        yield schema.model_validate(data), Path(base_dir).expanduser().resolve()
 
 
 def load_invoke(
