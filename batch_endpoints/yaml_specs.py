@@ -8,7 +8,6 @@ from batch_endpoints.yaml_files.declarations import (
     DEFAULT_COMPUTE,
     DataDeclaration,
     DeploymentDeclaration,
-    EndpointDeclaration,
     EnvironmentReference,
     InvokeDeclaration,
     ModelDeclaration,
@@ -35,7 +34,7 @@ from batch_endpoints.yaml_files.references import (
     local_or_reference,
     parse_model_reference,
 )
-from batch_endpoints.yaml_files.schemas import FLAT_SETTINGS, MODEL_TYPES
+from batch_endpoints.yaml_files.schemas import FLAT_SETTINGS, MODEL_TYPES, endpoint_document
 from batch_endpoints.yaml_files.set_language import parse_overrides
 
 __all__ = [
@@ -48,13 +47,13 @@ __all__ = [
     "OUTPUT_ACTIONS",
     "DataDeclaration",
     "DeploymentDeclaration",
-    "EndpointDeclaration",
     "EnvironmentReference",
     "InvokeDeclaration",
     "ModelDeclaration",
     "ModelReference",
     "asset_reference",
     "check_model_type",
+    "endpoint_document",
     "is_conda_text",
     "is_reference",
     "load_data",

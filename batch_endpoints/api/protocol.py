@@ -15,7 +15,7 @@ from batch_endpoints.ports import LogPage
 from batch_endpoints.service import InvokeRequest
 from batch_endpoints.specs import DataAsset, Datastore, Deployment, Endpoint, Environment, Job, Model
 from batch_endpoints.uploads import Progress
-from batch_endpoints.yaml_specs import DeploymentDeclaration, EndpointDeclaration
+from batch_endpoints.yaml_specs import DeploymentDeclaration
 
 
 class FileReader(Protocol):
@@ -98,7 +98,7 @@ class EndpointsApi(Protocol):
     def list_datastores(self) -> list[Datastore]: ...
 
     # ------------------------------------------------------------------ endpoints and deployments
-    def create_endpoint(self, declaration: EndpointDeclaration, *, caller: str = "") -> Endpoint: ...
+    def create_endpoint(self, declaration: Endpoint, *, caller: str = "") -> Endpoint: ...
 
     def update_endpoint(
         self,

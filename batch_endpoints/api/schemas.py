@@ -8,19 +8,24 @@ Responses are the core's records, except jobs, which add live progress and links
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from batch_endpoints.paging import Page
 from batch_endpoints.ports import LogPage
 from batch_endpoints.specs import (
+    ALLOWED_INPUTS,
+    ALLOWED_OUTPUTS,
+    AllowedPrefixes,
     Compute,
     DataAsset,
     Datastore,
     DataType,
     Deployment,
     Endpoint,
+    EndpointName,
     Environment,
     InvokeOverrides,
     Job,
@@ -32,6 +37,7 @@ from batch_endpoints.specs import (
     Model,
     RunSettings,
 )
+from batch_endpoints.yaml_files.schemas import EndpointDefaults, EndpointFile
 
 
 class Body(BaseModel):
@@ -47,38 +53,24 @@ class ErrorBody(BaseModel):
 
 
 # ---------------------------------------------------------------------------------------------- endpoints
-class EndpointDefaults(Body):
-    deployment_name: str | None = None
+class EndpointBody(EndpointFile):
+    """endpoint.yml as JSON, with `name` from the path: when the body gives it too, it must match."""
 
+    name: EndpointName | None = None  # type: ignore[assignment]
 
-ALLOWED_INPUTS = (
-    "s3:// prefixes (locally, absolute folders) this endpoint's jobs may read; they narrow the stack's own list, "
-    "never widen it"
-)
-ALLOWED_OUTPUTS = "s3:// prefixes (locally, absolute folders) this endpoint's jobs may write; they narrow the stack's"
-
-
-class EndpointBody(Body):
-    """Azure's batch endpoint schema (endpoint.yml) as JSON. `name`, when given, must match the path."""
-
-    schema_: str | None = Field(None, alias="$schema")
-    name: str | None = None
-    description: str | None = None
-    tags: dict[str, str] | None = None
-    auth_mode: str | None = Field(None, description="Azure's modes are accepted; every endpoint uses AWS IAM")
-    defaults: EndpointDefaults | None = Field(
-        None, description="the default deployment; only for an endpoint that exists and has that deployment"
-    )
-    allowed_inputs: list[str] | None = Field(None, description=ALLOWED_INPUTS)
-    allowed_outputs: list[str] | None = Field(None, description=ALLOWED_OUTPUTS)
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_omitted(cls, data: Any) -> Any:
+        # Every field of this body used to be nullable: clients that send null for "not given" keep working.
+        return {k: v for k, v in data.items() if v is not None} if isinstance(data, Mapping) else data
 
 
 class EndpointPatch(Body):
     description: str | None = None
     tags: dict[str, str] | None = None
     defaults: EndpointDefaults | None = None
-    allowed_inputs: list[str] | None = Field(None, description=f"{ALLOWED_INPUTS}; [] removes the narrowing")
-    allowed_outputs: list[str] | None = Field(None, description=f"{ALLOWED_OUTPUTS}; [] removes the narrowing")
+    allowed_inputs: AllowedPrefixes | None = Field(None, description=f"{ALLOWED_INPUTS}; [] removes the narrowing")
+    allowed_outputs: AllowedPrefixes | None = Field(None, description=f"{ALLOWED_OUTPUTS}; [] removes the narrowing")
 
 
 class Paged(BaseModel):

@@ -9,22 +9,24 @@ from batch_endpoints import assets, mlflow_models
 from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
 from batch_endpoints.services.assets import AssetService
 from batch_endpoints.specs import CodeConfiguration, Deployment, Endpoint, Environment, now, parse
-from batch_endpoints.yaml_specs import DeploymentDeclaration, EndpointDeclaration
+from batch_endpoints.yaml_specs import DeploymentDeclaration
 
 
 class EndpointService(AssetService):
     # ------------------------------------------------------------------ endpoints
-    def create_endpoint(self, declaration: EndpointDeclaration, *, caller: str = "") -> Endpoint:
+    def create_endpoint(self, declaration: Endpoint, *, caller: str = "") -> Endpoint:
+        """Record the endpoint as declared (the YAML loaders' and the API's Endpoint), created now by `caller`."""
+        if declaration.default_deployment:
+            raise ValidationError(
+                "an endpoint has no deployments when it is created; set the default deployment after creating one",
+                field="defaults.deployment_name",
+            )
         created_at = now()
+        # Through the model's validation, as every record is written: a declaration built without it is checked.
         endpoint = parse(
             Endpoint,
             {
-                "name": declaration.name,
-                "description": declaration.description,
-                "tags": declaration.tags,
-                "auth_mode": declaration.auth_mode,
-                "allowed_inputs": list(declaration.allowed_inputs),
-                "allowed_outputs": list(declaration.allowed_outputs),
+                **declaration.model_dump(),
                 "created_at": created_at,
                 "created_by": caller,
                 "updated_at": created_at,
@@ -32,15 +34,10 @@ class EndpointService(AssetService):
                 "scoring_uri": f"{self.backend.api_base_url}/endpoints/{declaration.name}/jobs",
             },
         )
-        if declaration.default_deployment:
-            raise ValidationError(
-                "an endpoint has no deployments when it is created; set the default deployment after creating one",
-                field="defaults.deployment_name",
-            )
         self.repo.add_endpoint(endpoint)
         return endpoint
 
-    def put_endpoint(self, declaration: EndpointDeclaration, *, caller: str = "") -> Endpoint:
+    def put_endpoint(self, declaration: Endpoint, *, caller: str = "") -> Endpoint:
         """Create the endpoint, or give the existing one the declared description, tags and allow-lists (and
         default deployment, when one is declared). The API's PUT: sending the same declaration twice changes
         nothing but who changed it last."""

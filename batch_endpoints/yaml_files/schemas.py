@@ -73,19 +73,32 @@ class _AzureFile(BaseModel):
     schema_: str | None = Field(None, alias="$schema")
 
 
-class _EndpointDefaults(_AzureFile):
+class EndpointDefaults(_AzureFile):
     deployment_name: specs.EndpointName | None = None
 
 
 class EndpointFile(_AzureFile):
+    """Azure's batch endpoint schema (endpoint.yml); the API's body for an endpoint is the same, as JSON."""
+
     name: specs.EndpointName
     description: _Text = ""
     tags: _Tags = Field(default_factory=dict)
-    auth_mode: str = "aad_token"
-    defaults: _EndpointDefaults | None = None
+    auth_mode: str = Field("aad_token", description="Azure's modes are accepted; every endpoint uses AWS IAM")
+    defaults: EndpointDefaults | None = Field(
+        None, description="the default deployment; only for an endpoint that exists and has that deployment"
+    )
     # Not Azure's: where this endpoint's jobs may read and write (batch_endpoints.data_access).
-    allowed_inputs: list[Any] = Field(default_factory=list)
-    allowed_outputs: list[Any] = Field(default_factory=list)
+    allowed_inputs: specs.AllowedPrefixes = Field(default_factory=list, description=specs.ALLOWED_INPUTS)
+    allowed_outputs: specs.AllowedPrefixes = Field(default_factory=list, description=specs.ALLOWED_OUTPUTS)
+
+
+def endpoint_document(endpoint: specs.Endpoint) -> dict[str, Any]:
+    """The endpoint as endpoint.yml declares it: what a client sends as the API's body to create it, or to give it
+    these fields. Not validated here: the API checks the body, and names the field at fault."""
+    document = endpoint.model_dump(include=set(EndpointFile.model_fields))
+    if endpoint.default_deployment:
+        document["defaults"] = {"deployment_name": endpoint.default_deployment}
+    return document
 
 
 class _Resources(_AzureFile):
