@@ -32,12 +32,11 @@ from batch_endpoints.specs import (
     JobCounts,
     JobInput,
     JobStatus,
-    LiteralInput,
     LiteralValue,
     Model,
     RunSettings,
 )
-from batch_endpoints.yaml_files.schemas import EndpointDefaults, EndpointFile
+from batch_endpoints.yaml_files.schemas import DeploymentFile, EndpointDefaults, EndpointFile, Resources
 
 
 class Body(BaseModel):
@@ -53,16 +52,18 @@ class ErrorBody(BaseModel):
 
 
 # ---------------------------------------------------------------------------------------------- endpoints
-class EndpointBody(EndpointFile):
-    """endpoint.yml as JSON, with `name` from the path: when the body gives it too, it must match."""
-
-    name: EndpointName | None = None  # type: ignore[assignment]
-
+class _NullIsOmitted(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _null_is_omitted(cls, data: Any) -> Any:
-        # Every field of this body used to be nullable: clients that send null for "not given" keep working.
+        # Every field of these bodies used to be nullable: clients that send null for "not given" keep working.
         return {k: v for k, v in data.items() if v is not None} if isinstance(data, Mapping) else data
+
+
+class EndpointBody(_NullIsOmitted, EndpointFile):
+    """endpoint.yml as JSON, with `name` from the path: when the body gives it too, it must match."""
+
+    name: EndpointName | None = None  # type: ignore[assignment]
 
 
 class EndpointPatch(Body):
@@ -126,11 +127,6 @@ ENVIRONMENT_SCHEMA = {
 }
 
 
-class CodeConfigurationBody(Body):
-    code: str = Field(description="the code folder, already in storage", examples=["s3://bucket/uploads/code/7c2a/"])
-    scoring_script: str = Field(examples=["score.py"])
-
-
 class RetrySettingsBody(Body):
     max_retries: int | None = None
     timeout: int | None = None
@@ -156,30 +152,20 @@ class SettingsBody(Body):
     init_timeout: int | None = Field(None, description="seconds a worker's init() may take (default 600)")
 
 
-class ResourcesBody(Body):
+class ResourcesBody(Resources):
     instance_count: int | None = None
-    instance_type: str | None = Field(None, description="accepted and ignored: the compute decides")
-    properties: dict[str, Any] | None = None
 
 
-class DeploymentBody(Body):
-    """Azure's batch deployment schema (deployment.yml, `type: model`, settings nested) as JSON.
-    `name` and `endpoint_name`, when given, must match the path."""
+class DeploymentBody(_NullIsOmitted, DeploymentFile):
+    """deployment.yml (Azure's `type: model`, settings nested) as JSON, with `name` and `endpoint_name` from the
+    path: when the body gives them too, they must match. A code folder or inline model is already in storage."""
 
-    schema_: str | None = Field(None, alias="$schema")
-    name: str | None = None
-    endpoint_name: str | None = None
-    type: Literal["model"] | None = None
-    description: str | None = None
-    tags: dict[str, str] | None = None
+    name: EndpointName | None = None  # type: ignore[assignment]
+    endpoint_name: EndpointName | None = None  # type: ignore[assignment]
     model: Annotated[Any, WithJsonSchema(MODEL_SCHEMA)]
-    code_configuration: CodeConfigurationBody | None = Field(None, description="omit for an MLflow model")
-    inputs: dict[str, LiteralInput] | None = Field(None, description="literal inputs accepted at invoke")
     environment: Annotated[Any, WithJsonSchema(ENVIRONMENT_SCHEMA)] = None
-    compute: str | None = Field(None, examples=["cpu-cluster", "gpu-cluster"])
-    resources: ResourcesBody | None = None
+    resources: ResourcesBody = Field(default_factory=ResourcesBody)
     settings: SettingsBody | None = None
-    properties: dict[str, Any] | None = None
 
 
 class DeploymentList(Paged):

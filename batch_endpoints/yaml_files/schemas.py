@@ -101,16 +101,19 @@ def endpoint_document(endpoint: specs.Endpoint) -> dict[str, Any]:
     return document
 
 
-class _Resources(_AzureFile):
+class Resources(_AzureFile):
     # Azure sizes instances by VM type; here the compute decides the instance type. instance_count has been
     # moved into the run settings before this model sees the mapping.
-    instance_type: str | None = None
+    instance_type: str | None = Field(None, description="accepted and ignored: the compute decides")
     properties: dict[str, Any] = Field(default_factory=dict)
 
 
 class CodeConfiguration(_AzureFile):
-    code: str
-    scoring_script: str
+    code: str = Field(
+        description="the code folder: in a file, relative to it; in the API's body, already in storage",
+        examples=["s3://bucket/uploads/code/7c2a/"],
+    )
+    scoring_script: str = Field(examples=["score.py"])
 
 
 class InlineModel(_AzureFile):
@@ -162,11 +165,15 @@ class DeploymentFile(_AzureFile):
     type: Literal["model"] = "model"
     model: Any
     # None: an MLflow model, scored by the built-in scorer (Azure's no-code deployment).
-    code_configuration: CodeConfiguration | None = None
-    inputs: dict[specs.InputName, specs.LiteralInput] = Field(default_factory=dict)
+    code_configuration: CodeConfiguration | None = Field(None, description="omit for an MLflow model")
+    inputs: dict[specs.InputName, specs.LiteralInput] = Field(
+        default_factory=dict, description="literal inputs accepted at invoke"
+    )
     environment: Any = None
-    compute: Annotated[specs.AssetName, pydantic.BeforeValidator(_azure_reference)] = DEFAULT_COMPUTE
-    resources: _Resources = Field(default_factory=_Resources)
+    compute: Annotated[specs.AssetName, pydantic.BeforeValidator(_azure_reference)] = Field(
+        DEFAULT_COMPUTE, examples=["cpu-cluster", "gpu-cluster"]
+    )
+    resources: Resources = Field(default_factory=Resources)
     properties: dict[str, Any] = Field(default_factory=dict)
 
 
