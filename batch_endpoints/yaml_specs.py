@@ -34,7 +34,7 @@ from batch_endpoints.yaml_files.references import (
     local_or_reference,
     parse_model_reference,
 )
-from batch_endpoints.yaml_files.schemas import FLAT_SETTINGS, MODEL_TYPES, endpoint_document
+from batch_endpoints.yaml_files.schemas import FLAT_SETTINGS, MODEL_TYPES, EndpointPatch, endpoint_document
 from batch_endpoints.yaml_files.set_language import parse_overrides
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "OUTPUT_ACTIONS",
     "DataDeclaration",
     "DeploymentDeclaration",
+    "EndpointPatch",
     "EnvironmentReference",
     "InvokeDeclaration",
     "ModelDeclaration",

@@ -13,7 +13,7 @@ from batch_endpoints.repository import DEPLOYMENT, ENDPOINT, ENVIRONMENT, JOB, M
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
 from batch_endpoints.specs import Endpoint, Environment, InvokeOverrides, JobStatus, OutputAction, parse
 from batch_endpoints.workflow import mark_failed
-from batch_endpoints.yaml_specs import ModelReference, parse_model_reference
+from batch_endpoints.yaml_specs import EndpointPatch, ModelReference, parse_model_reference
 from tests.core_fixtures import (  # noqa: F401 (pytest fixtures)
     RecordingOrchestrator,
     code_dir_fixture,
@@ -277,8 +277,8 @@ def test_create_endpoint_with_a_default_deployment_is_refused(service: BatchEndp
 def test_update_endpoint_changes_only_what_is_given(service: BatchEndpointService) -> None:
     service.create_endpoint(endpoint_declaration("digits", description="old", tags={"team": "a"}))
 
-    service.update_endpoint("digits", tags={"team": "b"})
-    updated = service.update_endpoint("digits", description="new")
+    service.update_endpoint("digits", EndpointPatch(tags={"team": "b"}))
+    updated = service.update_endpoint("digits", EndpointPatch(description="new"))
 
     assert (updated.description, updated.tags) == ("new", {"team": "b"})
     assert service.get_endpoint("digits") == updated
@@ -288,7 +288,7 @@ def test_unknown_endpoint_is_not_found(service: BatchEndpointService) -> None:
     with pytest.raises(NotFoundError):
         service.get_endpoint("ghost")
     with pytest.raises(NotFoundError):
-        service.update_endpoint("ghost", description="x")
+        service.update_endpoint("ghost", EndpointPatch(description="x"))
     with pytest.raises(NotFoundError):
         service.delete_endpoint("ghost")
     with pytest.raises(NotFoundError):
@@ -352,11 +352,11 @@ def test_create_deployment_with_set_default_makes_it_the_default(
 def test_set_default_through_update_endpoint(ready_service: BatchEndpointService, code_dir: Path) -> None:
     ready_service.create_deployment(deployment_declaration(code_dir, name="green"))
 
-    ready_service.update_endpoint("digits", default_deployment="green")
+    ready_service.update_endpoint("digits", EndpointPatch.default_deployment("green"))
 
     assert ready_service.get_endpoint("digits").default_deployment == "green"
     with pytest.raises(NotFoundError):
-        ready_service.update_endpoint("digits", default_deployment="purple")
+        ready_service.update_endpoint("digits", EndpointPatch.default_deployment("purple"))
     assert ready_service.get_endpoint("digits").default_deployment == "green"
 
 

@@ -16,9 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validat
 from batch_endpoints.paging import Page
 from batch_endpoints.ports import LogPage
 from batch_endpoints.specs import (
-    ALLOWED_INPUTS,
-    ALLOWED_OUTPUTS,
-    AllowedPrefixes,
     Compute,
     DataAsset,
     Datastore,
@@ -36,7 +33,7 @@ from batch_endpoints.specs import (
     Model,
     RunSettings,
 )
-from batch_endpoints.yaml_files.schemas import DeploymentFile, EndpointDefaults, EndpointFile, Resources
+from batch_endpoints.yaml_files.schemas import DeploymentFile, EndpointFile, Resources
 
 
 class Body(BaseModel):
@@ -64,14 +61,6 @@ class EndpointBody(_NullIsOmitted, EndpointFile):
     """endpoint.yml as JSON, with `name` from the path: when the body gives it too, it must match."""
 
     name: EndpointName | None = None  # type: ignore[assignment]
-
-
-class EndpointPatch(Body):
-    description: str | None = None
-    tags: dict[str, str] | None = None
-    defaults: EndpointDefaults | None = None
-    allowed_inputs: AllowedPrefixes | None = Field(None, description=f"{ALLOWED_INPUTS}; [] removes the narrowing")
-    allowed_outputs: AllowedPrefixes | None = Field(None, description=f"{ALLOWED_OUTPUTS}; [] removes the narrowing")
 
 
 class Paged(BaseModel):

@@ -92,6 +92,41 @@ class EndpointFile(_AzureFile):
     allowed_outputs: specs.AllowedPrefixes = Field(default_factory=list, description=specs.ALLOWED_OUTPUTS)
 
 
+class EndpointPatch(BaseModel):
+    """The fields of endpoint.yml an update may change (the API's PATCH body): one not given (or null) stays as it is;
+    an empty allow-list removes the endpoint's narrowing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str | None = None
+    tags: dict[str, str] | None = None
+    defaults: EndpointDefaults | None = None
+    allowed_inputs: specs.AllowedPrefixes | None = Field(
+        None, description=f"{specs.ALLOWED_INPUTS}; [] removes the narrowing"
+    )
+    allowed_outputs: specs.AllowedPrefixes | None = Field(
+        None, description=f"{specs.ALLOWED_OUTPUTS}; [] removes the narrowing"
+    )
+
+    @classmethod
+    def default_deployment(cls, name: str) -> EndpointPatch:
+        return cls(defaults=EndpointDefaults(deployment_name=name))
+
+    @classmethod
+    def every_field_of(cls, endpoint: specs.Endpoint) -> EndpointPatch:
+        """What gives an endpoint that exists every field `endpoint` declares (its default deployment when it
+        names one)."""
+        document = endpoint_document(endpoint)
+        return cls.model_validate({key: value for key, value in document.items() if key in cls.model_fields})
+
+    def updates(self) -> dict[str, Any]:
+        """The given fields, as the endpoint's record names them."""
+        given = self.model_dump(exclude_none=True, exclude={"defaults"})
+        if self.defaults is not None and self.defaults.deployment_name is not None:
+            given["default_deployment"] = self.defaults.deployment_name
+        return given
+
+
 def endpoint_document(endpoint: specs.Endpoint) -> dict[str, Any]:
     """The endpoint as endpoint.yml declares it: what a client sends as the API's body to create it, or to give it
     these fields. Not validated here: the API checks the body, and names the field at fault."""
