@@ -8,7 +8,6 @@ from batch_endpoints.yaml_files.declarations import (
     DEFAULT_COMPUTE,
     DataDeclaration,
     DeploymentDeclaration,
-    EndpointDeclaration,
     EnvironmentReference,
     InvokeDeclaration,
     ModelDeclaration,
@@ -38,7 +37,7 @@ from batch_endpoints.yaml_files.references import (
     local_or_reference,
     parse_model_reference,
 )
-from batch_endpoints.yaml_files.schemas import FLAT_SETTINGS, MODEL_TYPES
+from batch_endpoints.yaml_files.schemas import FLAT_SETTINGS, MODEL_TYPES, EndpointPatch, endpoint_document
 from batch_endpoints.yaml_files.set_language import parse_overrides, split_invoke_overrides
 
 __all__ = [
@@ -51,13 +50,14 @@ __all__ = [
     "OUTPUT_ACTIONS",
     "DataDeclaration",
     "DeploymentDeclaration",
-    "EndpointDeclaration",
+    "EndpointPatch",
     "EnvironmentReference",
     "InvokeDeclaration",
     "ModelDeclaration",
     "ModelReference",
     "asset_reference",
     "check_model_type",
+    "endpoint_document",
     "is_conda_text",
     "is_reference",
     "load_data",

@@ -22,10 +22,9 @@ from batch_endpoints.adapters.local.backend import open_local_backend
 from batch_endpoints.backend import Backend
 from batch_endpoints.repository import Repository
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
-from batch_endpoints.specs import CodeConfiguration, Deployment, Environment, Job, JobInput, RunSettings
+from batch_endpoints.specs import CodeConfiguration, Deployment, Endpoint, Environment, Job, JobInput, RunSettings
 from batch_endpoints.yaml_specs import (
     DeploymentDeclaration,
-    EndpointDeclaration,
     load_deployment_mapping,
     load_endpoint_mapping,
 )
@@ -93,7 +92,7 @@ def write_tree(root: Path, files: Mapping[str, str | bytes]) -> Path:
     return root
 
 
-def endpoint_declaration(name: str = "digits", **fields: Any) -> EndpointDeclaration:
+def endpoint_declaration(name: str = "digits", **fields: Any) -> Endpoint:
     return load_endpoint_mapping({"name": name, **fields})
 
 

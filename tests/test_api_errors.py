@@ -55,7 +55,7 @@ def test_a_validation_error_names_the_field_as_the_client_wrote_it(local_stack: 
     "body",
     [
         {"tags": {"team": ["a", "b"]}},
-        {"description": 7},
+        {"description": ["a"]},
         {"allowed_inputs": "s3://bucket/"},
         {"defaults": {"deployment_name": 3}},
     ],
@@ -70,6 +70,15 @@ def test_a_request_refused_by_its_shape_reads_as_the_core_refuses_the_same_body(
     assert response.status == 400
     assert response.json() == {"code": "ValidationError", "message": core.value.message, "field": core.value.field}
     assert api("GET", "/endpoints/digits").status == 404
+
+
+def test_null_in_an_endpoints_body_means_not_given_as_it_always_has(local_stack: Stack, api: Api) -> None:
+    body = {"description": None, "tags": None, "auth_mode": None, "allowed_inputs": None, "defaults": None}
+
+    created = api("PUT", "/endpoints/digits", body)
+
+    assert created.status == 200, created.text
+    assert (created.json()["description"], created.json()["allowed_inputs"]) == ("", [])
 
 
 def test_a_missing_body_is_refused(local_stack: Stack, api: Api) -> None:

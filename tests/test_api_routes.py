@@ -197,6 +197,15 @@ def test_put_deployment_again_updates_it_and_keeps_its_creation(ready: Stack, ap
     assert updated.json()["created_by"] == ANN
 
 
+def test_put_deployment_reads_null_as_not_given_as_it_always_has(ready: Stack, api: Api, folders: Folders) -> None:
+    nulls = dict.fromkeys(("description", "tags", "compute", "inputs", "environment", "resources", "settings"))
+
+    updated = api("PUT", "/endpoints/digits/deployments/blue", {**deployment_body(folders), **nulls})
+
+    assert updated.status == 200, updated.text
+    assert (updated.json()["compute"], updated.json()["settings"]["mini_batch_size"]) == ("cpu-cluster", 10)
+
+
 def test_put_deployment_with_an_inline_model_in_storage_registers_it(ready: Stack, api: Api, folders: Folders) -> None:
     body = deployment_body(folders, model={"path": folders.model})
 

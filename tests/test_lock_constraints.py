@@ -1,5 +1,5 @@
 """requirements.lock as pip constraints (batch_endpoints/lock_constraints.py): every pin, no hashes, so that pip
-23's hash checking is never turned on for installs of version ranges (the Lambda bundles, the images)."""
+23's hash checking is never turned on for installs of version ranges (the Lambda bundles)."""
 
 from __future__ import annotations
 

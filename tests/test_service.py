@@ -11,9 +11,9 @@ from batch_endpoints.backend import Backend
 from batch_endpoints.errors import BatchEndpointError, ConflictError, NotFoundError, ValidationError
 from batch_endpoints.repository import DEPLOYMENT, ENDPOINT, ENVIRONMENT, JOB, MODEL
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
-from batch_endpoints.specs import Environment, InvokeOverrides, JobStatus, OutputAction, parse
+from batch_endpoints.specs import Endpoint, Environment, InvokeOverrides, JobStatus, OutputAction, parse
 from batch_endpoints.workflow import mark_failed
-from batch_endpoints.yaml_specs import EndpointDeclaration, ModelReference, parse_model_reference
+from batch_endpoints.yaml_specs import EndpointPatch, ModelReference, parse_model_reference
 from tests.core_fixtures import (  # noqa: F401 (pytest fixtures)
     RecordingOrchestrator,
     code_dir_fixture,
@@ -251,7 +251,7 @@ def test_bad_endpoint_name_is_refused_and_writes_nothing(
     service: BatchEndpointService, local_backend: Backend, name: str
 ) -> None:
     with pytest.raises(ValidationError) as caught:
-        service.create_endpoint(EndpointDeclaration(name=name))
+        service.create_endpoint(Endpoint.model_construct(name=name))  # a declaration built without validation
 
     assert caught.value.field == "name"
     assert record_count(local_backend, ENDPOINT) == 0
@@ -277,8 +277,8 @@ def test_create_endpoint_with_a_default_deployment_is_refused(service: BatchEndp
 def test_update_endpoint_changes_only_what_is_given(service: BatchEndpointService) -> None:
     service.create_endpoint(endpoint_declaration("digits", description="old", tags={"team": "a"}))
 
-    service.update_endpoint("digits", tags={"team": "b"})
-    updated = service.update_endpoint("digits", description="new")
+    service.update_endpoint("digits", EndpointPatch(tags={"team": "b"}))
+    updated = service.update_endpoint("digits", EndpointPatch(description="new"))
 
     assert (updated.description, updated.tags) == ("new", {"team": "b"})
     assert service.get_endpoint("digits") == updated
@@ -288,7 +288,7 @@ def test_unknown_endpoint_is_not_found(service: BatchEndpointService) -> None:
     with pytest.raises(NotFoundError):
         service.get_endpoint("ghost")
     with pytest.raises(NotFoundError):
-        service.update_endpoint("ghost", description="x")
+        service.update_endpoint("ghost", EndpointPatch(description="x"))
     with pytest.raises(NotFoundError):
         service.delete_endpoint("ghost")
     with pytest.raises(NotFoundError):
@@ -352,11 +352,11 @@ def test_create_deployment_with_set_default_makes_it_the_default(
 def test_set_default_through_update_endpoint(ready_service: BatchEndpointService, code_dir: Path) -> None:
     ready_service.create_deployment(deployment_declaration(code_dir, name="green"))
 
-    ready_service.update_endpoint("digits", default_deployment="green")
+    ready_service.update_endpoint("digits", EndpointPatch.default_deployment("green"))
 
     assert ready_service.get_endpoint("digits").default_deployment == "green"
     with pytest.raises(NotFoundError):
-        ready_service.update_endpoint("digits", default_deployment="purple")
+        ready_service.update_endpoint("digits", EndpointPatch.default_deployment("purple"))
     assert ready_service.get_endpoint("digits").default_deployment == "green"
 
 

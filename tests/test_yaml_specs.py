@@ -11,9 +11,9 @@ from batch_endpoints import specs
 from batch_endpoints.errors import NotFoundError, ValidationError
 from batch_endpoints.yaml_specs import (
     DeploymentDeclaration,
-    EndpointDeclaration,
     EnvironmentReference,
     ModelReference,
+    endpoint_document,
     is_conda_text,
     load_deployment,
     load_deployment_mapping,
@@ -156,12 +156,13 @@ def refused(path: Path, overrides: dict | None = None) -> ValidationError:
 def test_endpoint_yml_loads_as_azure_writes_it(tmp_path):
     endpoint = load_endpoint(write(tmp_path, ENDPOINT_YML, "endpoint.yml"))
 
-    assert endpoint == EndpointDeclaration(
+    assert endpoint == specs.Endpoint(
         name="mnist-batch",
         description="A batch endpoint for scoring images from the MNIST dataset.",
         auth_mode="aws_iam",
         tags={"type": "deep-learning"},
         default_deployment=None,
+        created_at=endpoint.created_at,
     )
 
 
@@ -189,7 +190,7 @@ def test_endpoint_name_override_like_az_ml_batch_endpoint_create_name(tmp_path):
 def test_endpoint_mapping_builds_from_cli_flags_without_a_file():
     endpoint = load_endpoint_mapping({"name": "mnist-batch", "description": "from flags"})
 
-    assert endpoint == EndpointDeclaration(name="mnist-batch", description="from flags")
+    assert endpoint == specs.Endpoint(name="mnist-batch", description="from flags", created_at=endpoint.created_at)
 
 
 def test_endpoint_mapping_errors_name_the_source_given():
@@ -934,3 +935,18 @@ def test_model_reference_errors_name_the_given_field_and_source():
 def test_model_reference_prints_as_written():
     assert str(parse_model_reference("azureml:mnist:1")) == "mnist:1"
     assert str(parse_model_reference("mnist@latest")) == "mnist@latest"
+
+
+def test_an_endpoint_as_its_document_loads_back_the_same():
+    endpoint = specs.Endpoint(
+        name="mnist-batch",
+        description="d",
+        tags={"team": "a"},
+        default_deployment="blue",
+        allowed_inputs=["s3://images/a"],
+        allowed_outputs=["/data/out"],
+    )
+
+    loaded = load_endpoint_mapping(endpoint_document(endpoint))
+
+    assert loaded.model_dump(exclude={"created_at"}) == endpoint.model_dump(exclude={"created_at"})

@@ -15,7 +15,7 @@ from batch_endpoints.ports import LogPage
 from batch_endpoints.service import InvokeRequest
 from batch_endpoints.specs import DataAsset, Datastore, Deployment, Endpoint, Environment, Job, Model
 from batch_endpoints.uploads import Progress
-from batch_endpoints.yaml_specs import DeploymentDeclaration, EndpointDeclaration
+from batch_endpoints.yaml_specs import DeploymentDeclaration, EndpointPatch
 
 
 class FileReader(Protocol):
@@ -98,19 +98,9 @@ class EndpointsApi(Protocol):
     def list_datastores(self) -> list[Datastore]: ...
 
     # ------------------------------------------------------------------ endpoints and deployments
-    def create_endpoint(self, declaration: EndpointDeclaration, *, caller: str = "") -> Endpoint: ...
+    def create_endpoint(self, declaration: Endpoint, *, caller: str = "") -> Endpoint: ...
 
-    def update_endpoint(
-        self,
-        name: str,
-        *,
-        description: str | None = None,
-        tags: dict[str, str] | None = None,
-        default_deployment: str | None = None,
-        allowed_inputs: Sequence[str] | None = None,
-        allowed_outputs: Sequence[str] | None = None,
-        caller: str = "",
-    ) -> Endpoint: ...
+    def update_endpoint(self, name: str, changes: EndpointPatch, *, caller: str = "") -> Endpoint: ...
 
     def get_endpoint(self, name: str) -> Endpoint: ...
 

@@ -8,9 +8,10 @@ Responses are the core's records, except jobs, which add live progress and links
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from batch_endpoints.paging import Page
 from batch_endpoints.ports import LogPage
@@ -21,6 +22,7 @@ from batch_endpoints.specs import (
     DataType,
     Deployment,
     Endpoint,
+    EndpointName,
     Environment,
     InputName,
     InvokeOverrides,
@@ -28,13 +30,13 @@ from batch_endpoints.specs import (
     JobCounts,
     JobInput,
     JobStatus,
-    LiteralInput,
     Model,
     NamedInput,
     NamedOutput,
     RunSettings,
 )
 from batch_endpoints.specs.invocation import MODEL_OUTPUT
+from batch_endpoints.yaml_files.schemas import DeploymentFile, EndpointFile, Resources
 
 
 class Body(BaseModel):
@@ -50,38 +52,18 @@ class ErrorBody(BaseModel):
 
 
 # ---------------------------------------------------------------------------------------------- endpoints
-class EndpointDefaults(Body):
-    deployment_name: str | None = None
+class _NullIsOmitted(BaseModel):
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_omitted(cls, data: Any) -> Any:
+        # Every field of these bodies used to be nullable: clients that send null for "not given" keep working.
+        return {k: v for k, v in data.items() if v is not None} if isinstance(data, Mapping) else data
 
 
-ALLOWED_INPUTS = (
-    "s3:// prefixes (locally, absolute folders) this endpoint's jobs may read; they narrow the stack's own list, "
-    "never widen it"
-)
-ALLOWED_OUTPUTS = "s3:// prefixes (locally, absolute folders) this endpoint's jobs may write; they narrow the stack's"
+class EndpointBody(_NullIsOmitted, EndpointFile):
+    """endpoint.yml as JSON, with `name` from the path: when the body gives it too, it must match."""
 
-
-class EndpointBody(Body):
-    """Azure's batch endpoint schema (endpoint.yml) as JSON. `name`, when given, must match the path."""
-
-    schema_: str | None = Field(None, alias="$schema")
-    name: str | None = None
-    description: str | None = None
-    tags: dict[str, str] | None = None
-    auth_mode: str | None = Field(None, description="Azure's modes are accepted; every endpoint uses AWS IAM")
-    defaults: EndpointDefaults | None = Field(
-        None, description="the default deployment; only for an endpoint that exists and has that deployment"
-    )
-    allowed_inputs: list[str] | None = Field(None, description=ALLOWED_INPUTS)
-    allowed_outputs: list[str] | None = Field(None, description=ALLOWED_OUTPUTS)
-
-
-class EndpointPatch(Body):
-    description: str | None = None
-    tags: dict[str, str] | None = None
-    defaults: EndpointDefaults | None = None
-    allowed_inputs: list[str] | None = Field(None, description=f"{ALLOWED_INPUTS}; [] removes the narrowing")
-    allowed_outputs: list[str] | None = Field(None, description=f"{ALLOWED_OUTPUTS}; [] removes the narrowing")
+    name: EndpointName | None = None  # type: ignore[assignment]
 
 
 class Paged(BaseModel):
@@ -137,11 +119,6 @@ ENVIRONMENT_SCHEMA = {
 }
 
 
-class CodeConfigurationBody(Body):
-    code: str = Field(description="the code folder, already in storage", examples=["s3://bucket/uploads/code/7c2a/"])
-    scoring_script: str = Field(examples=["score.py"])
-
-
 class RetrySettingsBody(Body):
     max_retries: int | None = None
     timeout: int | None = None
@@ -167,30 +144,20 @@ class SettingsBody(Body):
     init_timeout: int | None = Field(None, description="seconds a worker's init() may take (default 600)")
 
 
-class ResourcesBody(Body):
+class ResourcesBody(Resources):
     instance_count: int | None = None
-    instance_type: str | None = Field(None, description="accepted and ignored: the compute decides")
-    properties: dict[str, Any] | None = None
 
 
-class DeploymentBody(Body):
-    """Azure's batch deployment schema (deployment.yml, `type: model`, settings nested) as JSON.
-    `name` and `endpoint_name`, when given, must match the path."""
+class DeploymentBody(_NullIsOmitted, DeploymentFile):
+    """deployment.yml (Azure's `type: model`, settings nested) as JSON, with `name` and `endpoint_name` from the
+    path: when the body gives them too, they must match. A code folder or inline model is already in storage."""
 
-    schema_: str | None = Field(None, alias="$schema")
-    name: str | None = None
-    endpoint_name: str | None = None
-    type: Literal["model"] | None = None
-    description: str | None = None
-    tags: dict[str, str] | None = None
+    name: EndpointName | None = None  # type: ignore[assignment]
+    endpoint_name: EndpointName | None = None  # type: ignore[assignment]
     model: Annotated[Any, WithJsonSchema(MODEL_SCHEMA)]
-    code_configuration: CodeConfigurationBody | None = Field(None, description="omit for an MLflow model")
-    inputs: dict[str, LiteralInput] | None = Field(None, description="literal inputs accepted at invoke")
     environment: Annotated[Any, WithJsonSchema(ENVIRONMENT_SCHEMA)] = None
-    compute: str | None = Field(None, examples=["cpu-cluster", "gpu-cluster"])
-    resources: ResourcesBody | None = None
+    resources: ResourcesBody = Field(default_factory=ResourcesBody)
     settings: SettingsBody | None = None
-    properties: dict[str, Any] | None = None
 
 
 class DeploymentList(Paged):

@@ -48,13 +48,15 @@ class BatchEndpointOperations:
         except NotFoundError:
             self._service.create_endpoint(declaration, caller=self._caller)
         else:
-            self._service.update_endpoint(
-                declaration.name,
-                description=endpoint.description,
-                tags=declaration.tags or None,
-                default_deployment=declaration.default_deployment,
-                caller=self._caller,
+            default = declaration.default_deployment
+            changes = yaml_specs.EndpointPatch.model_validate(
+                {
+                    "description": endpoint.description,
+                    "tags": declaration.tags or None,
+                    "defaults": {"deployment_name": default} if default else None,
+                }
             )
+            self._service.update_endpoint(declaration.name, changes, caller=self._caller)
         return LROPoller(self.get(declaration.name))
 
     def get(self, name: str) -> BatchEndpoint:

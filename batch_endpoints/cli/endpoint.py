@@ -41,15 +41,15 @@ def endpoint_create(service: EndpointsApi, args: argparse.Namespace) -> int:
 
 
 def endpoint_update(service: EndpointsApi, args: argparse.Namespace) -> int:
-    endpoint = service.update_endpoint(
-        args.name,
-        description=args.description,
-        default_deployment=_default_deployment(args),
-        allowed_inputs=args.allowed_inputs,
-        allowed_outputs=args.allowed_outputs,
-        caller=current_user(),
-    )
-    render.show(args, endpoint)
+    default_deployment = _default_deployment(args)
+    given = {
+        "description": args.description,
+        "defaults": {"deployment_name": default_deployment} if default_deployment is not None else None,
+        "allowed_inputs": args.allowed_inputs,
+        "allowed_outputs": args.allowed_outputs,
+    }
+    changes = parse(yaml_specs.EndpointPatch, given)
+    render.show(args, service.update_endpoint(args.name, changes, caller=current_user()))
     return 0
 
 

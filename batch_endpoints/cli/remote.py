@@ -26,7 +26,7 @@ from batch_endpoints.specs import DataAsset, Datastore, Deployment, Endpoint, En
 from batch_endpoints.uploads import Progress
 from batch_endpoints.yaml_specs import (
     DeploymentDeclaration,
-    EndpointDeclaration,
+    EndpointPatch,
     EnvironmentReference,
     read_conda_file,
 )
@@ -98,40 +98,14 @@ class RemoteService:
         return self.client.environments.list(name)
 
     # ------------------------------------------------------------------ endpoints
-    def create_endpoint(self, declaration: EndpointDeclaration, *, caller: str = "") -> Endpoint:
+    def create_endpoint(self, declaration: Endpoint, *, caller: str = "") -> Endpoint:
         # The API's PUT creates or updates; `create` must not change an endpoint that exists.
         if self._exists(lambda: self.get_endpoint(declaration.name)):
             raise ConflictError(f"endpoint {declaration.name!r} already exists", field="name")
-        body: dict[str, Any] = {
-            "description": declaration.description,
-            "tags": declaration.tags,
-            "auth_mode": declaration.auth_mode,
-            "allowed_inputs": list(declaration.allowed_inputs),
-            "allowed_outputs": list(declaration.allowed_outputs),
-        }
-        if declaration.default_deployment:
-            body["defaults"] = {"deployment_name": declaration.default_deployment}  # the API says why it cannot
-        return typed(Endpoint, self._api.call("PUT", path("/endpoints/{}", declaration.name), body=body))
+        return self.client.batch_endpoints.create_or_update(declaration)  # the API says why a default cannot be set
 
-    def update_endpoint(
-        self,
-        name: str,
-        *,
-        description: str | None = None,
-        tags: dict[str, str] | None = None,
-        default_deployment: str | None = None,
-        allowed_inputs: Sequence[str] | None = None,
-        allowed_outputs: Sequence[str] | None = None,
-        caller: str = "",
-    ) -> Endpoint:
-        body = {
-            "description": description,
-            "tags": tags,
-            "defaults": {"deployment_name": default_deployment} if default_deployment is not None else None,
-            "allowed_inputs": None if allowed_inputs is None else list(allowed_inputs),
-            "allowed_outputs": None if allowed_outputs is None else list(allowed_outputs),
-        }
-        patch = {key: value for key, value in body.items() if value is not None}
+    def update_endpoint(self, name: str, changes: EndpointPatch, *, caller: str = "") -> Endpoint:
+        patch = changes.model_dump(exclude_none=True)
         return typed(Endpoint, self._api.call("PATCH", path("/endpoints/{}", name), body=patch))
 
     def get_endpoint(self, name: str) -> Endpoint:

@@ -33,7 +33,7 @@ from batch_endpoints.specs import (
     named_inputs,
     named_outputs,
 )
-from batch_endpoints.yaml_specs import is_reference
+from batch_endpoints.yaml_specs import endpoint_document, is_reference
 
 LATEST = "latest"
 # The API's largest page: fewer round trips while listing.
@@ -101,15 +101,7 @@ class BatchEndpointOperations(_Operations):
     def create_or_update(self, endpoint: Endpoint) -> Endpoint:
         """Creates the endpoint or sets its description, tags and allow-lists (and, when given, its default
         deployment)."""
-        body: dict[str, Any] = {
-            "name": endpoint.name,
-            "description": endpoint.description,
-            "tags": endpoint.tags,
-            "allowed_inputs": endpoint.allowed_inputs,
-            "allowed_outputs": endpoint.allowed_outputs,
-        }
-        if endpoint.default_deployment:
-            body["defaults"] = {"deployment_name": endpoint.default_deployment}
+        body = endpoint_document(endpoint)
         return typed(Endpoint, self._api.call("PUT", path("/endpoints/{}", endpoint.name), body=body))
 
     def get(self, name: str) -> Endpoint:

@@ -3,28 +3,28 @@ which registers them), so these build on the asset use cases."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from batch_endpoints import assets, mlflow_models
 from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
 from batch_endpoints.services.assets import AssetService
 from batch_endpoints.specs import CodeConfiguration, Deployment, Endpoint, Environment, now, parse
-from batch_endpoints.yaml_specs import DeploymentDeclaration, EndpointDeclaration
+from batch_endpoints.yaml_specs import DeploymentDeclaration, EndpointPatch
 
 
 class EndpointService(AssetService):
     # ------------------------------------------------------------------ endpoints
-    def create_endpoint(self, declaration: EndpointDeclaration, *, caller: str = "") -> Endpoint:
+    def create_endpoint(self, declaration: Endpoint, *, caller: str = "") -> Endpoint:
+        """Record the endpoint as declared (the YAML loaders' and the API's Endpoint), created now by `caller`."""
+        if declaration.default_deployment:
+            raise ValidationError(
+                "an endpoint has no deployments when it is created; set the default deployment after creating one",
+                field="defaults.deployment_name",
+            )
         created_at = now()
+        # Through the model's validation, as every record is written: a declaration built without it is checked.
         endpoint = parse(
             Endpoint,
             {
-                "name": declaration.name,
-                "description": declaration.description,
-                "tags": declaration.tags,
-                "auth_mode": declaration.auth_mode,
-                "allowed_inputs": list(declaration.allowed_inputs),
-                "allowed_outputs": list(declaration.allowed_outputs),
+                **declaration.model_dump(),
                 "created_at": created_at,
                 "created_by": caller,
                 "updated_at": created_at,
@@ -32,15 +32,10 @@ class EndpointService(AssetService):
                 "scoring_uri": f"{self.backend.api_base_url}/endpoints/{declaration.name}/jobs",
             },
         )
-        if declaration.default_deployment:
-            raise ValidationError(
-                "an endpoint has no deployments when it is created; set the default deployment after creating one",
-                field="defaults.deployment_name",
-            )
         self.repo.add_endpoint(endpoint)
         return endpoint
 
-    def put_endpoint(self, declaration: EndpointDeclaration, *, caller: str = "") -> Endpoint:
+    def put_endpoint(self, declaration: Endpoint, *, caller: str = "") -> Endpoint:
         """Create the endpoint, or give the existing one the declared description, tags and allow-lists (and
         default deployment, when one is declared). The API's PUT: sending the same declaration twice changes
         nothing but who changed it last."""
@@ -51,38 +46,13 @@ class EndpointService(AssetService):
                 return self.create_endpoint(declaration, caller=caller)
             except ConflictError:
                 pass  # created by a concurrent request meanwhile: update it like any existing endpoint
-        return self.update_endpoint(
-            declaration.name,
-            description=declaration.description,
-            tags=declaration.tags,
-            default_deployment=declaration.default_deployment,
-            allowed_inputs=declaration.allowed_inputs,
-            allowed_outputs=declaration.allowed_outputs,
-            caller=caller,
-        )
+        return self.update_endpoint(declaration.name, EndpointPatch.every_field_of(declaration), caller=caller)
 
-    def update_endpoint(
-        self,
-        name: str,
-        *,
-        description: str | None = None,
-        tags: dict[str, str] | None = None,
-        default_deployment: str | None = None,
-        allowed_inputs: Sequence[str] | None = None,
-        allowed_outputs: Sequence[str] | None = None,
-        caller: str = "",
-    ) -> Endpoint:
-        """Change what is given (None: unchanged); an empty allow-list removes the endpoint's narrowing."""
-        if default_deployment is not None:
-            self.repo.get_deployment(name, default_deployment)
-        given = {
-            "description": description,
-            "tags": tags,
-            "default_deployment": default_deployment,
-            "allowed_inputs": None if allowed_inputs is None else list(allowed_inputs),
-            "allowed_outputs": None if allowed_outputs is None else list(allowed_outputs),
-        }
-        updates = {key: value for key, value in given.items() if value is not None}
+    def update_endpoint(self, name: str, changes: EndpointPatch, *, caller: str = "") -> Endpoint:
+        """Change what `changes` gives; an empty allow-list removes the endpoint's narrowing."""
+        updates = changes.updates()
+        if "default_deployment" in updates:
+            self.repo.get_deployment(name, updates["default_deployment"])
 
         def change(endpoint: Endpoint) -> Endpoint:
             # Through the model's validation (model_copy would skip it), so a bad value is refused, not stored.
@@ -187,7 +157,7 @@ class EndpointService(AssetService):
         deployment.compute_handle = self.backend.computes.register_deployment(deployment)
         self.repo.put_deployment(deployment, expected_version=version)
         if set_default:
-            self.update_endpoint(endpoint.name, default_deployment=deployment.name, caller=caller)
+            self.update_endpoint(endpoint.name, EndpointPatch.default_deployment(deployment.name), caller=caller)
         return deployment
 
     def _no_code_environment(self, model_location: str, environment: Environment) -> Environment:

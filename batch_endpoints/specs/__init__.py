@@ -39,8 +39,11 @@ from batch_endpoints.specs.base import (
     validation_error,
 )
 from batch_endpoints.specs.endpoints import (
+    ALLOWED_INPUTS,
+    ALLOWED_OUTPUTS,
     INPUT_NAME,
     INTEGER_TEXT,
+    AllowedPrefixes,
     CodeConfiguration,
     Deployment,
     Endpoint,
@@ -91,6 +94,8 @@ from batch_endpoints.specs.settings import (
 )
 
 __all__ = [
+    "ALLOWED_INPUTS",
+    "ALLOWED_OUTPUTS",
     "ASSET_NAME",
     "AZURE_APPEND_ROW",
     "DEFAULT_INIT_TIMEOUT_S",
@@ -113,6 +118,7 @@ __all__ = [
     "STORAGE_PREFIX_MAX",
     "TAG_MAX",
     "VERSION",
+    "AllowedPrefixes",
     "AssetName",
     "AssetVersion",
     "CodeConfiguration",

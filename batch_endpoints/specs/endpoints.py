@@ -14,6 +14,18 @@ from batch_endpoints.specs.assets import Environment
 from batch_endpoints.specs.base import MAX_ALLOWED_PREFIXES, EndpointName, Spec, StoragePrefix, now
 from batch_endpoints.specs.settings import RunSettings
 
+# Where an endpoint's jobs may read and write (batch_endpoints.data_access): the one type endpoint.yml, the API's
+# bodies and the endpoint's record give these fields, so all three check them alike.
+AllowedPrefixes = Annotated[list[StoragePrefix], Field(max_length=MAX_ALLOWED_PREFIXES)]
+ALLOWED_INPUTS = (
+    "s3:// prefixes (locally, absolute folders) this endpoint's jobs may read; they narrow the system's own list, "
+    "never widen it; empty: that list"
+)
+ALLOWED_OUTPUTS = (
+    "s3:// prefixes (locally, absolute folders) this endpoint's jobs may write; they narrow the system's own list, "
+    "never widen it; empty: that list"
+)
+
 
 class Endpoint(Spec):
     name: EndpointName
@@ -21,16 +33,8 @@ class Endpoint(Spec):
     auth_mode: Literal["aws_iam"] = "aws_iam"
     default_deployment: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
-    allowed_inputs: list[StoragePrefix] = Field(
-        default_factory=list,
-        max_length=MAX_ALLOWED_PREFIXES,
-        description="storage prefixes this endpoint's jobs may read, within the system's own list; empty: that list",
-    )
-    allowed_outputs: list[StoragePrefix] = Field(
-        default_factory=list,
-        max_length=MAX_ALLOWED_PREFIXES,
-        description="storage prefixes this endpoint's jobs may write, within the system's own list; empty: that list",
-    )
+    allowed_inputs: AllowedPrefixes = Field(default_factory=list, description=ALLOWED_INPUTS)
+    allowed_outputs: AllowedPrefixes = Field(default_factory=list, description=ALLOWED_OUTPUTS)
     scoring_uri: str = ""
     created_at: str = Field(default_factory=now)
     created_by: str = ""

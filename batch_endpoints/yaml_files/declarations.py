@@ -48,18 +48,6 @@ class EnvironmentReference:
 
 
 @dataclass(frozen=True)
-class EndpointDeclaration:
-    name: str
-    description: str = ""
-    auth_mode: str = "aws_iam"
-    tags: dict[str, str] = field(default_factory=dict)
-    default_deployment: str | None = None
-    allowed_inputs: tuple[str, ...] = ()
-    """Storage prefixes the endpoint's jobs may read (within the system's own list); empty: that list."""
-    allowed_outputs: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class DeploymentDeclaration:
     """A deployment as declared. `code` is an absolute local folder or a storage URI (s3://...);
     `scoring_script` is relative to it; both None for an MLflow model scored without code. `environment` is

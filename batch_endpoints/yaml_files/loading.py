@@ -26,7 +26,6 @@ from batch_endpoints.errors import NotFoundError, ValidationError
 from batch_endpoints.yaml_files.declarations import (
     DataDeclaration,
     DeploymentDeclaration,
-    EndpointDeclaration,
     InvokeDeclaration,
     ModelDeclaration,
 )
@@ -56,7 +55,7 @@ from batch_endpoints.yaml_files.set_language import internal_key, override_value
 OUTPUT_ACTIONS = {"appendrow": specs.OutputAction.APPEND_ROW, "summaryonly": specs.OutputAction.SUMMARY_ONLY}
 
 
-def load_endpoint(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> EndpointDeclaration:
+def load_endpoint(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> specs.Endpoint:
     return load_endpoint_mapping(_read_yaml(path), overrides=overrides, source=os.fspath(path))
 
 
@@ -69,31 +68,18 @@ def load_deployment(path: str | os.PathLike[str], overrides: Mapping[str, Any] |
 
 def load_endpoint_mapping(
     mapping: Mapping[str, Any], *, overrides: Mapping[str, Any] | None = None, source: str = "endpoint"
-) -> EndpointDeclaration:
-    """Validate an endpoint given as a mapping in the file's layout (the CLI builds one from its flags)."""
+) -> specs.Endpoint:
+    """Validate an endpoint given as a mapping in the file's layout (the CLI builds one from its flags, the API's
+    body is one): the endpoint as declared, in its record's model, so each field reads as a stored one does."""
     data, origins = _prepare(mapping, overrides, source, settings_block=False)
     with reported(source, origins):
         doc = EndpointFile.model_validate(data)
-        # Through the record's own model, so auth_mode is read exactly as a stored endpoint reads it.
-        endpoint = specs.Endpoint.model_validate(
+        return specs.Endpoint.model_validate(
             {
-                "name": doc.name,
-                "description": doc.description,
-                "tags": doc.tags,
-                "auth_mode": doc.auth_mode,
-                "allowed_inputs": doc.allowed_inputs,
-                "allowed_outputs": doc.allowed_outputs,
+                **doc.model_dump(exclude={"schema_", "defaults"}),
+                "default_deployment": doc.defaults.deployment_name if doc.defaults else None,
             }
         )
-    return EndpointDeclaration(
-        name=endpoint.name,
-        description=endpoint.description,
-        auth_mode=endpoint.auth_mode,
-        tags=dict(endpoint.tags),
-        default_deployment=doc.defaults.deployment_name if doc.defaults else None,
-        allowed_inputs=tuple(endpoint.allowed_inputs),
-        allowed_outputs=tuple(endpoint.allowed_outputs),
-    )
 
 
 def load_deployment_mapping(

@@ -74,31 +74,82 @@ class _AzureFile(BaseModel):
     schema_: str | None = Field(None, alias="$schema")
 
 
-class _EndpointDefaults(_AzureFile):
+class EndpointDefaults(_AzureFile):
     deployment_name: specs.EndpointName | None = None
 
 
 class EndpointFile(_AzureFile):
+    """Azure's batch endpoint schema (endpoint.yml); the API's body for an endpoint is the same, as JSON."""
+
     name: specs.EndpointName
     description: _Text = ""
     tags: _Tags = Field(default_factory=dict)
-    auth_mode: str = "aad_token"
-    defaults: _EndpointDefaults | None = None
+    auth_mode: str = Field("aad_token", description="Azure's modes are accepted; every endpoint uses AWS IAM")
+    defaults: EndpointDefaults | None = Field(
+        None, description="the default deployment; only for an endpoint that exists and has that deployment"
+    )
     # Not Azure's: where this endpoint's jobs may read and write (batch_endpoints.data_access).
-    allowed_inputs: list[Any] = Field(default_factory=list)
-    allowed_outputs: list[Any] = Field(default_factory=list)
+    allowed_inputs: specs.AllowedPrefixes = Field(default_factory=list, description=specs.ALLOWED_INPUTS)
+    allowed_outputs: specs.AllowedPrefixes = Field(default_factory=list, description=specs.ALLOWED_OUTPUTS)
 
 
-class _Resources(_AzureFile):
+class EndpointPatch(BaseModel):
+    """The fields of endpoint.yml an update may change (the API's PATCH body): one not given (or null) stays as it is;
+    an empty allow-list removes the endpoint's narrowing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str | None = None
+    tags: dict[str, str] | None = None
+    defaults: EndpointDefaults | None = None
+    allowed_inputs: specs.AllowedPrefixes | None = Field(
+        None, description=f"{specs.ALLOWED_INPUTS}; [] removes the narrowing"
+    )
+    allowed_outputs: specs.AllowedPrefixes | None = Field(
+        None, description=f"{specs.ALLOWED_OUTPUTS}; [] removes the narrowing"
+    )
+
+    @classmethod
+    def default_deployment(cls, name: str) -> EndpointPatch:
+        return cls(defaults=EndpointDefaults(deployment_name=name))
+
+    @classmethod
+    def every_field_of(cls, endpoint: specs.Endpoint) -> EndpointPatch:
+        """What gives an endpoint that exists every field `endpoint` declares (its default deployment when it
+        names one)."""
+        document = endpoint_document(endpoint)
+        return cls.model_validate({key: value for key, value in document.items() if key in cls.model_fields})
+
+    def updates(self) -> dict[str, Any]:
+        """The given fields, as the endpoint's record names them."""
+        given = self.model_dump(exclude_none=True, exclude={"defaults"})
+        if self.defaults is not None and self.defaults.deployment_name is not None:
+            given["default_deployment"] = self.defaults.deployment_name
+        return given
+
+
+def endpoint_document(endpoint: specs.Endpoint) -> dict[str, Any]:
+    """The endpoint as endpoint.yml declares it: what a client sends as the API's body to create it, or to give it
+    these fields. Not validated here: the API checks the body, and names the field at fault."""
+    document = endpoint.model_dump(include=set(EndpointFile.model_fields))
+    if endpoint.default_deployment:
+        document["defaults"] = {"deployment_name": endpoint.default_deployment}
+    return document
+
+
+class Resources(_AzureFile):
     # Azure sizes instances by VM type; here the compute decides the instance type. instance_count has been
     # moved into the run settings before this model sees the mapping.
-    instance_type: str | None = None
+    instance_type: str | None = Field(None, description="accepted and ignored: the compute decides")
     properties: dict[str, Any] = Field(default_factory=dict)
 
 
 class CodeConfiguration(_AzureFile):
-    code: str
-    scoring_script: str
+    code: str = Field(
+        description="the code folder: in a file, relative to it; in the API's body, already in storage",
+        examples=["s3://bucket/uploads/code/7c2a/"],
+    )
+    scoring_script: str = Field(examples=["score.py"])
 
 
 class InlineModel(_AzureFile):
@@ -150,11 +201,15 @@ class DeploymentFile(_AzureFile):
     type: Literal["model"] = "model"
     model: Any
     # None: an MLflow model, scored by the built-in scorer (Azure's no-code deployment).
-    code_configuration: CodeConfiguration | None = None
-    inputs: dict[specs.InputName, specs.LiteralInput] = Field(default_factory=dict)
+    code_configuration: CodeConfiguration | None = Field(None, description="omit for an MLflow model")
+    inputs: dict[specs.InputName, specs.LiteralInput] = Field(
+        default_factory=dict, description="literal inputs accepted at invoke"
+    )
     environment: Any = None
-    compute: Annotated[specs.AssetName, pydantic.BeforeValidator(_azure_reference)] = DEFAULT_COMPUTE
-    resources: _Resources = Field(default_factory=_Resources)
+    compute: Annotated[specs.AssetName, pydantic.BeforeValidator(_azure_reference)] = Field(
+        DEFAULT_COMPUTE, examples=["cpu-cluster", "gpu-cluster"]
+    )
+    resources: Resources = Field(default_factory=Resources)
     properties: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -24,11 +24,11 @@ from batch_endpoints.api.schemas import (
     DeploymentList,
     EndpointBody,
     EndpointList,
-    EndpointPatch,
     UploadTarget,
 )
 from batch_endpoints.paging import paged
 from batch_endpoints.specs import Deployment, Endpoint
+from batch_endpoints.yaml_specs import EndpointPatch
 
 router = new_router()
 
@@ -49,15 +49,7 @@ def get_endpoint(endpoint_name: str, service: Service) -> Endpoint:
 @router.patch("/endpoints/<endpoint_name>", tags=["endpoints"], summary="Change the default deployment or description")
 def patch_endpoint(endpoint_name: str, body: EndpointPatch, service: Service, caller: Caller) -> Endpoint:
     """Changes what the body gives; `allowed_inputs` or `allowed_outputs` given as [] removes that narrowing."""
-    return service.update_endpoint(
-        endpoint_name,
-        description=body.description,
-        tags=body.tags,
-        default_deployment=body.defaults.deployment_name if body.defaults else None,
-        allowed_inputs=body.allowed_inputs,
-        allowed_outputs=body.allowed_outputs,
-        caller=caller,
-    )
+    return service.update_endpoint(endpoint_name, body, caller=caller)
 
 
 @router.delete("/endpoints/<endpoint_name>", status_code=204, tags=["endpoints"], summary="Delete an endpoint")
