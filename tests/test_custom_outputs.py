@@ -8,13 +8,18 @@ import json
 import pickle
 from pathlib import Path
 
+import boto3
 import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from batch_endpoints.client import BatchEndpointsClient
 from batch_endpoints.client.operations import download_target
+from batch_endpoints.client.storage import Storage
 from batch_endpoints.errors import ValidationError
+from batch_endpoints.specs import CodeConfiguration, Deployment, Endpoint, Model, OutputAction, RunSettings
 from tests.core_fixtures import write_tree
+from tests.server_fixtures import LocalApi, local_api_fixture  # noqa: F401 (pytest fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -68,6 +73,25 @@ def run(mini_batch):
         raise RuntimeError("first attempt fails")
     Path(output_path, "by-input", stem + ".txt").write_text(stem)
     return [stem for _ in mini_batch]
+"""
+
+# The first attempt at each input writes a file, then outlives its timeout and is killed.
+FIRST_ATTEMPT_HANGS = """\
+import os
+import time
+from pathlib import Path
+
+
+def run(mini_batch):
+    stem = Path(mini_batch[0]).stem
+    tried = Path(os.environ["ATTEMPTS_DIR"]) / stem
+    out = Path(os.environ["AZUREML_BI_OUTPUT_PATH"])
+    if not tried.exists():
+        tried.write_text("1")
+        (out / (stem + ".from-a-killed-attempt.txt")).write_text("never committed")
+        time.sleep(300)
+    (out / (stem + ".txt")).write_text(stem)
+    return mini_batch
 """
 
 # Every mini-batch writes the same name.
@@ -203,3 +227,81 @@ def test_a_stored_name_leading_out_of_the_download_folder_is_refused(tmp_path):
     assert download_target(folder, "s3://b/jobs/j/summary.json", "s3://b/out/j") == str(tmp_path / "dl/summary.json")
     with pytest.raises(ValidationError, match="leads out of the download folder"):
         download_target(folder, "s3://b/out/j/../../x", "s3://b/out/j")
+
+
+def test_a_timed_out_attempts_files_are_dropped_with_its_worker(bep, home, tmp_path):
+    attempts = tmp_path / "attempts"
+    attempts.mkdir()
+    settings = {"mini_batch_size": 1, "retry_settings": {"max_retries": 1, "timeout": 1}}
+    deploy(bep, tmp_path, FIRST_ATTEMPT_HANGS, settings, variables={"ATTEMPTS_DIR": str(attempts)})
+    inputs = write_tree(tmp_path / "inputs", {"a.txt": "a", "b.txt": "b"})
+
+    job = run_job(bep, inputs)
+
+    assert job.status == "Completed", job.error
+    assert job.counts.files_succeeded == 2
+    assert files_under(Path(job.output_folder)) == ["a.txt", "b.txt", "predictions.csv"]
+
+
+def test_the_sdk_downloads_a_summary_only_jobs_own_files_under_their_paths(local_api: LocalApi, tmp_path):
+    client = BatchEndpointsClient(local_api.url, session=local_api.session())
+    code = write_tree(tmp_path / "code", {"score.py": FIRST_ATTEMPT_FAILS})
+    model = client.models.create_or_update(
+        Model(name="m", version="1", path=str(write_tree(tmp_path / "model", {"w.txt": "1"})))
+    )
+    client.batch_endpoints.create_or_update(Endpoint(name="sdk-custom"))
+    attempts = tmp_path / "attempts"
+    attempts.mkdir()
+    settings = RunSettings(
+        mini_batch_size=1,
+        output_action=OutputAction.SUMMARY_ONLY,
+        environment_variables={"ATTEMPTS_DIR": str(attempts)},
+    )
+    client.batch_deployments.create_or_update(
+        Deployment(
+            name="blue",
+            endpoint_name="sdk-custom",
+            model=model.ref,
+            code_configuration=CodeConfiguration(code=str(code), scoring_script="score.py"),
+            settings=settings,
+        ),
+        set_default=True,
+    )
+    inputs = write_tree(tmp_path / "inputs", {"x.txt": "x", "y.txt": "y"})
+    started = client.batch_endpoints.invoke("sdk-custom", input=str(inputs))
+    job = client.jobs.stream(started.id, interval_s=0.2, timeout_s=300)
+
+    downloaded = client.jobs.download(job.id, download_path=str(tmp_path / "dl"))
+
+    assert job.status == "Completed", job.error
+    assert downloaded == str(tmp_path / "dl")
+    assert files_under(tmp_path / "dl") == ["by-input/x.txt", "by-input/y.txt"]
+
+
+class _S3Api:
+    """What Storage asks of its connection to reach S3: the caller's session and region."""
+
+    def __init__(self, session: boto3.Session) -> None:
+        self.session = session
+        self.region = "us-east-1"
+
+
+def test_a_stacks_output_folder_is_listed_from_s3_whole_and_only_it(s3_session):
+    s3 = s3_session.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="out")
+    for key in ("outputs/e/j1/predictions.csv", "outputs/e/j1/sub/a.parquet", "outputs/e/j10/x", "outputs/e/j1/"):
+        s3.put_object(Bucket="out", Key=key, Body=b"1")
+
+    listed = Storage(_S3Api(s3_session)).list_folder("s3://out/outputs/e/j1")  # type: ignore[arg-type]
+
+    assert listed == ["s3://out/outputs/e/j1/predictions.csv", "s3://out/outputs/e/j1/sub/a.parquet"]
+
+
+@pytest.fixture
+def s3_session(monkeypatch: pytest.MonkeyPatch):
+    from moto import mock_aws
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        yield boto3.Session(region_name="us-east-1")
