@@ -1,4 +1,5 @@
-"""Write finished mini-batches out: part file, then result marker, then the job's progress counters.
+"""Write finished mini-batches out: part file and the script's own files, then result marker, then the job's
+progress counters.
 
 Threads of the runner process do this, so workers go on scoring while storage is written (an S3 PUT takes
 tens of milliseconds). Workers render the CSV bytes themselves, in parallel; these threads only move bytes.
@@ -19,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from batch_container import custom_outputs
 from batch_endpoints.jobfiles import JobFiles, MiniBatchResult
 from batch_endpoints.ports import RecordStore
 
@@ -36,13 +38,16 @@ class FinishedMiniBatch:
     result: MiniBatchResult
     csv: bytes | None
     """The part file's bytes; None when there is no part (summary_only, or no rows)."""
+    custom_outputs: str | None = None
+    """The staged folder of files run() wrote to AZUREML_BI_OUTPUT_PATH (see custom_outputs.py); None = none."""
 
 
 class PartWriter:
     """Writes finished mini-batches in background threads, at most `depth` waiting (bounded memory).
 
-    Order matters: the part first, the result last. The result marks the mini-batch done, so a runner
-    killed in between leaves no result and the mini-batch runs again, overwriting the same part.
+    Order matters: the part and the script's own files first, the result last. The result marks the mini-batch
+    done, so a runner killed in between leaves no result and the mini-batch runs again, overwriting the same part
+    (and the same files, for a script that names them after its inputs).
     """
 
     def __init__(
@@ -52,6 +57,7 @@ class PartWriter:
         job_id: str,
         *,
         append_rows: bool,
+        output_folder: str | None = None,
         depth: int,
         on_counted: Callable[[int, dict[str, int]], None],
     ) -> None:
@@ -61,6 +67,7 @@ class PartWriter:
         self._files = files
         self._job_id = job_id
         self._append_rows = append_rows
+        self._output_folder = output_folder
         self._on_counted = on_counted
         self._queue: queue.Queue[FinishedMiniBatch | None] = queue.Queue(maxsize=max(1, depth))
         self.error: BaseException | None = None
@@ -128,6 +135,8 @@ class PartWriter:
         elif self._append_rows and blobs.exists(part):
             # Left by an earlier run that stopped before its result: parts exist exactly for results with rows.
             blobs.delete_prefix(part)
+        if finished.custom_outputs is not None and self._output_folder is not None:
+            custom_outputs.commit(blobs, finished.custom_outputs, self._output_folder)
         blobs.put_bytes(self._files.result(result.index), result.to_json())
         failed = result.failed_count
         with self._counter_lock:

@@ -107,6 +107,7 @@ class ShardRunner:
             self.files,
             job_id,
             append_rows=self.append_rows,
+            output_folder=self.job.output_folder,
             depth=2 * workers,
             on_counted=self.stop.counted,
         )
@@ -280,13 +281,14 @@ class ShardRunner:
         neither, when no input could be read)."""
         fetched = attempt.fetched
         failed = dict(fetched.fetch_errors)
-        rows, columns, csv = 0, [], None
+        rows, columns, csv, custom_outputs = 0, [], None, None
         if error is not None:
             failed.update(dict.fromkeys(fetched.fetched_names, error))
         elif reply is not None:
             failed.update(reply.failed)
             rows, columns = reply.rows, reply.columns
             csv = reply.csv if self.append_rows and reply.rows else None
+            custom_outputs = reply.custom_outputs
         slices = self._slices.get(fetched.index)
         if slices:
             result = MiniBatchResult.for_slices(fetched.index, slices, failed, attempt.attempts, rows, columns)
@@ -303,7 +305,7 @@ class ShardRunner:
         fetched.discard_copies()
         self._results[result.index] = result
         self.stop.finishing(result)
-        self.writer.submit(FinishedMiniBatch(result, csv))
+        self.writer.submit(FinishedMiniBatch(result, csv, custom_outputs))
         report.done += 1
 
     def _fail_unfinished(self, shard: Shard, error: str, report: ShardReport) -> None:
@@ -380,6 +382,9 @@ class ShardRunner:
             keep_input_columns=list(self.settings.keep_input_columns),
             inputs=dict(self.job.inputs),
             arguments=script_arguments(self.settings, os.path.relpath(self._script_path, self._code_dir)),
+            # Jobs recorded before they had an output folder give their scripts none.
+            custom_outputs_dir=os.path.join(self.scratch, "custom-outputs") if self.job.output_folder else "",
+            reserved_outputs=[self.settings.output_file_name] if self.append_rows else [],
         )
 
     def _meet_requirements(self) -> str | None:

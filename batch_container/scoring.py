@@ -24,6 +24,8 @@ from multiprocessing.connection import Connection
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from batch_container.custom_outputs import CustomOutputs, OutputNameTaken
+
 if TYPE_CHECKING:
     from batch_endpoints.jobfiles import RowSlice
 
@@ -54,6 +56,11 @@ class WorkerSetup:
     """The job's literal inputs, for an init() that takes a parameter."""
     arguments: list[str] = field(default_factory=list)
     """The script's command line after its own path (see script_arguments.py): what it finds in sys.argv."""
+    custom_outputs_dir: str = ""
+    """Where this worker makes its AZUREML_BI_OUTPUT_PATH folder and stages what run() writes there (see
+    custom_outputs.py); empty = the script gets no such folder."""
+    reserved_outputs: list[str] = field(default_factory=list)
+    """Names run() may not write there: the job's own output file, which finalize writes into the same folder."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,9 @@ class RunReply:
     rows: int = 0
     columns: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    custom_outputs: str | None = None
+    """The folder holding the files this attempt wrote to AZUREML_BI_OUTPUT_PATH, staged for the runner to
+    commit; None when it wrote none (or failed: a failed attempt's files are dropped)."""
 
 
 def _exit_now() -> None:
@@ -123,6 +133,7 @@ def serve(conn: Connection, setup: WorkerSetup) -> None:
     from batch_container.rows import BadResult, to_rows
 
     sys.argv = [setup.script_path, *setup.arguments]
+    outputs = CustomOutputs.open(setup.custom_outputs_dir, setup.reserved_outputs) if setup.custom_outputs_dir else None
     try:
         script = load_script(setup.script_path, setup.code_dir)
         init = getattr(script, "init", None)
@@ -150,6 +161,8 @@ def serve(conn: Connection, setup: WorkerSetup) -> None:
             else:
                 result = script.run(list(request.paths))
         except BaseException as exc:
+            if outputs is not None:
+                outputs.drop()
             conn.send(RunReply(request.index, error=describe(exc, setup.code_dir), memory_mb=resident_mb()))
             continue
         try:
@@ -169,7 +182,20 @@ def serve(conn: Connection, setup: WorkerSetup) -> None:
         except Exception as exc:
             reply = RunReply(request.index, error=f"could not turn run()'s result into rows: {_headline(exc)}")
         del result
+        if outputs is not None:
+            reply = _with_custom_outputs(reply, outputs)
         conn.send(dataclasses.replace(reply, memory_mb=resident_mb()))
+
+
+def _with_custom_outputs(reply: RunReply, outputs: CustomOutputs) -> RunReply:
+    """The reply with the attempt's files staged for the runner to commit; a failed attempt's are dropped."""
+    if reply.error is not None:
+        outputs.drop()
+        return reply
+    try:
+        return dataclasses.replace(reply, custom_outputs=outputs.stage(reply.index))
+    except OutputNameTaken as exc:
+        return RunReply(reply.index, error=str(exc))
 
 
 def resident_mb() -> float:

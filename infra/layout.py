@@ -24,6 +24,9 @@ OUTPUT_PREFIXES = (OUTPUTS_PREFIX,)
 """Where in the data bucket a job may write its output: never among models, code or another job's files."""
 RUNNER_READ_PREFIXES = (MODELS_PREFIX, CODE_PREFIX, *INPUT_PREFIXES, SCRATCH_PREFIX)
 """What a scoring container reads of the data bucket: its model, its code, its input and its job's files."""
+RUNNER_WRITE_PREFIXES = (SCRATCH_PREFIX, *OUTPUT_PREFIXES)
+"""What it writes: its job's files, and in the job's output folder the files the scoring script wrote to
+AZUREML_BI_OUTPUT_PATH (batch_container/custom_outputs.py)."""
 
 
 def job_data_access(bucket_name: str, data_buckets: Sequence[str]) -> dict[str, str]:

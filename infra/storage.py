@@ -15,7 +15,13 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from batch_endpoints.adapters.aws.records import table_definition
-from infra.layout import RUNNER_READ_PREFIXES, SCRATCH_PREFIX, UPLOADS_PREFIX, job_data_access
+from infra.layout import (
+    RUNNER_READ_PREFIXES,
+    RUNNER_WRITE_PREFIXES,
+    SCRATCH_PREFIX,
+    UPLOADS_PREFIX,
+    job_data_access,
+)
 
 ATTRIBUTE_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER}
 # Access logs are for audits after the fact, not for ever.
@@ -112,17 +118,18 @@ class Storage(Construct):
             grant_objects(bucket, grantee, writes=["*"])
 
     def grant_scoring(self, grantee: iam.IGrantable) -> None:
-        """A scoring container's: read models, code and inputs, write part files and results under jobs/ (the
-        finalize step, not the runner, writes outputs), and add to the job's counters. The data buckets are read
-        only: a job's model, code or input may be there."""
+        """A scoring container's: read models, code and inputs, write part files and results under jobs/ and the
+        scoring script's own files into the job's output folder (the finalize step writes the output file), and
+        add to the job's counters. The data buckets are outputs too, as the API allows them: whose output folder
+        a job writes is checked when it is invoked (batch_endpoints/data_access.py)."""
         grant_objects(
             self.bucket,
             grantee,
             reads=[f"{prefix}*" for prefix in RUNNER_READ_PREFIXES],
-            writes=[f"{SCRATCH_PREFIX}*"],
+            writes=[f"{prefix}*" for prefix in RUNNER_WRITE_PREFIXES],
         )
         for bucket in self.data_buckets:
-            grant_objects(bucket, grantee)
+            grant_objects(bucket, grantee, writes=["*"])
         self.grant_records(grantee, COUNTER_ACTIONS)
 
     def grant_records(self, grantee: iam.IGrantable, actions: Sequence[str] = RECORD_ACTIONS) -> None:

@@ -42,11 +42,13 @@ def test_the_job_role_reads_only_models_code_inputs_and_job_files(synthesis: Syn
     assert job_role["s3:ListBucket"] == {BUCKET} | _data_buckets(synthesis)
 
 
-def test_the_job_role_writes_only_its_jobs_files(synthesis: Synthesis) -> None:
-    # Outputs are written by the finalize step; the runner writes part files and results under jobs/<job id>/.
+def test_the_job_role_writes_only_its_jobs_files_and_outputs(synthesis: Synthesis) -> None:
+    # The runner writes part files and results under jobs/<job id>/, and the scoring script's own files
+    # (AZUREML_BI_OUTPUT_PATH) into the job's output folder; the finalize step writes the output file.
     job_role = grants(synthesis, "ComputeJobRole")
+    data_buckets = {f"{bucket}/*" for bucket in _data_buckets(synthesis)}
     for action in S3_WRITES:
-        assert job_role[action] == {f"{BUCKET}/jobs/*"}, action
+        assert job_role[action] == {f"{BUCKET}/jobs/*", f"{BUCKET}/outputs/*"} | data_buckets, action
 
 
 def test_the_job_role_has_no_wildcard_actions_and_only_counts_in_the_stacks_table(synthesis: Synthesis) -> None:
@@ -59,7 +61,8 @@ def test_the_job_role_has_no_wildcard_actions_and_only_counts_in_the_stacks_tabl
 
 
 def test_every_input_and_output_the_api_allows_is_within_the_roles_reach(synthesis: Synthesis) -> None:
-    """An input the API accepts is one a runner can read; an output it accepts, one finalize can write."""
+    """An input the API accepts is one a runner can read; an output it accepts, one finalize and a runner (the
+    scoring script's own files) can write."""
     variables = _api_function(synthesis)["Environment"]["Variables"]
     inputs = readable(variables["BEP_ALLOWED_INPUTS"]).split(",")
     outputs = readable(variables["BEP_ALLOWED_OUTPUTS"]).split(",")
@@ -69,10 +72,12 @@ def test_every_input_and_output_the_api_allows_is_within_the_roles_reach(synthes
     assert outputs == [f"{own}outputs/", *named]
     runner_reads = grants(synthesis, "ComputeJobRole")["s3:GetObject"]
     finalize_writes = grants(synthesis, "WorkflowFinalizeServiceRole")["s3:PutObject"]
+    runner_writes = grants(synthesis, "ComputeJobRole")["s3:PutObject"]
     for prefix in inputs:
         assert _covers(runner_reads, prefix), prefix
     for prefix in outputs:
         assert _covers(finalize_writes, prefix), prefix
+        assert _covers(runner_writes, prefix), prefix
 
 
 def test_caller_policy_simulation_is_off_by_default() -> None:

@@ -307,6 +307,9 @@ class JobView(BaseModel):
     status: JobStatus
     input: JobInput
     output_uri: str | None
+    output_folder: str | None = Field(
+        None, description="the output folder: the output file and the files the scoring script wrote there"
+    )
     settings: RunSettings
     experiment_name: str
     display_name: str | None

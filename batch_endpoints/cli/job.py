@@ -13,6 +13,7 @@ from batch_endpoints.api.protocol import EndpointsApi
 from batch_endpoints.api.schemas import JobView, LogLineView, console_url
 from batch_endpoints.cli import render, stream
 from batch_endpoints.cli.commands import Group, command, current_user, key_values
+from batch_endpoints.client.operations import download_target
 from batch_endpoints.errors import ConflictError, ValidationError
 from batch_endpoints.ports import LogLine
 from batch_endpoints.specs import Job, JobStatus
@@ -140,7 +141,8 @@ def job_download(service: EndpointsApi, args: argparse.Namespace) -> int:
     os.makedirs(target, exist_ok=True)
     paths = []
     for uri in service.job_artifacts(job.id):
-        path = os.path.join(target, uri.rstrip("/").rpartition("/")[2])
+        path = download_target(target, uri, job.output_folder)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as out:
             out.write(service.blobs.get_bytes(uri))
         paths.append(path)

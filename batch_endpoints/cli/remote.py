@@ -252,10 +252,16 @@ class RemoteService:
         return sorted(jobs, key=lambda job: job.created_at, reverse=True)[:limit]
 
     def job_artifacts(self, job_id: str) -> list[str]:
-        """The output file of a completed job: the API tells no other file's location (errors and summary stay
-        in the stack's storage, under the job's folder)."""
+        """The output folder of a completed job: its output file and the files its scoring script wrote there.
+        The API tells no other file's location (errors and summary stay in the stack's storage, under the job's
+        folder)."""
         job = self.get_job(job_id)
-        return [job.output_uri] if job.status == JobStatus.COMPLETED and job.output_uri else []
+        if job.status != JobStatus.COMPLETED:
+            return []
+        found = [job.output_uri] if job.output_uri else []
+        if job.output_folder:
+            found += [uri for uri in self.client.storage.list_folder(job.output_folder) if uri not in found]
+        return found
 
     def job_logs(self, job_id: str, *, next_token: str | None = None, limit: int = 1000) -> LogPageView:
         query = {"next_token": next_token, "limit": limit}

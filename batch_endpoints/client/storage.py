@@ -88,13 +88,28 @@ class Storage:
         if not uri.startswith(S3):
             shutil.copyfile(uri.removeprefix("file://"), target)  # the local server: its storage is this disk
             return
+        bucket, _, key = uri.removeprefix(S3).partition("/")
+        self._s3().download_file(bucket, key, target)
+
+    def list_folder(self, uri: str) -> list[str]:
+        """The URIs of every file under a folder, sorted; none when it does not exist."""
+        if not uri.startswith(S3):
+            root = uri.removeprefix("file://")
+            found = [os.path.join(folder, name) for folder, _, names in os.walk(root) for name in names]
+            return sorted(found)
+        bucket, _, key = uri.removeprefix(S3).partition("/")
+        prefix = key.rstrip("/") + "/"
+        pages = self._s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        keys = [item["Key"] for page in pages for item in page.get("Contents", [])]
+        return [f"{S3}{bucket}/{key}" for key in sorted(keys) if not key.endswith("/")]
+
+    def _s3(self) -> Any:
         import boto3  # the `aws` extra; only a stack's outputs need it
 
         session = self._api.session
         if not hasattr(session, "client"):  # a botocore session
             session = boto3.Session(botocore_session=session)
-        bucket, _, key = uri.removeprefix(S3).partition("/")
-        session.client("s3", region_name=self._api.region).download_file(bucket, key, target)
+        return session.client("s3", region_name=self._api.region)
 
 
 def _form(fields: dict[str, str], file_name: str, content: bytes, boundary: str) -> bytes:

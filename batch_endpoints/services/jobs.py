@@ -82,10 +82,13 @@ class JobService(AssetService):
             {"experiment_name": request.experiment_name, "display_name": request.display_name, "tags": request.tags},
         )
         job_id = request.job_id or new_job_id(endpoint.name)
-        output_uri = self._output_location(endpoint.name, job_id, settings, request.output_path)
+        output_folder, output_uri = self._output_locations(endpoint.name, job_id, settings, request.output_path)
         # Before anything is looked at: whether an input exists is itself something a caller may not learn.
         self.access.check_job(
-            request.caller, self.locations.resolve(request.input, field="input").uri, output_uri, endpoint=endpoint
+            request.caller,
+            self.locations.resolve(request.input, field="input").uri,
+            output_uri or output_folder,
+            endpoint=endpoint,
         )
         job_input = self.locations.job_input(request.input, request.input_type, exclude=request.exclude)
         _refuse_existing(self.blobs, output_uri)
@@ -98,6 +101,7 @@ class JobService(AssetService):
             model_path=self.get_model(model_ref, model_version).path,
             input=job_input,
             output_uri=output_uri,
+            output_folder=output_folder,
             scratch_uri=self.blobs.join(self.blobs.root, "jobs", job_id),
             settings=settings,
             inputs=inputs,
@@ -109,18 +113,19 @@ class JobService(AssetService):
         self.repo.add_job(job)
         return self._start(job)
 
-    def _output_location(
+    def _output_locations(
         self, endpoint_name: str, job_id: str, settings: RunSettings, output_path: str | None
-    ) -> str | None:
-        """Where the job's merged output goes (None for summary_only)."""
-        if settings.output_action != OutputAction.APPEND_ROW:
-            return None
+    ) -> tuple[str, str | None]:
+        """The job's output folder, where the scoring script's own files go too (AZUREML_BI_OUTPUT_PATH), and its
+        merged output file in it (None for summary_only)."""
         folder = (
             self.locations.output_folder(output_path)
             if output_path
             else self.blobs.join(self.blobs.root, "outputs", endpoint_name, job_id)
         )
-        return self.blobs.join(folder, settings.output_file_name)
+        if settings.output_action != OutputAction.APPEND_ROW:
+            return folder, None
+        return folder, self.blobs.join(folder, settings.output_file_name)
 
     def _start(self, job: Job) -> Job:
         return self._run_workflow(job, self.backend.orchestrator.start, "started")
@@ -218,11 +223,17 @@ class JobService(AssetService):
         )
 
     def job_artifacts(self, job_id: str) -> list[str]:
-        """URIs of what a finished job leaves for its user: the output file, the errors file, the summary."""
+        """URIs of what a finished job leaves for its user: the output file, the errors file, the summary, and
+        the files its scoring script wrote to AZUREML_BI_OUTPUT_PATH, which lie in the output folder with the
+        output file. As Azure downloads a job's output, the folder comes whole: a folder that several jobs were
+        given as their output path holds their files together."""
         job = self.repo.get_job(job_id)
         files = JobFiles(self.blobs, job.scratch_uri)
         candidates = [job.output_uri if job.status == JobStatus.COMPLETED else None, files.errors, files.summary]
-        return [uri for uri in candidates if uri and self.blobs.exists(uri)]
+        found = [uri for uri in candidates if uri and self.blobs.exists(uri)]
+        if job.output_folder is not None and self.blobs.is_folder(job.output_folder):
+            found += [info.uri for info in self.blobs.list_files(job.output_folder) if info.uri not in found]
+        return found
 
     def job_logs(self, job_id: str, *, next_token: str | None = None, limit: int = 1000) -> LogPage:
         if not 0 < limit <= 10_000:
@@ -292,13 +303,15 @@ class JobService(AssetService):
             # scan grows with the source job and API Gateway waits 29 s at most.
             raise ConflictError(f"job {source.id} has no failed or unscored files; nothing to rerun", field="failed")
         settings = InvokeOverrides(output_file_name=output_file_name).apply(source.settings)
-        output_uri = self._output_location(source.endpoint_name, new_id, settings, output_path)
-        self.access.check_job(caller, source.input.uri, output_uri, endpoint=self._endpoint_if_any(source))
+        output_folder, output_uri = self._output_locations(source.endpoint_name, new_id, settings, output_path)
+        endpoint = self._endpoint_if_any(source)
+        self.access.check_job(caller, source.input.uri, output_uri or output_folder, endpoint=endpoint)
         _refuse_existing(self.blobs, output_uri)
         job = source.model_copy(
             update={
                 "id": new_id,
                 "output_uri": output_uri,
+                "output_folder": output_folder,
                 "scratch_uri": self.blobs.join(self.blobs.root, "jobs", new_id),
                 "settings": settings,
                 "status": JobStatus.QUEUED,
@@ -347,7 +360,8 @@ class JobService(AssetService):
         _check_resumable(job, self.repo.job_progress(job_id).get("files_failed", 0))
         if self.backend.orchestrator.is_running(job):
             raise ConflictError(f"job {job_id} is still running ({job.execution}); nothing to resume", field="job")
-        self.access.check_job(caller, job.input.uri, job.output_uri, endpoint=self._endpoint_if_any(job))
+        output = job.output_uri or job.output_folder
+        self.access.check_job(caller, job.input.uri, output, endpoint=self._endpoint_if_any(job))
 
         def reopen(current: Job) -> Job:
             # Two resumes racing: the first to write wins, the other starts nothing.

@@ -115,6 +115,11 @@ class Job(Spec):
     model_path: str
     input: JobInput
     output_uri: str | None = Field(description="the merged output file; None for summary_only")
+    output_folder: str | None = Field(
+        None,
+        description="the job's output folder: the output file (append_row) and every file the scoring script "
+        "wrote to AZUREML_BI_OUTPUT_PATH; None in jobs recorded before it existed",
+    )
     scratch_uri: str
     settings: RunSettings
     inputs: dict[str, LiteralValue] = Field(default_factory=dict, description="literal inputs given at invoke")
