@@ -18,7 +18,7 @@ import errno
 import os
 import stat
 from collections.abc import Callable, Container
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from batch_endpoints.errors import ValidationError
 
@@ -38,6 +38,9 @@ class LocalFile:
     path: str
     """Where it is read, through the links it was reached by."""
     size: int
+    mtime_ns: int = field(default=0, compare=False)
+    inode: int = field(default=0, compare=False)
+    """When it was listed: what a snapshot of it records (adapters/local/snapshots), without stat-ing it again."""
 
 
 def input_files(path: str, *, field: str | None = "input") -> list[LocalFile]:
@@ -46,7 +49,7 @@ def input_files(path: str, *, field: str | None = "input") -> list[LocalFile]:
     if stat.S_ISDIR(info.st_mode):
         return folder_files(path, field=field)
     _check_file(path, info, field)
-    return [LocalFile(os.path.basename(path), path, info.st_size)]
+    return [LocalFile(os.path.basename(path), path, info.st_size, info.st_mtime_ns, info.st_ino)]
 
 
 def code_files(folder: str, *, field: str | None) -> list[str]:
@@ -90,7 +93,9 @@ def folder_files(
                     stack.append((entry.path, f"{prefix}{entry.name}/", (*ancestors, identity)))
             else:
                 _check_file(entry.path, info, field)
-                found.append(LocalFile(f"{prefix}{entry.name}", entry.path, info.st_size))
+                found.append(
+                    LocalFile(f"{prefix}{entry.name}", entry.path, info.st_size, info.st_mtime_ns, info.st_ino)
+                )
     found.sort(key=lambda f: f.relative)
     return found
 

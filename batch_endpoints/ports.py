@@ -1,4 +1,5 @@
-"""The four ports the core is written against. `adapters/local` and `adapters/aws` implement them.
+"""The four ports the core is written against, and one capability a store may add (LocalSnapshots). `adapters/local`
+and `adapters/aws` implement them.
 
 Storage is addressed by URI (a local path, or s3://bucket/key), so a user's input folder, the system's own
 storage area and an output location anywhere are all reached the same way.
@@ -8,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
+from batch_endpoints.local_files import LocalFile
 from batch_endpoints.specs import Compute, Deployment, Job
 
 
@@ -127,6 +129,17 @@ class BlobStore(Protocol):
         ...
 
     def delete_prefix(self, uri: str) -> None: ...
+
+
+@runtime_checkable
+class LocalSnapshots(Protocol):
+    """A store on this machine's disks, which can take local files in as they are now without copying them."""
+
+    def snapshot(self, local_path: str, files: Sequence[LocalFile], target: str) -> None:
+        """Make the new object or folder `target` hold `files`, those of the local file or folder `local_path`, as
+        they are now. Reading one of them later (localize) that has changed since fails, naming it, rather than
+        read other bytes than the ones there at this call; listing `target` lists `files`, and only them."""
+        ...
 
 
 def check_piece(piece: BlobRange) -> None:

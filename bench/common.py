@@ -31,7 +31,8 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-DATA = BENCH / ".data"
+# BENCH_DATA moves the cached inputs elsewhere: the test that runs a benchmark small keeps them out of the checkout.
+DATA = Path(os.environ.get("BENCH_DATA") or BENCH / ".data")
 RESULTS = BENCH / "results"
 EXAMPLE = REPO / "examples" / "digits"
 
@@ -207,19 +208,32 @@ class LocalHome:
         model = DATA / "noop-model"
         model.mkdir(parents=True, exist_ok=True)
         (model / "weights.txt").write_text("nothing to load\n")
+        return self.deploy_code(
+            "overhead", BENCH / "noop_code", model, workers=workers, mini_batch_size=mini_batch_size
+        )
+
+    def deploy_code(
+        self, endpoint: str, code: Path, model: Path, *, workers: int, mini_batch_size: int, threads: int = 0
+    ) -> str:
+        """An endpoint whose default deployment scores with `code`/score.py and the model folder `model`, one
+        instance, `output_action` append_row; returns the endpoint's name. `threads` sets each worker's torch
+        threads (OpenMP's and MKL's); 0 leaves the runner's choice, the cores shared out among the workers."""
         service = self.service
-        endpoint = service.create_endpoint(load_endpoint_mapping({"name": "overhead"})).name
+        service.create_endpoint(load_endpoint_mapping({"name": endpoint}))
         deployment = {
-            "name": "noop",
+            "name": "bench",
             "endpoint_name": endpoint,
             "model": {"path": str(model)},
-            "code_configuration": {"code": "noop_code", "scoring_script": "score.py"},
+            "code_configuration": {"code": str(code), "scoring_script": "score.py"},
             "compute": "azureml:cpu-cluster",
             "resources": {"instance_count": 1},
             "settings": {
                 "mini_batch_size": mini_batch_size,
                 "max_concurrency_per_instance": workers,
                 "output_action": "append_row",
+                "environment_variables": dict.fromkeys(("OMP_NUM_THREADS", "MKL_NUM_THREADS"), str(threads))
+                if threads
+                else {},
             },
         }
         service.create_deployment(load_deployment_mapping(deployment, BENCH), set_default=True)

@@ -26,11 +26,12 @@ def main() -> None:
     parser.add_argument("--input", type=Path, required=True, help="folder of files to score, recursively")
     parser.add_argument("--output", type=Path, required=True, help="CSV file to write")
     parser.add_argument("--mini-batch-size", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (OMP_NUM_THREADS)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (OMP_NUM_THREADS); 0: torch's default")
     args = parser.parse_args()
 
     # Set before numpy and torch are imported: they read it once, at import.
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
     os.environ["AZUREML_MODEL_DIR"] = str(args.model)
     sys.path.insert(0, str(args.code))
     spec = importlib.util.spec_from_file_location("scoring_script", args.code / args.script)

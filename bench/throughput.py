@@ -28,6 +28,7 @@ workers cores // workers threads, and (c) does the same for its actors.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import multiprocessing
@@ -69,20 +70,33 @@ FLOOR_BATCH = 64
 DECODE_CHUNK = 500
 
 TARGETS = {"ours / Ray Data": 2.5, "ours / baseline": 1.7, "ours / floor": 0.7}
+FIRST_PART_S = 1.5
 
 Predictions = dict[str, int]  # file name -> class
+Deploy = Callable[[LocalHome, int, int], str]
+"""(home, workers, mini_batch_size) -> the name of an endpoint it deployed."""
 
 
 # ------------------------------------------------------------------------------------ (a) the baseline
 class Baseline:
     """bench/plain_loop.py in a process of its own: the example's init() once, then run() per mini-batch."""
 
-    def __init__(self, model: Path, requests: Path, *, threads: int, mini_batch_size: int) -> None:
+    def __init__(
+        self,
+        model: Path,
+        requests: Path,
+        *,
+        threads: int,
+        mini_batch_size: int,
+        code: Path = CODE,
+        script: str = "batch_driver.py",
+    ) -> None:
         self.output = Path(tempfile.mkdtemp(prefix="bench-baseline-")) / "predictions.csv"
         self.command = [
             sys.executable,
             str(BENCH / "plain_loop.py"),
-            *("--code", str(CODE), "--model", str(model), "--input", str(requests), "--output", str(self.output)),
+            *("--code", str(code), "--script", script, "--model", str(model)),
+            *("--input", str(requests), "--output", str(self.output)),
             *("--mini-batch-size", str(mini_batch_size), "--threads", str(threads)),
         ]
 
@@ -99,11 +113,15 @@ class Baseline:
 
 # -------------------------------------------------------------------------------- (b) our local backend
 class Ours:
-    """The example's endpoint and deployment in a throwaway local home; each score() is one job."""
+    """The example's endpoint and deployment (or those `deploy` makes) in a throwaway local home; each score() is
+    one job."""
 
-    def __init__(self, *, workers: int, mini_batch_size: int) -> None:
+    def __init__(self, *, workers: int, mini_batch_size: int, deploy: Deploy | None = None) -> None:
         self.home = LocalHome()
-        self.endpoint = self.home.deploy_digits(workers=workers, mini_batch_size=mini_batch_size)
+        if deploy is None:
+            self.endpoint = self.home.deploy_digits(workers=workers, mini_batch_size=mini_batch_size)
+        else:
+            self.endpoint = deploy(self.home, workers, mini_batch_size)
         self.last_stages: list[dict[str, float]] = []
 
     def score(self, requests: Path) -> tuple[float, Predictions]:
@@ -121,15 +139,15 @@ class Ours:
 class RayDigits:
     """A Ray Data actor: the same scoring script, init() once per actor, run() per batch."""
 
-    def __init__(self, model: str, code: str, threads: int) -> None:
+    def __init__(self, model: str, code: str, threads: int, script: str = "batch_driver") -> None:
         os.environ["AZUREML_MODEL_DIR"] = model
         sys.path.insert(0, code)
-        import batch_driver
         import torch
 
+        scoring = importlib.import_module(script)
         torch.set_num_threads(threads)
-        batch_driver.init()
-        self.run = batch_driver.run
+        scoring.init()
+        self.run = scoring.run
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         frame = self.run([str(p) for p in batch["path"]])
@@ -140,7 +158,9 @@ class RayData:
     """Ray Data on a local Ray cluster started for each round and shut down after it: Ray's own processes
     (GCS, raylet, idle workers) take CPU even when idle, and must not slow down the other measurements."""
 
-    def __init__(self, model: Path, *, workers: int, mini_batch_size: int) -> None:
+    def __init__(
+        self, model: Path, *, workers: int, mini_batch_size: int, code: Path = CODE, script: str = "batch_driver"
+    ) -> None:
         import ray
 
         self.ray = ray
@@ -148,6 +168,7 @@ class RayData:
         # free CPU on a machine with as many cores as actors, and the pipeline waits forever.
         self.cpus_per_actor = round(cores() / (workers + 1), 2)
         self.model, self.workers, self.mini_batch_size = model, workers, mini_batch_size
+        self.code, self.script = code, script
 
     def score(self, paths: list[str]) -> tuple[float, Predictions]:
         """Start Ray, run the pipeline once untimed on a few files (Ray's worker pool warms up), then time it."""
@@ -169,8 +190,9 @@ class RayData:
             RayDigits,
             fn_constructor_kwargs={
                 "model": str(self.model),
-                "code": str(CODE),
+                "code": str(self.code),
                 "threads": max(1, cores() // self.workers),
+                "script": self.script,
             },
             batch_size=self.mini_batch_size,
             batch_format="numpy",
@@ -180,13 +202,15 @@ class RayData:
         return dataset.take_all()
 
 
-def ray_data(model: Path, *, workers: int, mini_batch_size: int) -> tuple[RayData | None, str | None]:
+def ray_data(
+    model: Path, *, workers: int, mini_batch_size: int, code: Path = CODE, script: str = "batch_driver"
+) -> tuple[RayData | None, str | None]:
     """Ray Data, or None and why not."""
     try:
         import ray.data  # noqa: F401
     except ImportError:
         return None, "Ray is not installed (pip install 'ray[data]'): (c) Ray Data skipped"
-    return RayData(model, workers=workers, mini_batch_size=mini_batch_size), None
+    return RayData(model, workers=workers, mini_batch_size=mini_batch_size, code=code, script=script), None
 
 
 # ------------------------------------------------------------------------------------------- (d) the floor
@@ -284,7 +308,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--baseline-threads", type=int, default=1, help="torch threads of the baseline (a)")
     parser.add_argument("--no-ray", action="store_true", help="skip (c) even if Ray is installed")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
+    parser.add_argument(
+        "--workload",
+        choices=["digits", "cnn", "both"],
+        default="both",
+        help="digits: the example's model (a)-(d); cnn: the compute-heavy MNIST CNN (compute_heavy.py); both",
+    )
     args = parser.parse_args(argv)
+    if args.workload in ("digits", "both"):
+        digits(args)
+    if args.workload in ("cnn", "both"):
+        from compute_heavy import measure
+
+        measure(files=args.files, repeats=args.repeats, workers=args.workers, no_ray=args.no_ray, out=args.out)
+
+
+def digits(args: argparse.Namespace) -> None:
+    """(a)-(d) on the digits example's model."""
 
     model = digits_model()
     requests, labels = digit_requests(args.files)
@@ -384,6 +424,10 @@ def main(argv: list[str] | None = None) -> None:
         for name in ours.last_stages[-1]
         if all(name in s for s in ours.last_stages)
     }
+    if "first_part_written" in stages:
+        targets.append(
+            Target("ours: invoke -> first part", stages["first_part_written"], FIRST_PART_S, at_least=False, unit=" s")
+        )
     steady = None
     if "first_part_written" in stages and "last_result_written" in stages:
         steady = len(paths) / (stages["last_result_written"] - stages["first_part_written"])

@@ -13,8 +13,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from batch_endpoints.adapters.local.blobs import FolderBlobStore
 from batch_endpoints.progress import ProgressBar
+from batch_endpoints.uploads import upload_input
 from tests.core_fixtures import EVERY_KIND_OF_NAME, write_tree
+from tests.faults import errors_of
 
 SCRIPT = "import os\n\ndef run(mini_batch):\n    return [os.path.basename(path) for path in mini_batch]\n"
 
@@ -89,6 +92,26 @@ def test_a_local_folder_is_uploaded_to_the_default_datastore_and_scored_from_the
     assert uploaded.name == "images"
     assert sorted(p.name for p in uploaded.rglob("*.png")) == ["a.png", "b.png", "c.png"]
     assert sorted(scored(bep, job_id)) == ["a.png", "b.png", "c.png"]
+
+
+def test_files_changed_after_invoke_fail_naming_them_and_the_others_are_scored_as_invoked(bep, home, shop):
+    # Taken in as `invoke --input ./images` does, then changed before the job reads them; the job is invoked on
+    # the stored input by its datastore path, so that no change races the job's own reads.
+    uri = upload_input(FolderBlobStore(str(home / "storage")), str(shop / "images"), field="input")
+    (shop / "images" / "b.png").write_text("written in place")
+    (shop / "images" / "a.png").unlink()
+    write_tree(shop / "images", {"new.png": "added after invoke"})
+
+    job_id = invoke(
+        bep, "--input", f"azureml://datastores/workspaceblobstore/paths/{Path(uri).relative_to(home / 'storage')}"
+    )
+
+    job = bep("job", "show", "--name", job_id).json()
+    assert scored(bep, job_id) == ["c.png"]
+    failed = {error["file"]: error["error"] for error in errors_of(job)}
+    assert sorted(failed) == ["a.png", "b.png"]
+    assert "a.png was removed after the job was invoked" in failed["a.png"]
+    assert "b.png was written after the job was invoked" in failed["b.png"]
 
 
 def test_each_local_upload_gets_its_own_prefix(bep, home, shop):

@@ -6,6 +6,10 @@ for writes that must not overwrite) on the same file system, so a reader never s
 another file system (an output folder on another disk) is written as an unnamed file in its own folder (Linux's
 O_TMPFILE) and linked into place; where a file system cannot make unnamed files, the file is written aside in the
 target's folder under a `.tmp-` name for the time of the write, the one case where a listing can see it.
+
+A job's local input is read where it is (snapshot, see snapshots): its listing is what it was at invoke, and each
+read of one of its files (localize) checks that the file has not changed since; the manifests that record them
+live in `<root>/.snapshots`, which no listing enters either.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 
 from batch_endpoints import local_files
+from batch_endpoints.adapters.local.snapshots import Snapshots
 from batch_endpoints.errors import AlreadyExistsError, NotFoundError, ValidationError
 from batch_endpoints.ports import BlobInfo, BlobRange, check_piece, is_empty_range
 
@@ -52,6 +57,7 @@ class FolderBlobStore:
         self.staging = os.path.join(self.root, STAGING_FOLDER)
         os.makedirs(self.staging, exist_ok=True)
         _remove_stale(self.staging)
+        self.snapshots = Snapshots(self.root)
 
     def join(self, base: str, *parts: str) -> str:
         return os.path.join(to_path(base), *(p for p in parts if p))
@@ -123,19 +129,35 @@ class FolderBlobStore:
     def list_files(self, uri: str, *, after: str = "") -> Iterator[BlobInfo]:
         root = to_path(uri)
         after = to_path(after) if after else ""
+        snapshot = self.snapshots.find(root)
+        if snapshot is not None:
+            yield from (BlobInfo(path, size) for path, size in snapshot.files_under(root) if path > after)
+            return
         if not os.path.isdir(root):
             if os.path.lexists(root) and root > after:
                 # A single file (a link followed); a link to nowhere is refused, naming it.
                 yield from (BlobInfo(root, found.size) for found in local_files.input_files(root, field=None))
             return  # as in S3: nothing is under a folder that does not exist
-        staging = os.stat(self.staging)
-        found = local_files.folder_files(root, field=None, never_enter={(staging.st_dev, staging.st_ino)})
+        found = local_files.folder_files(root, field=None, never_enter=self._own_folders())
         # Walked whole even when resuming: a local disk lists a million names in seconds, and no step here has a
         # time limit to split the listing for.
         yield from (BlobInfo(f.path, f.size) for f in found if f.path > after)
 
+    def _own_folders(self) -> set[tuple[int, int]]:
+        own = set()
+        for folder in (self.staging, self.snapshots.folder):
+            with contextlib.suppress(FileNotFoundError):
+                info = os.stat(folder)
+                own.add((info.st_dev, info.st_ino))
+        return own
+
     def localize(self, uri: str, scratch_dir: str) -> str:
-        return to_path(uri)
+        path = to_path(uri)
+        self.snapshots.check(path)
+        return path
+
+    def snapshot(self, local_path: str, files: Sequence[local_files.LocalFile], target: str) -> None:
+        self.snapshots.take(local_path, files, to_path(target))
 
     def upload_folder(self, local_dir: str, uri: str, files: Sequence[str] | None = None) -> None:
         target = to_path(uri)
@@ -162,7 +184,10 @@ class FolderBlobStore:
 
     def delete_prefix(self, uri: str) -> None:
         path = to_path(uri)
-        if os.path.isdir(path):
+        self.snapshots.forget(path)
+        if os.path.islink(path):
+            os.unlink(path)  # a snapshot's link: the user's files stay where they are
+        elif os.path.isdir(path):
             shutil.rmtree(path)
         elif os.path.exists(path):
             os.unlink(path)

@@ -1,0 +1,44 @@
+"""bench/throughput.py's compute-heavy workload, run small: every method scores, and the report carries every
+ratio and verdict that `make bench` prints at full size (bench/compute_heavy.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+pytestmark = pytest.mark.slow
+
+
+def test_the_compute_heavy_workload_runs_small_and_reports_every_ratio_and_verdict(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            *(sys.executable, str(BENCH / "throughput.py"), "--workload", "cnn", "--files", "20", "--repeats", "1"),
+            *("--workers", "2", "--no-ray", "--out", str(tmp_path / "results")),
+        ],
+        env={**os.environ, "BENCH_DATA": str(tmp_path / "data")},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "ray: skipped (--no-ray)" in done.stdout
+    record = json.loads((tmp_path / "results" / "compute_heavy.json").read_text())
+    results = record["results"]
+    assert set(results["files_per_s"]) == {"baseline", "ours (50)", "ours (10)", "ours, 1 worker (50)"}
+    assert all(rate > 0 for rate in results["files_per_s"].values())
+    assert set(results["ratios"]) == {"ours (50) / baseline", "ours (10) / baseline", "ours, 1 worker (50) / baseline"}
+    assert [t["name"] for t in record["targets"]] == [
+        "ours (50) / baseline",
+        "ours (10) / baseline",
+        "2 workers' steady rate / (2 x one worker's)",
+    ]
+    assert all(t["verdict"] == "met" or t["verdict"].startswith("MISSED by") for t in record["targets"])
+    assert record["config"]["files"] == 20
