@@ -3,6 +3,7 @@ batch_endpoints/yaml_files (schemas, loading, the `--set` language, error origin
 
 from __future__ import annotations
 
+from batch_endpoints.yaml_files.components import load_component
 from batch_endpoints.yaml_files.conda import is_conda_text, read_conda_file
 from batch_endpoints.yaml_files.declarations import (
     DEFAULT_COMPUTE,
@@ -57,6 +58,7 @@ __all__ = [
     "check_model_type",
     "is_conda_text",
     "is_reference",
+    "load_component",
     "load_data",
     "load_deployment",
     "load_deployment_mapping",

@@ -15,10 +15,10 @@ from batch_endpoints.pipeline_graph import StepComponent, check_pipeline
 from batch_endpoints.services.assets import AssetService, _one_version, _refuse_registered, _version_to_register
 from batch_endpoints.specs import now
 from batch_endpoints.specs.components import (
-    CommandComponent,
     ComponentT,
     PipelineComponent,
     PipelineStep,
+    with_code,
 )
 from batch_endpoints.yaml_files.references import asset_reference
 
@@ -31,7 +31,7 @@ class ComponentService(AssetService):
         version = _version_to_register(component.name, version or component.version, self.repo.list_components)
         _refuse_registered("component", component.name, version, self.repo.get_component)
         checked = self._checked(component)
-        stored = self._with_code_stored(checked)
+        stored = with_code(checked, self._stored_code)
         stored = stored.model_copy(update={"version": version, "created_at": now(), "created_by": caller})
         self.repo.add_component(stored)
         return stored
@@ -73,30 +73,7 @@ class ComponentService(AssetService):
             )
         return found
 
-    def _with_code_stored(self, component: ComponentT) -> ComponentT:
-        """The component with its code folder, or its inline steps' folders, in storage."""
-        if not isinstance(component, PipelineComponent):
-            return self._step_with_code_stored(component, prefix="")
-        jobs = {
-            name: step
-            if isinstance(step.component, str)
-            else step.model_copy(
-                update={"component": self._step_with_code_stored(step.component, f"jobs.{name}.component.")}
-            )
-            for name, step in component.jobs.items()
-        }
-        return component.model_copy(update={"jobs": jobs})
-
-    def _step_with_code_stored(self, component: StepComponent, prefix: str) -> StepComponent:
-        if isinstance(component, CommandComponent):
-            return component.model_copy(update={"code": self._stored_code(component.code, f"{prefix}code")})
-        task = component.task
-        code = self._stored_code(task.code, f"{prefix}task.code")
-        return component.model_copy(update={"task": task.model_copy(update={"code": code})})
-
-    def _stored_code(self, code: str | None, field: str) -> str | None:
-        if code is None:
-            return None
+    def _stored_code(self, field: str, code: str) -> str:
         if assets.is_stored(code):
             self.access.check_stored_asset(code, field=field)
         return assets.upload_code(self.blobs, code, field=field)

@@ -10,6 +10,7 @@ batch_endpoints/component_commands.py and batch_endpoints/pipeline_graph.py.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import pydantic
@@ -221,3 +222,31 @@ class PipelineComponent(ComponentBase):
 Component = Annotated[CommandComponent | ParallelComponent | PipelineComponent, Field(discriminator="type")]
 ComponentT = CommandComponent | ParallelComponent | PipelineComponent
 COMPONENT_ADAPTER: pydantic.TypeAdapter[ComponentT] = pydantic.TypeAdapter(Component)
+
+
+CodeChange = Callable[[str, str], str]
+
+
+def with_code(component: ComponentT, change: CodeChange) -> ComponentT:
+    """A copy of the component whose code folders (its own, or its inline steps') are `change(field, folder)`:
+    how the service stores them, the API checks where they are, and the SDK uploads them."""
+    if not isinstance(component, PipelineComponent):
+        return _step_with_code(component, change, prefix="")
+    jobs = {
+        name: step
+        if isinstance(step.component, str)
+        else step.model_copy(update={"component": _step_with_code(step.component, change, f"jobs.{name}.component.")})
+        for name, step in component.jobs.items()
+    }
+    return component.model_copy(update={"jobs": jobs})
+
+
+def _step_with_code(
+    component: CommandComponent | ParallelComponent, change: CodeChange, prefix: str
+) -> CommandComponent | ParallelComponent:
+    if isinstance(component, CommandComponent):
+        code = component.code and change(f"{prefix}code", component.code)
+        return component.model_copy(update={"code": code})
+    task = component.task
+    code = task.code and change(f"{prefix}task.code", task.code)
+    return component.model_copy(update={"task": task.model_copy(update={"code": code})})

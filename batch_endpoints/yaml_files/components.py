@@ -108,14 +108,7 @@ def _component_file(written: str, base: Path, field: str, within: tuple[Path, ..
 def _resolve_code_and_environment(fields: dict[str, Any], base: Path | None, *, prefix: str) -> None:
     code = fields.get("code")
     if isinstance(code, str) and not assets.is_stored(code):
-        if base is None:
-            raise ValidationError(
-                f"{code!r}: give the storage URI (s3://...) of the code folder", field=f"{prefix}code"
-            )
-        folder = (base / Path(code.removeprefix("file:")).expanduser()).resolve()
-        if not folder.is_dir():
-            raise ValidationError(f"{code!r} resolves to {folder}, which is not a folder", field=f"{prefix}code")
-        fields["code"] = str(folder)
+        fields["code"] = _code_folder(code, base, field=f"{prefix}code")
     environment = fields.get("environment")
     if isinstance(environment, str):
         asset_reference(environment, field=f"{prefix}environment", noun="environment")
@@ -123,3 +116,17 @@ def _resolve_code_and_environment(fields: dict[str, Any], base: Path | None, *, 
     elif isinstance(environment, Mapping):
         declared = specs.parse(InlineEnvironment, environment, prefix=f"{prefix}environment")
         fields["environment"] = inline_environment(declared, base, f"{prefix}environment.")
+
+
+def _code_folder(code: str, base: Path | None, *, field: str) -> str:
+    """A local code folder: relative to the file's folder; in a request (no base), an absolute path in the local
+    backend's storage, which the API checks, as nothing there is relative to a server's working folder."""
+    local = code.removeprefix("file://") if code.startswith("file://") else code.removeprefix("file:")
+    if base is None:
+        if not os.path.isabs(local):
+            raise ValidationError(f"{code!r}: give the code folder's storage URI (s3://...)", field=field)
+        return os.path.normpath(local)
+    folder = (base / Path(local).expanduser()).resolve()
+    if not folder.is_dir():
+        raise ValidationError(f"{code!r} resolves to {folder}, which is not a folder", field=field)
+    return str(folder)
