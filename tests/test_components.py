@@ -334,3 +334,63 @@ def test_a_step_file_naming_its_own_pipeline_is_refused(tmp_path: Path) -> None:
 def test_overrides_apply_before_validation(tmp_path: Path) -> None:
     component = load_component(SCORING / "components" / "score" / "score.yml", {"version": "3", "name": "renamed"})
     assert component.ref == "renamed:3"
+
+
+PARALLEL = {
+    "type": "parallel",
+    "inputs": {"files": {"type": "uri_folder"}, "threshold": {"type": "number", "default": 0.5}},
+    "outputs": {"scores": {"type": "uri_folder"}},
+    "input_data": "${{inputs.files}}",
+    "task": {
+        "code": "src",
+        "entry_script": "score.py",
+        "program_arguments": "--threshold ${{inputs.threshold}}",
+        "append_row_to": "${{outputs.scores}}",
+    },
+}
+
+
+def test_a_parallel_step_reads_a_command_steps_output(service: BatchEndpointService, tmp_path: Path) -> None:
+    jobs = {
+        "prepare": GOOD_FIRST,
+        "score": {
+            "type": "parallel",
+            "component": PARALLEL,
+            "inputs": {"files": "${{parent.jobs.prepare.outputs.out}}", "threshold": 0.9},
+            "outputs": {"scores": "${{parent.outputs.result}}"},
+        },
+    }
+    path = write_yaml(tmp_path, pipeline(jobs), files={"src/copy.py": "print(1)\n", "src/score.py": "print(2)\n"})
+    registered = create(service, path)
+    score = registered.jobs["score"].component
+    assert isinstance(score, ParallelComponent) and score.task.code is not None
+    assert service.blobs.exists(service.blobs.join(score.task.code, "score.py"))
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "problem"),
+    [
+        ({"input_data": "${{inputs.threshold}}"}, "input_data", "must name a uri_folder, uri_file or mltable input"),
+        ({"input_data": "${{inputs.nothing}}"}, "input_data", "names inputs.nothing, which the component does not"),
+        ({"input_data": "files"}, "input_data", "must be ${{inputs.NAME}}"),
+        ({"task": {**PARALLEL["task"], "append_row_to": "${{outputs.other}}"}}, "task.append_row_to", "outputs.other"),
+        (
+            {"task": {**PARALLEL["task"], "append_row_to": "${{inputs.files}}"}},
+            "task.append_row_to",
+            "${{outputs.NAME}}",
+        ),
+        (
+            {"task": {**PARALLEL["task"], "program_arguments": "--x ${{inputs.x}}"}},
+            "task.program_arguments",
+            "${{inputs.x}}, which the component does not declare",
+        ),
+    ],
+)
+def test_a_bad_parallel_component_is_refused_naming_the_field(
+    service: BatchEndpointService, tmp_path: Path, change: dict[str, Any], field: str, problem: str
+) -> None:
+    path = write_yaml(tmp_path, {**PARALLEL, "name": "scorer", **change}, files={"src/score.py": "print(2)\n"})
+    with pytest.raises(ValidationError) as refused:
+        create(service, path)
+    assert (refused.value.field, service.list_components()) == (field, [])
+    assert problem in refused.value.message
