@@ -27,6 +27,7 @@ from batch_endpoints.yaml_files.loading import (
     load_invoke,
     load_model,
 )
+from batch_endpoints.yaml_files.origins import reported
 from batch_endpoints.yaml_files.references import (
     ASSET_REFERENCE,
     AZURE_PREFIX,
@@ -71,4 +72,5 @@ __all__ = [
     "parse_model_reference",
     "parse_overrides",
     "read_conda_file",
+    "reported",
 ]

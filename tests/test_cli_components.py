@@ -40,7 +40,7 @@ def test_a_refused_component_exits_2_naming_the_field_and_registers_nothing(bep:
     refused = bep("component", "create", "--file", broken, ok=False)
 
     assert refused.code == 2
-    assert "command" in refused.err and "inputs.dataset" in refused.err
+    assert f"{broken}: field 'command'" in refused.err and "inputs.dataset" in refused.err
     assert bep("component", "list", "-o", "json").out.strip() == "[]"
 
 

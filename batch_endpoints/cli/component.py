@@ -21,7 +21,10 @@ def component_create(service: EndpointsApi, args: argparse.Namespace) -> int:
     declared = yaml_specs.load_component(args.file, overrides)
     fields = registration(args)
     declared = declared.model_copy(update={"tags": {**declared.tags, **fields["tags"]}})
-    render.show(args, service.create_component(declared, version=declared.version, caller=fields["caller"]))
+    # What the service refuses (a step graph, a placeholder) names the file too, as the loader's refusals do.
+    with yaml_specs.reported(str(args.file), {}):
+        created = service.create_component(declared, version=declared.version, caller=fields["caller"])
+    render.show(args, created)
     return 0
 
 
