@@ -394,3 +394,22 @@ def test_a_bad_parallel_component_is_refused_naming_the_field(
         create(service, path)
     assert (refused.value.field, service.list_components()) == (field, [])
     assert problem in refused.value.message
+
+
+def test_a_parallel_step_may_override_its_run_settings_and_a_command_step_may_not(tmp_path: Path) -> None:
+    settings = {"mini_batch_size": 3, "logging_level": "WARNING", "retry_settings": {"max_retries": 1, "timeout": 5}}
+    step_fields = {"inputs": {"files": "${{parent.inputs.data}}"}, **settings}
+    parallel = write_yaml(
+        tmp_path / "p",
+        pipeline({"s": {"type": "parallel", "component": PARALLEL, **step_fields}}),
+        files={"src/score.py": "print(2)\n"},
+    )
+    loaded = load_component(parallel)
+    assert isinstance(loaded, PipelineComponent)
+    assert (loaded.jobs["s"].mini_batch_size, loaded.jobs["s"].logging_level) == (3, "warning")
+    command = write_yaml(
+        tmp_path / "c", pipeline({"s": {**GOOD_FIRST, "mini_batch_size": 3}}), files={"src/copy.py": "print(1)\n"}
+    )
+    with pytest.raises(ValidationError, match="mini_batch_size is a parallel step's setting") as refused:
+        load_component(command)
+    assert refused.value.field == "jobs.s"

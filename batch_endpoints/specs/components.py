@@ -193,6 +193,15 @@ def binding(text: str | None) -> tuple[str, ...] | None:
     return (scope, name) if scope else ("jobs", step, output)
 
 
+PARALLEL_OVERRIDES = (
+    "mini_batch_size",
+    "max_concurrency_per_instance",
+    "error_threshold",
+    "mini_batch_error_threshold",
+    "retry_settings",
+    "logging_level",
+)
+
 StepComponent = Annotated[CommandComponent | ParallelComponent, Field(discriminator="type")]
 
 
@@ -204,6 +213,14 @@ class PipelineStep(Spec):
     display_name: str = ""
     compute: str | None = None
     environment_variables: dict[str, str] = Field(default_factory=dict)
+    resources: dict[str, Any] = Field(default_factory=dict, description="accepted as Azure writes it")
+    # A parallel step may override its component's run settings, as Azure's parallel nodes do.
+    mini_batch_size: MiniBatchSize | None = None
+    max_concurrency_per_instance: int | None = Field(None, ge=1)
+    error_threshold: int | None = Field(None, ge=-1)
+    mini_batch_error_threshold: int | None = Field(None, ge=-1)
+    retry_settings: RetrySettings | None = None
+    logging_level: LoggingLevel | None = None
 
     @pydantic.model_validator(mode="before")
     @classmethod
@@ -211,7 +228,17 @@ class PipelineStep(Spec):
         # Azure's inline components may leave out `type`: the step's type says what they are.
         if isinstance(value, dict) and isinstance(value.get("component"), dict):
             value = {**value, "component": {"type": value.get("type"), **value["component"]}}
+        if isinstance(value, dict) and isinstance(value.get("logging_level"), str):
+            value = {**value, "logging_level": value["logging_level"].lower()}
         return value
+
+    @pydantic.model_validator(mode="after")
+    def _run_settings_on_parallel_steps(self) -> PipelineStep:
+        if self.type != "parallel":
+            for name in PARALLEL_OVERRIDES:
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} is a parallel step's setting; this step's type is {self.type}")
+        return self
 
 
 class PipelineComponent(ComponentBase):
