@@ -11,17 +11,14 @@ from batch_endpoints.errors import ValidationError
 from batch_endpoints.specs.components import (
     DATA_TYPES,
     LITERAL_TYPES,
-    CommandComponent,
     ComponentInput,
-    ParallelComponent,
     PipelineComponent,
     PipelineStep,
+    StepComponent,
     StepInput,
     fits,
 )
 from batch_endpoints.specs.endpoints import literal_value
-
-StepComponent = CommandComponent | ParallelComponent
 
 
 def check_pipeline(pipeline: PipelineComponent, components: Mapping[str, StepComponent]) -> list[str]:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
+from batch_endpoints.pipeline_graph import check_pipeline
 from batch_endpoints.service import BatchEndpointService
 from batch_endpoints.specs.components import CommandComponent, ParallelComponent, PipelineComponent
 from batch_endpoints.yaml_files.components import load_component
@@ -413,3 +414,11 @@ def test_a_parallel_step_may_override_its_run_settings_and_a_command_step_may_no
     with pytest.raises(ValidationError, match="mini_batch_size is a parallel step's setting") as refused:
         load_component(command)
     assert refused.value.field == "jobs.s"
+
+
+def test_the_steps_come_in_the_order_they_read_each_other() -> None:
+    loaded = load_component(TRAINING / "deployment-ordinal" / "pipeline.yml")
+    assert isinstance(loaded, PipelineComponent)
+    reversed_jobs = loaded.model_copy(update={"jobs": dict(reversed(loaded.jobs.items()))})
+    steps = {name: step.component for name, step in reversed_jobs.jobs.items() if not isinstance(step.component, str)}
+    assert check_pipeline(reversed_jobs, steps) == ["preprocess_job", "train_job"]

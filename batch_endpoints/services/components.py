@@ -11,13 +11,14 @@ from __future__ import annotations
 from batch_endpoints import assets
 from batch_endpoints.component_commands import check_component
 from batch_endpoints.errors import NotFoundError, ValidationError
-from batch_endpoints.pipeline_graph import StepComponent, check_pipeline
+from batch_endpoints.pipeline_graph import check_pipeline
 from batch_endpoints.services.assets import AssetService, _one_version, _refuse_registered, _version_to_register
 from batch_endpoints.specs import now
 from batch_endpoints.specs.components import (
     ComponentT,
     PipelineComponent,
     PipelineStep,
+    StepComponent,
     with_code,
 )
 from batch_endpoints.yaml_files.references import asset_reference

@@ -202,12 +202,14 @@ PARALLEL_OVERRIDES = (
     "logging_level",
 )
 
-StepComponent = Annotated[CommandComponent | ParallelComponent, Field(discriminator="type")]
+StepComponent = CommandComponent | ParallelComponent
+# What a step's `component:` holds when it is written inline: told apart by its `type`.
+_InlineStepComponent = Annotated[StepComponent, Field(discriminator="type")]
 
 
 class PipelineStep(Spec):
     type: Literal["command", "parallel"]
-    component: str | StepComponent = Field(description="a registered component, name:version, or one inline")
+    component: str | _InlineStepComponent = Field(description="a registered component, name:version, or one inline")
     inputs: dict[InputName, StepInput] = Field(default_factory=dict)
     outputs: dict[InputName, StepOutput] = Field(default_factory=dict)
     display_name: str = ""
@@ -268,9 +270,7 @@ def with_code(component: ComponentT, change: CodeChange) -> ComponentT:
     return component.model_copy(update={"jobs": jobs})
 
 
-def _step_with_code(
-    component: CommandComponent | ParallelComponent, change: CodeChange, prefix: str
-) -> CommandComponent | ParallelComponent:
+def _step_with_code(component: StepComponent, change: CodeChange, prefix: str) -> StepComponent:
     if isinstance(component, CommandComponent):
         code = component.code and change(f"{prefix}code", component.code)
         return component.model_copy(update={"code": code})
