@@ -10,12 +10,13 @@ from pydantic import BaseModel
 from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
 from batch_endpoints.ports import RecordStore
 from batch_endpoints.specs import DataAsset, Datastore, Deployment, Endpoint, Environment, Job, Model
+from batch_endpoints.specs.components import COMPONENT_ADAPTER, ComponentBase, ComponentT
 from batch_endpoints.yaml_specs import LATEST
 
 T = TypeVar("T", bound=BaseModel)
 
 MODEL, ENVIRONMENT, ENDPOINT, DEPLOYMENT, JOB = "model", "environment", "endpoint", "deployment", "job"
-DATA, DATASTORE = "data", "datastore"
+DATA, DATASTORE, COMPONENT = "data", "datastore", "component"
 
 
 def version_key(name: str, version: str) -> str:
@@ -23,7 +24,7 @@ def version_key(name: str, version: str) -> str:
     return f"{name}:{version}"
 
 
-AssetT = TypeVar("AssetT", Model, Environment, DataAsset)
+AssetT = TypeVar("AssetT", Model, Environment, DataAsset, ComponentT, ComponentBase)
 
 
 def newest(versions: Sequence[AssetT]) -> AssetT:
@@ -85,6 +86,18 @@ class Repository:
 
     def add_data(self, asset: DataAsset) -> None:
         self._add_version(DATA, asset.name, asset.version, asset)
+
+    # --- components: one kind, whatever their type (command, parallel, pipeline)
+    def get_component(self, name: str, version: str) -> ComponentT | None:
+        record = self.records.get(COMPONENT, version_key(name, version))
+        return COMPONENT_ADAPTER.validate_python(record.data) if record else None
+
+    def list_components(self, name: str | None = None) -> list[ComponentT]:
+        return [COMPONENT_ADAPTER.validate_python(r.data) for r in self.records.list(COMPONENT, parent=name)]
+
+    def add_component(self, component: ComponentT) -> None:
+        assert component.name and component.version, "a registered component has a name and a version"
+        self._add_version(COMPONENT, component.name, component.version, component)
 
     # --- datastores
     def get_datastore(self, name: str) -> Datastore | None:

@@ -2,16 +2,17 @@
 
 Nothing here knows which backend it runs on: it sees only the four ports (through Backend). Every check runs
 before anything is written, so a refused request changes nothing. The use cases are written by noun in
-batch_endpoints/services (assets, endpoints and deployments, jobs); this one service offers them all.
+batch_endpoints/services (assets, components, endpoints and deployments, jobs); this one service offers them all.
 """
 
 from __future__ import annotations
 
+from batch_endpoints.services.components import ComponentService
 from batch_endpoints.services.endpoints import EndpointService
 from batch_endpoints.services.jobs import InvokeRequest, JobService, new_job_id
 
 __all__ = ["BatchEndpointService", "InvokeRequest", "new_job_id"]
 
 
-class BatchEndpointService(EndpointService, JobService):
+class BatchEndpointService(EndpointService, JobService, ComponentService):
     """Every use case, on one backend: what the CLI, the local server and the API Lambda call."""

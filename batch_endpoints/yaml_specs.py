@@ -3,6 +3,7 @@ batch_endpoints/yaml_files (schemas, loading, the `--set` language, error origin
 
 from __future__ import annotations
 
+from batch_endpoints.yaml_files.components import load_component
 from batch_endpoints.yaml_files.conda import is_conda_text, read_conda_file
 from batch_endpoints.yaml_files.declarations import (
     DEFAULT_COMPUTE,
@@ -28,6 +29,7 @@ from batch_endpoints.yaml_files.loading import (
     load_model,
     load_model_mapping,
 )
+from batch_endpoints.yaml_files.origins import reported
 from batch_endpoints.yaml_files.references import (
     ASSET_REFERENCE,
     AZURE_PREFIX,
@@ -60,6 +62,7 @@ __all__ = [
     "endpoint_document",
     "is_conda_text",
     "is_reference",
+    "load_component",
     "load_data",
     "load_data_mapping",
     "load_deployment",
@@ -75,5 +78,6 @@ __all__ = [
     "parse_model_reference",
     "parse_overrides",
     "read_conda_file",
+    "reported",
     "split_invoke_overrides",
 ]

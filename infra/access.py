@@ -4,7 +4,7 @@ groups or roles of the callers; API Gateway checks them on every SigV4-signed re
 - admin: every method and path (models, endpoints, deployments, uploads, jobs).
 - invoker: what a system that scores data needs: upload a local input, invoke an endpoint, follow, list, cancel,
   rerun and resume its jobs, read their logs, and read (never change) endpoints, deployments, models,
-  environments, data assets, datastores and computes: every GET.
+  environments, components, data assets, datastores and computes: every GET.
 - an endpoint's invoker (`endpoint_invoker_policies`, one per name of context scoped_invokers): the invoker's
   rights on one endpoint and its jobs only. Job ids are `<endpoint>-<12 hex digits>` (service.new_job_id), so `?`
   wildcards match exactly that endpoint's jobs and not those of an endpoint whose name merely starts the same way.
@@ -39,6 +39,8 @@ INVOKER_ROUTES = (
     ("GET", "/models/*"),
     ("GET", "/environments"),
     ("GET", "/environments/*"),
+    ("GET", "/components"),
+    ("GET", "/components/*"),
     ("GET", "/data"),
     ("GET", "/data/*"),
     ("GET", "/datastores"),

@@ -162,3 +162,15 @@ def local_api_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loca
     home = tmp_path_factory.mktemp("bep-home")
     with serving(open_local_backend(str(home)), home) as local_api:
         yield local_api
+
+
+@pytest.fixture(name="remote")
+def remote_fixture(bep: Any, local_api: LocalApi, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    """`bep` configured for the server, signing with its key pair as `bep serve --show-credentials` prints it."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", local_api.credentials.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", local_api.credentials.secret_access_key)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "BEP_TARGET"):
+        monkeypatch.delenv(name, raising=False)
+    bep("configure", "--defaults", "target=http", f"api_url={local_api.url}", f"region={REGION}")
+    return bep

@@ -53,6 +53,7 @@ def snapshot(stack: Stack) -> dict[str, Any]:
         "jobs": [j.model_dump() for e in endpoints for j in service.list_jobs_page(e.name, limit=100).items],
         "models": [m.model_dump() for m in service.list_models()],
         "environments": [e.model_dump() for e in service.list_environments()],
+        "components": [c.model_dump() for c in service.list_components()],
         "objects": objects,
         "started": stack.started(),
     }
@@ -68,6 +69,7 @@ def _fill(path: str, value: str) -> str:
         "deployment_name": "blue",
         "model_name": "digits",
         "environment_name": "torch",
+        "component_name": "prepare",
         "data_name": "images",
         "datastore_name": "raw",
         "version": "1",

@@ -10,22 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.server_fixtures import REGION, LocalApi, local_api_fixture  # noqa: F401 (pytest fixture)
+from tests.server_fixtures import local_api_fixture, remote_fixture  # noqa: F401 (pytest fixtures)
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "digits"
 FILES = 12
-
-
-@pytest.fixture(name="remote")
-def remote_fixture(bep, local_api: LocalApi, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    """`bep` configured for the server, signing with its key pair as `bep serve --show-credentials` prints it."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", local_api.credentials.access_key_id)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", local_api.credentials.secret_access_key)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "BEP_TARGET"):
-        monkeypatch.delenv(name, raising=False)
-    bep("configure", "--defaults", "target=http", f"api_url={local_api.url}", f"region={REGION}")
-    return bep
 
 
 @pytest.mark.slow

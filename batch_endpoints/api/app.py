@@ -24,6 +24,7 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 
 from batch_endpoints.api.route_inputs import get_service
 from batch_endpoints.api.routes import assets as asset_routes
+from batch_endpoints.api.routes import components as component_routes
 from batch_endpoints.api.routes import endpoints as endpoint_routes
 from batch_endpoints.api.routes import jobs as job_routes
 from batch_endpoints.api.schemas import ErrorBody
@@ -74,7 +75,7 @@ app.configure_openapi(
     },
     security=[{"sigv4": []}],
 )
-for routes in (endpoint_routes, asset_routes, job_routes):
+for routes in (endpoint_routes, asset_routes, component_routes, job_routes):
     app.include_router(routes.router)
 
 

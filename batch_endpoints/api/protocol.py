@@ -14,6 +14,7 @@ from batch_endpoints.api.schemas import JobView, LogPageView
 from batch_endpoints.ports import LogPage
 from batch_endpoints.service import InvokeRequest
 from batch_endpoints.specs import DataAsset, Datastore, Deployment, Endpoint, Environment, Job, Model
+from batch_endpoints.specs.components import ComponentT
 from batch_endpoints.uploads import Progress
 from batch_endpoints.yaml_specs import DeploymentDeclaration, EndpointPatch
 
@@ -79,6 +80,15 @@ class EndpointsApi(Protocol):
     def get_data(self, name: str, version: str | None = None, label: str | None = None) -> DataAsset: ...
 
     def list_data(self, name: str | None = None) -> list[DataAsset]: ...
+
+    # ------------------------------------------------------------------ components
+    def create_component(
+        self, component: ComponentT, *, version: str | None = None, caller: str = ""
+    ) -> ComponentT: ...
+
+    def get_component(self, name: str, version: str | None = None, label: str | None = None) -> ComponentT: ...
+
+    def list_components(self, name: str | None = None) -> list[ComponentT]: ...
 
     # ------------------------------------------------------------------ datastores
     def create_datastore(

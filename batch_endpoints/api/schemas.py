@@ -35,6 +35,7 @@ from batch_endpoints.specs import (
     NamedOutput,
     RunSettings,
 )
+from batch_endpoints.specs.components import Component
 from batch_endpoints.specs.invocation import MODEL_OUTPUT
 from batch_endpoints.yaml_files.schemas import DeploymentFile, EndpointFile, Resources
 
@@ -195,6 +196,21 @@ class EnvironmentVersionBody(Body):
 
 class EnvironmentList(Paged):
     value: list[Environment]
+
+
+# ---------------------------------------------------------------------------------------------- components
+class ComponentVersionBody(Body):
+    """Azure's component schema (`az ml component create`) as JSON: a command, parallel or pipeline component.
+    Code folders are already in storage (POST /code/uploads); a pipeline's steps are inline or name registered
+    components (`azureml:name:version`, `name@latest`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["command", "parallel", "pipeline"] = "command"
+
+
+class ComponentList(Paged):
+    value: list[Component]
 
 
 # ---------------------------------------------------------------------------------------------- data

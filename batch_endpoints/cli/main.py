@@ -1,9 +1,10 @@
-"""`bep`: the command line, with the verbs of `az ml batch-endpoint|batch-deployment|model|environment|data|job`
-and `az ml datastore`.
+"""`bep`: the command line, with the verbs of `az ml batch-endpoint|batch-deployment|model|environment|component`,
+`az ml data|job` and `az ml datastore`.
 
-Each noun's module (model, environment, data, datastore, endpoint, deployment, job) adds its commands, each of
-which parses its flags, calls one service use case and prints the result. This one assembles them and maps errors
-to exit codes, once: 2 bad input, 3 not found, 4 conflict, 5 forbidden, 1 a job that did not complete.
+Each noun's module (model, environment, component, data, datastore, endpoint, deployment, job) adds its
+commands, each of which parses its flags, calls one service use case and prints the result. This one assembles
+them and maps errors to exit codes, once: 2 bad input, 3 not found, 4 conflict, 5 forbidden, 1 a job that did not
+complete.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from batch_endpoints.cli import (
+    component,
     config,
     data,
     datastore,
@@ -42,11 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     groups = parser.add_subparsers(
         dest="group",
         required=True,
-        metavar="{model,environment,data,datastore,endpoint,deployment,job,serve,configure,doctor}",
+        metavar="{model,environment,component,data,datastore,endpoint,deployment,job,serve,configure,doctor}",
     )
     for add_commands in (
         model.add_commands,
         environment.add_commands,
+        component.add_commands,
         data.add_commands,
         datastore.add_commands,
         endpoint.add_commands,

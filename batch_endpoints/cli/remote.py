@@ -23,6 +23,7 @@ from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
 from batch_endpoints.repository import next_version
 from batch_endpoints.service import InvokeRequest
 from batch_endpoints.specs import DataAsset, Datastore, Deployment, Endpoint, Environment, JobStatus, Model, parse
+from batch_endpoints.specs.components import ComponentT
 from batch_endpoints.uploads import Progress
 from batch_endpoints.yaml_specs import (
     DeploymentDeclaration,
@@ -96,6 +97,19 @@ class RemoteService:
 
     def list_environments(self, name: str | None = None) -> list[Environment]:
         return self.client.environments.list(name)
+
+    # ------------------------------------------------------------------ components
+    def create_component(self, component: ComponentT, *, version: str | None = None, caller: str = "") -> ComponentT:
+        if not component.name:
+            raise ValidationError("is required: a registered component has a name", field="name")
+        version = next_version(version or component.version, component.name, self.list_components)
+        return self.client.components.create_or_update(component.model_copy(update={"version": version}))
+
+    def get_component(self, name: str, version: str | None = None, label: str | None = None) -> ComponentT:
+        return self.client.components.get(name, version, label)
+
+    def list_components(self, name: str | None = None) -> list[ComponentT]:
+        return self.client.components.list(name)
 
     # ------------------------------------------------------------------ endpoints
     def create_endpoint(self, declaration: Endpoint, *, caller: str = "") -> Endpoint:

@@ -16,6 +16,7 @@ from batch_endpoints.client.errors import ApiError, AuthenticationError, ServerE
 from batch_endpoints.client.operations import (
     BatchDeploymentOperations,
     BatchEndpointOperations,
+    ComponentOperations,
     EnvironmentOperations,
     JobOperations,
     ModelOperations,
@@ -73,6 +74,7 @@ class BatchEndpointsClient:
         self.storage = storage
         self.models = ModelOperations(connection, storage)
         self.environments = EnvironmentOperations(connection, storage)
+        self.components = ComponentOperations(connection, storage)
         self.batch_endpoints = BatchEndpointOperations(connection, storage)
         self.batch_deployments = BatchDeploymentOperations(connection, storage)
         self.jobs = JobOperations(connection, storage)

@@ -33,6 +33,7 @@ from batch_endpoints.specs import (
     named_inputs,
     named_outputs,
 )
+from batch_endpoints.specs.components import COMPONENT_ADAPTER, ComponentT, with_code
 from batch_endpoints.yaml_specs import endpoint_document, is_reference
 
 LATEST = "latest"
@@ -75,6 +76,29 @@ class ModelOperations(_Operations):
     def list(self, name: str | None = None) -> list[Model]:
         resource = path("/models/{}/versions", name) if name else "/models"
         return [typed(Model, item) for item in self._listing(resource)]
+
+
+class ComponentOperations(_Operations):
+    def create_or_update(self, component: ComponentT) -> ComponentT:
+        """Registers `component` as version `component.version`, after uploading its local code folders (and
+        its inline steps') when the API's storage is not this machine's disk. Versions are immutable."""
+        if not component.name or not component.version:
+            raise ValidationError("give both a name and a version to register", field="component.version")
+        stored = with_code(
+            component, lambda field, code: self._storage.stored(code, "/code/uploads", field=field, code=True)
+        )
+        body = stored.model_dump(mode="json", exclude={"created_at", "created_by"}, exclude_none=True)
+        resource = path("/components/{}/versions/{}", component.name, component.version)
+        return COMPONENT_ADAPTER.validate_python(self._api.call("PUT", resource, body=body))
+
+    def get(self, name: str, version: str | None = None, label: str | None = None) -> ComponentT:
+        """A version, or the latest (`label="latest"` or no version)."""
+        found = self._api.call("GET", path("/components/{}/versions/{}", name, version or label or LATEST))
+        return COMPONENT_ADAPTER.validate_python(found)
+
+    def list(self, name: str | None = None) -> list[ComponentT]:
+        resource = path("/components/{}/versions", name) if name else "/components"
+        return [COMPONENT_ADAPTER.validate_python(item) for item in self._listing(resource)]
 
 
 class EnvironmentOperations(_Operations):

@@ -1,0 +1,132 @@
+"""Azure's component YAML (`az ml component create --file`): command, parallel and pipeline components, read as
+they are written. A pipeline's step may name its component by a file (relative to the pipeline's file, loaded
+here and kept inline), write it inline, or refer to a registered one (`azureml:name:version`, `name@latest`),
+which the service resolves. Local code folders become absolute paths; the service uploads them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from batch_endpoints import assets, specs
+from batch_endpoints.errors import ValidationError
+from batch_endpoints.specs.components import CommandComponent, ComponentT, ParallelComponent, PipelineComponent
+from batch_endpoints.yaml_files.inline_assets import inline_environment
+from batch_endpoints.yaml_files.loading import _prepare, _read_yaml
+from batch_endpoints.yaml_files.origins import kind, reported
+from batch_endpoints.yaml_files.references import AZURE_PREFIX, asset_reference, is_reference
+from batch_endpoints.yaml_files.schemas import InlineEnvironment
+
+_KINDS: dict[str, type[ComponentT]] = {
+    "command": CommandComponent,
+    "parallel": ParallelComponent,
+    "pipeline": PipelineComponent,
+}
+
+
+def load_component(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> ComponentT:
+    """Read a component file; `--set` overrides apply to it before it is validated."""
+    return _load_file(Path(path).expanduser().resolve(), os.fspath(path), overrides, within=())
+
+
+def component_reference(text: str, *, field: str) -> str:
+    """`name:version` or `name@latest` for Azure's ways of writing a registered component's reference."""
+    name, version, label = asset_reference(text, field=field, noun="component")
+    return f"{name}:{version}" if version else f"{name}@{label}"
+
+
+def _load_file(path: Path, source: str, overrides: Mapping[str, Any] | None, *, within: tuple[Path, ...]) -> ComponentT:
+    if path in within:
+        raise ValidationError(f"{source} names itself, through the files its steps name")
+    data, origins = _prepare(_read_yaml(path), overrides, source, settings_block=False)
+    with reported(source, origins):
+        return component_from_mapping(data, path.parent, within=(*within, path))
+
+
+def component_from_mapping(data: Mapping[str, Any], base: Path | None, *, within: tuple[Path, ...] = ()) -> ComponentT:
+    """A component from its mapping in Azure's layout; local paths resolve against `base` (none: a request, where
+    code must already be in storage)."""
+    fields = {key: value for key, value in data.items() if key != "$schema"}
+    if isinstance(fields.get("version"), int | float) and not isinstance(fields["version"], bool):
+        fields["version"] = str(fields["version"])
+    fields.setdefault("type", "command")
+    model = _KINDS.get(fields["type"]) if isinstance(fields["type"], str) else None
+    if model is None:
+        raise ValidationError(f"must be command, parallel or pipeline (got {fields['type']!r})", field="type")
+    if model is CommandComponent:
+        _resolve_code_and_environment(fields, base, prefix="")
+    elif model is ParallelComponent and isinstance(fields.get("task"), Mapping):
+        fields["task"] = dict(fields["task"])
+        _resolve_code_and_environment(fields["task"], base, prefix="task.")
+    elif model is PipelineComponent and isinstance(fields.get("jobs"), Mapping):
+        fields["jobs"] = {name: _step(step, base, f"jobs.{name}", within) for name, step in fields["jobs"].items()}
+    return specs.parse(model, fields)
+
+
+def _step(step: Any, base: Path | None, where: str, within: tuple[Path, ...]) -> Any:
+    if not isinstance(step, Mapping):
+        return step
+    step = dict(step)
+    component, field = step.get("component"), f"{where}.component"
+    if isinstance(component, str):
+        if component.startswith(AZURE_PREFIX) or is_reference(component):
+            step["component"] = component_reference(component, field=field)
+        elif base is None:
+            raise ValidationError(
+                "a request cannot name a file; write the component inline or register it", field=field
+            )
+        else:
+            step["component"] = _component_file(component, base, field, within)
+    elif isinstance(component, Mapping):
+        inline = {"type": step.get("type"), **component}
+        try:
+            step["component"] = component_from_mapping(inline, base, within=within)
+        except ValidationError as exc:
+            raise ValidationError(exc.message, field=f"{field}.{exc.field}" if exc.field else field) from None
+    else:
+        raise ValidationError(
+            "must be a component file, a registered component (azureml:name:version) or a mapping "
+            f"(got {kind(component)})",
+            field=field,
+        )
+    return step
+
+
+def _component_file(written: str, base: Path, field: str, within: tuple[Path, ...]) -> ComponentT:
+    path = (base / Path(written).expanduser()).resolve()
+    if not path.is_file():
+        raise ValidationError(f"{written!r} resolves to {path}, which is not a file", field=field)
+    try:
+        return _load_file(path, written, None, within=within)
+    except ValidationError as exc:
+        raise ValidationError(exc.message, field=field) from None
+
+
+def _resolve_code_and_environment(fields: dict[str, Any], base: Path | None, *, prefix: str) -> None:
+    code = fields.get("code")
+    if isinstance(code, str) and not assets.is_stored(code):
+        fields["code"] = _code_folder(code, base, field=f"{prefix}code")
+    environment = fields.get("environment")
+    if isinstance(environment, str):
+        asset_reference(environment, field=f"{prefix}environment", noun="environment")
+        fields["environment"] = environment.strip().removeprefix(AZURE_PREFIX)
+    elif isinstance(environment, Mapping):
+        declared = specs.parse(InlineEnvironment, environment, prefix=f"{prefix}environment")
+        fields["environment"] = inline_environment(declared, base, f"{prefix}environment.")
+
+
+def _code_folder(code: str, base: Path | None, *, field: str) -> str:
+    """A local code folder: relative to the file's folder; in a request (no base), an absolute path in the local
+    backend's storage, which the API checks, as nothing there is relative to a server's working folder."""
+    local = code.removeprefix("file://") if code.startswith("file://") else code.removeprefix("file:")
+    if base is None:
+        if not os.path.isabs(local):
+            raise ValidationError(f"{code!r}: give the code folder's storage URI (s3://...)", field=field)
+        return os.path.normpath(local)
+    folder = (base / Path(local).expanduser()).resolve()
+    if not folder.is_dir():
+        raise ValidationError(f"{code!r} resolves to {folder}, which is not a folder", field=field)
+    return str(folder)
