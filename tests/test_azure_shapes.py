@@ -120,3 +120,39 @@ def test_digits_classifier_walkthrough_runs_through_the_az_shim(tmp_path: Path) 
     assert by_default["file"].tolist() == names
     assert by_default.iloc[:, -1].tolist() == sklearn_classes.tolist()
     assert "Job completed" in finished.stdout and "digits-sklearn-dpl" in finished.stdout
+
+
+def iris_data(folder: Path, parts: int = 3, rows: int = 4) -> tuple[pd.DataFrame, np.ndarray]:
+    """Iris measurements and species; a few rows of each species, without it, as CSV files data/iris-<n>.csv."""
+    from sklearn.datasets import load_iris
+
+    iris = load_iris(as_frame=True)
+    frame = iris.frame.drop(columns="target")
+    frame.columns = [name.removesuffix(" (cm)").replace(" ", "_") for name in frame.columns]
+    folder.mkdir()
+    for index in range(parts):
+        frame.iloc[index * 7 :: 50][:rows].to_csv(folder / f"iris-{index}.csv", index=False)
+    return frame, iris.target.to_numpy()
+
+
+@pytest.mark.slow
+def test_iris_mlflow_walkthrough_scores_without_and_with_a_scoring_script(tmp_path: Path) -> None:
+    import mlflow.sklearn
+    from sklearn.linear_model import LogisticRegression
+
+    folder = example_copy("iris-classifier-mlflow", tmp_path)
+    features, species = iris_data(folder / "data")
+    model = LogisticRegression(max_iter=500).fit(features, species)
+    # mlflow's own serialization format (skops); the requirements named, as inferring them takes seconds.
+    mlflow.sklearn.save_model(model, str(folder / "model"), pip_requirements=["mlflow", "scikit-learn", "pandas"])
+
+    deploy_and_run(folder, tmp_path)
+
+    # Without a scoring script (each CSV file read as a table) and with one (given the files' paths), every row of
+    # every file gets the prediction the model's own predict() gives it.
+    for output in (folder / "predictions.csv", folder / "custom-output" / "predictions.csv"):
+        predictions = pd.read_csv(output)
+        assert sorted(predictions["file"].unique()) == ["iris-0.csv", "iris-1.csv", "iris-2.csv"]
+        for name, rows in predictions.groupby("file"):
+            written = pd.read_csv(folder / "data" / str(name))
+            assert rows["prediction"].tolist() == model.predict(written).tolist(), output
