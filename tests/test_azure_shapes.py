@@ -26,6 +26,8 @@ DIGIT_IMAGES = 24
 
 
 def example_copy(name: str, workspace: Path) -> Path:
+    """The example's folder in workspace, beside the status check its script sources."""
+    shutil.copy(SHAPES / "check_job_status.sh", workspace)
     return Path(shutil.copytree(SHAPES / name, workspace / name))
 
 

@@ -38,21 +38,8 @@ az ml batch-endpoint show --name $ENDPOINT_NAME
 az ml batch-deployment show --name $DEPLOYMENT_NAME --endpoint-name $ENDPOINT_NAME
 # </check_batch_deployment_detail>
 
-check_job_status() {
-  STATUS=$(az ml job show -n $JOB_NAME --query status -o tsv)
-  echo $STATUS
-  if [[ $STATUS == "Completed" ]]
-  then
-    echo "Job completed"
-  elif [[ $STATUS == "Failed" ]]
-  then
-    echo "Job failed"
-    exit 1
-  else
-    echo "Job status not failed or completed"
-    exit 2
-  fi
-}
+# <check_job_status> as Azure's scripts write it after each job, once for both examples
+source ../check_job_status.sh
 
 echo "Invoking batch endpoint"
 # <start_batch_scoring_job>
