@@ -25,15 +25,17 @@ OUTPUT_NAMES = ("score",)
 
 def job_show(service: EndpointsApi, args: argparse.Namespace) -> int:
     job = service.get_job(args.name)
-    if args.web:
-        console = console_url(job.execution)
-        if console is None:
-            raise ValidationError(
-                f"job {job.id} ran on this machine's backend, which has no console page; --web is for jobs on AWS",
-                field="--web",
-            )
+    console = console_url(job.execution) if args.web else None
+    if console is not None:
         render.result(args, console, default=lambda out: print(console, file=out))
         return 0
+    if args.web:
+        # A local job has no console page; scripts written for az run `job show --web` under `set -e`, so this
+        # says so and shows the job, as `az` does besides opening its page.
+        print(
+            f"job {job.id} ran on this machine's backend, which has no console page (--web is for jobs on AWS)",
+            file=sys.stderr,
+        )
     render.show(args, job_record(service, job))
     return 0
 

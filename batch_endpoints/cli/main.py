@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from batch_endpoints.cli import (
+    az,
     component,
     config,
     data,
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     groups = parser.add_subparsers(
         dest="group",
         required=True,
-        metavar="{model,environment,component,data,datastore,endpoint,deployment,job,serve,configure,doctor}",
+        metavar="{model,environment,component,data,datastore,endpoint,deployment,job,serve,configure,doctor,az}",
     )
     for add_commands in (
         model.add_commands,
@@ -81,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
         scope=targets.SCOPE_OPTIONS,
     )
     doctor.add_arguments(sub)
+    sub = standalone_command(
+        groups,
+        "az",
+        lambda args: az.run(args, main),
+        "run an `az ml ...` command line as bep, dropping workspace and resource group flags",
+        scope=targets.SCOPE_NONE,
+    )
+    az.add_arguments(sub)
     targets.add_arguments(parser)
     return parser
 
