@@ -7,11 +7,12 @@ batch_endpoints/services (assets, endpoints and deployments, jobs); this one ser
 
 from __future__ import annotations
 
+from batch_endpoints.services.computes import ComputeService
 from batch_endpoints.services.endpoints import EndpointService
 from batch_endpoints.services.jobs import InvokeRequest, JobService, new_job_id
 
 __all__ = ["BatchEndpointService", "InvokeRequest", "new_job_id"]
 
 
-class BatchEndpointService(EndpointService, JobService):
+class BatchEndpointService(EndpointService, JobService, ComputeService):
     """Every use case, on one backend: what the CLI, the local server and the API Lambda call."""

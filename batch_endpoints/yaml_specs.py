@@ -17,6 +17,8 @@ from batch_endpoints.yaml_files.declarations import (
 from batch_endpoints.yaml_files.inline_assets import check_model_type
 from batch_endpoints.yaml_files.loading import (
     OUTPUT_ACTIONS,
+    load_compute,
+    load_compute_mapping,
     load_data,
     load_deployment,
     load_deployment_mapping,
@@ -57,6 +59,8 @@ __all__ = [
     "check_model_type",
     "is_conda_text",
     "is_reference",
+    "load_compute",
+    "load_compute_mapping",
     "load_data",
     "load_deployment",
     "load_deployment_mapping",

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from batch_endpoints.cli import (
+    compute,
     config,
     data,
     datastore,
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         environment.add_commands,
         data.add_commands,
         datastore.add_commands,
+        compute.add_commands,
         endpoint.add_commands,
         deployment.add_commands,
         job.add_commands,

@@ -16,6 +16,7 @@ from batch_endpoints.client.errors import ApiError, AuthenticationError, ServerE
 from batch_endpoints.client.operations import (
     BatchDeploymentOperations,
     BatchEndpointOperations,
+    ComputeOperations,
     EnvironmentOperations,
     JobOperations,
     ModelOperations,
@@ -76,3 +77,4 @@ class BatchEndpointsClient:
         self.batch_endpoints = BatchEndpointOperations(connection, storage)
         self.batch_deployments = BatchDeploymentOperations(connection, storage)
         self.jobs = JobOperations(connection, storage)
+        self.compute = ComputeOperations(connection, storage)

@@ -8,8 +8,12 @@ naming the first field at fault.
 from __future__ import annotations
 
 from batch_endpoints.specs.assets import (
+    DEFAULT_IDLE_SECONDS,
     AssetVersion,
     Compute,
+    ComputeDeclaration,
+    ComputeTier,
+    ComputeUpdate,
     DataAsset,
     Datastore,
     DataType,
@@ -83,6 +87,7 @@ from batch_endpoints.specs.settings import (
 __all__ = [
     "ASSET_NAME",
     "AZURE_APPEND_ROW",
+    "DEFAULT_IDLE_SECONDS",
     "DEFAULT_INIT_TIMEOUT_S",
     "ENDPOINT_NAME",
     "EXCLUDE_PATTERN_MAX",
@@ -106,6 +111,9 @@ __all__ = [
     "AssetVersion",
     "CodeConfiguration",
     "Compute",
+    "ComputeDeclaration",
+    "ComputeTier",
+    "ComputeUpdate",
     "DataAsset",
     "DataType",
     "Datastore",
