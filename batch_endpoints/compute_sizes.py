@@ -55,12 +55,14 @@ EC2_SIZES = {
         InstanceSize("g5.xlarge", 4, 16384, 1),
         InstanceSize("g5.2xlarge", 8, 32768, 1),
         InstanceSize("g5.8xlarge", 32, 131072, 1),
-        InstanceSize("p3.2xlarge", 8, 62464, 1),
-        InstanceSize("p3.8xlarge", 32, 249856, 4),
+        InstanceSize("g5.12xlarge", 48, 196608, 4),
+        InstanceSize("g6.xlarge", 4, 16384, 1),
+        InstanceSize("g6.2xlarge", 8, 32768, 1),
     )
 }
 
-# Azure VM size -> the EC2 type of the same vCPUs (or the next up) and GPU generation.
+# Azure VM size -> the EC2 type of the same vCPUs (or the next up) and GPUs. Azure's V100 sizes (NC*s_v3) map to
+# A10G instances: EC2's V100 type (p3) is a previous generation many regions no longer offer.
 AZURE_SIZES = {
     "Standard_DS2_v2": "m5.large",
     "Standard_DS3_v2": "m5.xlarge",
@@ -79,8 +81,8 @@ AZURE_SIZES = {
     "Standard_NC16as_T4_v3": "g4dn.4xlarge",
     "Standard_NV6ads_A10_v5": "g5.xlarge",
     "Standard_NV36ads_A10_v5": "g5.8xlarge",
-    "Standard_NC6s_v3": "p3.2xlarge",
-    "Standard_NC24s_v3": "p3.8xlarge",
+    "Standard_NC6s_v3": "g5.2xlarge",
+    "Standard_NC24s_v3": "g5.12xlarge",
 }
 
 

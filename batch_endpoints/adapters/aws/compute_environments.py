@@ -17,8 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from batch_endpoints.compute_sizes import instance_size
-from batch_endpoints.errors import ValidationError
+from batch_endpoints.errors import ConflictError, ValidationError
 from batch_endpoints.specs import Compute
 
 # Statuses in which Batch accepts no update to a compute environment or job queue.
@@ -119,10 +121,22 @@ class ComputeEnvironments:
 
     def resize(self, compute: Compute) -> Compute:
         vcpus = int(compute.details["vcpus"])
-        self.client.update_compute_environment(
-            computeEnvironment=compute.details["compute_environment"],
-            computeResources={"minvCpus": compute.min_instances * vcpus, "maxvCpus": compute.max_instances * vcpus},
-        )
+        try:
+            self.client.update_compute_environment(
+                computeEnvironment=compute.details["compute_environment"],
+                computeResources={
+                    "minvCpus": compute.min_instances * vcpus,
+                    "maxvCpus": compute.max_instances * vcpus,
+                },
+            )
+        except ClientError as error:
+            # Batch takes one change at a time: the last update is still UPDATING.
+            if error.response["Error"]["Code"] != "ClientException":
+                raise
+            raise ConflictError(
+                f"compute {compute.name!r} is still applying a change; update it again in a minute",
+                field="name",
+            ) from None
         return compute.model_copy(update={"details": {**compute.details, "max_vcpus": compute.max_instances * vcpus}})
 
     def step(self, compute: Compute) -> Compute | None:
