@@ -6,7 +6,8 @@ DeleteJobQueue, DeleteComputeEnvironment, UpdateComputeEnvironment) instead:
 - reports a queue or environment UPDATING after an update, and DELETING after a delete, for a while;
 - refuses an update or delete of either while it is CREATING, UPDATING or DELETING;
 - deletes a queue only when DISABLED, and an environment only when DISABLED and no queue names it.
-`StrictBatch` wraps a moto client and does the same; each busy status lasts for one describe.
+`StrictBatch` wraps a moto client and does the same; each busy status lasts for one describe. moto also wants a
+serviceRole that AWS does not (without one AWS uses Batch's service-linked role): the wrapper names that role.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ def _refused(operation: str, message: str) -> ClientError:
 
 
 class StrictBatch:
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, service_linked_role: str) -> None:
         self._client = client
+        self.service_linked_role = service_linked_role
         self.busy: dict[str, str] = {}
         """Resource name -> the status its next describe reports instead of moto's."""
         self.deleted: dict[str, dict[str, Any]] = {}
@@ -44,7 +46,7 @@ class StrictBatch:
 
     # ---------------------------------------------------------------- compute environments
     def create_compute_environment(self, **request: Any) -> Any:
-        answer = self._client.create_compute_environment(**request)
+        answer = self._client.create_compute_environment(**{"serviceRole": self.service_linked_role, **request})
         self.busy[request["computeEnvironmentName"]] = "CREATING"
         self.calls.append(("create_compute_environment", request["computeEnvironmentName"]))
         self.requests["create_compute_environment"].append(request)

@@ -119,7 +119,7 @@ def test_the_compute_template_tells_the_registry_what_created_computes_are_built
 
     assert built.resource_name("batch-cluster") == "BatchEndpoints-batch-cluster"
     assert built.subnets == ("subnet-1", "subnet-2") and built.launch_templates["gpu"] == "lt-gpu"
-    assert (built.service_role, built.runnable_timeout_s) == ("", 600)
+    assert (built.instance_role, built.runnable_timeout_s) == (template["instance_role"], 600)
 
 
 def test_a_compute_template_without_networking_is_refused_naming_what_it_lacks(

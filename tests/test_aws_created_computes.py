@@ -33,7 +33,7 @@ STACK = "BatchEndpoints"
 
 @pytest.fixture(name="batch")
 def batch_fixture(aws: None) -> StrictBatch:
-    return StrictBatch(boto3.client("batch"))
+    return StrictBatch(boto3.client("batch"), role_arn("AWSServiceRoleForBatch"))
 
 
 @pytest.fixture(name="service")
@@ -53,7 +53,6 @@ def service_fixture(batch: StrictBatch, tmp_path: Path) -> BatchEndpointService:
         security_groups=(group,),
         instance_role=profile,
         launch_templates={"cpu": "lt-cpu", "gpu": "lt-gpu"},
-        service_role=role_arn("bep-batch-service-role"),
         runnable_timeout_s=900,
     )
     backend = aws_backend(RecordingOrchestrator())
@@ -112,6 +111,7 @@ def test_a_compute_is_creating_until_its_environment_is_valid_and_its_queue_made
     assert resources["launchTemplate"]["launchTemplateId"] == "lt-cpu"
     assert resources["ec2Configuration"] == [{"imageType": "ECS_AL2023"}]
     assert environment["tags"] == {"bep:stack": STACK, "bep:compute": "batch-cluster"}
+    assert "serviceRole" not in batch.requests["create_compute_environment"][0]
 
     shown = service.get_compute("batch-cluster")
     [queue] = _queues("batch-cluster")

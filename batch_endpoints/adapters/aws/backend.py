@@ -9,7 +9,7 @@ Configured by environment variables, which the CDK stack sets on the Lambdas and
     BEP_IMAGES               JSON {"cpu": image URI, "gpu": image URI}                     compute registry
     BEP_COMPUTE_TEMPLATE     optional JSON: what computes users create are built from       compute registry
                              (compute_environments.ComputeTemplate: prefix, subnets, security_groups,
-                             instance_role, launch_templates {cpu, gpu}, service_role, runnable_timeout_s)
+                             instance_role, launch_templates {cpu, gpu}, runnable_timeout_s)
     BEP_JOB_ROLE_ARN         role the scoring containers run as                            compute registry
     BEP_EXECUTION_ROLE_ARN   optional: role that pulls images and ships logs (Fargate)     compute registry
     BEP_LOG_GROUP            log group of the scoring containers                           computes, logs

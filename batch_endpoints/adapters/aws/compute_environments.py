@@ -1,5 +1,6 @@
 """A compute a user creates, made real: an AWS Batch managed compute environment and its job queue, built from
-the stack's networking, instance role, service role and launch templates (`ComputeTemplate`, from BEP_COMPUTE_TEMPLATE).
+the stack's networking, instance role and launch templates (`ComputeTemplate`, from BEP_COMPUTE_TEMPLATE); Batch
+acts through its service-linked role, as for the stack's own compute environments.
 
 AWS Batch changes both asynchronously, and in an order it enforces (AWS Batch API reference):
 - CreateJobQueue takes only compute environments that are VALID; a new one is CREATING for a minute or so.
@@ -39,14 +40,13 @@ TEMPLATE_FIELDS = ("prefix", "subnets", "security_groups", "instance_role", "lau
 @dataclass(frozen=True)
 class ComputeTemplate:
     """What every created compute is built from: the stack's name (its resources' prefix and tag), networking,
-    the instance profile and launch template per kind, Batch's service role, and the RUNNABLE time limit."""
+    the instance profile, the launch template per kind, and the RUNNABLE time limit."""
 
     prefix: str
     subnets: tuple[str, ...]
     security_groups: tuple[str, ...]
     instance_role: str
     launch_templates: Mapping[str, str]
-    service_role: str = ""
     runnable_timeout_s: int = 1800
 
     @classmethod
@@ -63,7 +63,6 @@ class ComputeTemplate:
             security_groups=tuple(settings["security_groups"]),
             instance_role=str(settings["instance_role"]),
             launch_templates=dict(settings["launch_templates"]),
-            service_role=str(settings.get("service_role") or ""),
             runnable_timeout_s=int(settings.get("runnable_timeout_s") or 1800),
         )
 
@@ -99,14 +98,12 @@ class ComputeEnvironments:
             "ec2Configuration": [{"imageType": MACHINE_IMAGES[size.kind]}],
             "tags": tags,
         }
-        options = {"serviceRole": self.template.service_role} if self.template.service_role else {}
         response = self.client.create_compute_environment(
             computeEnvironmentName=name,
             type="MANAGED",
             state="ENABLED",
             computeResources=resources,
             tags=tags,
-            **options,
         )
         details = {
             "compute_environment": response["computeEnvironmentArn"],
