@@ -44,6 +44,7 @@ INVOKER_ROUTES = (
     ("GET", "/datastores"),
     ("GET", "/datastores/*"),
     ("GET", "/computes"),
+    ("GET", "/computes/*"),
 )
 
 

@@ -53,6 +53,7 @@ def snapshot(stack: Stack) -> dict[str, Any]:
         "jobs": [j.model_dump() for e in endpoints for j in service.list_jobs_page(e.name, limit=100).items],
         "models": [m.model_dump() for m in service.list_models()],
         "environments": [e.model_dump() for e in service.list_environments()],
+        "computes": [c.model_dump() for c in service.list_computes()],
         "objects": objects,
         "started": stack.started(),
     }
@@ -70,6 +71,7 @@ def _fill(path: str, value: str) -> str:
         "environment_name": "torch",
         "data_name": "images",
         "datastore_name": "raw",
+        "compute_name": "batch-cluster",
         "version": "1",
         "job_id": "digits-000000000000",
     }

@@ -4,11 +4,13 @@ instances than the compute's max_instances."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from batch_endpoints.adapters.local.job_host import InstancePool
+from batch_endpoints.compute_sizes import AZURE_SIZES, EC2_SIZES
 
 SCRIPT = "def run(mini_batch):\n    return [len(open(path).read()) for path in mini_batch]\n"
 COMPUTE_YML = """\
@@ -131,3 +133,13 @@ def test_a_job_on_a_created_compute_runs_at_most_its_max_instances(bep, tmp_path
 
     assert job.settings.instance_count == 4 and job.status == "Completed"
     assert InstancePool(bep.service.backend, job).instance_count == 2
+
+
+def test_the_size_table_in_the_cli_guide_is_the_one_bep_uses() -> None:
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    rows = re.findall(r"^\| `(Standard_\w+)` \| `([\w.]+)` \| (\d+) \| (\d+) GiB \| (\d*) \|$", guide, re.MULTILINE)
+
+    assert {azure: ec2 for azure, ec2, *_ in rows} == AZURE_SIZES
+    for _, ec2, vcpus, memory_gib, gpus in rows:
+        size = EC2_SIZES[ec2]
+        assert (size.vcpus, size.memory_mib // 1024, size.gpus) == (int(vcpus), int(memory_gib), int(gpus or 0))

@@ -69,6 +69,7 @@ def test_the_invoker_may_read_everything_and_change_nothing_but_jobs(policies: d
     samples = {"endpoint_name": "digits", "deployment_name": "blue", "job_id": new_job_id("digits")}
     for path, operations in openapi_document()["paths"].items():
         names = {"model_name": "digits", "environment_name": "torch", "data_name": "images", "datastore_name": "raw"}
+        names["compute_name"] = "batch-cluster"
         concrete = path.format_map({**samples, **names, "version": "1"})
         for method in operations:
             starts_or_cancels_a_job = (method, path) in {
