@@ -198,9 +198,31 @@ class JobLogReader(Protocol):
 
 
 class ComputeRegistry(Protocol):
-    def list(self) -> list[Compute]: ...
+    """The backend's own computes (`built_in`) and those users created (stored as records), and what makes a
+    created one real: on AWS a Batch compute environment and job queue, which AWS builds and removes in steps."""
+
+    def list(self) -> list[Compute]:
+        """Every compute, the backend's own first."""
+        ...
 
     def get(self, name: str) -> Compute | None: ...
+
+    def provision(self, compute: Compute) -> Compute:
+        """Start making a created compute's resources; returns it with its details and provisioning state."""
+        ...
+
+    def resize(self, compute: Compute) -> Compute:
+        """Apply a created compute's new instance limits and idle time."""
+        ...
+
+    def advance(self, compute: Compute) -> Compute | None:
+        """Take a compute that is Creating or Deleting one step further (AWS changes state asynchronously);
+        returns its new state, or None once a Deleting compute's resources are gone."""
+        ...
+
+    def release(self, compute: Compute) -> Compute | None:
+        """Start removing a created compute's resources: None when nothing is left, else the compute Deleting."""
+        ...
 
     def register_deployment(self, deployment: Deployment) -> str:
         """Make the compute ready to run the deployment (a Batch job definition revision in the cloud)."""

@@ -9,14 +9,14 @@ from pydantic import BaseModel
 
 from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
 from batch_endpoints.ports import RecordStore
-from batch_endpoints.specs import DataAsset, Datastore, Deployment, Endpoint, Environment, Job, Model
+from batch_endpoints.specs import Compute, DataAsset, Datastore, Deployment, Endpoint, Environment, Job, Model
 from batch_endpoints.specs.components import COMPONENT_ADAPTER, ComponentBase, ComponentT
 from batch_endpoints.yaml_specs import LATEST
 
 T = TypeVar("T", bound=BaseModel)
 
 MODEL, ENVIRONMENT, ENDPOINT, DEPLOYMENT, JOB = "model", "environment", "endpoint", "deployment", "job"
-DATA, DATASTORE, COMPONENT = "data", "datastore", "component"
+DATA, DATASTORE, COMPONENT, COMPUTE = "data", "datastore", "component", "compute"
 
 
 def version_key(name: str, version: str) -> str:
@@ -112,6 +112,26 @@ class Repository:
             self.records.put(DATASTORE, datastore.name, _dump(datastore), expected_version=0)
         except ConflictError:
             raise ConflictError(f"datastore {datastore.name!r} already exists", field="name") from None
+
+    # --- computes users created (the backend's own are its compute registry's)
+    def get_compute(self, name: str) -> Compute | None:
+        record = self.records.get(COMPUTE, name)
+        return Compute.model_validate(record.data) if record else None
+
+    def list_computes(self) -> list[Compute]:
+        return [Compute.model_validate(r.data) for r in self.records.list(COMPUTE)]
+
+    def add_compute(self, compute: Compute) -> None:
+        try:
+            self.records.put(COMPUTE, compute.name, _dump(compute), expected_version=0)
+        except ConflictError:
+            raise ConflictError(f"compute {compute.name!r} already exists", field="name") from None
+
+    def put_compute(self, compute: Compute) -> None:
+        self.records.put(COMPUTE, compute.name, _dump(compute), expected_version=None)
+
+    def delete_compute(self, name: str) -> None:
+        self.records.delete(COMPUTE, name)
 
     # --- versions of registered assets: written once (expected_version=0), listed by name
     def _get_version(self, kind: str, model: type[T], name: str, version: str) -> T | None:

@@ -8,11 +8,12 @@ batch_endpoints/services (assets, components, endpoints and deployments, jobs); 
 from __future__ import annotations
 
 from batch_endpoints.services.components import ComponentService
+from batch_endpoints.services.computes import ComputeService
 from batch_endpoints.services.endpoints import EndpointService
 from batch_endpoints.services.jobs import InvokeRequest, JobService, new_job_id
 
 __all__ = ["BatchEndpointService", "InvokeRequest", "new_job_id"]
 
 
-class BatchEndpointService(EndpointService, JobService, ComponentService):
+class BatchEndpointService(EndpointService, JobService, ComponentService, ComputeService):
     """Every use case, on one backend: what the CLI, the local server and the API Lambda call."""

@@ -17,6 +17,8 @@ from batch_endpoints.yaml_files.declarations import (
 from batch_endpoints.yaml_files.inline_assets import check_model_type
 from batch_endpoints.yaml_files.loading import (
     OUTPUT_ACTIONS,
+    load_compute,
+    load_compute_mapping,
     load_data,
     load_data_mapping,
     load_deployment,
@@ -63,6 +65,8 @@ __all__ = [
     "is_conda_text",
     "is_reference",
     "load_component",
+    "load_compute",
+    "load_compute_mapping",
     "load_data",
     "load_data_mapping",
     "load_deployment",

@@ -46,6 +46,7 @@ INVOKER_ROUTES = (
     ("GET", "/datastores"),
     ("GET", "/datastores/*"),
     ("GET", "/computes"),
+    ("GET", "/computes/*"),
 )
 
 

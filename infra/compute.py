@@ -16,6 +16,7 @@ permissions to do so are granted here (`grant_register_job_definitions`, `grant_
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_batch as batch
@@ -89,6 +90,7 @@ class BatchCluster(Construct):
                 )
             ],
         )
+        self.launch_template = launch_template
         self.environment = batch.ManagedEc2EcsComputeEnvironment(
             self,
             "Environment",
@@ -170,6 +172,19 @@ class Compute(Construct):
             )
             for c in computes
         ]
+        self.subnet_ids = self.vpc.select_subnets(subnet_type=subnets.subnet_type).subnet_ids
+        self.runnable_timeout = runnable_timeout
+        # Computes users create (adapters.aws.compute_environments) launch instances as the stack's own do: the
+        # first cluster's instance role (through a profile of its own: CDK keeps its profile to itself), its
+        # security group (no inbound traffic), each kind's launch template, and Batch's service-linked role.
+        base = self.clusters[0].environment
+        if base.instance_role is None:
+            raise ValueError("the stack's compute environments must have an instance role")
+        self.created_instance_role: iam.IRole = base.instance_role
+        self.created_security_group = base.connections.security_groups[0]
+        self.created_instance_profile = iam.InstanceProfile(
+            self, "CreatedComputesInstanceProfile", role=self.created_instance_role
+        )
         self.images = {
             kind: ecr_assets.DockerImageAsset(
                 self,
@@ -221,7 +236,51 @@ class Compute(Construct):
             "BEP_JOB_ROLE_ARN": self.job_role.role_arn,
             "BEP_EXECUTION_ROLE_ARN": self.execution_role.role_arn,
             "BEP_LOG_GROUP": self.log_group.log_group_name,
+            "BEP_COMPUTE_TEMPLATE": stack.to_json_string(self.compute_template),
         }
+
+    @property
+    def compute_template(self) -> dict[str, Any]:
+        """What the computes users create are built from (adapters.aws.compute_environments.ComputeTemplate)."""
+        return {
+            "prefix": cdk.Stack.of(self).stack_name,
+            "subnets": self.subnet_ids,
+            "security_groups": [self.created_security_group.security_group_id],
+            "instance_role": self.created_instance_profile.instance_profile_arn,
+            "launch_templates": {
+                cluster.settings.kind: cluster.launch_template.launch_template_id for cluster in self.clusters
+            },
+            "runnable_timeout_s": int(self.runnable_timeout.to_seconds()),
+        }
+
+    def grant_create_computes(self, grantee: iam.IGrantable) -> None:
+        """Create, scale and remove the compute environments and job queues of computes users create, named
+        `<stack>-<compute>`, passing only the created computes' instance role."""
+        stack = cdk.Stack.of(self)
+        names = f"{stack.stack_name}-*"
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=[
+                "batch:CreateComputeEnvironment",
+                "batch:UpdateComputeEnvironment",
+                "batch:DeleteComputeEnvironment",
+                "batch:CreateJobQueue",
+                "batch:UpdateJobQueue",
+                "batch:DeleteJobQueue",
+                "batch:TagResource",
+            ],
+            resource_arns=[
+                stack.format_arn(service="batch", resource="compute-environment", resource_name=names),
+                stack.format_arn(service="batch", resource="job-queue", resource_name=names),
+            ],
+        )
+        # Batch's Describe actions have no resource-level permissions.
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["batch:DescribeComputeEnvironments", "batch:DescribeJobQueues"],
+            resource_arns=["*"],
+        )
+        self.created_instance_role.grant_pass_role(grantee.grant_principal)
 
     def grant_register_job_definitions(self, grantee: iam.IGrantable) -> None:
         """Register (and deregister) a job definition per deployment, running as the job and execution roles."""

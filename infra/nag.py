@@ -89,7 +89,26 @@ def acknowledgements(stack: BatchEndpointsStack) -> list[tuple[IConstruct, str, 
         "Cancel stops a job's execution, named after the job at runtime; only this state machine's executions",
     )
 
+    created_queues = f"arn:{ACCOUNT.format('batch')}:job-queue/{stack.stack_name}-*"
+    add(
+        api.function,
+        f"IAM5[Resource::{created_queues}]",
+        "Computes users create get a job queue named <stack>-<compute> at runtime (compute_environments.py); "
+        "the stack's prefix is all that is known at deploy time",
+    )
+    add(
+        api.function,
+        f"IAM5[Resource::arn:{ACCOUNT.format('batch')}:compute-environment/{stack.stack_name}-*]",
+        "Computes users create get a compute environment named <stack>-<compute> at runtime; the stack's prefix "
+        "is all that is known at deploy time",
+    )
+
     # --- state machine
+    add(
+        state_machine,
+        f"IAM5[Resource::{created_queues}]",
+        "Shards of a deployment on a compute users created go to its queue, named <stack>-<compute> at runtime",
+    )
     add(
         state_machine,
         "IAM5[Resource::*]",

@@ -115,6 +115,7 @@ class BatchEndpointsStack(cdk.Stack):
         workflow.grant_job_control(api.function)
         compute.grant_register_job_definitions(api.function)
         compute.grant_read_jobs(api.function)
+        compute.grant_create_computes(api.function)
 
     def _output(self) -> None:
         """What the CLI, the SDK and `bep doctor` find the system by, and where an operator looks."""

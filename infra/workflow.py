@@ -184,6 +184,8 @@ class JobWorkflow(Construct):
                 actions=["batch:SubmitJob"],
                 resources=[
                     *(queue.job_queue_arn for queue in job_queues),
+                    # The queues of computes users create, named <stack>-<compute> (compute_environments.py).
+                    stack.format_arn(service="batch", resource="job-queue", resource_name=f"{stack.stack_name}-*"),
                     stack.format_arn(service="batch", resource="job-definition", resource_name=JOB_DEFINITION_NAMES),
                 ],
             )

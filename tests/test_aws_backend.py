@@ -93,10 +93,45 @@ def test_the_control_plane_ports_are_wired_on_first_use(environment: pytest.Monk
             "AWS_REGION": "us-east-1",
             "AWS_DEFAULT_REGION": "us-east-1",
         },
+        # Computes users create are records; without BEP_COMPUTE_TEMPLATE the stack cannot build them.
+        "records": backend.records,
+        "template": None,
     }
     assert backend.orchestrator.args == (CONTROL_PLANE["BEP_STATE_MACHINE_ARN"],)
     assert orchestrator["computes"] is backend.computes and logs["computes"] is backend.computes
     assert backend.logs.args == ("/bep/jobs",)
+
+
+def test_the_compute_template_tells_the_registry_what_created_computes_are_built_from(
+    environment: pytest.MonkeyPatch,
+) -> None:
+    template = {
+        "prefix": "BatchEndpoints",
+        "subnets": ["subnet-1", "subnet-2"],
+        "security_groups": ["sg-1"],
+        "instance_role": "arn:aws:iam::123456789012:instance-profile/bep",
+        "launch_templates": {"cpu": "lt-cpu", "gpu": "lt-gpu"},
+        "runnable_timeout_s": 600,
+    }
+    set_variables(environment, {**STORAGE, **CONTROL_PLANE, "BEP_COMPUTE_TEMPLATE": json.dumps(template)})
+
+    built = open_aws_backend().computes.kwargs["template"]
+
+    assert built.resource_name("batch-cluster") == "BatchEndpoints-batch-cluster"
+    assert built.subnets == ("subnet-1", "subnet-2") and built.launch_templates["gpu"] == "lt-gpu"
+    assert (built.instance_role, built.runnable_timeout_s) == (template["instance_role"], 600)
+
+
+def test_a_compute_template_without_networking_is_refused_naming_what_it_lacks(
+    environment: pytest.MonkeyPatch,
+) -> None:
+    set_variables(environment, {**STORAGE, **CONTROL_PLANE, "BEP_COMPUTE_TEMPLATE": json.dumps({"prefix": "x"})})
+    backend = open_aws_backend()
+
+    with pytest.raises(ValidationError) as refused:
+        backend.computes.list()
+
+    assert refused.value.field == "BEP_COMPUTE_TEMPLATE" and "subnets" in str(refused.value)
 
 
 def test_canceling_a_job_that_never_started_closes_it_through_the_same_backend_without_finalizing(

@@ -54,6 +54,7 @@ def snapshot(stack: Stack) -> dict[str, Any]:
         "models": [m.model_dump() for m in service.list_models()],
         "environments": [e.model_dump() for e in service.list_environments()],
         "components": [c.model_dump() for c in service.list_components()],
+        "computes": [c.model_dump() for c in service.list_computes()],
         "objects": objects,
         "started": stack.started(),
     }
@@ -72,6 +73,7 @@ def _fill(path: str, value: str) -> str:
         "component_name": "prepare",
         "data_name": "images",
         "datastore_name": "raw",
+        "compute_name": "batch-cluster",
         "version": "1",
         "job_id": "digits-000000000000",
     }

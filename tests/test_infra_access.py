@@ -74,6 +74,7 @@ def test_the_invoker_may_read_everything_and_change_nothing_but_jobs(policies: d
             "component_name": "prepare",
             "data_name": "images",
             "datastore_name": "raw",
+            "compute_name": "batch-cluster",
         }
         concrete = path.format_map({**samples, **names, "version": "1"})
         for method in operations:

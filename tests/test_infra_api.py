@@ -89,8 +89,13 @@ def test_the_api_lambda_is_granted_what_it_uses_and_no_more(synthesis: Synthesis
     assert by_action["states:StartExecution"] == {"Ref": "WorkflowStateMachine8F1B1C15"}
     assert readable(by_action["states:StopExecution"]).endswith(":*")
     assert readable(by_action["batch:RegisterJobDefinition"]).endswith(":job-definition/bep-*")
-    pass_role = by_action["iam:PassRole"]
-    assert sorted(r["Fn::GetAtt"][0] for r in pass_role) == ["ComputeExecutionRoleCE43D454", "ComputeJobRoleB2047C5C"]
+    pass_role = [r for s in statements if "iam:PassRole" in listed(s["Action"]) for r in listed(s["Resource"])]
+    # The job definitions' roles, and the instance role of the computes users create.
+    assert sorted(r["Fn::GetAtt"][0] for r in pass_role) == [
+        "ComputeCpuClusterEnvironmentInstanceProfileRole919B0392",
+        "ComputeExecutionRoleCE43D454",
+        "ComputeJobRoleB2047C5C",
+    ]
     assert by_action["logs:FilterLogEvents"] == {"Fn::GetAtt": ["ComputeScoringLogsAF0EAC58", "Arn"]}
     # Records by table and index name; no Scan, no PutItem (documents are written with UpdateItem).
     assert "dynamodb:Scan" not in by_action and "dynamodb:PutItem" not in by_action

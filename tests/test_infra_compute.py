@@ -11,7 +11,17 @@ from typing import Any
 import pytest
 
 from batch_endpoints.adapters.aws.computes import BatchComputeRegistry
-from tests.infra_fixtures import ACCOUNT, OPTIONS, REGION, Synthesis, listed, resolve, role_statements, synthesize
+from tests.infra_fixtures import (
+    ACCOUNT,
+    OPTIONS,
+    REGION,
+    Synthesis,
+    listed,
+    readable,
+    resolve,
+    role_statements,
+    synthesize,
+)
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +185,60 @@ def test_both_images_run_the_python_of_development() -> None:
     for dockerfile in ("Dockerfile", "Dockerfile.gpu"):
         text = (REPOSITORY_ROOT / "batch_container" / dockerfile).read_text()
         assert re.findall(r"^FROM (\S+)", text, re.M) == [f"python:{version}-slim"], dockerfile
+
+
+def test_the_api_lambda_gets_what_created_computes_are_built_from(synthesis: Synthesis) -> None:
+    (api,) = (
+        f for f in synthesis.resources("AWS::Lambda::Function").values() if f["Handler"].startswith("lambdas.api")
+    )
+    template = json.loads(readable(api["Environment"]["Variables"]["BEP_COMPUTE_TEMPLATE"]))
+    launch_templates = set(synthesis.resources("AWS::EC2::LaunchTemplate"))
+    (profile,) = _created_computes_profile(synthesis)
+    public_subnets = {
+        logical_id for logical_id, subnet in synthesis.resources("AWS::EC2::Subnet").items()
+        if subnet["MapPublicIpOnLaunch"]
+    }  # fmt: skip
+
+    assert template["prefix"] == "BatchEndpoints" and template["runnable_timeout_s"] == 30 * 60
+    assert {_ref(template["launch_templates"][kind]) for kind in ("cpu", "gpu")} == launch_templates
+    assert {_ref(subnet) for subnet in template["subnets"]} == public_subnets
+    assert template["instance_role"] == f"<{profile}.Arn>"
+    assert len(template["security_groups"]) == 1 and "service_role" not in template
+
+
+def _created_computes_profile(synthesis: Synthesis) -> list[str]:
+    return [name for name in synthesis.resources("AWS::IAM::InstanceProfile") if "CreatedComputes" in name]
+
+
+def _ref(value: str) -> str:
+    """The logical id a readable reference names: <Id> or <Id.Attribute>."""
+    return value.strip("<>").split(".")[0]
+
+
+def test_the_api_creates_computes_only_under_the_stacks_names_and_passes_only_their_roles(
+    synthesis: Synthesis,
+) -> None:
+    statements = role_statements(synthesis, "ApiHandlerServiceRole")
+    creating = [s for s in statements if "batch:CreateComputeEnvironment" in listed(s["Action"])]
+    passing = [s for s in statements if "iam:PassRole" in listed(s["Action"])]
+    passed = {readable(resource) for s in passing for resource in listed(s["Resource"])}
+    (logical_id,) = _created_computes_profile(synthesis)
+    profile = synthesis.resources("AWS::IAM::InstanceProfile")[logical_id]
+
+    (create,) = creating
+    assert {readable(r) for r in listed(create["Resource"])} == {
+        f"arn:<AWS::Partition>:batch:<AWS::Region>:<AWS::AccountId>:{kind}/BatchEndpoints-*"
+        for kind in ("compute-environment", "job-queue")
+    }
+    assert set(listed(create["Action"])) >= {"batch:DeleteComputeEnvironment", "batch:DeleteJobQueue"}
+    assert f"<{profile['Roles'][0]['Ref']}.Arn>" in passed
+    assert not any("*" in resource for resource in passed)
+
+
+def test_the_workflow_submits_shards_to_created_computes_queues(synthesis: Synthesis) -> None:
+    statements = role_statements(synthesis, "WorkflowStateMachineRole")
+    (submit,) = [s for s in statements if "batch:SubmitJob" in listed(s["Action"])]
+
+    assert "arn:<AWS::Partition>:batch:<AWS::Region>:<AWS::AccountId>:job-queue/BatchEndpoints-*" in {
+        readable(r) for r in listed(submit["Resource"])
+    }

@@ -13,7 +13,18 @@ from typing import Protocol
 from batch_endpoints.api.schemas import JobView, LogPageView
 from batch_endpoints.ports import LogPage
 from batch_endpoints.service import InvokeRequest
-from batch_endpoints.specs import DataAsset, Datastore, Deployment, Endpoint, Environment, Job, Model
+from batch_endpoints.specs import (
+    Compute,
+    ComputeDeclaration,
+    ComputeUpdate,
+    DataAsset,
+    Datastore,
+    Deployment,
+    Endpoint,
+    Environment,
+    Job,
+    Model,
+)
 from batch_endpoints.specs.components import ComponentT
 from batch_endpoints.uploads import Progress
 from batch_endpoints.yaml_specs import DeploymentDeclaration, EndpointPatch
@@ -106,6 +117,19 @@ class EndpointsApi(Protocol):
     def get_datastore(self, name: str) -> Datastore: ...
 
     def list_datastores(self) -> list[Datastore]: ...
+
+    # ------------------------------------------------------------------ computes
+    def create_compute(self, declaration: ComputeDeclaration, *, caller: str = "") -> Compute: ...
+
+    def get_compute(self, name: str) -> Compute: ...
+
+    def list_computes(self) -> list[Compute]: ...
+
+    def update_compute(self, name: str, changes: ComputeUpdate) -> Compute: ...
+
+    def delete_compute(self, name: str) -> Compute | None:
+        """Start or continue removing a compute: None once it is gone, else the compute, Deleting."""
+        ...
 
     # ------------------------------------------------------------------ endpoints and deployments
     def create_endpoint(self, declaration: Endpoint, *, caller: str = "") -> Endpoint: ...

@@ -258,6 +258,19 @@ class ComputeList(BaseModel):
     value: list[Compute]
 
 
+class ComputeBody(Body):
+    """An AmlCompute cluster to create (Azure's compute YAML, without `name`: the path names it)."""
+
+    type: Literal["amlcompute"] = "amlcompute"
+    size: str = Field(examples=["Standard_DS3_v2", "Standard_NC6s_v3", "g5.xlarge"])
+    min_instances: int = 0
+    max_instances: int = 1
+    tier: Literal["dedicated", "low_priority"] = "dedicated"
+    idle_time_before_scale_down: int = Field(120, description="seconds")
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
 # ---------------------------------------------------------------------------------------------- jobs
 class InvokeInput(Body):
     uri: str = Field(

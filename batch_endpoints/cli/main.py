@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from batch_endpoints.cli import (
     az,
     component,
+    compute,
     config,
     data,
     datastore,
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     groups = parser.add_subparsers(
         dest="group",
         required=True,
-        metavar="{model,environment,component,data,datastore,endpoint,deployment,job,serve,configure,doctor,az}",
+        metavar="{model,environment,component,data,datastore,compute,endpoint,deployment,job,serve,configure,doctor,az}",
     )
     for add_commands in (
         model.add_commands,
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         component.add_commands,
         data.add_commands,
         datastore.add_commands,
+        compute.add_commands,
         endpoint.add_commands,
         deployment.add_commands,
         job.add_commands,

@@ -22,7 +22,19 @@ from batch_endpoints.client.operations import typed
 from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
 from batch_endpoints.repository import next_version
 from batch_endpoints.service import InvokeRequest
-from batch_endpoints.specs import DataAsset, Datastore, Deployment, Endpoint, Environment, JobStatus, Model, parse
+from batch_endpoints.specs import (
+    Compute,
+    ComputeDeclaration,
+    ComputeUpdate,
+    DataAsset,
+    Datastore,
+    Deployment,
+    Endpoint,
+    Environment,
+    JobStatus,
+    Model,
+    parse,
+)
 from batch_endpoints.specs.components import ComponentT
 from batch_endpoints.uploads import Progress
 from batch_endpoints.yaml_specs import (
@@ -121,6 +133,22 @@ class RemoteService:
     def update_endpoint(self, name: str, changes: EndpointPatch, *, caller: str = "") -> Endpoint:
         patch = changes.model_dump(exclude_none=True)
         return typed(Endpoint, self._api.call("PATCH", path("/endpoints/{}", name), body=patch))
+
+    # ------------------------------------------------------------------ computes
+    def create_compute(self, declaration: ComputeDeclaration, *, caller: str = "") -> Compute:
+        return self.client.compute.begin_create_or_update(declaration)
+
+    def get_compute(self, name: str) -> Compute:
+        return self.client.compute.get(name)
+
+    def list_computes(self) -> list[Compute]:
+        return self.client.compute.list()
+
+    def update_compute(self, name: str, changes: ComputeUpdate) -> Compute:
+        return self.client.compute.update(name, changes)
+
+    def delete_compute(self, name: str) -> Compute | None:
+        return self.client.compute.begin_delete(name)
 
     def get_endpoint(self, name: str) -> Endpoint:
         return self.client.batch_endpoints.get(name)

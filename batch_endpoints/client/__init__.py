@@ -17,6 +17,7 @@ from batch_endpoints.client.operations import (
     BatchDeploymentOperations,
     BatchEndpointOperations,
     ComponentOperations,
+    ComputeOperations,
     EnvironmentOperations,
     JobOperations,
     ModelOperations,
@@ -78,3 +79,4 @@ class BatchEndpointsClient:
         self.batch_endpoints = BatchEndpointOperations(connection, storage)
         self.batch_deployments = BatchDeploymentOperations(connection, storage)
         self.jobs = JobOperations(connection, storage)
+        self.compute = ComputeOperations(connection, storage)

@@ -22,6 +22,9 @@ from batch_endpoints.errors import ConflictError, ValidationError
 from batch_endpoints.idempotency import HEADER as IDEMPOTENCY_HEADER
 from batch_endpoints.progress import watch
 from batch_endpoints.specs import (
+    Compute,
+    ComputeDeclaration,
+    ComputeUpdate,
     Deployment,
     Endpoint,
     Environment,
@@ -119,6 +122,30 @@ class EnvironmentOperations(_Operations):
     def list(self, name: str | None = None) -> list[Environment]:
         resource = path("/environments/{}/versions", name) if name else "/environments"
         return [typed(Environment, item) for item in self._listing(resource)]
+
+
+class ComputeOperations(_Operations):
+    """Compute clusters (`az ml compute`): the stack's own, and those created with `begin_create_or_update`."""
+
+    def begin_create_or_update(self, compute: ComputeDeclaration) -> Compute:
+        body = compute.model_dump(exclude={"name"})
+        return typed(Compute, self._api.call("PUT", path("/computes/{}", compute.name), body=body))
+
+    def get(self, name: str) -> Compute:
+        return typed(Compute, self._api.call("GET", path("/computes/{}", name)))
+
+    def list(self) -> list[Compute]:
+        return [typed(Compute, item) for item in self._api.call("GET", "/computes")["value"]]
+
+    def update(self, name: str, changes: ComputeUpdate) -> Compute:
+        """Change instance limits, idle time, description or tags (fields left None stay as they are)."""
+        body = changes.model_dump(exclude_none=True)
+        return typed(Compute, self._api.call("PATCH", path("/computes/{}", name), body=body))
+
+    def begin_delete(self, name: str) -> Compute | None:
+        """Start or continue the deletion: None once the compute is gone, else the compute, Deleting."""
+        answer = self._api.call("DELETE", path("/computes/{}", name))
+        return typed(Compute, answer) if answer else None
 
 
 class BatchEndpointOperations(_Operations):

@@ -115,6 +115,8 @@ class EndpointService(AssetService):
         if compute is None:
             known = ", ".join(c.name for c in self.backend.computes.list())
             raise ValidationError(f"compute {declaration.compute!r} does not exist; known: {known}", field="compute")
+        if compute.provisioning_state == "Deleting":
+            raise ValidationError(f"compute {compute.name!r} is being deleted", field="compute")
         model_location = declaration.model.path
         if model_location is None:
             model_location = self._registered_model(declaration.model).path

@@ -8,8 +8,12 @@ naming the first field at fault.
 from __future__ import annotations
 
 from batch_endpoints.specs.assets import (
+    DEFAULT_IDLE_SECONDS,
     AssetVersion,
     Compute,
+    ComputeDeclaration,
+    ComputeTier,
+    ComputeUpdate,
     DataAsset,
     Datastore,
     DataType,
@@ -98,6 +102,7 @@ __all__ = [
     "ALLOWED_OUTPUTS",
     "ASSET_NAME",
     "AZURE_APPEND_ROW",
+    "DEFAULT_IDLE_SECONDS",
     "DEFAULT_INIT_TIMEOUT_S",
     "ENDPOINT_NAME",
     "EXCLUDE_PATTERN_MAX",
@@ -123,6 +128,9 @@ __all__ = [
     "AssetVersion",
     "CodeConfiguration",
     "Compute",
+    "ComputeDeclaration",
+    "ComputeTier",
+    "ComputeUpdate",
     "DataAsset",
     "DataType",
     "Datastore",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from batch_endpoints.specs.base import AssetName, Spec, Version, now
+from batch_endpoints.specs.base import AssetName, EndpointName, Spec, Version, now
 
 
 class RegisteredAsset(Spec):
@@ -99,9 +99,60 @@ class AssetVersion(Spec):
     version: Version
 
 
+ComputeTier = Literal["dedicated", "low_priority"]
+ProvisioningState = Literal["Creating", "Succeeded", "Deleting", "Failed"]
+# Azure's default for an AmlCompute cluster's idle time, in seconds.
+DEFAULT_IDLE_SECONDS = 120
+
+
+class ComputeDeclaration(Spec):
+    """An AmlCompute cluster as a user declares it (Azure's compute YAML, `az ml compute create` flags)."""
+
+    name: EndpointName
+    size: str = Field(min_length=1, description="an Azure VM size (Standard_DS3_v2) or an EC2 instance type")
+    min_instances: int = Field(0, ge=0)
+    max_instances: int = Field(1, ge=1)
+    tier: ComputeTier = "dedicated"
+    idle_time_before_scale_down: int = Field(DEFAULT_IDLE_SECONDS, ge=0, description="seconds")
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _instances_in_order(self) -> ComputeDeclaration:
+        if self.min_instances > self.max_instances:
+            raise ValueError(
+                f"min_instances ({self.min_instances}) must not exceed max_instances ({self.max_instances})"
+            )
+        return self
+
+
+class ComputeUpdate(Spec):
+    """What an existing compute may change (None: unchanged). Its size is fixed, as in Azure: another size is
+    another compute."""
+
+    min_instances: int | None = None
+    max_instances: int | None = None
+    idle_time_before_scale_down: int | None = None
+    description: str | None = None
+    tags: dict[str, str] | None = None
+
+
 class Compute(Spec):
+    """A named cluster deployments run on: one of the backend's own (`built_in`, e.g. cpu-cluster), or one a user
+    created. `details` is what the backend needs to run on it (on AWS: its job queue and a shard's resources)."""
+
     name: str
     kind: Literal["cpu", "gpu"]
+    type: Literal["amlcompute"] = "amlcompute"
+    size: str = ""
     description: str = ""
+    min_instances: int = 0
     max_instances: int = 1
+    tier: ComputeTier = "dedicated"
+    idle_time_before_scale_down: int = DEFAULT_IDLE_SECONDS
+    tags: dict[str, str] = Field(default_factory=dict)
+    built_in: bool = Field(False, description="one of the backend's own computes: always there, never deleted")
+    provisioning_state: ProvisioningState = "Succeeded"
+    created_at: str | None = None
+    created_by: str = ""
     details: dict[str, Any] = Field(default_factory=dict)

@@ -40,6 +40,7 @@ from batch_endpoints.yaml_files.origins import Origin, error, kind, reported
 from batch_endpoints.yaml_files.references import local_or_reference
 from batch_endpoints.yaml_files.schemas import (
     FLAT_SETTINGS,
+    ComputeFile,
     DataFile,
     DeploymentFile,
     EndpointFile,
@@ -149,6 +150,21 @@ def load_data_mapping(
         description=doc.description,
         tags=dict(doc.tags),
     )
+
+
+def load_compute(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> specs.ComputeDeclaration:
+    """Read Azure's compute YAML (`az ml compute create --file`)."""
+    return load_compute_mapping(_read_yaml(path), overrides=overrides, source=os.fspath(path))
+
+
+def load_compute_mapping(
+    mapping: Mapping[str, Any], *, overrides: Mapping[str, Any] | None = None, source: str = "compute"
+) -> specs.ComputeDeclaration:
+    """Validate a compute given as a mapping in the file's layout (the CLI builds one from its flags)."""
+    data, origins = _prepare(mapping, overrides, source, settings_block=False)
+    with reported(source, origins):
+        doc = ComputeFile.model_validate(data)
+        return specs.ComputeDeclaration.model_validate(doc.model_dump(exclude={"schema_", "type", "location"}))
 
 
 def load_model(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> ModelDeclaration:

@@ -213,6 +213,23 @@ class DeploymentFile(_AzureFile):
     properties: dict[str, Any] = Field(default_factory=dict)
 
 
+class ComputeFile(_AzureFile):
+    """Azure's compute YAML (`az ml compute create --file`) for an AmlCompute cluster. `location` is accepted and
+    ignored: a stack's computes are in the stack's region. Azure's other keys (ssh, network settings, identity)
+    have no meaning here and are refused."""
+
+    name: specs.EndpointName
+    type: Literal["amlcompute"]
+    size: str
+    min_instances: int = 0
+    max_instances: int = 1
+    tier: specs.ComputeTier = "dedicated"
+    idle_time_before_scale_down: int = specs.DEFAULT_IDLE_SECONDS
+    description: _Text = ""
+    tags: _Tags = Field(default_factory=dict)
+    location: str | None = None
+
+
 class DataFile(_AzureFile):
     """Azure's data asset schema (data.yml). mltable assets are Azure's tabular format, which has no reader here."""
 

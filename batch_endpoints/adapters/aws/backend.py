@@ -7,6 +7,9 @@ Configured by environment variables, which the CDK stack sets on the Lambdas and
     BEP_STATE_MACHINE_ARN    the job workflow                                              orchestrator
     BEP_COMPUTES             JSON list of computes: [{"name": "cpu-cluster", ...}, ...]    compute registry
     BEP_IMAGES               JSON {"cpu": image URI, "gpu": image URI}                     compute registry
+    BEP_COMPUTE_TEMPLATE     optional JSON: what computes users create are built from       compute registry
+                             (compute_environments.ComputeTemplate: prefix, subnets, security_groups,
+                             instance_role, launch_templates {cpu, gpu}, runnable_timeout_s)
     BEP_JOB_ROLE_ARN         role the scoring containers run as                            compute registry
     BEP_EXECUTION_ROLE_ARN   optional: role that pulls images and ships logs (Fargate)     compute registry
     BEP_LOG_GROUP            log group of the scoring containers                           computes, logs
@@ -40,11 +43,23 @@ BUCKET = "BEP_BUCKET"
 STATE_MACHINE_ARN = "BEP_STATE_MACHINE_ARN"
 COMPUTES = "BEP_COMPUTES"
 IMAGES = "BEP_IMAGES"
+COMPUTE_TEMPLATE = "BEP_COMPUTE_TEMPLATE"
 JOB_ROLE_ARN = "BEP_JOB_ROLE_ARN"
 EXECUTION_ROLE_ARN = "BEP_EXECUTION_ROLE_ARN"
 LOG_GROUP = "BEP_LOG_GROUP"
 API_URL = "BEP_API_URL"
-VARIABLES = (TABLE, BUCKET, STATE_MACHINE_ARN, COMPUTES, IMAGES, JOB_ROLE_ARN, EXECUTION_ROLE_ARN, LOG_GROUP, API_URL)
+VARIABLES = (
+    TABLE,
+    BUCKET,
+    STATE_MACHINE_ARN,
+    COMPUTES,
+    IMAGES,
+    COMPUTE_TEMPLATE,
+    JOB_ROLE_ARN,
+    EXECUTION_ROLE_ARN,
+    LOG_GROUP,
+    API_URL,
+)
 NEVER_STARTED = "canceled before its workflow execution started"
 
 
@@ -60,8 +75,10 @@ def open_aws_backend() -> Backend:
         purpose = "list computes and register deployments"
         for name in (COMPUTES, IMAGES, JOB_ROLE_ARN, LOG_GROUP):
             _required(settings, name, purpose)
+        from batch_endpoints.adapters.aws.compute_environments import ComputeTemplate
         from batch_endpoints.adapters.aws.computes import BatchComputeRegistry
 
+        template = _json(settings, COMPUTE_TEMPLATE, dict)
         return BatchComputeRegistry(
             computes,
             images,
@@ -69,6 +86,8 @@ def open_aws_backend() -> Backend:
             settings[LOG_GROUP],
             execution_role_arn=settings.get(EXECUTION_ROLE_ARN),
             runner_environment=runner_environment,
+            records=backend.records,
+            template=ComputeTemplate.from_settings(template) if template else None,
         )
 
     def orchestrator() -> Any:

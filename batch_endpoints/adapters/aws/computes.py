@@ -1,5 +1,8 @@
 """AWS Batch as the compute: each named compute is a job queue, each deployment a job definition revision.
 
+The stack's own computes (cpu-cluster, gpu-cluster) come from BEP_COMPUTES; those users create are records, their
+compute environment and queue made by compute_environments.
+
 A deployment's job definition runs the batch_container runner for one shard of one job:
 
     <image's ENTRYPOINT: python -m batch_container> --job-id Ref::job_id --shard Ref::shard
@@ -39,8 +42,11 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from batch_endpoints.adapters.aws.clients import aws_client
+from batch_endpoints.adapters.aws.compute_environments import ComputeEnvironments, ComputeTemplate
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.planning import MAX_MINI_BATCHES_PER_SHARD
+from batch_endpoints.ports import RecordStore
+from batch_endpoints.repository import Repository
 from batch_endpoints.specs import Compute, Deployment, RunSettings
 
 # The same number of tries the local job host gives a shard.
@@ -94,9 +100,13 @@ class BatchComputeRegistry:
         execution_role_arn: str | None = None,
         runner_environment: Mapping[str, str] | None = None,
         name_prefix: str = "bep",
+        records: RecordStore | None = None,
+        template: ComputeTemplate | None = None,
     ) -> None:
-        self._configs = {str(c["name"]): dict(c) for c in computes}
-        self._computes = {name: _compute(config) for name, config in self._configs.items()}
+        self._computes = {str(c["name"]): _compute(c) for c in computes}
+        # Without records only the stack's own computes exist; without a template none can be created.
+        self.repo = Repository(records) if records is not None else None
+        self.template = template
         self.images = dict(images)
         self.job_role_arn = job_role_arn
         self.execution_role_arn = execution_role_arn
@@ -109,20 +119,43 @@ class BatchComputeRegistry:
     def client(self) -> Any:
         return self._client or aws_client("batch")
 
+    @cached_property
+    def environments(self) -> ComputeEnvironments:
+        if self.template is None or self.repo is None:
+            raise ValidationError(
+                "this stack was deployed without BEP_COMPUTE_TEMPLATE: it cannot create computes", field="name"
+            )
+        return ComputeEnvironments(self.client, self.template)
+
     def list(self) -> list[Compute]:
-        return list(self._computes.values())
+        created = self.repo.list_computes() if self.repo else []
+        return [*self._computes.values(), *created]
 
     def get(self, name: str) -> Compute | None:
-        return self._computes.get(name)
+        return self._computes.get(name) or (self.repo.get_compute(name) if self.repo else None)
 
     def job_queue(self, compute_name: str) -> str | None:
-        config = self._configs.get(compute_name)
-        return str(config["job_queue"]) if config else None
+        compute = self.get(compute_name)
+        return str(compute.details["job_queue"]) if compute and compute.details.get("job_queue") else None
+
+    def provision(self, compute: Compute) -> Compute:
+        return self.environments.create(compute)
+
+    def resize(self, compute: Compute) -> Compute:
+        return self.environments.resize(compute)
+
+    def advance(self, compute: Compute) -> Compute | None:
+        return self.environments.step(compute)
+
+    def release(self, compute: Compute) -> Compute | None:
+        return self.environments.step(compute.model_copy(update={"provisioning_state": "Deleting"}))
 
     def register_deployment(self, deployment: Deployment) -> str:
         """Register a new revision of the deployment's job definition; returns its ARN (name:revision)."""
-        compute = self._computes[deployment.compute]
-        config = self._configs[deployment.compute]
+        compute = self.get(deployment.compute)
+        if compute is None:
+            raise ValidationError(f"compute {deployment.compute!r} does not exist", field="compute")
+        config = compute.details
         name = job_definition_name(deployment, self.name_prefix)
         image = self.image_for(deployment, compute)
         variables = {**self.runner_environment, CPUS_VARIABLE: str(config["vcpus"])}
@@ -207,6 +240,8 @@ def _compute(config: Mapping[str, Any]) -> Compute:
     return Compute(
         name=config["name"],
         kind=kind,
+        built_in=True,
+        size=",".join(details["instance_types"]),
         description=config.get("description")
         or f"AWS Batch {kind.upper()} queue; scales to zero, up to {max_vcpus} vCPUs",
         max_instances=max(1, max_vcpus // vcpus),

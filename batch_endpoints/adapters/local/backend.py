@@ -18,12 +18,13 @@ def open_local_backend(home: str) -> Backend:
     os.makedirs(home, exist_ok=True)
     environment = {BACKEND_VARIABLE: "local", HOME_VARIABLE: home}
     blobs = FolderBlobStore(os.path.join(home, "storage"))
+    records = SqliteRecordStore(os.path.join(home, "records.db"))
     return Backend(
         name="local",
-        records=SqliteRecordStore(os.path.join(home, "records.db")),
+        records=records,
         blobs=blobs,
         orchestrator=LocalOrchestrator(environment),
-        computes=LocalComputeRegistry(),
+        computes=LocalComputeRegistry(records),
         logs=LocalJobLogReader(blobs),
         api_base_url=LOCAL_API,
         child_environment=environment,

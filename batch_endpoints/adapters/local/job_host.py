@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -26,7 +27,7 @@ from batch_endpoints.errors import BatchEndpointError
 from batch_endpoints.jobfiles import JobFiles
 from batch_endpoints.process_groups import kill_group
 from batch_endpoints.repository import Repository
-from batch_endpoints.specs import Job, JobStatus
+from batch_endpoints.specs import Compute, Job, JobStatus
 
 log = logging.getLogger("bep.job_host")
 
@@ -47,15 +48,29 @@ class InstancePool:
         self.first: subprocess.Popen[str] | None = None
         self.log_dir = to_path(JobFiles(backend.blobs, job.scratch_uri).logs)
 
+    @functools.cached_property
+    def compute(self) -> Compute | None:
+        return self.backend.computes.get(self.job.deployment.compute)
+
+    @property
+    def instance_count(self) -> int:
+        """The job's instance_count, within a created compute's max_instances (the backend's own computes are
+        this machine, and take what a job asks)."""
+        requested = self.job.settings.instance_count
+        if self.compute is None or self.compute.built_in:
+            return requested
+        return max(1, min(requested, self.compute.max_instances))
+
     def start_first(self) -> None:
         """Start one instance before the plan exists: its workers import their libraries and run init() while
         the plan is written, which on a small job is a large part of the time to the first result."""
         self.first = self._start_instance(0)
 
     def run(self, shard_uris: list[str]) -> None:
-        """Run the shards on up to instance_count instances (no more than there are shards)."""
+        """Run the shards on up to instance_count instances (no more than there are shards, nor than the compute's
+        max_instances)."""
         self.pending.extend((uri, 1) for uri in shard_uris)
-        count = min(self.job.settings.instance_count, len(shard_uris))
+        count = min(self.instance_count, len(shard_uris))
         threads = [threading.Thread(target=self._instance, args=(n,), daemon=True) for n in range(count)]
         for thread in threads:
             thread.start()
@@ -116,9 +131,9 @@ class InstancePool:
         environment = {
             **os.environ,
             **self.backend.child_environment,
-            "BEP_CPUS": str(max(1, cores // self.job.settings.instance_count)),
+            "BEP_CPUS": str(max(1, cores // self.instance_count)),
         }
-        if self.job.deployment.compute == "cpu-cluster":
+        if self.compute is None or self.compute.kind == "cpu":
             environment["CUDA_VISIBLE_DEVICES"] = ""  # CPU compute: scoring code must not find the GPU
         process = subprocess.Popen(
             [

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.event_handler import Response
+
 from batch_endpoints import yaml_specs
 from batch_endpoints.api import uploads
 from batch_endpoints.api.route_inputs import (
@@ -18,6 +20,7 @@ from batch_endpoints.api.route_inputs import (
 )
 from batch_endpoints.api.routes import new_router
 from batch_endpoints.api.schemas import (
+    ComputeBody,
     ComputeList,
     DataList,
     DatastoreBody,
@@ -31,7 +34,16 @@ from batch_endpoints.api.schemas import (
 )
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.paging import paged
-from batch_endpoints.specs import DataAsset, Datastore, Environment, Model
+from batch_endpoints.specs import (
+    Compute,
+    ComputeDeclaration,
+    ComputeUpdate,
+    DataAsset,
+    Datastore,
+    Environment,
+    Model,
+    parse,
+)
 
 router = new_router()
 
@@ -169,9 +181,49 @@ def get_datastore(datastore_name: str, service: Service) -> Datastore:
     return service.get_datastore(datastore_name)
 
 
-@router.get("/computes", tags=["computes"], summary="List computes")
+@router.get("/computes", tags=["computes"], summary="List computes, the stack's own first")
 def list_computes(service: Service) -> ComputeList:
-    return ComputeList(value=service.backend.computes.list())
+    return ComputeList(value=service.list_computes())
+
+
+@router.put("/computes/<compute_name>", status_code=201, tags=["computes"], summary="Create a compute cluster")
+def put_compute(compute_name: str, body: ComputeBody, service: Service, caller: Caller) -> Compute:
+    """Azure's `az ml compute create --type amlcompute`. On AWS: a Batch compute environment and job queue, which
+    AWS makes in steps: the compute is Creating until its queue is ready (GET moves it on)."""
+    declaration = parse(ComputeDeclaration, {"name": compute_name, **body.model_dump(exclude={"type"})})
+    return service.create_compute(declaration, caller=caller)
+
+
+@router.get("/computes/<compute_name>", tags=["computes"], summary="Show a compute")
+def get_compute(compute_name: str, service: Service) -> Compute:
+    return service.get_compute(compute_name)
+
+
+@router.patch("/computes/<compute_name>", tags=["computes"], summary="Change a compute's instances or idle time")
+def patch_compute(compute_name: str, body: ComputeUpdate, service: Service) -> Compute:
+    return service.update_compute(compute_name, body)
+
+
+@router.delete(
+    "/computes/<compute_name>",
+    status_code=202,
+    tags=["computes"],
+    summary="Delete a compute (in steps on AWS)",
+    responses={
+        202: {
+            "description": "Deleting: AWS is removing its queue and compute environment; DELETE again to go on",
+            "content": {"application/json": {"model": Compute}},
+        },
+        204: {"description": "The compute is gone"},
+    },
+)
+def delete_compute(compute_name: str, service: Service) -> Response[Compute | None]:
+    """204 once the compute is gone; 202 with the compute, Deleting, while AWS removes its queue and compute
+    environment: DELETE again to go on. Refused (409) while a deployment uses it."""
+    remaining = service.delete_compute(compute_name)
+    if remaining is None:
+        return Response(status_code=204)
+    return Response(status_code=202, content_type="application/json", body=remaining)
 
 
 def _registration(
