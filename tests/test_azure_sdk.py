@@ -33,7 +33,7 @@ from batch_endpoints.azure import (
     ResourceConfiguration,
 )
 from batch_endpoints.azure.entities import AmlCompute, Data
-from batch_endpoints.errors import NotFoundError, ValidationError
+from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
 from tests.core_fixtures import write_tree
 from tests.server_fixtures import REGION, local_api_fixture  # noqa: F401 (pytest fixture)
 
@@ -112,6 +112,9 @@ def test_a_custom_model_deployment_written_for_azures_sdk_scores_and_downloads_a
     assert [job.name for job in names["jobs"]] == [names["job"].name]
     predictions = pd.read_csv(tmp_path / PREDICTIONS).sort_values(["file", "row"])
     assert predictions.groupby("file")["label"].apply(list).to_dict() == expected
+    ml_client = names["ml_client"]
+    assert ml_client.batch_deployments.get("iris-sklearn", "iris-batch").compute == "batch-cluster"
+    assert ml_client.compute.get("batch-cluster").max_instances == 5
 
 
 @pytest.mark.slow
@@ -157,11 +160,12 @@ def deployed(ml_client, tmp_path) -> MLClient:
     return ml_client
 
 
-def echo_deployment(name: str, code: str = "code", **settings: int) -> ModelBatchDeployment:
+def echo_deployment(name: str, code: str = "code", compute: str | None = None, **settings: int) -> ModelBatchDeployment:
     """A deployment of the `echo` endpoint with the inline model in ./model and the script `score.py` in `code`."""
     return ModelBatchDeployment(
         name=name,
         endpoint_name="echo",
+        compute=compute,
         model=Model(path="model"),
         code_configuration=CodeConfiguration(code, "score.py"),
         settings=ModelBatchDeploymentSettings(**settings),
@@ -223,26 +227,45 @@ def test_an_invoke_needs_exactly_one_data_input(deployed):
     assert list(deployed.jobs.list()) == []
 
 
-def test_a_params_override_azure_cannot_apply_is_refused_naming_it(deployed):
+@pytest.mark.parametrize(
+    ("params_override", "field"),
+    [
+        ([{"mini_batch_size": 0}], "params_override.mini_batch_size"),
+        ([{"compute.instance_type": "big"}], "params_override.compute.instance_type"),
+        # The keys and spellings `bep endpoint invoke --set` takes: one setting once, and no data.
+        ([{"mini_batch_size": 2}, {"settings.mini_batch_size": 3}], "params_override.settings.mini_batch_size"),
+        ([{"inputs.data.path": "elsewhere"}], "params_override.inputs.data.path"),
+    ],
+)
+def test_a_params_override_azure_cannot_apply_is_refused_naming_it(deployed, params_override, field):
     with pytest.raises(ValidationError) as refused:
-        deployed.batch_endpoints.invoke(
-            endpoint_name="echo", input=Input(path="data"), params_override=[{"mini_batch_size": 0}]
-        )
-    with pytest.raises(ValidationError) as unknown:
-        deployed.batch_endpoints.invoke(
-            endpoint_name="echo", input=Input(path="data"), params_override=[{"compute.instance_type": "big"}]
-        )
+        deployed.batch_endpoints.invoke(endpoint_name="echo", input=Input(path="data"), params_override=params_override)
 
-    assert refused.value.field == "params_override.mini_batch_size"
-    assert unknown.value.field == "params_override.instance_type"
+    assert refused.value.field == field
     assert list(deployed.jobs.list()) == []
 
 
-def test_a_second_output_is_refused(deployed):
+def test_a_second_output_is_refused_naming_it(deployed):
     outputs = {"score": Output(path="out"), "other": Output(path="out2")}
 
-    with pytest.raises(ValidationError, match="one output"):
+    with pytest.raises(ValidationError, match="one output") as refused:
         deployed.batch_endpoints.invoke(endpoint_name="echo", input=Input(path="data"), outputs=outputs)
+
+    assert refused.value.field == "outputs.other"
+    assert list(deployed.jobs.list()) == []
+
+
+def test_an_input_is_checked_as_invoke_yaml_checks_it(deployed):
+    with pytest.raises(ValidationError) as literal_with_path:
+        deployed.batch_endpoints.invoke(
+            endpoint_name="echo", inputs={"data": Input(path="data"), "n": Input(type="integer", path="x")}
+        )
+    with pytest.raises(ValidationError) as not_an_input:
+        deployed.batch_endpoints.invoke(endpoint_name="echo", input="data")
+
+    assert literal_with_path.value.field == "inputs.n.path"
+    assert not_an_input.value.field == "input"
+    assert list(deployed.jobs.list()) == []
 
 
 def test_an_output_other_than_score_cannot_be_downloaded(ml_client):
@@ -252,16 +275,51 @@ def test_an_output_other_than_score_cannot_be_downloaded(ml_client):
     assert refused.value.field == "output_name"
 
 
-def test_a_compute_that_exists_is_returned_and_a_new_one_is_refused(ml_client):
-    assert {c.name for c in ml_client.compute.list()} == {"cpu-cluster", "gpu-cluster"}
+def test_a_cluster_is_created_changed_used_and_deleted_as_on_azure(deployed):
+    cluster = AmlCompute(name="batch-cluster", min_instances=0, max_instances=5, tier="low_priority")
+
+    created = deployed.compute.begin_create_or_update(cluster).result()
+    changed = deployed.begin_create_or_update(AmlCompute(name="batch-cluster", max_instances=3)).result()
+    deployed.batch_deployments.begin_create_or_update(echo_deployment("on-cluster", compute="batch-cluster")).result()
+    with pytest.raises(ConflictError):
+        deployed.compute.begin_delete("batch-cluster")  # a deployment runs on it
+    deployed.batch_deployments.begin_delete("on-cluster", endpoint_name="echo").result()
+    deployed.compute.begin_delete("batch-cluster").result()
+
+    assert (created.size, created.tier, created.provisioning_state) == ("Standard_DS3_v2", "low_priority", "Succeeded")
+    assert changed.max_instances == 3
+    assert [c.name for c in deployed.compute.list(compute_type="amlcompute")] == ["cpu-cluster", "gpu-cluster"]
+    assert deployed.compute.list(compute_type="kubernetes") == []
+
+
+def test_a_cluster_the_backend_owns_is_returned_as_it_is_and_cannot_change(ml_client):
     assert ml_client.begin_create_or_update(AmlCompute(name="cpu-cluster")).result().name == "cpu-cluster"
 
-    with pytest.raises(ValidationError) as refused:
-        ml_client.begin_create_or_update(AmlCompute(name="batch-cluster", max_instances=5))
+    with pytest.raises(ValidationError) as own:
+        ml_client.compute.begin_update(AmlCompute(name="cpu-cluster", max_instances=9))
+    with pytest.raises(ValidationError) as deleted:
+        ml_client.compute.begin_delete("gpu-cluster")
 
-    assert refused.value.field == "AmlCompute.name"
+    assert own.value.field == deleted.value.field == "name"
+    assert ml_client.compute.get("cpu-cluster").max_instances != 9
+
+
+def test_a_cluster_azure_would_refuse_is_refused_naming_the_field_and_not_created(ml_client):
+    with pytest.raises(ValidationError) as bad_size:
+        ml_client.compute.begin_create_or_update(AmlCompute(name="odd-cluster", size="Standard_Z1"))
+    with pytest.raises(ValidationError) as bad_limits:
+        ml_client.compute.begin_create_or_update(AmlCompute(name="odd-cluster", min_instances=3, max_instances=2))
+    ml_client.compute.begin_create_or_update(AmlCompute(name="small", size="Standard_DS3_v2")).result()
+    with pytest.raises(ValidationError) as resized:
+        ml_client.compute.begin_create_or_update(AmlCompute(name="small", size="Standard_NC6s_v3"))
     with pytest.raises(NotFoundError):
-        ml_client.compute.get("batch-cluster")
+        ml_client.compute.begin_update(AmlCompute(name="missing", max_instances=2))
+
+    assert bad_size.value.field == "size"
+    assert "min_instances" in str(bad_limits.value)
+    assert resized.value.field == "AmlCompute.size"
+    assert {c.name for c in ml_client.compute.list()} == {"cpu-cluster", "gpu-cluster", "small"}
+    assert ml_client.compute.get("small").size == "Standard_DS3_v2"
 
 
 def test_a_data_asset_is_referred_to_by_its_id(ml_client, tmp_path):
@@ -307,9 +365,11 @@ def test_the_same_code_runs_against_a_server_of_the_api(local_api, tmp_path, mon
 
     assert ml_client.jobs.get(job.name).status == "Completed"
     assert sorted(pd.read_csv(tmp_path / PREDICTIONS)["file"]) == ["a.txt", "b.txt"]
-    with pytest.raises(ValidationError) as no_computes:
-        ml_client.compute.list()
-    assert no_computes.value.field == "target"
+    ml_client.compute.begin_create_or_update(AmlCompute(name="remote-cluster", max_instances=2)).result()
+    assert "remote-cluster" in [c.name for c in ml_client.compute.list()]
+    ml_client.compute.begin_delete("remote-cluster").result()
+    with pytest.raises(NotFoundError):
+        ml_client.compute.get("remote-cluster")
 
 
 def test_a_new_endpoint_whose_default_deployment_does_not_exist_is_refused_and_not_created(ml_client):

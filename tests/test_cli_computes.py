@@ -70,6 +70,16 @@ def test_a_compute_from_flags_with_a_gpu_size_is_a_gpu_compute(bep) -> None:
     assert (shown["kind"], shown["tier"], shown["max_instances"]) == ("gpu", "low_priority", 3)
 
 
+def test_a_compute_created_without_a_size_has_azures_default_size(bep) -> None:
+    # Azure's walk-throughs create their cluster so: az ml compute create -n batch-cluster --type amlcompute ...
+    shown = bep(
+        "compute", "create", "-n", "batch-cluster", "--type", "amlcompute", "--min-instances", "0",
+        "--max-instances", "5", "-o", "json",
+    ).json()  # fmt: skip
+
+    assert (shown["size"], shown["kind"], shown["max_instances"]) == ("Standard_DS3_v2", "cpu", 5)
+
+
 @pytest.mark.parametrize(
     ("flags", "field"),
     [
@@ -79,7 +89,7 @@ def test_a_compute_from_flags_with_a_gpu_size_is_a_gpu_compute(bep) -> None:
         (["--size", "m5.large", "--set", "ssh_public_access_enabled=true"], "ssh_public_access_enabled"),
         (["--size", "m5.large", "--set", "tier=premium"], "tier"),
         (["--size", "m5.large", "--idle-time-before-scale-down", "-1"], "idle_time_before_scale_down"),
-        (["--max-instances", "2"], "size"),
+        (["--size", "", "--max-instances", "2"], "size"),
     ],
 )
 def test_a_bad_compute_is_refused_naming_the_field_and_nothing_is_created(bep, flags: list[str], field: str) -> None:

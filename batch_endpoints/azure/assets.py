@@ -1,5 +1,4 @@
-"""`ml_client.models`, `.environments`, `.data` and `.compute`: register and read versioned assets, and the
-clusters deployments run on.
+"""`ml_client.models`, `.environments` and `.data`: register and read versioned assets.
 
 Each entity becomes the mapping of Azure's asset YAML and is read by the loader `bep <asset> create --file`
 uses, relative paths against the working folder, so the SDK and the YAML refuse the same things the same way.
@@ -14,11 +13,9 @@ from typing import Any
 from batch_endpoints import specs, yaml_specs
 from batch_endpoints.api.protocol import EndpointsApi
 from batch_endpoints.azure.constants import AssetTypes
-from batch_endpoints.azure.entities import AmlCompute, Data, Environment, Model, SystemData
+from batch_endpoints.azure.entities import Data, Environment, Model, SystemData
 from batch_endpoints.azure.jobs import refuse_unknown
-from batch_endpoints.azure.poller import LROPoller
-from batch_endpoints.errors import NotFoundError, ValidationError
-from batch_endpoints.ports import ComputeRegistry
+from batch_endpoints.errors import ValidationError
 
 
 def _registered(asset: specs.RegisteredAsset | specs.Environment) -> tuple[str, SystemData | None]:
@@ -140,55 +137,4 @@ def _data(record: specs.DataAsset) -> Data:
         type=record.type,
     )
     found.id, found.creation_context = _registered(record)
-    return found
-
-
-class ComputeOperations:
-    """The clusters of this machine's backend (cpu-cluster, gpu-cluster). A remote target's clusters are its
-    stack's, which the API does not list: those calls name the local target."""
-
-    def __init__(self, computes: ComputeRegistry | None) -> None:
-        self._computes = computes
-
-    def get(self, name: str) -> AmlCompute:
-        found = self._registry().get(name)
-        if found is None:
-            known = ", ".join(compute.name for compute in self._registry().list())
-            raise NotFoundError(f"compute {name!r} does not exist; known: {known}", field="name")
-        return _compute(found)
-
-    def list(self, **kwargs: Any) -> builtins.list[AmlCompute]:
-        refuse_unknown("compute.list", kwargs)
-        return [_compute(compute) for compute in self._registry().list()]
-
-    def begin_create_or_update(self, compute: AmlCompute, **kwargs: Any) -> LROPoller[AmlCompute]:
-        """A cluster that exists is returned as it is; creating one is not offered yet."""
-        refuse_unknown("compute.begin_create_or_update", kwargs)
-        known = [existing.name for existing in self._registry().list()]
-        if compute.name not in known:
-            raise ValidationError(
-                f"compute {compute.name!r} cannot be created here; deployments run on the stack's clusters: "
-                f"{', '.join(known)}",
-                field="AmlCompute.name",
-            )
-        return LROPoller(self.get(compute.name))
-
-    def _registry(self) -> ComputeRegistry:
-        if self._computes is None:
-            raise ValidationError(
-                "compute clusters are listed on this machine's backend only; use MLClient(target='local')",
-                field="target",
-            )
-        return self._computes
-
-
-def _compute(record: specs.Compute) -> AmlCompute:
-    found = AmlCompute(
-        name=record.name,
-        description=record.description,
-        size=record.kind,
-        min_instances=0,
-        max_instances=record.max_instances,
-    )
-    found.provisioning_state = "Succeeded"
     return found

@@ -11,7 +11,8 @@ import argparse
 import os
 from typing import Any
 
-from batch_endpoints.azure.assets import ComputeOperations, DataOperations, EnvironmentOperations, ModelOperations
+from batch_endpoints.azure.assets import DataOperations, EnvironmentOperations, ModelOperations
+from batch_endpoints.azure.computes import ComputeOperations
 from batch_endpoints.azure.endpoints import BatchDeploymentOperations, BatchEndpointOperations
 from batch_endpoints.azure.entities import AmlCompute, BatchEndpoint, Data, Environment, Model
 from batch_endpoints.azure.jobs import JobOperations
@@ -19,7 +20,6 @@ from batch_endpoints.azure.poller import LROPoller
 from batch_endpoints.cli.commands import current_user
 from batch_endpoints.cli.targets import open_operations
 from batch_endpoints.errors import ValidationError
-from batch_endpoints.service import BatchEndpointService
 
 
 class MLClient:
@@ -57,9 +57,7 @@ class MLClient:
         self.batch_endpoints = BatchEndpointOperations(service, caller)
         self.batch_deployments = BatchDeploymentOperations(service, caller)
         self.jobs = JobOperations(service)
-        self.compute = ComputeOperations(
-            service.backend.computes if isinstance(service, BatchEndpointService) else None
-        )
+        self.compute = ComputeOperations(service, caller)
 
     @classmethod
     def from_config(

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from batch_endpoints import yaml_specs
+from batch_endpoints import literal_inputs, yaml_specs
 from batch_endpoints.api.protocol import EndpointsApi
 from batch_endpoints.azure.entities import (
     BatchEndpoint,
@@ -27,11 +27,18 @@ from batch_endpoints.azure.jobs import BatchJob, refuse_unknown
 from batch_endpoints.azure.poller import LROPoller
 from batch_endpoints.errors import NotFoundError, ValidationError
 from batch_endpoints.service import InvokeRequest
-from batch_endpoints.specs import Deployment, Endpoint, InvokeOverrides, parse
-
-# Where Azure's params_override keys put a run setting ({"compute.instance_count": 2}); the overrides take it bare.
-OVERRIDE_PREFIXES = ("settings.", "retry_settings.", "compute.", "resources.")
-_DATA_TYPES = {"uri_folder", "uri_file"}
+from batch_endpoints.specs import (
+    MODEL_OUTPUT,
+    Deployment,
+    Endpoint,
+    InvokeOverrides,
+    NamedInput,
+    for_model_deployment,
+    named_inputs,
+    named_outputs,
+    parse,
+    with_data_input,
+)
 
 
 class BatchEndpointOperations:
@@ -91,24 +98,31 @@ class BatchEndpointOperations:
     ) -> BatchJob:
         """Starts a job over one data input: `inputs={"name": Input(path=..., type=...)}` or the older
         `input=Input(...)`. A local folder or file is uploaded first, and removed again if the job is refused.
-        Literal inputs are `Input(type="integer", default=5)` (or a plain value) among `inputs`. `job_name` becomes
-        the job's display name: job ids are chosen by the service."""
-        data, literals = _split_inputs(inputs, input)
-        output_folder, file_name = _output_location(outputs, output_path)
-        overrides = _overrides(params_override, output_file_name or file_name)
-        self._service.deployment_to_invoke(endpoint_name, deployment_name)  # refused before anything is uploaded
-        source = yaml_specs.local_or_reference(os.fspath(data.path or ""), os.getcwd())
+        Literal inputs are `Input(type="integer", default=5)` (or a plain value) among `inputs`; the output is
+        `outputs={"score": Output(path=...)}` or the older `output_path`. `job_name` becomes the job's display name:
+        job ids are chosen by the service."""
+        here = os.getcwd()
+        named = named_inputs(_mappings(inputs, "inputs", here))
+        if input is not None:
+            named = _with_single_input(named, input, here)
+        named_out = named_outputs(_mappings(_outputs(outputs, output_path), "outputs", here))
+        invocation = for_model_deployment(named, named_out)
+        overrides = _overrides(params_override, output_file_name or invocation.output_file_name)
+        deployment = self._service.deployment_to_invoke(endpoint_name, deployment_name)
+        literal_inputs.resolve(deployment.inputs, invocation.literals)  # refused before anything is uploaded
+        source = invocation.input
         uploaded = None if yaml_specs.is_reference(source) else self._service.upload_input(source)
         try:
             job = self._service.invoke(
                 InvokeRequest(
                     endpoint_name=endpoint_name,
                     input=uploaded or source,
-                    input_type=data.type,
+                    input_type=invocation.input_type,
+                    exclude=invocation.exclude,
                     deployment_name=deployment_name,
-                    output_path=output_folder,
+                    output_path=invocation.output_path,
                     overrides=overrides,
-                    inputs=literals,
+                    inputs=invocation.literals,
                     caller=self._caller,
                     experiment_name=experiment_name,
                     display_name=display_name or job_name,
@@ -161,78 +175,67 @@ class BatchDeploymentOperations:
         return [BatchJob.of(job) for job in jobs if name is None or job.deployment_name == name]
 
 
-def _split_inputs(inputs: Mapping[str, Input | Any] | None, single: Input | None) -> tuple[Input, dict[str, Any]]:
-    """The one data input and the literal inputs, by name."""
-    if inputs is not None and not isinstance(inputs, Mapping):
-        raise ValidationError(f"must be a dict of input name to Input (got {type(inputs).__name__})", field="inputs")
-    data = {name: value for name, value in (inputs or {}).items() if _is_data(value)}
-    literals = {
-        name: value.default if isinstance(value, Input) else value
-        for name, value in (inputs or {}).items()
-        if name not in data
-    }
-    if single is not None:
-        if not _is_data(single):
-            raise ValidationError("must be Input(type=uri_folder or uri_file, path=...)", field="input")
-        data["input"] = single
-    if len(data) != 1:
-        named = ", ".join(data) or "none"
-        raise ValidationError(
-            f"a model deployment takes exactly one data input, Input(type=uri_folder or uri_file, path=...) "
-            f"(got {len(data)}: {named}); give it in inputs or as input, not both",
-            field="inputs",
-        )
-    (name, only), *_ = data.items()
-    if not only.path:
-        raise ValidationError("is required", field=f"inputs.{name}.path")
-    return only, literals
+def _mappings(given: Mapping[str, Any] | None, field: str, here: str) -> dict[str, Any]:
+    """Azure's `Input`/`Output` objects (or plain values) as the invocation's named inputs or outputs take them, a
+    local path made absolute against the working folder."""
+    if given is None:
+        return {}
+    if not isinstance(given, Mapping):
+        raise ValidationError(f"must be a dict of name to Input or Output (got {type(given).__name__})", field=field)
+    mappings: dict[str, Any] = {}
+    for name, value in given.items():
+        if isinstance(value, Input | Output):
+            fields = {"type": value.type, "path": _location(value.path, here), "mode": value.mode}
+            if isinstance(value, Input):
+                fields["default"] = value.default
+            value = {key: item for key, item in fields.items() if item is not None}
+        mappings[name] = value
+    return mappings
 
 
-def _is_data(value: Any) -> bool:
-    return isinstance(value, Input | Output) and value.type in _DATA_TYPES
+def _with_single_input(named: dict[str, NamedInput], single: Any, here: str) -> dict[str, NamedInput]:
+    """Azure's older `input=Input(...)`: the one data input, beside the literals of `inputs`."""
+    if not isinstance(single, Input) or single.path is None:
+        raise ValidationError("must be Input(type=uri_folder or uri_file, path=...)", field="input")
+    if any(given.is_data for given in named.values()):
+        raise ValidationError("give the data input once: in inputs or as input, not both", field="inputs")
+    return with_data_input(named, _location(single.path, here), type=single.type, field="input")
 
 
-def _output_location(
-    outputs: Mapping[str, Output] | None, output_path: str | Mapping[str, Input | Output] | None
-) -> tuple[str | None, str | None]:
-    """The output folder and file name of `outputs={"score": Output(...)}`, or of the older `output_path`."""
+def _location(path: str | os.PathLike[str] | None, here: str) -> str | None:
+    return None if path is None else yaml_specs.local_or_reference(os.fspath(path), here)
+
+
+def _outputs(
+    outputs: Mapping[str, Output] | None, output_path: str | os.PathLike[str] | Mapping[str, Input | Output] | None
+) -> Mapping[str, Input | Output] | None:
+    """`outputs`, or the older `output_path` (a location, or the outputs' dict) as the `score` output."""
     if outputs is not None and output_path is not None:
         raise ValidationError("give the output once: in outputs or as output_path", field="outputs")
-    field = "outputs" if outputs is not None else "output_path"
-    given = outputs if outputs is not None else output_path
-    if given is None:
-        return None, None
-    if isinstance(given, str | os.PathLike):
-        return yaml_specs.local_or_reference(os.fspath(given), os.getcwd()), None
-    if not isinstance(given, Mapping) or len(given) != 1:
-        raise ValidationError("a model deployment writes one output: {'score': Output(path=...)}", field=field)
-    ((_, output),) = given.items()
-    if not isinstance(output, Input | Output) or output.path is None:
-        return None, None  # Azure's way of asking for the default location
-    location = yaml_specs.local_or_reference(os.fspath(output.path), os.getcwd())
-    if output.type == "uri_file":
-        folder, _, file_name = location.rstrip("/").rpartition("/")
-        return folder, file_name
-    return location, None
+    if isinstance(output_path, str | os.PathLike):
+        return {MODEL_OUTPUT: Output(path=output_path)}
+    return outputs if outputs is not None else output_path
 
 
 def _overrides(params_override: list[Mapping[str, Any]] | None, output_file_name: str | None) -> InvokeOverrides:
-    """Azure's `params_override=[{"mini_batch_size": "20"}, {"retry_settings.max_retries": 5}]` as the overrides
-    `bep endpoint invoke --set` takes, checked by the same model."""
-    values: dict[str, Any] = {}
+    """Azure's `params_override=[{"mini_batch_size": "20"}, {"retry_settings.max_retries": 5}]`: the keys and
+    spellings `bep endpoint invoke --set` takes, checked by the same model."""
+    given: dict[str, Any] = {}
     for item in params_override or []:
         if not isinstance(item, Mapping):
             raise ValidationError(
                 f"each item must be a dict such as {{'mini_batch_size': 20}} (got {item!r})", field="params_override"
             )
-        for key, value in item.items():
-            name = str(key)
-            for prefix in OVERRIDE_PREFIXES:
-                name = name.removeprefix(prefix)
-            values[name] = value
+        given.update({str(key): value for key, value in item.items()})
+    data, settings = yaml_specs.split_invoke_overrides(given, field="params_override.")
+    if data:
+        key = next(iter(data))
+        raise ValidationError(
+            "give inputs and outputs as invoke's inputs= and outputs=", field=f"params_override.{key}"
+        )
     if output_file_name is not None:
-        values["output_file_name"] = output_file_name
-    return parse(InvokeOverrides, values, prefix="params_override")
+        settings["output_file_name"] = output_file_name
+    return parse(InvokeOverrides, settings, prefix="params_override")
 
 
 def _endpoint(endpoint: Endpoint) -> BatchEndpoint:

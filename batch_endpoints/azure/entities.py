@@ -124,8 +124,9 @@ class Data(_Asset):
 
 @dataclass(kw_only=True)
 class AmlCompute:
-    """A compute cluster. Here clusters are the stack's (cpu-cluster, gpu-cluster): `compute.get` and `list` return
-    them with `max_instances`; the sizing keywords are accepted for creating one, which is not offered yet."""
+    """A compute cluster (Azure's compute YAML, `type: amlcompute`): the backend's own (cpu-cluster, gpu-cluster) or
+    one `compute.begin_create_or_update` creates. `size` is an Azure VM size or an EC2 instance type (default
+    Azure's, Standard_DS3_v2); `tier: low_priority` runs on Spot instances on AWS."""
 
     name: str
     description: str | None = None
@@ -144,6 +145,22 @@ class AmlCompute:
     enable_node_public_ip: bool = True
     type: str = field(default="amlcompute", init=False)
     provisioning_state: str | None = field(default=None, init=False)
+
+    def yaml_mapping(self) -> dict[str, Any]:
+        return _without_none(
+            {
+                "name": self.name,
+                "type": self.type,
+                "size": self.size,
+                "min_instances": self.min_instances,
+                "max_instances": self.max_instances,
+                "idle_time_before_scale_down": self.idle_time_before_scale_down,
+                "tier": self.tier,
+                "description": self.description,
+                "tags": self.tags,
+                "location": self.location,
+            }
+        )
 
 
 # ---------------------------------------------------------------------------------------------------- jobs' data

@@ -36,9 +36,8 @@ def compute_create(service: EndpointsApi, args: argparse.Namespace) -> int:
     else:
         declaration = yaml_specs.load_compute_mapping({"type": "amlcompute"}, overrides=overrides, source="flags")
     compute = service.create_compute(declaration, caller=current_user())
-    while not args.no_wait and compute.provisioning_state == "Creating":
-        time.sleep(POLL_INTERVAL_S)
-        compute = service.get_compute(compute.name)
+    if not args.no_wait:
+        compute = until_created(service, compute)
     render.show(args, compute)
     return 0 if compute.provisioning_state != "Failed" else 1
 
@@ -75,13 +74,28 @@ def compute_list(service: EndpointsApi, args: argparse.Namespace) -> int:
 
 
 def compute_delete(service: EndpointsApi, args: argparse.Namespace) -> int:
-    remaining: Compute | None = service.delete_compute(args.name)
-    while remaining is not None and not args.no_wait:
-        time.sleep(POLL_INTERVAL_S)
+    remaining = None
+    if args.no_wait:
         remaining = service.delete_compute(args.name)
+    else:
+        until_deleted(service, args.name)
     message = f"deleting compute {args.name}" if remaining else f"deleted compute {args.name}"
     render.result(args, remaining, default=lambda _: print(message, file=sys.stderr))
     return 0
+
+
+def until_created(service: EndpointsApi, compute: Compute) -> Compute:
+    """The compute once it is no longer Creating (Succeeded or Failed)."""
+    while compute.provisioning_state == "Creating":
+        time.sleep(POLL_INTERVAL_S)
+        compute = service.get_compute(compute.name)
+    return compute
+
+
+def until_deleted(service: EndpointsApi, name: str) -> None:
+    """Deletes the compute, calling again until it is gone (each call takes AWS's removal a step further)."""
+    while service.delete_compute(name) is not None:
+        time.sleep(POLL_INTERVAL_S)
 
 
 def add_commands(groups: Group) -> None:

@@ -220,7 +220,8 @@ class ComputeFile(_AzureFile):
 
     name: specs.EndpointName
     type: Literal["amlcompute"]
-    size: str
+    # Azure's default when a cluster is created without one (`az ml compute create -n NAME --type amlcompute`).
+    size: str = "Standard_DS3_v2"
     min_instances: int = 0
     max_instances: int = 1
     tier: specs.ComputeTier = "dedicated"

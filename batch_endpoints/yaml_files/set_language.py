@@ -87,11 +87,14 @@ INVOKE_SETTINGS = {
 INVOKE_DATA = ("inputs", "outputs")
 
 
-def split_invoke_overrides(overrides: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """`--set` at invoke: (the `inputs.*` and `outputs.*` keys as given, the run settings by InvokeOverrides field).
-    A key that is neither, or a setting given twice under two spellings, is refused naming it."""
-    data: dict[str, str] = {}
-    settings: dict[str, str] = {}
+def split_invoke_overrides(
+    overrides: Mapping[str, Any], *, field: str = "--set "
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`--set` at invoke, or the SDK's `params_override` (`field` is what errors name before the key): (the
+    `inputs.*` and `outputs.*` keys as given, the run settings by InvokeOverrides field). A key that is neither, or a
+    setting given twice under two spellings, is refused naming it."""
+    data: dict[str, Any] = {}
+    settings: dict[str, Any] = {}
     spelled: dict[str, str] = {}
     for key, value in overrides.items():
         if key.split(".", 1)[0] in INVOKE_DATA:
@@ -102,10 +105,12 @@ def split_invoke_overrides(overrides: Mapping[str, str]) -> tuple[dict[str, str]
             known = ", ".join(sorted(k for k in INVOKE_SETTINGS if "." not in k))
             raise ValidationError(
                 f"is not a setting an invocation can change ({known}, or inputs.NAME / outputs.NAME)",
-                field=f"--set {key}",
+                field=f"{field}{key}",
             )
         if setting in spelled:
-            raise ValidationError(f"sets {setting} again (also set by {spelled[setting]}); give it once", field=key)
+            raise ValidationError(
+                f"sets {setting} again (also set by {spelled[setting]}); give it once", field=f"{field}{key}"
+            )
         spelled[setting] = key
         settings[setting] = value
     return data, settings

@@ -3,6 +3,7 @@
 from batch_endpoints.azure import Input, MLClient
 from batch_endpoints.azure.constants import AssetTypes, BatchDeploymentOutputAction
 from batch_endpoints.azure.entities import (
+    AmlCompute,
     BatchEndpoint,
     BatchRetrySettings,
     CodeConfiguration,
@@ -31,7 +32,16 @@ env = Environment(
     image="mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest",
 )
 
-compute_name = "cpu-cluster"
+compute_name = "batch-cluster"
+if not any(filter(lambda m: m.name == compute_name, ml_client.compute.list())):
+    compute_cluster = AmlCompute(
+        name=compute_name,
+        description="Batch endpoints compute cluster",
+        min_instances=0,
+        max_instances=5,
+    )
+    ml_client.compute.begin_create_or_update(compute_cluster).result()
+
 deployment = ModelBatchDeployment(
     name="iris-sklearn",
     description="A logistic regression over the iris measurements",
