@@ -158,3 +158,53 @@ def test_iris_mlflow_walkthrough_scores_without_and_with_a_scoring_script(tmp_pa
         for name, rows in predictions.groupby("file"):
             written = pd.read_csv(folder / "data" / str(name))
             assert rows["prediction"].tolist() == model.predict(written).tolist(), output
+
+
+@pytest.mark.slow
+def test_custom_outputs_walkthrough_writes_one_parquet_file_per_input_and_downloads_them(tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    folder = example_copy("custom-outputs-parquet", tmp_path)
+    features, species = iris_data(folder / "data")
+    model = LogisticRegression(max_iter=500).fit(features, species)
+    (folder / "model").mkdir()
+    (folder / "model" / "model.pkl").write_bytes(pickle.dumps(model))
+
+    deploy_and_run(folder, tmp_path)
+
+    # What the script wrote to AZUREML_BI_OUTPUT_PATH came down with `az ml job download --output-name score`;
+    # found by name, wherever the download puts them.
+    downloaded = {path.name: path for path in folder.rglob("*.parquet")}
+    assert sorted(downloaded) == ["iris-0.parquet", "iris-1.parquet", "iris-2.parquet"]
+    for name, path in downloaded.items():
+        written = pd.read_csv(folder / "data" / name.replace(".parquet", ".csv"))
+        assert pd.read_parquet(path)["prediction"].tolist() == model.predict(written).tolist(), name
+    assert not list(folder.rglob("predictions.csv"))  # summary_only: no output file of the job's own
+
+
+def downloaded_classes(folder: Path) -> dict[str, str]:
+    """The class of each file in the one predictions.csv downloaded under folder."""
+    (predictions,) = folder.rglob("predictions.csv")
+    frame = pd.read_csv(predictions, dtype=str)
+    return dict(zip(frame["file"], frame["class"], strict=True))
+
+
+@pytest.mark.slow
+def test_imagenet_walkthrough_updates_its_deployment_in_place_and_takes_inputs_by_set_and_by_file(
+    tmp_path: Path,
+) -> None:
+    folder = example_copy("imagenet-classifier", tmp_path)
+    names, pixels, labels = digit_images(folder / "data")
+    classes = train_sklearn_model(folder / "model", pixels, labels)
+
+    deploy_and_run(folder, tmp_path)
+
+    expected = {name: str(digit) for name, digit in zip(names, classes, strict=True)}
+    # The first deployment, one image at a time; then the same name created again from the by-batch YAML and
+    # updated with --set settings.mini_batch_size=8.
+    assert downloaded_classes(folder / "by-file") == expected
+    assert (folder / "mini-batch-size.txt").read_text().strip() == "8"
+    # Invoked with --set inputs.NAME.type/path and outputs.score.path, then with inputs.yml's literal input.
+    assert downloaded_classes(folder / "by-set") == expected
+    assert (folder / "set-mini-batch-size.txt").read_text().strip() == "3"
+    assert downloaded_classes(folder / "by-inputs-file") == {name: f"digit-{c}" for name, c in expected.items()}

@@ -10,6 +10,10 @@ az account set --subscription "00000000-0000-0000-0000-000000000000"
 az configure --defaults group=$RESOURCE_GROUP workspace=$WORKSPACE
 # </set_variables>
 
+# <create_compute>
+az ml compute create -n batch-cluster --type amlcompute --min-instances 0 --max-instances 5
+# </create_compute>
+
 # <name_endpoint>
 ENDPOINT_NAME="digits-batch"
 # </name_endpoint>
@@ -128,3 +132,7 @@ az ml batch-deployment delete --name digits-torch-dpl --endpoint-name $ENDPOINT_
 # <delete_endpoint>
 az ml batch-endpoint delete --name $ENDPOINT_NAME --yes
 # </delete_endpoint>
+
+# <delete_compute>
+az ml compute delete -n batch-cluster --yes
+# </delete_compute>
