@@ -153,8 +153,8 @@ def test_iris_mlflow_walkthrough_scores_without_and_with_a_scoring_script(tmp_pa
 
     deploy_and_run(folder, tmp_path)
 
-    # Without a scoring script (each CSV file read as a table) and with one (given the files' paths), every row of
-    # every file gets the prediction the model's own predict() gives it.
+    # Without a scoring script (each CSV file read whole, as Azure's scorer reads it) and with one (given the files'
+    # paths), every row of every file gets the prediction the model's own predict() gives it.
     for output in (folder / SCORES, folder / "custom-output" / SCORES):
         predictions = pd.read_csv(output)
         assert sorted(predictions["file"].unique()) == ["iris-0.csv", "iris-1.csv", "iris-2.csv"]
