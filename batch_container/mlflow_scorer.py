@@ -2,9 +2,10 @@
 `mlflow.pyfunc` once per worker (init), scoring tabular mini-batches (run). It keeps the init()/run() contract of
 any scoring script, so the runner treats it like one.
 
-run() gets a DataFrame for tabular inputs and returns the model's predictions, one per row; the runner puts the
-input's `file` and `row` next to them. Given file paths instead (input_format: files), it reads each file as a
-table and names every row by file and row itself.
+By default (input_format: auto, as on Azure) run() gets file paths, reads each file whole as one table and names
+every prediction by its file and row itself; a file larger than the worker's memory fails, as on Azure. Given a
+DataFrame instead (row mini-batches: input_format: tables or a format), it returns the model's predictions, one
+per row, and the runner puts the input's `file` and `row` next to them.
 """
 
 from __future__ import annotations

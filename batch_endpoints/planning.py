@@ -136,11 +136,9 @@ class JobPlan:
     unit: Literal["files", "rows"] = "files"
 
 
-def plan_input(
-    blobs: BlobStore, job_id: str, listing: InputListing, settings: RunSettings, *, scoring_script: bool
-) -> JobPlan:
+def plan_input(blobs: BlobStore, job_id: str, listing: InputListing, settings: RunSettings) -> JobPlan:
     """Files in mini-batches of `mini_batch_size` files, or for tabular inputs rows in row-based mini-batches."""
-    input_format = tabular.job_input_format(settings, scoring_script=scoring_script)
+    input_format = tabular.job_input_format(settings)
     if tabular.is_tabular(listing.files, input_format):
         mini_batches, rows = tabular.cut_tables(
             blobs, listing.root, listing.files, settings.mini_batch_size, input_format

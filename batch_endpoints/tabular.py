@@ -1,9 +1,9 @@
 """Which inputs are tables, and how a table is cut into row-based mini-batches. Pure apart from reading files.
 
-As on Azure, a scoring script gets file paths and `mini_batch_size` counts files, whatever the files are; an MLflow
-model scored without a script (a no-code deployment) reads its CSV, Parquet and JSON lines files as tables. A
-script reads tables when its deployment asks for them: `input_format: tables` or a format, or a size ("10MB")
-for `mini_batch_size`, which only rows can have (see `job_input_format`).
+As on Azure, `mini_batch_size` counts files, whatever the files are: a scoring script gets their paths, and an MLflow
+model scored without a script (a no-code deployment) reads each file whole as one table. A deployment reads
+tables in row mini-batches when it asks for them: `input_format: tables` or a format, or settings only rows have
+(a size such as "10MB" for `mini_batch_size`, `keep_input_columns`; see `job_input_format`).
 
 A tabular input's mini-batches are rows, not files: `mini_batch_size` counts rows, or is a size, and a
 mini-batch is a list of row slices that may span files, so one huge file is no longer one huge mini-batch.
@@ -40,13 +40,15 @@ READ_CHUNK = 8 << 20
 HEADER_CHUNK = 64 << 10
 
 
-def job_input_format(settings: RunSettings, *, scoring_script: bool) -> str:
-    """How a job reads its files: "files", "tables" (by extension) or a format. "auto" is Azure's default: paths
-    for a scoring script, as Azure's model deployments hand them, unless its size asks for rows; tables for the
-    built-in MLflow scorer, as Azure's no-code deployments read them."""
+def job_input_format(settings: RunSettings) -> str:
+    """How a job reads its files: "files", "tables" (by extension) or a format. "auto" is Azure's default, files
+    (`mini_batch_size` counts them), for a scoring script and for the built-in MLflow scorer alike: Azure's model
+    deployments hand a script paths, and its no-code MLflow deployments read each file whole into one DataFrame
+    (the scorer does so). Settings that only rows have ask for tables: a size for `mini_batch_size`, or
+    `keep_input_columns`."""
     if settings.input_format != "auto":
         return settings.input_format
-    return "files" if scoring_script and not isinstance(settings.mini_batch_size, str) else "tables"
+    return "tables" if isinstance(settings.mini_batch_size, str) or settings.keep_input_columns else "files"
 
 
 def file_format(name: str, input_format: str) -> str | None:

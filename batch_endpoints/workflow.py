@@ -72,9 +72,7 @@ def plan_step(backend: Backend, job_id: str) -> Plan:
     if (
         not cursor.after
         and window.listing.files
-        and tabular.is_tabular(
-            window.listing.files, tabular.job_input_format(job.settings, scoring_script=_scored_by_script(job))
-        )
+        and tabular.is_tabular(window.listing.files, tabular.job_input_format(job.settings))
     ):
         raise ValidationError(
             f"a tabular input is planned in one step, so it holds {planning.PLAN_WINDOW_FILES:,} tables at most "
@@ -96,11 +94,6 @@ def plan_step(backend: Backend, job_id: str) -> Plan:
     return _record_plan(backend, job, files, counts)
 
 
-def _scored_by_script(job: Job) -> bool:
-    """False for a no-code deployment: an MLflow model scored by the built-in scorer."""
-    return job.deployment.code_configuration is not None
-
-
 def _plan_cursor(backend: Backend, files: JobFiles) -> planning.PlanCursor:
     if not backend.blobs.exists(files.plan_cursor):
         return planning.PlanCursor()
@@ -108,7 +101,7 @@ def _plan_cursor(backend: Backend, files: JobFiles) -> planning.PlanCursor:
 
 
 def _plan_in_one_step(backend: Backend, job: Job, files: JobFiles, listing: planning.InputListing) -> Plan:
-    planned = planning.plan_input(backend.blobs, job.id, listing, job.settings, scoring_script=_scored_by_script(job))
+    planned = planning.plan_input(backend.blobs, job.id, listing, job.settings)
     for shard in planned.shards:
         backend.blobs.put_bytes(files.shard(shard.index), shard.to_json())
     counts = JobCounts(

@@ -23,6 +23,8 @@ from tests.infra_fixtures import REPOSITORY_ROOT
 SHAPES = Path(__file__).resolve().parent / "azure_shapes"
 SHIM = REPOSITORY_ROOT / "examples" / "azure" / "bin"
 DIGIT_IMAGES = 24
+# Where `az ml job download --output-name score --download-path DIR` writes a job's output file in DIR.
+SCORES = Path("named-outputs", "score", "predictions.csv")
 
 
 def example_copy(name: str, workspace: Path) -> Path:
@@ -110,15 +112,16 @@ def test_digits_classifier_walkthrough_runs_through_the_az_shim(tmp_path: Path) 
     finished = deploy_and_run(folder, tmp_path)
 
     # The torch deployment's output, downloaded by `az ml job download --output-name score --download-path ./`.
-    by_torch = pd.read_csv(folder / "predictions.csv").sort_values("file")
+    by_torch = pd.read_csv(folder / SCORES).sort_values("file")
     assert by_torch["file"].tolist() == names
     assert by_torch["class"].tolist() == torch_classes.tolist()
     assert by_torch["probability"].between(0, 1).all()
     # The job with its own output file name, written under the datastore path the script gave.
-    (renamed,) = (folder / "named-output").glob("predictions_*.csv")
+    (renamed,) = (folder / "named-output" / "named-outputs" / "score").glob("predictions_*.csv")
     assert pd.read_csv(renamed).sort_values("file")["class"].tolist() == torch_classes.tolist()
     # The second deployment, made the default with `--set defaults.deployment_name=...`, scored the last job.
-    by_default = pd.read_csv(folder / "default-output" / "predictions.csv").sort_values("file")
+    by_default = pd.read_csv(folder / "default-output" / SCORES)
+    by_default = by_default.sort_values("file")
     assert by_default["file"].tolist() == names
     assert by_default.iloc[:, -1].tolist() == sklearn_classes.tolist()
     assert "Job completed" in finished.stdout and "digits-sklearn-dpl" in finished.stdout
@@ -150,9 +153,9 @@ def test_iris_mlflow_walkthrough_scores_without_and_with_a_scoring_script(tmp_pa
 
     deploy_and_run(folder, tmp_path)
 
-    # Without a scoring script (each CSV file read as a table) and with one (given the files' paths), every row of
-    # every file gets the prediction the model's own predict() gives it.
-    for output in (folder / "predictions.csv", folder / "custom-output" / "predictions.csv"):
+    # Without a scoring script (each CSV file read whole, as Azure's scorer reads it) and with one (given the files'
+    # paths), every row of every file gets the prediction the model's own predict() gives it.
+    for output in (folder / SCORES, folder / "custom-output" / SCORES):
         predictions = pd.read_csv(output)
         assert sorted(predictions["file"].unique()) == ["iris-0.csv", "iris-1.csv", "iris-2.csv"]
         for name, rows in predictions.groupby("file"):

@@ -154,13 +154,16 @@ def test_job_show_web_prints_the_step_functions_console_page(bep, deployed: Path
     )
 
 
-def test_job_download_takes_azures_output_name(bep, deployed: Path) -> None:
+def test_job_download_takes_azures_output_name_and_layout(bep, deployed: Path) -> None:
     job_id = _finished_job(bep, deployed)
     out = deployed / "out"
     paths = bep("job", "download", "-n", job_id, "--output-name", "score", "--download-path", out).out.splitlines()
-    assert (out / "predictions.csv").exists() and str(out / "predictions.csv") in paths
+    assert paths == [str(out / "named-outputs" / "score" / "predictions.csv")]
     listed = json.loads(bep("job", "download", "-n", job_id, "--download-path", deployed / "again", "-o", "json").out)
-    assert sorted(Path(p).name for p in listed) == sorted(Path(p).name for p in paths)
+    assert str(deployed / "again" / "named-outputs" / "score" / "predictions.csv") in listed
+    assert str(deployed / "again" / "artifacts" / "summary.json") in listed
+    every = bep("job", "download", "-n", job_id, "--all", "--download-path", deployed / "again", "-o", "json").out
+    assert json.loads(every) == listed
 
     other = bep("job", "download", "-n", job_id, "--output-name", "scores", "--download-path", deployed / "x", ok=False)
     assert other.code == 2 and "--output-name" in other.err and "'score'" in other.err

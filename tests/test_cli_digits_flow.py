@@ -111,4 +111,5 @@ def test_register_deploy_invoke_switch_default_and_override(bep, digits, tmp_pat
     assert [line.split()[0] for line in jobs[1:]] == [third_id, other_id, job_id]  # newest first
 
     downloaded = bep("job", "download", "--name", job_id, "--download-path", tmp_path / "dl").out.split()
+    assert downloaded[0] == str(tmp_path / "dl" / "named-outputs" / "score" / "predictions.csv")
     assert Path(downloaded[0]).read_bytes() == predictions.read_bytes()

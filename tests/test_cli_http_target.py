@@ -44,7 +44,7 @@ def test_create_deploy_invoke_stream_and_download_over_http(remote, local_api, d
     assert shown["progress"]["files_succeeded"] == FILES
     assert job_id in listed and job_id in every_job
     assert logs.code == 0
-    assert downloaded == [str(tmp_path / "download" / "predictions.csv")]
+    assert downloaded == [str(tmp_path / "download" / "named-outputs" / "score" / "predictions.csv")]
     assert len(pd.read_csv(downloaded[0])) == FILES
     # The server's backend did the work: the CLI's own home holds no records.
     assert remote("--target", "local", "endpoint", "list").out.split() == [

@@ -14,9 +14,9 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from batch_endpoints.client import BatchEndpointsClient
-from batch_endpoints.client.operations import download_target
 from batch_endpoints.client.storage import Storage
 from batch_endpoints.errors import ValidationError
+from batch_endpoints.job_downloads import JobFilesToDownload
 from batch_endpoints.specs import CodeConfiguration, Deployment, Endpoint, Model, OutputAction, RunSettings
 from tests.core_fixtures import write_tree
 from tests.server_fixtures import LocalApi, local_api_fixture  # noqa: F401 (pytest fixture)
@@ -168,11 +168,16 @@ def test_azures_parquet_per_input_script_runs_unchanged_with_summary_only_and_do
     assert job.output_uri is None
     listed = bep("job", "download", "--name", job.id, "--output-name", "score", "--download-path", tmp_path / "dl")
 
-    assert files_under(tmp_path / "dl") == [*(f"patients-{n}.parquet" for n in range(3)), "summary.json"]
-    assert len(listed.out.splitlines()) == 4
-    scored = pd.concat(pd.read_parquet(tmp_path / "dl" / f"patients-{n}.parquet") for n in range(3))
+    # Azure's layout: the named output alone, in named-outputs/score/.
+    outputs = [f"named-outputs/score/patients-{n}.parquet" for n in range(3)]
+    assert files_under(tmp_path / "dl") == outputs
+    assert listed.out.splitlines() == [str(tmp_path / "dl" / path) for path in outputs]
+    scored = pd.concat(pd.read_parquet(tmp_path / "dl" / path) for path in outputs)
     assert list(scored["prediction"]) == list(model.predict(features))
     assert list(scored["age"]) == list(features["age"])
+    # Without the output's name, the job's own files come too, in artifacts/.
+    bep("job", "download", "--name", job.id, "--download-path", tmp_path / "all")
+    assert files_under(tmp_path / "all") == ["artifacts/summary.json", *outputs]
 
 
 def test_only_a_successful_attempts_files_reach_the_output_folder_next_to_the_output_file(bep, home, tmp_path):
@@ -191,7 +196,7 @@ def test_only_a_successful_attempts_files_reach_the_output_folder_next_to_the_ou
     assert files_under(folder) == [*(f"by-input/{n}.txt" for n in range(4)), "predictions.csv"]
     assert (folder / "by-input" / "2.txt").read_text() == "2"
     bep("job", "download", "--name", job.id, "--download-path", tmp_path / "dl")
-    assert (tmp_path / "dl" / "by-input" / "3.txt").read_text() == "3"
+    assert (tmp_path / "dl" / "named-outputs" / "score" / "by-input" / "3.txt").read_text() == "3"
 
 
 def test_a_path_two_mini_batches_write_holds_one_of_them_as_the_later_write_wins_on_azure(bep, home, tmp_path):
@@ -221,12 +226,25 @@ def test_a_file_named_as_the_jobs_output_file_fails_its_mini_batch_and_leaves_th
     assert list(pd.read_csv(job.output_uri)["file"]) == ["b.txt"]
 
 
-def test_a_stored_name_leading_out_of_the_download_folder_is_refused(tmp_path):
+def test_a_downloaded_jobs_files_take_azures_layout_and_a_name_leading_out_of_it_is_refused(tmp_path):
+    uris = ["s3://b/out/j/p.csv", "s3://b/out/j/sub/x.parquet", "s3://b/jobs/j/summary.json"]
+    files = JobFilesToDownload("s3://b/out/j/p.csv", "s3://b/out/j", uris)
     folder = str(tmp_path / "dl")
-    assert download_target(folder, "s3://b/out/j/sub/x.parquet", "s3://b/out/j") == str(tmp_path / "dl/sub/x.parquet")
-    assert download_target(folder, "s3://b/jobs/j/summary.json", "s3://b/out/j") == str(tmp_path / "dl/summary.json")
+    assert files.targets(folder) == [
+        (uris[0], str(tmp_path / "dl/named-outputs/score/p.csv")),
+        (uris[1], str(tmp_path / "dl/named-outputs/score/sub/x.parquet")),
+        (uris[2], str(tmp_path / "dl/artifacts/summary.json")),
+    ]
+    assert files.targets(folder, output_name="score") == files.targets(folder)[:2]
+    with pytest.raises(ValidationError, match="one output, named 'score'") as refused:
+        files.targets(folder, output_name="metrics")
+    assert refused.value.field == "output_name"
+    # A job recorded before output folders existed: its output file by name.
+    assert JobFilesToDownload("s3://b/jobs/j/p.csv", None, []).output_target(folder) == str(
+        tmp_path / "dl/named-outputs/score/p.csv"
+    )
     with pytest.raises(ValidationError, match="leads out of the download folder"):
-        download_target(folder, "s3://b/out/j/../../x", "s3://b/out/j")
+        JobFilesToDownload(None, "s3://b/out/j", ["s3://b/out/j/../../x"]).targets(folder)
 
 
 def test_a_timed_out_attempts_files_are_dropped_with_its_worker(bep, home, tmp_path):
@@ -274,8 +292,8 @@ def test_the_sdk_downloads_a_summary_only_jobs_own_files_under_their_paths(local
     downloaded = client.jobs.download(job.id, download_path=str(tmp_path / "dl"))
 
     assert job.status == "Completed", job.error
-    assert downloaded == str(tmp_path / "dl")
-    assert files_under(tmp_path / "dl") == ["by-input/x.txt", "by-input/y.txt"]
+    assert downloaded == str(tmp_path / "dl" / "named-outputs" / "score")
+    assert files_under(tmp_path / "dl") == ["named-outputs/score/by-input/x.txt", "named-outputs/score/by-input/y.txt"]
 
 
 class _S3Api:

@@ -11,6 +11,7 @@ import pytest
 from batch_container.mlflow_scorer import check_requirements
 from batch_container.requirements import RequirementsError
 from batch_endpoints.adapters.local.blobs import FolderBlobStore
+from batch_endpoints.errors import ValidationError
 from batch_endpoints.mlflow_models import pip_requirements
 from tests.example_scripts import import_by_path
 
@@ -56,6 +57,36 @@ def test_a_missing_model_requirement_fails_init_with_what_to_install(tmp_path):
 
     with pytest.raises(RequirementsError, match=r"lacks: surely-not-a-package-here==1\.2; install them"):
         check_requirements(str(tmp_path))
+
+
+class Doubler:
+    """A stand-in for a loaded pyfunc model: one prediction per row."""
+
+    def predict(self, table):
+        return table["x"] * 2
+
+
+def test_the_scorer_reads_each_file_of_a_mini_batch_whole_and_names_each_prediction(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from batch_container import mlflow_scorer
+
+    monkeypatch.setattr(mlflow_scorer, "model", Doubler())
+    pd.DataFrame({"x": [1, 2, 3]}).to_csv(tmp_path / "a.csv", index=False)
+    pd.DataFrame({"x": [10]}).to_parquet(tmp_path / "b.parquet")
+
+    scored = mlflow_scorer.run([str(tmp_path / "a.csv"), str(tmp_path / "b.parquet")])
+
+    assert scored.values.tolist() == [
+        [str(tmp_path / "a.csv"), 0, 2],
+        [str(tmp_path / "a.csv"), 1, 4],
+        [str(tmp_path / "a.csv"), 2, 6],
+        [str(tmp_path / "b.parquet"), 0, 20],
+    ]
+    assert list(scored.columns) == ["file", "row", "x"]
+    (tmp_path / "notes.txt").write_text("x\n1\n")
+    with pytest.raises(ValidationError, match=r"notes\.txt is not a CSV, Parquet or JSON lines file"):
+        mlflow_scorer.run([str(tmp_path / "notes.txt")])
 
 
 MLFLOW_CONDA = """\
@@ -114,6 +145,8 @@ def test_a_model_saved_with_mlflows_defaults_scores_with_no_scoring_script(bep, 
     job = bep("job", "show", "--name", job_id).json()
 
     assert job["status"] == "Completed", job["error"]
-    assert job["counts"]["unit"] == "rows"
-    output = pd.read_csv(job["output_uri"])
+    # As on Azure, mini_batch_size counts files, each read whole; every prediction names its file and row.
+    assert (job["counts"]["unit"], job["counts"]["files"], job["counts"]["mini_batches"]) == ("files", 2, 1)
+    output = pd.read_csv(job["output_uri"]).sort_values(["file", "row"])
+    assert output[["file", "row"]].values.tolist() == [["a.csv", 0], ["a.csv", 1], ["b.csv", 0], ["b.csv", 1]]
     assert output["prediction"].round(6).tolist() == [1.0, 3.0, 5.0, 7.0]

@@ -47,8 +47,8 @@ def table(rows: int, columns: int = 3) -> pa.Table:
 
 
 def plan(store: FolderBlobStore, root: Path, names: list[str], size: int | str = 100) -> planning.JobPlan:
-    settings = specs.RunSettings(mini_batch_size=size)
-    return planning.plan_input(store, "job-1", planning.InputListing(str(root), names), settings, scoring_script=False)
+    settings = specs.RunSettings(mini_batch_size=size, input_format="tables")
+    return planning.plan_input(store, "job-1", planning.InputListing(str(root), names), settings)
 
 
 def read_footer(folder: Path, name: str) -> parquet_footer.ParquetFooter:
@@ -209,10 +209,8 @@ def test_planning_csv_needs_no_pyarrow_and_parquet_without_it_is_refused_naming_
 
         def plan(name):
             listing = planning.InputListing({str(tmp_path)!r}, [name])
-            settings = specs.RunSettings(mini_batch_size=20)
-            return planning.plan_input(
-                FolderBlobStore({str(tmp_path)!r}), "job-1", listing, settings, scoring_script=False
-            )
+            settings = specs.RunSettings(mini_batch_size=20, input_format="tables")
+            return planning.plan_input(FolderBlobStore({str(tmp_path)!r}), "job-1", listing, settings)
 
         planned = plan("b.csv")
         rows = [[(s.file, s.row, s.rows) for s in b.slices] for shard in planned.shards for b in shard.mini_batches]

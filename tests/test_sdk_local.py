@@ -62,7 +62,7 @@ def test_deploy_invoke_stream_and_download_the_digits_example(
     assert [j.id for j in client.jobs.list(endpoint.name)] == [job.id]
     rows = pd.read_csv(predictions)
     assert len(rows) == FILES and set(rows.columns) >= {"file"}
-    assert Path(predictions).parent == tmp_path / "download"
+    assert Path(predictions) == tmp_path / "download" / "named-outputs" / "score" / "predictions.csv"
     with pytest.raises(ConflictError):
         client.jobs.cancel(job.id)  # it has ended
 

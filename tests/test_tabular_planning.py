@@ -86,9 +86,9 @@ def test_a_tabular_plan_counts_rows_and_the_progress_line_says_so(tmp_path):
     (tmp_path / "t.csv").write_text("x\n" + "1\n" * 30)
     listing = planning.InputListing(str(tmp_path), ["t.csv"])
 
-    planned = planning.plan_input(
-        FolderBlobStore(str(tmp_path)), "job-1", listing, specs.RunSettings(mini_batch_size=10), scoring_script=False
-    )
+    settings = specs.RunSettings(mini_batch_size=10, input_format="tables")
+
+    planned = planning.plan_input(FolderBlobStore(str(tmp_path)), "job-1", listing, settings)
 
     assert (planned.inputs, planned.unit) == (30, "rows")
     job = SimpleNamespace(status=specs.JobStatus.RUNNING, counts=specs.JobCounts(unit="rows", files=30, mini_batches=3))
@@ -96,49 +96,47 @@ def test_a_tabular_plan_counts_rows_and_the_progress_line_says_so(tmp_path):
     assert "mini-batches 1/3  rows 10/30  failed 0" in line and "files" not in line
 
 
-def plan_four_csvs(tmp_path: Path, *, scoring_script: bool, **settings) -> planning.JobPlan:
+def plan_four_csvs(tmp_path: Path, **settings) -> planning.JobPlan:
     names = [f"part-{n}.csv" for n in range(4)]
     for name in names:
         (tmp_path / name).write_text("x,y\n" + "1,2\n" * 5)
     listing = planning.InputListing(str(tmp_path), names)
     run_settings = specs.RunSettings(**{"mini_batch_size": 2, **settings})
-    return planning.plan_input(
-        FolderBlobStore(str(tmp_path)), "job-1", listing, run_settings, scoring_script=scoring_script
-    )
+    return planning.plan_input(FolderBlobStore(str(tmp_path)), "job-1", listing, run_settings)
 
 
 def mini_batch_files(planned: planning.JobPlan) -> list[list[str]]:
     return [batch.files for shard in planned.shards for batch in shard.mini_batches]
 
 
-def test_a_scoring_script_gets_a_folder_of_csvs_as_paths_and_the_size_counts_files(tmp_path):
-    planned = plan_four_csvs(tmp_path, scoring_script=True)
+def test_a_folder_of_csvs_is_files_by_default_and_the_size_counts_files(tmp_path):
+    # Azure's default for a scoring script (it gets paths) and for an MLflow model without one (each file is read
+    # whole into one DataFrame): `mini_batch_size` counts files.
+    planned = plan_four_csvs(tmp_path)
 
     assert (planned.inputs, planned.unit) == (4, "files")
     assert mini_batch_files(planned) == [["part-0.csv", "part-1.csv"], ["part-2.csv", "part-3.csv"]]
     assert not any(batch.slices for shard in planned.shards for batch in shard.mini_batches)
 
 
-def test_an_mlflow_model_without_a_script_reads_the_same_folder_as_rows(tmp_path):
-    planned = plan_four_csvs(tmp_path, scoring_script=False)
-
-    assert (planned.inputs, planned.unit) == (20, "rows")
-    assert len(mini_batch_files(planned)) == 10
-
-
 @pytest.mark.parametrize(
     ("settings", "mini_batches"),
-    [({"input_format": "csv"}, 10), ({"input_format": "tables"}, 10), ({"mini_batch_size": "16B"}, 5)],
+    [
+        ({"input_format": "csv"}, 10),
+        ({"input_format": "tables"}, 10),
+        ({"mini_batch_size": "16B"}, 5),
+        ({"keep_input_columns": ["x"]}, 10),
+    ],
 )
-def test_a_scoring_script_reads_rows_when_its_format_or_a_size_asks_for_them(tmp_path, settings, mini_batches):
-    planned = plan_four_csvs(tmp_path, scoring_script=True, **settings)
+def test_rows_are_read_when_the_format_or_a_setting_only_rows_have_asks_for_them(tmp_path, settings, mini_batches):
+    planned = plan_four_csvs(tmp_path, **settings)
 
     assert (planned.inputs, planned.unit) == (20, "rows")
     assert len(mini_batch_files(planned)) == mini_batches
 
 
-def test_input_format_files_gives_even_an_mlflow_model_paths(tmp_path):
-    planned = plan_four_csvs(tmp_path, scoring_script=False, input_format="files")
+def test_input_format_files_keeps_paths_whatever_the_other_settings(tmp_path):
+    planned = plan_four_csvs(tmp_path, input_format="files", keep_input_columns=["x"])
 
     assert (planned.inputs, planned.unit) == (4, "files")
 
@@ -164,7 +162,6 @@ def test_a_size_for_files_that_are_not_tables_is_refused_at_plan(tmp_path):
             "job-1",
             listing,
             specs.RunSettings(mini_batch_size="10MB"),
-            scoring_script=True,
         )
 
     assert caught.value.field == "settings.mini_batch_size"

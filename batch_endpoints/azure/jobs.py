@@ -17,14 +17,11 @@ from batch_endpoints.api.protocol import EndpointsApi
 from batch_endpoints.api.schemas import JobView, console_url
 from batch_endpoints.azure.entities import SystemData
 from batch_endpoints.azure.poller import LROPoller
-from batch_endpoints.errors import BatchEndpointError, ConflictError, ValidationError
+from batch_endpoints.errors import BatchEndpointError, ConflictError
+from batch_endpoints.job_downloads import JobFilesToDownload, check_output_name
 from batch_endpoints.progress import watch
 from batch_endpoints.specs import Job, JobStatus
 
-# Azure names a batch deployment job's one output `score`, and downloads a named output to
-# <download_path>/named-outputs/<name>/, where notebooks read predictions.csv.
-OUTPUT_NAME = "score"
-NAMED_OUTPUTS = "named-outputs"
 STREAM_INTERVAL_S = 0.5
 
 
@@ -118,23 +115,17 @@ class JobOperations:
         output_name: str | None = None,
         all: bool = False,
     ) -> None:
-        """Writes the job's output file to <download_path>/named-outputs/score/, as Azure lays it out; with
-        `all=True` the job's other files (errors, summary) go to <download_path>/artifacts/."""
-        if output_name not in (None, OUTPUT_NAME):
-            raise ValidationError(
-                f"a batch job has one output, named {OUTPUT_NAME!r} (got {output_name!r})", field="output_name"
-            )
+        """Writes the job's output folder to <download_path>/named-outputs/score/, as Azure lays it out; without
+        `output_name`, or with `all=True`, the job's other files (errors, summary) go to <download_path>/artifacts/
+        too. As in Azure's SDK, `output_name` wins over `all`."""
+        check_output_name(output_name, field="output_name")
         job = self._service.get_job(name)
         if not job.status.is_final:
             raise ConflictError(f"job {job.id} is {job.status.value}; download it once it has ended", field="name")
-        root = os.path.abspath(download_path)
-        for uri in self._service.job_artifacts(job.id):
-            is_output = uri == job.output_uri
-            if not (is_output or all):
-                continue
-            folder = os.path.join(root, NAMED_OUTPUTS, OUTPUT_NAME) if is_output else os.path.join(root, "artifacts")
-            os.makedirs(folder, exist_ok=True)
-            with open(os.path.join(folder, uri.rstrip("/").rpartition("/")[2]), "wb") as out:
+        files = JobFilesToDownload(job.output_uri, job.output_folder, self._service.job_artifacts(job.id))
+        for uri, target in files.targets(os.path.abspath(download_path), output_name=output_name):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "wb") as out:
                 out.write(self._service.blobs.get_bytes(uri))
 
     def begin_cancel(self, name: str) -> LROPoller[None]:

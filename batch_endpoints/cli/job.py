@@ -13,14 +13,12 @@ from batch_endpoints.api.protocol import EndpointsApi
 from batch_endpoints.api.schemas import JobView, LogLineView, console_url
 from batch_endpoints.cli import render, stream
 from batch_endpoints.cli.commands import Group, command, current_user, key_values
-from batch_endpoints.client.operations import download_target
-from batch_endpoints.errors import ConflictError, ValidationError
+from batch_endpoints.errors import ConflictError
+from batch_endpoints.job_downloads import OUTPUT_NAME, JobFilesToDownload, check_output_name
 from batch_endpoints.ports import LogLine
 from batch_endpoints.specs import Job, JobStatus
 
 JOB_COLUMNS = ["id", "deployment_name", "status", "files", "experiment_name", "display_name", "created_at"]
-# Azure names a batch deployment job's one output `score` (`az ml job download --output-name score`).
-OUTPUT_NAMES = ("score",)
 
 
 def job_show(service: EndpointsApi, args: argparse.Namespace) -> int:
@@ -130,24 +128,17 @@ def job_resume(service: EndpointsApi, args: argparse.Namespace) -> int:
 
 
 def job_download(service: EndpointsApi, args: argparse.Namespace) -> int:
-    if args.output_name not in (None, *OUTPUT_NAMES):
-        raise ValidationError(
-            f"a batch job has one output, named {OUTPUT_NAMES[0]!r} (got {args.output_name!r}); leave the flag out "
-            "or name that one",
-            field="--output-name",
-        )
+    check_output_name(args.output_name, field="--output-name")
     job = service.get_job(args.name)
     if not job.status.is_final:
         raise ConflictError(f"job {job.id} is {job.status.value}; download it once it has ended", field="name")
-    target = os.path.abspath(args.download_path)
-    os.makedirs(target, exist_ok=True)
-    paths = []
-    for uri in service.job_artifacts(job.id):
-        path = download_target(target, uri, job.output_folder)
+    files = JobFilesToDownload(job.output_uri, job.output_folder, service.job_artifacts(job.id))
+    targets = files.targets(os.path.abspath(args.download_path), output_name=args.output_name)
+    for uri, path in targets:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as out:
             out.write(service.blobs.get_bytes(uri))
-        paths.append(path)
+    paths = [path for _, path in targets]
     render.result(args, paths, default=lambda out: out.writelines(f"{path}\n" for path in paths))
     return 0
 
@@ -199,10 +190,20 @@ def add_commands(groups: Group) -> None:
     sub = command(jobs, "resume", job_resume, "continue a job whose run stopped (finished mini-batches are kept)")
     sub.add_argument("--name", "-n", required=True, help="job id")
     sub.add_argument("--stream", action="store_true", help="follow the job to its end")
-    sub = command(jobs, "download", job_download, "copy a job's output, errors and summary to a folder")
+    sub = command(
+        jobs,
+        "download",
+        job_download,
+        "copy a job's output to DOWNLOAD_PATH/named-outputs/score/ and its errors and summary to "
+        "DOWNLOAD_PATH/artifacts/, as Azure lays them out",
+    )
     sub.add_argument("--name", "-n", required=True)
     sub.add_argument("--download-path", default=".")
     sub.add_argument(
         "--output-name",
-        help=f"the output to download: a batch job has one, {OUTPUT_NAMES[0]!r} as Azure names it; default: it",
+        help=f"the output alone: a batch job has one, {OUTPUT_NAME!r} as Azure names it; default: the output and "
+        "the artifacts",
+    )
+    sub.add_argument(
+        "--all", action="store_true", help="the output and the artifacts, as Azure's --all; the default already"
     )

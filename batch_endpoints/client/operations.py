@@ -20,6 +20,7 @@ from batch_endpoints.client.connection import Connection, path
 from batch_endpoints.client.storage import Storage
 from batch_endpoints.errors import ConflictError, ValidationError
 from batch_endpoints.idempotency import HEADER as IDEMPOTENCY_HEADER
+from batch_endpoints.job_downloads import OUTPUT_NAME, JobFilesToDownload, output_location
 from batch_endpoints.progress import watch
 from batch_endpoints.specs import (
     Compute,
@@ -311,24 +312,24 @@ class JobOperations(_Operations):
         return (typed(LogLineView, line) for line in self._api.pages(path("/jobs/{}/logs", name), "lines"))
 
     def download(self, name: str, *, download_path: str = ".") -> str:
-        """Copies a completed job's output into `download_path`: its output file and the files its scoring script
-        wrote to AZUREML_BI_OUTPUT_PATH, under their paths in the output folder. Returns the output file's path,
-        or the folder for a summary_only job."""
+        """Copies a completed job's output folder into `download_path`/named-outputs/score/, as Azure lays it out:
+        its output file and the files its scoring script wrote to AZUREML_BI_OUTPUT_PATH, under their paths in
+        the output folder. Returns the output file's path, or the folder for a summary_only job."""
         job = self.get(name)
         if job.status != JobStatus.COMPLETED:
             raise ConflictError(
                 f"job {job.id} is {job.status.value}; only a completed job's output can be downloaded", field="name"
             )
-        folder = os.path.abspath(download_path)
-        os.makedirs(folder, exist_ok=True)
         uris = [job.output_uri] if job.output_uri else []
         if job.output_folder:
             uris += [uri for uri in self._storage.list_folder(job.output_folder) if uri not in uris]
-        for uri in uris:
-            target = download_target(folder, uri, job.output_folder)
+        files = JobFilesToDownload(job.output_uri, job.output_folder, uris)
+        folder = os.path.abspath(download_path)
+        for uri, target in files.targets(folder, output_name=OUTPUT_NAME):
             os.makedirs(os.path.dirname(target), exist_ok=True)
             self._storage.download(uri, target)
-        return download_target(folder, job.output_uri, job.output_folder) if job.output_uri else folder
+        os.makedirs(output_location(folder), exist_ok=True)
+        return files.output_target(folder)
 
 
 def _keyed(idempotency_key: str | None) -> dict[str, str]:
@@ -360,14 +361,3 @@ def _environment_body(environment: Environment) -> str | dict[str, Any] | None:
         return f"{environment.name}:{environment.version}"
     inline = environment.model_dump(include={"name", "version", "image", "pip_requirements"}, exclude_none=True)
     return inline if environment.image or environment.pip_requirements else None
-
-
-def download_target(download_path: str, uri: str, output_folder: str | None) -> str:
-    """Where a job's file is downloaded: a file of the output folder under its path there, any other by its name.
-    A stored name that would lead out of `download_path` ("../") is refused."""
-    base = (output_folder or "").rstrip("/")
-    relative = uri[len(base) + 1 :] if base and uri.startswith(base + "/") else uri.rstrip("/").rpartition("/")[2]
-    target = os.path.normpath(os.path.join(download_path, *relative.split("/")))
-    if os.path.commonpath([target, download_path]) != download_path or target == download_path:
-        raise ValidationError(f"{uri} has a name that leads out of the download folder; not downloaded", field="name")
-    return target

@@ -107,8 +107,10 @@ class RunSettings(Spec):
     environment_variables: dict[str, str] = Field(default_factory=dict)
     input_format: InputFormat = Field(
         "auto",
-        description="auto: file paths for a scoring script, tables for an MLflow model without one; tables: CSV, "
-        "Parquet and JSON lines files read as tables by extension; csv, parquet or jsonl: tables of that format",
+        description="auto: files, as on Azure (a scoring script gets paths; an MLflow model without one reads each "
+        "file whole), or tables when mini_batch_size is a size or keep_input_columns is set; tables: CSV, Parquet "
+        "and JSON lines files read in row mini-batches by extension; csv, parquet or jsonl: tables of that format; "
+        "files: always files",
     )
     keep_input_columns: list[str] = Field(
         default_factory=list, description="tabular inputs: input columns copied next to each prediction"
