@@ -63,6 +63,9 @@ class Environment(Spec):
 
 
 DataType = Literal["uri_folder", "uri_file"]
+# Azure's data modes. Jobs here read and write storage directly, so every mode reads the same; it is accepted so
+# that Azure's files load unchanged.
+DataMode = Literal["ro_mount", "download", "direct", "rw_mount", "upload", "eval_mount", "eval_download"]
 
 
 class DataAsset(RegisteredAsset):

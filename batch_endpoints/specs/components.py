@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import pydantic
 from pydantic import Field
 
-from batch_endpoints.specs.assets import Environment
+from batch_endpoints.specs.assets import DataMode, Environment
 from batch_endpoints.specs.base import AssetName, Spec, Version
 from batch_endpoints.specs.endpoints import InputName, LiteralValue, literal_value
 from batch_endpoints.specs.settings import LoggingLevel, MiniBatchSize, RetrySettings
@@ -30,8 +30,6 @@ ComponentInputType = Literal[
     "uri_folder", "uri_file", "mlflow_model", "custom_model", "mltable", "string", "number", "integer", "boolean"
 ]
 ComponentOutputType = Literal["uri_folder", "uri_file", "mltable", "mlflow_model", "custom_model"]
-# Azure's delivery modes: accepted, and ignored, as jobs read and write storage directly.
-DataMode = Literal["ro_mount", "rw_mount", "download", "upload", "direct", "eval_mount", "eval_download"]
 
 BINDING = re.compile(r"^\$\{\{\s*parent\.(?:(inputs|outputs)\.(\w+)|jobs\.(\w+)\.outputs\.(\w+))\s*\}\}$")
 

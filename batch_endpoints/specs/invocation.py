@@ -17,14 +17,11 @@ import pydantic
 from pydantic import Field, field_validator
 
 from batch_endpoints.errors import ValidationError
-from batch_endpoints.specs.assets import DataType
+from batch_endpoints.specs.assets import DataMode, DataType
 from batch_endpoints.specs.base import MAX_EXCLUDE_PATTERNS, Spec, parse
 from batch_endpoints.specs.endpoints import InputName, InputType, LiteralValue, literal_value
 from batch_endpoints.specs.jobs import ExcludePattern
 
-# Azure's data modes. Jobs here read and write storage directly, so every mode reads the same; it is accepted so
-# that Azure's files load unchanged.
-DataMode = Literal["ro_mount", "download", "direct", "rw_mount", "upload", "eval_mount", "eval_download"]
 DATA_TYPES: tuple[str, ...] = get_args(DataType)
 LITERAL_TYPES: tuple[str, ...] = get_args(InputType)
 # One Literal, not a union of DataType and InputType, so that a wrong type is one error naming `inputs.NAME.type`
