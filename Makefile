@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/cloud_cost.py
+	$(BIN)/python bench/gpu.py
 
 # The scale model alone (a few minutes): rewrites bench/results/cloud_cost.* and prints the README's scale table.
 scale-model: $(STAMP)

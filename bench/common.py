@@ -213,11 +213,20 @@ class LocalHome:
         )
 
     def deploy_code(
-        self, endpoint: str, code: Path, model: Path, *, workers: int, mini_batch_size: int, threads: int = 0
+        self,
+        endpoint: str,
+        code: Path,
+        model: Path,
+        *,
+        workers: int,
+        mini_batch_size: int,
+        threads: int = 0,
+        compute: str = "cpu-cluster",
     ) -> str:
         """An endpoint whose default deployment scores with `code`/score.py and the model folder `model`, one
         instance, `output_action` append_row; returns the endpoint's name. `threads` sets each worker's torch
-        threads (OpenMP's and MKL's); 0 leaves the runner's choice, the cores shared out among the workers."""
+        threads (OpenMP's and MKL's); 0 leaves the runner's choice, the cores shared out among the workers.
+        `compute` is a local cluster: the GPU is visible to the workers on `gpu-cluster` only."""
         service = self.service
         service.create_endpoint(load_endpoint_mapping({"name": endpoint}))
         deployment = {
@@ -225,7 +234,7 @@ class LocalHome:
             "endpoint_name": endpoint,
             "model": {"path": str(model)},
             "code_configuration": {"code": str(code), "scoring_script": "score.py"},
-            "compute": "azureml:cpu-cluster",
+            "compute": f"azureml:{compute}",
             "resources": {"instance_count": 1},
             "settings": {
                 "mini_batch_size": mini_batch_size,

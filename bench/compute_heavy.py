@@ -99,7 +99,7 @@ def measure(*, files: int, repeats: int, workers: int, no_ray: bool, out: Path |
                 seconds[name].append(took)
                 print(f"round {round_number + 1}: {name:20s} {count / took:8,.0f} files/s")
             for name, classes in predictions.items():
-                if (problem := differences(predictions["baseline"], classes)) and _too_many(problem, count):
+                if problem := differences(predictions["baseline"], classes, allowed=DIFFERENT_CLASSES_ALLOWED):
                     raise SystemExit(f"predictions of {name} differ from the baseline's: {problem}")
     finally:
         for method in methods.values():
@@ -153,9 +153,3 @@ def measure(*, files: int, repeats: int, workers: int, no_ray: bool, out: Path |
         notes=notes,
         **({"out_dir": out} if out else {}),
     )
-
-
-def _too_many(problem: str, count: int) -> bool:
-    if "predicted differently" not in problem:
-        return True  # files missing or unexpected: always wrong
-    return int(problem.split()[0]) > DIFFERENT_CLASSES_ALLOWED * count

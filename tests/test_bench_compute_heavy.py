@@ -4,31 +4,24 @@ ratio and verdict that `make bench` prints at full size (bench/compute_heavy.py)
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.bench_scripts import run_bench
+
 pytest.importorskip("torch")
-BENCH = Path(__file__).resolve().parents[1] / "bench"
 pytestmark = pytest.mark.slow
 
 
 def test_the_compute_heavy_workload_runs_small_and_reports_every_ratio_and_verdict(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            *(sys.executable, str(BENCH / "throughput.py"), "--workload", "cnn", "--files", "20", "--repeats", "1"),
-            *("--workers", "2", "--no-ray", "--out", str(tmp_path / "results")),
-        ],
-        env={**os.environ, "BENCH_DATA": str(tmp_path / "data")},
-        capture_output=True,
-        text=True,
-        timeout=600,
+    done = run_bench(
+        "throughput.py",
+        *("--workload", "cnn", "--files", "20", "--repeats", "1", "--workers", "2", "--no-ray"),
+        *("--out", str(tmp_path / "results")),
+        data=tmp_path / "data",
     )
 
-    assert done.returncode == 0, done.stderr
     assert "ray: skipped (--no-ray)" in done.stdout
     record = json.loads((tmp_path / "results" / "compute_heavy.json").read_text())
     results = record["results"]

@@ -18,7 +18,6 @@ import sys
 import threading
 from collections import deque
 
-from batch_endpoints import workflow
 from batch_endpoints.adapters.local import host_lock
 from batch_endpoints.adapters.local.backend import open_local_backend
 from batch_endpoints.adapters.local.blobs import to_path
@@ -205,26 +204,39 @@ def _kill(process: subprocess.Popen[str]) -> None:
 
 
 def run_job(backend: Backend, job_id: str) -> Job:
-    repo = Repository(backend.records)
+    pool: InstancePool | None = None
     try:
-        job = repo.get_job(job_id)
+        job = Repository(backend.records).get_job(job_id)
         # Queued: a new job. Running: a resumed one (its host died); the plan is kept and its runners skip
         # mini-batches that have a result. Otherwise only finalizing is left (or a cancel request to close).
         if job.status in {JobStatus.QUEUED, JobStatus.RUNNING}:
             pool = InstancePool(backend, job)
+            pool.start_first()
+    except Exception as error:
+        return _failed(backend, job_id, error)
+    # Imported only now: planning, merging and finalizing cost this process about 0.3 s to import, which the first
+    # instance's start (its interpreter, then its workers' libraries: the path to the first part) need not wait for.
+    from batch_endpoints import workflow
+
+    try:
+        if pool is not None:
             try:
-                pool.start_first()
                 plan = workflow.plan_job(backend, job_id)
                 pool.run(plan.shard_uris)
-                return workflow.finalize_job(backend, job_id)
             finally:
                 pool.reap()
         return workflow.finalize_job(backend, job_id)
-    except BatchEndpointError as error:
-        return workflow.mark_failed(backend, job_id, str(error))
     except Exception as error:
-        log.exception("job %s failed", job_id)
-        return workflow.mark_failed(backend, job_id, f"{type(error).__name__}: {error}")
+        return _failed(backend, job_id, error)
+
+
+def _failed(backend: Backend, job_id: str, error: Exception) -> Job:
+    from batch_endpoints import workflow
+
+    if isinstance(error, BatchEndpointError):
+        return workflow.mark_failed(backend, job_id, str(error))
+    log.exception("job %s failed", job_id, exc_info=error)
+    return workflow.mark_failed(backend, job_id, f"{type(error).__name__}: {error}")
 
 
 def main(argv: list[str] | None = None) -> int:
