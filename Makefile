@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/planner.py
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/s3_latency.py
 	$(BIN)/python bench/cloud_cost.py
 
 # The scale model alone (a few minutes): rewrites bench/results/cloud_cost.* and prints the README's scale table.

@@ -176,3 +176,21 @@ def test_closing_stops_fetching(inputs: dict[str, bytes], tmp_path: Path) -> Non
     assert started <= 1 + 2 + 2 + 2 < len(names)
     assert prefetch.take() is None or prefetch.exhausted
     assert not os.path.exists(store.downloads)
+
+
+def test_a_resumed_shard_skips_what_has_a_result_from_one_listing(inputs: dict[str, bytes], tmp_path: Path) -> None:
+    names = [name.removeprefix("in/") for name in sorted(inputs)][:10]
+    store = WatchedStore(tmp_path / "downloads")
+    files = JobFiles(store, f"s3://{INPUT_BUCKET}/scratch/jobs/job-1")
+    # This shard holds mini-batches 5 to 9; 4 and 10 are other shards' (their results must not count here).
+    shard = Shard("job-1", 1, f"s3://{INPUT_BUCKET}/in", [MiniBatch(5 + n, names[2 * n : 2 * n + 2]) for n in range(5)])
+    for index in (4, 6, 8, 10):
+        store.put_bytes(files.result(index), b"{}")
+    listings: list[dict[str, Any]] = []
+    store.client.meta.events.register("before-call.s3.ListObjectsV2", lambda params, **_: listings.append(params))
+    with prefetcher(store, shard) as prefetch:
+        delivered = [fetched.index for fetched in take_all(prefetch)]
+        assert prefetch.skipped == 2
+    assert delivered == [5, 7, 9]
+    assert len(listings) == 1
+    assert sorted(uri.rpartition("/")[2] for uri in store.started) == names[:2] + names[4:6] + names[8:10]
