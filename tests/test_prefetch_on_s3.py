@@ -194,3 +194,17 @@ def test_a_resumed_shard_skips_what_has_a_result_from_one_listing(inputs: dict[s
     assert delivered == [5, 7, 9]
     assert len(listings) == 1
     assert sorted(uri.rpartition("/")[2] for uri in store.started) == names[:2] + names[4:6] + names[8:10]
+
+
+@pytest.mark.parametrize(("variable", "connections"), [(None, 64 + 4), ("100", 100 + 4)])
+def test_the_s3_client_keeps_a_connection_for_each_fetch_thread_and_writer(
+    aws: None,
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str | None,
+    connections: int,
+) -> None:
+    if variable is None:
+        monkeypatch.delenv("BEP_FETCH_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("BEP_FETCH_THREADS", variable)
+    assert S3BlobStore(INPUT_BUCKET).client.meta.config.max_pool_connections == connections

@@ -82,9 +82,12 @@ class S3BlobStore:
         self.bucket = bucket
         self.root = to_uri(bucket, prefix.strip("/"))
         parse(self.root)
-        # One (thread-safe) client for every thread: a runner's fetch threads (as many as the instance's size gives,
-        # fetch_sizing.py) and its writers, or a composition's threads. A thread finding no free connection waits.
-        connections = max(COMPOSE_THREADS, fetch_sizing.fetch_threads() + WRITE_CONNECTIONS)
+        # One (thread-safe) client for every thread: a runner's fetch threads and its writers, or a composition's
+        # threads. The store is made before the job is read, so it holds the most fetch threads the instance's size
+        # can give (fetch_sizing.py) or the environment sets; connections are opened only when used. A thread
+        # finding none free opens one that is closed after its request (urllib3 logs "Connection pool is full").
+        fetching = max(fetch_sizing.MAX_THREADS, fetch_sizing.fetch_threads())
+        connections = max(COMPOSE_THREADS, fetching + WRITE_CONNECTIONS)
         self.client = client or aws_client("s3", max_pool_connections=connections)
         self.part_size = part_size
         self.min_part = min_part
