@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/planner.py
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/s3_latency.py
 	$(BIN)/python bench/cloud_cost.py
 	$(BIN)/python bench/gpu.py
 

@@ -22,7 +22,7 @@ from batch_container.scoring import RunReply, RunRequest, WorkerSetup
 from batch_container.script_arguments import script_arguments
 from batch_container.stopping import StopConditions
 from batch_container.workers import WorkerPool
-from batch_endpoints import literal_inputs, shard_journals
+from batch_endpoints import fetch_sizing, literal_inputs, shard_journals
 from batch_endpoints.errors import BatchEndpointError, NotFoundError, ValidationError
 from batch_endpoints.jobfiles import FileError, JobFiles, MiniBatchResult, RowSlice, Shard
 from batch_endpoints.ports import BlobStore, RecordStore
@@ -37,9 +37,6 @@ log = logging.getLogger(__name__)
 # Math libraries start one thread per core in every process; with several workers that oversubscribes the
 # cores and runs slower than one worker. Each worker gets its share unless the deployment says otherwise.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-CPUS_VARIABLE = "BEP_CPUS"
-# How many mini-batches are fetched ahead of the workers, beyond one per worker.
-EXTRA_PREFETCH = 2
 # Waiting for input with a worker idle: look again soon. Otherwise workers' replies wake the loop, and this
 # bounds how late a cancel or an exceeded error threshold is noticed.
 INPUT_POLL_S = 0.02
@@ -154,9 +151,9 @@ class ShardRunner:
         report.stopped = self.stop.reason()
         if report.stopped is None:
             download_dir = os.path.join(self.scratch, "inputs", f"shard-{shard.index:05d}")
-            ahead = self.settings.max_concurrency_per_instance + EXTRA_PREFETCH
+            sizing = fetch_sizing.fetch_sizing(self.settings.max_concurrency_per_instance, self._variables())
             with Prefetcher(
-                self.blobs, self.files, shard, download_dir, ahead=ahead, input_format=self.settings.input_format
+                self.blobs, self.files, shard, download_dir, sizing=sizing, input_format=self.settings.input_format
             ) as prefetch:
                 try:
                     self._score(prefetch, report)
@@ -341,7 +338,7 @@ class ShardRunner:
         model, and a canceled job never runs init()."""
         if self.pool is None:
             self._code_dir, self._script_path, model = self._fetch_code_and_model()
-            self._environment = worker_environment(self.settings, model, self._cpus())
+            self._environment = worker_environment(self.settings, model, fetch_sizing.cpus(self._variables()))
             self._environment.update(literal_inputs.environment(self.job.inputs))
             site = self._meet_requirements()
             if site is not None:
@@ -436,10 +433,9 @@ class ShardRunner:
             return ModelFolders(model_dir, model_dir)
         raise NotFoundError(f"the model {model_uri} does not exist", field="model")
 
-    def _cpus(self) -> int:
-        if os.environ.get(CPUS_VARIABLE):
-            return max(1, int(os.environ[CPUS_VARIABLE]))
-        return os.cpu_count() or 1
+    def _variables(self) -> dict[str, str]:
+        """The runner's environment with the deployment's variables over it: what tunes the runner itself."""
+        return {**os.environ, **self.settings.environment_variables}
 
 
 @dataclass(frozen=True)

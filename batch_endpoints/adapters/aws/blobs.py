@@ -24,7 +24,7 @@ from typing import Any
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
-from batch_endpoints import local_files
+from batch_endpoints import fetch_sizing, local_files
 from batch_endpoints.adapters.aws import composing
 from batch_endpoints.adapters.aws.clients import aws_client
 from batch_endpoints.errors import AlreadyExistsError, NotFoundError, ValidationError
@@ -39,6 +39,8 @@ TRANSFER_THREADS = 8
 # A composed object's parts and small pieces move concurrently: as many as the client has connections (32).
 COMPOSE_THREADS = 32
 UPLOADS_AHEAD = 8
+# Besides its fetch threads, a runner writes parts, results and journals from a few threads (batch_container/parts).
+WRITE_CONNECTIONS = 4
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys a call
 DOWNLOAD_BLOCK = 1024 * 1024
 # A range that starts at or past the object's end (416): there are no such bytes, as a slice would say.
@@ -80,8 +82,13 @@ class S3BlobStore:
         self.bucket = bucket
         self.root = to_uri(bucket, prefix.strip("/"))
         parse(self.root)
-        # The runner fetches with 8 threads and writes with 4 more, all through this one (thread-safe) client.
-        self.client = client or aws_client("s3", max_pool_connections=32)
+        # One (thread-safe) client for every thread: a runner's fetch threads and its writers, or a composition's
+        # threads. The store is made before the job is read, so it holds the most fetch threads the instance's size
+        # can give (fetch_sizing.py) or the environment sets; connections are opened only when used. A thread
+        # finding none free opens one that is closed after its request (urllib3 logs "Connection pool is full").
+        fetching = max(fetch_sizing.MAX_THREADS, fetch_sizing.fetch_threads())
+        connections = max(COMPOSE_THREADS, fetching + WRITE_CONNECTIONS)
+        self.client = client or aws_client("s3", max_pool_connections=connections)
         self.part_size = part_size
         self.min_part = min_part
         self.max_copied_part = max_copied_part
