@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from batch_endpoints import idempotency, literal_inputs, uploads, workflow
+from batch_endpoints import idempotency, literal_inputs, pipeline_jobs, uploads, workflow
 from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
 from batch_endpoints.jobfiles import JobFiles
 from batch_endpoints.paging import Page, paged
@@ -22,19 +22,27 @@ from batch_endpoints.specs import (
     InvokeOverrides,
     Job,
     JobCounts,
+    JobInput,
     JobMetadata,
     JobStatus,
+    LiteralValue,
+    NamedInput,
+    NamedOutput,
     OutputAction,
+    PipelineRun,
     RunSettings,
+    for_pipeline_deployment,
     now,
     parse,
 )
+from batch_endpoints.specs.components import PipelineComponent
 
 
 @dataclass(frozen=True)
 class InvokeRequest:
     endpoint_name: str
-    input: str
+    input: str = ""
+    """A model deployment's data input."""
     input_type: str | None = None
     exclude: list[str] = field(default_factory=list)
     """Glob patterns of the input folder's files to leave out (JobInput.exclude)."""
@@ -43,6 +51,10 @@ class InvokeRequest:
     overrides: InvokeOverrides = field(default_factory=InvokeOverrides)
     inputs: dict[str, Any] = field(default_factory=dict)
     """Literal inputs, checked against the deployment's declared inputs."""
+    named_inputs: dict[str, NamedInput] = field(default_factory=dict)
+    """A pipeline deployment's inputs by name, data and literals (`input` and `inputs` are a model's)."""
+    named_outputs: dict[str, NamedOutput] = field(default_factory=dict)
+    """A pipeline deployment's outputs by name."""
     caller: str = ""
     job_id: str | None = None
     """Chosen by the caller to make a retried invoke idempotent; generated when absent."""
@@ -75,6 +87,8 @@ class JobService(AssetService):
     def invoke(self, request: InvokeRequest) -> Job:
         endpoint = self.repo.get_endpoint(request.endpoint_name)
         deployment = self.deployment_to_invoke(endpoint.name, request.deployment_name)
+        if deployment.component is not None:
+            return self._invoke_pipeline(request, endpoint, deployment, deployment.component)
         settings = request.overrides.apply(deployment.settings)
         inputs = literal_inputs.resolve(deployment.inputs, request.inputs)
         metadata = parse(
@@ -92,7 +106,7 @@ class JobService(AssetService):
         )
         job_input = self.locations.job_input(request.input, request.input_type, exclude=request.exclude)
         _refuse_existing(self.blobs, output_uri)
-        model_ref, _, model_version = deployment.model.rpartition(":")
+        model_ref, _, model_version = str(deployment.model).rpartition(":")
         job = Job(
             id=job_id,
             endpoint_name=endpoint.name,
@@ -109,6 +123,79 @@ class JobService(AssetService):
             display_name=metadata.display_name,
             tags=metadata.tags,
             created_by=request.caller,
+        )
+        self.repo.add_job(job)
+        return self._start(job)
+
+    def _invoke_pipeline(
+        self, request: InvokeRequest, endpoint: Endpoint, deployment: Deployment, pipeline: PipelineComponent
+    ) -> Job:
+        """A pipeline job: its inputs checked against the pipeline's, each output given a folder (by default
+        `azureml/<job>/<output>` in the system's storage, Azure's shape), its steps recorded as child jobs."""
+        if request.input:
+            raise ValidationError("a pipeline deployment takes its inputs by name: inputs.NAME.path", field="input")
+        invocation = for_pipeline_deployment(pipeline, request.named_inputs, request.named_outputs)
+        metadata = parse(
+            JobMetadata,
+            {"experiment_name": request.experiment_name, "display_name": request.display_name, "tags": request.tags},
+        )
+        job_id = request.job_id or new_job_id(endpoint.name)
+        job_folder = self.blobs.join(self.blobs.root, "azureml", job_id)
+        outputs = {
+            name: self.locations.output_folder(path, field=f"outputs.{name}.path")
+            if path
+            else self.blobs.join(job_folder, name)
+            for name, path in invocation.output_paths.items()
+        }
+        resolved = {
+            name: self.locations.resolve(str(given.path), field=f"inputs.{name}.path").uri
+            for name, given in invocation.data_inputs.items()
+        }
+        # Before anything is looked at, as for a model's job: whether an input exists is itself not to be learnt.
+        for uri in resolved.values():
+            self.access.check_job(request.caller, uri, None, endpoint=endpoint)
+        for uri in outputs.values():
+            self.access.check_job(request.caller, job_folder, uri, endpoint=endpoint)
+        data_inputs = {
+            name: self.locations.job_input(str(given.path), given.type, field=f"inputs.{name}.path")
+            for name, given in invocation.data_inputs.items()
+        }
+        literals: dict[str, LiteralValue] = {name: given.uri for name, given in data_inputs.items()}
+        steps = pipeline_jobs.plan_steps(
+            job_id,
+            pipeline,
+            job_folder=job_folder,
+            join=self.blobs.join,
+            inputs={**invocation.literals, **literals},
+            outputs=outputs,
+            resolve_path=lambda path, field: self.locations.resolve(path, field=field).uri,
+        )
+        compute = self.backend.computes.get(deployment.compute)
+        run = PipelineRun(
+            data_inputs={name: given.uri for name, given in data_inputs.items()},
+            literal_inputs=invocation.literals,
+            outputs=outputs,
+            steps=steps,
+            max_parallel_steps=compute.max_instances if compute else 1,
+        )
+        scratch = self.blobs.join(self.blobs.root, "jobs", job_id)
+        job = Job(
+            id=job_id,
+            endpoint_name=endpoint.name,
+            deployment_name=deployment.name,
+            deployment=deployment,
+            model_path="",
+            input=next(iter(data_inputs.values()), JobInput(uri=scratch)),
+            output_uri=None,
+            output_folder=job_folder,
+            scratch_uri=scratch,
+            settings=deployment.settings,
+            inputs=invocation.literals,
+            experiment_name=metadata.experiment_name or endpoint.name,
+            display_name=metadata.display_name,
+            tags=metadata.tags,
+            created_by=request.caller,
+            pipeline=run,
         )
         self.repo.add_job(job)
         return self._start(job)
@@ -414,11 +501,25 @@ def new_job_id(endpoint_name: str) -> str:
 
 def _invoke_fields(request: InvokeRequest) -> dict[str, Any]:
     """What an invocation asks for: the request less who sent it and the job id it will get."""
-    fields = {**dataclasses.asdict(request), "overrides": request.overrides.model_dump(exclude_none=True)}
+    fields = {
+        **dataclasses.asdict(request),
+        "overrides": request.overrides.model_dump(exclude_none=True),
+        "named_inputs": {name: given.model_dump(exclude_none=True) for name, given in request.named_inputs.items()},
+        "named_outputs": {name: given.model_dump(exclude_none=True) for name, given in request.named_outputs.items()},
+    }
     for name in ("caller", "job_id"):
         fields.pop(name)
     # Absent literal inputs and metadata are left out, so a request fingerprints as it did before they existed.
-    for name in ("exclude", "inputs", "experiment_name", "display_name", "tags"):
+    for name in (
+        "input",
+        "exclude",
+        "inputs",
+        "named_inputs",
+        "named_outputs",
+        "experiment_name",
+        "display_name",
+        "tags",
+    ):
         if not fields[name]:
             fields.pop(name)
     return fields

@@ -30,6 +30,41 @@ def invoke(
 ) -> Response[JobView]:
     """Scores the input with the given deployment (default: the endpoint's default deployment). The job runs
     on; follow it at links.job."""
+    if service.deployment_to_invoke(endpoint_name, body.deployment_name).type == "pipeline":
+        request = _pipeline_request(endpoint_name, body, caller)
+    else:
+        request = _model_request(endpoint_name, body, caller)
+    job = service.invoke(request) if idempotency_key is None else service.invoke_idempotent(request, idempotency_key)
+    return _accepted(service, job)
+
+
+def _pipeline_request(endpoint_name: str, body: InvokeBody, caller: str) -> InvokeRequest:
+    """A pipeline deployment takes its inputs and outputs by name only; a model's fields are refused."""
+    model_fields = {
+        "input": body.input,
+        "output": body.output,
+        "overrides": body.overrides.model_dump(exclude_none=True),
+    }
+    for name, value in model_fields.items():
+        if value:
+            raise ValidationError(
+                "a pipeline deployment takes its inputs and outputs by name (inputs.NAME, outputs.NAME) and its "
+                "steps have their own run settings",
+                field=name,
+            )
+    return InvokeRequest(
+        endpoint_name=endpoint_name,
+        deployment_name=body.deployment_name,
+        named_inputs=body.inputs,
+        named_outputs=body.outputs,
+        caller=caller,
+        experiment_name=body.experiment_name,
+        display_name=body.display_name,
+        tags=body.tags,
+    )
+
+
+def _model_request(endpoint_name: str, body: InvokeBody, caller: str) -> InvokeRequest:
     given = body.input
     inputs = with_data_input(
         body.inputs,
@@ -46,7 +81,7 @@ def invoke(
         if overrides.output_file_name not in (None, file_name):
             raise ValidationError("conflicts with overrides.output_file_name; give one", field="output.file_name")
         overrides = overrides.model_copy(update={"output_file_name": file_name})
-    request = InvokeRequest(
+    return InvokeRequest(
         endpoint_name=endpoint_name,
         input=invocation.input,
         input_type=invocation.input_type,
@@ -60,8 +95,6 @@ def invoke(
         display_name=body.display_name,
         tags=body.tags,
     )
-    job = service.invoke(request) if idempotency_key is None else service.invoke_idempotent(request, idempotency_key)
-    return _accepted(service, job)
 
 
 def _accepted(service: BatchEndpointService, job: Job) -> Response[JobView]:

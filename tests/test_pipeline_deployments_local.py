@@ -1,0 +1,163 @@
+"""Pipeline component deployments on the local backend, through the CLI as a user runs them: a deployment of a
+pipeline whose steps run as processes in dependency order, invoked with data and literal inputs by name, and every
+bad input refused naming it, with nothing created."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+PREPARE = """\
+import pathlib, sys
+source, target = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+for csv in sorted(source.glob("*.csv")):
+    (target / csv.name).write_text(csv.read_text().upper())
+print("prepared", len(list(target.iterdir())))
+"""
+
+SUMMARIZE = """\
+import pathlib, sys
+source, target, label = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3]
+lines = [f"{label},{csv.name},{len(csv.read_text().splitlines())}" for csv in sorted(source.glob("*.csv"))]
+(target / "summary.csv").write_text("\\n".join(lines) + "\\n")
+"""
+
+PIPELINE = """\
+$schema: https://azuremlschemas.azureedge.net/latest/pipelineComponent.schema.json
+type: pipeline
+name: two_steps
+inputs:
+  input_data: {type: uri_folder}
+  label: {type: string, default: plain}
+outputs:
+  summary: {type: uri_folder}
+jobs:
+  prepare_job:
+    type: command
+    component:
+      code: src
+      inputs: {data: {type: uri_folder}}
+      outputs: {prepared: {type: uri_folder}}
+      command: python prepare.py ${{inputs.data}} ${{outputs.prepared}}
+    inputs:
+      data: ${{parent.inputs.input_data}}
+  summarize_job:
+    type: command
+    component:
+      code: src
+      inputs: {data: {type: uri_folder}, label: {type: string}}
+      outputs: {summary: {type: uri_folder}}
+      command: python summarize.py ${{inputs.data}} ${{outputs.summary}} ${{inputs.label}}
+    inputs:
+      data: ${{parent.jobs.prepare_job.outputs.prepared}}
+      label: ${{parent.inputs.label}}
+    outputs:
+      summary: ${{parent.outputs.summary}}
+"""
+
+DEPLOYMENT = """\
+$schema: https://azuremlschemas.azureedge.net/latest/pipelineComponentBatchDeployment.schema.json
+name: summarize
+endpoint_name: shop
+type: pipeline
+component: pipeline.yml
+settings:
+  default_compute: azureml:cpu-cluster
+  continue_on_step_failure: false
+"""
+
+
+def write_project(root: Path, *, pipeline: str = PIPELINE, deployment: str = DEPLOYMENT) -> Path:
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "prepare.py").write_text(PREPARE)
+    (root / "src" / "summarize.py").write_text(SUMMARIZE)
+    (root / "pipeline.yml").write_text(pipeline)
+    (root / "deployment.yml").write_text(deployment)
+    data = root / "data"
+    data.mkdir()
+    (data / "a.csv").write_text("x,y\n1,2\n")
+    (data / "b.csv").write_text("x\n1\n2\n3\n")
+    return root
+
+
+@pytest.fixture
+def project(bep, home: Path, tmp_path: Path) -> Path:
+    root = write_project(tmp_path / "project")
+    bep("endpoint", "create", "--name", "shop")
+    bep("deployment", "create", "--file", root / "deployment.yml", "--set-default")
+    return root
+
+
+def invoke(bep, *sets: str, ok: bool = True):
+    return bep("endpoint", "invoke", "--name", "shop", "--set", *sets, "--stream", ok=ok)
+
+
+def test_a_two_step_command_pipeline_runs_its_steps_in_order_and_writes_its_output(bep, project):
+    job_id = invoke(bep, f"inputs.input_data.path={project / 'data'}", "inputs.label=nightly").out.split()[0]
+
+    job = bep("job", "show", "--name", job_id).json()
+    assert job["status"] == "Completed", job
+    steps = job["pipeline"]["steps"]
+    assert [s["step"] for s in steps] == ["prepare_job", "summarize_job"]
+    assert all(s["status"] == "Completed" for s in steps)
+    prepare, summarize = steps
+    assert prepare["ended_at"] <= summarize["started_at"]
+    summary = Path(job["pipeline"]["outputs"]["summary"])
+    assert summary == Path(job["output_folder"]) / "summary"  # azureml/<job>/<output>
+    assert (summary / "summary.csv").read_text() == "nightly,a.csv,2\nnightly,b.csv,4\n"
+    prepared = Path(prepare["outputs"]["prepared"])
+    assert (prepared / "a.csv").read_text() == "X,Y\n1,2\n"
+    assert "prepared 2" in Path(prepare["log_uri"]).read_text()
+
+
+def test_a_literal_input_left_out_takes_its_default(bep, project):
+    job_id = invoke(bep, f"inputs.input_data.path={project / 'data'}").out.split()[0]
+
+    job = bep("job", "show", "--name", job_id).json()
+    summary = Path(job["pipeline"]["outputs"]["summary"]) / "summary.csv"
+    assert summary.read_text().startswith("plain,a.csv")
+
+
+@pytest.mark.parametrize(
+    ("sets", "field"),
+    [
+        (["inputs.input_data.path={data}", "inputs.colour=red"], "inputs.colour"),
+        (["inputs.label=x"], "inputs.input_data"),
+        (["inputs.input_data=7"], "inputs.input_data"),
+        (["inputs.input_data.path={data}", "inputs.label.type=uri_folder", "inputs.label.path={data}"], "inputs.label"),
+        (["inputs.input_data.path={data}", "outputs.scores.path={data}"], "outputs.scores"),
+        (["inputs.input_data.path={data}", "mini_batch_size=3"], "--set mini_batch_size"),
+    ],
+)
+def test_bad_inputs_are_refused_naming_them_and_create_no_job(bep, project, sets, field):
+    data = project / "data"
+
+    refused = invoke(bep, *[s.format(data=data) for s in sets], ok=False)
+
+    assert refused.code == 2
+    assert field in refused.err
+    assert bep("job", "list", "--endpoint-name", "shop", "--output", "json").json() == []
+
+
+def test_a_pipeline_deployment_naming_a_compute_that_does_not_exist_is_refused(bep, home, tmp_path):
+    root = write_project(tmp_path / "p", deployment=DEPLOYMENT.replace("azureml:cpu-cluster", "nowhere"))
+    bep("endpoint", "create", "--name", "shop")
+
+    refused = bep("deployment", "create", "--file", root / "deployment.yml", ok=False)
+
+    assert refused.code == 2
+    assert "settings.default_compute" in refused.err
+    assert bep("deployment", "list", "--endpoint-name", "shop", "--output", "json").json() == []
+
+
+def test_a_pipeline_deployment_with_a_bad_step_binding_is_refused_naming_the_field(bep, home, tmp_path):
+    broken = PIPELINE.replace("${{parent.jobs.prepare_job.outputs.prepared}}", "${{parent.jobs.nope.outputs.x}}")
+    root = write_project(tmp_path / "p", pipeline=broken)
+    bep("endpoint", "create", "--name", "shop")
+
+    refused = bep("deployment", "create", "--file", root / "deployment.yml", ok=False)
+
+    assert refused.code == 2
+    assert "jobs.summarize_job.inputs.data" in refused.err
