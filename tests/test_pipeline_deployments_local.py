@@ -4,7 +4,6 @@ bad input refused naming it, with nothing created."""
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
