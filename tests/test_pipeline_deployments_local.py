@@ -160,3 +160,49 @@ def test_a_pipeline_deployment_with_a_bad_step_binding_is_refused_naming_the_fie
 
     assert refused.code == 2
     assert "jobs.summarize_job.inputs.data" in refused.err
+
+
+def test_the_steps_are_listed_as_the_jobs_child_jobs_and_an_output_downloads_by_name(bep, project, tmp_path):
+    job_id = invoke(bep, f"inputs.input_data.path={project / 'data'}").out.split()[0]
+
+    children = bep("job", "list", "--parent-job-name", job_id, "--output", "json").json()
+    table = bep("job", "list", "--parent-job-name", job_id).out
+    downloaded = bep("job", "download", "--name", job_id, "--output-name", "summary", "--download-path", tmp_path / "d")
+
+    assert [(c["name"], c["status"]) for c in children] == [
+        (f"{job_id}-prepare_job", "Completed"),
+        (f"{job_id}-summarize_job", "Completed"),
+    ]
+    assert "prepare_job" in table and "summarize_job" in table
+    assert downloaded.out.split() == [str(tmp_path / "d" / "summary" / "summary.csv")]
+    assert (tmp_path / "d" / "summary" / "summary.csv").read_text().startswith("plain,a.csv,2")
+
+
+def test_stream_shows_the_steps_done(bep, project):
+    streamed = invoke(bep, f"inputs.input_data.path={project / 'data'}")
+
+    assert "steps 2/2" in streamed.err
+
+
+def test_downloading_an_output_the_pipeline_does_not_have_is_refused_naming_the_flag(bep, project, tmp_path):
+    job_id = invoke(bep, f"inputs.input_data.path={project / 'data'}").out.split()[0]
+
+    refused = bep(
+        "job", "download", "--name", job_id, "--output-name", "nope", "--download-path", tmp_path / "d", ok=False
+    )
+
+    assert refused.code == 2
+    assert "--output-name" in refused.err and "summary" in refused.err
+    assert not (tmp_path / "d").exists()
+
+
+def test_a_job_without_steps_has_no_child_jobs(bep, project, tmp_path):
+    job_id = invoke(bep, f"inputs.input_data.path={project / 'data'}").out.split()[0]
+    service = bep.service
+    job = service.get_job(job_id)
+    service.repo.update_job(job_id, lambda j: j.model_copy(update={"pipeline": None}))
+
+    refused = bep("job", "list", "--parent-job-name", job.id, ok=False)
+
+    assert refused.code == 2
+    assert "--parent-job-name" in refused.err

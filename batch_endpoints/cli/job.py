@@ -50,7 +50,12 @@ def job_record(service: EndpointsApi, job: Job | JobView) -> dict[str, Any]:
     }
 
 
+STEP_COLUMNS = ["name", "step", "type", "status", "started_at", "ended_at", "error"]
+
+
 def job_list(service: EndpointsApi, args: argparse.Namespace) -> int:
+    if args.parent_job_name is not None:
+        return _list_steps(service, args)
     jobs = service.list_jobs(
         args.endpoint_name,
         args.max_results,
@@ -58,6 +63,18 @@ def job_list(service: EndpointsApi, args: argparse.Namespace) -> int:
         tags=key_values(args.tag, "tag"),
     )
     show_jobs(args, jobs)
+    return 0
+
+
+def _list_steps(service: EndpointsApi, args: argparse.Namespace) -> int:
+    """A pipeline job's child jobs, one a step, in the order they may run (`az ml job list --parent-job-name`)."""
+    pipeline = service.get_job(args.parent_job_name).pipeline
+    if pipeline is None:
+        raise ValidationError(
+            f"job {args.parent_job_name} is a model deployment's job; only pipeline jobs have child jobs",
+            field="--parent-job-name",
+        )
+    render.table(args, [run.model_dump(mode="json") for run in pipeline.steps], STEP_COLUMNS)
     return 0
 
 
@@ -130,20 +147,41 @@ def job_resume(service: EndpointsApi, args: argparse.Namespace) -> int:
 
 
 def job_download(service: EndpointsApi, args: argparse.Namespace) -> int:
+    job = service.get_job(args.name)
+    if job.pipeline is not None:
+        return _download_pipeline_output(service, args, job.pipeline.outputs, job)
     if args.output_name not in (None, *OUTPUT_NAMES):
         raise ValidationError(
             f"a batch job has one output, named {OUTPUT_NAMES[0]!r} (got {args.output_name!r}); leave the flag out "
             "or name that one",
             field="--output-name",
         )
-    job = service.get_job(args.name)
+    return _download(service, args, job, service.job_artifacts(job.id), job.output_folder)
+
+
+def _download_pipeline_output(
+    service: EndpointsApi, args: argparse.Namespace, outputs: dict[str, str], job: Job | JobView
+) -> int:
+    """A pipeline output's files, under a folder named for it (as `az ml job download --output-name` does)."""
+    if args.output_name not in outputs:
+        raise ValidationError(
+            f"is not an output of job {job.id} (its outputs: {', '.join(outputs) or 'none'})", field="--output-name"
+        )
+    folder = outputs[args.output_name].rstrip("/")
+    files = [uri for uri in service.job_artifacts(job.id) if uri.startswith(folder + "/")]
+    return _download(service, args, job, files, folder.rpartition("/")[0])
+
+
+def _download(
+    service: EndpointsApi, args: argparse.Namespace, job: Job | JobView, uris: Sequence[str], base: str | None
+) -> int:
     if not job.status.is_final:
         raise ConflictError(f"job {job.id} is {job.status.value}; download it once it has ended", field="name")
     target = os.path.abspath(args.download_path)
     os.makedirs(target, exist_ok=True)
     paths = []
-    for uri in service.job_artifacts(job.id):
-        path = download_target(target, uri, job.output_folder)
+    for uri in uris:
+        path = download_target(target, uri, base)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as out:
             out.write(service.blobs.get_bytes(uri))
@@ -190,6 +228,7 @@ def add_commands(groups: Group) -> None:
     sub.add_argument("--max-results", type=int)
     sub.add_argument("--experiment-name")
     sub.add_argument("--tag", action="append", metavar="KEY=VALUE", help="only jobs with this tag (repeatable)")
+    sub.add_argument("--parent-job-name", help="list a pipeline job's child jobs, one a step")
     sub = command(jobs, "rerun", job_rerun, "start a new job over an ended job's files; prints the new job id")
     sub.add_argument("--name", "-n", required=True, help="job id of the ended job")
     sub.add_argument("--failed", action="store_true", help="only the files that failed or were never scored")
@@ -204,5 +243,6 @@ def add_commands(groups: Group) -> None:
     sub.add_argument("--download-path", default=".")
     sub.add_argument(
         "--output-name",
-        help=f"the output to download: a batch job has one, {OUTPUT_NAMES[0]!r} as Azure names it; default: it",
+        help=f"the output to download: a model deployment's job has one, {OUTPUT_NAMES[0]!r} as Azure names it "
+        "(the default); a pipeline job's are its pipeline's outputs",
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -315,12 +315,20 @@ class JobService(AssetService):
         output file. As Azure downloads a job's output, the folder comes whole: a folder that several jobs were
         given as their output path holds their files together."""
         job = self.repo.get_job(job_id)
+        if job.pipeline is not None:
+            return self._pipeline_artifacts(job.pipeline.outputs.values())
         files = JobFiles(self.blobs, job.scratch_uri)
         candidates = [job.output_uri if job.status == JobStatus.COMPLETED else None, files.errors, files.summary]
         found = [uri for uri in candidates if uri and self.blobs.exists(uri)]
         if job.output_folder is not None and self.blobs.is_folder(job.output_folder):
             found += [info.uri for info in self.blobs.list_files(job.output_folder) if info.uri not in found]
         return found
+
+    def _pipeline_artifacts(self, outputs: Iterable[str]) -> list[str]:
+        """The files of a pipeline job's outputs, wherever each output was written."""
+        return [
+            info.uri for folder in outputs if self.blobs.is_folder(folder) for info in self.blobs.list_files(folder)
+        ]
 
     def job_logs(self, job_id: str, *, next_token: str | None = None, limit: int = 1000) -> LogPage:
         if not 0 < limit <= 10_000:
