@@ -97,7 +97,7 @@ def pipeline_line(status: JobStatus, pipeline: PipelineRun, progress: dict[str, 
     """A pipeline job's steps done of all, the steps running, and a parallel step's mini-batches."""
     done = sum(run.status.is_final for run in pipeline.steps)
     running = [run.step for run in pipeline.steps if run.status == StepStatus.RUNNING]
-    mini_batches = f"  mini-batches {progress['mini_batches_done']}" if progress.get("mini_batches_done") else ""
+    mini_batches = f"  mini-batches done {progress['mini_batches_done']}" if progress.get("mini_batches_done") else ""
     return (
         f"{status.value:<10} {bar(done / len(pipeline.steps))} steps {done}/{len(pipeline.steps)}  "
         f"running {', '.join(running) or '-'}{mini_batches}"

@@ -29,7 +29,7 @@ type: pipeline
 name: two_steps
 inputs:
   input_data: {type: uri_folder}
-  label: {type: string, default: plain}
+  label: {type: string, default: plain, enum: [plain, nightly]}
 outputs:
   summary: {type: uri_folder}
 jobs:
@@ -127,6 +127,7 @@ def test_a_literal_input_left_out_takes_its_default(bep, project):
         (["inputs.input_data=7"], "inputs.input_data"),
         (["inputs.input_data.path={data}", "inputs.label.type=uri_folder", "inputs.label.path={data}"], "inputs.label"),
         (["inputs.input_data.path={data}", "outputs.scores.path={data}"], "outputs.scores"),
+        (["inputs.input_data.path={data}", "inputs.label=weekly"], "inputs.label"),
         (["inputs.input_data.path={data}", "mini_batch_size=3"], "--set mini_batch_size"),
     ],
 )

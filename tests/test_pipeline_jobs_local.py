@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from batch_endpoints.adapters.local.orchestrator import LocalOrchestrator
+
 STEP = """\
   {name}:
     type: command
@@ -171,6 +173,8 @@ def test_resume_keeps_the_completed_steps_and_runs_the_rest(bep, home, tmp_path,
     job_id = start(bep, tmp_path / "p")
     failed = ended(bep, job_id)
     assert failed["status"] == "Failed"
+    host = LocalOrchestrator({})
+    wait_for(bep, job_id, lambda _: not host.is_running(bep.service.get_job(job_id)), "its host's exit")
 
     (control / "release-second").touch()
     bep("job", "resume", "--name", job_id)

@@ -16,7 +16,7 @@ from batch_endpoints.cli.commands import Group, command, current_user, key_value
 from batch_endpoints.client.operations import download_target
 from batch_endpoints.errors import ConflictError, ValidationError
 from batch_endpoints.ports import LogLine
-from batch_endpoints.specs import Job, JobStatus
+from batch_endpoints.specs import Job, JobStatus, StepStatus
 
 JOB_COLUMNS = ["id", "deployment_name", "status", "files", "experiment_name", "display_name", "created_at"]
 # Azure names a batch deployment job's one output `score` (`az ml job download --output-name score`).
@@ -197,6 +197,12 @@ def follow_and_report(service: EndpointsApi, job_id: str) -> int:
 
 
 def _report(job: Job | JobView) -> None:
+    if job.pipeline is not None:
+        done = sum(run.status == StepStatus.COMPLETED for run in job.pipeline.steps)
+        print(f"job {job.id} {job.status.value}: {done} of {len(job.pipeline.steps)} steps completed", file=sys.stderr)
+        if job.error:
+            print(f"error: {job.error}", file=sys.stderr)
+        return
     counts = job.counts
     print(
         f"job {job.id} {job.status.value}: {counts.files_succeeded} of {counts.files} {counts.unit} scored, "

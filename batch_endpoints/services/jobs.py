@@ -36,6 +36,7 @@ from batch_endpoints.specs import (
     parse,
 )
 from batch_endpoints.specs.components import PipelineComponent
+from batch_endpoints.yaml_files.references import AZURE_PREFIX, asset_reference
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ class JobService(AssetService):
             join=self.blobs.join,
             inputs={**invocation.literals, **literals},
             outputs=outputs,
-            resolve_path=lambda path, field: self.locations.resolve(path, field=field).uri,
+            resolve_path=self._step_data,
         )
         compute = self.backend.computes.get(deployment.compute)
         run = PipelineRun(
@@ -199,6 +200,15 @@ class JobService(AssetService):
         )
         self.repo.add_job(job)
         return self._start(job)
+
+    def _step_data(self, path: str, field: str) -> str:
+        """Where a step's input given by path lies: a registered model (`azureml:name@latest`, as Azure's pipelines
+        name their models), or anything an invocation's input may be."""
+        if path.strip().startswith(AZURE_PREFIX) and "://" not in path:
+            name, version, label = asset_reference(path, field=field, noun="model")
+            if self.repo.list_models(name):
+                return self.get_model(name, version, label).path
+        return self.locations.resolve(path, field=field).uri
 
     def _output_locations(
         self, endpoint_name: str, job_id: str, settings: RunSettings, output_path: str | None

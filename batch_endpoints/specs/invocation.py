@@ -235,6 +235,9 @@ def for_pipeline_deployment(
                     invocation.literals[name] = literal_value(declared.type, value)
                 except ValueError as exc:
                     raise ValidationError(str(exc), field=field_name) from None
+                if declared.enum is not None and invocation.literals[name] not in declared.enum:
+                    allowed = ", ".join(map(str, declared.enum))
+                    raise ValidationError(f"must be one of {allowed} (got {value!r})", field=field_name)
         elif given is not None:
             if not given.is_data:
                 raise ValidationError(

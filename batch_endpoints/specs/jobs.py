@@ -141,6 +141,7 @@ class Job(Spec):
     rerun_of: str | None = Field(None, description="the job whose failed (or all) files this job scores again")
     resumes: int = Field(0, description="how often the job was resumed after its workflow stopped")
     pipeline: PipelineRun | None = Field(None, description="a pipeline job's inputs, outputs and child step jobs")
+    parent_job_name: str | None = Field(None, description="the pipeline job whose parallel step this job runs")
 
 
 # Live progress counters, bumped by runners as mini-batches finish. Finalize recounts the truth from results.

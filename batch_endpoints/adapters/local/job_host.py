@@ -194,7 +194,7 @@ def run_job(backend: Backend, job_id: str) -> Job:
     try:
         job = repo.get_job(job_id)
         if job.pipeline is not None:
-            return pipeline_host.run_pipeline(backend, job)
+            return pipeline_host.run_pipeline(backend, job, run_job)
         # Queued: a new job. Running: a resumed one (its host died); the plan is kept and its runners skip
         # mini-batches that have a result. Otherwise only finalizing is left (or a cancel request to close).
         if job.status in {JobStatus.QUEUED, JobStatus.RUNNING}:

@@ -20,12 +20,13 @@ from batch_endpoints import pipeline_jobs
 from batch_endpoints.adapters.local.blobs import to_path
 from batch_endpoints.backend import Backend
 from batch_endpoints.component_commands import render_command
+from batch_endpoints.errors import NotFoundError
 from batch_endpoints.jobfiles import JobFiles
 from batch_endpoints.pipeline_graph import pipeline_steps
 from batch_endpoints.process_groups import kill_group
 from batch_endpoints.repository import Repository
 from batch_endpoints.specs import Job, JobStatus, LiteralValue, StepRun, StepStatus, now
-from batch_endpoints.specs.components import LITERAL_TYPES, CommandComponent, StepComponent
+from batch_endpoints.specs.components import LITERAL_TYPES, CommandComponent, ParallelComponent, StepComponent
 
 log = logging.getLogger("bep.pipeline_host")
 
@@ -40,11 +41,20 @@ class _RunningStep:
     error: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     stopped: bool = False
+    child_job: str | None = None
+    """A parallel step's own job, run by the mini-batch engine."""
+
+
+RunJob = Callable[[Backend, str], Job]
+"""Runs a model deployment's job to its end (the job host's run_job): how a parallel step runs."""
 
 
 class PipelineHost:
-    def __init__(self, backend: Backend, job: Job) -> None:
+    def __init__(self, backend: Backend, job: Job, run_job: RunJob) -> None:
         assert job.pipeline is not None and job.deployment.component is not None, "a pipeline job"
+        self.job = job
+        self.pipeline = job.deployment.component
+        self.run_job = run_job
         self.backend = backend
         self.repo = Repository(backend.records)
         self.job_id = job.id
@@ -132,9 +142,10 @@ class PipelineHost:
     def _run_step(self, run: StepRun, running: _RunningStep, log_path: str) -> None:
         try:
             component = self.components[run.step]
-            if not isinstance(component, CommandComponent):
-                raise NotImplementedError("parallel steps do not run locally yet")
-            running.error = self._run_command(run, component, running, log_path)
+            if isinstance(component, CommandComponent):
+                running.error = self._run_command(run, component, running, log_path)
+            else:
+                running.error = self._run_parallel(run, component, running)
         except Exception as error:  # a step's failure is the step's, recorded on it
             log.exception("step %s failed", run.step)
             running.error = f"{type(error).__name__}: {error}"
@@ -176,6 +187,30 @@ class PipelineHost:
             self.backend.blobs.upload_folder(path, run.outputs[name])
         return None
 
+    def _run_parallel(self, run: StepRun, component: ParallelComponent, running: _RunningStep) -> str | None:
+        """The step's job, made on its first run; a resumed step's job goes on where it stopped, keeping the
+        mini-batches that have a result."""
+        made = pipeline_jobs.parallel_step_job(self.job, run, self.pipeline.jobs[run.step], component)
+        try:
+            before = self.repo.get_job(made.id)
+        except NotFoundError:
+            self.repo.add_job(made)
+        else:
+            if before.status == JobStatus.COMPLETED:
+                return None
+            status = JobStatus.RUNNING if before.counts.shards else JobStatus.QUEUED
+            self.repo.update_job(
+                made.id, lambda j: j.model_copy(update={"status": status, "error": None, "ended_at": None})
+            )
+        with running.lock:
+            if running.stopped:
+                return "canceled"
+            running.child_job = made.id
+        ended = self.run_job(self.backend, made.id)
+        if ended.status == JobStatus.COMPLETED:
+            return None
+        return f"its job {ended.id} ended {ended.status.value}" + (f": {ended.error}" if ended.error else "")
+
     def _values(self, run: StepRun, component: StepComponent, work: str) -> dict[str, LiteralValue]:
         """The step's inputs as its command reads them: literals as they are, data as local paths."""
         values: dict[str, LiteralValue] = {}
@@ -195,6 +230,9 @@ class PipelineHost:
                 running.stopped = True
                 if running.process is not None and running.process.poll() is None:
                     kill_group(running.process.pid)
+                if running.child_job is not None:
+                    # Its job host's pool sees the request, stops its instances, and closes the job Canceled.
+                    self.repo.update_job(running.child_job, _request_cancel)
         for running in self.running.values():
             running.thread.join()
         stopped = set(self.running)
@@ -221,10 +259,14 @@ def _resume_interrupted(run: StepRun) -> StepRun:
     )
 
 
+def _request_cancel(job: Job) -> Job:
+    return job if job.status.is_final else job.model_copy(update={"status": JobStatus.CANCEL_REQUESTED})
+
+
 def _steps(job: Job) -> list[StepRun]:
     assert job.pipeline is not None
     return job.pipeline.steps
 
 
-def run_pipeline(backend: Backend, job: Job) -> Job:
-    return PipelineHost(backend, job).run()
+def run_pipeline(backend: Backend, job: Job, run_job: RunJob) -> Job:
+    return PipelineHost(backend, job, run_job).run()
