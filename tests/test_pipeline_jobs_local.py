@@ -183,3 +183,28 @@ def test_resume_keeps_the_completed_steps_and_runs_the_rest(bep, home, tmp_path,
     assert job["status"] == "Completed", job
     assert steps_of(job)["first"]["started_at"] == steps_of(failed)["first"]["started_at"]
     assert steps_of(job)["second"]["status"] == "Completed"
+
+
+def test_rerun_runs_every_step_again_as_a_new_job_with_outputs_of_its_own(bep, home, tmp_path, control):
+    (control / "fail-second").touch()
+    deploy(bep, tmp_path / "p", {"first": None, "second": "first"})
+    failed = ended(bep, start(bep, tmp_path / "p"))
+    (control / "release-second").touch()
+
+    rerun_id = bep("job", "rerun", "--name", failed["id"]).out.split()[0]
+
+    rerun = ended(bep, rerun_id)
+    assert (rerun["status"], rerun["rerun_of"]) == ("Completed", failed["id"])
+    assert rerun["pipeline"]["data_inputs"] == failed["pipeline"]["data_inputs"]
+    first = steps_of(rerun)["first"]["outputs"]["out"]
+    assert rerun_id in first and (Path(first) / "made-by").read_text() == "first"
+
+
+def test_a_pipeline_job_reruns_whole(bep, home, tmp_path, control):
+    deploy(bep, tmp_path / "p", {"first": None})
+    job = ended(bep, start(bep, tmp_path / "p"))
+
+    refused = bep("job", "rerun", "--name", job["id"], "--failed", ok=False)
+
+    assert refused.code == 2 and "failed" in refused.err
+    assert len(bep("job", "list", "--endpoint-name", "shop", "--output", "json").json()) == 1

@@ -23,6 +23,7 @@ from batch_endpoints.errors import ValidationError
 from batch_endpoints.progress import ProgressBar
 from batch_endpoints.service import InvokeRequest
 from batch_endpoints.specs import InvokeOverrides, NamedInput, for_model_deployment, parse, with_data_input
+from batch_endpoints.specs.invocation import refuse_model_options
 
 
 def endpoint_create(service: EndpointsApi, args: argparse.Namespace) -> int:
@@ -171,12 +172,11 @@ def _invoke_pipeline(
     again if the invocation is refused."""
     run_settings = {"--mini-batch-size": args.mini_batch_size, "--instance-count": args.instance_count}
     run_settings |= {"--output-file-name": args.output_file_name, "--output-path": args.output_path}
-    given = [flag for flag, value in run_settings.items() if value is not None] + [f"--set {k}" for k in settings]
-    if given:
-        raise ValidationError(
-            "a pipeline deployment's steps have their own run settings; give outputs as outputs.NAME.path",
-            field=given[0],
-        )
+    run_settings |= {f"--set {key}": True for key in settings}
+    refuse_model_options(
+        {flag: value is not None for flag, value in run_settings.items()},
+        "a pipeline deployment's steps have their own run settings; give outputs as outputs.NAME.path",
+    )
     uploaded: list[str] = []
     try:
         for name, data in inputs.items():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,7 @@ from batch_endpoints.specs import (
     parse,
 )
 from batch_endpoints.specs.components import PipelineComponent
+from batch_endpoints.specs.invocation import refuse_model_options
 from batch_endpoints.yaml_files.references import AZURE_PREFIX, asset_reference
 
 
@@ -129,7 +130,13 @@ class JobService(AssetService):
         return self._start(job)
 
     def _invoke_pipeline(
-        self, request: InvokeRequest, endpoint: Endpoint, deployment: Deployment, pipeline: PipelineComponent
+        self,
+        request: InvokeRequest,
+        endpoint: Endpoint | None,
+        deployment: Deployment,
+        pipeline: PipelineComponent,
+        *,
+        rerun_of: str | None = None,
     ) -> Job:
         """A pipeline job: its inputs checked against the pipeline's, each output given a folder (by default
         `azureml/<job>/<output>` in the system's storage, Azure's shape), its steps recorded as child jobs."""
@@ -140,7 +147,7 @@ class JobService(AssetService):
             JobMetadata,
             {"experiment_name": request.experiment_name, "display_name": request.display_name, "tags": request.tags},
         )
-        job_id = request.job_id or new_job_id(endpoint.name)
+        job_id = request.job_id or new_job_id(request.endpoint_name)
         job_folder = self.blobs.join(self.blobs.root, "azureml", job_id)
         outputs = {
             name: self.locations.output_folder(path, field=f"outputs.{name}.path")
@@ -182,7 +189,7 @@ class JobService(AssetService):
         scratch = self.blobs.join(self.blobs.root, "jobs", job_id)
         job = Job(
             id=job_id,
-            endpoint_name=endpoint.name,
+            endpoint_name=request.endpoint_name,
             deployment_name=deployment.name,
             deployment=deployment,
             model_path="",
@@ -192,11 +199,12 @@ class JobService(AssetService):
             scratch_uri=scratch,
             settings=deployment.settings,
             inputs=invocation.literals,
-            experiment_name=metadata.experiment_name or endpoint.name,
+            experiment_name=metadata.experiment_name or request.endpoint_name,
             display_name=metadata.display_name,
             tags=metadata.tags,
             created_by=request.caller,
             pipeline=run,
+            rerun_of=rerun_of,
         )
         self.repo.add_job(job)
         return self._start(job)
@@ -403,6 +411,9 @@ class JobService(AssetService):
                 f"job {source.id} is {source.status.value}; rerun it once it has ended (or resume it if it stopped)",
                 field="job",
             )
+        if source.pipeline is not None:
+            model_only = {"failed": failed_only, "output_path": output_path, "output_file_name": output_file_name}
+            return self._rerun_pipeline(source, source.pipeline, new_id, caller, model_only)
         if failed_only and source.counts.files and source.counts.files_succeeded == source.counts.files:
             # Known from the record at once; which files failed is listed by the new job's plan, since that
             # scan grows with the source job and API Gateway waits 29 s at most.
@@ -439,6 +450,47 @@ class JobService(AssetService):
             self.blobs.put_bytes(files.input_listing, json.dumps({"failed_files_of": source.id}).encode())
         self.repo.add_job(job)
         return self._start(job)
+
+    def _rerun_pipeline(
+        self,
+        source: Job,
+        pipeline: PipelineRun,
+        new_id: str,
+        caller: str,
+        model_only: Mapping[str, object],
+    ) -> Job:
+        """A new pipeline job with the ended one's deployment and inputs, every step run again. Outputs given a
+        path at invoke are written there again; the others get the new job's own folders. `model_only`: the
+        options of a model deployment's rerun, refused when given."""
+        refuse_model_options(
+            model_only,
+            "a pipeline job reruns whole, its outputs written where the job wrote them (resume it to keep the steps "
+            "that completed)",
+        )
+        assert source.deployment.component is not None, "a pipeline job's deployment has its pipeline"
+        own_folder = self.blobs.join(self.blobs.root, "azureml", source.id)
+        named_outputs = {
+            name: NamedOutput(path=uri)
+            for name, uri in pipeline.outputs.items()
+            if uri != self.blobs.join(own_folder, name)
+        }
+        request = InvokeRequest(
+            endpoint_name=source.endpoint_name,
+            deployment_name=source.deployment_name,
+            named_inputs={
+                **{name: NamedInput(path=uri) for name, uri in pipeline.data_inputs.items()},
+                **{name: NamedInput(default=value) for name, value in pipeline.literal_inputs.items()},
+            },
+            named_outputs=named_outputs,
+            caller=caller,
+            job_id=new_id,
+            experiment_name=source.experiment_name,
+            display_name=source.display_name,
+            tags=source.tags,
+        )
+        return self._invoke_pipeline(
+            request, self._endpoint_if_any(source), source.deployment, source.deployment.component, rerun_of=source.id
+        )
 
     def resume_job(self, job_id: str, *, caller: str = "", idempotency_key: str | None = None) -> Job:
         """Run the workflow of a job that stopped without finishing (its job host or execution died) again over

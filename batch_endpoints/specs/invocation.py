@@ -254,5 +254,13 @@ def for_pipeline_deployment(
     return invocation
 
 
+def refuse_model_options(given: Mapping[str, object], why: str) -> None:
+    """Refuse, naming it, the first option of a model deployment's job (an input apart from the map, run settings,
+    an output file) given to a pipeline deployment's."""
+    for option, value in given.items():
+        if value:
+            raise ValidationError(why, field=option)
+
+
 def _not_declared(what: str, declared: Mapping[str, object]) -> str:
     return f"is not an {what} of the pipeline (its {what}s: {', '.join(declared) or 'none'})"

@@ -16,6 +16,7 @@ from batch_endpoints.api.schemas import InvokeBody, InvokeOutput, JobList, JobVi
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
 from batch_endpoints.specs import Job, for_model_deployment, with_data_input
+from batch_endpoints.specs.invocation import refuse_model_options
 
 router = new_router()
 
@@ -45,13 +46,11 @@ def _pipeline_request(endpoint_name: str, body: InvokeBody, caller: str) -> Invo
         "output": body.output,
         "overrides": body.overrides.model_dump(exclude_none=True),
     }
-    for name, value in model_fields.items():
-        if value:
-            raise ValidationError(
-                "a pipeline deployment takes its inputs and outputs by name (inputs.NAME, outputs.NAME) and its "
-                "steps have their own run settings",
-                field=name,
-            )
+    refuse_model_options(
+        model_fields,
+        "a pipeline deployment takes its inputs and outputs by name (inputs.NAME, outputs.NAME) and its steps have "
+        "their own run settings",
+    )
     return InvokeRequest(
         endpoint_name=endpoint_name,
         deployment_name=body.deployment_name,
