@@ -25,6 +25,7 @@ from batch_endpoints.specs import (
     parse,
 )
 from batch_endpoints.specs.components import PARALLEL_OVERRIDES, ParallelComponent, PipelineComponent, PipelineStep
+from batch_endpoints.yaml_files.references import AZURE_PREFIX
 
 ResolvePath = Callable[[str, str], str]
 """(a data path a step's input names, its field) -> its storage URI."""
@@ -138,7 +139,7 @@ def parallel_step_job(parent: Job, run: StepRun, step: PipelineStep, component: 
         endpoint_name=parent.endpoint_name,
         model=component.ref or run.step,
         code_configuration=CodeConfiguration(code=component.task.code, scoring_script=component.task.entry_script),
-        compute=step.compute or parent.deployment.compute,
+        compute=(step.compute or parent.deployment.compute).removeprefix(AZURE_PREFIX),
         settings=settings,
     )
     declared_type = component.inputs[data_input].type

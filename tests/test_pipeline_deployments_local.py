@@ -4,6 +4,7 @@ bad input refused naming it, with nothing created."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -207,3 +208,77 @@ def test_a_job_without_steps_has_no_child_jobs(bep, project, tmp_path):
 
     assert refused.code == 2
     assert "--parent-job-name" in refused.err
+
+
+def test_a_registered_pipeline_component_deploys_by_reference_and_runs(bep, home, tmp_path):
+    root = write_project(
+        tmp_path / "p", deployment=DEPLOYMENT.replace("component: pipeline.yml", "component: azureml:two_steps@latest")
+    )
+    bep("component", "create", "--file", root / "pipeline.yml")
+    bep("endpoint", "create", "--name", "shop")
+    bep("deployment", "create", "--file", root / "deployment.yml", "--set-default")
+
+    job_id = invoke(bep, f"inputs.input_data.path={root / 'data'}").out.split()[0]
+
+    deployment = bep("deployment", "show", "--endpoint-name", "shop", "--name", "summarize").json()
+    assert deployment["component_ref"] == "two_steps:1"
+    assert all(isinstance(step["component"], dict) for step in deployment["component"]["jobs"].values())
+    assert bep("job", "show", "--name", job_id).json()["status"] == "Completed"
+
+
+INLINE = DEPLOYMENT.replace(
+    "component: pipeline.yml",
+    "component:\n  jobs:\n    hello:\n      type: command\n      component:\n        command: echo hello\n",
+)
+
+
+def test_an_inline_pipeline_deploys_and_runs(bep, home, tmp_path):
+    root = write_project(tmp_path / "p", deployment=INLINE)
+    bep("endpoint", "create", "--name", "shop")
+    bep("deployment", "create", "--file", root / "deployment.yml", "--set-default")
+
+    job_id = bep("endpoint", "invoke", "--name", "shop", "--stream").out.split()[0]
+
+    job = bep("job", "show", "--name", job_id).json()
+    assert job["status"] == "Completed"
+    assert "hello" in Path(job["pipeline"]["steps"][0]["log_uri"]).read_text()
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (("component: pipeline.yml", "component: azureml:nothing@latest"), "component"),
+        (("component: pipeline.yml", "component: missing.yml"), "component"),
+        (("component: pipeline.yml", "component: [a]"), "component"),
+        (("component: pipeline.yml", "component: src/prepare.yml"), "component"),
+        (
+            ("continue_on_step_failure: false", "continue_on_step_failure: sometimes"),
+            "settings.continue_on_step_failure",
+        ),
+        (("continue_on_step_failure: false", "mini_batch_size: 3"), "settings.mini_batch_size"),
+        (("type: pipeline", "type: pipeline\nmodel: azureml:m:1"), "model"),
+    ],
+)
+def test_bad_pipeline_deployments_are_refused_naming_the_field_and_store_nothing(bep, home, tmp_path, change, field):
+    root = write_project(tmp_path / "p", deployment=DEPLOYMENT.replace(*change))
+    (root / "src" / "prepare.yml").write_text("type: command\ncommand: echo\n")
+    bep("endpoint", "create", "--name", "shop")
+
+    refused = bep("deployment", "create", "--file", root / "deployment.yml", ok=False)
+
+    assert refused.code in (2, 3), refused.err
+    assert re.search(rf"(?<![\w.]){re.escape(field)}(?![\w.])", refused.err), refused.err  # named as a field
+    assert bep("deployment", "list", "--endpoint-name", "shop", "--output", "json").json() == []
+
+
+def test_a_step_naming_a_compute_that_does_not_exist_is_refused(bep, home, tmp_path):
+    pipeline = PIPELINE.replace(
+        "  prepare_job:\n    type: command\n", "  prepare_job:\n    type: command\n    compute: azureml:nowhere\n"
+    )
+    root = write_project(tmp_path / "p", pipeline=pipeline)
+    bep("endpoint", "create", "--name", "shop")
+
+    refused = bep("deployment", "create", "--file", root / "deployment.yml", ok=False)
+
+    assert refused.code == 2
+    assert "jobs.prepare_job.compute" in refused.err

@@ -9,7 +9,7 @@ from batch_endpoints import assets, mlflow_models
 from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
 from batch_endpoints.services.components import ComponentService
 from batch_endpoints.specs import CodeConfiguration, Compute, Deployment, Endpoint, Environment, now, parse
-from batch_endpoints.yaml_specs import DeploymentDeclaration, EndpointPatch
+from batch_endpoints.yaml_specs import AZURE_PREFIX, DeploymentDeclaration, EndpointPatch
 
 
 class EndpointService(ComponentService):
@@ -137,6 +137,9 @@ class EndpointService(ComponentService):
         assert declaration.component is not None and declaration.pipeline_settings is not None, "a pipeline's"
         compute = self._compute(declaration.pipeline_settings.default_compute, field="settings.default_compute")
         pipeline, reference = self.pipeline_to_deploy(declaration.component)
+        for name, step in pipeline.jobs.items():
+            if step.compute is not None:
+                self._compute(step.compute.removeprefix(AZURE_PREFIX), field=f"jobs.{name}.compute")
         return parse(
             Deployment,
             {
