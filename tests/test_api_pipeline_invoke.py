@@ -55,3 +55,18 @@ def test_bad_bodies_are_refused_naming_the_field_and_start_nothing(running_stack
     assert refused.status == 400, refused.text
     assert refused.json()["field"] == field
     assert running_stack.service.list_jobs("shop") == []
+
+
+def test_an_invoke_retried_with_its_idempotency_key_answers_with_the_same_job(running_stack, api: Api, data):
+    body = {"inputs": {**data_input(data), "label": "nightly"}}
+    key = {"Idempotency-Key": "nightly-run-1"}
+
+    first = api("POST", "/endpoints/shop/jobs", body, headers=key)
+    again = api("POST", "/endpoints/shop/jobs", body, headers=key)
+    other = api("POST", "/endpoints/shop/jobs", {"inputs": {**data_input(data), "label": "plain"}}, headers=key)
+
+    assert (first.status, again.status) == (202, 202)
+    assert again.json()["id"] == first.json()["id"]
+    assert other.status == 409
+    follow(api, first.json()["id"])
+    assert len(running_stack.service.list_jobs("shop")) == 1

@@ -208,3 +208,53 @@ def test_a_pipeline_job_reruns_whole(bep, home, tmp_path, control):
 
     assert refused.code == 2 and "failed" in refused.err
     assert len(bep("job", "list", "--endpoint-name", "shop", "--output", "json").json()) == 1
+
+
+PARALLEL = """\
+type: pipeline
+name: parallel
+inputs:
+  input_data: {type: uri_folder}
+jobs:
+  score:
+    type: parallel
+    component:
+      inputs: {data: {type: uri_folder}}
+      outputs: {out: {type: uri_folder}}
+      input_data: ${{inputs.data}}
+      mini_batch_size: "1"
+      task:
+        code: src
+        entry_script: slow.py
+        append_row_to: ${{outputs.out}}
+    inputs:
+      data: ${{parent.inputs.input_data}}
+"""
+
+SLOW = """\
+import os, pathlib, time
+
+def run(mini_batch):
+    control = pathlib.Path(os.environ["CONTROL"])
+    (control / "pid-parallel").write_text(str(os.getpid()))
+    time.sleep(600)
+"""
+
+
+def test_cancel_stops_a_running_parallel_steps_own_job(bep, home, tmp_path, control):
+    root = tmp_path / "p"
+    deploy(bep, root, {"unused": None})
+    (root / "src" / "slow.py").write_text(SLOW)
+    (root / "pipeline.yml").write_text(PARALLEL)
+    bep("deployment", "create", "--file", root / "deployment.yml")  # updates it to the parallel pipeline
+    job_id = start(bep, root)
+    pid_file = control / "pid-parallel"
+    wait_for(bep, job_id, lambda _: pid_file.exists() and pid_file.read_text(), "a running mini-batch")
+
+    bep("job", "cancel", "--name", job_id)
+
+    job = ended(bep, job_id)
+    step_job = bep("job", "show", "--name", f"{job_id}-score").json()
+    assert (job["status"], steps_of(job)["score"]["status"]) == ("Canceled", "Canceled")
+    assert (step_job["status"], step_job["parent_job_name"]) == ("Canceled", job_id)
+    assert not alive(int(pid_file.read_text()))
