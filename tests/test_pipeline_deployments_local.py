@@ -110,6 +110,7 @@ def test_a_two_step_command_pipeline_runs_its_steps_in_order_and_writes_its_outp
     prepared = Path(prepare["outputs"]["prepared"])
     assert (prepared / "a.csv").read_text() == "X,Y\n1,2\n"
     assert "prepared 2" in Path(prepare["log_uri"]).read_text()
+    assert "[step-prepare_job] prepared 2" in bep("job", "logs", "--name", job_id).out
 
 
 def test_a_literal_input_left_out_takes_its_default(bep, project):
