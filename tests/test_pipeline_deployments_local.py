@@ -5,6 +5,7 @@ bad input refused naming it, with nothing created."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -283,3 +284,27 @@ def test_a_step_naming_a_compute_that_does_not_exist_is_refused(bep, home, tmp_p
 
     assert refused.code == 2
     assert "jobs.prepare_job.compute" in refused.err
+
+
+AZURE_EXAMPLE = Path(__file__).parent / "data" / "azure_pipelines" / "batch-scoring-with-preprocessing"
+
+
+def test_azures_batch_scoring_pipeline_deploys_with_its_compute_renamed_and_needs_its_models(bep, home, tmp_path):
+    root = tmp_path / "azure"
+    shutil.copytree(AZURE_EXAMPLE, root)
+    (root / "deployment.yml").write_text(
+        "name: uci-heart\nendpoint_name: heart\ntype: pipeline\ncomponent: pipeline.yml\n"
+        "settings:\n  default_compute: cpu-cluster\n"
+    )
+    bep("component", "create", "--file", root / "components" / "prepare" / "prepare.yml")
+    bep("endpoint", "create", "--name", "heart")
+    bep("deployment", "create", "--file", root / "deployment.yml", "--set-default")
+    (root / "data").mkdir()
+    (root / "data" / "heart.csv").write_text("age,sex\n63,1\n")
+
+    refused = bep("endpoint", "invoke", "--name", "heart", "--set", f"inputs.input_data.path={root / 'data'}", ok=False)
+
+    assert refused.code == 2
+    assert "jobs.preprocess_job.inputs.transformations" in refused.err
+    assert "names no registered model nor data asset" in refused.err  # its model, not registered here yet
+    assert bep("job", "list", "--endpoint-name", "heart", "--output", "json").json() == []

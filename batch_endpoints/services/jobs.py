@@ -216,6 +216,8 @@ class JobService(AssetService):
             name, version, label = asset_reference(path, field=field, noun="model")
             if self.repo.list_models(name):
                 return self.get_model(name, version, label).path
+            if not self.repo.list_data(name):
+                raise ValidationError(f"{path!r} names no registered model nor data asset", field=field)
         return self.locations.resolve(path, field=field).uri
 
     def _output_locations(
