@@ -33,19 +33,21 @@ def check_output_name(output_name: str | None, *, field: str) -> None:
         )
 
 
-def output_location(download_path: str) -> str:
-    """The folder that holds a downloaded job's output: <download path>/named-outputs/score."""
-    return os.path.join(download_path, NAMED_OUTPUTS, OUTPUT_NAME)
+def output_location(download_path: str, name: str = OUTPUT_NAME) -> str:
+    """The folder that holds a downloaded job's output: <download path>/named-outputs/<name>."""
+    return os.path.join(download_path, NAMED_OUTPUTS, name)
 
 
 @dataclass(frozen=True)
 class JobFilesToDownload:
     """A job's files as the storage names them: the output file (None for summary_only), the output folder (None
-    in jobs recorded before it existed), and every file to download, the output's and the artifacts'."""
+    in jobs recorded before it existed), and every file to download, the output's and the artifacts'. `name` is the
+    output's: a model deployment's job has one, `score`; a pipeline job's are its pipeline's."""
 
     output_uri: str | None
     output_folder: str | None
     uris: Iterable[str]
+    name: str = OUTPUT_NAME
 
     def is_output(self, uri: str) -> bool:
         base = (self.output_folder or "").rstrip("/")
@@ -54,13 +56,17 @@ class JobFilesToDownload:
     def targets(self, download_path: str, *, output_name: str | None = None) -> list[tuple[str, str]]:
         """(URI, local path) of each file to download into `download_path`, which must be absolute: the output's
         files under named-outputs/score/ by their paths in the output folder, the others under artifacts/ by
-        their names. With `output_name` ("score"), the output's files only. A stored name that would lead out
-        of its folder ("../") is refused."""
-        check_output_name(output_name, field="output_name")
+        their names. With `output_name` (the output's name), the output's files only. A stored name that would
+        lead out of its folder ("../") is refused."""
+        if output_name not in (None, self.name):
+            raise ValidationError(
+                f"this job's output is named {self.name!r} (got {output_name!r}); leave it out or name that one",
+                field="output_name",
+            )
         chosen = []
         for uri in self.uris:
             if self.is_output(uri):
-                chosen.append((uri, self._target(output_location(download_path), uri, self.output_folder)))
+                chosen.append((uri, self._target(output_location(download_path, self.name), uri, self.output_folder)))
             elif output_name is None:
                 chosen.append((uri, self._target(os.path.join(download_path, ARTIFACTS), uri, None)))
         return chosen
@@ -68,8 +74,8 @@ class JobFilesToDownload:
     def output_target(self, download_path: str) -> str:
         """Where the output file lands; the output's folder for a summary_only job, which has none."""
         if self.output_uri is None:
-            return output_location(download_path)
-        return self._target(output_location(download_path), self.output_uri, self.output_folder)
+            return output_location(download_path, self.name)
+        return self._target(output_location(download_path, self.name), self.output_uri, self.output_folder)
 
     @staticmethod
     def _target(folder: str, uri: str, base_folder: str | None) -> str:

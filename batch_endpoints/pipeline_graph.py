@@ -21,6 +21,19 @@ from batch_endpoints.specs.components import (
 from batch_endpoints.specs.endpoints import literal_value
 
 
+def pipeline_steps(pipeline: PipelineComponent) -> dict[str, StepComponent]:
+    """Each step's component, of a pipeline whose steps' components are written inline (a deployment's)."""
+    steps: dict[str, StepComponent] = {}
+    for name, step in pipeline.jobs.items():
+        if isinstance(step.component, str):
+            raise ValidationError(
+                f"names {step.component}; a deployed pipeline holds its steps' components",
+                field=f"jobs.{name}.component",
+            )
+        steps[name] = step.component
+    return steps
+
+
 def check_pipeline(pipeline: PipelineComponent, components: Mapping[str, StepComponent]) -> list[str]:
     """Check the steps, whose components (inline or registered) are `components[step]`, and return the steps in
     an order that runs each after the steps it reads from."""

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol, TextIO, TypeVar
 
-from batch_endpoints.specs import JobCounts, JobStatus
+from batch_endpoints.specs import JobCounts, JobStatus, PipelineRun, StepStatus
 
 WIDTH = 30
 MIB = 1024 * 1024
@@ -77,6 +77,8 @@ class ProgressBar:
 
 
 def progress_line(job: JobState, progress: dict[str, int], elapsed_s: float) -> str:
+    if job.pipeline is not None:
+        return pipeline_line(job.status, job.pipeline, progress)
     total_mb = job.counts.mini_batches
     done_mb = progress.get("mini_batches_done", 0)
     files_done = progress.get("files_succeeded", 0) + progress.get("files_failed", 0)
@@ -91,11 +93,23 @@ def progress_line(job: JobState, progress: dict[str, int], elapsed_s: float) -> 
     )
 
 
+def pipeline_line(status: JobStatus, pipeline: PipelineRun, progress: dict[str, int]) -> str:
+    """A pipeline job's steps done of all, the steps running, and a parallel step's mini-batches."""
+    done = sum(run.status.is_final for run in pipeline.steps)
+    running = [run.step for run in pipeline.steps if run.status == StepStatus.RUNNING]
+    mini_batches = f"  mini-batches done {progress['mini_batches_done']}" if progress.get("mini_batches_done") else ""
+    return (
+        f"{status.value:<10} {bar(done / len(pipeline.steps))} steps {done}/{len(pipeline.steps)}  "
+        f"running {', '.join(running) or '-'}{mini_batches}"
+    )
+
+
 class JobState(Protocol):
     """What a progress line shows of a job: the core's record, or the API's view of it."""
 
     status: JobStatus
     counts: JobCounts
+    pipeline: PipelineRun | None
 
 
 JobT = TypeVar("JobT", bound=JobState)

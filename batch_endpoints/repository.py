@@ -205,15 +205,17 @@ class Repository:
         return record.counters if record else {}
 
     def list_jobs(self, endpoint: str | None = None, limit: int | None = None) -> list[Job]:
+        """An endpoint's jobs (or every endpoint's), pipeline steps' own jobs left out."""
         records = self.records.list(JOB, parent=endpoint, newest_first=True, limit=limit)
-        return [Job.model_validate(r.data) for r in records]
+        jobs = [Job.model_validate(r.data) for r in records]
+        return [job for job in jobs if job.parent_job_name is None]
 
     def add_job(self, job: Job) -> None:
-        self.records.put(JOB, job.id, _dump(job), parent=job.endpoint_name, expected_version=0)
+        self.records.put(JOB, job.id, _dump(job), parent=_job_parent(job), expected_version=0)
 
     def update_job(self, job_id: str, change: Callable[[Job], Job]) -> Job:
         job = self.get_job(job_id)
-        return self._update(JOB, job_id, Job, change, parent=job.endpoint_name, missing=_no_job(job_id))
+        return self._update(JOB, job_id, Job, change, parent=_job_parent(job), missing=_no_job(job_id))
 
     def _update(
         self,
@@ -242,6 +244,12 @@ class Repository:
 
 def _no_endpoint(name: str) -> NotFoundError:
     return NotFoundError(f"endpoint {name!r} does not exist", field="endpoint_name")
+
+
+def _job_parent(job: Job) -> str:
+    """What a job is listed under: its endpoint, or for a pipeline step's job, its pipeline job (so that an
+    endpoint's jobs are the ones invoked)."""
+    return job.endpoint_name if job.parent_job_name is None else f"pipeline-job:{job.parent_job_name}"
 
 
 def _no_job(job_id: str) -> NotFoundError:

@@ -10,7 +10,7 @@ import pytest
 
 from batch_endpoints import progress
 from batch_endpoints.progress import StatusLine, bar
-from batch_endpoints.specs import JobCounts, JobStatus
+from batch_endpoints.specs import JobCounts, JobStatus, PipelineRun, StepRun, StepStatus
 
 
 class Terminal(io.StringIO):
@@ -24,7 +24,8 @@ def job_polls(*states: tuple[JobStatus, int]):
 
     def poll():
         status, done = next(answers)
-        return SimpleNamespace(status=status, counts=JobCounts(files=8, mini_batches=4)), {"mini_batches_done": done}
+        job = SimpleNamespace(status=status, counts=JobCounts(files=8, mini_batches=4), pipeline=None)
+        return job, {"mini_batches_done": done}
 
     return poll
 
@@ -80,3 +81,15 @@ def test_an_uploads_bar_draws_nothing_on_a_pipe():
     line.close()
 
     assert out.getvalue() == ""
+
+
+def test_a_pipeline_jobs_line_counts_its_steps_and_a_running_parallel_steps_mini_batches():
+    steps = [
+        StepRun(name="j-prep", step="prep", type="command", status=StepStatus.COMPLETED),
+        StepRun(name="j-score", step="score", type="parallel", status=StepStatus.RUNNING),
+        StepRun(name="j-post", step="post", type="command"),
+    ]
+
+    line = progress.pipeline_line(JobStatus.RUNNING, PipelineRun(steps=steps), {"mini_batches_done": 2})
+
+    assert "steps 1/3" in line and "running score" in line and "mini-batches done 2" in line

@@ -836,11 +836,10 @@ def test_model_that_is_a_list_is_refused(project):
     assert "got list" in error.message
 
 
-def test_pipeline_deployments_are_refused(project):
+def test_a_pipeline_deployment_without_its_component_is_refused_naming_it(project):
     error = refused(write(project, MINIMAL_YML + "type: pipeline\n"))
 
-    assert error.field == "type"
-    assert "pipeline component deployments are not supported" in error.message
+    assert error.field == "component"
 
 
 def test_environment_docker_build_is_refused(project):

@@ -37,6 +37,7 @@ from batch_endpoints.specs import (
 )
 from batch_endpoints.specs.components import Component
 from batch_endpoints.specs.invocation import MODEL_OUTPUT
+from batch_endpoints.specs.pipelines import PipelineRun
 from batch_endpoints.yaml_files.schemas import DeploymentFile, EndpointFile, Resources
 
 
@@ -358,6 +359,7 @@ class JobView(BaseModel):
     updated_by: str = ""
     rerun_of: str | None = None
     resumes: int = 0
+    pipeline: PipelineRun | None = Field(None, description="a pipeline job's inputs, outputs and child step jobs")
     links: JobLinks
 
     @classmethod

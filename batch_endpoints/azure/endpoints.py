@@ -263,7 +263,7 @@ def _deployment(deployment: Deployment) -> ModelBatchDeployment:
         endpoint_name=deployment.endpoint_name,
         description=deployment.description,
         tags=dict(deployment.tags),
-        model=f"{yaml_specs.AZURE_PREFIX}{deployment.model}",
+        model=None if deployment.model is None else f"{yaml_specs.AZURE_PREFIX}{deployment.model}",
         code_configuration=None if code is None else CodeConfiguration(code.code, code.scoring_script),
         environment=f"{yaml_specs.AZURE_PREFIX}{environment.name}:{environment.version}"
         if environment.name and environment.version

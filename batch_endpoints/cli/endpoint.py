@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Mapping
 
 from batch_endpoints import literal_inputs, yaml_specs
 from batch_endpoints.api.protocol import EndpointsApi
@@ -21,7 +22,8 @@ from batch_endpoints.cli.job import follow_and_report, print_started
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.progress import ProgressBar
 from batch_endpoints.service import InvokeRequest
-from batch_endpoints.specs import InvokeOverrides, for_model_deployment, parse, with_data_input
+from batch_endpoints.specs import InvokeOverrides, NamedInput, for_model_deployment, parse, with_data_input
+from batch_endpoints.specs.invocation import refuse_model_options
 
 
 def endpoint_create(service: EndpointsApi, args: argparse.Namespace) -> int:
@@ -115,6 +117,9 @@ def endpoint_invoke(service: EndpointsApi, args: argparse.Namespace) -> int:
         type=args.input_type,
         exclude=args.exclude,
     )
+    deployment = service.deployment_to_invoke(args.name, args.deployment_name)
+    if deployment.type == "pipeline":
+        return _invoke_pipeline(service, args, declared, inputs, settings)
     invocation = for_model_deployment(inputs, declared.outputs)
     flags = {
         "mini_batch_size": args.mini_batch_size,
@@ -123,7 +128,6 @@ def endpoint_invoke(service: EndpointsApi, args: argparse.Namespace) -> int:
     }
     settings.update({k: v for k, v in flags.items() if v is not None})
     checked_overrides = parse(InvokeOverrides, settings, prefix="--set")
-    deployment = service.deployment_to_invoke(args.name, args.deployment_name)
     literal_inputs.resolve(deployment.inputs, invocation.literals)
     output = yaml_specs.local_or_reference(args.output_path, here) if args.output_path else invocation.output_path
     source = invocation.input
@@ -152,6 +156,50 @@ def endpoint_invoke(service: EndpointsApi, args: argparse.Namespace) -> int:
     except BaseException:
         if uploaded:
             service.discard_upload(uploaded)
+        raise
+    print_started(service, args, job)
+    return follow_and_report(service, job.id) if args.stream else 0
+
+
+def _invoke_pipeline(
+    service: EndpointsApi,
+    args: argparse.Namespace,
+    declared: yaml_specs.InvokeDeclaration,
+    inputs: dict[str, NamedInput],
+    settings: Mapping[str, object],
+) -> int:
+    """A pipeline deployment's job: its inputs and outputs by name; local data inputs uploaded first, and removed
+    again if the invocation is refused."""
+    run_settings = {"--mini-batch-size": args.mini_batch_size, "--instance-count": args.instance_count}
+    run_settings |= {"--output-file-name": args.output_file_name, "--output-path": args.output_path}
+    run_settings |= {f"--set {key}": True for key in settings}
+    refuse_model_options(
+        {flag: value is not None for flag, value in run_settings.items()},
+        "a pipeline deployment's steps have their own run settings; give outputs as outputs.NAME.path",
+    )
+    uploaded: list[str] = []
+    try:
+        for name, data in inputs.items():
+            if data.path is not None and not yaml_specs.is_reference(data.path):
+                bar = ProgressBar(f"uploading {data.path}")
+                uploaded.append(service.upload_input(data.path, progress=bar))
+                bar.close()
+                inputs = {**inputs, name: data.model_copy(update={"path": uploaded[-1]})}
+        job = service.invoke(
+            InvokeRequest(
+                endpoint_name=args.name,
+                deployment_name=args.deployment_name,
+                named_inputs=inputs,
+                named_outputs=declared.outputs,
+                caller=current_user(),
+                experiment_name=args.experiment_name or declared.experiment_name,
+                display_name=args.display_name or declared.display_name,
+                tags={**declared.tags, **key_values(args.tags, "tags")},
+            )
+        )
+    except BaseException:
+        for uri in uploaded:
+            service.discard_upload(uri)
         raise
     print_started(service, args, job)
     return follow_and_report(service, job.id) if args.stream else 0

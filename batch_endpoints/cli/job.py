@@ -13,10 +13,10 @@ from batch_endpoints.api.protocol import EndpointsApi
 from batch_endpoints.api.schemas import JobView, LogLineView, console_url
 from batch_endpoints.cli import render, stream
 from batch_endpoints.cli.commands import Group, command, current_user, key_values
-from batch_endpoints.errors import ConflictError
+from batch_endpoints.errors import ConflictError, ValidationError
 from batch_endpoints.job_downloads import OUTPUT_NAME, JobFilesToDownload, check_output_name
 from batch_endpoints.ports import LogLine
-from batch_endpoints.specs import Job, JobStatus
+from batch_endpoints.specs import Job, JobStatus, StepStatus
 
 JOB_COLUMNS = ["id", "deployment_name", "status", "files", "experiment_name", "display_name", "created_at"]
 
@@ -48,7 +48,12 @@ def job_record(service: EndpointsApi, job: Job | JobView) -> dict[str, Any]:
     }
 
 
+STEP_COLUMNS = ["name", "step", "type", "status", "started_at", "ended_at", "error"]
+
+
 def job_list(service: EndpointsApi, args: argparse.Namespace) -> int:
+    if args.parent_job_name is not None:
+        return _list_steps(service, args)
     jobs = service.list_jobs(
         args.endpoint_name,
         args.max_results,
@@ -56,6 +61,18 @@ def job_list(service: EndpointsApi, args: argparse.Namespace) -> int:
         tags=key_values(args.tag, "tag"),
     )
     show_jobs(args, jobs)
+    return 0
+
+
+def _list_steps(service: EndpointsApi, args: argparse.Namespace) -> int:
+    """A pipeline job's child jobs, one a step, in the order they may run (`az ml job list --parent-job-name`)."""
+    pipeline = service.get_job(args.parent_job_name).pipeline
+    if pipeline is None:
+        raise ValidationError(
+            f"job {args.parent_job_name} is a model deployment's job; only pipeline jobs have child jobs",
+            field="--parent-job-name",
+        )
+    render.table(args, [run.model_dump(mode="json") for run in pipeline.steps], STEP_COLUMNS)
     return 0
 
 
@@ -128,11 +145,14 @@ def job_resume(service: EndpointsApi, args: argparse.Namespace) -> int:
 
 
 def job_download(service: EndpointsApi, args: argparse.Namespace) -> int:
-    check_output_name(args.output_name, field="--output-name")
     job = service.get_job(args.name)
     if not job.status.is_final:
         raise ConflictError(f"job {job.id} is {job.status.value}; download it once it has ended", field="name")
-    files = JobFilesToDownload(job.output_uri, job.output_folder, service.job_artifacts(job.id))
+    if job.pipeline is not None:
+        files = _pipeline_output(service, args.output_name, job.pipeline.outputs, job)
+    else:
+        check_output_name(args.output_name, field="--output-name")
+        files = JobFilesToDownload(job.output_uri, job.output_folder, service.job_artifacts(job.id))
     targets = files.targets(os.path.abspath(args.download_path), output_name=args.output_name)
     for uri, path in targets:
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -143,6 +163,20 @@ def job_download(service: EndpointsApi, args: argparse.Namespace) -> int:
     return 0
 
 
+def _pipeline_output(
+    service: EndpointsApi, output_name: str | None, outputs: dict[str, str], job: Job | JobView
+) -> JobFilesToDownload:
+    """A pipeline output's files, to land under named-outputs/NAME/ as `az ml job download --output-name` lays
+    them."""
+    if output_name not in outputs:
+        raise ValidationError(
+            f"is not an output of job {job.id} (its outputs: {', '.join(outputs) or 'none'})", field="--output-name"
+        )
+    folder = outputs[output_name].rstrip("/")
+    uris = [uri for uri in service.job_artifacts(job.id) if uri.startswith(folder + "/")]
+    return JobFilesToDownload(None, folder, uris, name=output_name)
+
+
 def follow_and_report(service: EndpointsApi, job_id: str) -> int:
     job = stream.follow(service, job_id)
     _report(job)
@@ -150,6 +184,12 @@ def follow_and_report(service: EndpointsApi, job_id: str) -> int:
 
 
 def _report(job: Job | JobView) -> None:
+    if job.pipeline is not None:
+        done = sum(run.status == StepStatus.COMPLETED for run in job.pipeline.steps)
+        print(f"job {job.id} {job.status.value}: {done} of {len(job.pipeline.steps)} steps completed", file=sys.stderr)
+        if job.error:
+            print(f"error: {job.error}", file=sys.stderr)
+        return
     counts = job.counts
     print(
         f"job {job.id} {job.status.value}: {counts.files_succeeded} of {counts.files} {counts.unit} scored, "
@@ -181,6 +221,7 @@ def add_commands(groups: Group) -> None:
     sub.add_argument("--max-results", type=int)
     sub.add_argument("--experiment-name")
     sub.add_argument("--tag", action="append", metavar="KEY=VALUE", help="only jobs with this tag (repeatable)")
+    sub.add_argument("--parent-job-name", help="list a pipeline job's child jobs, one a step")
     sub = command(jobs, "rerun", job_rerun, "start a new job over an ended job's files; prints the new job id")
     sub.add_argument("--name", "-n", required=True, help="job id of the ended job")
     sub.add_argument("--failed", action="store_true", help="only the files that failed or were never scored")
@@ -201,7 +242,8 @@ def add_commands(groups: Group) -> None:
     sub.add_argument("--download-path", default=".")
     sub.add_argument(
         "--output-name",
-        help=f"the output alone: a batch job has one, {OUTPUT_NAME!r} as Azure names it; default: the output and "
+        help=f"the output alone: a model deployment's job has one, {OUTPUT_NAME!r} as Azure names it; a pipeline "
+        "job's are its pipeline's outputs, one of which must be named; default (model deployments): the output and "
         "the artifacts",
     )
     sub.add_argument(

@@ -44,6 +44,10 @@ from batch_endpoints.yaml_specs import (
     read_conda_file,
 )
 
+PIPELINES_LOCAL_ONLY = (
+    "the CLI creates and invokes pipeline deployments on the local backend only, not over the API, for now"
+)
+
 
 class RemoteService:
     def __init__(self, client: BatchEndpointsClient) -> None:
@@ -189,6 +193,8 @@ class RemoteService:
     def _put_deployment(self, declaration: DeploymentDeclaration, set_default: bool) -> Deployment:
         """deployment.yml as the API's JSON body, with local folders (code, an inline model) put in the API's
         storage first."""
+        if declaration.model is None:
+            raise ValidationError(PIPELINES_LOCAL_ONLY, field="type")
         storage = self.client.storage
         model: str | dict[str, Any] = str(declaration.model)
         if declaration.model.path is not None:
@@ -254,6 +260,8 @@ class RemoteService:
         """Nothing: the API deletes nothing it was sent (a refused invoke's upload stays under uploads/inputs/)."""
 
     def invoke(self, request: InvokeRequest) -> JobView:
+        if request.named_inputs or request.named_outputs:
+            raise ValidationError(PIPELINES_LOCAL_ONLY, field="deployment_name")
         return self.client.batch_endpoints.invoke(
             request.endpoint_name,
             input=request.input,

@@ -8,7 +8,7 @@ from typing import TextIO
 from batch_endpoints.api.protocol import EndpointsApi
 from batch_endpoints.api.schemas import JobView
 from batch_endpoints.progress import watch
-from batch_endpoints.specs import Job
+from batch_endpoints.specs import Job, StepStatus
 
 
 def follow(
@@ -19,9 +19,20 @@ def follow(
     interval_s: float = 0.5,
     timeout_s: float | None = None,
 ) -> Job | JobView:
+    def poll() -> tuple[Job | JobView, dict[str, int]]:
+        job = service.get_job(job_id)
+        return job, service.job_progress(_counted_job(job))
+
     return watch(
-        lambda: (service.get_job(job_id), service.job_progress(job_id)),
+        poll,
         out=out or sys.stderr,
         interval_s=interval_s,
         timeout_s=timeout_s,
     )
+
+
+def _counted_job(job: Job | JobView) -> str:
+    """The job whose mini-batches the line counts: a pipeline's running parallel step's own job, or the job."""
+    running = [] if job.pipeline is None else job.pipeline.steps
+    parallel = [run.name for run in running if run.type == "parallel" and run.status == StepStatus.RUNNING]
+    return parallel[0] if parallel else job.id

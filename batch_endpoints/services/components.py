@@ -43,6 +43,37 @@ class ComponentService(AssetService):
     def list_components(self, name: str | None = None) -> list[ComponentT]:
         return self.repo.list_components(name)
 
+    def pipeline_to_deploy(self, component: ComponentT | str) -> tuple[PipelineComponent, str | None]:
+        """A pipeline deployment's component, checked and with its code stored, each step's component written
+        inline (registered ones at the version resolved now), so a deployment's jobs run what it was made with;
+        and the registered component's reference, when it names one."""
+        reference = None
+        if isinstance(component, str):
+            name, version, label = asset_reference(component, field="component", noun="component")
+            try:
+                component = self.get_component(name, version, label)
+            except NotFoundError as exc:
+                raise NotFoundError(exc.message, field="component") from None
+            reference = component.ref
+        if not isinstance(component, PipelineComponent):
+            raise ValidationError(
+                f"is a {component.type} component; a pipeline deployment runs a pipeline component", field="component"
+            )
+        checked = self._checked(component) if reference is None else component
+        assert isinstance(checked, PipelineComponent), "checking keeps a component's type"
+        jobs = {
+            name: step.model_copy(update={"component": self._registered_step(step.component, f"jobs.{name}.component")})
+            if isinstance(step.component, str)
+            else step
+            for name, step in checked.jobs.items()
+        }
+        pipeline = checked.model_copy(update={"jobs": jobs})
+        if reference is None:
+            stored = with_code(pipeline, self._stored_code)
+            assert isinstance(stored, PipelineComponent), "storing code keeps a component's type"
+            pipeline = stored
+        return pipeline, reference
+
     def _checked(self, component: ComponentT) -> ComponentT:
         """The component, checked; a pipeline's references to registered components pinned to their versions."""
         if not isinstance(component, PipelineComponent):

@@ -3,14 +3,16 @@ which registers them), so these build on the asset use cases."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from batch_endpoints import assets, mlflow_models
 from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
-from batch_endpoints.services.assets import AssetService
-from batch_endpoints.specs import CodeConfiguration, Deployment, Endpoint, Environment, now, parse
-from batch_endpoints.yaml_specs import DeploymentDeclaration, EndpointPatch
+from batch_endpoints.services.components import ComponentService
+from batch_endpoints.specs import CodeConfiguration, Compute, Deployment, Endpoint, Environment, now, parse
+from batch_endpoints.yaml_specs import AZURE_PREFIX, DeploymentDeclaration, EndpointPatch
 
 
-class EndpointService(AssetService):
+class EndpointService(ComponentService):
     # ------------------------------------------------------------------ endpoints
     def create_endpoint(self, declaration: Endpoint, *, caller: str = "") -> Endpoint:
         """Record the endpoint as declared (the YAML loaders' and the API's Endpoint), created now by `caller`."""
@@ -111,12 +113,53 @@ class EndpointService(AssetService):
                 f"deployment {declaration.name!r} already exists in endpoint {endpoint.name!r}; use update",
                 field="name",
             )
-        compute = self.backend.computes.get(declaration.compute)
+        if declaration.component is not None:
+            deployment = self._pipeline_deployment(declaration, existing, caller)
+        else:
+            deployment = self._model_deployment(declaration, existing, caller)
+        deployment.compute_handle = self.backend.computes.register_deployment(deployment)
+        self.repo.put_deployment(deployment, expected_version=version)
+        if set_default:
+            self.update_endpoint(endpoint.name, EndpointPatch.default_deployment(deployment.name), caller=caller)
+        return deployment
+
+    def _compute(self, name: str, *, field: str) -> Compute:
+        compute = self.backend.computes.get(name)
         if compute is None:
             known = ", ".join(c.name for c in self.backend.computes.list())
-            raise ValidationError(f"compute {declaration.compute!r} does not exist; known: {known}", field="compute")
+            raise ValidationError(f"compute {name!r} does not exist; known: {known}", field=field)
         if compute.provisioning_state == "Deleting":
-            raise ValidationError(f"compute {compute.name!r} is being deleted", field="compute")
+            raise ValidationError(f"compute {compute.name!r} is being deleted", field=field)
+        return compute
+
+    def _pipeline_deployment(
+        self, declaration: DeploymentDeclaration, existing: Deployment | None, caller: str
+    ) -> Deployment:
+        """A pipeline deployment: its component checked, and its code stored, last, once everything else is."""
+        assert declaration.component is not None and declaration.pipeline_settings is not None, "a pipeline's"
+        compute = self._compute(declaration.pipeline_settings.default_compute, field="settings.default_compute")
+        pipeline, reference = self.pipeline_to_deploy(declaration.component)
+        for name, step in pipeline.jobs.items():
+            if step.compute is not None:
+                self._compute(step.compute.removeprefix(AZURE_PREFIX), field=f"jobs.{name}.compute")
+        return parse(
+            Deployment,
+            {
+                **_record_fields(declaration, existing, caller),
+                "type": "pipeline",
+                "component": pipeline,
+                "component_ref": reference,
+                "pipeline_settings": declaration.pipeline_settings,
+                "compute": compute.name,
+            },
+        )
+
+    def _model_deployment(
+        self, declaration: DeploymentDeclaration, existing: Deployment | None, caller: str
+    ) -> Deployment:
+        if declaration.model is None:
+            raise ValidationError("is required: the registered model or a local folder to score with", field="model")
+        compute = self._compute(declaration.compute, field="compute")
         model_location = declaration.model.path
         if model_location is None:
             model_location = self._registered_model(declaration.model).path
@@ -129,9 +172,7 @@ class EndpointService(AssetService):
         deployment = parse(
             Deployment,
             {
-                "name": declaration.name,
-                "endpoint_name": endpoint.name,
-                "description": declaration.description,
+                **_record_fields(declaration, existing, caller),
                 "model": "pending",
                 "code_configuration": (
                     None
@@ -142,10 +183,6 @@ class EndpointService(AssetService):
                 "environment": environment,
                 "compute": compute.name,
                 "settings": declaration.settings,
-                "tags": declaration.tags,
-                "created_at": existing.created_at if existing else now(),
-                "created_by": existing.created_by if existing else caller,
-                "updated_by": caller,
             },
         )
         if declaration.code and assets.is_stored(declaration.code):
@@ -156,10 +193,6 @@ class EndpointService(AssetService):
                 code=assets.upload_code(self.blobs, declaration.code or "", field="code_configuration.code"),
                 scoring_script=deployment.code_configuration.scoring_script,
             )
-        deployment.compute_handle = self.backend.computes.register_deployment(deployment)
-        self.repo.put_deployment(deployment, expected_version=version)
-        if set_default:
-            self.update_endpoint(endpoint.name, EndpointPatch.default_deployment(deployment.name), caller=caller)
         return deployment
 
     def _no_code_environment(self, model_location: str, environment: Environment) -> Environment:
@@ -203,3 +236,16 @@ class EndpointService(AssetService):
                 endpoint_name,
                 lambda e: e.model_copy(update={"default_deployment": None, "updated_at": now(), "updated_by": caller}),
             )
+
+
+def _record_fields(declaration: DeploymentDeclaration, existing: Deployment | None, caller: str) -> dict[str, Any]:
+    """What every deployment's record takes from its declaration, and keeps of the version it replaces."""
+    return {
+        "name": declaration.name,
+        "endpoint_name": declaration.endpoint_name,
+        "description": declaration.description,
+        "tags": declaration.tags,
+        "created_at": existing.created_at if existing else now(),
+        "created_by": existing.created_by if existing else caller,
+        "updated_by": caller,
+    }

@@ -6,11 +6,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from batch_endpoints import idempotency, literal_inputs, uploads, workflow
+from batch_endpoints import idempotency, literal_inputs, pipeline_jobs, uploads, workflow
 from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
 from batch_endpoints.jobfiles import JobFiles
 from batch_endpoints.paging import Page, paged
@@ -22,19 +22,29 @@ from batch_endpoints.specs import (
     InvokeOverrides,
     Job,
     JobCounts,
+    JobInput,
     JobMetadata,
     JobStatus,
+    LiteralValue,
+    NamedInput,
+    NamedOutput,
     OutputAction,
+    PipelineRun,
     RunSettings,
+    for_pipeline_deployment,
     now,
     parse,
 )
+from batch_endpoints.specs.components import PipelineComponent
+from batch_endpoints.specs.invocation import refuse_model_options
+from batch_endpoints.yaml_files.references import AZURE_PREFIX, asset_reference
 
 
 @dataclass(frozen=True)
 class InvokeRequest:
     endpoint_name: str
-    input: str
+    input: str = ""
+    """A model deployment's data input."""
     input_type: str | None = None
     exclude: list[str] = field(default_factory=list)
     """Glob patterns of the input folder's files to leave out (JobInput.exclude)."""
@@ -43,6 +53,10 @@ class InvokeRequest:
     overrides: InvokeOverrides = field(default_factory=InvokeOverrides)
     inputs: dict[str, Any] = field(default_factory=dict)
     """Literal inputs, checked against the deployment's declared inputs."""
+    named_inputs: dict[str, NamedInput] = field(default_factory=dict)
+    """A pipeline deployment's inputs by name, data and literals (`input` and `inputs` are a model's)."""
+    named_outputs: dict[str, NamedOutput] = field(default_factory=dict)
+    """A pipeline deployment's outputs by name."""
     caller: str = ""
     job_id: str | None = None
     """Chosen by the caller to make a retried invoke idempotent; generated when absent."""
@@ -75,6 +89,8 @@ class JobService(AssetService):
     def invoke(self, request: InvokeRequest) -> Job:
         endpoint = self.repo.get_endpoint(request.endpoint_name)
         deployment = self.deployment_to_invoke(endpoint.name, request.deployment_name)
+        if deployment.component is not None:
+            return self._invoke_pipeline(request, endpoint, deployment, deployment.component)
         settings = request.overrides.apply(deployment.settings)
         inputs = literal_inputs.resolve(deployment.inputs, request.inputs)
         metadata = parse(
@@ -92,7 +108,7 @@ class JobService(AssetService):
         )
         job_input = self.locations.job_input(request.input, request.input_type, exclude=request.exclude)
         _refuse_existing(self.blobs, output_uri)
-        model_ref, _, model_version = deployment.model.rpartition(":")
+        model_ref, _, model_version = str(deployment.model).rpartition(":")
         job = Job(
             id=job_id,
             endpoint_name=endpoint.name,
@@ -112,6 +128,97 @@ class JobService(AssetService):
         )
         self.repo.add_job(job)
         return self._start(job)
+
+    def _invoke_pipeline(
+        self,
+        request: InvokeRequest,
+        endpoint: Endpoint | None,
+        deployment: Deployment,
+        pipeline: PipelineComponent,
+        *,
+        rerun_of: str | None = None,
+    ) -> Job:
+        """A pipeline job: its inputs checked against the pipeline's, each output given a folder (by default
+        `azureml/<job>/<output>` in the system's storage, Azure's shape), its steps recorded as child jobs."""
+        if request.input:
+            raise ValidationError("a pipeline deployment takes its inputs by name: inputs.NAME.path", field="input")
+        invocation = for_pipeline_deployment(pipeline, request.named_inputs, request.named_outputs)
+        metadata = parse(
+            JobMetadata,
+            {"experiment_name": request.experiment_name, "display_name": request.display_name, "tags": request.tags},
+        )
+        job_id = request.job_id or new_job_id(request.endpoint_name)
+        job_folder = self.blobs.join(self.blobs.root, "azureml", job_id)
+        outputs = {
+            name: self.locations.output_folder(path, field=f"outputs.{name}.path")
+            if path
+            else self.blobs.join(job_folder, name)
+            for name, path in invocation.output_paths.items()
+        }
+        resolved = {
+            name: self.locations.resolve(str(given.path), field=f"inputs.{name}.path").uri
+            for name, given in invocation.data_inputs.items()
+        }
+        # Before anything is looked at, as for a model's job: whether an input exists is itself not to be learnt.
+        for uri in resolved.values():
+            self.access.check_job(request.caller, uri, None, endpoint=endpoint)
+        for uri in outputs.values():
+            self.access.check_job(request.caller, job_folder, uri, endpoint=endpoint)
+        data_inputs = {
+            name: self.locations.job_input(str(given.path), given.type, field=f"inputs.{name}.path")
+            for name, given in invocation.data_inputs.items()
+        }
+        literals: dict[str, LiteralValue] = {name: given.uri for name, given in data_inputs.items()}
+        steps = pipeline_jobs.plan_steps(
+            job_id,
+            pipeline,
+            job_folder=job_folder,
+            join=self.blobs.join,
+            inputs={**invocation.literals, **literals},
+            outputs=outputs,
+            resolve_path=self._step_data,
+        )
+        compute = self.backend.computes.get(deployment.compute)
+        run = PipelineRun(
+            data_inputs={name: given.uri for name, given in data_inputs.items()},
+            literal_inputs=invocation.literals,
+            outputs=outputs,
+            steps=steps,
+            max_parallel_steps=compute.max_instances if compute else 1,
+        )
+        scratch = self.blobs.join(self.blobs.root, "jobs", job_id)
+        job = Job(
+            id=job_id,
+            endpoint_name=request.endpoint_name,
+            deployment_name=deployment.name,
+            deployment=deployment,
+            model_path="",
+            input=next(iter(data_inputs.values()), JobInput(uri=scratch)),
+            output_uri=None,
+            output_folder=job_folder,
+            scratch_uri=scratch,
+            settings=deployment.settings,
+            inputs=invocation.literals,
+            experiment_name=metadata.experiment_name or request.endpoint_name,
+            display_name=metadata.display_name,
+            tags=metadata.tags,
+            created_by=request.caller,
+            pipeline=run,
+            rerun_of=rerun_of,
+        )
+        self.repo.add_job(job)
+        return self._start(job)
+
+    def _step_data(self, path: str, field: str) -> str:
+        """Where a step's input given by path lies: a registered model (`azureml:name@latest`, as Azure's pipelines
+        name their models), or anything an invocation's input may be."""
+        if path.strip().startswith(AZURE_PREFIX) and "://" not in path:
+            name, version, label = asset_reference(path, field=field, noun="model")
+            if self.repo.list_models(name):
+                return self.get_model(name, version, label).path
+            if not self.repo.list_data(name):
+                raise ValidationError(f"{path!r} names no registered model nor data asset", field=field)
+        return self.locations.resolve(path, field=field).uri
 
     def _output_locations(
         self, endpoint_name: str, job_id: str, settings: RunSettings, output_path: str | None
@@ -228,12 +335,20 @@ class JobService(AssetService):
         output file. As Azure downloads a job's output, the folder comes whole: a folder that several jobs were
         given as their output path holds their files together."""
         job = self.repo.get_job(job_id)
+        if job.pipeline is not None:
+            return self._pipeline_artifacts(job.pipeline.outputs.values())
         files = JobFiles(self.blobs, job.scratch_uri)
         candidates = [job.output_uri if job.status == JobStatus.COMPLETED else None, files.errors, files.summary]
         found = [uri for uri in candidates if uri and self.blobs.exists(uri)]
         if job.output_folder is not None and self.blobs.is_folder(job.output_folder):
             found += [info.uri for info in self.blobs.list_files(job.output_folder) if info.uri not in found]
         return found
+
+    def _pipeline_artifacts(self, outputs: Iterable[str]) -> list[str]:
+        """The files of a pipeline job's outputs, wherever each output was written."""
+        return [
+            info.uri for folder in outputs if self.blobs.is_folder(folder) for info in self.blobs.list_files(folder)
+        ]
 
     def job_logs(self, job_id: str, *, next_token: str | None = None, limit: int = 1000) -> LogPage:
         if not 0 < limit <= 10_000:
@@ -298,6 +413,9 @@ class JobService(AssetService):
                 f"job {source.id} is {source.status.value}; rerun it once it has ended (or resume it if it stopped)",
                 field="job",
             )
+        if source.pipeline is not None:
+            model_only = {"failed": failed_only, "output_path": output_path, "output_file_name": output_file_name}
+            return self._rerun_pipeline(source, source.pipeline, new_id, caller, model_only)
         if failed_only and source.counts.files and source.counts.files_succeeded == source.counts.files:
             # Known from the record at once; which files failed is listed by the new job's plan, since that
             # scan grows with the source job and API Gateway waits 29 s at most.
@@ -334,6 +452,47 @@ class JobService(AssetService):
             self.blobs.put_bytes(files.input_listing, json.dumps({"failed_files_of": source.id}).encode())
         self.repo.add_job(job)
         return self._start(job)
+
+    def _rerun_pipeline(
+        self,
+        source: Job,
+        pipeline: PipelineRun,
+        new_id: str,
+        caller: str,
+        model_only: Mapping[str, object],
+    ) -> Job:
+        """A new pipeline job with the ended one's deployment and inputs, every step run again. Outputs given a
+        path at invoke are written there again; the others get the new job's own folders. `model_only`: the
+        options of a model deployment's rerun, refused when given."""
+        refuse_model_options(
+            model_only,
+            "a pipeline job reruns whole, its outputs written where the job wrote them (resume it to keep the steps "
+            "that completed)",
+        )
+        assert source.deployment.component is not None, "a pipeline job's deployment has its pipeline"
+        own_folder = self.blobs.join(self.blobs.root, "azureml", source.id)
+        named_outputs = {
+            name: NamedOutput(path=uri)
+            for name, uri in pipeline.outputs.items()
+            if uri != self.blobs.join(own_folder, name)
+        }
+        request = InvokeRequest(
+            endpoint_name=source.endpoint_name,
+            deployment_name=source.deployment_name,
+            named_inputs={
+                **{name: NamedInput(path=uri) for name, uri in pipeline.data_inputs.items()},
+                **{name: NamedInput(default=value) for name, value in pipeline.literal_inputs.items()},
+            },
+            named_outputs=named_outputs,
+            caller=caller,
+            job_id=new_id,
+            experiment_name=source.experiment_name,
+            display_name=source.display_name,
+            tags=source.tags,
+        )
+        return self._invoke_pipeline(
+            request, self._endpoint_if_any(source), source.deployment, source.deployment.component, rerun_of=source.id
+        )
 
     def resume_job(self, job_id: str, *, caller: str = "", idempotency_key: str | None = None) -> Job:
         """Run the workflow of a job that stopped without finishing (its job host or execution died) again over
@@ -414,11 +573,25 @@ def new_job_id(endpoint_name: str) -> str:
 
 def _invoke_fields(request: InvokeRequest) -> dict[str, Any]:
     """What an invocation asks for: the request less who sent it and the job id it will get."""
-    fields = {**dataclasses.asdict(request), "overrides": request.overrides.model_dump(exclude_none=True)}
+    fields = {
+        **dataclasses.asdict(request),
+        "overrides": request.overrides.model_dump(exclude_none=True),
+        "named_inputs": {name: given.model_dump(exclude_none=True) for name, given in request.named_inputs.items()},
+        "named_outputs": {name: given.model_dump(exclude_none=True) for name, given in request.named_outputs.items()},
+    }
     for name in ("caller", "job_id"):
         fields.pop(name)
     # Absent literal inputs and metadata are left out, so a request fingerprints as it did before they existed.
-    for name in ("exclude", "inputs", "experiment_name", "display_name", "tags"):
+    for name in (
+        "input",
+        "exclude",
+        "inputs",
+        "named_inputs",
+        "named_outputs",
+        "experiment_name",
+        "display_name",
+        "tags",
+    ):
         if not fields[name]:
             fields.pop(name)
     return fields

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from batch_endpoints.specs.assets import DataMode, Environment
 from batch_endpoints.specs.base import AssetName, Spec, Version
-from batch_endpoints.specs.endpoints import InputName, LiteralValue, literal_value
+from batch_endpoints.specs.literals import InputName, LiteralValue, literal_value
 from batch_endpoints.specs.settings import LoggingLevel, MiniBatchSize, RetrySettings
 
 LITERAL_TYPES = ("string", "number", "integer", "boolean")

@@ -3,8 +3,6 @@ settings a deployment records."""
 
 from __future__ import annotations
 
-import math
-import re
 from typing import Annotated, Any, Literal
 
 import pydantic
@@ -12,6 +10,9 @@ from pydantic import Field, field_validator
 
 from batch_endpoints.specs.assets import Environment
 from batch_endpoints.specs.base import MAX_ALLOWED_PREFIXES, EndpointName, Spec, StoragePrefix, now
+from batch_endpoints.specs.components import PipelineComponent
+from batch_endpoints.specs.literals import INPUT_NAME, INTEGER_TEXT, InputName, InputType, LiteralValue, literal_value
+from batch_endpoints.specs.pipelines import PipelineSettings
 from batch_endpoints.specs.settings import RunSettings
 
 # Where an endpoint's jobs may read and write (batch_endpoints.data_access): the one type endpoint.yml, the API's
@@ -60,56 +61,6 @@ class CodeConfiguration(Spec):
         return value
 
 
-InputType = Literal["string", "number", "integer", "boolean"]
-INPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-# bool first: in pydantic's smart union True must stay a boolean, not become 1.
-LiteralValue = bool | int | float | str
-INTEGER_TEXT = re.compile(r"^[+-]?\d+$")
-
-
-def literal_value(kind: str, value: Any) -> LiteralValue:
-    """`value` as an input of type `kind`. Text (from a command line) is read as the type; other values must
-    already be of it. Raises ValueError saying what was expected."""
-    expected = f"expected {'an' if kind == 'integer' else 'a'} {kind} (got {value!r})"
-    if kind == "string":
-        if isinstance(value, str):
-            return value
-    elif kind == "boolean":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
-            return value.strip().lower() == "true"
-        expected = f"expected a boolean, true or false (got {value!r})"
-    elif isinstance(value, bool):
-        pass
-    elif kind == "integer":
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str) and INTEGER_TEXT.fullmatch(value.strip()):
-            return int(value)
-    elif kind == "number":
-        number = value
-        if isinstance(value, str):
-            try:
-                number = float(value)
-            except ValueError:
-                number = None
-        if isinstance(number, int | float) and math.isfinite(number):
-            return number
-    raise ValueError(expected)
-
-
-def _input_name(value: str) -> str:
-    if not INPUT_NAME.fullmatch(value):
-        raise ValueError(f"{value!r} must be a letter or '_', then letters, digits or '_' (at most 64)")
-    return value
-
-
-InputName = Annotated[str, pydantic.AfterValidator(_input_name)]
-
-
 class LiteralInput(Spec):
     """A value a deployment accepts at invoke time (`--set inputs.NAME=VALUE`, the API's `inputs` map)."""
 
@@ -129,7 +80,8 @@ class Deployment(Spec):
     name: EndpointName
     endpoint_name: EndpointName
     description: str = ""
-    model: str = Field(description="registered model reference, name:version")
+    type: Literal["model", "pipeline"] = "model"
+    model: str | None = Field(None, description="registered model reference, name:version; none for a pipeline")
     code_configuration: CodeConfiguration | None = Field(
         None, description="none: an MLflow model scored by the built-in scorer"
     )
@@ -138,8 +90,24 @@ class Deployment(Spec):
     compute: str = "cpu-cluster"
     settings: RunSettings = Field(default_factory=RunSettings)
     tags: dict[str, str] = Field(default_factory=dict)
+    component: PipelineComponent | None = Field(
+        None, description="a pipeline deployment's pipeline, its steps' components pinned and written inline"
+    )
+    component_ref: str | None = Field(None, description="the registered pipeline component it runs, name:version")
+    pipeline_settings: PipelineSettings | None = None
     compute_handle: str = Field("", description="the compute's registration of this deployment")
     created_at: str = Field(default_factory=now)
     updated_at: str = Field(default_factory=now)
     created_by: str = ""
     updated_by: str = Field("", description="who created or updated it last")
+
+    @pydantic.model_validator(mode="after")
+    def _what_its_type_runs(self) -> Deployment:
+        if self.type == "model" and self.model is None:
+            raise ValueError("a model deployment names its model")
+        if self.type == "pipeline" and (self.component is None or self.pipeline_settings is None):
+            raise ValueError("a pipeline deployment has a component and its settings")
+        return self
+
+
+__all__ = ["INPUT_NAME", "INTEGER_TEXT", "InputName", "InputType", "LiteralValue", "literal_value"]

@@ -19,6 +19,8 @@ from pydantic import Field, field_validator
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.specs.assets import DataMode, DataType
 from batch_endpoints.specs.base import MAX_EXCLUDE_PATTERNS, Spec, parse
+from batch_endpoints.specs.components import LITERAL_TYPES as COMPONENT_LITERAL_TYPES
+from batch_endpoints.specs.components import PipelineComponent, fits
 from batch_endpoints.specs.endpoints import InputName, InputType, LiteralValue, literal_value
 from batch_endpoints.specs.jobs import ExcludePattern
 
@@ -192,3 +194,70 @@ def for_model_deployment(inputs: Mapping[str, NamedInput], outputs: Mapping[str,
         output_path=output_path,
         output_file_name=file_name,
     )
+
+
+@dataclass(frozen=True)
+class PipelineInvocation:
+    """What a pipeline deployment takes of an invocation: every input its pipeline declares, by name."""
+
+    data_inputs: dict[str, NamedInput] = field(default_factory=dict)
+    literals: dict[str, LiteralValue] = field(default_factory=dict)
+    output_paths: dict[str, str | None] = field(default_factory=dict)
+    """Every output the pipeline declares; None: a folder of its own under the job."""
+
+
+def for_pipeline_deployment(
+    pipeline: PipelineComponent, inputs: Mapping[str, NamedInput], outputs: Mapping[str, NamedOutput]
+) -> PipelineInvocation:
+    """The inputs and outputs checked against the pipeline's declarations, defaults filled in. An unknown name,
+    a missing required input, or a value or data type that does not fit is refused naming `inputs.NAME`."""
+    for name in inputs:
+        if name not in pipeline.inputs:
+            raise ValidationError(_not_declared("input", pipeline.inputs), field=f"inputs.{name}")
+    for name in outputs:
+        if name not in pipeline.outputs:
+            raise ValidationError(_not_declared("output", pipeline.outputs), field=f"outputs.{name}")
+    invocation = PipelineInvocation(
+        output_paths={name: outputs[name].path if name in outputs else None for name in pipeline.outputs}
+    )
+    for name, declared in pipeline.inputs.items():
+        field_name = f"inputs.{name}"
+        given = inputs.get(name)
+        if declared.type in COMPONENT_LITERAL_TYPES:
+            if given is not None and given.is_data:
+                raise ValidationError(f"is a {declared.type} input: give its value, not data", field=field_name)
+            value = given.default if given is not None else declared.default
+            if value is not None:
+                try:
+                    invocation.literals[name] = literal_value(declared.type, value)
+                except ValueError as exc:
+                    raise ValidationError(str(exc), field=field_name) from None
+                if declared.enum is not None and invocation.literals[name] not in declared.enum:
+                    allowed = ", ".join(map(str, declared.enum))
+                    raise ValidationError(f"must be one of {allowed} (got {value!r})", field=field_name)
+        elif given is not None:
+            if not given.is_data:
+                raise ValidationError(
+                    f"is a {declared.type} input: give data (inputs.{name}.path), not the value {given.default!r}",
+                    field=field_name,
+                )
+            if given.type is not None and not fits(given.type, declared.type):
+                raise ValidationError(f"is a {declared.type} input; a {given.type} does not fit it", field=field_name)
+            invocation.data_inputs[name] = given
+        elif isinstance(declared.default, str):
+            invocation.data_inputs[name] = NamedInput(path=declared.default)
+        if declared.required and name not in invocation.literals and name not in invocation.data_inputs:
+            raise ValidationError(f"is required: the pipeline's {declared.type} input", field=field_name)
+    return invocation
+
+
+def refuse_model_options(given: Mapping[str, object], why: str) -> None:
+    """Refuse, naming it, the first option of a model deployment's job (an input apart from the map, run settings,
+    an output file) given to a pipeline deployment's."""
+    for option, value in given.items():
+        if value:
+            raise ValidationError(why, field=option)
+
+
+def _not_declared(what: str, declared: Mapping[str, object]) -> str:
+    return f"is not an {what} of the pipeline (its {what}s: {', '.join(declared) or 'none'})"

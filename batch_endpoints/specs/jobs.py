@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 from batch_endpoints.specs.assets import DataType
 from batch_endpoints.specs.base import EXCLUDE_PATTERN_MAX, MAX_EXCLUDE_PATTERNS, TAG_MAX, AssetName, Spec, now
 from batch_endpoints.specs.endpoints import Deployment, LiteralValue
+from batch_endpoints.specs.pipelines import PipelineRun
 from batch_endpoints.specs.settings import RunSettings
 
 
@@ -139,6 +140,8 @@ class Job(Spec):
     updated_by: str = Field("", description="who last changed it (cancel, resume); the workflow's own steps aside")
     rerun_of: str | None = Field(None, description="the job whose failed (or all) files this job scores again")
     resumes: int = Field(0, description="how often the job was resumed after its workflow stopped")
+    pipeline: PipelineRun | None = Field(None, description="a pipeline job's inputs, outputs and child step jobs")
+    parent_job_name: str | None = Field(None, description="the pipeline job whose parallel step this job runs")
 
 
 # Live progress counters, bumped by runners as mini-batches finish. Finalize recounts the truth from results.

@@ -14,11 +14,12 @@ from typing import Any
 from batch_endpoints import assets, specs
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.specs.components import CommandComponent, ComponentT, ParallelComponent, PipelineComponent
+from batch_endpoints.yaml_files.declarations import DeploymentDeclaration
 from batch_endpoints.yaml_files.inline_assets import inline_environment
 from batch_endpoints.yaml_files.loading import _prepare, _read_yaml
 from batch_endpoints.yaml_files.origins import kind, reported
 from batch_endpoints.yaml_files.references import AZURE_PREFIX, asset_reference, is_reference
-from batch_endpoints.yaml_files.schemas import InlineEnvironment
+from batch_endpoints.yaml_files.schemas import InlineEnvironment, PipelineDeploymentFile
 
 _KINDS: dict[str, type[ComponentT]] = {
     "command": CommandComponent,
@@ -30,6 +31,49 @@ _KINDS: dict[str, type[ComponentT]] = {
 def load_component(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> ComponentT:
     """Read a component file; `--set` overrides apply to it before it is validated."""
     return _load_file(Path(path).expanduser().resolve(), os.fspath(path), overrides, within=())
+
+
+def load_pipeline_deployment_mapping(
+    mapping: Mapping[str, Any], base: Path | None, *, overrides: Mapping[str, Any] | None, source: str
+) -> DeploymentDeclaration:
+    """A `type: pipeline` deployment: its component loaded (a file relative to `base`, inline) or referred to."""
+    data, origins = _prepare(mapping, overrides, source, settings_block=False)
+    with reported(source, origins):
+        doc = PipelineDeploymentFile.model_validate(data)
+        component: ComponentT | str
+        if isinstance(doc.component, str) and (doc.component.startswith(AZURE_PREFIX) or is_reference(doc.component)):
+            component = component_reference(doc.component, field="component")
+        elif isinstance(doc.component, str) and base is not None:
+            component = _component_file(doc.component, base, "component", within=())
+        elif isinstance(doc.component, Mapping):
+            try:
+                component = component_from_mapping({"type": "pipeline", **doc.component}, base)
+            except ValidationError as exc:
+                raise ValidationError(
+                    exc.message, field=f"component.{exc.field}" if exc.field else "component"
+                ) from None
+        else:
+            raise ValidationError(
+                "must be a pipeline component file, a registered component (azureml:name:version) or a mapping "
+                f"(got {kind(doc.component)})",
+                field="component",
+            )
+        if not isinstance(component, str) and not isinstance(component, PipelineComponent):
+            raise ValidationError(
+                f"is a {component.type} component; a pipeline deployment runs a pipeline component", field="component"
+            )
+    return DeploymentDeclaration(
+        name=doc.name,
+        endpoint_name=doc.endpoint_name,
+        description=doc.description,
+        tags=dict(doc.tags),
+        model=None,
+        code=None,
+        scoring_script=None,
+        compute=doc.settings.default_compute,
+        component=component,
+        pipeline_settings=doc.settings,
+    )
 
 
 def component_reference(text: str, *, field: str) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from batch_endpoints import specs
+from batch_endpoints.specs.components import ComponentT
 from batch_endpoints.specs.invocation import NamedInput, NamedOutput
 
 DEFAULT_COMPUTE: str = specs.Deployment.model_fields["compute"].default
@@ -49,13 +50,14 @@ class EnvironmentReference:
 
 @dataclass(frozen=True)
 class DeploymentDeclaration:
-    """A deployment as declared. `code` is an absolute local folder or a storage URI (s3://...);
-    `scoring_script` is relative to it; both None for an MLflow model scored without code. `environment` is
-    inline, or a reference to a registered version."""
+    """A deployment as declared: a model deployment's model, code and run settings, or a pipeline deployment's
+    component and pipeline settings (model, code and scoring_script None). `code` is an absolute local folder or
+    a storage URI (s3://...); `scoring_script` is relative to it; both None for an MLflow model scored without
+    code. `environment` is inline, or a reference to a registered version."""
 
     name: str
     endpoint_name: str
-    model: ModelReference
+    model: ModelReference | None
     code: str | None
     scoring_script: str | None
     environment: specs.Environment | EnvironmentReference = field(default_factory=specs.Environment)
@@ -64,6 +66,10 @@ class DeploymentDeclaration:
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict)
     inputs: dict[str, specs.LiteralInput] = field(default_factory=dict)
+    component: ComponentT | str | None = None
+    """A pipeline deployment's pipeline component: inline (from its file or written in the deployment), or a
+    registered one's reference (name:version, name@latest)."""
+    pipeline_settings: specs.PipelineSettings | None = None
 
 
 @dataclass(frozen=True)

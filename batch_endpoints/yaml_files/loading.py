@@ -96,15 +96,15 @@ def load_deployment_mapping(
     them in storage. Without base_dir (a request over the API) a local path must be absolute, and no conda file
     is read: nothing is relative to a server's working folder.
     """
-    data, origins = _prepare(mapping, overrides, source, settings_block=True)
     base = Path(base_dir).expanduser().resolve() if base_dir is not None else None
+    if isinstance(mapping, Mapping) and mapping.get("type") == "pipeline":
+        # The component loader reads its files through this module: imported here, where it is needed.
+        from batch_endpoints.yaml_files.components import load_pipeline_deployment_mapping
+
+        return load_pipeline_deployment_mapping(mapping, base, overrides=overrides, source=source)
+    data, origins = _prepare(mapping, overrides, source, settings_block=True)
     settings = data.pop("settings", {})
     with reported(source, origins):
-        if data.get("type") == "pipeline":
-            raise ValidationError(
-                "pipeline component deployments are not supported; only model deployments (type: model)",
-                field="type",
-            )
         doc = DeploymentFile.model_validate(data)
         if not isinstance(settings, Mapping):
             raise ValidationError(f"must be a mapping of run settings (got {kind(settings)})", field="settings")

@@ -231,6 +231,26 @@ class ComputeFile(_AzureFile):
     location: str | None = None
 
 
+class PipelineDeploymentFile(_AzureFile):
+    """Azure's pipeline component deployment (`type: pipeline`): a pipeline component and where its steps run."""
+
+    name: specs.EndpointName
+    endpoint_name: specs.EndpointName
+    description: _Text = ""
+    tags: _Tags = Field(default_factory=dict)
+    type: Literal["pipeline"]
+    component: Any = Field(description="a component file, a mapping, or a registered component (azureml:name:version)")
+    settings: specs.PipelineSettings = Field(default_factory=specs.PipelineSettings)
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+    @pydantic.field_validator("settings", mode="before")
+    @classmethod
+    def _azure_compute_reference(cls, value: Any) -> Any:
+        if isinstance(value, Mapping) and isinstance(value.get("default_compute"), str):
+            return {**value, "default_compute": _azure_reference(value["default_compute"])}
+        return value
+
+
 class DataFile(_AzureFile):
     """Azure's data asset schema (data.yml). mltable assets are Azure's tabular format, which has no reader here."""
 

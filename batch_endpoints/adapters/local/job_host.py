@@ -18,7 +18,7 @@ import sys
 import threading
 from collections import deque
 
-from batch_endpoints.adapters.local import host_lock
+from batch_endpoints.adapters.local import host_lock, pipeline_host
 from batch_endpoints.adapters.local.backend import open_local_backend
 from batch_endpoints.adapters.local.blobs import to_path
 from batch_endpoints.backend import Backend, local_home
@@ -207,6 +207,8 @@ def run_job(backend: Backend, job_id: str) -> Job:
     pool: InstancePool | None = None
     try:
         job = Repository(backend.records).get_job(job_id)
+        if job.pipeline is not None:
+            return pipeline_host.run_pipeline(backend, job, run_job)
         # Queued: a new job. Running: a resumed one (its host died); the plan is kept and its runners skip
         # mini-batches that have a result. Otherwise only finalizing is left (or a cancel request to close).
         if job.status in {JobStatus.QUEUED, JobStatus.RUNNING}:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
@@ -28,6 +29,7 @@ from batch_endpoints.api.schemas import (
 )
 from batch_endpoints.paging import paged
 from batch_endpoints.specs import Deployment, Endpoint
+from batch_endpoints.specs.components import with_code
 from batch_endpoints.yaml_specs import EndpointPatch
 
 router = new_router()
@@ -82,8 +84,13 @@ def put_deployment(
     declaration = yaml_specs.load_deployment_mapping(mapping, None, source="")
     if declaration.code is not None:
         storage_location(service, declaration.code, "code_configuration.code")
-    if declaration.model.path is not None:
+    if declaration.model is not None and declaration.model.path is not None:
         storage_location(service, declaration.model.path, "model.path")
+    if declaration.component is not None and not isinstance(declaration.component, str):
+        inline = with_code(
+            declaration.component, lambda field, code: storage_location(service, code, f"component.{field}")
+        )
+        declaration = dataclasses.replace(declaration, component=inline)
     return service.put_deployment(declaration, set_default=set_default, caller=caller)
 
 

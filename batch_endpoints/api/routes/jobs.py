@@ -16,6 +16,7 @@ from batch_endpoints.api.schemas import InvokeBody, InvokeOutput, JobList, JobVi
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
 from batch_endpoints.specs import Job, for_model_deployment, with_data_input
+from batch_endpoints.specs.invocation import refuse_model_options
 
 router = new_router()
 
@@ -30,6 +31,39 @@ def invoke(
 ) -> Response[JobView]:
     """Scores the input with the given deployment (default: the endpoint's default deployment). The job runs
     on; follow it at links.job."""
+    if service.deployment_to_invoke(endpoint_name, body.deployment_name).type == "pipeline":
+        request = _pipeline_request(endpoint_name, body, caller)
+    else:
+        request = _model_request(endpoint_name, body, caller)
+    job = service.invoke(request) if idempotency_key is None else service.invoke_idempotent(request, idempotency_key)
+    return _accepted(service, job)
+
+
+def _pipeline_request(endpoint_name: str, body: InvokeBody, caller: str) -> InvokeRequest:
+    """A pipeline deployment takes its inputs and outputs by name only; a model's fields are refused."""
+    model_fields = {
+        "input": body.input,
+        "output": body.output,
+        "overrides": body.overrides.model_dump(exclude_none=True),
+    }
+    refuse_model_options(
+        model_fields,
+        "a pipeline deployment takes its inputs and outputs by name (inputs.NAME, outputs.NAME) and its steps have "
+        "their own run settings",
+    )
+    return InvokeRequest(
+        endpoint_name=endpoint_name,
+        deployment_name=body.deployment_name,
+        named_inputs=body.inputs,
+        named_outputs=body.outputs,
+        caller=caller,
+        experiment_name=body.experiment_name,
+        display_name=body.display_name,
+        tags=body.tags,
+    )
+
+
+def _model_request(endpoint_name: str, body: InvokeBody, caller: str) -> InvokeRequest:
     given = body.input
     inputs = with_data_input(
         body.inputs,
@@ -46,7 +80,7 @@ def invoke(
         if overrides.output_file_name not in (None, file_name):
             raise ValidationError("conflicts with overrides.output_file_name; give one", field="output.file_name")
         overrides = overrides.model_copy(update={"output_file_name": file_name})
-    request = InvokeRequest(
+    return InvokeRequest(
         endpoint_name=endpoint_name,
         input=invocation.input,
         input_type=invocation.input_type,
@@ -60,8 +94,6 @@ def invoke(
         display_name=body.display_name,
         tags=body.tags,
     )
-    job = service.invoke(request) if idempotency_key is None else service.invoke_idempotent(request, idempotency_key)
-    return _accepted(service, job)
 
 
 def _accepted(service: BatchEndpointService, job: Job) -> Response[JobView]:
