@@ -236,7 +236,7 @@ def test_a_downloaded_jobs_files_take_azures_layout_and_a_name_leading_out_of_it
         (uris[2], str(tmp_path / "dl/artifacts/summary.json")),
     ]
     assert files.targets(folder, output_name="score") == files.targets(folder)[:2]
-    with pytest.raises(ValidationError, match="one output, named 'score'") as refused:
+    with pytest.raises(ValidationError, match="output is named 'score'") as refused:
         files.targets(folder, output_name="metrics")
     assert refused.value.field == "output_name"
     # A job recorded before output folders existed: its output file by name.

@@ -178,8 +178,8 @@ def test_the_steps_are_listed_as_the_jobs_child_jobs_and_an_output_downloads_by_
         (f"{job_id}-summarize_job", "Completed"),
     ]
     assert "prepare_job" in table and "summarize_job" in table
-    assert downloaded.out.split() == [str(tmp_path / "d" / "summary" / "summary.csv")]
-    assert (tmp_path / "d" / "summary" / "summary.csv").read_text().startswith("plain,a.csv,2")
+    assert downloaded.out.split() == [str(tmp_path / "d" / "named-outputs" / "summary" / "summary.csv")]
+    assert (tmp_path / "d" / "named-outputs" / "summary" / "summary.csv").read_text().startswith("plain,a.csv,2")
 
 
 def test_stream_shows_the_steps_done(bep, project):
