@@ -112,7 +112,8 @@ def test_data_buckets_from_context_are_granted_to_the_lambdas_and_jobs() -> None
     from tests.infra_fixtures import OPTIONS
 
     synthesis = synthesize(**OPTIONS)
-    for role, writes in (("ApiHandlerServiceRole", True), ("WorkflowPlanServiceRole", True), ("ComputeJobRole", False)):
+    # Jobs write too: a scoring script's own files (AZUREML_BI_OUTPUT_PATH) go straight to the job's output folder.
+    for role, writes in (("ApiHandlerServiceRole", True), ("WorkflowPlanServiceRole", True), ("ComputeJobRole", True)):
         statements = role_statements(synthesis, role)
         objects: dict[str, set[str]] = {}
         for s in statements:
