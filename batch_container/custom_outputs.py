@@ -87,7 +87,10 @@ class CustomOutputs:
         names = os.listdir(self.folder)
         if not names:
             return None
-        problem = self.refusal(names)
+        try:
+            problem = self.refusal(names)
+        except OSError as exc:  # a folder the script made unreadable, or one removed while it was walked
+            problem = f"run() left {exc.filename!r} in {VARIABLE}, which cannot be read ({exc.strerror})"
         if problem is not None:
             self.drop()
             raise RefusedOutput(problem)

@@ -290,3 +290,33 @@ def test_a_jobs_mini_batch_that_leaves_a_link_fails_naming_it_and_the_others_fil
     errors = [json.loads(line) for line in Path(job.scratch_uri, "errors.jsonl").read_text().splitlines()]
     assert "symbolic link 'passwd'" in errors[0]["error"]
     assert files_under(Path(job.output_folder)) == ["b.out", "predictions.csv"]
+
+
+def test_a_folder_that_cannot_be_read_fails_the_attempt_naming_it(
+    outputs: Outputs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Path(outputs.folder, "locked").mkdir()
+    real_scandir = os.scandir
+
+    def refusing(path: str | int) -> object:
+        if isinstance(path, str) and path.endswith(
+            "locked"
+        ):  # what chmod 000 does to anyone but root, who runs these tests in containers
+            raise PermissionError(13, "Permission denied", path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    refused(outputs, r"locked' in AZUREML_BI_OUTPUT_PATH, which cannot be read \(Permission denied\)")
+
+
+def test_files_named_as_the_jobs_summary_and_errors_upload_as_theirs(tmp_path: Path, outputs: Outputs) -> None:
+    # The job keeps its summary and errors in its own folder (jobs/<id>/), never in the output folder: no clash.
+    Path(outputs.folder, "summary.json").write_text("{}")
+    Path(outputs.folder, "errors.jsonl").write_text("")
+    Path(outputs.folder, "sub").mkdir()
+    Path(outputs.folder, "sub", "predictions.csv").write_text("a\n")  # only the output file's own path is the job's
+    assert uploaded(tmp_path, outputs) == {
+        "errors.jsonl": b"",
+        "sub/predictions.csv": b"a\n",
+        "summary.json": b"{}",
+    }
