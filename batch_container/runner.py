@@ -16,6 +16,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from batch_container import preload, requirements
+from batch_container.custom_outputs import path_budget
 from batch_container.parts import FinishedMiniBatch, PartWriter
 from batch_container.prefetch import FetchedMiniBatch, Prefetcher
 from batch_container.scoring import RunReply, RunRequest, WorkerSetup
@@ -382,6 +383,7 @@ class ShardRunner:
             # Jobs recorded before they had an output folder give their scripts none.
             custom_outputs_dir=os.path.join(self.scratch, "custom-outputs") if self.job.output_folder else "",
             reserved_outputs=[self.settings.output_file_name] if self.append_rows else [],
+            custom_output_path_bytes=path_budget(self.job.output_folder or ""),
         )
 
     def _meet_requirements(self) -> str | None:

@@ -24,7 +24,7 @@ from multiprocessing.connection import Connection
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from batch_container.custom_outputs import CustomOutputs, OutputNameTaken
+from batch_container.custom_outputs import CustomOutputs, RefusedOutput
 
 if TYPE_CHECKING:
     from batch_endpoints.jobfiles import RowSlice
@@ -61,6 +61,8 @@ class WorkerSetup:
     custom_outputs.py); empty = the script gets no such folder."""
     reserved_outputs: list[str] = field(default_factory=list)
     """Names run() may not write there: the job's own output file, which finalize writes into the same folder."""
+    custom_output_path_bytes: int = 1024
+    """The longest path, in bytes, a file there may have under the job's output folder (custom_outputs.path_budget)."""
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,11 @@ def serve(conn: Connection, setup: WorkerSetup) -> None:
     from batch_container.rows import BadResult, to_rows
 
     sys.argv = [setup.script_path, *setup.arguments]
-    outputs = CustomOutputs.open(setup.custom_outputs_dir, setup.reserved_outputs) if setup.custom_outputs_dir else None
+    outputs = (
+        CustomOutputs.open(setup.custom_outputs_dir, setup.reserved_outputs, setup.custom_output_path_bytes)
+        if setup.custom_outputs_dir
+        else None
+    )
     try:
         script = load_script(setup.script_path, setup.code_dir)
         init = getattr(script, "init", None)
@@ -194,7 +200,7 @@ def _with_custom_outputs(reply: RunReply, outputs: CustomOutputs) -> RunReply:
         return reply
     try:
         return dataclasses.replace(reply, custom_outputs=outputs.stage(reply.index))
-    except OutputNameTaken as exc:
+    except RefusedOutput as exc:
         return RunReply(reply.index, error=str(exc))
 
 

@@ -157,14 +157,19 @@ def _in_order(pipeline: PipelineComponent) -> list[str]:
         }
         for name, step in pipeline.jobs.items()
     }
-    order: list[str] = []
-    done: set[str] = set()
-    while len(order) < len(reads):
-        ready = [name for name, sources in reads.items() if name not in done and all(s in done for s, _ in sources)]
-        if not ready:
-            raise _cycle(reads, done)
-        order += ready
-        done.update(ready)
+    readers: dict[str, list[str]] = {name: [] for name in reads}
+    for name, sources in reads.items():
+        for source in {source for source, _ in sources}:
+            readers[source].append(name)
+    waiting = {name: len({source for source, _ in sources}) for name, sources in reads.items()}
+    order = [name for name, count in waiting.items() if count == 0]
+    for name in order:  # grows while it is walked: each step once, so a thousand steps cost a thousand
+        for reader in readers[name]:
+            waiting[reader] -= 1
+            if waiting[reader] == 0:
+                order.append(reader)
+    if len(order) < len(reads):
+        raise _cycle(reads, set(order))
     return order
 
 

@@ -6,6 +6,8 @@ DeleteJobQueue, DeleteComputeEnvironment, UpdateComputeEnvironment) instead:
 - reports a queue or environment UPDATING after an update, and DELETING after a delete, for a while;
 - refuses an update or delete of either while it is CREATING, UPDATING or DELETING;
 - deletes a queue only when DISABLED, and an environment only when DISABLED and no queue names it.
+- takes maxvCpus as a 32-bit Integer (API reference: ComputeResource, ComputeResourceUpdate) and keeps at most 50
+  compute environments and 50 job queues in a Region (service quotas that cannot be changed);
 `StrictBatch` wraps a moto client and does the same; each busy status lasts for one describe. moto also wants a
 serviceRole that AWS does not (without one AWS uses Batch's service-linked role): the wrapper names that role.
 """
@@ -18,6 +20,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 BUSY = ("CREATING", "UPDATING", "DELETING")
+MAX_INTEGER = 2**31 - 1
+MAX_ENVIRONMENTS = MAX_QUEUES = 50
 
 
 def _name(name_or_arn: str) -> str:
@@ -26,6 +30,13 @@ def _name(name_or_arn: str) -> str:
 
 def _refused(operation: str, message: str) -> ClientError:
     return ClientError({"Error": {"Code": "ClientException", "Message": message}}, operation)
+
+
+def _check_vcpus(operation: str, resources: dict[str, Any]) -> None:
+    for field in ("minvCpus", "maxvCpus", "desiredvCpus"):
+        value = resources.get(field)
+        if value is not None and not 0 <= value <= MAX_INTEGER:
+            raise _refused(operation, f"{field} {value} is not a 32-bit integer of at least 0")
 
 
 class StrictBatch:
@@ -46,6 +57,9 @@ class StrictBatch:
 
     # ---------------------------------------------------------------- compute environments
     def create_compute_environment(self, **request: Any) -> Any:
+        _check_vcpus("CreateComputeEnvironment", request.get("computeResources", {}))
+        if len(self._client.describe_compute_environments()["computeEnvironments"]) >= MAX_ENVIRONMENTS:
+            raise _refused("CreateComputeEnvironment", f"at most {MAX_ENVIRONMENTS} compute environments")
         answer = self._client.create_compute_environment(**{"serviceRole": self.service_linked_role, **request})
         self.busy[request["computeEnvironmentName"]] = "CREATING"
         self.calls.append(("create_compute_environment", request["computeEnvironmentName"]))
@@ -64,6 +78,7 @@ class StrictBatch:
     def update_compute_environment(self, **request: Any) -> Any:
         name = _name(request["computeEnvironment"])
         self._refuse_busy("UpdateComputeEnvironment", name)
+        _check_vcpus("UpdateComputeEnvironment", request.get("computeResources", {}))
         answer = self._client.update_compute_environment(**request)
         self.busy[name] = "UPDATING"
         self.calls.append(("update_compute_environment", name))
@@ -97,6 +112,8 @@ class StrictBatch:
             reported = self.describe_compute_environments(computeEnvironments=[name])["computeEnvironments"]
             if not reported or reported[0]["status"] != "VALID":
                 raise _refused("CreateJobQueue", f"compute environment {name} is not VALID")
+        if len(self._client.describe_job_queues()["jobQueues"]) >= MAX_QUEUES:
+            raise _refused("CreateJobQueue", f"at most {MAX_QUEUES} job queues")
         answer = self._client.create_job_queue(**request)
         self.calls.append(("create_job_queue", request["jobQueueName"]))
         self.requests["create_job_queue"].append(request)

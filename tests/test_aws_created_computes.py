@@ -5,21 +5,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from pathlib import Path
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto.ec2.models.instance_types import INSTANCE_TYPES
 
 from batch_endpoints.adapters.aws.compute_environments import ComputeTemplate
 from batch_endpoints.adapters.aws.computes import BatchComputeRegistry
 from batch_endpoints.adapters.aws.orchestrator import StepFunctionsOrchestrator
 from batch_endpoints.compute_sizes import AZURE_SIZES, EC2_SIZES
-from batch_endpoints.errors import ConflictError
+from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
 from batch_endpoints.specs import ComputeDeclaration, ComputeUpdate
 from tests.aws_fixtures import IMAGES, INPUT_BUCKET, LOG_GROUP, aws_backend, aws_fixture, put_objects, role_arn  # noqa: F401
-from tests.batch_states import StrictBatch
+from tests.batch_states import MAX_ENVIRONMENTS, StrictBatch
 from tests.core_fixtures import (
     SCORING_SCRIPT,
     RecordingOrchestrator,
@@ -218,3 +220,53 @@ def test_a_deleting_compute_takes_no_new_deployment(service: BatchEndpointServic
 
     assert getattr(refused.value, "field", None) == "compute"
     assert json.dumps(service.get_compute("batch-cluster").provisioning_state) == '"Deleting"'
+
+
+def test_more_vcpus_than_batchs_32_bit_maxvcpus_are_refused_before_any_batch_call(
+    service: BatchEndpointService, batch: StrictBatch
+) -> None:
+    with pytest.raises(ValidationError, match="exceed AWS Batch's 2147483647 vCPUs") as refused:
+        service.create_compute(ComputeDeclaration(name="huge", size="m5.xlarge", max_instances=2**29))
+    assert refused.value.field == "max_instances"
+    assert batch.calls == [] and service.list_computes() == []
+    # What the service refuses, Batch (tests/batch_states.py) refuses too.
+    with pytest.raises(ClientError, match="maxvCpus 2147483648 is not a 32-bit integer"):
+        batch.create_compute_environment(
+            computeEnvironmentName="direct", type="MANAGED", computeResources={"maxvCpus": 2**31}
+        )
+
+
+def test_a_compute_batch_refuses_past_its_quota_leaves_no_record_and_names_why(
+    service: BatchEndpointService, batch: StrictBatch
+) -> None:
+    for n in range(MAX_ENVIRONMENTS):
+        batch._client.create_compute_environment(
+            computeEnvironmentName=f"other-{n}", type="UNMANAGED", serviceRole=batch.service_linked_role
+        )
+    with pytest.raises(ConflictError, match="AWS Batch refused compute 'one-too-many': at most 50"):
+        service.create_compute(ComputeDeclaration(name="one-too-many", size="m5.large"))
+    assert [c.name for c in service.list_computes()] == []
+    with pytest.raises(NotFoundError):
+        service.get_compute("one-too-many")
+
+
+def test_two_threads_creating_one_name_make_one_environment(service: BatchEndpointService, batch: StrictBatch) -> None:
+    start, outcomes = threading.Barrier(2), []
+
+    def create(size: str) -> None:
+        start.wait()
+        try:
+            service.create_compute(ComputeDeclaration(name="raced", size=size))
+            outcomes.append(size)
+        except ConflictError:
+            outcomes.append("ConflictError")
+
+    workers = [threading.Thread(target=create, args=(size,)) for size in ("m5.large", "m5.xlarge")]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    [won] = [outcome for outcome in outcomes if outcome != "ConflictError"]
+    assert sorted(outcomes) == sorted([won, "ConflictError"])
+    assert [name for call, name in batch.calls if call == "create_compute_environment"] == [f"{STACK}-raced"]
+    assert service.get_compute("raced").size == won

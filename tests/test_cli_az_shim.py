@@ -10,17 +10,22 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from batch_endpoints.cli.az import bep_arguments
+from batch_endpoints.errors import ValidationError
 from tests.infra_fixtures import REPOSITORY_ROOT
 
 WORKSPACE_FLAGS = [
     ["--resource-group", "rg", "--workspace-name", "ws", "--subscription", "0000"],
     ["-g", "rg", "-w", "ws"],
     ["--resource-group=rg", "--workspace-name=ws", "--subscription=0000"],
+    ["-grg", "-wws"],
 ]
 
 
-@pytest.mark.parametrize("flags", WORKSPACE_FLAGS, ids=["long", "short", "joined"])
+@pytest.mark.parametrize("flags", WORKSPACE_FLAGS, ids=["long", "short", "joined", "glued"])
 def test_workspace_flags_are_dropped_wherever_they_stand(bep, flags: list[str]) -> None:
     bep("az", "ml", "batch-endpoint", "create", *flags[:2], "--name", "shop", *flags[2:])
 
@@ -54,6 +59,8 @@ def test_configure_defaults_and_account_set_are_no_ops(bep, home: Path) -> None:
         (["ml"], "az ml"),
         (["ml", "batch-endpoint", "list", "-g"], "-g needs a value"),
         (["ml", "job", "list", "--workspace-name"], "--workspace-name needs a value"),
+        (["ml", "batch-endpoint", "create", "--description", "-g", "--name", "x"], "-g needs a value, not the flag"),
+        (["ml", "batch-endpoint", "list", "-g", "--query", "[]"], "-g needs a value, not the flag --query"),
         (["configure", "--list-defaults"], "az configure --defaults"),
         (["configure", "--defaults", "cloud=AzureChinaCloud"], "--defaults: 'cloud=AzureChinaCloud'"),
         (["configure", "--defaults", "group"], "--defaults: 'group'"),
@@ -85,3 +92,35 @@ def test_the_az_script_runs_bep_from_path(tmp_path: Path) -> None:
     assert (created.returncode, created.stdout) == (0, "shop\n"), created.stderr
     refused = az("login")
     assert refused.returncode == 2 and "az login" in refused.stderr
+
+
+# bep's own words: nouns, verbs, flags and values, none of them a workspace flag.
+WORDS = st.lists(
+    st.sampled_from(["batch-endpoint", "list", "-n", "--name", "shop", "--set", "a=b", "-o", "json", "-5", "x=-g"]),
+    max_size=6,
+)
+WORKSPACE = st.sampled_from(
+    [["-g", "rg"], ["-w", "ws"], ["--resource-group", "r"], ["--subscription=1"], ["-grg"], ["-wws"], ["-g", "-1"]]
+)
+
+
+@given(chunks=st.lists(st.tuples(WORDS, st.lists(WORKSPACE, max_size=2)), min_size=1, max_size=4), tail=WORDS)
+def test_workspace_flags_in_any_form_anywhere_leave_the_other_words_as_they_were(
+    chunks: list[tuple[list[str], list[list[str]]]], tail: list[str]
+) -> None:
+    words = ["ml", "job"]
+    expected = ["job"]
+    for kept, dropped in chunks:
+        words += kept + [word for flag in dropped for word in flag]
+        expected += kept
+    # After `--` every word is a value, a workspace flag's spelling included.
+    words += ["--", "-g", *tail]
+    expected += ["--", "-g", *tail]
+
+    assert bep_arguments(words) == expected
+
+
+def test_a_workspace_flag_before_a_flag_is_refused_naming_both_and_nothing_is_dropped_unseen() -> None:
+    with pytest.raises(ValidationError, match="--resource-group needs a value, not the flag --name") as refused:
+        bep_arguments(["ml", "batch-endpoint", "show", "--resource-group", "--name", "shop"])
+    assert refused.value.field == "--resource-group"

@@ -79,3 +79,62 @@ def test_hostile_strings_stay_one_argument_each(mode: str, encoding: str) -> Non
         *("python", "score.py", "--data", "/in", "--mode", mode, "--size", "0.3"),
         *("--encoding", encoding, "--out", "/out"),
     ]
+
+
+# Commands built from the language's own tokens, half-written and nested, and the shell's metacharacters.
+TOKENS = st.sampled_from(
+    [
+        "${{",
+        "}}",
+        "$[[",
+        "]]",
+        "inputs.",
+        "outputs.",
+        "mode",
+        "encoding",
+        "transforms",
+        "scores",
+        "${{inputs.mode}}",
+        "${{inputs.encoding}}",
+        "${{inputs.transforms}}",
+        "${{outputs.scores}}",
+        " ",
+        "$(",
+        ")",
+        ";",
+        "|",
+        "`",
+        "'",
+        '"',
+        "\n",
+        "{",
+        "[",
+    ]
+)
+
+
+@given(command=st.lists(TOKENS, max_size=14).map("".join), mode=st.text(max_size=10))
+def test_any_command_is_refused_naming_the_field_or_renders_with_no_placeholder_left(command: str, mode: str) -> None:
+    try:
+        check_command(command, INPUTS, OUTPUTS, field="command")
+    except ValidationError as refused:
+        assert refused.field == "command"
+        return
+    rendered = render_command(command, INPUTS, {"data": "/in", "mode": mode}, {"scores": "/out"})
+    left = rendered.replace(shlex.quote(mode), "")
+    assert "${{inputs." not in left and "${{outputs." not in left and "$[[" not in left
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["$[[" * 300_000, "$[[ ${{inputs.encoding}}" * 30_000 + "]]", "${{" * 300_000, "${{ inputs." * 100_000],
+)
+def test_a_long_run_of_openers_is_refused_in_one_pass(command: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        check_command(command, INPUTS, OUTPUTS, field="command")
+    assert refused.value.field == "command"
+
+
+def test_optional_parts_cannot_nest() -> None:
+    with pytest.raises(ValidationError, match="optional parts cannot nest"):
+        check_command("a $[[ --x $[[ --e ${{inputs.encoding}} ]] ]]", INPUTS, OUTPUTS, field="command")

@@ -55,3 +55,38 @@ def test_a_data_input_given_by_set_keeps_its_reference_as_written(name: str, pat
 @pytest.mark.parametrize("written", ["settings.mini_batch_size", "mini_batch_size"])
 def test_a_setting_is_taken_with_or_without_settings(written: str) -> None:
     assert yaml_specs.split_invoke_overrides({written: "3"}) == ({}, {"mini_batch_size": "3"})
+
+
+@given(
+    name=NAMES,
+    text=st.tuples(st.text(max_size=15), st.sampled_from(["\n", "\r", "\r\n", "\n\n"]), st.text(max_size=15)).map(
+        "".join
+    ),
+)
+def test_a_value_with_a_line_break_reads_back_as_written_not_folded(name: str, text: str) -> None:
+    pair = yaml_specs.parse_overrides([f"inputs.{name}.type=string", f"inputs.{name}.default={text}"])
+    declared = yaml_specs.load_invoke(None, yaml_specs.split_invoke_overrides(pair)[0])
+
+    assert declared.inputs[name].default == text
+
+
+@pytest.mark.parametrize("key", ["inputs..path", "inputs.a.", "inputs. .path", "outputs..", "inputs.a..type"])
+def test_a_key_with_an_empty_part_is_refused_naming_it(key: str) -> None:
+    with pytest.raises(ValidationError, match="is not a valid override key") as refused:
+        yaml_specs.load_invoke(None, yaml_specs.split_invoke_overrides({key: "x"})[0])
+    assert key in str(refused.value)
+
+
+@pytest.mark.parametrize("name", ["ä", "a b", "$(touch x)", "a;b", "`id`", "x" * 65])
+def test_an_input_name_outside_azures_rule_is_refused_naming_it(name: str) -> None:
+    with pytest.raises(ValidationError, match="must be a letter or '_', then letters, digits or '_'"):
+        yaml_specs.load_invoke(None, {f"inputs.{name}.type": "string", f"inputs.{name}.default": "1"})
+
+
+def test_ten_thousand_pairs_each_read_back() -> None:
+    pairs = [f"inputs.i{n}.type=string" for n in range(10_000)] + [f"inputs.i{n}.default=v={n}" for n in range(10_000)]
+    declared = yaml_specs.load_invoke(None, yaml_specs.split_invoke_overrides(yaml_specs.parse_overrides(pairs))[0])
+
+    assert {name: given.default for name, given in declared.inputs.items()} == {
+        f"i{n}": f"v={n}" for n in range(10_000)
+    }

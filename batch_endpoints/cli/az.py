@@ -17,6 +17,8 @@ from batch_endpoints.errors import ValidationError
 # The flags that name where a command runs on Azure, each followed by its value (az's `--flag value` or
 # `--flag=value`). A local home or a deployed stack is that place here, so they are dropped.
 WORKSPACE_FLAGS = ("--resource-group", "-g", "--workspace-name", "-w", "--subscription")
+# The short ones with their value glued on, as argparse takes them too: `-gmy-group`.
+GLUED_FLAGS = ("-g", "-w")
 # `az configure --defaults KEY=VALUE ...`: the defaults a script sets for the flags above (and Azure's region).
 DEFAULT_KEYS = ("group", "workspace", "location")
 ACCOUNT_SUBSCRIPTION_FLAGS = ("--subscription", "-s", "--name", "-n")
@@ -53,14 +55,34 @@ def _without_workspace_flags(words: Sequence[str]) -> list[str]:
     kept: list[str] = []
     remaining = iter(words)
     for word in remaining:
+        if word == "--":  # argparse's end of flags: what follows is values, kept word for word
+            kept += [word, *remaining]
+            break
         flag, joined, _ = word.partition("=")
-        if flag not in WORKSPACE_FLAGS:
+        if flag in WORKSPACE_FLAGS:
+            value = None if joined else next(remaining, None)
+            if not joined and (value is None or _looks_like_a_flag(value)):
+                # As argparse (and so az) refuses it: taking the flag after as the value would drop it unseen.
+                got = f", not the flag {value}" if value is not None else ""
+                raise ValidationError(
+                    f"{flag} needs a value{got} (dropped here: a local home or a stack is the workspace)", field=flag
+                )
+        elif not (word[:2] in GLUED_FLAGS and len(word) > 2):
             kept.append(word)
-        elif not joined and next(remaining, None) is None:
-            raise ValidationError(f"{flag} needs a value (dropped here: a local home or a stack is the workspace)")
     if not kept:
         raise ValidationError("`az ml` needs a noun and a verb, e.g. `az ml batch-endpoint list`", field="az ml")
     return kept
+
+
+def _looks_like_a_flag(word: str) -> bool:
+    """argparse's rule: a word starting with '-' is a flag, unless it reads as a negative number."""
+    if not word.startswith("-") or word == "-":
+        return False
+    try:
+        float(word)
+    except ValueError:
+        return True
+    return False
 
 
 def _check_defaults(words: Sequence[str]) -> None:

@@ -10,13 +10,22 @@ from batch_endpoints.specs import Compute, ComputeDeclaration, ComputeUpdate, no
 
 # States AWS leaves a compute in while it works; a call that sees one takes it a step further (advance).
 IN_PROGRESS = ("Creating", "Deleting")
+# AWS Batch takes a compute environment's maxvCpus as a 32-bit Integer (API reference: ComputeResource), and a
+# created compute's is max_instances times its size's vCPUs: a larger one is refused here, before any resource.
+MAX_VCPUS = 2**31 - 1
 
 
 class ComputeService(ServiceBase):
     def create_compute(self, declaration: ComputeDeclaration, *, caller: str = "") -> Compute:
         size = instance_size(declaration.size)
+        _check_vcpus(declaration.max_instances, size.vcpus, declaration.size)
         if self.backend.computes.get(declaration.name) is not None:
             raise ConflictError(f"compute {declaration.name!r} already exists", field="name")
+        # Names that differ only in case name different AWS resources but read as one compute to a user (Azure's
+        # compute names are not case-sensitive): the second is refused, naming the first.
+        folded = declaration.name.casefold()
+        if same := next((c.name for c in self.backend.computes.list() if c.name.casefold() == folded), None):
+            raise ConflictError(f"compute {same!r} already exists; names differ in case only", field="name")
         compute = Compute(
             **declaration.model_dump(),
             kind=size.kind,
@@ -26,7 +35,11 @@ class ComputeService(ServiceBase):
         )
         # The record first: a second create of the same name fails here, before any resource is made.
         self.repo.add_compute(compute)
-        compute = self.backend.computes.provision(compute)
+        try:
+            compute = self.backend.computes.provision(compute)
+        except BaseException:
+            self.repo.delete_compute(compute.name)  # nothing was made: the name is free again
+            raise
         self.repo.put_compute(compute)
         return compute
 
@@ -51,6 +64,7 @@ class ComputeService(ServiceBase):
         given = changes.model_dump(exclude_none=True)
         fields = compute.model_dump(include=set(ComputeDeclaration.model_fields))
         declaration = parse(ComputeDeclaration, {**fields, **given})
+        _check_vcpus(declaration.max_instances, instance_size(compute.size).vcpus, compute.size)
         updated = compute.model_copy(update=declaration.model_dump(exclude={"name", "size"}))
         if compute.provisioning_state != "Succeeded":
             raise ConflictError(
@@ -99,3 +113,12 @@ class ComputeService(ServiceBase):
         else:
             self.repo.put_compute(compute)
         return compute
+
+
+def _check_vcpus(max_instances: int, vcpus: int, size: str) -> None:
+    if max_instances * vcpus > MAX_VCPUS:
+        raise ValidationError(
+            f"{max_instances} instances of {size} ({vcpus} vCPUs each) exceed AWS Batch's {MAX_VCPUS} vCPUs for "
+            f"one compute; at most {MAX_VCPUS // vcpus}",
+            field="max_instances",
+        )

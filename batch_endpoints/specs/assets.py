@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from batch_endpoints.specs.base import AssetName, EndpointName, Spec, Version, now
 
@@ -120,13 +120,14 @@ class ComputeDeclaration(Spec):
     description: str = ""
     tags: dict[str, str] = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _instances_in_order(self) -> ComputeDeclaration:
-        if self.min_instances > self.max_instances:
-            raise ValueError(
-                f"min_instances ({self.min_instances}) must not exceed max_instances ({self.max_instances})"
-            )
-        return self
+    @field_validator("max_instances")
+    @classmethod
+    def _instances_in_order(cls, max_instances: int, info: ValidationInfo) -> int:
+        """Checked on max_instances, so the error names a field (min_instances, declared first, is in `info`)."""
+        min_instances = info.data.get("min_instances")
+        if min_instances is not None and min_instances > max_instances:
+            raise ValueError(f"min_instances ({min_instances}) must not exceed max_instances ({max_instances})")
+        return max_instances
 
 
 class ComputeUpdate(Spec):

@@ -16,10 +16,15 @@ from batch_endpoints.errors import ValidationError
 from batch_endpoints.specs.components import CommandComponent, ComponentT, ParallelComponent, PipelineComponent
 from batch_endpoints.yaml_files.declarations import DeploymentDeclaration
 from batch_endpoints.yaml_files.inline_assets import inline_environment
-from batch_endpoints.yaml_files.loading import _prepare, _read_yaml
+from batch_endpoints.yaml_files.loading import _prepare
 from batch_endpoints.yaml_files.origins import kind, reported
+from batch_endpoints.yaml_files.reading import read_yaml
 from batch_endpoints.yaml_files.references import AZURE_PREFIX, asset_reference, is_reference
 from batch_endpoints.yaml_files.schemas import InlineEnvironment, PipelineDeploymentFile
+
+# A step runs a command or parallel component (a pipeline step is refused when registered), so a chain of files
+# naming files is one or two long in practice; the bound keeps a longer one from exhausting Python's stack.
+MAX_NESTED_FILES = 16
 
 _KINDS: dict[str, type[ComponentT]] = {
     "command": CommandComponent,
@@ -85,7 +90,11 @@ def component_reference(text: str, *, field: str) -> str:
 def _load_file(path: Path, source: str, overrides: Mapping[str, Any] | None, *, within: tuple[Path, ...]) -> ComponentT:
     if path in within:
         raise ValidationError(f"{source} names itself, through the files its steps name")
-    data, origins = _prepare(_read_yaml(path), overrides, source, settings_block=False)
+    if len(within) >= MAX_NESTED_FILES:
+        raise ValidationError(
+            f"{source} is the {len(within) + 1}th file in a chain of step files; at most {MAX_NESTED_FILES}"
+        )
+    data, origins = _prepare(read_yaml(path), overrides, source, settings_block=False)
     with reported(source, origins):
         return component_from_mapping(data, path.parent, within=(*within, path))
 

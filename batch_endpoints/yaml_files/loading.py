@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from pydantic import BaseModel
 
 from batch_endpoints import specs
-from batch_endpoints.errors import NotFoundError, ValidationError
+from batch_endpoints.errors import ValidationError
 from batch_endpoints.yaml_files.declarations import (
     DataDeclaration,
     DeploymentDeclaration,
@@ -37,6 +36,7 @@ from batch_endpoints.yaml_files.inline_assets import (
     resolve_model,
 )
 from batch_endpoints.yaml_files.origins import Origin, error, kind, reported
+from batch_endpoints.yaml_files.reading import read_yaml
 from batch_endpoints.yaml_files.references import local_or_reference
 from batch_endpoints.yaml_files.schemas import (
     FLAT_SETTINGS,
@@ -57,12 +57,12 @@ OUTPUT_ACTIONS = {"appendrow": specs.OutputAction.APPEND_ROW, "summaryonly": spe
 
 
 def load_endpoint(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> specs.Endpoint:
-    return load_endpoint_mapping(_read_yaml(path), overrides=overrides, source=os.fspath(path))
+    return load_endpoint_mapping(read_yaml(path), overrides=overrides, source=os.fspath(path))
 
 
 def load_deployment(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> DeploymentDeclaration:
     """Read a deployment file; relative paths in it are relative to the file's folder, as in Azure."""
-    mapping = _read_yaml(path)
+    mapping = read_yaml(path)
     base_dir = Path(path).expanduser().resolve().parent
     return load_deployment_mapping(mapping, base_dir, overrides=overrides, source=os.fspath(path))
 
@@ -154,7 +154,7 @@ def load_data_mapping(
 
 def load_compute(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> specs.ComputeDeclaration:
     """Read Azure's compute YAML (`az ml compute create --file`)."""
-    return load_compute_mapping(_read_yaml(path), overrides=overrides, source=os.fspath(path))
+    return load_compute_mapping(read_yaml(path), overrides=overrides, source=os.fspath(path))
 
 
 def load_compute_mapping(
@@ -220,7 +220,7 @@ def _from_file(
 ) -> _Declared:
     """An asset's YAML file read by `load`, its mapping loader: relative paths in it are relative to the file."""
     base = Path(path).expanduser().resolve().parent
-    return load(_read_yaml(path), base, overrides=overrides, source=os.fspath(path))
+    return load(read_yaml(path), base, overrides=overrides, source=os.fspath(path))
 
 
 @contextmanager
@@ -248,7 +248,7 @@ def load_invoke(
     given = {
         key: local_or_reference(value, here) if _is_path(key) else value for key, value in (overrides or {}).items()
     }
-    data, origins = _prepare(_read_yaml(path) if path is not None else {}, given, source, settings_block=False)
+    data, origins = _prepare(read_yaml(path) if path is not None else {}, given, source, settings_block=False)
     base = str(Path(path).expanduser().resolve().parent) if path is not None else here
     with reported(source, origins):
         doc = InvokeFile.model_validate(data)
@@ -273,47 +273,6 @@ def _located(given: _Located, base: str) -> _Located:
     if given.path is None:
         return given
     return given.model_copy(update={"path": local_or_reference(given.path, base)})
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """A SafeLoader that refuses a key given twice: PyYAML would silently keep the last one."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if not isinstance(key, Hashable):
-                continue  # SafeLoader itself refuses unhashable keys, with its own message
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} appears twice in this mapping", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _StrictLoader.construct_mapping)
-
-
-def _read_yaml(path: str | os.PathLike[str]) -> Any:
-    source = os.fspath(path)
-    try:
-        text = Path(path).expanduser().read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise NotFoundError(f"{source}: no such file") from None
-    except IsADirectoryError:
-        raise ValidationError(f"{source}: is a folder; expected a YAML file") from None
-    except UnicodeDecodeError as exc:
-        raise ValidationError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:  # a name too long, a permission denied, a file that cannot be read
-        raise ValidationError(f"{source}: cannot be read ({exc.strerror})", field="file") from None
-    try:
-        return yaml.load(text, Loader=_StrictLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ValidationError(f"{source}: {where}not valid YAML: {problem}") from None
 
 
 def _prepare(

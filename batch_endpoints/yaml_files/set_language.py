@@ -38,8 +38,10 @@ def override_value(raw: Any) -> Any:
     """Read a `--set` value as a YAML scalar: `5` -> 5, `true` -> True, `null` -> back to the default."""
     if not isinstance(raw, str):
         return raw
-    if raw == "":
-        return ""
+    if raw == "" or "\n" in raw or "\r" in raw:
+        # YAML folds a plain scalar's line breaks into spaces ("a\nb" reads "a b"): text that holds one is kept
+        # as written, never a different value.
+        return raw
     try:
         value = yaml.safe_load(raw)
     except yaml.YAMLError:

@@ -98,13 +98,18 @@ class ComputeEnvironments:
             "ec2Configuration": [{"imageType": MACHINE_IMAGES[size.kind]}],
             "tags": tags,
         }
-        response = self.client.create_compute_environment(
-            computeEnvironmentName=name,
-            type="MANAGED",
-            state="ENABLED",
-            computeResources=resources,
-            tags=tags,
-        )
+        try:
+            response = self.client.create_compute_environment(
+                computeEnvironmentName=name,
+                type="MANAGED",
+                state="ENABLED",
+                computeResources=resources,
+                tags=tags,
+            )
+        except ClientError as error:
+            # A Region's 50 compute environments (a quota that cannot be raised), or a name another stack took.
+            reason = _refusal(error)
+            raise ConflictError(f"AWS Batch refused compute {compute.name!r}: {reason}", field="name") from None
         details = {
             "compute_environment": response["computeEnvironmentArn"],
             "job_queue": "",
@@ -127,9 +132,7 @@ class ComputeEnvironments:
                 },
             )
         except ClientError as error:
-            # Batch takes one change at a time: the last update is still UPDATING.
-            if error.response["Error"]["Code"] != "ClientException":
-                raise
+            _refusal(error)  # Batch takes one change at a time: the last update is still UPDATING.
             raise ConflictError(
                 f"compute {compute.name!r} is still applying a change; update it again in a minute",
                 field="name",
@@ -213,3 +216,10 @@ class ComputeEnvironments:
 
     def _tags(self, compute: Compute) -> dict[str, str]:
         return {**compute.tags, "bep:stack": self.template.prefix, "bep:compute": compute.name}
+
+
+def _refusal(error: ClientError) -> str:
+    """Batch's reason for a ClientException, what it refuses to do as asked; any other error is raised on."""
+    if error.response["Error"]["Code"] != "ClientException":
+        raise error
+    return str(error.response["Error"].get("Message", ""))
