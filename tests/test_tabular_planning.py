@@ -91,7 +91,9 @@ def test_a_tabular_plan_counts_rows_and_the_progress_line_says_so(tmp_path):
     planned = planning.plan_input(FolderBlobStore(str(tmp_path)), "job-1", listing, settings)
 
     assert (planned.inputs, planned.unit) == (30, "rows")
-    job = SimpleNamespace(status=specs.JobStatus.RUNNING, counts=specs.JobCounts(unit="rows", files=30, mini_batches=3))
+    job = SimpleNamespace(
+        status=specs.JobStatus.RUNNING, counts=specs.JobCounts(unit="rows", files=30, mini_batches=3), pipeline=None
+    )
     line = progress.progress_line(job, {"mini_batches_done": 1, "files_succeeded": 10}, 1.0)
     assert "mini-batches 1/3  rows 10/30  failed 0" in line and "files" not in line
 
