@@ -64,7 +64,8 @@ def control(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-def deploy(bep, root: Path, steps: dict[str, str | None], **options: bool) -> None:
+def write_project(root: Path, steps: dict[str, str | None], **options: bool) -> None:
+    """The steps' code, pipeline, deployment (deployment.yml) and input folder (data/) under `root`."""
     text, deployment = pipeline(steps, **options)
     (root / "src").mkdir(parents=True)
     (root / "src" / "step.py").write_text(SCRIPT)
@@ -72,6 +73,10 @@ def deploy(bep, root: Path, steps: dict[str, str | None], **options: bool) -> No
     (root / "deployment.yml").write_text(deployment)
     (root / "data").mkdir()
     (root / "data" / "a.csv").write_text("x\n1\n")
+
+
+def deploy(bep, root: Path, steps: dict[str, str | None], **options: bool) -> None:
+    write_project(root, steps, **options)
     bep("endpoint", "create", "--name", "shop")
     bep("deployment", "create", "--file", root / "deployment.yml", "--set-default")
 

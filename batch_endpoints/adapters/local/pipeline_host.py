@@ -67,7 +67,7 @@ class PipelineHost:
         self.running: dict[str, _RunningStep] = {}
 
     def run(self) -> Job:
-        job = self._update_steps(_resume_interrupted, status=JobStatus.RUNNING)
+        job = self._update_steps(pipeline_jobs.reset_unfinished, status=JobStatus.RUNNING)
         while True:
             if job.status == JobStatus.CANCEL_REQUESTED:
                 return self._cancel()
@@ -105,8 +105,7 @@ class PipelineHost:
         def end(current: Job) -> Job:
             if current.status.is_final:
                 return current
-            failed = [run for run in _steps(current) if run.status == StepStatus.FAILED]
-            error = "; ".join(f"step {run.step} failed: {run.error}" for run in failed) or None
+            error = pipeline_jobs.failure_summary(_steps(current))
             return current.model_copy(update={"status": status, "error": error, "ended_at": now()})
 
         return self.repo.update_job(self.job_id, end)
@@ -248,15 +247,6 @@ class PipelineHost:
     def _cancel(self) -> Job:
         self._stop_all()
         return self._end(JobStatus.CANCELED)
-
-
-def _resume_interrupted(run: StepRun) -> StepRun:
-    """A resumed job keeps its completed steps and their outputs; the others run again."""
-    if run.status == StepStatus.COMPLETED:
-        return run
-    return run.model_copy(
-        update={"status": StepStatus.NOT_STARTED, "started_at": None, "ended_at": None, "error": None}
-    )
 
 
 def _request_cancel(job: Job) -> Job:
