@@ -29,8 +29,9 @@ class Round:
         return self.job.status.is_final
 
 
-def pick_round(job: Job, *, first: bool) -> Round:
-    """The job with the next round's steps marked Running, or ended when none is left. The first round of an
+def pick_round(job: Job, *, first: bool, most: int | None = None) -> Round:
+    """The job with the next round's steps marked Running, or ended when none is left: no more steps than the
+    default compute's instances, nor than `most` (what the orchestrator runs at once). The first round of an
     execution (a new job, or a resumed one) runs again every step that did not complete, keeping the outputs of
     those that did."""
     steps = _steps(job)
@@ -45,7 +46,8 @@ def pick_round(job: Job, *, first: bool) -> Round:
     if failed and not _continues_on_failure(job):
         return Round(_end(job, _close_unfinished(steps, StepStatus.CANCELED), JobStatus.FAILED), [])
     steps = _close(steps, {run.step for run in pipeline_jobs.blocked_steps(steps)}, StepStatus.SKIPPED)
-    ready = {run.step for run in pipeline_jobs.ready_steps(steps)[: _pipeline(job).max_parallel_steps]}
+    limit = min(_pipeline(job).max_parallel_steps, most or _pipeline(job).max_parallel_steps)
+    ready = {run.step for run in pipeline_jobs.ready_steps(steps)[:limit]}
     if not ready:
         return Round(_end(job, steps, JobStatus.FAILED if failed else JobStatus.COMPLETED), [])
     started = now()

@@ -74,6 +74,13 @@ def test_a_round_starts_no_more_steps_than_the_default_computes_instances(servic
     assert (names(first.steps), names(second.steps)) == (["a"], ["b"])
 
 
+def test_a_round_starts_no_more_steps_than_the_orchestrator_runs_at_once(job):
+    first = pick_round(job, first=True, most=1)
+    second = pick_round(record_step(first.job, "a", None), first=False, most=1)
+
+    assert (names(first.steps), names(second.steps)) == (["a"], ["b"])
+
+
 def test_a_failed_step_fails_the_job_and_the_steps_not_started_are_canceled(job):
     first = pick_round(job, first=True)
     after = record_step(record_step(first.job, "a", "its command exited with code 1"), "b", None)
