@@ -56,8 +56,8 @@ def pipeline(steps: dict[str, str | None], *, continue_on_failure: bool = False)
     return text, deployment
 
 
-@pytest.fixture
-def control(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+@pytest.fixture(name="control")
+def control_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "control"
     folder.mkdir()
     monkeypatch.setenv("CONTROL", str(folder))  # the job host and its steps inherit it
