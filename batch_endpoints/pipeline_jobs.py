@@ -94,6 +94,21 @@ def blocked_steps(steps: list[StepRun]) -> list[StepRun]:
     return blocked
 
 
+def reset_unfinished(run: StepRun) -> StepRun:
+    """A resumed job keeps its completed steps and their outputs; the others run again."""
+    if run.status == StepStatus.COMPLETED:
+        return run
+    return run.model_copy(
+        update={"status": StepStatus.NOT_STARTED, "started_at": None, "ended_at": None, "error": None}
+    )
+
+
+def failure_summary(steps: list[StepRun]) -> str | None:
+    """The job's error: why each failed step failed, or None when none did."""
+    failed = [run for run in steps if run.status == StepStatus.FAILED]
+    return "; ".join(f"step {run.step} failed: {run.error}" for run in failed) or None
+
+
 MODEL_TYPES = ("mlflow_model", "custom_model")
 # Azure's file for a parallel step's appended rows, in its layout (no header, a row's values joined by a space).
 PARALLEL_OUTPUT_FILE = "parallel_run_step.txt"

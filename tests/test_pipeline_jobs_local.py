@@ -56,15 +56,16 @@ def pipeline(steps: dict[str, str | None], *, continue_on_failure: bool = False)
     return text, deployment
 
 
-@pytest.fixture
-def control(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+@pytest.fixture(name="control")
+def control_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "control"
     folder.mkdir()
     monkeypatch.setenv("CONTROL", str(folder))  # the job host and its steps inherit it
     return folder
 
 
-def deploy(bep, root: Path, steps: dict[str, str | None], **options: bool) -> None:
+def write_project(root: Path, steps: dict[str, str | None], **options: bool) -> None:
+    """The steps' code, pipeline, deployment (deployment.yml) and input folder (data/) under `root`."""
     text, deployment = pipeline(steps, **options)
     (root / "src").mkdir(parents=True)
     (root / "src" / "step.py").write_text(SCRIPT)
@@ -72,6 +73,10 @@ def deploy(bep, root: Path, steps: dict[str, str | None], **options: bool) -> No
     (root / "deployment.yml").write_text(deployment)
     (root / "data").mkdir()
     (root / "data" / "a.csv").write_text("x\n1\n")
+
+
+def deploy(bep, root: Path, steps: dict[str, str | None], **options: bool) -> None:
+    write_project(root, steps, **options)
     bep("endpoint", "create", "--name", "shop")
     bep("deployment", "create", "--file", root / "deployment.yml", "--set-default")
 

@@ -89,4 +89,26 @@ ExecutionEnded: handlers.execution_ended (an EventBridge rule's target, invoked 
 Every handler raises on a failure of its own (storage or records unreachable), so Retry/Catch (and Lambda's
 retries of an asynchronous invocation) apply; plan, finalize and execution_ended are idempotent and safe to retry
 on Lambda.ServiceException, Lambda.TooManyRequestsException and States.Timeout.
+
+Pipeline jobs: handlers.pipeline_round and handlers.pipeline_step_ended (rounds; docs/concepts.md)
+--------------------------------------------------------------------------------------------------
+A pipeline job's DAG and its steps' statuses live in its record (batch_endpoints.pipeline_rounds); the states
+carry step names only, so the state stays small whatever the pipeline's size.
+
+    pipeline_round
+    event:  {"job_id": "...", "round": 0}        0 in an execution's first round (a new or resumed job), then
+                                                 the previous round's "round"
+    return: {
+      "job_id": "...", "round": 1,
+      "done": false,                             true once the job has ended (no steps then)
+      "status": "Running" | "Completed" | "Failed" | "Canceled",
+      "steps": [{"step": "score", "job_name": "<job id>-score", "type": "command" | "parallel"}]
+                                                 the steps this round starts, no more than the default
+                                                 compute's instances
+    }
+
+    pipeline_step_ended (once per step of the round, after it ran)
+    event:  {"job_id": "...", "step": "score", "error": null | {"Error": "...", "Cause": "..."}}
+    return: {"job_id": "...", "step": "score", "status": "Completed" | "Failed" | "Canceled"}
+    A step already ended keeps its first result (a retried call changes nothing).
 """

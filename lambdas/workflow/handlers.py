@@ -1,5 +1,6 @@
-"""The workflow's Lambda steps: plan, finalize, mark_failed (the state machine's), and execution_ended (the
-EventBridge rule's, when an execution stops or fails outside the states). Event and result shapes: lambdas.workflow.
+"""The workflow's Lambda steps: plan, finalize, mark_failed (the state machine's), execution_ended (the
+EventBridge rule's, when an execution stops or fails outside the states), and a pipeline job's pipeline_round and
+pipeline_step_ended. Event and result shapes: lambdas.workflow.
 
 Each handler is the core's workflow step plus the translation to and from the state machine's JSON. The
 backend is opened once per Lambda container from its environment; tests put theirs in with `set_backend`.
@@ -24,7 +25,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from batch_endpoints import planning, workflow
+from batch_endpoints import pipeline_rounds, planning, workflow
 from batch_endpoints.adapters.aws.blobs import parse as parse_s3_uri
 from batch_endpoints.adapters.aws.computes import attempt_duration_seconds
 from batch_endpoints.adapters.environment import from_environment
@@ -48,6 +49,10 @@ FINAL_STATUS_METRICS = {
     JobStatus.FAILED: "JobsFailed",
     JobStatus.CANCELED: "JobsCanceled",
 }
+
+# A round's steps run in an inline Map, which runs up to 40 iterations at once (Step Functions, "Using Map state in
+# Inline mode"): a round starts no more, and the next round starts the rest.
+INLINE_MAP_CONCURRENCY = 40
 
 _backend: Backend | None = None
 
@@ -164,6 +169,45 @@ def execution_ended(event: dict[str, Any], context: LambdaContext) -> dict[str, 
             _count(job, **{FINAL_STATUS_METRICS[job.status]: 1})
         logger.warning("marked failed", extra={"status": job.status.value, "error": job.error})
     return {"job_id": job_id, "status": job.status.value, "closed": job.status.is_final}
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def pipeline_round(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """A pipeline job's next round: the steps it starts (names and types only, whatever the pipeline's size), or
+    done once the job has ended. Round 0 is the execution's first (a new or resumed job)."""
+    job_id = _job_id(event)
+    number = int(event.get("round", 0))
+    picked: list[pipeline_rounds.Round] = []
+
+    def pick(job: Job) -> Job:
+        picked[:] = [pipeline_rounds.pick_round(job, first=number == 0, most=INLINE_MAP_CONCURRENCY)]
+        return picked[0].job
+
+    job = Repository(backend().records).update_job(job_id, pick)
+    steps = [{"step": run.step, "job_name": run.name, "type": run.type} for run in picked[0].steps]
+    logger.info("round picked", extra={"round": number, "steps": [run["step"] for run in steps]})
+    return {
+        "job_id": job_id,
+        "round": number + 1,
+        "done": job.status.is_final,
+        "status": job.status.value,
+        "steps": steps,
+    }
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def pipeline_step_ended(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Record how one step of a round ended: `error` is null when it completed, else what the Catch handed over."""
+    job_id = _job_id(event)
+    step = str(event["step"])
+    error = None if event.get("error") is None else describe_failure(event["error"])
+    job = Repository(backend().records).update_job(job_id, lambda job: pipeline_rounds.record_step(job, step, error))
+    assert job.pipeline is not None
+    recorded = job.pipeline.step(step)
+    logger.info("step ended", extra={"step": step, "status": recorded.status.value, "error": recorded.error})
+    return {"job_id": job_id, "step": step, "status": recorded.status.value}
 
 
 def _finalize(before: Job) -> Job:

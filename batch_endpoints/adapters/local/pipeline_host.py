@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,14 +18,14 @@ from dataclasses import dataclass, field
 from batch_endpoints import pipeline_jobs
 from batch_endpoints.adapters.local.blobs import to_path
 from batch_endpoints.backend import Backend
-from batch_endpoints.component_commands import render_command
+from batch_endpoints.command_steps import prepare_command, store_outputs
 from batch_endpoints.errors import NotFoundError
 from batch_endpoints.jobfiles import JobFiles
 from batch_endpoints.pipeline_graph import pipeline_steps
 from batch_endpoints.process_groups import kill_group
 from batch_endpoints.repository import Repository
-from batch_endpoints.specs import Job, JobStatus, LiteralValue, StepRun, StepStatus, now
-from batch_endpoints.specs.components import LITERAL_TYPES, CommandComponent, ParallelComponent, StepComponent
+from batch_endpoints.specs import Job, JobStatus, StepRun, StepStatus, now
+from batch_endpoints.specs.components import CommandComponent, ParallelComponent
 
 log = logging.getLogger("bep.pipeline_host")
 
@@ -67,7 +66,7 @@ class PipelineHost:
         self.running: dict[str, _RunningStep] = {}
 
     def run(self) -> Job:
-        job = self._update_steps(_resume_interrupted, status=JobStatus.RUNNING)
+        job = self._update_steps(pipeline_jobs.reset_unfinished, status=JobStatus.RUNNING)
         while True:
             if job.status == JobStatus.CANCEL_REQUESTED:
                 return self._cancel()
@@ -105,8 +104,7 @@ class PipelineHost:
         def end(current: Job) -> Job:
             if current.status.is_final:
                 return current
-            failed = [run for run in _steps(current) if run.status == StepStatus.FAILED]
-            error = "; ".join(f"step {run.step} failed: {run.error}" for run in failed) or None
+            error = pipeline_jobs.failure_summary(_steps(current))
             return current.model_copy(update={"status": status, "error": error, "ended_at": now()})
 
         return self.repo.update_job(self.job_id, end)
@@ -154,27 +152,18 @@ class PipelineHost:
         self, run: StepRun, component: CommandComponent, running: _RunningStep, log_path: str
     ) -> str | None:
         folder = os.path.join(self.scratch, "steps", run.step)
-        work = os.path.join(folder, "work")
-        os.makedirs(work, exist_ok=True)
-        outputs = {name: os.path.join(folder, "outputs", name) for name in run.outputs}
-        for path in outputs.values():
-            os.makedirs(path, exist_ok=True)
-        code = self.backend.blobs.download_folder(component.code, work) if component.code else work
-        command = render_command(component.command, component.inputs, self._values(run, component, work), outputs)
-        # `python` in a command is the interpreter the job runs on, as a model deployment's scoring script's is.
-        path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
-        environment = {**os.environ, "PATH": path, **component.environment_variables}
+        prepared = prepare_command(self.backend.blobs, run, component, folder)
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
         with open(log_path, "ab") as step_log:
-            step_log.write(f"$ {command}\n".encode())
+            step_log.write(f"$ {prepared.command}\n".encode())
             step_log.flush()
             with running.lock:
                 if running.stopped:
                     return "canceled"
                 running.process = subprocess.Popen(
-                    ["/bin/sh", "-c", command],
-                    cwd=code,
-                    env=environment,
+                    ["/bin/sh", "-c", prepared.command],
+                    cwd=prepared.cwd,
+                    env=prepared.environment,
                     stdin=subprocess.DEVNULL,
                     stdout=step_log,
                     stderr=subprocess.STDOUT,
@@ -183,8 +172,7 @@ class PipelineHost:
             code_returned = running.process.wait()
         if code_returned != 0:
             return f"its command exited with code {code_returned} (log: {log_path})"
-        for name, path in outputs.items():
-            self.backend.blobs.upload_folder(path, run.outputs[name])
+        store_outputs(self.backend.blobs, prepared, run)
         return None
 
     def _run_parallel(self, run: StepRun, component: ParallelComponent, running: _RunningStep) -> str | None:
@@ -211,19 +199,6 @@ class PipelineHost:
             return None
         return f"its job {ended.id} ended {ended.status.value}" + (f": {ended.error}" if ended.error else "")
 
-    def _values(self, run: StepRun, component: StepComponent, work: str) -> dict[str, LiteralValue]:
-        """The step's inputs as its command reads them: literals as they are, data as local paths."""
-        values: dict[str, LiteralValue] = {}
-        for name, value in run.inputs.items():
-            declared = component.inputs[name]
-            if declared.type in LITERAL_TYPES:
-                values[name] = value
-            elif self.backend.blobs.is_folder(str(value)):
-                values[name] = self.backend.blobs.download_folder(str(value), os.path.join(work, "inputs", name))
-            else:
-                values[name] = self.backend.blobs.localize(str(value), os.path.join(work, "inputs"))
-        return values
-
     def _stop_all(self) -> None:
         for running in self.running.values():
             with running.lock:
@@ -248,15 +223,6 @@ class PipelineHost:
     def _cancel(self) -> Job:
         self._stop_all()
         return self._end(JobStatus.CANCELED)
-
-
-def _resume_interrupted(run: StepRun) -> StepRun:
-    """A resumed job keeps its completed steps and their outputs; the others run again."""
-    if run.status == StepStatus.COMPLETED:
-        return run
-    return run.model_copy(
-        update={"status": StepStatus.NOT_STARTED, "started_at": None, "ended_at": None, "error": None}
-    )
 
 
 def _request_cancel(job: Job) -> Job:

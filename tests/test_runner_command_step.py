@@ -1,0 +1,67 @@
+"""A pipeline's command step as its Batch job runs it (`python -m batch_container.command_step`): its inputs brought
+into a working folder, its command run there, its outputs stored where the step's record says, and the step's
+record ended with how it went."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from batch_container.command_step import main, run_command_step
+from batch_endpoints.adapters.local.blobs import to_path
+from batch_endpoints.backend import Backend
+from batch_endpoints.errors import ValidationError
+from batch_endpoints.repository import Repository
+from batch_endpoints.service import BatchEndpointService
+from batch_endpoints.specs import Job, StepRun
+from tests.core_fixtures import local_backend_fixture, recorder_fixture, service_fixture  # noqa: F401
+from tests.test_pipeline_jobs_local import control_fixture  # noqa: F401 (pytest fixture)
+from tests.test_pipeline_rounds import recorded_job
+
+
+@pytest.fixture
+def job(service: BatchEndpointService, tmp_path: Path) -> Job:
+    return recorded_job(service, tmp_path / "project")
+
+
+def step_record(backend: Backend, job_id: str, step: str) -> StepRun:
+    pipeline = Repository(backend.records).get_job(job_id).pipeline
+    assert pipeline is not None
+    return pipeline.step(step)
+
+
+def test_the_command_runs_on_its_inputs_and_its_output_is_stored_where_the_step_says(
+    job, local_backend, tmp_path, control
+):
+    returned = run_command_step(local_backend, job.id, "a", folder=str(tmp_path / "step"))
+
+    recorded = step_record(local_backend, job.id, "a")
+    assert returned == 0
+    assert (recorded.status.value, recorded.error) == ("Completed", None)
+    assert (Path(to_path(recorded.outputs["out"])) / "made-by").read_text() == "a"
+
+
+def test_a_command_that_fails_records_its_exit_code_and_stores_no_output(job, local_backend, tmp_path, control):
+    (control / "fail-a").touch()
+
+    returned = run_command_step(local_backend, job.id, "a", folder=str(tmp_path / "step"))
+
+    recorded = step_record(local_backend, job.id, "a")
+    assert returned == 1
+    assert (recorded.status.value, recorded.error) == ("Failed", "its command exited with code 1")
+    assert not (Path(to_path(recorded.outputs["out"])) / "made-by").exists()
+
+
+def test_a_step_the_job_does_not_have_is_refused_naming_the_step(job, local_backend, tmp_path):
+    with pytest.raises(ValidationError) as refused:
+        run_command_step(local_backend, job.id, "nope", folder=str(tmp_path / "step"))
+
+    assert refused.value.field == "step"
+
+
+def test_the_entry_point_exits_1_naming_what_it_cannot_run(job, caplog, monkeypatch, local_backend):
+    monkeypatch.setattr("batch_container.command_step.from_environment", lambda: local_backend)
+
+    assert main(["--job-id", "no-such-job", "--step", "a"]) == 1
+    assert "cannot run step a of job no-such-job: job 'no-such-job' does not exist" in caplog.text
