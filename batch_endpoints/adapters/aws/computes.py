@@ -44,6 +44,7 @@ from botocore.exceptions import ClientError
 from batch_endpoints.adapters.aws.clients import aws_client
 from batch_endpoints.adapters.aws.compute_environments import ComputeEnvironments, ComputeTemplate
 from batch_endpoints.errors import ValidationError
+from batch_endpoints.fetch_sizing import CPUS_VARIABLE
 from batch_endpoints.planning import MAX_MINI_BATCHES_PER_SHARD
 from batch_endpoints.ports import RecordStore
 from batch_endpoints.repository import Repository
@@ -61,7 +62,6 @@ MAX_ATTEMPT_DURATION_S = 14 * 24 * 3600
 # Registries whose images cannot hold our runner: Azure ML's curated environments.
 FOREIGN_REGISTRIES = ("mcr.microsoft.com/",)
 RUNNER_ARGUMENTS = ["--job-id", "Ref::job_id", "--shard", "Ref::shard"]
-CPUS_VARIABLE = "BEP_CPUS"
 INSTALL_REQUIREMENTS_VARIABLE = "BEP_INSTALL_REQUIREMENTS"
 REQUIRED_SETTINGS = ("name", "kind", "job_queue", "max_vcpus", "vcpus", "memory_mib")
 

@@ -23,6 +23,7 @@ from batch_endpoints.adapters.local.backend import open_local_backend
 from batch_endpoints.adapters.local.blobs import to_path
 from batch_endpoints.backend import Backend, local_home
 from batch_endpoints.errors import BatchEndpointError
+from batch_endpoints.fetch_sizing import CPUS_VARIABLE
 from batch_endpoints.jobfiles import JobFiles
 from batch_endpoints.process_groups import kill_group
 from batch_endpoints.repository import Repository
@@ -130,7 +131,7 @@ class InstancePool:
         environment = {
             **os.environ,
             **self.backend.child_environment,
-            "BEP_CPUS": str(max(1, cores // self.instance_count)),
+            CPUS_VARIABLE: str(max(1, cores // self.instance_count)),
         }
         if self.compute is None or self.compute.kind == "cpu":
             environment["CUDA_VISIBLE_DEVICES"] = ""  # CPU compute: scoring code must not find the GPU
