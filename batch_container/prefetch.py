@@ -130,6 +130,10 @@ class Prefetcher:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         self._thread.join()
+        if self._pool is not None:
+            # Fetches already running are waited for (one GET each): one ending after the folder is removed
+            # would write its file again, and leave it on the instance's disk.
+            self._pool.shutdown(wait=True)
         while True:
             try:
                 item = self._ready.get_nowait()

@@ -47,9 +47,17 @@ class WatchedStore(S3BlobStore):
             assert self.hold[uri].wait(30), f"{uri} was held and never let go"
         path = super().localize(uri, scratch_dir)
         with self._lock:
-            on_disk = sum(p.stat().st_size for p in self.downloads.rglob("*") if p.is_file())
+            on_disk = sum(_size(p) for p in self.downloads.rglob("*"))
             self.most_on_disk = max(self.most_on_disk, on_disk)
         return path
+
+
+def _size(path: Path) -> int:
+    """A file's size; 0 for a folder, or for a copy discarded (by a worker) since the folder was listed."""
+    try:
+        return path.stat().st_size if path.is_file() else 0
+    except FileNotFoundError:
+        return 0
 
 
 @pytest.fixture
