@@ -39,8 +39,14 @@ synth: $(STAMP) $(NPM_STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk synth --quiet --no-notices
 	$(BIN)/cfn-lint --ignore-checks W3005 -- cdk.out/BatchEndpoints.template.json
 
-# Benchmarks print ratios and write bench/results/; matplotlib (charts) and ray[data] (Ray comparison) are optional.
-bench: $(STAMP)
+# The benchmarks' own extras (Ray Data for the comparison, matplotlib for the charts), pinned, in the same environment.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP) bench/requirements.txt
+	$(BIN)/pip install -q -r bench/requirements.txt
+	touch $(BENCH_STAMP)
+
+# Benchmarks print ratios and their verdicts, and write bench/results/.
+bench: $(BENCH_STAMP)
 	$(BIN)/python bench/planner.py
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/throughput.py

@@ -9,7 +9,8 @@ a run() written as Azure's tutorials write it: open each file, forward it alone,
 (b) ours at mini_batch_size 50 and 10: the local backend, invoke -> predictions file, one worker per core.
 (c) ours with one worker of one torch thread, mini_batch_size 50: its steady rate (first part -> last result)
     against (b)'s at 50 shows how close N workers come to N times one.
-(d) Ray Data, when installed: map_batches with an actor pool calling the same run().
+(d) Ray Data, when installed (bench/requirements.txt): bench/ray_loop.py, map_batches with an actor pool of one
+    actor per core calling the same run(), the whole process timed as the baseline's.
 """
 
 from __future__ import annotations
@@ -71,17 +72,12 @@ def measure(*, files: int, repeats: int, workers: int, no_ray: bool, out: Path |
         # runner would give a lone worker every core, and this net gains only ~15% from a second thread).
         "ours, 1 worker (50)": Ours(workers=1, mini_batch_size=50, deploy=deploy(model, threads=1)),
     }
-    ray, ray_skipped = (
-        (None, "ray: skipped (--no-ray)")
-        if no_ray
-        else ray_data(model, workers=workers, mini_batch_size=50, code=CODE, script="score")
-    )
+    ray, ray_skipped = (None, "Ray Data: not run (--no-ray)") if no_ray else ray_data(baseline, workers=workers)
     if ray_skipped:
-        print("ray: not installed" if "not installed" in ray_skipped else ray_skipped)
+        print(ray_skipped)
     seconds: dict[str, list[float]] = {name: [] for name in ["baseline", *methods, "Ray Data"]}
     steady: dict[str, list[float]] = {name: [] for name in methods}
     predictions: dict[str, Predictions] = {}
-    paths = [str(p) for p in relative_files(requests)]
     try:
         for round_number in range(repeats):
             names = ["baseline", *methods, *(["Ray Data"] if ray is not None else [])]
@@ -91,7 +87,7 @@ def measure(*, files: int, repeats: int, workers: int, no_ray: bool, out: Path |
                     took, _, predictions[name] = baseline.score()
                 elif name == "Ray Data":
                     assert ray is not None
-                    took, predictions[name] = ray.score(paths)
+                    took, predictions[name] = ray.score()
                 else:
                     took, predictions[name] = methods[name].score(requests)
                     stages = methods[name].last_stages[-1]
@@ -105,6 +101,8 @@ def measure(*, files: int, repeats: int, workers: int, no_ray: bool, out: Path |
         for method in methods.values():
             method.close()
         baseline.close()
+        if ray is not None:
+            ray.close()
 
     measured = [name for name in seconds if seconds[name]]
     rate = {name: count / median(seconds[name]) for name in measured}
@@ -134,7 +132,7 @@ def measure(*, files: int, repeats: int, workers: int, no_ray: bool, out: Path |
         "finalize out",
         f"{workers} workers' steady rate is {steady_rate['ours (50)'] / steady_rate['ours, 1 worker (50)']:.2f}x "
         "one worker's",
-        ray_skipped or "Ray Data: the same run() in an actor pool, ray.init() not counted",
+        ray_skipped or f"Ray Data: the same run() in an actor pool of {workers}, the whole process timed",
     ]
     report(
         "compute_heavy",

@@ -11,8 +11,9 @@ All of (a)-(c) call run() on mini-batches of the same size: by default the examp
 (b) ours: the local backend end to end, invoke -> predictions file, with max_concurrency_per_instance = the
     number of cores and instance_count 1, in a throwaway BEP_HOME. Counts everything: job host, planning,
     runner and worker start, init() in every worker, scoring, finalize.
-(c) Ray Data: map_batches over the file paths with an actor pool (one actor per core) calling the same run().
-    Counts actor start and init() but not ray.init(). Skipped with a message when Ray is not installed.
+(c) Ray Data: bench/ray_loop.py, map_batches over the file paths with an actor pool (one actor per core)
+    calling the same run(). Timed whole, like (a): Ray's start, the actors' init(), the CSV, Ray's shutdown.
+    Prints "ray: not installed" and skips it when Ray is absent (`make bench` installs bench/requirements.txt).
 (d) floor: decode every file with Pillow in one process per core, then batched forward passes over the decoded
     images, split over the same processes. Counts neither process start nor model load.
 
@@ -28,9 +29,8 @@ workers cores // workers threads, and (c) does the same for its actors.
 from __future__ import annotations
 
 import argparse
-import importlib
+import importlib.util
 import json
-import logging
 import multiprocessing
 import os
 import shutil
@@ -38,7 +38,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,7 @@ DECODE_CHUNK = 500
 
 TARGETS = {"ours / Ray Data": 2.5, "ours / baseline": 1.7, "ours / floor": 0.7}
 FIRST_PART_S = 1.5
+RAY_NOT_INSTALLED = "Ray Data: not run: ray not installed (pip install -r bench/requirements.txt)"
 
 Predictions = dict[str, int]  # file name -> class
 Deploy = Callable[[LocalHome, int, int], str]
@@ -78,8 +80,46 @@ Deploy = Callable[[LocalHome, int, int], str]
 
 
 # ------------------------------------------------------------------------------------ (a) the baseline
-class Baseline:
-    """bench/plain_loop.py in a process of its own: the example's init() once, then run() per mini-batch."""
+@dataclass(frozen=True)
+class Scoring:
+    """What a method scores, and with what: the same for every method compared."""
+
+    model: Path
+    requests: Path
+    mini_batch_size: int
+    code: Path
+    script: str
+    """The scoring script's file name in `code`."""
+
+
+class ScriptProcess:
+    """A method that runs in a process of its own over the input folder and writes one CSV: timed whole, from
+    the process's start to its exit, as what a user waits for."""
+
+    def __init__(self, program: str, scoring: Scoring, options: Sequence[str] = ()) -> None:
+        self.scoring = scoring
+        self.output = Path(tempfile.mkdtemp(prefix=f"bench-{Path(program).stem}-")) / "predictions.csv"
+        self.command = [
+            sys.executable,
+            str(BENCH / program),
+            *("--code", str(scoring.code), "--script", scoring.script, "--model", str(scoring.model)),
+            *("--input", str(scoring.requests), "--output", str(self.output)),
+            *("--mini-batch-size", str(scoring.mini_batch_size)),
+            *options,
+        ]
+
+    def run(self) -> tuple[float, str, Predictions]:
+        """(seconds, what it printed, predictions)."""
+        self.output.unlink(missing_ok=True)
+        seconds, done = timed(lambda: subprocess.run(self.command, check=True, capture_output=True, text=True))
+        return seconds, done.stdout, classes_of(pd.read_csv(self.output))
+
+    def close(self) -> None:
+        shutil.rmtree(self.output.parent, ignore_errors=True)
+
+
+class Baseline(ScriptProcess):
+    """bench/plain_loop.py: the example's init() once, then run() per mini-batch."""
 
     def __init__(
         self,
@@ -91,24 +131,13 @@ class Baseline:
         code: Path = CODE,
         script: str = "batch_driver.py",
     ) -> None:
-        self.output = Path(tempfile.mkdtemp(prefix="bench-baseline-")) / "predictions.csv"
-        self.command = [
-            sys.executable,
-            str(BENCH / "plain_loop.py"),
-            *("--code", str(code), "--script", script, "--model", str(model)),
-            *("--input", str(requests), "--output", str(self.output)),
-            *("--mini-batch-size", str(mini_batch_size), "--threads", str(threads)),
-        ]
+        scoring = Scoring(model, requests, mini_batch_size, code, script)
+        super().__init__("plain_loop.py", scoring, ("--threads", str(threads)))
 
     def score(self) -> tuple[float, float, Predictions]:
         """(seconds end to end, seconds of the loop alone, predictions)."""
-        self.output.unlink(missing_ok=True)
-        seconds, done = timed(lambda: subprocess.run(self.command, check=True, capture_output=True, text=True))
-        loop_s = json.loads(done.stdout.strip().splitlines()[-1])["loop_s"]
-        return seconds, loop_s, classes_of(pd.read_csv(self.output))
-
-    def close(self) -> None:
-        shutil.rmtree(self.output.parent, ignore_errors=True)
+        seconds, printed, predictions = self.run()
+        return seconds, json.loads(printed.strip().splitlines()[-1])["loop_s"], predictions
 
 
 # -------------------------------------------------------------------------------- (b) our local backend
@@ -136,81 +165,22 @@ class Ours:
 
 
 # ------------------------------------------------------------------------------------------- (c) Ray Data
-class RayDigits:
-    """A Ray Data actor: the same scoring script, init() once per actor, run() per batch."""
+class RayData(ScriptProcess):
+    """bench/ray_loop.py, timed whole as the baseline is: Ray's start, the actors' start and init(), map_batches
+    over the files, the CSV and Ray's shutdown. A fresh Ray cluster each round: Ray's own processes (GCS, raylet,
+    idle workers) take CPU even when idle, and must not slow down the other measurements."""
 
-    def __init__(self, model: str, code: str, threads: int, script: str = "batch_driver") -> None:
-        os.environ["AZUREML_MODEL_DIR"] = model
-        sys.path.insert(0, code)
-        import torch
-
-        scoring = importlib.import_module(script)
-        torch.set_num_threads(threads)
-        scoring.init()
-        self.run = scoring.run
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        frame = self.run([str(p) for p in batch["path"]])
-        return {"file": frame["file"].to_numpy(dtype=object), "class": frame["class"].to_numpy()}
+    def score(self) -> tuple[float, Predictions]:
+        seconds, _, predictions = self.run()
+        return seconds, predictions
 
 
-class RayData:
-    """Ray Data on a local Ray cluster started for each round and shut down after it: Ray's own processes
-    (GCS, raylet, idle workers) take CPU even when idle, and must not slow down the other measurements."""
-
-    def __init__(
-        self, model: Path, *, workers: int, mini_batch_size: int, code: Path = CODE, script: str = "batch_driver"
-    ) -> None:
-        import ray
-
-        self.ray = ray
-        # Actors take a fraction of a CPU each: with one whole CPU per actor, Ray Data's own tasks find no
-        # free CPU on a machine with as many cores as actors, and the pipeline waits forever.
-        self.cpus_per_actor = round(cores() / (workers + 1), 2)
-        self.model, self.workers, self.mini_batch_size = model, workers, mini_batch_size
-        self.code, self.script = code, script
-
-    def score(self, paths: list[str]) -> tuple[float, Predictions]:
-        """Start Ray, run the pipeline once untimed on a few files (Ray's worker pool warms up), then time it."""
-        ray = self.ray
-        ray.init(num_cpus=cores(), include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
-        logging.getLogger("ray").setLevel(logging.ERROR)
-        try:
-            context = ray.data.DataContext.get_current()
-            context.enable_progress_bars = False
-            context.print_on_execution_start = False
-            self._execute(paths[: self.mini_batch_size * self.workers])
-            seconds, rows = timed(lambda: self._execute(paths))
-        finally:
-            ray.shutdown()
-        return seconds, {str(row["file"]): int(row["class"]) for row in rows}
-
-    def _execute(self, paths: list[str]) -> list[dict[str, Any]]:
-        dataset = self.ray.data.from_items([{"path": p} for p in paths]).map_batches(
-            RayDigits,
-            fn_constructor_kwargs={
-                "model": str(self.model),
-                "code": str(self.code),
-                "threads": max(1, cores() // self.workers),
-                "script": self.script,
-            },
-            batch_size=self.mini_batch_size,
-            batch_format="numpy",
-            compute=self.ray.data.ActorPoolStrategy(size=self.workers),
-            num_cpus=self.cpus_per_actor,
-        )
-        return dataset.take_all()
-
-
-def ray_data(
-    model: Path, *, workers: int, mini_batch_size: int, code: Path = CODE, script: str = "batch_driver"
-) -> tuple[RayData | None, str | None]:
-    """Ray Data, or None and why not."""
-    try:
-        import ray.data  # noqa: F401
-    except ImportError:
-        return None, "Ray is not installed (pip install 'ray[data]'): (c) Ray Data skipped"
-    return RayData(model, workers=workers, mini_batch_size=mini_batch_size, code=code, script=script), None
+def ray_data(baseline: Baseline, *, workers: int) -> tuple[RayData | None, str | None]:
+    """Ray Data over what `baseline` scores, with its script, model and mini-batch size; or None and why not."""
+    if importlib.util.find_spec("ray") is None:
+        return None, RAY_NOT_INSTALLED
+    actors = ("--actors", str(workers), "--threads", str(max(1, cores() // workers)))
+    return RayData("ray_loop.py", baseline.scoring, actors), None
 
 
 # ------------------------------------------------------------------------------------------- (d) the floor
@@ -337,9 +307,7 @@ def digits(args: argparse.Namespace) -> None:
     baseline = Baseline(model, requests, threads=args.baseline_threads, mini_batch_size=args.mini_batch_size)
     ours = Ours(workers=args.workers, mini_batch_size=args.mini_batch_size)
     ray, ray_skipped = (
-        (None, "--no-ray given: (c) Ray Data skipped")
-        if args.no_ray
-        else ray_data(model, workers=args.workers, mini_batch_size=args.mini_batch_size)
+        (None, "--no-ray given: (c) Ray Data skipped") if args.no_ray else ray_data(baseline, workers=args.workers)
     )
     if ray_skipped:
         print(ray_skipped)
@@ -363,9 +331,11 @@ def digits(args: argparse.Namespace) -> None:
         if ray is None:
             return
         try:
-            took, predictions["ray"] = ray.score(paths)
-        except Exception as exc:  # a Ray that cannot run here must not cost the other measurements
-            ray, ray_skipped = None, f"Ray Data failed ({type(exc).__name__}: {exc}): (c) skipped"
+            took, predictions["ray"] = ray.score()
+        except subprocess.CalledProcessError as exc:  # a Ray that cannot run here must not cost the others
+            why = (exc.stderr or "").strip().splitlines()[-1:] or [f"exit code {exc.returncode}"]
+            ray.close()
+            ray, ray_skipped = None, f"Ray Data failed ({why[0]}): (c) skipped"
             print(ray_skipped)
             return
         seconds["ray"].append(took)
@@ -399,6 +369,8 @@ def digits(args: argparse.Namespace) -> None:
         ours.close()
         floor.close()
         baseline.close()
+        if ray is not None:
+            ray.close()
 
     measured = [name for name in seconds if seconds[name]]
     rate = {name: len(paths) / median(seconds[name]) for name in measured}
@@ -449,8 +421,8 @@ def digits(args: argparse.Namespace) -> None:
         + (f"its steady rate between first part and last result was {steady:,.0f} files/s" if steady else ""),
         (
             ray_skipped
-            or f"Ray Data: {args.workers} actors of {ray.cpus_per_actor} CPU each (whole CPUs deadlock on a "
-            "machine with as many cores as actors); ray.init() not counted"
+            or f"Ray Data: an actor pool of {args.workers}, the whole process timed (Ray's start and shutdown "
+            "included), as the baseline's"
         ),
     ]
     config = {
