@@ -49,6 +49,7 @@ $(BENCH_STAMP): $(STAMP) bench/requirements.txt
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/planner.py
 	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/first_part.py
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/s3_latency.py
 	$(BIN)/python bench/cloud_cost.py
