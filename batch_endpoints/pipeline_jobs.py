@@ -150,8 +150,8 @@ def parallel_step_job(parent: Job, run: StepRun, step: PipelineStep, component: 
         if declared.type in MODEL_TYPES and name in run.inputs
     ]
     deployment = Deployment(
-        name=parent.deployment_name,
-        endpoint_name=parent.endpoint_name,
+        name=parent.deployment.name,
+        endpoint_name=parent.deployment.endpoint_name,
         model=component.ref or run.step,
         code_configuration=CodeConfiguration(code=component.task.code, scoring_script=component.task.entry_script),
         compute=(step.compute or parent.deployment.compute).removeprefix(AZURE_PREFIX),

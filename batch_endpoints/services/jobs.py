@@ -198,7 +198,7 @@ class JobService(AssetService):
         job = Job(
             id=job_id,
             endpoint_name=request.endpoint_name,
-            deployment_name=deployment.name,
+            deployment_name=deployment.name if request.endpoint_name else "",
             deployment=deployment,
             model_path="",
             input=next(iter(data_inputs.values()), JobInput(uri=scratch)),
@@ -598,9 +598,14 @@ def _registered(path: str) -> bool:
     return path.strip().startswith(AZURE_PREFIX) and "://" not in path
 
 
+STANDALONE = "pipeline-job"
+"""The name of a standalone pipeline job's pipeline snapshot, and the prefix of its generated name: it has no
+endpoint (its endpoint_name and deployment_name are empty)."""
+
+
 def new_job_id(endpoint_name: str) -> str:
     # Also the Step Functions execution name: at most 80 characters, unique per state machine for 90 days.
-    return f"{endpoint_name}-{uuid.uuid4().hex[:12]}"
+    return f"{endpoint_name or STANDALONE}-{uuid.uuid4().hex[:12]}"
 
 
 def _invoke_fields(request: InvokeRequest) -> dict[str, Any]:
