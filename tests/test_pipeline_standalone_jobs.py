@@ -221,3 +221,12 @@ def model_deployment_job(bep, root: Path) -> str:
     )
     bep("deployment", "create", "--file", root / "echo.yml", "--set-default")
     return bep("endpoint", "invoke", "--name", "echo", "--input", root / "in").out.split()[0]
+
+
+def test_a_standalone_job_reruns_as_a_new_standalone_job(bep, hello):
+    job = ended(bep, bep("job", "create", "-f", "pipeline-job.yml").out.split()[0])
+
+    rerun = ended(bep, bep("job", "rerun", "--name", job["id"]).out.split()[0])
+
+    assert (rerun["status"], rerun["rerun_of"], rerun["endpoint_name"]) == ("Completed", job["id"], "")
+    assert rerun["id"].startswith("pipeline-job-") and rerun["experiment_name"] == "hello-pipeline-batch"
