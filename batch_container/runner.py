@@ -379,7 +379,10 @@ class ShardRunner:
             input_format=self.settings.input_format,
             keep_input_columns=list(self.settings.keep_input_columns),
             inputs=dict(self.job.inputs),
-            arguments=script_arguments(self.settings, os.path.relpath(self._script_path, self._code_dir)),
+            arguments=[
+                *script_arguments(self.settings, os.path.relpath(self._script_path, self._code_dir)),
+                *self.job.program_arguments,
+            ],
             # Jobs recorded before they had an output folder give their scripts none.
             custom_outputs_dir=os.path.join(self.scratch, "custom-outputs") if self.job.output_folder else "",
             reserved_outputs=[self.settings.output_file_name] if self.append_rows else [],

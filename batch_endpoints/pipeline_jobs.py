@@ -8,8 +8,10 @@ pipeline's outputs, `<job folder>/<step>/<output>`.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Mapping
 
+from batch_endpoints.component_commands import render_command
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.pipeline_graph import check_pipeline, pipeline_steps
 from batch_endpoints.specs import (
@@ -125,10 +127,8 @@ def parallel_step_job(parent: Job, run: StepRun, step: PipelineStep, component: 
         )
     if component.task.code is None:
         raise ValidationError("is required: the folder holding the entry script", field=f"jobs.{run.step}.task.code")
-    # mini_batch_error_threshold has no counterpart in the engine, which counts failed files, not mini-batches.
-    names = [name for name in PARALLEL_OVERRIDES if name != "mini_batch_error_threshold"]
-    overrides = {name: getattr(step, name) for name in names if getattr(step, name) is not None}
-    own = {name: getattr(component, name) for name in names}
+    overrides = {name: getattr(step, name) for name in PARALLEL_OVERRIDES if getattr(step, name) is not None}
+    own = {name: getattr(component, name) for name in PARALLEL_OVERRIDES}
     appends_to = _placeholder_name(component.task.append_row_to) if component.task.append_row_to else None
     output_folder = run.outputs[appends_to] if appends_to else next(iter(run.outputs.values()), None)
     settings = parse(
@@ -150,8 +150,8 @@ def parallel_step_job(parent: Job, run: StepRun, step: PipelineStep, component: 
         if declared.type in MODEL_TYPES and name in run.inputs
     ]
     deployment = Deployment(
-        name=parent.deployment_name,
-        endpoint_name=parent.endpoint_name,
+        name=parent.deployment.name,
+        endpoint_name=parent.deployment.endpoint_name,
         model=component.ref or run.step,
         code_configuration=CodeConfiguration(code=component.task.code, scoring_script=component.task.entry_script),
         compute=(step.compute or parent.deployment.compute).removeprefix(AZURE_PREFIX),
@@ -175,7 +175,15 @@ def parallel_step_job(parent: Job, run: StepRun, step: PipelineStep, component: 
         settings=settings,
         experiment_name=parent.experiment_name,
         created_by=parent.created_by,
+        program_arguments=program_arguments(component, run),
     )
+
+
+def program_arguments(component: ParallelComponent, run: StepRun) -> list[str]:
+    """The task's program_arguments as its entry script's argv gets them, each placeholder replaced: a literal by
+    its value, a data input or an output by its storage location (a path on the local backend)."""
+    text = render_command(component.task.program_arguments, component.inputs, run.inputs, run.outputs)
+    return shlex.split(text)
 
 
 def _placeholder_name(text: str) -> str:

@@ -249,7 +249,10 @@ def _no_endpoint(name: str) -> NotFoundError:
 def _job_parent(job: Job) -> str:
     """What a job is listed under: its endpoint, or for a pipeline step's job, its pipeline job (so that an
     endpoint's jobs are the ones invoked)."""
-    return job.endpoint_name if job.parent_job_name is None else f"pipeline-job:{job.parent_job_name}"
+    if job.parent_job_name is not None:
+        return f"pipeline-job:{job.parent_job_name}"
+    # A standalone pipeline job has no endpoint; a store's index takes no empty key (DynamoDB refuses one).
+    return job.endpoint_name or "standalone-pipeline-jobs"
 
 
 def _no_job(job_id: str) -> NotFoundError:

@@ -11,9 +11,10 @@ from batch_endpoints.services.components import ComponentService
 from batch_endpoints.services.computes import ComputeService
 from batch_endpoints.services.endpoints import EndpointService
 from batch_endpoints.services.jobs import InvokeRequest, JobService, new_job_id
+from batch_endpoints.services.pipeline_jobs import PipelineJobService
 
 __all__ = ["BatchEndpointService", "InvokeRequest", "new_job_id"]
 
 
-class BatchEndpointService(EndpointService, JobService, ComponentService, ComputeService):
+class BatchEndpointService(PipelineJobService, EndpointService, ComponentService, JobService, ComputeService):
     """Every use case, on one backend: what the CLI, the local server and the API Lambda call."""

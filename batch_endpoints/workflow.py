@@ -205,6 +205,12 @@ def finalize_job(backend: Backend, job_id: str) -> Job:
             f"error_threshold exceeded: {counts.amount(counts.files_failed)} failed, {threshold} allowed{stopped} "
             f"(see {files.errors})"
         )
+    elif 0 <= job.settings.mini_batch_error_threshold < counts.mini_batches_failed:
+        status = JobStatus.FAILED
+        error = (
+            f"mini_batch_error_threshold exceeded: {counts.mini_batches_failed} mini-batches failed, "
+            f"{job.settings.mini_batch_error_threshold} allowed (see {files.errors})"
+        )
     elif missing:
         status = JobStatus.FAILED
         error = f"{missing} mini-batches never completed{first_shard_failure(backend, job)} (see {files.errors})"

@@ -3,7 +3,7 @@ batch_endpoints/yaml_files (schemas, loading, the `--set` language, error origin
 
 from __future__ import annotations
 
-from batch_endpoints.yaml_files.components import load_component
+from batch_endpoints.yaml_files.components import load_component, load_pipeline_job
 from batch_endpoints.yaml_files.conda import is_conda_text, read_conda_file
 from batch_endpoints.yaml_files.declarations import (
     DEFAULT_COMPUTE,
@@ -13,6 +13,7 @@ from batch_endpoints.yaml_files.declarations import (
     InvokeDeclaration,
     ModelDeclaration,
     ModelReference,
+    PipelineJobDeclaration,
 )
 from batch_endpoints.yaml_files.inline_assets import check_model_type
 from batch_endpoints.yaml_files.loading import (
@@ -59,6 +60,7 @@ __all__ = [
     "InvokeDeclaration",
     "ModelDeclaration",
     "ModelReference",
+    "PipelineJobDeclaration",
     "asset_reference",
     "check_model_type",
     "endpoint_document",
@@ -78,6 +80,7 @@ __all__ = [
     "load_invoke",
     "load_model",
     "load_model_mapping",
+    "load_pipeline_job",
     "local_or_reference",
     "parse_model_reference",
     "parse_overrides",

@@ -25,6 +25,7 @@ def test_run_settings_defaults_are_azures():
         "max_concurrency_per_instance": 1,
         "retry_settings": {"max_retries": 3, "timeout": 30},
         "error_threshold": -1,
+        "mini_batch_error_threshold": -1,
         "output_action": specs.OutputAction.APPEND_ROW,
         "output_file_name": "predictions.csv",
         "logging_level": "info",

@@ -27,7 +27,7 @@ from batch_endpoints.specs import (
 )
 from batch_endpoints.specs.components import ComponentT
 from batch_endpoints.uploads import Progress
-from batch_endpoints.yaml_specs import DeploymentDeclaration, EndpointPatch
+from batch_endpoints.yaml_specs import DeploymentDeclaration, EndpointPatch, PipelineJobDeclaration
 
 
 class FileReader(Protocol):
@@ -170,6 +170,8 @@ class EndpointsApi(Protocol):
     def discard_upload(self, uri: str) -> None: ...
 
     def invoke(self, request: InvokeRequest) -> Job | JobView: ...
+
+    def create_pipeline_job(self, declaration: PipelineJobDeclaration, *, caller: str = "") -> Job | JobView: ...
 
     def get_job(self, job_id: str) -> Job | JobView: ...
 

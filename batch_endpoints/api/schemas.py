@@ -134,6 +134,7 @@ class SettingsBody(Body):
     instance_count: int | None = Field(None, description="Azure's place for it is resources.instance_count")
     retry_settings: RetrySettingsBody | None = None
     error_threshold: int | None = None
+    mini_batch_error_threshold: int | None = Field(None, description="mini-batches failed whole; -1 = any number")
     output_action: str | None = Field(None, examples=["append_row", "summary_only"])
     output_file_name: str | None = None
     logging_level: str | None = None

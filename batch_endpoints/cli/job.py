@@ -12,13 +12,24 @@ from batch_endpoints import yaml_specs
 from batch_endpoints.api.protocol import EndpointsApi
 from batch_endpoints.api.schemas import JobView, LogLineView, console_url
 from batch_endpoints.cli import render, stream
-from batch_endpoints.cli.commands import Group, command, current_user, key_values
+from batch_endpoints.cli.commands import Group, add_set_argument, command, current_user, key_values
 from batch_endpoints.errors import ConflictError, ValidationError
 from batch_endpoints.job_downloads import OUTPUT_NAME, JobFilesToDownload, check_output_name
 from batch_endpoints.ports import LogLine
 from batch_endpoints.specs import Job, JobStatus, StepStatus
 
 JOB_COLUMNS = ["id", "deployment_name", "status", "files", "experiment_name", "display_name", "created_at"]
+
+
+def job_create(service: EndpointsApi, args: argparse.Namespace) -> int:
+    """A standalone pipeline job from Azure's pipeline-job.yml (`az ml job create --file`); prints its id."""
+    overrides = yaml_specs.parse_overrides(args.set or [])
+    if args.name:
+        overrides["name"] = args.name
+    declaration = yaml_specs.load_pipeline_job(args.file, overrides, here=os.getcwd())
+    job = service.create_pipeline_job(declaration, caller=current_user())
+    print_started(service, args, job)
+    return follow_and_report(service, job.id) if args.stream else 0
 
 
 def job_show(service: EndpointsApi, args: argparse.Namespace) -> int:
@@ -216,6 +227,11 @@ def add_commands(groups: Group) -> None:
             sub.add_argument(
                 "--web", action="store_true", help="print the job's console page (its Step Functions execution)"
             )
+    sub = command(jobs, "create", job_create, "run a pipeline job (Azure's pipeline-job.yml); prints its id")
+    sub.add_argument("--file", "-f", required=True, help="the pipeline job's YAML file")
+    sub.add_argument("--name", "-n", help="the job's name; default: a new one")
+    add_set_argument(sub, "override a field of the file, e.g. inputs.NAME.path=PATH (relative to here)")
+    sub.add_argument("--stream", action="store_true", help="follow the job to its end")
     sub = command(jobs, "list", job_list, "list jobs, newest first")
     sub.add_argument("--endpoint-name", "-e")
     sub.add_argument("--max-results", type=int)

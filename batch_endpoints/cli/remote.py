@@ -41,6 +41,7 @@ from batch_endpoints.yaml_specs import (
     DeploymentDeclaration,
     EndpointPatch,
     EnvironmentReference,
+    PipelineJobDeclaration,
     read_conda_file,
 )
 
@@ -258,6 +259,9 @@ class RemoteService:
 
     def discard_upload(self, uri: str) -> None:
         """Nothing: the API deletes nothing it was sent (a refused invoke's upload stays under uploads/inputs/)."""
+
+    def create_pipeline_job(self, declaration: PipelineJobDeclaration, *, caller: str = "") -> JobView:
+        raise ValidationError(PIPELINES_LOCAL_ONLY, field="--file")
 
     def invoke(self, request: InvokeRequest) -> JobView:
         if request.named_inputs or request.named_outputs:

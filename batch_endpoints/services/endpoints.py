@@ -8,7 +8,17 @@ from typing import Any
 from batch_endpoints import assets, mlflow_models
 from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
 from batch_endpoints.services.components import ComponentService
-from batch_endpoints.specs import CodeConfiguration, Compute, Deployment, Endpoint, Environment, now, parse
+from batch_endpoints.specs import (
+    CodeConfiguration,
+    Compute,
+    Deployment,
+    Endpoint,
+    Environment,
+    PipelineSettings,
+    now,
+    parse,
+)
+from batch_endpoints.specs.components import ComponentT, PipelineComponent
 from batch_endpoints.yaml_specs import AZURE_PREFIX, DeploymentDeclaration, EndpointPatch
 
 
@@ -113,7 +123,7 @@ class EndpointService(ComponentService):
                 f"deployment {declaration.name!r} already exists in endpoint {endpoint.name!r}; use update",
                 field="name",
             )
-        if declaration.component is not None:
+        if declaration.component is not None or declaration.job_definition is not None:
             deployment = self._pipeline_deployment(declaration, existing, caller)
         else:
             deployment = self._model_deployment(declaration, existing, caller)
@@ -135,13 +145,18 @@ class EndpointService(ComponentService):
     def _pipeline_deployment(
         self, declaration: DeploymentDeclaration, existing: Deployment | None, caller: str
     ) -> Deployment:
-        """A pipeline deployment: its component checked, and its code stored, last, once everything else is."""
-        assert declaration.component is not None and declaration.pipeline_settings is not None, "a pipeline's"
-        compute = self._compute(declaration.pipeline_settings.default_compute, field="settings.default_compute")
-        pipeline, reference = self.pipeline_to_deploy(declaration.component)
-        for name, step in pipeline.jobs.items():
-            if step.compute is not None:
-                self._compute(step.compute.removeprefix(AZURE_PREFIX), field=f"jobs.{name}.compute")
+        """A pipeline deployment: its component checked, and its code stored, last, once everything else is. Made
+        from a pipeline job, it runs the job's pipeline with the job's inputs as its defaults and the job's settings
+        where the declaration gives none."""
+        settings = declaration.pipeline_settings
+        assert settings is not None, "a pipeline deployment's declaration has its settings"
+        component = declaration.component
+        if declaration.job_definition is not None:
+            component, job_settings = self._pipeline_of_job(declaration.job_definition)
+            written = {name: getattr(settings, name) for name in settings.model_fields_set}
+            settings = job_settings.model_copy(update=written)
+        assert component is not None, "a pipeline deployment's declaration has its component or its job"
+        pipeline, reference, compute = self.pipeline_to_run(component, settings)
         return parse(
             Deployment,
             {
@@ -149,10 +164,38 @@ class EndpointService(ComponentService):
                 "type": "pipeline",
                 "component": pipeline,
                 "component_ref": reference,
-                "pipeline_settings": declaration.pipeline_settings,
+                "pipeline_settings": settings,
                 "compute": compute.name,
             },
         )
+
+    def pipeline_to_run(
+        self, component: ComponentT | str, settings: PipelineSettings
+    ) -> tuple[PipelineComponent, str | None, Compute]:
+        """A pipeline checked and its code stored (see pipeline_to_deploy), with the compute its steps run on by
+        default; every compute it names must exist."""
+        compute = self._compute(settings.default_compute, field="settings.default_compute")
+        pipeline, reference = self.pipeline_to_deploy(component)
+        for name, step in pipeline.jobs.items():
+            if step.compute is not None:
+                self._compute(step.compute.removeprefix(AZURE_PREFIX), field=f"jobs.{name}.compute")
+        return pipeline, reference, compute
+
+    def _pipeline_of_job(self, job_name: str) -> tuple[PipelineComponent, PipelineSettings]:
+        """A pipeline job's pipeline, the inputs the job was given as its defaults, and the job's settings."""
+        try:
+            job = self.repo.get_job(job_name)
+        except NotFoundError as exc:
+            raise NotFoundError(exc.message, field="job_definition") from None
+        pipeline, settings = job.deployment.component, job.deployment.pipeline_settings
+        if job.pipeline is None or pipeline is None or settings is None or job.parent_job_name is not None:
+            raise ValidationError(f"job {job_name} is not a pipeline job", field="job_definition")
+        given = {**job.pipeline.data_inputs, **job.pipeline.literal_inputs}
+        inputs = {
+            name: declared.model_copy(update={"default": given[name]}) if name in given else declared
+            for name, declared in pipeline.inputs.items()
+        }
+        return pipeline.model_copy(update={"inputs": inputs}), settings
 
     def _model_deployment(
         self, declaration: DeploymentDeclaration, existing: Deployment | None, caller: str

@@ -36,7 +36,7 @@ from batch_endpoints.specs import (
     parse,
 )
 from batch_endpoints.specs.components import PipelineComponent
-from batch_endpoints.specs.invocation import refuse_model_options
+from batch_endpoints.specs.invocation import MODEL_INPUT_TYPES, refuse_model_options
 from batch_endpoints.yaml_files.references import AZURE_PREFIX, asset_reference
 
 
@@ -155,20 +155,28 @@ class JobService(AssetService):
             else self.blobs.join(job_folder, name)
             for name, path in invocation.output_paths.items()
         }
+        models = {name for name in invocation.data_inputs if pipeline.inputs[name].type in MODEL_INPUT_TYPES}
         resolved = {
             name: self.locations.resolve(str(given.path), field=f"inputs.{name}.path").uri
             for name, given in invocation.data_inputs.items()
+            if name not in models or not _registered(str(given.path))
         }
         # Before anything is looked at, as for a model's job: whether an input exists is itself not to be learnt.
         for uri in resolved.values():
             self.access.check_job(request.caller, uri, None, endpoint=endpoint)
         for uri in outputs.values():
             self.access.check_job(request.caller, job_folder, uri, endpoint=endpoint)
+        # A model input reaches its step as the model's folder: a registered model's, or the path given.
+        model_inputs = {name: self._model_input(invocation.data_inputs[name], name) for name in models}
         data_inputs = {
             name: self.locations.job_input(str(given.path), given.type, field=f"inputs.{name}.path")
             for name, given in invocation.data_inputs.items()
+            if name not in models
         }
-        literals: dict[str, LiteralValue] = {name: given.uri for name, given in data_inputs.items()}
+        literals: dict[str, LiteralValue] = {
+            **{name: given.uri for name, given in data_inputs.items()},
+            **model_inputs,
+        }
         steps = pipeline_jobs.plan_steps(
             job_id,
             pipeline,
@@ -180,7 +188,7 @@ class JobService(AssetService):
         )
         compute = self.backend.computes.get(deployment.compute)
         run = PipelineRun(
-            data_inputs={name: given.uri for name, given in data_inputs.items()},
+            data_inputs={**{name: given.uri for name, given in data_inputs.items()}, **model_inputs},
             literal_inputs=invocation.literals,
             outputs=outputs,
             steps=steps,
@@ -190,7 +198,7 @@ class JobService(AssetService):
         job = Job(
             id=job_id,
             endpoint_name=request.endpoint_name,
-            deployment_name=deployment.name,
+            deployment_name=deployment.name if request.endpoint_name else "",
             deployment=deployment,
             model_path="",
             input=next(iter(data_inputs.values()), JobInput(uri=scratch)),
@@ -209,10 +217,29 @@ class JobService(AssetService):
         self.repo.add_job(job)
         return self._start(job)
 
+    def _model_input(self, given: NamedInput, name: str) -> str:
+        field = f"inputs.{name}.path"
+        if given.type is not None and given.type not in MODEL_INPUT_TYPES:
+            raise ValidationError(
+                f"is a model input; give a registered model or a folder, not a {given.type}",
+                field=f"inputs.{name}.type",
+            )
+        path = str(given.path)
+        if _registered(path):
+            model, version, label = asset_reference(path, field=field, noun="model")
+            try:
+                return self.get_model(model, version, label).path
+            except NotFoundError as exc:
+                raise NotFoundError(exc.message, field=field) from None
+        location = self.locations.resolve(path, field=field)
+        if not self.blobs.is_folder(location.uri):
+            raise ValidationError(f"{path!r} is not a folder; a model input is the model's folder", field=field)
+        return location.uri
+
     def _step_data(self, path: str, field: str) -> str:
         """Where a step's input given by path lies: a registered model (`azureml:name@latest`, as Azure's pipelines
         name their models), or anything an invocation's input may be."""
-        if path.strip().startswith(AZURE_PREFIX) and "://" not in path:
+        if _registered(path):
             name, version, label = asset_reference(path, field=field, noun="model")
             if self.repo.list_models(name):
                 return self.get_model(name, version, label).path
@@ -566,9 +593,19 @@ def _check_resumable(job: Job, files_failed: int) -> None:
         )
 
 
+def _registered(path: str) -> bool:
+    """Whether a path names a registered asset (azureml:name:version, not a datastore's azureml://)."""
+    return path.strip().startswith(AZURE_PREFIX) and "://" not in path
+
+
+STANDALONE = "pipeline-job"
+"""The name of a standalone pipeline job's pipeline snapshot, and the prefix of its generated name: it has no
+endpoint (its endpoint_name and deployment_name are empty)."""
+
+
 def new_job_id(endpoint_name: str) -> str:
     # Also the Step Functions execution name: at most 80 characters, unique per state machine for 90 days.
-    return f"{endpoint_name}-{uuid.uuid4().hex[:12]}"
+    return f"{endpoint_name or STANDALONE}-{uuid.uuid4().hex[:12]}"
 
 
 def _invoke_fields(request: InvokeRequest) -> dict[str, Any]:

@@ -28,8 +28,14 @@ DATA_TYPES: tuple[str, ...] = get_args(DataType)
 LITERAL_TYPES: tuple[str, ...] = get_args(InputType)
 # One Literal, not a union of DataType and InputType, so that a wrong type is one error naming `inputs.NAME.type`
 # (a union's errors name each member). It must stay the two together:
-NamedInputType = Literal["uri_folder", "uri_file", "string", "integer", "number", "boolean"]
-assert set(get_args(NamedInputType)) == {*DATA_TYPES, *LITERAL_TYPES}, "NamedInputType lags DataType or InputType"
+NamedInputType = Literal[
+    "uri_folder", "uri_file", "mlflow_model", "custom_model", "string", "integer", "number", "boolean"
+]
+MODEL_INPUT_TYPES = ("mlflow_model", "custom_model")
+"""A pipeline's model inputs: a registered model (azureml:name:version, name@latest) or a folder."""
+assert set(get_args(NamedInputType)) == {*DATA_TYPES, *MODEL_INPUT_TYPES, *LITERAL_TYPES}, (
+    "NamedInputType lags DataType or InputType"
+)
 MODEL_OUTPUT = "score"
 """The one output of a model deployment, as Azure names it."""
 
@@ -70,7 +76,7 @@ class NamedInput(Spec):
         kind = info.data.get("type")
         if kind in LITERAL_TYPES and path is not None:
             raise ValueError(f"a {kind} input is a literal and has no path; give its value as default")
-        if kind in DATA_TYPES and path is None:
+        if kind in (*DATA_TYPES, *MODEL_INPUT_TYPES) and path is None:
             raise ValueError(f"is required: where the {kind} input is")
         return path
 

@@ -142,6 +142,11 @@ class Job(Spec):
     resumes: int = Field(0, description="how often the job was resumed after its workflow stopped")
     pipeline: PipelineRun | None = Field(None, description="a pipeline job's inputs, outputs and child step jobs")
     parent_job_name: str | None = Field(None, description="the pipeline job whose parallel step this job runs")
+    program_arguments: list[str] = Field(
+        default_factory=list,
+        description="a parallel step's task.program_arguments, rendered: in its entry script's sys.argv after the "
+        "run settings",
+    )
 
 
 # Live progress counters, bumped by runners as mini-batches finish. Finalize recounts the truth from results.

@@ -96,6 +96,12 @@ class RunSettings(Spec):
     max_concurrency_per_instance: int = Field(1, gt=0, le=256)
     retry_settings: RetrySettings = Field(default_factory=RetrySettings)
     error_threshold: int = Field(-1, ge=-1, description="failed files tolerated; -1 = any number")
+    mini_batch_error_threshold: int = Field(
+        -1,
+        ge=-1,
+        description="failed mini-batches (none of whose files was scored) tolerated; -1 = any number. A parallel "
+        "pipeline step's setting, as Azure's",
+    )
     output_action: OutputAction = OutputAction.APPEND_ROW
     output_format: OutputFormat = Field(
         "auto",

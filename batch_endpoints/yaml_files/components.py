@@ -14,13 +14,13 @@ from typing import Any
 from batch_endpoints import assets, specs
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.specs.components import CommandComponent, ComponentT, ParallelComponent, PipelineComponent
-from batch_endpoints.yaml_files.declarations import DeploymentDeclaration
+from batch_endpoints.yaml_files.declarations import DeploymentDeclaration, InvokeDeclaration, PipelineJobDeclaration
 from batch_endpoints.yaml_files.inline_assets import inline_environment
-from batch_endpoints.yaml_files.loading import _prepare
+from batch_endpoints.yaml_files.loading import _prepare, is_path_key, located
 from batch_endpoints.yaml_files.origins import kind, reported
 from batch_endpoints.yaml_files.reading import read_yaml
-from batch_endpoints.yaml_files.references import AZURE_PREFIX, asset_reference, is_reference
-from batch_endpoints.yaml_files.schemas import InlineEnvironment, PipelineDeploymentFile
+from batch_endpoints.yaml_files.references import AZURE_PREFIX, asset_reference, is_reference, local_or_reference
+from batch_endpoints.yaml_files.schemas import InlineEnvironment, PipelineDeploymentFile, PipelineJobFile
 
 # A step runs a command or parallel component (a pipeline step is refused when registered), so a chain of files
 # naming files is one or two long in practice; the bound keeps a longer one from exhausting Python's stack.
@@ -45,28 +45,16 @@ def load_pipeline_deployment_mapping(
     data, origins = _prepare(mapping, overrides, source, settings_block=False)
     with reported(source, origins):
         doc = PipelineDeploymentFile.model_validate(data)
-        component: ComponentT | str
-        if isinstance(doc.component, str) and (doc.component.startswith(AZURE_PREFIX) or is_reference(doc.component)):
-            component = component_reference(doc.component, field="component")
-        elif isinstance(doc.component, str) and base is not None:
-            component = _component_file(doc.component, base, "component", within=())
-        elif isinstance(doc.component, Mapping):
-            try:
-                component = component_from_mapping({"type": "pipeline", **doc.component}, base)
-            except ValidationError as exc:
-                raise ValidationError(
-                    exc.message, field=f"component.{exc.field}" if exc.field else "component"
-                ) from None
+        component: ComponentT | str | None = None
+        job_definition = None
+        if doc.job_definition is None:
+            component = _pipeline_component(doc.component, base)
+        elif doc.component is not None:
+            raise ValidationError("give a component or a job_definition, not both", field="job_definition")
         else:
-            raise ValidationError(
-                "must be a pipeline component file, a registered component (azureml:name:version) or a mapping "
-                f"(got {kind(doc.component)})",
-                field="component",
-            )
-        if not isinstance(component, str) and not isinstance(component, PipelineComponent):
-            raise ValidationError(
-                f"is a {component.type} component; a pipeline deployment runs a pipeline component", field="component"
-            )
+            job_definition = doc.job_definition.strip().removeprefix(AZURE_PREFIX)
+            if not job_definition:
+                raise ValidationError("must name a pipeline job: azureml:JOB_NAME", field="job_definition")
     return DeploymentDeclaration(
         name=doc.name,
         endpoint_name=doc.endpoint_name,
@@ -78,7 +66,88 @@ def load_pipeline_deployment_mapping(
         compute=doc.settings.default_compute,
         component=component,
         pipeline_settings=doc.settings,
+        job_definition=job_definition,
     )
+
+
+def load_pipeline_job(
+    path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None, *, here: str = "."
+) -> PipelineJobDeclaration:
+    """Read Azure's pipeline-job.yml (`az ml job create --file`): its pipeline (`component:` a file, a mapping or
+    a registered one; or its steps under `jobs:`, the pipeline's inputs and outputs then those the job gives),
+    with `--set` applied. Local paths are relative to the file's folder, or to `here` when given by `--set`."""
+    source, file = os.fspath(path), Path(path).expanduser().resolve()
+    given = {
+        key: local_or_reference(value, here) if is_path_key(key) else value for key, value in (overrides or {}).items()
+    }
+    data, origins = _prepare(read_yaml(file), given, source, settings_block=False)
+    with reported(source, origins):
+        doc = PipelineJobFile.model_validate(data)
+        if doc.jobs is None:
+            component = _pipeline_component(doc.component, file.parent)
+        elif doc.component is not None:
+            raise ValidationError("give a component or jobs, not both", field="jobs")
+        else:
+            component = component_from_mapping(
+                {"type": "pipeline", "jobs": doc.jobs, **_declarations(doc.inputs, doc.outputs)}, file.parent
+            )
+    settings = doc.settings or specs.PipelineSettings()
+    if doc.compute and "default_compute" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"default_compute": doc.compute})
+    base = str(file.parent)
+    invocation = InvokeDeclaration(
+        inputs={name: located(given, base) for name, given in doc.inputs.items()},
+        outputs={name: located(given, base) for name, given in doc.outputs.items()},
+        experiment_name=doc.experiment_name,
+        display_name=doc.display_name,
+        tags=dict(doc.tags),
+    )
+    return PipelineJobDeclaration(
+        component=component, invocation=invocation, settings=settings, name=doc.name, description=doc.description
+    )
+
+
+def _pipeline_component(written: Any, base: Path | None) -> ComponentT | str:
+    """A `component:` that must be a pipeline: a registered one's reference, a file relative to `base`, or inline."""
+    component: ComponentT | str
+    if isinstance(written, str) and (written.startswith(AZURE_PREFIX) or is_reference(written)):
+        return component_reference(written, field="component")
+    if isinstance(written, str) and base is not None:
+        component = _component_file(written, base, "component", within=())
+    elif isinstance(written, Mapping):
+        try:
+            component = component_from_mapping({"type": "pipeline", **written}, base)
+        except ValidationError as exc:
+            raise ValidationError(exc.message, field=f"component.{exc.field}" if exc.field else "component") from None
+    else:
+        raise ValidationError(
+            "must be a pipeline component file, a registered component (azureml:name:version) or a mapping "
+            f"(got {kind(written)})",
+            field="component",
+        )
+    if not isinstance(component, PipelineComponent):
+        raise ValidationError(
+            f"is a {component.type} component; a pipeline runs a pipeline component", field="component"
+        )
+    return component
+
+
+def _declarations(inputs: Mapping[str, specs.NamedInput], outputs: Mapping[str, specs.NamedOutput]) -> dict[str, Any]:
+    """The inputs and outputs of a pipeline written as its steps (`jobs:`), as Azure infers them from what the job
+    gives: data of its type (a folder by default), a literal of its value's type."""
+    return {
+        "inputs": {
+            name: {"type": given.type or ("uri_folder" if given.is_data else _literal_type(given.default))}
+            for name, given in inputs.items()
+        },
+        "outputs": {name: {"type": given.type or "uri_folder"} for name, given in outputs.items()},
+    }
+
+
+def _literal_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    return {int: "integer", float: "number"}.get(type(value), "string")
 
 
 def component_reference(text: str, *, field: str) -> str:

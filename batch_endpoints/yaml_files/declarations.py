@@ -70,6 +70,20 @@ class DeploymentDeclaration:
     """A pipeline deployment's pipeline component: inline (from its file or written in the deployment), or a
     registered one's reference (name:version, name@latest)."""
     pipeline_settings: specs.PipelineSettings | None = None
+    job_definition: str | None = None
+    """A pipeline deployment made from an earlier pipeline job: the job's name."""
+
+
+@dataclass(frozen=True)
+class PipelineJobDeclaration:
+    """A standalone pipeline job as declared (Azure's pipeline-job.yml): its pipeline component (inline, or a
+    registered one's reference), its inputs and outputs as an invocation names them, and its settings."""
+
+    component: ComponentT | str
+    invocation: InvokeDeclaration
+    settings: specs.PipelineSettings
+    name: str | None = None
+    description: str = ""
 
 
 @dataclass(frozen=True)

@@ -246,22 +246,22 @@ def load_invoke(
     data input or output's `mode` is accepted and ignored: jobs read and write storage directly."""
     source = os.fspath(path) if path is not None else "--set"
     given = {
-        key: local_or_reference(value, here) if _is_path(key) else value for key, value in (overrides or {}).items()
+        key: local_or_reference(value, here) if is_path_key(key) else value for key, value in (overrides or {}).items()
     }
     data, origins = _prepare(read_yaml(path) if path is not None else {}, given, source, settings_block=False)
     base = str(Path(path).expanduser().resolve().parent) if path is not None else here
     with reported(source, origins):
         doc = InvokeFile.model_validate(data)
     return InvokeDeclaration(
-        inputs={name: _located(given, base) for name, given in doc.inputs.items()},
-        outputs={name: _located(given, base) for name, given in doc.outputs.items()},
+        inputs={name: located(given, base) for name, given in doc.inputs.items()},
+        outputs={name: located(given, base) for name, given in doc.outputs.items()},
         experiment_name=doc.experiment_name,
         display_name=doc.display_name,
         tags=dict(doc.tags),
     )
 
 
-def _is_path(key: str) -> bool:
+def is_path_key(key: str) -> bool:
     parts = key.split(".")
     return len(parts) == 3 and parts[0] in ("inputs", "outputs") and parts[2] == "path"
 
@@ -269,7 +269,7 @@ def _is_path(key: str) -> bool:
 _Located = TypeVar("_Located", specs.NamedInput, specs.NamedOutput)
 
 
-def _located(given: _Located, base: str) -> _Located:
+def located(given: _Located, base: str) -> _Located:
     if given.path is None:
         return given
     return given.model_copy(update={"path": local_or_reference(given.path, base)})

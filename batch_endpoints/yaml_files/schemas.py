@@ -239,16 +239,63 @@ class PipelineDeploymentFile(_AzureFile):
     description: _Text = ""
     tags: _Tags = Field(default_factory=dict)
     type: Literal["pipeline"]
-    component: Any = Field(description="a component file, a mapping, or a registered component (azureml:name:version)")
+    component: Any = Field(
+        description="a component file, a mapping, or a registered component (azureml:name:version); none when "
+        "made from a job"
+    )
+    job_definition: str | None = Field(
+        None, description="an earlier pipeline job (azureml:JOB_NAME) whose pipeline, inputs and settings it takes"
+    )
     settings: specs.PipelineSettings = Field(default_factory=specs.PipelineSettings)
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _component_or_job(cls, value: Any) -> Any:
+        # Without a job_definition, a missing component is the error to report, named `component`.
+        if isinstance(value, Mapping) and value.get("job_definition") is not None:
+            return {"component": None, **value}
+        return value
+
+    @pydantic.field_validator("settings", mode="before")
+    @classmethod
+    def _azure_compute_reference(cls, value: Any) -> Any:
+        return _pipeline_settings(value)
+
+
+def _pipeline_settings(value: Any) -> Any:
+    if isinstance(value, Mapping) and isinstance(value.get("default_compute"), str):
+        return {**value, "default_compute": _azure_reference(value["default_compute"])}
+    return value
+
+
+class PipelineJobFile(_AzureFile):
+    """Azure's standalone pipeline job (pipelineJob schema, `az ml job create`): a pipeline component (`component:`)
+    or its steps (`jobs:`), the job's inputs and outputs by name, and where its steps run."""
+
+    type: Literal["pipeline"]
+    name: specs.EndpointName | None = Field(None, description="the job's name; default: a new one")
+    display_name: str | None = None
+    description: _Text = ""
+    experiment_name: specs.AssetName | None = None
+    tags: _Tags = Field(default_factory=dict)
+    compute: str | None = Field(None, description="where steps without a compute run (settings.default_compute)")
+    settings: specs.PipelineSettings | None = None
+    component: Any = None
+    jobs: Any = None
+    inputs: dict[specs.InputName, NamedInput] = Field(default_factory=dict)
+    outputs: dict[specs.InputName, NamedOutput] = Field(default_factory=dict)
     properties: dict[str, Any] = Field(default_factory=dict)
 
     @pydantic.field_validator("settings", mode="before")
     @classmethod
     def _azure_compute_reference(cls, value: Any) -> Any:
-        if isinstance(value, Mapping) and isinstance(value.get("default_compute"), str):
-            return {**value, "default_compute": _azure_reference(value["default_compute"])}
-        return value
+        return _pipeline_settings(value)
+
+    @pydantic.field_validator("compute", mode="before")
+    @classmethod
+    def _azure_compute(cls, value: Any) -> Any:
+        return _azure_reference(value)
 
 
 class DataFile(_AzureFile):

@@ -1,0 +1,52 @@
+"""Use cases of standalone pipeline jobs (`az ml job create --file pipeline-job.yml`): a pipeline run once, outside
+any endpoint, as Azure's examples run one to try it before deploying it (a deployment's `job_definition` then takes
+its pipeline, inputs and settings). The job runs as a pipeline deployment's job does, over a snapshot of the pipeline
+made as a deployment would be, so that show, stream, list, download, cancel, resume and rerun all apply."""
+
+from __future__ import annotations
+
+from batch_endpoints.services.endpoints import EndpointService
+from batch_endpoints.services.jobs import STANDALONE, InvokeRequest, JobService, new_job_id
+from batch_endpoints.specs import Deployment, Job, for_pipeline_deployment, parse
+from batch_endpoints.specs.components import PipelineComponent
+from batch_endpoints.yaml_specs import PipelineJobDeclaration
+
+DEFAULT_EXPERIMENT = "Default"
+"""Azure's experiment for a job that names none."""
+
+
+class PipelineJobService(EndpointService, JobService):
+    def create_pipeline_job(self, declaration: PipelineJobDeclaration, *, caller: str = "") -> Job:
+        """Check the pipeline and the job's inputs against it, as a deployment and an invocation are checked, then
+        start the job. The inputs' names and types are checked before an inline pipeline's code is stored."""
+        given = declaration.invocation
+        if isinstance(declaration.component, PipelineComponent):
+            for_pipeline_deployment(declaration.component, given.inputs, given.outputs)
+        pipeline, reference, compute = self.pipeline_to_run(declaration.component, declaration.settings)
+        snapshot = parse(
+            Deployment,
+            {
+                "name": STANDALONE,
+                "endpoint_name": STANDALONE,
+                "description": declaration.description,
+                "type": "pipeline",
+                "component": pipeline,
+                "component_ref": reference,
+                "pipeline_settings": declaration.settings,
+                "compute": compute.name,
+                "created_by": caller,
+                "updated_by": caller,
+            },
+        )
+        request = InvokeRequest(
+            endpoint_name="",
+            deployment_name="",
+            named_inputs=given.inputs,
+            named_outputs=given.outputs,
+            caller=caller,
+            job_id=declaration.name or new_job_id(""),
+            experiment_name=given.experiment_name or DEFAULT_EXPERIMENT,
+            display_name=given.display_name,
+            tags=given.tags,
+        )
+        return self._invoke_pipeline(request, None, snapshot, pipeline)
