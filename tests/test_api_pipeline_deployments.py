@@ -4,6 +4,7 @@ of its own, deregistered with it; and every bad body refused with 400 naming the
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,12 @@ import pytest
 import yaml
 
 from batch_endpoints.adapters.aws.computes import BatchComputeRegistry
+from batch_endpoints.data_access import ALLOWED_INPUTS, ALLOWED_OUTPUTS, from_environment
+from batch_endpoints.service import BatchEndpointService
+from batch_endpoints.specs import Job, now
 from tests.api_fixtures import Api, Stack, api_fixture, aws_fixture, aws_stack_fixture, stack_fixture
+from tests.aws_fixtures import INPUT_BUCKET, LOG_GROUP, put_objects
+from tests.test_aws_logs import run_shard
 from tests.test_pipeline_deployments_local import write_project
 
 __all__ = ["api_fixture", "aws_fixture", "aws_stack_fixture", "stack_fixture"]
@@ -84,6 +90,37 @@ def test_on_aws_a_pipeline_deployment_has_a_job_definition_of_its_own_until_it_i
     assert api("DELETE", shop).status == 204
     (gone,) = batch.describe_job_definitions(jobDefinitions=[handle])["jobDefinitions"]
     assert gone["status"] == "INACTIVE"
+
+
+def test_on_aws_a_started_steps_log_uri_is_its_child_jobs_logs_route_reading_cloudwatch(
+    aws_stack: Stack, api: Api, shop: str, tmp_path: Path
+) -> None:
+    backend = aws_stack.backend
+    everywhere = f"{backend.blobs.root},s3://{INPUT_BUCKET}"  # a pipeline job's outputs go under azureml/
+    access = from_environment(backend.blobs.root, environ={ALLOWED_INPUTS: everywhere, ALLOWED_OUTPUTS: everywhere})
+    aws_stack.service = BatchEndpointService(backend, access=access)
+    boto3.client("logs").create_log_group(logGroupName=LOG_GROUP)
+    put_objects(INPUT_BUCKET, {"images/0.png": b"png"})
+    put = api("PUT", shop, pipeline_body(inline_pipeline(aws_stack, tmp_path)), query={"set_default": "true"})
+    assert put.status == 200, put.text
+    data = {"input_data": {"type": "uri_folder", "path": f"s3://{INPUT_BUCKET}/images"}}
+    job_id = api("POST", "/endpoints/shop/jobs", {"inputs": data}).json()["id"]
+    job = aws_stack.service.repo.update_job(job_id, functools.partial(_started, step="prepare_job"))
+    run_shard(job, [(1000, "prepared 2")], name=f"{job_id}-prepare_job")
+
+    steps = api("GET", f"/jobs/{job_id}").json()["pipeline"]["steps"]
+    route = f"{backend.api_base_url}/jobs/{job_id}-prepare_job/logs"
+    logs = api("GET", route.removeprefix(backend.api_base_url))
+
+    assert [step["log_uri"] for step in steps] == [route, ""]
+    assert [line["message"] for line in logs.json()["lines"]] == ["prepared 2"]
+    assert api("GET", f"/jobs/{job_id}-nope/logs").status == 404
+
+
+def _started(job: Job, *, step: str) -> Job:
+    assert job.pipeline is not None
+    steps = [run.model_copy(update={"started_at": now()}) if run.step == step else run for run in job.pipeline.steps]
+    return job.model_copy(update={"pipeline": job.pipeline.model_copy(update={"steps": steps})})
 
 
 @pytest.mark.parametrize(

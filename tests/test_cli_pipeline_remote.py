@@ -48,6 +48,8 @@ def test_a_pipeline_is_deployed_invoked_streamed_and_downloaded_over_the_api(
     downloaded = remote(
         "job", "download", "--name", job_id, "--output-name", "summary", "--download-path", tmp_path / "d"
     ).out.split()
+    step_logs = remote("job", "logs", "--name", f"{job_id}-prepare_job").out
+    job_logs = remote("job", "logs", "--name", job_id).out
 
     assert "steps 2/2" in started.err and f"job {job_id} Completed: 2 of 2 steps completed" in started.err
     assert shown["status"] == "Completed"
@@ -58,6 +60,8 @@ def test_a_pipeline_is_deployed_invoked_streamed_and_downloaded_over_the_api(
     ]
     assert downloaded == [str(tmp_path / "d" / "named-outputs" / "summary" / "summary.csv")]
     assert Path(downloaded[0]).read_text() == "nightly,a.csv,2\nnightly,b.csv,4\n"
+    assert "prepared 2" in step_logs and "summarize.py" not in step_logs
+    assert "[step-prepare_job] prepared 2" in job_logs and "summarize.py" in job_logs
 
 
 def test_a_pipeline_deployment_is_shown_and_updated_over_the_api(remote: Any, project: tuple[Path, str]) -> None:

@@ -406,14 +406,30 @@ class JobView(BaseModel):
     updated_by: str = ""
     rerun_of: str | None = None
     resumes: int = 0
-    pipeline: PipelineRun | None = Field(None, description="a pipeline job's inputs, outputs and child step jobs")
+    pipeline: PipelineRun | None = Field(
+        None,
+        description="a pipeline job's inputs, outputs and child step jobs; a started step's log_uri is its log "
+        "file, or this API's logs route of its child job",
+    )
     links: JobLinks
 
     @classmethod
     def of(cls, job: Job, *, api_base_url: str, progress: dict[str, int] | None = None) -> JobView:
-        fields = job.model_dump(include=set(cls.model_fields) - {"progress", "links"})
+        fields = job.model_dump(include=set(cls.model_fields) - {"progress", "links", "pipeline"})
         links = JobLinks(job=f"{api_base_url}/jobs/{job.id}", output=job.output_uri, console=console_url(job.execution))
-        return cls(**fields, progress=progress, links=links)
+        pipeline = job.pipeline and _with_log_routes(job.pipeline, api_base_url)
+        return cls(**fields, pipeline=pipeline, progress=progress, links=links)
+
+
+def _with_log_routes(pipeline: PipelineRun, api_base_url: str) -> PipelineRun:
+    """A started step with no log file (on AWS its lines are in CloudWatch) is given its child job's logs route."""
+    steps = [
+        run.model_copy(update={"log_uri": f"{api_base_url}/jobs/{run.name}/logs"})
+        if run.started_at and not run.log_uri
+        else run
+        for run in pipeline.steps
+    ]
+    return pipeline.model_copy(update={"steps": steps})
 
 
 class JobList(Paged):
