@@ -12,7 +12,7 @@ import boto3
 import pytest
 import yaml
 
-from batch_endpoints.adapters.aws.computes import BatchComputeRegistry
+from batch_endpoints.adapters.aws.computes import MAX_ATTEMPT_DURATION_S, BatchComputeRegistry
 from batch_endpoints.data_access import ALLOWED_INPUTS, ALLOWED_OUTPUTS, from_environment
 from batch_endpoints.service import BatchEndpointService
 from batch_endpoints.specs import Job, now
@@ -87,6 +87,7 @@ def test_on_aws_a_pipeline_deployment_has_a_job_definition_of_its_own_until_it_i
     (definition,) = batch.describe_job_definitions(jobDefinitions=[handle])["jobDefinitions"]
     assert definition["status"] == "ACTIVE"
     assert definition["containerProperties"]["image"] == computes.images["cpu"]
+    assert definition["timeout"]["attemptDurationSeconds"] == MAX_ATTEMPT_DURATION_S  # a command has no bound
     assert api("DELETE", shop).status == 204
     (gone,) = batch.describe_job_definitions(jobDefinitions=[handle])["jobDefinitions"]
     assert gone["status"] == "INACTIVE"
