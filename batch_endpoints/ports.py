@@ -194,7 +194,9 @@ class LogPage:
 class JobLogReader(Protocol):
     """What a job's scoring code printed or logged, oldest first, a page at a time."""
 
-    def read(self, job: Job, *, next_token: str | None = None, limit: int = 1000) -> LogPage: ...
+    def read(self, job: Job, *, step: str | None = None, next_token: str | None = None, limit: int = 1000) -> LogPage:
+        """`step`: of a pipeline job, that step's lines alone (a command step's; a parallel step logs in its job)."""
+        ...
 
 
 class ComputeRegistry(Protocol):

@@ -1,7 +1,8 @@
 """Job logs from CloudWatch: the lines of the job's own Batch jobs' streams, oldest first, a page at a time.
 
 moto's Batch runs nothing; it names each submitted job's stream `<job definition name>/default/<Batch job id>`
-as Batch does, so the test writes the lines a container would have printed into those streams.
+as Batch does, so the test writes the lines a container would have printed into those streams. A pipeline job's
+lines are its command steps' Batch jobs', each named after the step's child job (`<job id>-<step>`).
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ from pathlib import Path
 import boto3
 import pytest
 
+from batch_endpoints import yaml_specs
 from batch_endpoints.adapters.aws.logs import CloudWatchJobLogReader
-from batch_endpoints.errors import ValidationError
+from batch_endpoints.data_access import ALLOWED_INPUTS, ALLOWED_OUTPUTS, from_environment
+from batch_endpoints.errors import NotFoundError, ValidationError
 from batch_endpoints.ports import LogLine
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
-from batch_endpoints.specs import Job
+from batch_endpoints.specs import Job, NamedInput
 from tests.aws_fixtures import INPUT_BUCKET, LOG_GROUP, aws_backend, aws_fixture, put_objects, ready  # noqa: F401
 from tests.core_fixtures import RecordingOrchestrator
+from tests.test_pipeline_deployments_local import write_project
 
 
 @pytest.fixture(name="service")
@@ -54,10 +58,10 @@ def run_shard(job: Job, lines: list[tuple[int, str]], shard: int = 0, *, name: s
     return stream
 
 
-def read_all(service: BatchEndpointService, job: Job, limit: int) -> list[list[LogLine]]:
+def read_all(service: BatchEndpointService, job: Job, limit: int, *, job_id: str = "") -> list[list[LogLine]]:
     pages, token = [], None
     while True:
-        page = service.job_logs(job.id, next_token=token, limit=limit)
+        page = service.job_logs(job_id or job.id, next_token=token, limit=limit)
         pages.append(page.lines)
         token = page.next_token
         if token is None:
@@ -122,3 +126,39 @@ def test_constructing_the_reader_calls_no_aws() -> None:
     reader = CloudWatchJobLogReader("/bep/scoring")
 
     assert reader.log_group == "/bep/scoring"
+
+
+@pytest.fixture(name="pipeline_job")
+def pipeline_job_fixture(service: BatchEndpointService, tmp_path: Path) -> Job:
+    """A job of the two-step pipeline deployment `shop/summarize` (prepare_job, then summarize_job), by a service
+    whose jobs may use the whole of the system's storage and the input bucket (a pipeline job's outputs go under
+    azureml/)."""
+    everywhere = f"{service.backend.blobs.root},s3://{INPUT_BUCKET}"
+    access = from_environment(
+        service.backend.blobs.root, environ={ALLOWED_INPUTS: everywhere, ALLOWED_OUTPUTS: everywhere}
+    )
+    service = BatchEndpointService(service.backend, access=access)
+    root = write_project(tmp_path / "project")
+    service.create_endpoint(yaml_specs.load_endpoint_mapping({"name": "shop"}))
+    service.create_deployment(yaml_specs.load_deployment(root / "deployment.yml"), set_default=True)
+    data = NamedInput(type="uri_folder", path=f"s3://{INPUT_BUCKET}/images")
+    return service.invoke(InvokeRequest(endpoint_name="shop", named_inputs={"input_data": data}))
+
+
+def test_a_command_steps_logs_are_its_batch_jobs_lines(service: BatchEndpointService, pipeline_job: Job) -> None:
+    job = pipeline_job
+    prepare = run_shard(job, [(1000, "prepared 2")], name=f"{job.id}-prepare_job")
+    run_shard(job, [(2000, "summarized")], name=f"{job.id}-summarize_job")
+    run_shard(job, [(3000, "a shard's line, no step's")], shard=0)
+
+    step_lines = [line for page in read_all(service, job, 100, job_id=f"{job.id}-prepare_job") for line in page]
+    job_lines = [line.message for page in read_all(service, job, 1) for line in page]
+
+    assert [(line.source, line.message) for line in step_lines] == [(prepare, "prepared 2")]
+    assert prepare.startswith("bep-shop_summarize/default/")
+    assert job_lines == ["prepared 2", "summarized"]
+
+
+def test_a_step_the_pipeline_does_not_have_is_not_found(service: BatchEndpointService, pipeline_job: Job) -> None:
+    with pytest.raises(NotFoundError, match=f"{pipeline_job.id}-score_job"):
+        service.job_logs(f"{pipeline_job.id}-score_job")

@@ -27,7 +27,7 @@ from batch_endpoints.api.routes import assets as asset_routes
 from batch_endpoints.api.routes import components as component_routes
 from batch_endpoints.api.routes import endpoints as endpoint_routes
 from batch_endpoints.api.routes import jobs as job_routes
-from batch_endpoints.api.schemas import ErrorBody
+from batch_endpoints.api.schemas import UNION_MEMBERS, ErrorBody
 from batch_endpoints.errors import BatchEndpointError, NotFoundError, ValidationError
 from batch_endpoints.specs import validation_error
 
@@ -144,5 +144,7 @@ def _validation_error(errors: Sequence[Mapping[str, Any]]) -> ValidationError:
         return ValidationError("is not valid JSON", field="body")
     location = tuple(first.get("loc", ())) or ("body",)
     if len(location) > 1 and location[0] in _PLACES:
+        location = location[1:]
+    if location and location[0] in UNION_MEMBERS:
         location = location[1:]
     return validation_error([{**first, "loc": location}])

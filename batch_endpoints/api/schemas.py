@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, WithJsonSchema, model_validator
 
 from batch_endpoints.paging import Page
 from batch_endpoints.ports import LogPage
@@ -38,7 +38,7 @@ from batch_endpoints.specs import (
 from batch_endpoints.specs.components import Component
 from batch_endpoints.specs.invocation import MODEL_OUTPUT
 from batch_endpoints.specs.pipelines import PipelineRun
-from batch_endpoints.yaml_files.schemas import DeploymentFile, EndpointFile, Resources
+from batch_endpoints.yaml_files.schemas import DeploymentFile, EndpointFile, PipelineDeploymentFile, Resources
 
 
 class Body(BaseModel):
@@ -151,7 +151,7 @@ class ResourcesBody(Resources):
     instance_count: int | None = None
 
 
-class DeploymentBody(_NullIsOmitted, DeploymentFile):
+class ModelDeploymentBody(_NullIsOmitted, DeploymentFile):
     """deployment.yml (Azure's `type: model`, settings nested) as JSON, with `name` and `endpoint_name` from the
     path: when the body gives them too, they must match. A code folder or inline model is already in storage."""
 
@@ -161,6 +161,53 @@ class DeploymentBody(_NullIsOmitted, DeploymentFile):
     environment: Annotated[Any, WithJsonSchema(ENVIRONMENT_SCHEMA)] = None
     resources: ResourcesBody = Field(default_factory=ResourcesBody)
     settings: SettingsBody | None = None
+
+
+PIPELINE_COMPONENT_SCHEMA = {
+    "description": "the pipeline component it runs: a registered one, name:version or name@latest (an azureml: "
+    "prefix is accepted), pinned to the version it names now; or one inline, as Azure's pipeline component YAML "
+    "writes it, its steps' code folders already in storage (POST /code/uploads)",
+    "oneOf": [
+        {"type": "string", "examples": ["azureml:batch_scoring:1", "batch_scoring@latest"]},
+        {
+            "type": "object",
+            "properties": {
+                "inputs": {"type": "object"},
+                "outputs": {"type": "object"},
+                "jobs": {"type": "object", "description": "its steps, by name: command or parallel"},
+            },
+            "required": ["jobs"],
+        },
+    ],
+}
+
+
+class PipelineDeploymentBody(_NullIsOmitted, PipelineDeploymentFile):
+    """Azure's pipeline component deployment (`type: pipeline`) as JSON, with `name` and `endpoint_name` from
+    the path: when the body gives them too, they must match. Its steps run on `settings.default_compute`."""
+
+    name: EndpointName | None = None  # type: ignore[assignment]
+    endpoint_name: EndpointName | None = None  # type: ignore[assignment]
+    component: Annotated[Any, WithJsonSchema(PIPELINE_COMPONENT_SCHEMA)]
+
+
+# How pydantic names the member of DeploymentBody at fault, first in an error's location; the client wrote no such
+# field, so the API leaves it out of the field it names.
+MODEL_DEPLOYMENT = "(type: model)"
+PIPELINE_DEPLOYMENT = "(type: pipeline)"
+UNION_MEMBERS = frozenset({MODEL_DEPLOYMENT, PIPELINE_DEPLOYMENT})
+
+
+def _deployment_type(body: Any) -> str:
+    # Anything but a pipeline is checked as a model deployment, so an unknown `type` is refused naming `type`.
+    kind = body.get("type") if isinstance(body, Mapping) else getattr(body, "type", None)
+    return PIPELINE_DEPLOYMENT if kind == "pipeline" else MODEL_DEPLOYMENT
+
+
+DeploymentBody = Annotated[
+    Annotated[ModelDeploymentBody, Tag(MODEL_DEPLOYMENT)] | Annotated[PipelineDeploymentBody, Tag(PIPELINE_DEPLOYMENT)],
+    Discriminator(_deployment_type),
+]
 
 
 class DeploymentList(Paged):
@@ -360,14 +407,30 @@ class JobView(BaseModel):
     updated_by: str = ""
     rerun_of: str | None = None
     resumes: int = 0
-    pipeline: PipelineRun | None = Field(None, description="a pipeline job's inputs, outputs and child step jobs")
+    pipeline: PipelineRun | None = Field(
+        None,
+        description="a pipeline job's inputs, outputs and child step jobs; a started step's log_uri is its log "
+        "file, or this API's logs route of its child job",
+    )
     links: JobLinks
 
     @classmethod
     def of(cls, job: Job, *, api_base_url: str, progress: dict[str, int] | None = None) -> JobView:
-        fields = job.model_dump(include=set(cls.model_fields) - {"progress", "links"})
+        fields = job.model_dump(include=set(cls.model_fields) - {"progress", "links", "pipeline"})
         links = JobLinks(job=f"{api_base_url}/jobs/{job.id}", output=job.output_uri, console=console_url(job.execution))
-        return cls(**fields, progress=progress, links=links)
+        pipeline = job.pipeline and _with_log_routes(job.pipeline, api_base_url)
+        return cls(**fields, pipeline=pipeline, progress=progress, links=links)
+
+
+def _with_log_routes(pipeline: PipelineRun, api_base_url: str) -> PipelineRun:
+    """A started step with no log file (on AWS its lines are in CloudWatch) is given its child job's logs route."""
+    steps = [
+        run.model_copy(update={"log_uri": f"{api_base_url}/jobs/{run.name}/logs"})
+        if run.started_at and not run.log_uri
+        else run
+        for run in pipeline.steps
+    ]
+    return pipeline.model_copy(update={"steps": steps})
 
 
 class JobList(Paged):

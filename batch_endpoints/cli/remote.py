@@ -45,10 +45,6 @@ from batch_endpoints.yaml_specs import (
     read_conda_file,
 )
 
-PIPELINES_LOCAL_ONLY = (
-    "the CLI creates and invokes pipeline deployments on the local backend only, not over the API, for now"
-)
-
 
 class RemoteService:
     def __init__(self, client: BatchEndpointsClient) -> None:
@@ -192,10 +188,12 @@ class RemoteService:
         return self._put_deployment(declaration, set_default)  # the API's PUT creates or replaces
 
     def _put_deployment(self, declaration: DeploymentDeclaration, set_default: bool) -> Deployment:
-        """deployment.yml as the API's JSON body, with local folders (code, an inline model) put in the API's
-        storage first."""
+        """deployment.yml as the API's JSON body, with local folders (code, an inline model, an inline pipeline's
+        steps' code) put in the API's storage first."""
+        if declaration.component is not None:
+            return self._put_pipeline_deployment(declaration, set_default)
         if declaration.model is None:
-            raise ValidationError(PIPELINES_LOCAL_ONLY, field="type")
+            raise ValidationError("is required: the registered model or a local folder to score with", field="model")
         storage = self.client.storage
         model: str | dict[str, Any] = str(declaration.model)
         if declaration.model.path is not None:
@@ -237,6 +235,20 @@ class RemoteService:
         resource = path("/endpoints/{}/deployments/{}", declaration.endpoint_name, declaration.name)
         return typed(Deployment, self._api.call("PUT", resource, body=body, query={"set_default": set_default}))
 
+    def _put_pipeline_deployment(self, declaration: DeploymentDeclaration, set_default: bool) -> Deployment:
+        component = declaration.component
+        settings = declaration.pipeline_settings
+        assert component is not None and settings is not None, "a pipeline deployment's"
+        body: dict[str, Any] = {
+            "type": "pipeline",
+            "description": declaration.description,
+            "tags": declaration.tags,
+            "component": component if isinstance(component, str) else self.client.components.body(component),
+            "settings": settings.model_dump(mode="json", exclude_none=True),
+        }
+        resource = path("/endpoints/{}/deployments/{}", declaration.endpoint_name, declaration.name)
+        return typed(Deployment, self._api.call("PUT", resource, body=body, query={"set_default": set_default}))
+
     def get_deployment(self, endpoint_name: str, name: str) -> Deployment:
         return self.client.batch_deployments.get(name, endpoint_name)
 
@@ -264,17 +276,17 @@ class RemoteService:
         raise ValidationError(PIPELINES_LOCAL_ONLY, field="--file")
 
     def invoke(self, request: InvokeRequest) -> JobView:
-        if request.named_inputs or request.named_outputs:
-            raise ValidationError(PIPELINES_LOCAL_ONLY, field="deployment_name")
         return self.client.batch_endpoints.invoke(
             request.endpoint_name,
-            input=request.input,
+            input=request.input or None,  # a pipeline deployment takes its data inputs by name
             input_type=request.input_type,
             exclude=request.exclude,
             deployment_name=request.deployment_name,
             output_path=request.output_path,
             overrides=request.overrides,
-            inputs=request.inputs,
+            # A model deployment's literal inputs, or a pipeline deployment's inputs and outputs by name.
+            inputs=request.named_inputs or request.inputs,
+            outputs=request.named_outputs,
             experiment_name=request.experiment_name,
             display_name=request.display_name,
             tags=request.tags,
@@ -306,10 +318,13 @@ class RemoteService:
         return sorted(jobs, key=lambda job: job.created_at, reverse=True)[:limit]
 
     def job_artifacts(self, job_id: str) -> list[str]:
-        """The output folder of a completed job: its output file and the files its scoring script wrote there.
-        The API tells no other file's location (errors and summary stay in the stack's storage, under the job's
-        folder)."""
+        """The output folder of a completed job: its output file and the files its scoring script wrote there;
+        a pipeline job's, the files of its outputs, wherever each was written. The API tells no other file's
+        location (errors and summary stay in the stack's storage, under the job's folder)."""
         job = self.get_job(job_id)
+        if job.pipeline is not None:
+            storage = self.client.storage
+            return [uri for folder in job.pipeline.outputs.values() for uri in storage.list_folder(folder)]
         if job.status != JobStatus.COMPLETED:
             return []
         found = [job.output_uri] if job.output_uri else []

@@ -88,12 +88,17 @@ class ComponentOperations(_Operations):
         its inline steps') when the API's storage is not this machine's disk. Versions are immutable."""
         if not component.name or not component.version:
             raise ValidationError("give both a name and a version to register", field="component.version")
+        resource = path("/components/{}/versions/{}", component.name, component.version)
+        return COMPONENT_ADAPTER.validate_python(self._api.call("PUT", resource, body=self.body(component)))
+
+    def body(self, component: ComponentT) -> dict[str, Any]:
+        """The component as the API takes it (a version's body, or a pipeline deployment's inline `component`),
+        its local code folders (and its inline steps') uploaded first when the API's storage is not this
+        machine's disk."""
         stored = with_code(
             component, lambda field, code: self._storage.stored(code, "/code/uploads", field=field, code=True)
         )
-        body = stored.model_dump(mode="json", exclude={"created_at", "created_by"}, exclude_none=True)
-        resource = path("/components/{}/versions/{}", component.name, component.version)
-        return COMPONENT_ADAPTER.validate_python(self._api.call("PUT", resource, body=body))
+        return stored.model_dump(mode="json", exclude={"created_at", "created_by"}, exclude_none=True)
 
     def get(self, name: str, version: str | None = None, label: str | None = None) -> ComponentT:
         """A version, or the latest (`label="latest"` or no version)."""

@@ -380,7 +380,15 @@ class JobService(AssetService):
     def job_logs(self, job_id: str, *, next_token: str | None = None, limit: int = 1000) -> LogPage:
         if not 0 < limit <= 10_000:
             raise ValidationError(f"must be between 1 and 10000 (got {limit})", field="limit")
-        return self.backend.logs.read(self.repo.get_job(job_id), next_token=next_token, limit=limit)
+        job = self._find_job(job_id)
+        if job is not None:
+            return self.backend.logs.read(job, next_token=next_token, limit=limit)
+        # A command step's child job (<job id>-<step>) has no record of its own: its pipeline job's record has it.
+        parent_id, _, step = job_id.rpartition("-")
+        parent = self._find_job(parent_id)
+        if parent is None or parent.pipeline is None or step not in {run.step for run in parent.pipeline.steps}:
+            raise NotFoundError(f"job {job_id!r} does not exist", field="job")
+        return self.backend.logs.read(parent, step=step, next_token=next_token, limit=limit)
 
     def cancel_job(self, job_id: str, *, caller: str = "") -> Job:
         job = self.repo.get_job(job_id)

@@ -29,7 +29,8 @@ reads the rest from the job record). The job definition holds what is fixed per 
   at all (no model, a scoring script that cannot start), which another attempt would not change.
 - timeout: a backstop against a hung container, derived from the deployment's run settings for the largest
   shard a plan can make. The state machine should override it per job with the plan's exact
-  `attempt_duration_s` (a job may override timeout and max_retries per invocation).
+  `attempt_duration_s` (a job may override timeout and max_retries per invocation). A pipeline deployment's
+  (whose command steps' Batch jobs run `--job-id J --step S` on it) is the longest, MAX_ATTEMPT_DURATION_S.
 """
 
 from __future__ import annotations
@@ -187,9 +188,7 @@ class BatchComputeRegistry:
                     {"onExitCode": "1", "action": "EXIT"},
                 ],
             },
-            timeout={
-                "attemptDurationSeconds": attempt_duration_seconds(deployment.settings, MAX_MINI_BATCHES_PER_SHARD)
-            },
+            timeout={"attemptDurationSeconds": _backstop_seconds(deployment)},
             # Batch jobs and their ECS tasks carry the deployment's name: cost allocation per endpoint.
             tags={"bep:endpoint": deployment.endpoint_name, "bep:deployment": deployment.name},
             propagateTags=True,
@@ -216,6 +215,15 @@ class BatchComputeRegistry:
         if image and not image.startswith(FOREIGN_REGISTRIES):
             return image
         return self.images[compute.kind]
+
+
+def _backstop_seconds(deployment: Deployment) -> int:
+    if deployment.type == "pipeline":
+        # What runs on a pipeline deployment's job definition without a timeout of its own is a command step: the
+        # user's command, with nothing to derive a bound from (Azure's command jobs have no default timeout). A
+        # parallel step's shards are given theirs at SubmitJob, as a model job's are.
+        return MAX_ATTEMPT_DURATION_S
+    return attempt_duration_seconds(deployment.settings, MAX_MINI_BATCHES_PER_SHARD)
 
 
 def _compute(config: Mapping[str, Any]) -> Compute:

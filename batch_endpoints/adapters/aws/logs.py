@@ -2,12 +2,16 @@
 
 A log line does not say which job printed it: scoring code prints whatever it likes, and a deployment's jobs
 all log under the same stream prefix (its job definition's name). What does identify a job's lines is the
-stream: each Batch job (each attempt) has a stream of its own, and the state machine names every Batch job it
-submits `<job id>-s<shard number>`. So a read
+stream: each Batch job (each attempt) has a stream of its own, and the state machines name every Batch job they
+submit: `<job id>-s<shard number>` for a shard of a model job (or of a parallel step's job), `<job id>-<step>` for
+a pipeline job's command step (its child job's name), which runs on the pipeline deployment's job definition. So
+a read
 
 1. lists the job's Batch jobs in its compute's queue (ListJobs, JOB_NAME = `<job id>-s*`, any status; a trailing
    `*` makes the filter a prefix), keeps those whose whole name is the job's (another job's id may start with
-   this one's), and collects the log stream of every attempt (DescribeJobs);
+   this one's), and collects the log stream of every attempt (DescribeJobs). A pipeline job's are its command
+   steps' (JOB_NAME = `<job id>-<step>`, whole), each in the queue of the compute the step runs on; a parallel
+   step's lines are its own job's;
 2. filters the deployment's streams (prefix = job definition name) from shortly before the job was created to
    shortly after it ended, and keeps the events of those streams.
 
@@ -23,7 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -32,6 +36,7 @@ from batch_endpoints.adapters.aws.clients import aws_client
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.ports import ComputeRegistry, LogLine, LogPage
 from batch_endpoints.specs import Job
+from batch_endpoints.yaml_files.references import AZURE_PREFIX
 
 # Containers start after the job record is written, and CloudWatch takes a little while to ingest what a
 # container wrote just before it stopped.
@@ -66,8 +71,8 @@ class CloudWatchJobLogReader:
     def batch(self) -> Any:
         return self._batch_client or aws_client("batch")
 
-    def read(self, job: Job, *, next_token: str | None = None, limit: int = 1000) -> LogPage:
-        streams = self.job_streams(job)
+    def read(self, job: Job, *, step: str | None = None, next_token: str | None = None, limit: int = 1000) -> LogPage:
+        streams = self.job_streams(job, step=step)
         if not streams:
             return LogPage([], None)
         position = _Position.decode(next_token) if next_token else _Position.first(job)
@@ -98,16 +103,11 @@ class CloudWatchJobLogReader:
                 break
         return LogPage(lines, position.after(token) if token else None)
 
-    def job_streams(self, job: Job) -> set[str]:
-        """The log streams of every attempt of every Batch job the job's execution submitted."""
-        if self.computes is None:
-            raise TypeError("CloudWatchJobLogReader needs computes= (the compute registry) to find a job's streams")
-        compute = self.computes.get(job.deployment.compute)
-        queue = compute.details.get("job_queue") if compute else None
-        if not queue:
-            raise ValidationError(f"compute {job.deployment.compute!r} has no job queue in this stack", field="job")
+    def job_streams(self, job: Job, *, step: str | None = None) -> set[str]:
+        """The log streams of every attempt of every Batch job the job's execution submitted (of a pipeline job,
+        for its command steps, or only for `step`)."""
         streams: set[str] = set()
-        ids = list(self._batch_job_ids(queue, job.id))
+        ids = [batch_id for search in self._searches(job, step) for batch_id in self._batch_job_ids(*search)]
         for start in range(0, len(ids), DESCRIBE_JOBS_MAX):
             response = self.batch.describe_jobs(jobs=ids[start : start + DESCRIBE_JOBS_MAX])
             for described in response["jobs"]:
@@ -116,16 +116,44 @@ class CloudWatchJobLogReader:
                 streams.update(c["logStreamName"] for c in containers if c.get("logStreamName"))
         return streams
 
-    def _batch_job_ids(self, queue: str, job_id: str) -> Iterator[str]:
+    def _searches(self, job: Job, step: str | None) -> list[tuple[str, str, Callable[[str], bool]]]:
+        """Where the job's Batch jobs are listed: (job queue, JOB_NAME filter, whether a name listed is one)."""
+        if job.pipeline is None or job.deployment.component is None:
+            prefix = f"{job.id}-s"
+            return [(self._queue(job.deployment.compute), f"{prefix}*", lambda name: _is_shard(name, prefix))]
+        steps = job.deployment.component.jobs
+        return [
+            # A step runs on its own compute, else on the pipeline's default compute.
+            (
+                self._queue((steps[run.step].compute or job.deployment.compute).removeprefix(AZURE_PREFIX)),
+                run.name,
+                run.name.__eq__,
+            )
+            for run in job.pipeline.steps
+            if run.type == "command" and step in (None, run.step)
+        ]
+
+    def _queue(self, compute_name: str) -> str:
+        if self.computes is None:
+            raise TypeError("CloudWatchJobLogReader needs computes= (the compute registry) to find a job's streams")
+        compute = self.computes.get(compute_name)
+        queue = compute.details.get("job_queue") if compute else None
+        if not queue:
+            raise ValidationError(f"compute {compute_name!r} has no job queue in this stack", field="job")
+        return str(queue)
+
+    def _batch_job_ids(self, queue: str, name_filter: str, is_the_jobs: Callable[[str], bool]) -> Iterator[str]:
         paginator = self.batch.get_paginator("list_jobs")
         # With a filter, ListJobs returns jobs in every status; JOB_NAME matches the whole name, or a prefix when
         # the value ends with *.
-        prefix = f"{job_id}-s"
-        for page in paginator.paginate(jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [f"{prefix}*"]}]):
+        for page in paginator.paginate(jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [name_filter]}]):
             for summary in page["jobSummaryList"]:
-                name = summary["jobName"]
-                if name.startswith(prefix) and name[len(prefix) :].isdigit():
+                if is_the_jobs(summary["jobName"]):
                     yield summary["jobId"]
+
+
+def _is_shard(name: str, prefix: str) -> bool:
+    return name.startswith(prefix) and name[len(prefix) :].isdigit()
 
 
 def _stream_prefix(job: Job) -> str:

@@ -14,13 +14,17 @@ class LocalJobLogReader:
     def __init__(self, blobs: BlobStore) -> None:
         self.blobs = blobs
 
-    def read(self, job: Job, *, next_token: str | None = None, limit: int = 1000) -> LogPage:
-        """Lines of every log file, file by file in name order; the token is the index of the next line."""
+    def read(self, job: Job, *, step: str | None = None, next_token: str | None = None, limit: int = 1000) -> LogPage:
+        """Lines of every log file, file by file in name order (of a pipeline job's `step`, its log file alone);
+        the token is the index of the next line."""
         folder = to_path(JobFiles(self.blobs, job.scratch_uri).logs)
         start = int(next_token or 0)
         lines: list[LogLine] = []
         position = 0
         names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+        if step is not None:
+            log_uri = job.pipeline.step(step).log_uri if job.pipeline is not None else ""
+            names = [name for name in names if log_uri and name == os.path.basename(to_path(log_uri))]
         for name in names:
             path = os.path.join(folder, name)
             stamp = int(os.path.getmtime(path) * 1000)

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from batch_endpoints import yaml_specs
 from batch_endpoints.api import uploads
@@ -74,7 +74,7 @@ def list_endpoints(service: Service, limit: PageLimit = LIST_PAGE, next_token: P
 def put_deployment(
     endpoint_name: str,
     deployment_name: str,
-    body: DeploymentBody,
+    body: Annotated[DeploymentBody, Body()],
     service: Service,
     caller: Caller,
     set_default: Annotated[bool, Query(description="make it the endpoint's default deployment")] = False,
