@@ -45,6 +45,8 @@ from batch_endpoints.yaml_specs import (
     read_conda_file,
 )
 
+STANDALONE_JOBS_LOCAL_ONLY = "the CLI runs pipeline jobs outside an endpoint on the local backend only, for now"
+
 
 class RemoteService:
     def __init__(self, client: BatchEndpointsClient) -> None:
@@ -273,7 +275,7 @@ class RemoteService:
         """Nothing: the API deletes nothing it was sent (a refused invoke's upload stays under uploads/inputs/)."""
 
     def create_pipeline_job(self, declaration: PipelineJobDeclaration, *, caller: str = "") -> JobView:
-        raise ValidationError(PIPELINES_LOCAL_ONLY, field="--file")
+        raise ValidationError(STANDALONE_JOBS_LOCAL_ONLY, field="--file")
 
     def invoke(self, request: InvokeRequest) -> JobView:
         return self.client.batch_endpoints.invoke(
