@@ -192,13 +192,26 @@ def function_arn(logical_id: str) -> str:
     return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{logical_id}"
 
 
-def state_machine_definition(synthesis: Synthesis) -> tuple[dict[str, Any], dict[str, str]]:
-    """The state machine's definition as JSON, with placeholder ARNs, and {handler: function ARN} of the
-    functions it invokes."""
-    (properties,) = synthesis.resources("AWS::StepFunctions::StateMachine").values()
+MODEL_JOBS_MACHINE = "bep-jobs"
+"""The name the executed tests give the model-job state machine, which the pipeline machine's definition names."""
+
+
+def state_machine_arn(name: str) -> str:
+    return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
+
+
+def state_machine_definition(
+    synthesis: Synthesis, construct: str = "Workflow"
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The definition of the state machine of construct `construct` (the job workflow's, or "Pipelines") as JSON,
+    with placeholder ARNs (the model-job machine's is MODEL_JOBS_MACHINE's), and {handler: function ARN} of the
+    stack's functions."""
+    machines = synthesis.resources("AWS::StepFunctions::StateMachine")
+    (properties,) = (props for logical_id, props in machines.items() if logical_id.startswith(construct))
     functions = synthesis.resources("AWS::Lambda::Function")
     references = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT}
     references |= {f"{logical_id}.Arn": function_arn(logical_id) for logical_id in functions}
+    references |= {logical_id: state_machine_arn(MODEL_JOBS_MACHINE) for logical_id in machines}
     # The record table, where the state machine records why a shard failed: the tests' table (aws_fixtures.TABLE).
     references |= {logical_id: "bep-records" for logical_id in synthesis.resources("AWS::DynamoDB::Table")}
     definition = json.loads(resolve(properties["DefinitionString"], references))
