@@ -125,7 +125,10 @@ class PipelineStates:
                         "Command.$": "States.Array('--job-id', $.job_id, '--step', $.step.step)",
                     },
                 },
-                "ResultPath": None,
+                # Of the job's description (several KB), its id and status for the history. (A CustomState drops
+                # a null ResultPath.)
+                "ResultSelector": {"job_id.$": "$.JobId", "status.$": "$.Status"},
+                "ResultPath": "$.batch_job",
             },
         )
         retry_transient_batch_errors(task)
