@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -181,20 +181,25 @@ def statuses(job: Job) -> dict[str, StepStatus]:
     return {run.step: run.status for run in job.pipeline.steps}
 
 
+Deploying = Callable[..., Deployed]
+
+
 @pytest.fixture
-def cleanup() -> Iterator[None]:
-    yield
-    handlers.set_backend(None)
-
-
-def test_a_pipeline_job_runs_its_steps_in_rounds_and_ends_completed_with_its_outputs_in_s3(
+def deploying(
     executing_aws: None,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
     definitions: tuple[dict[str, Any], dict[str, str], dict[str, Any]],
     tmp_path: Path,
-    cleanup: None,
+) -> Iterator[Deploying]:
+    """`deploy`, given only how to wrap each step (`around`)."""
+    yield lambda around=None: deploy(monkeypatch, definitions, tmp_path, around)
+    handlers.set_backend(None)
+
+
+def test_a_pipeline_job_runs_its_steps_in_rounds_and_ends_completed_with_its_outputs_in_s3(
+    deploying: Deploying,
 ) -> None:
-    deployed = deploy(monkeypatch, definitions, tmp_path)
+    deployed = deploying()
 
     job = invoke(deployed, INPUTS)
     execution = deployed.wait(job.execution or "")
@@ -230,13 +235,9 @@ def test_a_pipeline_job_runs_its_steps_in_rounds_and_ends_completed_with_its_out
 
 
 def test_a_failing_command_step_fails_the_job_naming_the_step_and_the_steps_after_it_never_run(
-    executing_aws: None,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
-    definitions: tuple[dict[str, Any], dict[str, str], dict[str, Any]],
-    tmp_path: Path,
-    cleanup: None,
+    deploying: Deploying,
 ) -> None:
-    deployed = deploy(monkeypatch, definitions, tmp_path)
+    deployed = deploying()
 
     job = invoke(deployed, {**INPUTS, "broken.csv": b"7\n"})
     execution = deployed.wait(job.execution or "")
@@ -261,11 +262,7 @@ def test_a_failing_command_step_fails_the_job_naming_the_step_and_the_steps_afte
 # test hands execution_ended the event Step Functions sends, ABORTED.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_pipeline_job_canceled_while_a_step_runs_ends_canceled_once_its_aborted_execution_is_reported(
-    executing_aws: None,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
-    definitions: tuple[dict[str, Any], dict[str, str], dict[str, Any]],
-    tmp_path: Path,
-    cleanup: None,
+    deploying: Deploying,
 ) -> None:
     running, canceled = threading.Event(), threading.Event()
 
@@ -276,7 +273,7 @@ def test_a_pipeline_job_canceled_while_a_step_runs_ends_canceled_once_its_aborte
             assert canceled.wait(60), "the test never canceled the job"
         yield
 
-    deployed = deploy(monkeypatch, definitions, tmp_path, around=hold_the_first_step_until_canceled)
+    deployed = deploying(hold_the_first_step_until_canceled)
     try:
         job = invoke(deployed, INPUTS)
         assert running.wait(60), "no step started"

@@ -16,7 +16,7 @@ from batch_endpoints.errors import ValidationError
 from batch_endpoints.ports import ComputeRegistry
 from batch_endpoints.repository import Repository
 from batch_endpoints.service import BatchEndpointService
-from batch_endpoints.specs import Compute, Job
+from batch_endpoints.specs import Compute, Job, JobStatus
 from lambdas.workflow import handlers
 from tests.core_fixtures import local_backend_fixture, recorder_fixture, service_fixture  # noqa: F401
 from tests.test_pipeline_rounds import recorded_job
@@ -115,3 +115,47 @@ def test_a_round_without_the_model_job_state_machine_is_refused_naming_the_varia
 
     with pytest.raises(ValidationError, match="BEP_STATE_MACHINE_ARN is not set"):
         handlers.pipeline_round({"job_id": job.id, "round": 0}, CONTEXT)
+
+
+def ended_execution(job: Job, status: str, **detail: str) -> dict:
+    """EventBridge's event for the job's execution that ended `status` outside its states."""
+    arn = f"arn:aws:states:us-east-1:123456789012:execution:bep-pipelines:{job.id}"
+    fields = {"executionArn": arn, "name": job.id, "status": status, "input": json.dumps({"job_id": job.id})}
+    return {"detail": {**fields, **detail}}
+
+
+def running_round(job: Job, local_backend: Backend) -> Job:
+    """The job's first round started (steps a and b Running), and its execution recorded."""
+    handlers.pipeline_round({"job_id": job.id, "round": 0}, CONTEXT)
+    arn = ended_execution(job, "RUNNING")["detail"]["executionArn"]
+    return Repository(local_backend.records).update_job(job.id, lambda j: j.model_copy(update={"execution": arn}))
+
+
+def test_a_pipeline_job_whose_execution_failed_outside_its_states_fails_and_its_steps_are_canceled(job, local_backend):
+    running = running_round(job, local_backend)
+
+    result = handlers.execution_ended(
+        ended_execution(running, "FAILED", error="States.Runtime", cause="a Lambda failed past its retries"), CONTEXT
+    )
+
+    closed = stored(local_backend, job.id)
+    assert result == {"job_id": job.id, "status": "Failed", "closed": True}
+    assert closed.error is not None and closed.error.startswith(f"the workflow's execution {job.id} ended FAILED")
+    assert closed.pipeline is not None
+    assert {run.step: run.status.value for run in closed.pipeline.steps} == dict.fromkeys("abcd", "Canceled")
+
+
+def test_a_canceled_pipeline_job_ends_canceled_once_its_stopped_execution_is_reported(job, local_backend):
+    running = running_round(job, local_backend)
+    Repository(local_backend.records).update_job(
+        job.id, lambda j: j.model_copy(update={"status": JobStatus.CANCEL_REQUESTED})
+    )
+
+    result = handlers.execution_ended(ended_execution(running, "ABORTED"), CONTEXT)
+    again = handlers.execution_ended(ended_execution(running, "ABORTED"), CONTEXT)
+
+    closed = stored(local_backend, job.id)
+    assert result == {"job_id": job.id, "status": "Canceled", "closed": True}
+    assert again == {"job_id": job.id, "status": "Canceled", "closed": False}
+    assert closed.error is None and closed.pipeline is not None
+    assert {run.step: run.status.value for run in closed.pipeline.steps} == dict.fromkeys("abcd", "Canceled")
