@@ -3,6 +3,7 @@ orchestrator's instance process.
 
     python -m batch_container --job-id J --shard URI [--shard URI ...]
     python -m batch_container --job-id J --shards-from-stdin [--instance NAME] [--log-dir PATH]
+    python -m batch_container --job-id J --step S     one command step of a pipeline job (batch_container.command_step)
 
 Exit status 0 when the shards ran, even if files failed (failed files are data; finalize decides the job's
 fate). 1 when the runner cannot do its work at all: no job, no shard, no model or code, a scoring script that
@@ -24,6 +25,7 @@ import signal
 import sys
 from typing import TextIO
 
+from batch_container import command_step
 from batch_container.runner import ShardRunner
 from batch_endpoints.adapters.environment import from_environment
 from batch_endpoints.errors import BatchEndpointError
@@ -33,6 +35,10 @@ log = logging.getLogger("batch_container")
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    if args.step is not None:
+        # The image's entry point is this module, and a Batch job overrides only its command: a pipeline's round
+        # runs a command step through here.
+        return command_step.main(["--job-id", args.job_id, "--step", args.step])
     logging.basicConfig(
         level=logging.INFO,
         format=f"%(asctime)s runner {args.instance} %(levelname)s: %(message)s",
@@ -113,6 +119,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="read shard URIs one per line; answer 'done <uri>' or 'error <uri> <message>' on stdout",
     )
+    source.add_argument("--step", metavar="NAME", help="run this command step of the pipeline job instead")
     parser.add_argument("--instance", default="0", help="this instance's name in logs (default 0)")
     parser.add_argument(
         "--log-dir", help="folder for the scoring code's output, one <instance>-worker-<n>.log per worker"

@@ -12,18 +12,21 @@ import shlex
 from collections.abc import Callable, Mapping
 
 from batch_endpoints.component_commands import render_command
-from batch_endpoints.errors import ValidationError
+from batch_endpoints.errors import NotFoundError, ValidationError
 from batch_endpoints.pipeline_graph import check_pipeline, pipeline_steps
+from batch_endpoints.repository import Repository
 from batch_endpoints.specs import (
     CodeConfiguration,
     Deployment,
     Job,
     JobInput,
+    JobStatus,
     LiteralValue,
     OutputAction,
     RunSettings,
     StepRun,
     StepStatus,
+    now,
     parse,
 )
 from batch_endpoints.specs.components import PARALLEL_OVERRIDES, ParallelComponent, PipelineComponent, PipelineStep
@@ -154,8 +157,10 @@ def parallel_step_job(parent: Job, run: StepRun, step: PipelineStep, component: 
         endpoint_name=parent.deployment.endpoint_name,
         model=component.ref or run.step,
         code_configuration=CodeConfiguration(code=component.task.code, scoring_script=component.task.entry_script),
-        compute=(step.compute or parent.deployment.compute).removeprefix(AZURE_PREFIX),
+        compute=step_compute(parent, step),
         settings=settings,
+        # The pipeline deployment's registration runs the runner too: the step's code is in the job's record.
+        compute_handle=parent.deployment.compute_handle,
     )
     declared_type = component.inputs[data_input].type
     scratch = parent.scratch_uri.rstrip("/") + f"/steps/{run.step}/job"
@@ -184,6 +189,44 @@ def program_arguments(component: ParallelComponent, run: StepRun) -> list[str]:
     its value, a data input or an output by its storage location (a path on the local backend)."""
     text = render_command(component.task.program_arguments, component.inputs, run.inputs, run.outputs)
     return shlex.split(text)
+
+
+def step_compute(parent: Job, step: PipelineStep) -> str:
+    """Where a step runs: its own compute, else the pipeline's default compute."""
+    return (step.compute or parent.deployment.compute).removeprefix(AZURE_PREFIX)
+
+
+def open_step_job(repo: Repository, made: Job) -> Job:
+    """A parallel step's job, ready to run: `made` recorded on the step's first run; on a later run (a resumed
+    pipeline job) the job already recorded, kept with its finished mini-batches and reopened if it had ended
+    without completing (one more resume). A job still open is returned as it is, so running this again (a retried
+    call) changes nothing. A Completed job is returned as it is: the step has nothing left to run."""
+    try:
+        before = repo.get_job(made.id)
+    except NotFoundError:
+        repo.add_job(made)
+        return made
+
+    def reopen(current: Job) -> Job:
+        if not current.status.is_final or current.status == JobStatus.COMPLETED:
+            return current
+        status = JobStatus.RUNNING if current.counts.shards else JobStatus.QUEUED
+        update = {"status": status, "error": None, "ended_at": None, "resumes": current.resumes + 1}
+        return current.model_copy(update={**update, "updated_at": now()})
+
+    return before if not before.status.is_final else repo.update_job(made.id, reopen)
+
+
+def request_cancel(job: Job) -> Job:
+    """`job` asked to stop, unless it has ended."""
+    return job if job.status.is_final else job.model_copy(update={"status": JobStatus.CANCEL_REQUESTED})
+
+
+def step_job_failure(child: Job) -> str | None:
+    """Why a parallel step failed, from its job's end: None when the job completed."""
+    if child.status == JobStatus.COMPLETED:
+        return None
+    return f"its job {child.id} ended {child.status.value}" + (f": {child.error}" if child.error else "")
 
 
 def _placeholder_name(text: str) -> str:

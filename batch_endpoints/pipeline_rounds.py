@@ -2,8 +2,8 @@
 machine): pick the steps that are ready, run them side by side, record how each ended, and pick again, until no
 step is left to run. The DAG and every step's status live in the job's record; a round carries only step names.
 
-`pick_round` is the only place that ends the job (Completed, Failed or Canceled), and `record_step` the only
-place that ends a step that ran, so each runs again (a retried Lambda) with the same result.
+`pick_round` ends the job (Completed, Failed or Canceled) and `record_step` a step that ran, so each runs again (a
+retried Lambda) with the same result; `close` ends a job whose execution ended outside the rounds.
 """
 
 from __future__ import annotations
@@ -80,6 +80,19 @@ def record_step(job: Job, step: str, error: str | None) -> Job:
         for run in steps
     ]
     return job.model_copy(update={"pipeline": _pipeline(job).model_copy(update={"steps": steps})})
+
+
+def close(job: Job, error: str) -> Job:
+    """The job of an execution that ended outside its states (stopped by a cancel, or failed where no state saw
+    it), closed: Canceled when a cancel was requested, else Failed with `error`; its steps that had not ended are
+    Canceled. A job already ended keeps what it has."""
+    if job.status.is_final:
+        return job
+    steps = _close_unfinished(_steps(job), StepStatus.CANCELED)
+    if job.status == JobStatus.CANCEL_REQUESTED:
+        return _end(job, steps, JobStatus.CANCELED)
+    ended = _end(job, steps, JobStatus.FAILED)
+    return ended.model_copy(update={"error": "; ".join(filter(None, [error, ended.error]))})
 
 
 def _unrecorded(run: StepRun) -> StepRun:

@@ -71,6 +71,70 @@ class ScopedResultWriter(sfn.ResultWriterV2):
         return []
 
 
+def lambda_step(
+    scope: Construct,
+    state_id: str,
+    function: lambda_.IFunction,
+    *,
+    payload: dict[str, str],
+    result_path: str,
+    result_selector: dict[str, str] | None = None,
+) -> tasks.LambdaInvoke:
+    """A Lambda step of a workflow. The workflows' functions are idempotent (lambdas.workflow), so a throttled call
+    may run again."""
+    task = tasks.LambdaInvoke(
+        scope,
+        state_id,
+        lambda_function=function,
+        payload=sfn.TaskInput.from_object(payload),
+        result_path=result_path,
+        result_selector=result_selector,
+        # Retries Lambda.ServiceException and the SDK's transient errors (2 s, x2, 6 attempts).
+        retry_on_service_exceptions=True,
+    )
+    task.add_retry(
+        errors=["Lambda.TooManyRequestsException"],
+        interval=cdk.Duration.seconds(2),
+        backoff_rate=2,
+        max_attempts=6,
+        max_delay=cdk.Duration.minutes(1),
+        jitter_strategy=sfn.JitterType.FULL,
+    )
+    return task
+
+
+def retry_transient_batch_errors(task: sfn.CustomState) -> None:
+    """Try a SubmitJob again on TRANSIENT_BATCH_ERRORS. Throttling clears in seconds to a minute: at most about 6
+    minutes of tries in all."""
+    task.add_retry(
+        errors=TRANSIENT_BATCH_ERRORS,
+        interval=cdk.Duration.seconds(5),
+        backoff_rate=2,
+        max_attempts=6,
+        max_delay=cdk.Duration.minutes(2),
+        jitter_strategy=sfn.JitterType.FULL,
+    )
+
+
+def job_outcome(scope: Construct, state_id: str, result: str) -> sfn.Choice:
+    """The end of a job's execution by the job's final status at `result` (its status and error): Failed is a Fail
+    state (JobFailed, the job's error as the cause), so that the console and the alarms see it."""
+    return (
+        sfn.Choice(scope, state_id)
+        .when(
+            sfn.Condition.string_equals(f"{result}.status", "Failed"),
+            sfn.Fail(scope, "Job failed", error="JobFailed", cause_path=f"{result}.error"),
+        )
+        .when(sfn.Condition.string_equals(f"{result}.status", "Canceled"), sfn.Succeed(scope, "Job canceled"))
+        .otherwise(sfn.Succeed(scope, "Job completed"))
+    )
+
+
+def from_payload(*names: str) -> dict[str, str]:
+    """A Lambda step's result_selector keeping these fields of the function's result."""
+    return {f"{name}.$": f"$.Payload.{name}" for name in names}
+
+
 @dataclass(frozen=True)
 class JobStates:
     """The states of a job's execution, built in `scope` (the workflow's construct): the three functions it
@@ -85,25 +149,21 @@ class JobStates:
 
     def chain(self) -> sfn.IChainable:
         """The first state, chained to all the others."""
-        mark_failed = self._lambda_step(
+        mark_failed = lambda_step(
+            self.scope,
             "Mark job failed",
             self.mark_failed_function,
             payload={"job_id.$": "$.job_id", "error.$": "$.error"},
             result_path="$.marked",
         ).next(sfn.Fail(self.scope, "Workflow failed", error_path="$.error.Error", cause_path="$.error.Cause"))
 
-        plan = self._lambda_step(
+        plan = lambda_step(
+            self.scope,
             "Plan mini-batches and shards",
             self.plan_function,
             payload={"job_id.$": "$.job_id"},
             result_path="$.plan",
-            result_selector={
-                "planned.$": "$.Payload.planned",
-                "shard_count.$": "$.Payload.shard_count",
-                "shards_bucket.$": "$.Payload.shards_bucket",
-                "shards_key.$": "$.Payload.shards_key",
-                "attempt_duration_s.$": "$.Payload.attempt_duration_s",
-            },
+            result_selector=from_payload("planned", "shard_count", "shards_bucket", "shards_key", "attempt_duration_s"),
         )
         score = sfn.DistributedMap(
             self.scope,
@@ -145,29 +205,17 @@ class JobStates:
         )
         score.item_processor(on_kind)
 
-        finalize = self._lambda_step(
+        finalize = lambda_step(
+            self.scope,
             "Merge outputs and finish job",
             self.finalize_function,
             payload={"job_id.$": "$.job_id"},
             result_path="$.result",
-            result_selector={
-                "status.$": "$.Payload.status",
-                "error.$": "$.Payload.error",
-                "output.$": "$.Payload.output",
-                "counts.$": "$.Payload.counts",
-            },
+            result_selector=from_payload("status", "error", "output", "counts"),
         )
         # A job that Finalize closes as Failed (error_threshold, mini-batches never scored) is a normal end of the
         # workflow, but shown as a failed execution so that the console and the alarms see it.
-        outcome = (
-            sfn.Choice(self.scope, "Did the job complete?")
-            .when(
-                sfn.Condition.string_equals("$.result.status", "Failed"),
-                sfn.Fail(self.scope, "Job failed", error="JobFailed", cause_path="$.result.error"),
-            )
-            .when(sfn.Condition.string_equals("$.result.status", "Canceled"), sfn.Succeed(self.scope, "Job canceled"))
-            .otherwise(sfn.Succeed(self.scope, "Job completed"))
-        )
+        outcome = job_outcome(self.scope, "Did the job complete?", "$.result")
         for state in (plan, score, finalize):
             state.add_catch(mark_failed, errors=[sfn.Errors.ALL], result_path="$.error")
         # Plan lists the input a window at a time (planning.PLAN_WINDOW_FILES): a listing of 10^8 keys is 100,000
@@ -178,36 +226,6 @@ class JobStates:
             .otherwise(score.next(finalize).next(outcome))
         )
         return plan.next(listed)
-
-    def _lambda_step(
-        self,
-        state_id: str,
-        function: lambda_.IFunction,
-        *,
-        payload: dict[str, str],
-        result_path: str,
-        result_selector: dict[str, str] | None = None,
-    ) -> tasks.LambdaInvoke:
-        task = tasks.LambdaInvoke(
-            self.scope,
-            state_id,
-            lambda_function=function,
-            payload=sfn.TaskInput.from_object(payload),
-            result_path=result_path,
-            result_selector=result_selector,
-            # Retries Lambda.ServiceException and the SDK's transient errors (2 s, x2, 6 attempts).
-            retry_on_service_exceptions=True,
-        )
-        # Plan, finalize and mark_failed are idempotent (lambdas.workflow), so a throttled call may run again.
-        task.add_retry(
-            errors=["Lambda.TooManyRequestsException"],
-            interval=cdk.Duration.seconds(2),
-            backoff_rate=2,
-            max_attempts=6,
-            max_delay=cdk.Duration.minutes(1),
-            jitter_strategy=sfn.JitterType.FULL,
-        )
-        return task
 
     def _score_shard(self, state_id: str, on_failure: sfn.IChainable) -> sfn.CustomState:
         """batch:submitJob.sync for one shard. A custom state: CDK's BatchSubmitJob takes the attempt timeout only
@@ -234,15 +252,7 @@ class JobStates:
                 "ResultPath": "$.batch_job",
             },
         )
-        # Throttling clears in seconds to a minute: at most about 6 minutes of tries in all.
-        task.add_retry(
-            errors=TRANSIENT_BATCH_ERRORS,
-            interval=cdk.Duration.seconds(5),
-            backoff_rate=2,
-            max_attempts=6,
-            max_delay=cdk.Duration.minutes(2),
-            jitter_strategy=sfn.JitterType.FULL,
-        )
+        retry_transient_batch_errors(task)
         task.add_catch(on_failure, errors=[sfn.Errors.ALL], result_path="$.error")
         return task
 

@@ -9,18 +9,21 @@ from batch_endpoints import assets, uploads
 from batch_endpoints.data_access import ALLOWED_INPUTS, ALLOWED_OUTPUTS
 
 # The data bucket's layout, as the core writes it: models/<name>/<version>/ and code/<digest>/ (assets.py),
-# data/<name>/<version>/ and outputs/<endpoint>/<job id>/ (service.py), uploads/{models,code,data,inputs}/
-# (uploads.py, batch_endpoints/api/uploads.py), and what the workflow writes under jobs/<job id>/: shard lists, parts,
-# per-mini-batch results, summary, errors.
+# data/<name>/<version>/, outputs/<endpoint>/<job id>/ and azureml/<job id>/ (service.py),
+# uploads/{models,code,data,inputs}/ (uploads.py, batch_endpoints/api/uploads.py), and what the workflow writes under
+# jobs/<job id>/: shard lists, parts, per-mini-batch results, summary, errors.
 SCRATCH_PREFIX = "jobs/"
 MODELS_PREFIX = f"{assets.MODELS_FOLDER}/"
 CODE_PREFIX = f"{assets.CODE_FOLDER}/"
 DATA_PREFIX = "data/"
 UPLOADS_PREFIX = f"{uploads.UPLOADS}/"
 OUTPUTS_PREFIX = "outputs/"
-INPUT_PREFIXES = (UPLOADS_PREFIX, DATA_PREFIX, OUTPUTS_PREFIX)
+# A pipeline job's outputs and its steps' go under azureml/<job id>/ (services/jobs.py), as Azure's default paths
+# do: its steps write them and the steps after read them.
+PIPELINE_OUTPUTS_PREFIX = "azureml/"
+INPUT_PREFIXES = (UPLOADS_PREFIX, DATA_PREFIX, OUTPUTS_PREFIX, PIPELINE_OUTPUTS_PREFIX)
 """Where in the data bucket a job may read its input: what was uploaded or registered, and earlier outputs."""
-OUTPUT_PREFIXES = (OUTPUTS_PREFIX,)
+OUTPUT_PREFIXES = (OUTPUTS_PREFIX, PIPELINE_OUTPUTS_PREFIX)
 """Where in the data bucket a job may write its output: never among models, code or another job's files."""
 RUNNER_READ_PREFIXES = (MODELS_PREFIX, CODE_PREFIX, *INPUT_PREFIXES, SCRATCH_PREFIX)
 """What a scoring container reads of the data bucket: its model, its code, its input and its job's files."""

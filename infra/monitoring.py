@@ -55,6 +55,7 @@ class Monitoring(Construct):
         construct_id: str,
         *,
         state_machine: sfn.StateMachine,
+        pipeline_state_machine: sfn.StateMachine,
         functions: Sequence[lambda_.Function],
         rest_api: apigateway.RestApi,
         scoring_logs: logs.ILogGroup,
@@ -73,6 +74,11 @@ class Monitoring(Construct):
             "aborted (canceled)": state_machine.metric_aborted(period=PERIOD),
             "timed out": state_machine.metric_timed_out(period=PERIOD),
         }
+        pipelines = {
+            "pipelines started": pipeline_state_machine.metric_started(period=PERIOD),
+            "pipelines failed": pipeline_state_machine.metric_failed(period=PERIOD),
+            "pipelines timed out": pipeline_state_machine.metric_timed_out(period=PERIOD),
+        }
         self.failed_jobs_alarm = cloudwatch.Alarm(
             self,
             "FailedJobs",
@@ -81,8 +87,14 @@ class Monitoring(Construct):
                 "error_threshold count too, as do workflow faults (MarkFailed ran)."
             ),
             metric=cloudwatch.MathExpression(
-                expression="failed + timedout",
-                using_metrics={"failed": executions["failed"], "timedout": executions["timed out"]},
+                # Model jobs' and pipeline jobs' executions alike.
+                expression="failed + timedout + pfailed + ptimedout",
+                using_metrics={
+                    "failed": executions["failed"],
+                    "timedout": executions["timed out"],
+                    "pfailed": pipelines["pipelines failed"],
+                    "ptimedout": pipelines["pipelines timed out"],
+                },
                 period=PERIOD,
             ),
             threshold=1,
@@ -122,7 +134,7 @@ class Monitoring(Construct):
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Jobs (workflow executions)",
-                left=[metric.with_(label=label) for label, metric in executions.items()],
+                left=[metric.with_(label=label) for label, metric in {**executions, **pipelines}.items()],
                 width=12,
             ),
             cloudwatch.AlarmStatusWidget(

@@ -42,14 +42,15 @@ def check_and_acknowledge(app: cdk.App, stack: BatchEndpointsStack) -> None:
 def acknowledgements(stack: BatchEndpointsStack) -> list[tuple[IConstruct, str, str]]:
     """(construct, finding, reason): the construct, or anything under it, may have that finding."""
     storage, compute, workflow, api, access = stack.storage, stack.compute, stack.workflow, stack.api, stack.access
-    state_machine = workflow.state_machine
-    functions = [api.function, *workflow.functions]
+    state_machine, pipelines = workflow.state_machine, stack.pipelines
+    functions = [api.function, *workflow.functions, *pipelines.functions]
     bucket_objects = f"<{_logical_id(stack, storage.bucket)}.Arn>/*"
     other_objects = [f"arn:<AWS::Partition>:s3:::{name}/*" for name in storage.data_bucket_names]
     job_definitions = f"arn:{ACCOUNT.format('batch')}:job-definition/{JOB_DEFINITION_NAMES}"
-    executions = (
+    executions, pipeline_executions = (
         f"arn:{ACCOUNT.format('states')}:execution:"
-        f'{{"Fn::Select":[6,{{"Fn::Split":[":",{{"Ref":"{_logical_id(stack, state_machine)}"}}]}}]}}'
+        f'{{"Fn::Select":[6,{{"Fn::Split":[":",{{"Ref":"{_logical_id(stack, machine)}"}}]}}]}}'
+        for machine in (state_machine, pipelines.state_machine)
     )
     found: list[tuple[IConstruct, str, str]] = []
 
@@ -89,6 +90,12 @@ def acknowledgements(stack: BatchEndpointsStack) -> list[tuple[IConstruct, str, 
         "Cancel stops a job's execution, named after the job at runtime; only this state machine's executions",
     )
 
+    add(
+        api.function,
+        f"IAM5[Resource::{pipeline_executions}:*]",
+        "Cancel stops a pipeline job's execution, named after the job at runtime; only the pipeline state machine's",
+    )
+
     created_queues = f"arn:{ACCOUNT.format('batch')}:job-queue/{stack.stack_name}-*"
     add(
         api.function,
@@ -103,16 +110,39 @@ def acknowledgements(stack: BatchEndpointsStack) -> list[tuple[IConstruct, str, 
         "is all that is known at deploy time",
     )
 
-    # --- state machine
+    # --- state machines
+    for machine in (state_machine, pipelines.state_machine):
+        add(
+            machine,
+            f"IAM5[Resource::{created_queues}]",
+            "Batch jobs of a deployment on a compute users created go to its queue, named <stack>-<compute> at runtime",
+        )
+        add(
+            machine,
+            "IAM5[Resource::*]",
+            f"{XRAY}; neither have batch:DescribeJobs (the .sync wait) nor the log delivery actions of vended logs",
+        )
+        add(
+            machine,
+            f"IAM5[Resource::{job_definitions}]",
+            "SubmitJob names the deployment's job definition, registered at runtime under the bep- prefix",
+        )
+        add(
+            machine,
+            f"IAM5[Resource::arn:{ACCOUNT.format('batch')}:job/*]",
+            "Stopping an execution terminates the Batch jobs its .sync tasks wait on; job ids are made at runtime",
+        )
+    for function in pipelines.functions:
+        add(
+            pipelines.state_machine,
+            f"IAM5[Resource::<{_logical_id(stack, function)}.Arn>:*]",
+            "CDK's LambdaInvoke grant: the pipeline workflow's own function and its versions, nothing else",
+        )
     add(
-        state_machine,
-        f"IAM5[Resource::{created_queues}]",
-        "Shards of a deployment on a compute users created go to its queue, named <stack>-<compute> at runtime",
-    )
-    add(
-        state_machine,
-        "IAM5[Resource::*]",
-        f"{XRAY}; neither have batch:DescribeJobs (the .sync wait) nor the log delivery actions of vended logs",
+        pipelines.state_machine,
+        f"IAM5[Resource::{executions}*]",
+        "CDK's StepFunctionsStartExecution grant for .sync: a parallel step's job execution, named at runtime, "
+        "described and stopped; the model-job state machine's executions only",
     )
     for function in workflow.state_functions:
         add(
@@ -120,16 +150,6 @@ def acknowledgements(stack: BatchEndpointsStack) -> list[tuple[IConstruct, str, 
             f"IAM5[Resource::<{_logical_id(stack, function)}.Arn>:*]",
             "CDK's LambdaInvoke grant: the workflow's own function and its versions, nothing else",
         )
-    add(
-        state_machine,
-        f"IAM5[Resource::{job_definitions}]",
-        "SubmitJob names the deployment's job definition, registered at runtime under the bep- prefix",
-    )
-    add(
-        state_machine,
-        f"IAM5[Resource::arn:{ACCOUNT.format('batch')}:job/*]",
-        "Stopping an execution terminates the Batch jobs its .sync tasks wait on; job ids are made at runtime",
-    )
     add(
         state_machine,
         f"IAM5[Resource::{executions}:*]",
@@ -141,12 +161,14 @@ def acknowledgements(stack: BatchEndpointsStack) -> list[tuple[IConstruct, str, 
         "The Distributed Map redrives its own map runs (CDK's grant, this state machine's map only)",
     )
     if workflow.log_level != "ALL":
-        add(
-            state_machine,
-            "SF1",
-            f"Logs {workflow.log_level} by default (context workflow_log_level): ALL writes every state of every "
-            "shard, tens of thousands of events per large job; the execution history keeps every state for 90 days",
-        )
+        for machine in (state_machine, pipelines.state_machine):
+            add(
+                machine,
+                "SF1",
+                f"Logs {workflow.log_level} by default (context workflow_log_level): ALL writes every state of "
+                "every shard, tens of thousands of events per large job; the execution history keeps every state "
+                "for 90 days",
+            )
     add(
         state_machine,
         f"IAM5[Resource::{bucket_objects[:-1]}{SCRATCH_PREFIX}*]",

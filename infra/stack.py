@@ -19,6 +19,7 @@ from infra.api import STAGE, Api
 from infra.compute import Compute
 from infra.lambda_code import project_code
 from infra.monitoring import Monitoring
+from infra.pipeline_workflow import PipelineWorkflow
 from infra.settings import StackSettings
 from infra.storage import Storage
 from infra.workflow import JobWorkflow
@@ -73,6 +74,17 @@ class BatchEndpointsStack(cdk.Stack):
             log_level=settings.workflow_log_level,
             log_execution_data=settings.workflow_log_execution_data,
         )
+        self.pipelines = pipelines = PipelineWorkflow(
+            self,
+            "Pipelines",
+            # The workflow steps' asset: the same handlers module as the job workflow's.
+            code=project_code(repository_root, tables=True),
+            environment={**storage.backend_environment, **compute.lambda_environment},
+            clusters=compute.clusters,
+            model_jobs=workflow.state_machine,
+            log_level=settings.workflow_log_level,
+            log_execution_data=settings.workflow_log_execution_data,
+        )
         self.api = api = Api(
             self,
             "Api",
@@ -80,6 +92,7 @@ class BatchEndpointsStack(cdk.Stack):
             environment={
                 **storage.backend_environment,
                 "BEP_STATE_MACHINE_ARN": workflow.state_machine.state_machine_arn,
+                "BEP_PIPELINE_STATE_MACHINE_ARN": pipelines.state_machine.state_machine_arn,
                 **compute.lambda_environment,
                 **storage.data_access_environment,
             },
@@ -94,7 +107,8 @@ class BatchEndpointsStack(cdk.Stack):
             self,
             "Monitoring",
             state_machine=workflow.state_machine,
-            functions=[api.function, *workflow.functions],
+            pipeline_state_machine=pipelines.state_machine,
+            functions=[api.function, *workflow.functions, *pipelines.functions],
             rest_api=api.rest_api,
             scoring_logs=compute.log_group,
             alarm_email=settings.alarm_email,
@@ -109,10 +123,15 @@ class BatchEndpointsStack(cdk.Stack):
         storage, compute, workflow, api = self.storage, self.compute, self.workflow, self.api
         for function in (api.function, *workflow.object_functions):
             storage.grant_every_object(function)
-        for function in (api.function, *workflow.functions):
+        for function in (api.function, *workflow.functions, *self.pipelines.functions):
             storage.grant_records(function)
         storage.grant_scoring(compute.job_role)
         workflow.grant_job_control(api.function)
+        self.pipelines.grant_job_control(api.function)
+        # A pipeline job's execution that ended outside its states is closed by the same step as a model job's.
+        workflow.execution_ended_rule.add_event_pattern(
+            detail={"stateMachineArn": [self.pipelines.state_machine.state_machine_arn]}
+        )
         compute.grant_register_job_definitions(api.function)
         compute.grant_read_jobs(api.function)
         compute.grant_create_computes(api.function)
@@ -128,6 +147,7 @@ class BatchEndpointsStack(cdk.Stack):
             "DataBucketName": (storage.bucket.bucket_name, "Models, code, job files and default outputs"),
             "RecordTableName": (storage.table.table_name, "Records of models, endpoints, deployments and jobs"),
             "StateMachineArn": (workflow.state_machine.state_machine_arn, "The job workflow"),
+            "PipelineStateMachineArn": (self.pipelines.state_machine.state_machine_arn, "The pipeline jobs' workflow"),
             "AdminPolicyArn": (access.admin_policy.managed_policy_arn, "Attach to administrators of the API"),
             "InvokerPolicyArn": (access.invoker_policy.managed_policy_arn, "Attach to callers that run jobs"),
             "AlarmTopicArn": (monitoring.alarm_topic.topic_arn, "Subscribe to get the alarms"),

@@ -87,38 +87,22 @@ class JobWorkflow(Construct):
         self.object_functions = [self.plan_function, self.finalize_function, self.execution_ended_function]
         """The functions that read and write the job's data (mark_failed only writes its record)."""
 
-        self.log_group = logs.LogGroup(
+        self.log_group, self.state_machine = workflow_state_machine(
             self,
-            "Logs",
-            # Step Functions' vended logs: this prefix keeps the log resource policy small.
-            log_group_name=f"/aws/vendedlogs/states/{cdk.Stack.of(self).stack_name}-jobs",
-            retention=LOG_RETENTION,
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-        )
-        self.state_machine = sfn.StateMachine(
-            self,
-            "StateMachine",
+            log_name="jobs",
             comment="One batch endpoint job: plan shards, score them on AWS Batch, merge the outputs",
-            definition_body=sfn.DefinitionBody.from_chainable(
-                JobStates(
-                    self,
-                    plan_function=self.plan_function,
-                    finalize_function=self.finalize_function,
-                    mark_failed_function=self.mark_failed_function,
-                    clusters=self.clusters,
-                    records_table=records_table,
-                ).chain()
-            ),
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            tracing_enabled=True,
-            # ALL with execution data logs every state's input and output of every shard: a setting, not the default.
-            logs=sfn.LogOptions(
-                destination=self.log_group,
-                level=sfn.LogLevel(log_level),
-                include_execution_data=log_execution_data,
-            ),
+            states=JobStates(
+                self,
+                plan_function=self.plan_function,
+                finalize_function=self.finalize_function,
+                mark_failed_function=self.mark_failed_function,
+                clusters=self.clusters,
+                records_table=records_table,
+            ).chain(),
+            log_level=log_level,
+            log_execution_data=log_execution_data,
         )
-        self._allow_batch_jobs([cluster.queue for cluster in self.clusters])
+        allow_batch_jobs(self.state_machine, [cluster.queue for cluster in self.clusters])
         self._close_jobs_of_ended_executions()
         self._allow_map_storage(bucket)
 
@@ -175,38 +159,73 @@ class JobWorkflow(Construct):
             ],
         )
 
-    def _allow_batch_jobs(self, job_queues: Sequence[batch.IJobQueue]) -> None:
-        """What the .sync Batch tasks need (CDK adds these itself only for its BatchSubmitJob task)."""
-        stack = cdk.Stack.of(self)
-        role = self.state_machine.role
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["batch:SubmitJob"],
-                resources=[
-                    *(queue.job_queue_arn for queue in job_queues),
-                    # The queues of computes users create, named <stack>-<compute> (compute_environments.py).
-                    stack.format_arn(service="batch", resource="job-queue", resource_name=f"{stack.stack_name}-*"),
-                    stack.format_arn(service="batch", resource="job-definition", resource_name=JOB_DEFINITION_NAMES),
-                ],
-            )
+
+def workflow_state_machine(
+    scope: Construct,
+    *,
+    log_name: str,
+    comment: str,
+    states: sfn.IChainable,
+    log_level: str,
+    log_execution_data: bool,
+) -> tuple[logs.LogGroup, sfn.StateMachine]:
+    """A Standard, traced state machine of `states` in `scope` ("StateMachine"), and its log group ("Logs")."""
+    log_group = logs.LogGroup(
+        scope,
+        "Logs",
+        # Step Functions' vended logs: this prefix keeps the log resource policy small.
+        log_group_name=f"/aws/vendedlogs/states/{cdk.Stack.of(scope).stack_name}-{log_name}",
+        retention=LOG_RETENTION,
+        removal_policy=cdk.RemovalPolicy.DESTROY,
+    )
+    state_machine = sfn.StateMachine(
+        scope,
+        "StateMachine",
+        comment=comment,
+        definition_body=sfn.DefinitionBody.from_chainable(states),
+        state_machine_type=sfn.StateMachineType.STANDARD,
+        tracing_enabled=True,
+        # ALL with execution data logs every state's input and output: a setting, not the default.
+        logs=sfn.LogOptions(
+            destination=log_group, level=sfn.LogLevel(log_level), include_execution_data=log_execution_data
+        ),
+    )
+    return log_group, state_machine
+
+
+def allow_batch_jobs(state_machine: sfn.StateMachine, job_queues: Sequence[batch.IJobQueue]) -> None:
+    """What a state machine's .sync Batch tasks need (CDK adds these itself only for its BatchSubmitJob task): submit
+    to the stack's queues with its job definitions, wait on the jobs, stop them when the execution is stopped."""
+    stack = cdk.Stack.of(state_machine)
+    role = state_machine.role
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["batch:SubmitJob"],
+            resources=[
+                *(queue.job_queue_arn for queue in job_queues),
+                # The queues of computes users create, named <stack>-<compute> (compute_environments.py).
+                stack.format_arn(service="batch", resource="job-queue", resource_name=f"{stack.stack_name}-*"),
+                stack.format_arn(service="batch", resource="job-definition", resource_name=JOB_DEFINITION_NAMES),
+            ],
         )
-        # Waiting on a job (DescribeJobs has no resource-level permissions) and stopping it when the execution
-        # is stopped (a canceled job).
-        role.add_to_principal_policy(iam.PolicyStatement(actions=["batch:DescribeJobs"], resources=["*"]))
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["batch:TerminateJob"],
-                resources=[stack.format_arn(service="batch", resource="job", resource_name="*")],
-            )
+    )
+    # Waiting on a job (DescribeJobs has no resource-level permissions) and stopping it when the execution
+    # is stopped (a canceled job).
+    role.add_to_principal_policy(iam.PolicyStatement(actions=["batch:DescribeJobs"], resources=["*"]))
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["batch:TerminateJob"],
+            resources=[stack.format_arn(service="batch", resource="job", resource_name="*")],
         )
-        # .sync learns that a job ended from this EventBridge rule, which Step Functions manages.
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
-                resources=[
-                    stack.format_arn(
-                        service="events", resource="rule", resource_name="StepFunctionsGetEventsForBatchJobsRule"
-                    )
-                ],
-            )
+    )
+    # .sync learns that a job ended from this EventBridge rule, which Step Functions manages.
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+            resources=[
+                stack.format_arn(
+                    service="events", resource="rule", resource_name="StepFunctionsGetEventsForBatchJobsRule"
+                )
+            ],
         )
+    )

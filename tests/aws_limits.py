@@ -73,6 +73,9 @@ STEP_LIMITS_S = {
     "finalize": 900.0,
     "mark_failed": 900.0,
     "cancel": 900.0,
+    # A pipeline round's Lambdas (infra/pipeline_workflow.py).
+    "pipeline_round": 60.0,
+    "pipeline_step_ended": 60.0,
 }
 # Per-request latencies, from a Lambda or a container in the same region. They are a floor, not an estimate: a
 # step projected over its limit at these latencies is over it on AWS. S3: small-object GET, PUT, HEAD and LIST

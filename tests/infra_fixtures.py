@@ -192,13 +192,26 @@ def function_arn(logical_id: str) -> str:
     return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{logical_id}"
 
 
-def state_machine_definition(synthesis: Synthesis) -> tuple[dict[str, Any], dict[str, str]]:
-    """The state machine's definition as JSON, with placeholder ARNs, and {handler: function ARN} of the
-    functions it invokes."""
-    (properties,) = synthesis.resources("AWS::StepFunctions::StateMachine").values()
+MODEL_JOBS_MACHINE = "bep-jobs"
+"""The name the executed tests give the model-job state machine, which the pipeline machine's definition names."""
+
+
+def state_machine_arn(name: str) -> str:
+    return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
+
+
+def state_machine_definition(
+    synthesis: Synthesis, construct: str = "Workflow"
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The definition of the state machine of construct `construct` (the job workflow's, or "Pipelines") as JSON,
+    with placeholder ARNs (the model-job machine's is MODEL_JOBS_MACHINE's), and {handler: function ARN} of the
+    stack's functions."""
+    machines = synthesis.resources("AWS::StepFunctions::StateMachine")
+    (properties,) = (props for logical_id, props in machines.items() if logical_id.startswith(construct))
     functions = synthesis.resources("AWS::Lambda::Function")
     references = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT}
     references |= {f"{logical_id}.Arn": function_arn(logical_id) for logical_id in functions}
+    references |= {logical_id: state_machine_arn(MODEL_JOBS_MACHINE) for logical_id in machines}
     # The record table, where the state machine records why a shard failed: the tests' table (aws_fixtures.TABLE).
     references |= {logical_id: "bep-records" for logical_id in synthesis.resources("AWS::DynamoDB::Table")}
     definition = json.loads(resolve(properties["DefinitionString"], references))
@@ -221,7 +234,9 @@ def state_machine_definition(synthesis: Synthesis) -> tuple[dict[str, Any], dict
 #    test (the real runner), and fail when it raises, as a container that exits non-zero does.
 # 4. StartExecution deep-copies the state machine, and with it every earlier execution, whose interpreter holds
 #    locks once it has run a Distributed Map: the second execution of the machine (a resumed job's) fails with
-#    "cannot pickle '_thread.RLock'". The copy shares the earlier executions instead.
+#    "cannot pickle '_thread.RLock'"; so does an execution that a running execution starts (a pipeline's
+#    parallel step), through the machine's backend, which holds a lock. The copy shares the earlier executions
+#    and the backend instead.
 # 5. A Distributed Map's child execution costs moto tens of milliseconds, mostly in two places: each service task
 #    makes a boto3 client of its own (a service model read and an SSL context), and every request takes moto's
 #    global backend lock to look up the account's backend, which a thousand child executions at once queue on.
@@ -277,7 +292,8 @@ def _normalise_response(
 
 
 def _copy_state_machine(state_machine: Any) -> Any:
-    return copy.deepcopy(state_machine, {id(state_machine.executions): state_machine.executions})
+    shared = [state_machine.executions, getattr(state_machine, "backend", None)]
+    return copy.deepcopy(state_machine, {id(value): value for value in shared})
 
 
 _TASK_CLIENT_MODULES = [
@@ -342,7 +358,8 @@ def _dates_to_text(value: Any) -> None:
 
 LambdaHandler = Callable[[dict[str, Any], Any], Any]
 BatchJobRunner = Callable[[dict[str, str]], None]
-"""Runs one attempt of a Batch job, given its parameters (Ref:: values); raising fails the attempt."""
+"""Runs one attempt of a Batch job, given what the container's entry point is told (`container_options`); raising
+fails the attempt."""
 # The status reasons AWS Batch gives an attempt: its container exited, the instance under it went away (a Spot
 # reclaim), it ran past its timeout.
 CONTAINER_EXITED = "Essential container in task exited"
@@ -465,11 +482,25 @@ class _ItemsCopied(dict):
         return list(super().items())  # copied in one step: no other thread runs in the middle of it
 
 
+def container_options(job: Any) -> dict[str, str]:
+    """The options a moto Batch job's container is started with, {"job_id": J, "shard": S} for `--job-id J --shard
+    S`: the submission's command (ContainerOverrides) if it has one, else the job definition's, with its Ref::
+    placeholders filled from the job's parameters, as Batch fills them."""
+    parameters = dict(job.parameters)
+    words = [
+        parameters.get(word.removeprefix("Ref::"), word) if word.startswith("Ref::") else word
+        for word in job._get_container_property("command", [])
+    ]
+    return {
+        name.removeprefix("--").replace("-", "_"): value for name, value in zip(words[::2], words[1::2], strict=True)
+    }
+
+
 def route_batch_jobs(monkeypatch: pytest.MonkeyPatch, run: BatchJobRunner) -> list[dict[str, Any]]:
     """Submitted Batch jobs run `run(parameters)` at submit, in the submitting thread, as AWS Batch runs them: each
     attempt stopped at its timeout (attemptDurationSeconds, of the submission or the job definition), a failed
     attempt retried as the job definition's retryStrategy says, up to its attempts. Returns the attempts run so
-    far ({name, parameters, attempt, succeeded, reason})."""
+    far ({name, parameters, options, attempt, succeeded, reason})."""
     from moto.batch_simple.models import BatchSimpleBackend
 
     jobs: list[dict[str, Any]] = []
@@ -488,7 +519,7 @@ def route_batch_jobs(monkeypatch: pytest.MonkeyPatch, run: BatchJobRunner) -> li
         for number in range(1, attempts + 1):
             if include_start_attempt or number > 1:
                 job._start_attempt()
-            reason, exit_code = run_attempt(run, dict(job.parameters), job._get_attempt_duration())
+            reason, exit_code = run_attempt(run, container_options(job), job._get_attempt_duration())
             if job.latest_attempt is not None:
                 job.latest_attempt["container"]["exitCode"] = exit_code
                 job.latest_attempt["statusReason"] = reason or ""
@@ -496,6 +527,7 @@ def route_batch_jobs(monkeypatch: pytest.MonkeyPatch, run: BatchJobRunner) -> li
                 {
                     "name": job.job_name,
                     "parameters": dict(job.parameters),
+                    "options": container_options(job),
                     "attempt": number,
                     "succeeded": reason is None,
                     "reason": reason,

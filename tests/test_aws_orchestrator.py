@@ -18,7 +18,7 @@ from batch_endpoints.backend import Backend
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.jobfiles import JobFiles
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
-from batch_endpoints.specs import JobStatus
+from batch_endpoints.specs import Job, JobStatus, PipelineRun
 from tests.aws_fixtures import INPUT_BUCKET, aws_backend, aws_fixture, put_objects, ready, role_arn  # noqa: F401
 
 # The orchestrator only starts and stops executions; what the state machine does is the infrastructure's test.
@@ -126,3 +126,45 @@ def test_constructing_the_orchestrator_calls_no_aws() -> None:
     orchestrator = StepFunctionsOrchestrator("arn:aws:states:us-east-1:123456789012:stateMachine:bep-jobs")
 
     assert orchestrator.execution_arn("digits-1") == "arn:aws:states:us-east-1:123456789012:execution:bep-jobs:digits-1"
+
+
+def pipeline_job(service: BatchEndpointService) -> Job:
+    """A job the pipeline state machine runs: one whose record has a pipeline."""
+    job = service.get_job(invoke(service))
+    return job.model_copy(update={"id": f"{job.id}-p", "pipeline": PipelineRun(), "execution": None})
+
+
+def test_a_pipeline_job_starts_on_the_pipeline_state_machine_with_its_id_only(
+    service: BatchEndpointService, backend: Backend
+) -> None:
+    client = boto3.client("stepfunctions")
+    pipelines = client.create_state_machine(
+        name="bep-pipelines", definition=json.dumps(WAITING_MACHINE), roleArn=role_arn("bep-pipelines")
+    )["stateMachineArn"]
+    orchestrator = backend.orchestrator
+    assert isinstance(orchestrator, StepFunctionsOrchestrator)
+    orchestrator.pipeline_state_machine_arn = pipelines
+    job = pipeline_job(service)
+
+    started = orchestrator.start(job)
+    resumed = orchestrator.resume(job.model_copy(update={"resumes": 1}))
+    orchestrator.cancel(job.model_copy(update={"execution": started}))
+
+    runs = {e["name"]: e for e in client.list_executions(stateMachineArn=pipelines)["executions"]}
+    assert set(runs) == {job.id, f"{job.id}-resume-1"}
+    assert (runs[job.id]["executionArn"], runs[f"{job.id}-resume-1"]["executionArn"]) == (started, resumed)
+    assert json.loads(client.describe_execution(executionArn=started)["input"]) == {"job_id": job.id}
+    assert runs[job.id]["status"] == "ABORTED"
+    assert orchestrator.start(job) == started  # a retried invoke: the same execution
+
+
+def test_a_pipeline_job_in_a_stack_without_the_pipeline_state_machine_starts_nothing(
+    service: BatchEndpointService, backend: Backend
+) -> None:
+    job = pipeline_job(service)
+
+    with pytest.raises(ValidationError, match="BEP_PIPELINE_STATE_MACHINE_ARN") as refused:
+        backend.orchestrator.start(job)
+
+    assert refused.value.field == "deployment"
+    assert [e["name"] for e in executions()] == [job.id.removesuffix("-p")]

@@ -51,6 +51,8 @@ def test_every_function_runs_a_handler_of_the_repository(synthesis: Synthesis) -
         "lambdas.workflow.handlers.execution_ended",
         "lambdas.workflow.handlers.finalize",
         "lambdas.workflow.handlers.mark_failed",
+        "lambdas.workflow.handlers.pipeline_round",
+        "lambdas.workflow.handlers.pipeline_step_ended",
         "lambdas.workflow.handlers.plan",
     ]
     for function in functions:
@@ -86,8 +88,14 @@ def test_the_api_lambda_knows_every_part_of_the_stack(synthesis: Synthesis) -> N
 def test_the_api_lambda_is_granted_what_it_uses_and_no_more(synthesis: Synthesis) -> None:
     statements = role_statements(synthesis, "ApiHandlerServiceRole")
     by_action = {action: s["Resource"] for s in statements for action in listed(s["Action"])}
-    assert by_action["states:StartExecution"] == {"Ref": "WorkflowStateMachine8F1B1C15"}
-    assert readable(by_action["states:StopExecution"]).endswith(":*")
+    started = [listed(s["Resource"]) for s in statements if "states:StartExecution" in listed(s["Action"])]
+    # A model job's state machine and the pipeline jobs' one, and their executions only.
+    assert sorted(ref["Ref"] for refs in started for ref in refs) == [
+        "PipelinesStateMachineA83E08E0",
+        "WorkflowStateMachine8F1B1C15",
+    ]
+    stopped = [r for s in statements if "states:StopExecution" in listed(s["Action"]) for r in listed(s["Resource"])]
+    assert len(stopped) == 2 and all(readable(resource).endswith(":*") for resource in stopped)
     assert readable(by_action["batch:RegisterJobDefinition"]).endswith(":job-definition/bep-*")
     pass_role = [r for s in statements if "iam:PassRole" in listed(s["Action"]) for r in listed(s["Resource"])]
     # The job definitions' roles, and the instance role of the computes users create.

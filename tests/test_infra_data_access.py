@@ -12,7 +12,9 @@ from batch_endpoints.adapters.aws import backend, caller_policy
 from tests.infra_fixtures import OPTIONS, Synthesis, listed, readable, role_statements, synthesize
 
 BUCKET = "<StorageData6BB23F4E.Arn>"
-RUNNER_READS = {f"{BUCKET}/{prefix}*" for prefix in ("models/", "code/", "uploads/", "data/", "outputs/", "jobs/")}
+RUNNER_READS = {
+    f"{BUCKET}/{prefix}*" for prefix in ("models/", "code/", "uploads/", "data/", "outputs/", "azureml/", "jobs/")
+}
 DATA_BUCKETS = {"arn:<AWS::Partition>:s3:::user-images", "arn:<AWS::Partition>:s3:::user-outputs"}
 S3_WRITES = {"s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"}
 
@@ -44,11 +46,14 @@ def test_the_job_role_reads_only_models_code_inputs_and_job_files(synthesis: Syn
 
 def test_the_job_role_writes_only_its_jobs_files_and_outputs(synthesis: Synthesis) -> None:
     # The runner writes part files and results under jobs/<job id>/, and the scoring script's own files
-    # (AZUREML_BI_OUTPUT_PATH) into the job's output folder; the finalize step writes the output file.
+    # (AZUREML_BI_OUTPUT_PATH) into the job's output folder; the finalize step writes the output file. A pipeline's
+    # command step writes its outputs under azureml/<job id>/.
     job_role = grants(synthesis, "ComputeJobRole")
     data_buckets = {f"{bucket}/*" for bucket in _data_buckets(synthesis)}
     for action in S3_WRITES:
-        assert job_role[action] == {f"{BUCKET}/jobs/*", f"{BUCKET}/outputs/*"} | data_buckets, action
+        assert job_role[action] == {f"{BUCKET}/jobs/*", f"{BUCKET}/outputs/*", f"{BUCKET}/azureml/*"} | data_buckets, (
+            action
+        )
 
 
 def test_the_job_role_has_no_wildcard_actions_and_only_counts_in_the_stacks_table(synthesis: Synthesis) -> None:
@@ -68,8 +73,8 @@ def test_every_input_and_output_the_api_allows_is_within_the_roles_reach(synthes
     outputs = readable(variables["BEP_ALLOWED_OUTPUTS"]).split(",")
     own = "s3://<StorageData6BB23F4E>/"
     named = [f"s3://{arn.rpartition(':')[2]}" for arn in sorted(_data_buckets(synthesis))]
-    assert inputs == [f"{own}uploads/", f"{own}data/", f"{own}outputs/", *named]
-    assert outputs == [f"{own}outputs/", *named]
+    assert inputs == [f"{own}uploads/", f"{own}data/", f"{own}outputs/", f"{own}azureml/", *named]
+    assert outputs == [f"{own}outputs/", f"{own}azureml/", *named]
     runner_reads = grants(synthesis, "ComputeJobRole")["s3:GetObject"]
     finalize_writes = grants(synthesis, "WorkflowFinalizeServiceRole")["s3:PutObject"]
     runner_writes = grants(synthesis, "ComputeJobRole")["s3:PutObject"]

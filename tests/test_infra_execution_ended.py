@@ -42,15 +42,16 @@ def granted(synthesis: Synthesis, function_id: str) -> set[tuple[str, str]]:
     return pairs
 
 
-def test_the_rule_selects_this_state_machines_executions_that_ended_outside_its_states(synthesis: Synthesis) -> None:
+def test_the_rule_selects_both_state_machines_executions_that_ended_outside_their_states(synthesis: Synthesis) -> None:
     (rule,) = synthesis.resources("AWS::Events::Rule").values()
-    machine = logical_id(synthesis, "AWS::StepFunctions::StateMachine")
+    machines = synthesis.resources("AWS::StepFunctions::StateMachine")
 
     pattern = rule["EventPattern"]
 
     assert pattern["source"] == ["aws.states"]
     assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
-    assert pattern["detail"]["stateMachineArn"] == [{"Ref": machine}]
+    # The job workflow's and the pipeline workflow's: the same step closes both kinds of job.
+    assert sorted(ref["Ref"] for ref in pattern["detail"]["stateMachineArn"]) == sorted(machines)
     assert sorted(pattern["detail"]["status"]) == sorted(ENDED_STATUSES) == ["ABORTED", "FAILED", "TIMED_OUT"]
     assert rule["State"] == "ENABLED"
 

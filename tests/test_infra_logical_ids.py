@@ -26,11 +26,14 @@ STATEFUL = {
         "WorkflowFinalizeLogsE4F45B3E",
         "WorkflowMarkFailedLogsE1E194BB",
         "WorkflowExecutionEndedLogsD91007DD",
+        "PipelinesLogs76EDB6CA",
+        "PipelinesRoundLogs06C0D291",
+        "PipelinesStepEndedLogs9614ACAB",
     },
     # Named <stack>-<compute>; the deployments' jobs and running shards are in them.
     "AWS::Batch::JobQueue": {"ComputeCpuClusterQueue418890A9", "ComputeGpuClusterQueueCEB76E6B"},
-    # Job records name their executions by this state machine's ARN.
-    "AWS::StepFunctions::StateMachine": {"WorkflowStateMachine8F1B1C15"},
+    # Job records name their executions by these state machines' ARNs.
+    "AWS::StepFunctions::StateMachine": {"WorkflowStateMachine8F1B1C15", "PipelinesStateMachineA83E08E0"},
     # Its id is in the URL every CLI and SDK configuration holds.
     "AWS::ApiGateway::RestApi": {"ApiRestApiE35FEAFE"},
     # Attached by ARN to callers' users and roles; alarms' subscribers subscribe by ARN.

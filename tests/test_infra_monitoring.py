@@ -74,6 +74,7 @@ def test_the_outputs_name_everything_a_user_needs(synthesis: Synthesis) -> None:
         "DataBucketName",
         "RecordTableName",
         "StateMachineArn",
+        "PipelineStateMachineArn",
         "AdminPolicyArn",
         "InvokerPolicyArn",
         "AlarmTopicArn",
@@ -84,3 +85,17 @@ def test_the_outputs_name_everything_a_user_needs(synthesis: Synthesis) -> None:
         "GpuJobQueueArn",
     } <= set(outputs)
     assert all(output.get("Description") for output in outputs.values())
+
+
+def test_the_failed_jobs_alarm_counts_both_state_machines_failed_and_timed_out_executions(synthesis: Synthesis) -> None:
+    machines = set(synthesis.resources("AWS::StepFunctions::StateMachine"))
+    (alarm,) = (a for a in synthesis.resources("AWS::CloudWatch::Alarm").values() if "job's execution" in str(a))
+    watched = {
+        (query["MetricStat"]["Metric"]["MetricName"], dimension["Value"]["Ref"])
+        for query in alarm["Metrics"]
+        if "MetricStat" in query
+        for dimension in query["MetricStat"]["Metric"]["Dimensions"]
+    }
+
+    assert watched == {(name, m) for name in ("ExecutionsFailed", "ExecutionsTimedOut") for m in machines}
+    assert len(machines) == 2

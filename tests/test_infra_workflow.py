@@ -196,18 +196,18 @@ def test_a_job_that_finalize_fails_fails_the_execution(definition: dict[str, Any
 
 
 def test_the_state_machine_is_standard_logs_errors_without_execution_data_and_is_traced(synthesis: Synthesis) -> None:
-    (machine,) = synthesis.resources("AWS::StepFunctions::StateMachine").values()
-    assert machine["StateMachineType"] == "STANDARD"
-    assert machine["LoggingConfiguration"]["Level"] == "ERROR"
-    assert machine["LoggingConfiguration"]["IncludeExecutionData"] is False
-    assert machine["TracingConfiguration"] == {"Enabled": True}
+    for machine in synthesis.resources("AWS::StepFunctions::StateMachine").values():
+        assert machine["StateMachineType"] == "STANDARD"
+        assert machine["LoggingConfiguration"]["Level"] == "ERROR"
+        assert machine["LoggingConfiguration"]["IncludeExecutionData"] is False
+        assert machine["TracingConfiguration"] == {"Enabled": True}
 
 
 def test_a_deployer_may_log_every_state_with_its_data() -> None:
     synthesis = synthesize(workflow_log_level="all", workflow_log_execution_data="true")
-    (machine,) = synthesis.resources("AWS::StepFunctions::StateMachine").values()
-    assert machine["LoggingConfiguration"]["Level"] == "ALL"
-    assert machine["LoggingConfiguration"]["IncludeExecutionData"] is True
+    for machine in synthesis.resources("AWS::StepFunctions::StateMachine").values():
+        assert machine["LoggingConfiguration"]["Level"] == "ALL"
+        assert machine["LoggingConfiguration"]["IncludeExecutionData"] is True
     assert synthesis.violations() == []
 
 

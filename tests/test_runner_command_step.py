@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from batch_container.__main__ import main as container_main
 from batch_container.command_step import main, run_command_step
 from batch_endpoints.adapters.local.blobs import to_path
 from batch_endpoints.backend import Backend
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.repository import Repository
 from batch_endpoints.service import BatchEndpointService
-from batch_endpoints.specs import Job, StepRun
+from batch_endpoints.specs import Job, StepRun, StepStatus
 from tests.core_fixtures import local_backend_fixture, recorder_fixture, service_fixture  # noqa: F401
 from tests.test_pipeline_jobs_local import control_fixture  # noqa: F401 (pytest fixture)
 from tests.test_pipeline_rounds import recorded_job
@@ -65,3 +66,17 @@ def test_the_entry_point_exits_1_naming_what_it_cannot_run(job, caplog, monkeypa
 
     assert main(["--job-id", "no-such-job", "--step", "a"]) == 1
     assert "cannot run step a of job no-such-job: job 'no-such-job' does not exist" in caplog.text
+
+
+def test_the_images_entry_point_runs_the_step_a_batch_job_overrides_its_command_with(
+    job, local_backend, monkeypatch, control
+):
+    """A Batch job overrides only the command, not the image's entry point (python -m batch_container): a
+    pipeline's round submits `--job-id J --step S`, which runs the step as `python -m batch_container.command_step`."""
+    monkeypatch.setattr("batch_container.command_step.from_environment", lambda: local_backend)
+
+    assert container_main(["--job-id", job.id, "--step", "a"]) == 0
+
+    step = step_record(local_backend, job.id, "a")
+    assert step.status == StepStatus.COMPLETED
+    assert (Path(to_path(step.outputs["out"])) / "made-by").read_text() == "a"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,7 +19,9 @@ from typing import Any
 import boto3
 import pytest
 
+from batch_container.command_step import run_command_step
 from batch_container.runner import ShardRunner
+from batch_endpoints.adapters.aws.backend import STATE_MACHINE_ARN
 from batch_endpoints.adapters.aws.orchestrator import StepFunctionsOrchestrator
 from batch_endpoints.backend import Backend
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
@@ -27,11 +30,12 @@ from lambdas.workflow import handlers
 from tests.aws_fixtures import aws_backend, role_arn
 from tests.aws_limits import step as aws_step
 from tests.core_fixtures import RecordingOrchestrator, deployment_declaration, endpoint_declaration, write_tree
-from tests.infra_fixtures import LambdaHandler, route_batch_jobs, route_lambda_tasks
+from tests.infra_fixtures import MODEL_JOBS_MACHINE, LambdaHandler, route_batch_jobs, route_lambda_tasks
 
 FINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 Step = Callable[[str], contextlib.AbstractContextManager[Any]]
-"""Wraps each workflow step as it runs: called with "plan", "finalize", "mark_failed" or "batch job"."""
+"""Wraps each workflow step as it runs: called with "plan", "finalize", "mark_failed", "pipeline_round",
+"pipeline_step_ended" or "batch job"."""
 
 
 @dataclass
@@ -40,6 +44,7 @@ class Deployed:
     backend: Backend
     state_machine_arn: str
     batch_jobs: list[dict[str, Any]]
+    pipelines_arn: str | None = None
 
     def ready(self, tmp_path: Path, scoring_script: str, **settings: Any) -> None:
         """Model digits:1 and endpoint digits, whose default deployment blue runs `scoring_script` on cpu-cluster,
@@ -97,16 +102,28 @@ def deploy_workflow(
     functions: dict[str, str],
     *,
     around: Step = _no_wrapping,
+    pipelines: dict[str, Any] | None = None,
 ) -> Deployed:
-    """The state machine `definition` (from `state_machine_definition`) created on moto, its Lambda tasks calling
-    the workflow handlers and its Batch jobs running the scoring runner in this process. Undone with
-    `monkeypatch`, except the handlers' backend: `handlers.set_backend(None)` when done."""
+    """The state machine `definition` (from `state_machine_definition`) created on moto, and the pipeline jobs'
+    state machine `pipelines` if given, their Lambda tasks calling the workflow handlers and their Batch jobs
+    running the scoring runner (or a pipeline's command step) in this process. Undone with `monkeypatch`, except
+    the handlers' backend: `handlers.set_backend(None)` when done."""
     backend = aws_backend(RecordingOrchestrator())
-    arn = boto3.client("stepfunctions").create_state_machine(
-        name="bep-jobs", definition=json.dumps(definition), roleArn=role_arn("bep-workflow")
+    client = boto3.client("stepfunctions")
+    arn = client.create_state_machine(
+        name=MODEL_JOBS_MACHINE, definition=json.dumps(definition), roleArn=role_arn("bep-workflow")
     )["stateMachineArn"]
-    backend.orchestrator = StepFunctionsOrchestrator(arn, computes=backend.computes)
+    pipelines_arn = None
+    if pipelines is not None:
+        pipelines_arn = client.create_state_machine(
+            name="bep-pipelines", definition=json.dumps(pipelines), roleArn=role_arn("bep-pipelines")
+        )["stateMachineArn"]
+    backend.orchestrator = StepFunctionsOrchestrator(
+        arn, computes=backend.computes, pipeline_state_machine_arn=pipelines_arn
+    )
     handlers.set_backend(backend)
+    # The pipeline round's Lambda names the model-job state machine's executions of parallel steps.
+    monkeypatch.setenv(STATE_MACHINE_ARN, arn)
 
     def step(name: str, handler: LambdaHandler) -> LambdaHandler:
         def run(event: dict[str, Any], context: Any) -> Any:
@@ -121,17 +138,25 @@ def deploy_workflow(
             functions["lambdas.workflow.handlers.plan"]: step("plan", handlers.plan),
             functions["lambdas.workflow.handlers.finalize"]: step("finalize", handlers.finalize),
             functions["lambdas.workflow.handlers.mark_failed"]: step("mark_failed", handlers.mark_failed),
+            functions["lambdas.workflow.handlers.pipeline_round"]: step("pipeline_round", handlers.pipeline_round),
+            functions["lambdas.workflow.handlers.pipeline_step_ended"]: step(
+                "pipeline_step_ended", handlers.pipeline_step_ended
+            ),
         },
     )
 
-    def run_shard(parameters: dict[str, str]) -> None:
-        """What the container's `python -m batch_container --job-id Ref::job_id --shard Ref::shard` does."""
-        with (
-            aws_step("batch job"),
-            around("batch job"),
-            ShardRunner(backend.records, backend.blobs, parameters["job_id"]) as runner,
-        ):
-            runner.run_shard(runner.load_shard(parameters["shard"]))
+    def run_container(options: dict[str, str]) -> None:
+        """What the container's `python -m batch_container` does: `--job-id J --shard S` (the job definition's
+        command) scores a shard, `--job-id J --step S` (a pipeline round's) runs a command step."""
+        with aws_step("batch job"), around("batch job"):
+            if "step" in options:
+                with tempfile.TemporaryDirectory(prefix="bep-step-") as folder:
+                    code = run_command_step(backend, options["job_id"], options["step"], folder=folder)
+                if code != 0:
+                    raise RuntimeError(f"the step's command exited with code {code}")
+                return
+            with ShardRunner(backend.records, backend.blobs, options["job_id"]) as runner:
+                runner.run_shard(runner.load_shard(options["shard"]))
 
-    batch_jobs = route_batch_jobs(monkeypatch, run_shard)
-    return Deployed(BatchEndpointService(backend), backend, arn, batch_jobs)
+    batch_jobs = route_batch_jobs(monkeypatch, run_container)
+    return Deployed(BatchEndpointService(backend), backend, arn, batch_jobs, pipelines_arn)

@@ -102,13 +102,30 @@ carry step names only, so the state stays small whatever the pipeline's size.
       "job_id": "...", "round": 1,
       "done": false,                             true once the job has ended (no steps then)
       "status": "Running" | "Completed" | "Failed" | "Canceled",
-      "steps": [{"step": "score", "job_name": "<job id>-score", "type": "command" | "parallel"}]
-                                                 the steps this round starts, no more than the default
-                                                 compute's instances
+      "error": null | "step prepare failed: ...",  the job's error once it has failed (the Fail state's cause)
+      "steps": [                                 the steps this round starts, no more than the default
+                                                 compute's instances nor 40, each with what the Map runs it by:
+        {"step": "prepare", "job_name": "<job id>-prepare", "type": "command",
+         "job_queue": "arn:...:job-queue/...",   the step's compute's (else the pipeline's default compute's)
+         "job_definition": "arn:...:job-definition/bep-<endpoint>_<deployment>:<n>"},  the deployment's
+        {"step": "score", "job_name": "<job id>-score", "type": "parallel",
+         "execution_name": "<job id>-score" | "<job id>-score-resume-<n>",
+         "execution_input": {...}}               the model-job state machine's execution input for the
+                                                 step's job (StepFunctionsOrchestrator.execution_input)
+      ]
     }
+    A parallel step's job is recorded (or reopened, as a resume) before the round returns, with the ARN of the
+    execution named here; a step whose job had already completed is recorded Completed and left out. Needs
+    BEP_STATE_MACHINE_ARN (the model-job state machine) and the compute registry's variables.
 
     pipeline_step_ended (once per step of the round, after it ran)
     event:  {"job_id": "...", "step": "score", "error": null | {"Error": "...", "Cause": "..."}}
     return: {"job_id": "...", "step": "score", "status": "Completed" | "Failed" | "Canceled"}
-    A step already ended keeps its first result (a retried call changes nothing).
+    A step already ended keeps its first result (a retried call changes nothing). A parallel step's end is its
+    job's: Completed only when its job completed (a canceled job's execution succeeds), else why the job ended.
+
+    Pipeline job execution input (StepFunctionsOrchestrator.start; execution name = job id): {"job_id": "..."}.
+    execution_ended closes a pipeline job whose execution ended outside its rounds: Canceled when a cancel was
+    requested, else Failed; its steps that had not ended Canceled, and a running parallel step's job asked to stop
+    (its own execution's end then closes it Canceled, as a step of a canceled pipeline).
 """

@@ -16,7 +16,9 @@ JobsFailed (or JobsCanceled). execution_ended, when it ends a job: finalize's (a
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -25,14 +27,17 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from batch_endpoints import pipeline_rounds, planning, workflow
+from batch_endpoints import pipeline_jobs, pipeline_rounds, planning, workflow
+from batch_endpoints.adapters.aws.backend import STATE_MACHINE_ARN
 from batch_endpoints.adapters.aws.blobs import parse as parse_s3_uri
 from batch_endpoints.adapters.aws.computes import attempt_duration_seconds
+from batch_endpoints.adapters.aws.orchestrator import StepFunctionsOrchestrator
+from batch_endpoints.adapters.aws.pipeline_targets import RoundTargets
 from batch_endpoints.adapters.environment import from_environment
 from batch_endpoints.backend import Backend
-from batch_endpoints.errors import NotFoundError
+from batch_endpoints.errors import NotFoundError, ValidationError
 from batch_endpoints.repository import Repository
-from batch_endpoints.specs import Job, JobStatus
+from batch_endpoints.specs import Job, JobStatus, StepStatus
 from lambdas.core_logs import log_core_as
 from lambdas.workflow.ended_executions import EndedExecution
 from lambdas.workflow.failures import describe_failure
@@ -160,7 +165,10 @@ def execution_ended(event: dict[str, Any], context: LambdaContext) -> dict[str, 
     if before.status.is_final or not ended.is_current_of(before):
         logger.info("nothing to close", extra={"status": before.status.value, "execution": ended.execution_arn})
         return {"job_id": job_id, "status": before.status.value, "closed": False}
-    if before.status == JobStatus.CANCEL_REQUESTED:
+    if before.pipeline is not None:
+        job = Repository(backend().records).update_job(job_id, lambda job: pipeline_rounds.close(job, ended.failure()))
+        _cancel_step_jobs(job)
+    elif before.status == JobStatus.CANCEL_REQUESTED or _parent_canceled(before):
         job = _finalize(before)
     else:
         # The safety net for what no Catch sees (States.DataLimitExceeded, States.Runtime, a stop by hand).
@@ -184,14 +192,16 @@ def pipeline_round(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         picked[:] = [pipeline_rounds.pick_round(job, first=number == 0, most=INLINE_MAP_CONCURRENCY)]
         return picked[0].job
 
-    job = Repository(backend().records).update_job(job_id, pick)
-    steps = [{"step": run.step, "job_name": run.name, "type": run.type} for run in picked[0].steps]
+    repo = Repository(backend().records)
+    job = repo.update_job(job_id, pick)
+    steps = RoundTargets(repo, model_jobs()).steps(job, picked[0].steps)
     logger.info("round picked", extra={"round": number, "steps": [run["step"] for run in steps]})
     return {
         "job_id": job_id,
         "round": number + 1,
         "done": job.status.is_final,
         "status": job.status.value,
+        "error": job.error,
         "steps": steps,
     }
 
@@ -203,11 +213,47 @@ def pipeline_step_ended(event: dict[str, Any], context: LambdaContext) -> dict[s
     job_id = _job_id(event)
     step = str(event["step"])
     error = None if event.get("error") is None else describe_failure(event["error"])
-    job = Repository(backend().records).update_job(job_id, lambda job: pipeline_rounds.record_step(job, step, error))
+    repo = Repository(backend().records)
+    parent = repo.get_job(job_id)
+    if parent.pipeline is not None and parent.pipeline.step(step).type == "parallel":
+        # Its job's end says why, in its words: a canceled job's execution ends well, a failed one's Cause is
+        # the execution's description.
+        error = pipeline_jobs.step_job_failure(repo.get_job(parent.pipeline.step(step).name))
+    job = repo.update_job(job_id, lambda job: pipeline_rounds.record_step(job, step, error))
     assert job.pipeline is not None
     recorded = job.pipeline.step(step)
     logger.info("step ended", extra={"step": step, "status": recorded.status.value, "error": recorded.error})
     return {"job_id": job_id, "step": step, "status": recorded.status.value}
+
+
+def model_jobs() -> StepFunctionsOrchestrator:
+    """The model-job state machine, where a pipeline's parallel steps run."""
+    arn = os.environ.get(STATE_MACHINE_ARN, "")
+    if not arn:
+        raise ValidationError(f"the environment variable {STATE_MACHINE_ARN} is not set", field=STATE_MACHINE_ARN)
+    return StepFunctionsOrchestrator(arn, computes=backend().computes)
+
+
+def _cancel_step_jobs(job: Job) -> None:
+    """Ask the parallel steps' jobs still open to stop: Step Functions stops their executions with the pipeline's,
+    and their execution_ended then closes them Canceled."""
+    assert job.pipeline is not None
+    repo = Repository(backend().records)
+    for run in job.pipeline.steps:
+        if run.type == "parallel" and run.status == StepStatus.CANCELED and run.started_at is not None:
+            with contextlib.suppress(NotFoundError):
+                repo.update_job(run.name, pipeline_jobs.request_cancel)
+
+
+def _parent_canceled(job: Job) -> bool:
+    """Whether `job` is a pipeline's step whose pipeline was canceled: its execution stopped with the pipeline's."""
+    if not job.parent_job_name:
+        return False
+    try:
+        parent = Repository(backend().records).get_job(job.parent_job_name)
+    except NotFoundError:
+        return False
+    return parent.status in (JobStatus.CANCEL_REQUESTED, JobStatus.CANCELED)
 
 
 def _finalize(before: Job) -> Job:

@@ -5,6 +5,7 @@ Configured by environment variables, which the CDK stack sets on the Lambdas and
     BEP_TABLE                DynamoDB table name (schema: records.table_definition)     every process
     BEP_BUCKET               S3 bucket of the system's own storage                         every process
     BEP_STATE_MACHINE_ARN    the job workflow                                              orchestrator
+    BEP_PIPELINE_STATE_MACHINE_ARN  the pipeline jobs' workflow                            orchestrator
     BEP_COMPUTES             JSON list of computes: [{"name": "cpu-cluster", ...}, ...]    compute registry
     BEP_IMAGES               JSON {"cpu": image URI, "gpu": image URI}                     compute registry
     BEP_COMPUTE_TEMPLATE     optional JSON: what computes users create are built from       compute registry
@@ -41,6 +42,7 @@ from batch_endpoints.errors import ValidationError
 TABLE = "BEP_TABLE"
 BUCKET = "BEP_BUCKET"
 STATE_MACHINE_ARN = "BEP_STATE_MACHINE_ARN"
+PIPELINE_STATE_MACHINE_ARN = "BEP_PIPELINE_STATE_MACHINE_ARN"
 COMPUTES = "BEP_COMPUTES"
 IMAGES = "BEP_IMAGES"
 COMPUTE_TEMPLATE = "BEP_COMPUTE_TEMPLATE"
@@ -52,6 +54,7 @@ VARIABLES = (
     TABLE,
     BUCKET,
     STATE_MACHINE_ARN,
+    PIPELINE_STATE_MACHINE_ARN,
     COMPUTES,
     IMAGES,
     COMPUTE_TEMPLATE,
@@ -98,6 +101,7 @@ def open_aws_backend() -> Backend:
         return StepFunctionsOrchestrator(
             state_machine_arn,
             computes=backend.computes,
+            pipeline_state_machine_arn=settings.get(PIPELINE_STATE_MACHINE_ARN),
             on_never_started=functools.partial(close_never_started, backend),
         )
 

@@ -34,9 +34,9 @@ from typing import Any
 
 from batch_endpoints.adapters.aws.clients import aws_client
 from batch_endpoints.errors import ValidationError
+from batch_endpoints.pipeline_jobs import step_compute
 from batch_endpoints.ports import ComputeRegistry, LogLine, LogPage
 from batch_endpoints.specs import Job
-from batch_endpoints.yaml_files.references import AZURE_PREFIX
 
 # Containers start after the job record is written, and CloudWatch takes a little while to ingest what a
 # container wrote just before it stopped.
@@ -123,12 +123,7 @@ class CloudWatchJobLogReader:
             return [(self._queue(job.deployment.compute), f"{prefix}*", lambda name: _is_shard(name, prefix))]
         steps = job.deployment.component.jobs
         return [
-            # A step runs on its own compute, else on the pipeline's default compute.
-            (
-                self._queue((steps[run.step].compute or job.deployment.compute).removeprefix(AZURE_PREFIX)),
-                run.name,
-                run.name.__eq__,
-            )
+            (self._queue(step_compute(job, steps[run.step])), run.name, run.name.__eq__)
             for run in job.pipeline.steps
             if run.type == "command" and step in (None, run.step)
         ]

@@ -16,6 +16,11 @@ holds no backend of its own: the backend is built around it.
 Resume starts a new execution of the same job, named `<job id>-resume-<n>`: its Plan keeps the job's plan, its
 Batch jobs skip the mini-batches that have a result, and its Finalize merges. RedriveExecution would not do:
 a failure the workflow catches ends in MarkFailed, and a redrive restarts only from the state that failed.
+
+A pipeline job runs on a second state machine, the same for every pipeline (infra/pipeline_states.py), whose
+input is the job id alone: it walks the job's steps in rounds over its record. Start, resume and cancel work on it
+as on a model job's; a parallel step's own job runs on the model-job state machine, started by the pipeline's
+execution (`step_target`).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from botocore.exceptions import ClientError
 from batch_endpoints.adapters.aws.clients import aws_client
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.ports import ComputeRegistry
-from batch_endpoints.specs import Job
+from batch_endpoints.specs import Job, StepRun
 
 CANCEL_ERROR = "Canceled"
 
@@ -42,9 +47,11 @@ class StepFunctionsOrchestrator:
         client: Any = None,
         *,
         computes: ComputeRegistry | None = None,
+        pipeline_state_machine_arn: str | None = None,
         on_never_started: Callable[[str], object] | None = None,
     ) -> None:
         self.state_machine_arn = state_machine_arn
+        self.pipeline_state_machine_arn = pipeline_state_machine_arn
         self.computes = computes
         self.on_never_started = on_never_started
         """Called with the job id of a canceled job that has no execution to stop: close its record there."""
@@ -55,37 +62,59 @@ class StepFunctionsOrchestrator:
         return self._client or aws_client("stepfunctions")
 
     def execution_input(self, job: Job) -> dict[str, Any]:
-        if self.computes is None:
-            raise TypeError("StepFunctionsOrchestrator needs computes= (the compute registry) to start jobs")
-        compute = self.computes.get(job.deployment.compute)
-        queue = compute.details.get("job_queue") if compute else None
-        if compute is None or not queue:
-            raise ValidationError(
-                f"compute {job.deployment.compute!r} has no job queue in this stack", field="deployment.compute"
-            )
-        if ":job-definition/" not in job.deployment.compute_handle:
-            raise ValidationError(
-                f"deployment {job.deployment_name!r} has no AWS Batch job definition; update it to register one",
-                field="deployment",
-            )
+        if job.pipeline is not None:
+            # The pipeline's machine reads everything else from the job's record, round by round.
+            return {"job_id": job.id}
+        target = self.batch_target(job.deployment.compute, job.deployment.compute_handle, job.deployment_name)
         return {
             "job_id": job.id,
             "instance_count": job.settings.instance_count,
-            "compute": compute.kind,
-            "job_queue": queue,
-            "job_definition": job.deployment.compute_handle,
+            "compute": target.pop("compute"),
+            **target,
         }
+
+    def batch_target(self, compute_name: str, job_definition: str, deployment_name: str) -> dict[str, str]:
+        """Where a job's Batch jobs go: {"compute": kind, "job_queue", "job_definition"}."""
+        if self.computes is None:
+            raise TypeError("StepFunctionsOrchestrator needs computes= (the compute registry) to start jobs")
+        compute = self.computes.get(compute_name)
+        queue = compute.details.get("job_queue") if compute else None
+        if compute is None or not queue:
+            raise ValidationError(
+                f"compute {compute_name!r} has no job queue in this stack", field="deployment.compute"
+            )
+        if ":job-definition/" not in job_definition:
+            raise ValidationError(
+                f"deployment {deployment_name!r} has no AWS Batch job definition; update it to register one",
+                field="deployment",
+            )
+        return {"compute": compute.kind, "job_queue": str(queue), "job_definition": job_definition}
+
+    def step_target(self, parent: Job, run: StepRun, *, compute: str, child: Job | None) -> dict[str, Any]:
+        """What the pipeline machine's Map needs to run one step of a round, besides its name and type: a
+        command step's Batch job queue (its compute's) and job definition (the pipeline deployment's); a parallel
+        step's child execution of this (the model-job) machine for its job `child`, named as `start` or `resume`
+        names it, with its execution input."""
+        if child is None:
+            target = self.batch_target(compute, parent.deployment.compute_handle, parent.deployment_name)
+            return {"job_queue": target["job_queue"], "job_definition": target["job_definition"]}
+        return {"execution_name": self.execution_name(child), "execution_input": self.execution_input(child)}
+
+    @staticmethod
+    def execution_name(job: Job) -> str:
+        """A job's execution of the moment: named after the job, then `<job id>-resume-<n>` for its n-th resume."""
+        return f"{job.id}-resume-{job.resumes}" if job.resumes else job.id
 
     def start(self, job: Job) -> str:
         """Start the job's execution; starting a job that already has one returns that one (a retried invoke)."""
         return self._start_execution(job, job.id)
 
     def resume(self, job: Job) -> str:
-        return self._start_execution(job, f"{job.id}-resume-{job.resumes}")
+        return self._start_execution(job, self.execution_name(job))
 
     def is_running(self, job: Job) -> bool:
         try:
-            described = self.client.describe_execution(executionArn=job.execution or self.execution_arn(job.id))
+            described = self.client.describe_execution(executionArn=job.execution or self.execution_arn(job.id, job))
         except ClientError as error:
             if error.response["Error"]["Code"] != "ExecutionDoesNotExist":
                 raise
@@ -96,20 +125,20 @@ class StepFunctionsOrchestrator:
         # Execution names are unique per state machine for 90 days: the same name again is the same execution.
         try:
             response = self.client.start_execution(
-                stateMachineArn=self.state_machine_arn,
+                stateMachineArn=self._state_machine_of(job),
                 name=name,
                 input=json.dumps(self.execution_input(job), separators=(",", ":")),
             )
         except ClientError as error:
             if error.response["Error"]["Code"] != "ExecutionAlreadyExists":
                 raise
-            return self.execution_arn(name)
+            return self.execution_arn(name, job)
         return str(response["executionArn"])
 
     def cancel(self, job: Job) -> None:
         try:
             self.client.stop_execution(
-                executionArn=job.execution or self.execution_arn(job.id),
+                executionArn=job.execution or self.execution_arn(job.id, job),
                 error=CANCEL_ERROR,
                 cause=f"job {job.id} was canceled on request",
             )
@@ -121,7 +150,19 @@ class StepFunctionsOrchestrator:
             if self.on_never_started is not None:
                 self.on_never_started(job.id)
 
-    def execution_arn(self, name: str) -> str:
-        """arn:aws:states:<region>:<account>:stateMachine:<machine> -> ...:execution:<machine>:<name>"""
-        head, _, machine = self.state_machine_arn.rpartition(":stateMachine:")
+    def execution_arn(self, name: str, job: Job | None = None) -> str:
+        """arn:aws:states:<region>:<account>:stateMachine:<machine> -> ...:execution:<machine>:<name>, of the
+        machine that runs `job` (a model job's without one)."""
+        head, _, machine = (self._state_machine_of(job) if job else self.state_machine_arn).rpartition(":stateMachine:")
         return f"{head}:execution:{machine}:{name}"
+
+    def _state_machine_of(self, job: Job) -> str:
+        if job.pipeline is None:
+            return self.state_machine_arn
+        if not self.pipeline_state_machine_arn:
+            raise ValidationError(
+                "this stack has no pipeline state machine (BEP_PIPELINE_STATE_MACHINE_ARN): it cannot run pipeline "
+                "jobs; deploy the stack again",
+                field="deployment",
+            )
+        return self.pipeline_state_machine_arn

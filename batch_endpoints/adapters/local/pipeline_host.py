@@ -19,7 +19,6 @@ from batch_endpoints import pipeline_jobs
 from batch_endpoints.adapters.local.blobs import to_path
 from batch_endpoints.backend import Backend
 from batch_endpoints.command_steps import prepare_command, store_outputs
-from batch_endpoints.errors import NotFoundError
 from batch_endpoints.jobfiles import JobFiles
 from batch_endpoints.pipeline_graph import pipeline_steps
 from batch_endpoints.process_groups import kill_group
@@ -179,25 +178,13 @@ class PipelineHost:
         """The step's job, made on its first run; a resumed step's job goes on where it stopped, keeping the
         mini-batches that have a result."""
         made = pipeline_jobs.parallel_step_job(self.job, run, self.pipeline.jobs[run.step], component)
-        try:
-            before = self.repo.get_job(made.id)
-        except NotFoundError:
-            self.repo.add_job(made)
-        else:
-            if before.status == JobStatus.COMPLETED:
-                return None
-            status = JobStatus.RUNNING if before.counts.shards else JobStatus.QUEUED
-            self.repo.update_job(
-                made.id, lambda j: j.model_copy(update={"status": status, "error": None, "ended_at": None})
-            )
+        if pipeline_jobs.open_step_job(self.repo, made).status == JobStatus.COMPLETED:
+            return None
         with running.lock:
             if running.stopped:
                 return "canceled"
             running.child_job = made.id
-        ended = self.run_job(self.backend, made.id)
-        if ended.status == JobStatus.COMPLETED:
-            return None
-        return f"its job {ended.id} ended {ended.status.value}" + (f": {ended.error}" if ended.error else "")
+        return pipeline_jobs.step_job_failure(self.run_job(self.backend, made.id))
 
     def _stop_all(self) -> None:
         for running in self.running.values():
@@ -207,7 +194,7 @@ class PipelineHost:
                     kill_group(running.process.pid)
                 if running.child_job is not None:
                     # Its job host's pool sees the request, stops its instances, and closes the job Canceled.
-                    self.repo.update_job(running.child_job, _request_cancel)
+                    self.repo.update_job(running.child_job, pipeline_jobs.request_cancel)
         for running in self.running.values():
             running.thread.join()
         stopped = set(self.running)
@@ -223,10 +210,6 @@ class PipelineHost:
     def _cancel(self) -> Job:
         self._stop_all()
         return self._end(JobStatus.CANCELED)
-
-
-def _request_cancel(job: Job) -> Job:
-    return job if job.status.is_final else job.model_copy(update={"status": JobStatus.CANCEL_REQUESTED})
 
 
 def _steps(job: Job) -> list[StepRun]:
