@@ -191,10 +191,12 @@ def _local_stack(tmp_path: Path) -> Stack:
 
 def _aws_stack() -> Stack:
     states = boto3.client("stepfunctions")
-    machine = states.create_state_machine(
-        name="bep-jobs", definition=json.dumps(WAITING_MACHINE), roleArn=role_arn("bep-states")
-    )["stateMachineArn"]
-    orchestrator = StepFunctionsOrchestrator(machine)
+    role = role_arn("bep-states")
+    machine, pipelines = (
+        states.create_state_machine(name=name, definition=json.dumps(WAITING_MACHINE), roleArn=role)["stateMachineArn"]
+        for name in ("bep-jobs", "bep-pipeline-jobs")
+    )
+    orchestrator = StepFunctionsOrchestrator(machine, pipeline_state_machine_arn=pipelines)
     backend = aws_backend(orchestrator)
     orchestrator.computes = backend.computes
     orchestrator.on_never_started = functools.partial(close_never_started, backend)
@@ -209,7 +211,9 @@ def _aws_stack() -> Stack:
         return f"s3://{INPUT_BUCKET}/{prefix}"
 
     def started() -> list[str]:
-        executions = states.list_executions(stateMachineArn=machine)["executions"]
+        executions = [
+            e for arn in (machine, pipelines) for e in states.list_executions(stateMachineArn=arn)["executions"]
+        ]
         return [e["name"] for e in sorted(executions, key=lambda e: e["startDate"])]
 
     return Stack("aws", backend, BatchEndpointService(backend), stage, started)
