@@ -212,6 +212,9 @@ class RequestLedger:
     def __init__(self) -> None:
         self.runs: list[StepRun] = []
         self.unlike_aws: list[str] = []
+        self.state_results: list[tuple[str, int]] = []
+        """(state name, bytes) of every Map's and Parallel's result as AWS measures it against 256 KiB, in the
+        order they ended: what a test projects to sizes it cannot run."""
         """What moto did that AWS does not, seen in moto's threads: the test fails at its end, whatever a Catch
         in the workflow made of it."""
         self._lock = threading.Lock()
@@ -465,6 +468,8 @@ def _results_within_limit(evaluate: Callable[[Any, Any], None]) -> Callable[[Any
                 _ledger.unlike_aws.append(departure)
             raise AwsLimitExceeded(departure)
         size = json_bytes(result)
+        if _ledger is not None:
+            _ledger.state_results.append((state.name, size))
         if size > STATE_PAYLOAD_BYTES:
             raise _data_limit_exceeded(
                 env,
