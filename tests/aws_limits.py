@@ -127,13 +127,17 @@ class StepRun:
     cut_off: bool = False
     """Stopped at `cut_off_after_s`: in the test's thread a failure, in a Batch attempt its timeout."""
     _lane_seconds: dict[Hashable, float] = field(default_factory=dict, repr=False)
+    _lanes_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    """A step's pool threads record at once: one of them adding its lane must not change the lanes another sums."""
 
     def record(self, lane: Hashable, service: str, operation: str) -> None:
         self.requests.append((lane, service, operation))
         if self.cut_off_after_s is None:
             return
-        self._lane_seconds[lane] = self._lane_seconds.get(lane, 0.0) + request_latency_s(service)
-        if self._critical_seconds() > self.cut_off_after_s + ROUNDING_S:
+        with self._lanes_lock:
+            self._lane_seconds[lane] = self._lane_seconds.get(lane, 0.0) + request_latency_s(service)
+            critical_seconds = self._critical_seconds()
+        if critical_seconds > self.cut_off_after_s + ROUNDING_S:
             self.cut_off = True
             raise StepCutOff(f"cut off at its time limit: {self.projection(self.cut_off_after_s)}")
 
