@@ -96,9 +96,9 @@ def run_failing_job(
     return FailedJob(shards, deployed.service.get_job(job.id), execution, map_result_bytes, max(payloads), step_seconds)
 
 
-def projected(small: float, large: float, to_shards: int) -> float:
-    """A measure taken at FAILING_JOB_SHARDS, extended along its slope to `to_shards`."""
-    low, high = FAILING_JOB_SHARDS
+def projected(measured: tuple[float, float], at_shards: tuple[int, int], to_shards: int) -> float:
+    """A measure taken at two sizes, extended along its slope to `to_shards`."""
+    (small, large), (low, high) = measured, at_shards
     return large + (large - small) / (high - low) * (to_shards - high)
 
 
@@ -156,14 +156,17 @@ def test_jobs_whose_shards_all_fail_end_failed_through_the_workflow_and_their_st
         assert sorted(e["file"] for e in errors) == [f"{n:05d}.txt" for n in range(failed.shards)]
         assert all(e["error"] for e in errors)
 
+    map_results = (small.map_result_bytes, large.map_result_bytes)
+    largest_states = (small.largest_state_bytes, large.largest_state_bytes)
     for to_shards in (DESIGNED_SHARDS, MILLION_SHARDS):
-        map_result = projected(small.map_result_bytes, large.map_result_bytes, to_shards)
-        assert map_result <= STATE_PAYLOAD_BYTES, (to_shards, small.map_result_bytes, large.map_result_bytes)
-        state = projected(small.largest_state_bytes, large.largest_state_bytes, to_shards)
-        assert state <= STATE_PAYLOAD_BYTES, (to_shards, small.largest_state_bytes, large.largest_state_bytes)
+        assert projected(map_results, FAILING_JOB_SHARDS, to_shards) <= STATE_PAYLOAD_BYTES, (to_shards, map_results)
+        assert projected(largest_states, FAILING_JOB_SHARDS, to_shards) <= STATE_PAYLOAD_BYTES, (
+            to_shards,
+            largest_states,
+        )
     for step in ("plan", "finalize"):
-        seconds = projected(small.step_seconds[step], large.step_seconds[step], DESIGNED_SHARDS)
-        assert seconds <= STEP_LIMITS_S[step], (step, small.step_seconds, large.step_seconds)
+        seconds = (small.step_seconds[step], large.step_seconds[step])
+        assert projected(seconds, FAILING_JOB_SHARDS, DESIGNED_SHARDS) <= STEP_LIMITS_S[step], (step, seconds)
     aws_requests.assert_fits("plan")
     aws_requests.assert_fits("finalize")
 
@@ -235,22 +238,42 @@ def test_a_cancel_of_a_100000_mini_batch_job_answers_within_api_gateways_29_s(
     assert sum(projection.requests.values()) < 100, projection
 
 
+MINI_BATCHES_A_SHARD = 100
+FINALIZED_SHARDS = 200
+
+
 @pytest.mark.parametrize("stack", ["aws"], indirect=True)
 def test_finalize_of_200_shards_and_20000_mini_batches_fits_the_lambdas_15_minutes(
     ready: Stack,
     aws_requests: RequestLedger,  # noqa: F811
 ) -> None:
-    """Finalize's work grows with the shards: 200 shards of 100 mini-batches, all finished, one in ten failed."""
-    job = planned_job(ready, 20_000, mini_batch_size=1, instance_count=50)
-    assert (job.counts.mini_batches, job.counts.shards) == (20_000, 200)
-    finish_mini_batches(job, range(20_000), failed_every=10)
-    handlers.set_backend(ready.backend)
-    try:
-        with aws_requests.step("finalize"):
-            result = handlers.finalize({"job_id": job.id}, LAMBDA_CONTEXT)
-    finally:
-        handlers.set_backend(None)
+    """Finalize's work grows with the shards: shards of 100 mini-batches, all finished, one in ten failed. Finalize
+    reads shards on its READ_THREADS threads, so its critical path grows by a shard's requests for every
+    READ_THREADS shards: jobs of READ_THREADS and twice as many shards (one and two shards a thread) measure that
+    slope, projected to 200 shards and 20,000 mini-batches against the Lambda's 15 minutes."""
+    sizes = (workflow.READ_THREADS, 2 * workflow.READ_THREADS)
+    seconds = []
+    for shards in sizes:
+        mini_batches = shards * MINI_BATCHES_A_SHARD
+        job = planned_job(ready, mini_batches, mini_batch_size=1, instance_count=shards // planning.SHARDS_PER_INSTANCE)
+        assert (job.counts.mini_batches, job.counts.shards) == (mini_batches, shards)
+        finish_mini_batches(job, range(mini_batches), failed_every=10)
+        handlers.set_backend(ready.backend)
+        try:
+            with aws_requests.step("finalize") as run:
+                result = handlers.finalize({"job_id": job.id}, LAMBDA_CONTEXT)
+        finally:
+            handlers.set_backend(None)
 
-    assert result["status"] == JobStatus.COMPLETED.value, result
-    assert (result["counts"]["files_succeeded"], result["counts"]["files_failed"]) == (18_000, 2_000)
+        assert result["status"] == JobStatus.COMPLETED.value, result
+        failed = mini_batches // 10
+        assert (result["counts"]["files_succeeded"], result["counts"]["files_failed"]) == (
+            mini_batches - failed,
+            failed,
+        )
+        seconds.append(run.projection(None).seconds)
+
+    small, large = seconds
+    assert large > small, f"finalize's critical path did not grow with shards: {seconds} s at {sizes} shards"
+    assert projected((small, large), sizes, FINALIZED_SHARDS) <= STEP_LIMITS_S["finalize"], (seconds, sizes)
     aws_requests.assert_fits("finalize")
