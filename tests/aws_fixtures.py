@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 import pytest
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -61,8 +63,21 @@ def aws_fixture(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.delenv(name, raising=False)
     ledger = enforce_aws_limits(monkeypatch)
     with mock_aws(config=MOTO_CONFIG):
+        share_service_models()
         yield
     fail_on_steps_over_limit(ledger)
+
+
+_SERVICE_MODELS = botocore.loaders.create_loader()
+
+
+def share_service_models() -> None:
+    """boto3's default session for this test (moto clears it as it starts), its credentials and region read afresh
+    from the test's environment, on one loader for every test: each new session would otherwise read and parse
+    the services' JSON models and endpoints again, most of a moto-backed test's setup."""
+    session = botocore.session.Session()
+    session.register_component("data_loader", _SERVICE_MODELS)
+    boto3.setup_default_session(botocore_session=session)
 
 
 def role_arn(name: str) -> str:

@@ -130,13 +130,17 @@ class StepRun:
     cut_off: bool = False
     """Stopped at `cut_off_after_s`: in the test's thread a failure, in a Batch attempt its timeout."""
     _lane_seconds: dict[Hashable, float] = field(default_factory=dict, repr=False)
+    _lanes_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    """A step's pool threads record at once: one of them adding its lane must not change the lanes another sums."""
 
     def record(self, lane: Hashable, service: str, operation: str) -> None:
         self.requests.append((lane, service, operation))
         if self.cut_off_after_s is None:
             return
-        self._lane_seconds[lane] = self._lane_seconds.get(lane, 0.0) + request_latency_s(service)
-        if self._critical_seconds() > self.cut_off_after_s + ROUNDING_S:
+        with self._lanes_lock:
+            self._lane_seconds[lane] = self._lane_seconds.get(lane, 0.0) + request_latency_s(service)
+            critical_seconds = self._critical_seconds()
+        if critical_seconds > self.cut_off_after_s + ROUNDING_S:
             self.cut_off = True
             raise StepCutOff(f"cut off at its time limit: {self.projection(self.cut_off_after_s)}")
 
@@ -215,6 +219,9 @@ class RequestLedger:
     def __init__(self) -> None:
         self.runs: list[StepRun] = []
         self.unlike_aws: list[str] = []
+        self.state_results: list[tuple[str, int]] = []
+        """(state name, bytes) of every Map's and Parallel's result as AWS measures it against 256 KiB, in the
+        order they ended: what a test projects to sizes it cannot run."""
         """What moto did that AWS does not, seen in moto's threads: the test fails at its end, whatever a Catch
         in the workflow made of it."""
         self._lock = threading.Lock()
@@ -468,6 +475,8 @@ def _results_within_limit(evaluate: Callable[[Any, Any], None]) -> Callable[[Any
                 _ledger.unlike_aws.append(departure)
             raise AwsLimitExceeded(departure)
         size = json_bytes(result)
+        if _ledger is not None:
+            _ledger.state_results.append((state.name, size))
         if size > STATE_PAYLOAD_BYTES:
             raise _data_limit_exceeded(
                 env,

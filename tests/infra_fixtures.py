@@ -432,7 +432,7 @@ def executing_moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[RequestLedger]:
         StateTaskService,
     )
 
-    from tests.aws_fixtures import AWS_ENVIRONMENT, DATA_ACCESS_ENVIRONMENT
+    from tests.aws_fixtures import AWS_ENVIRONMENT, DATA_ACCESS_ENVIRONMENT, share_service_models
 
     for name, value in {**AWS_ENVIRONMENT, **DATA_ACCESS_ENVIRONMENT}.items():
         monkeypatch.setenv(name, value)
@@ -446,6 +446,7 @@ def executing_moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[RequestLedger]:
     _parse_json_paths_once(monkeypatch)
     ledger = enforce_aws_limits(monkeypatch)
     with mock_aws(config=EXECUTING_MOTO_CONFIG):
+        share_service_models()
         yield ledger
 
 

@@ -40,26 +40,28 @@ def plan_parts(
         raise ValueError(f"max_copied_part ({max_copied_part}) must be at least twice min_part ({min_part})")
     parts: list[PlannedPart] = []
     buffer: list[BlobRange] = []
+    buffered = 0  # the buffer's bytes, kept as it grows: a part may gather tens of thousands of small pieces
     for piece in pieces:
         check_piece(piece)
         if not piece.size:
             continue
         if buffer:
-            need = min_part - sum(p.size for p in buffer)
+            need = min_part - buffered
             if piece.size - need < min_part:
                 buffer.append(piece)
-                if sum(p.size for p in buffer) >= min_part:
+                buffered += piece.size
+                if buffered >= min_part:
                     parts.append(PlannedPart(tuple(buffer), copied=False))
-                    buffer = []
+                    buffer, buffered = [], 0
                 continue
             # Top the buffer up with the piece's head; the rest is still large enough to copy.
             parts.append(PlannedPart((*buffer, BlobRange(piece.uri, piece.start, piece.start + need)), copied=False))
-            buffer = []
+            buffer, buffered = [], 0
             piece = BlobRange(piece.uri, piece.start + need, piece.end)
         if piece.size >= min_part:
             parts.extend(_copies(piece, max_copied_part))
         else:
-            buffer = [piece]
+            buffer, buffered = [piece], piece.size
     if buffer:
         parts.append(PlannedPart(tuple(buffer), copied=False))
     if len(parts) > MAX_PARTS:
