@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import re
 import sys
@@ -44,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from moto.dynamodb.models import DynamoDBBackend
 
 # Step Functions quotas: "Maximum input or output size for a task, state, or execution: 256 KiB of data as a UTF-8
 # encoded string."
@@ -545,7 +547,29 @@ def enforce_aws_limits(monkeypatch: pytest.MonkeyPatch) -> RequestLedger:
     _enforce_step_functions_limits(monkeypatch)
     _count_requests(monkeypatch)
     _credit_thread_pools(monkeypatch)
+    _apply_dynamodb_writes_atomically(monkeypatch)
     return ledger
+
+
+# DynamoDB applies each write whole: an UpdateItem's ADD counts every call, however many run at once. moto's
+# writes read, change and store an item without a lock, so concurrent ones (a Map's children each recording their
+# failure) can lose an update that AWS never loses.
+_DYNAMODB_WRITES = ("update_item", "put_item", "delete_item", "transact_write_items", "batch_write_item")
+
+
+def _apply_dynamodb_writes_atomically(monkeypatch: pytest.MonkeyPatch) -> None:
+    lock = threading.RLock()
+
+    def atomic(write: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(write)
+        def applied_whole(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return write(*args, **kwargs)
+
+        return applied_whole
+
+    for name in _DYNAMODB_WRITES:
+        monkeypatch.setattr(DynamoDBBackend, name, atomic(getattr(DynamoDBBackend, name)))
 
 
 def fail_on_steps_over_limit(ledger: RequestLedger) -> None:

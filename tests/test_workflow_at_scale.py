@@ -150,7 +150,7 @@ def test_jobs_whose_shards_all_fail_end_failed_through_the_workflow_and_their_st
         entered = deployed.states_entered(execution["executionArn"])
         assert entered[-1] in {"Job failed", "Workflow failed"}, entered
         assert job.status == JobStatus.FAILED, job
-        assert job.error and str(failed.shards) in job.error, job.error
+        assert job.error and f"; {failed.shards} shards failed" in job.error, job.error
         errors_file = deployed.backend.blobs.get_bytes(f"{job.scratch_uri}/errors.jsonl")
         errors = [json.loads(line) for line in errors_file.splitlines()]
         assert sorted(e["file"] for e in errors) == [f"{n:05d}.txt" for n in range(failed.shards)]
