@@ -9,9 +9,10 @@ nothing to keep warm, and the runner uses multiprocessing's per-job fork server.
 
 Protocol, one connection per worker: the runner sends HEADER (its PID, the payload's size) with four file
 descriptors, its end of the worker's connection, the read end of its "alive" pipe, and its stdout and stderr
-(where a worker's output goes, as it would from a fork server of the runner's own), then the pickled
-WorkerSetup. The server forks and answers the worker's PID, then, once the worker has ended, its exit status
-(multiprocessing's convention: the code, or minus the signal). The runner hangs up when done with the worker.
+(where a worker's output goes, as it would from a fork server of the runner's own), then the pickled (working
+folder, umask, WorkerSetup). The server forks and answers the worker's PID, then, once the worker has ended, its
+exit status (multiprocessing's convention: the code, or minus the signal). The runner hangs up when done with the
+worker.
 
 What makes it safe to share: the worker leads its own process group and watches the runner, not the server, for
 its parent's death (the alive pipe); the server runs in a session of its own, outside the runner's process
@@ -38,6 +39,8 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection
+
+import batch_endpoints
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +114,12 @@ class WarmForkServer:
         deployment's), never what changes per job."""
         self.preload = list(preload)
         self.environment = dict(environment)
-        identity = {"python": [sys.executable, sys.version], "preload": self.preload, "environment": self.environment}
+        identity = {
+            "python": [sys.executable, sys.version],
+            "code": _code_version(),
+            "preload": self.preload,
+            "environment": self.environment,
+        }
         key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
         self.folder = folder
         self.path = os.path.join(folder, f"{key}.sock")
@@ -124,7 +132,8 @@ class WarmForkServer:
             server = self._connect()
         except OSError as exc:
             raise Unavailable(f"cannot start or reach the fork server {self.path}: {exc}") from None
-        payload = pickle.dumps(setup)
+        # What a worker forked from the runner's own server would have from it: its folder and its umask.
+        payload = pickle.dumps((os.getcwd(), _umask(), setup))
         try:
             server.settimeout(ANSWER_TIMEOUT_S)
             socket.send_fds(
@@ -175,6 +184,27 @@ class WarmForkServer:
             server.wait()
             raise OSError(f"it did not start within {START_TIMEOUT_S:g} s (see {log_path})")
         log.info("started a fork server for %s (pid %d)", ", ".join(self.preload), server.pid)
+
+
+def _code_version() -> list[tuple[str, int, int]]:
+    """Our code as this runner sees it: a server started by an older version (its workers run its own copy of
+    scoring.py, and its protocol may differ) is not the one this runner may use."""
+    packages = [os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path.abspath(batch_endpoints.__file__))]
+    found = []
+    for package in packages:
+        for folder, _, names in os.walk(package):
+            for name in sorted(names):
+                if name.endswith(".py"):
+                    status = os.stat(os.path.join(folder, name))
+                    found.append((os.path.join(folder, name), status.st_size, status.st_mtime_ns))
+    return sorted(found)
+
+
+def _umask() -> int:
+    """This process's umask, read without setting it (os.umask would change it for every thread meanwhile)."""
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("Umask:"))
+    return int(line.split()[1], 8)
 
 
 def _private_folder(folder: str) -> None:

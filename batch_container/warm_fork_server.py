@@ -21,7 +21,9 @@ import socket
 import sys
 import time
 import traceback
+from multiprocessing.connection import Connection
 
+from batch_container.scoring import serve
 from batch_container.warm_fork import (
     ANSWER_TIMEOUT_S,
     FDS_PER_REQUEST,
@@ -41,8 +43,9 @@ class Server:
         self.path = path
         self.idle_s = idle_s
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        os.umask(0o077)  # the socket is the owner's alone: whoever connects runs code as this user
+        umask = os.umask(0o077)  # the socket is the owner's alone: whoever connects runs code as this user
         self.listener.bind(os.path.basename(path))  # relative: a socket's path is limited to 107 bytes
+        os.umask(umask)
         self.listener.listen(64)
         self.inode = os.stat(os.path.basename(path)).st_ino
         self.selector = selectors.DefaultSelector()
@@ -123,11 +126,9 @@ class Server:
             # its "alive" pipe tells when it is gone (scoring.serve's parent watch, a script's parent_process()).
             process = multiprocessing.process
             process._parent_process = process._ParentProcess("runner", runner_pid, alive_fd)  # type: ignore[attr-defined]
-            from multiprocessing.connection import Connection
-
-            from batch_container.scoring import serve
-
-            setup = pickle.loads(payload)
+            folder, umask, setup = pickle.loads(payload)
+            os.chdir(folder)
+            os.umask(umask)
             multiprocessing.current_process().name = setup.name
             serve(Connection(conn_fd), setup)
             code = 0

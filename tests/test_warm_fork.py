@@ -39,6 +39,9 @@ def run(mini_batch):
             os._exit(7)
         if what == "hang":
             time.sleep(300)
+        if what == "where":
+            with open(path + ".out", "w") as out:
+                out.write(f"{os.getcwd()} {os.umask(0):o}")
     return [str(os.getpid()) for _ in mini_batch]
 """
 # Stops a stuck test instead of hanging the suite; never what a test asserts.
@@ -49,7 +52,7 @@ GIVE_UP_S = 60
 def job(tmp_path: Path) -> Path:
     (tmp_path / "code").mkdir()
     (tmp_path / "code" / "score.py").write_text(SCRIPT)
-    for what in ("ok", "exit", "hang"):
+    for what in ("ok", "exit", "hang", "where"):
         (tmp_path / f"{what}.txt").write_text(what)
     return tmp_path
 
@@ -170,6 +173,23 @@ def test_a_workers_exit_status_reaches_the_runner_that_started_it(job: Path, ser
         assert score(pool, job, "ok", index=2).error is None  # and its replacement works
 
 
+def test_a_worker_works_in_the_runners_folder_with_its_umask(
+    job: Path, servers: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As if forked by a server the runner started itself, whichever runner started the warm one.
+    with warmed(job, warm(servers)) as (_, _, server):
+        pass
+    monkeypatch.chdir(job / "code")
+    umask = os.umask(0o027)
+    try:
+        with warmed(job, warm(servers)) as (pool, _, same):
+            assert score(pool, job, "where", index=1).error is None
+    finally:
+        os.umask(umask)
+    assert same == server
+    assert (job / "where.txt.out").read_text() == f"{job / 'code'} 27"
+
+
 def test_a_timed_out_run_is_killed_with_its_group(job: Path, servers: str) -> None:
     with warmed(job, warm(servers), timeout_s=0.5) as (pool, worker, _):
         assert score(pool, job, "hang", index=1).error == "run() timed out after 0.5 s"
@@ -206,6 +226,13 @@ def test_a_changed_environment_gets_a_server_of_its_own(job: Path, servers: str)
         for server, threads in ((first, b"1"), (second, b"2")):
             # What it imported its libraries with.
             assert b"OMP_NUM_THREADS=" + threads in Path(f"/proc/{server}/environ").read_bytes().split(b"\0")
+
+
+def test_another_version_of_our_code_gets_a_server_of_its_own(servers: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An older server's workers would run its own copy of the worker code, and its protocol may differ.
+    before = warm(servers).path
+    monkeypatch.setattr(warm_fork, "_code_version", lambda: [("batch_container/scoring.py", 1, 2)])
+    assert warm(servers).path != before
 
 
 def test_an_idle_server_exits_and_removes_its_socket(job: Path, servers: str, monkeypatch: pytest.MonkeyPatch) -> None:
