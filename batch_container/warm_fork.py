@@ -143,8 +143,26 @@ class WarmForkServer:
             pid = STATUS.unpack(receive_exactly(server, STATUS.size))[0]
             return WarmProcess(pid, server)
         except (OSError, ConnectionError) as exc:
+            if isinstance(exc, TimeoutError):
+                self._end_stuck(server)
             server.close()
             raise Unavailable(f"the fork server {self.path} did not answer: {exc}") from None
+
+    def _end_stuck(self, server: socket.socket) -> None:
+        """Kill a server that took the request and did not answer, and remove its socket: the next job starts a
+        new one instead of waiting on it too. Its workers run on: they watch their runners, not it."""
+        credentials = server.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        pid, uid, _ = struct.unpack("3i", credentials)
+        with open(lock_path(self.path), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if uid == os.getuid():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+        log.warning(
+            "killed the fork server %s (pid %d): it did not answer within %g s", self.path, pid, ANSWER_TIMEOUT_S
+        )
 
     def close(self) -> None:
         os.close(self._alive_read)

@@ -254,7 +254,7 @@ def test_a_server_whose_home_is_deleted_exits_without_waiting_to_be_idle(
     assert gone(pid)
 
 
-def test_a_stuck_server_is_given_up_on_and_the_job_uses_a_fork_server_of_its_own(
+def test_a_stuck_server_is_killed_and_the_job_uses_a_fork_server_of_its_own(
     job: Path, servers: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with warmed(job, warm(servers)) as (_, _, server):
@@ -263,8 +263,12 @@ def test_a_stuck_server_is_given_up_on_and_the_job_uses_a_fork_server_of_its_own
     os.kill(server, signal.SIGSTOP)
     try:
         assert_falls_back(job, warm(servers))
+        assert gone(server)  # killed, so that the next job does not wait on it too
     finally:
-        os.kill(server, signal.SIGCONT)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(server, signal.SIGCONT)
+    with warmed(job, warm(servers)) as (_, _, replacement):
+        assert replacement != server
 
 
 @pytest.mark.parametrize("why", ["cannot start", "folder open to others"])
