@@ -28,6 +28,7 @@ from typing import TextIO
 from batch_container import command_step
 from batch_container.runner import ShardRunner
 from batch_endpoints.adapters.environment import from_environment
+from batch_endpoints.backend import local_home
 from batch_endpoints.errors import BatchEndpointError
 
 log = logging.getLogger("batch_container")
@@ -51,8 +52,16 @@ def main(argv: list[str] | None = None) -> int:
         backend = from_environment()
         if args.log_dir:
             os.makedirs(args.log_dir, exist_ok=True)
+        # Locally, fork servers kept warm between jobs spare each job the import of its libraries; in AWS Batch
+        # every job is a fresh container.
+        fork_servers = os.path.join(local_home(), "fork-servers") if backend.name == "local" else None
         with ShardRunner(
-            backend.records, backend.blobs, args.job_id, instance=args.instance, log_dir=args.log_dir
+            backend.records,
+            backend.blobs,
+            args.job_id,
+            instance=args.instance,
+            log_dir=args.log_dir,
+            fork_servers=fork_servers,
         ) as runner:
             if protocol is not None:
                 return _serve_stdin(runner, protocol)

@@ -15,13 +15,14 @@ import tempfile
 from collections import deque
 from dataclasses import dataclass
 
-from batch_container import preload, requirements
+from batch_container import preload, requirements, warm_fork
 from batch_container.custom_outputs import path_budget
 from batch_container.parts import FinishedMiniBatch, PartWriter
 from batch_container.prefetch import FetchedMiniBatch, Prefetcher
 from batch_container.scoring import RunReply, RunRequest, WorkerSetup
 from batch_container.script_arguments import script_arguments
 from batch_container.stopping import StopConditions
+from batch_container.warm_fork import WarmForkServer
 from batch_container.workers import WorkerPool
 from batch_endpoints import fetch_sizing, literal_inputs, shard_journals
 from batch_endpoints.errors import BatchEndpointError, NotFoundError, ValidationError
@@ -86,7 +87,10 @@ class ShardRunner:
         *,
         instance: str = "0",
         log_dir: str | None = None,
+        fork_servers: str | None = None,
     ) -> None:
+        """`fork_servers`: the folder of the fork servers kept warm between jobs (see warm_fork.py); None = each
+        runner starts its own."""
         record = records.get("job", job_id)
         if record is None:
             raise NotFoundError(f"job {job_id!r} does not exist", field="job_id")
@@ -96,6 +100,7 @@ class ShardRunner:
         self.blobs = blobs
         self.instance = instance
         self.log_dir = log_dir
+        self.fork_servers = fork_servers
         self.files = JobFiles(blobs, self.job.scratch_uri, part_format=self.settings.part_format)
         self.append_rows = self.settings.output_action == OutputAction.APPEND_ROW
         self.stop = StopConditions(records, job_id, self.settings.error_threshold)
@@ -340,13 +345,14 @@ class ShardRunner:
         if self.pool is None:
             self._code_dir, self._script_path, model = self._fetch_code_and_model()
             self._environment = worker_environment(self.settings, model, fetch_sizing.cpus(self._variables()))
-            self._environment.update(literal_inputs.environment(self.job.inputs))
             site = self._meet_requirements()
             if site is not None:
                 # First on the workers' path: what was installed wins over an image's older version.
                 self._environment["PYTHONPATH"] = os.pathsep.join(
                     filter(None, (site, self._environment.get("PYTHONPATH", "")))
                 )
+            warm_server = self._warm_server()
+            self._environment.update(literal_inputs.environment(self.job.inputs))
             self.pool = WorkerPool(
                 self.settings.max_concurrency_per_instance,
                 self._worker_setup,
@@ -355,6 +361,7 @@ class ShardRunner:
                 max_mini_batches=self.settings.max_mini_batches_per_worker,
                 max_memory_mb=self.settings.max_worker_memory_mb,
                 preload=preload.libraries(self._script_path),
+                warm_server=warm_server,
             )
             log.info(
                 "starting %d workers for job %s (%s)",
@@ -364,6 +371,15 @@ class ShardRunner:
             )
         self.pool.start()
         return self.pool
+
+    def _warm_server(self) -> WarmForkServer | None:
+        """The deployment's warm fork server, keyed by what its imports read: the runner's environment and the
+        workers' own, less what changes with every job (the model's folder; literal inputs are added later)."""
+        if self.fork_servers is None or not warm_fork.supported():
+            return None
+        per_job = {"MODEL_DIR", "AZUREML_MODEL_DIR"}
+        environment = {**os.environ, **{k: v for k, v in self._environment.items() if k not in per_job}}
+        return WarmForkServer(self.fork_servers, preload.libraries(self._script_path), environment)
 
     def _worker_setup(self, slot: int) -> WorkerSetup:
         name = f"{self.instance}-worker-{slot}"

@@ -28,6 +28,7 @@ from multiprocessing.process import BaseProcess
 
 from batch_container.preload import available as fork_server_available
 from batch_container.scoring import InitFailed, Ready, RunReply, RunRequest, WorkerSetup, serve
+from batch_container.warm_fork import UNKNOWN_EXIT, Unavailable, WarmForkServer, WarmProcess
 from batch_endpoints.process_groups import kill_group
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ CLOSE_GRACE_S = 2.0
 PIPELINE_BELOW_S = 1.0
 PIPELINED_REQUESTS = 2
 
+WorkerProcess = BaseProcess | WarmProcess
+
 
 class State(enum.Enum):
     STARTING = "starting"  # process started, init() not finished
@@ -56,7 +59,7 @@ class State(enum.Enum):
 class Worker:
     slot: int
     state: State = State.STOPPED
-    process: BaseProcess | None = None
+    process: WorkerProcess | None = None
     conn: Connection | None = None
     requests: deque[RunRequest] = field(default_factory=deque)
     """Sent and not answered yet, in the order the worker takes them."""
@@ -76,9 +79,10 @@ class Worker:
 
 
 class WorkerPool:
-    """`size` worker processes, forked from a fork server that has imported `preload` (see preload.py), or
-    spawned where there is none. Never forked from the runner itself: fork is unsafe once the runner has threads,
-    and CUDA cannot be re-initialised in a forked child."""
+    """`size` worker processes, forked from a fork server that has imported `preload` (see preload.py): a warm
+    one kept between jobs where given (see warm_fork.py), else one of its own; spawned where there is none.
+    Never forked from the runner itself: fork is unsafe once the runner has threads, and CUDA cannot be
+    re-initialised in a forked child."""
 
     def __init__(
         self,
@@ -90,6 +94,7 @@ class WorkerPool:
         max_mini_batches: int = 0,
         max_memory_mb: float = 0,
         preload: Sequence[str] = (),
+        warm_server: WarmForkServer | None = None,
     ) -> None:
         """`max_mini_batches` and `max_memory_mb` (0 = no limit) recycle workers: scoring code that leaks
         (caches that only grow, fragmented native allocations) gets a fresh process instead of an OOM kill."""
@@ -101,6 +106,8 @@ class WorkerPool:
         else:
             self._context = multiprocessing.get_context("spawn")
         self._server_started = False
+        self._warm_server = warm_server if preload and fork_server_available() else None
+        self._warm_failed = False
         self._setup_for = setup_for
         self.timeout_s = timeout_s
         self.init_timeout_s = init_timeout_s
@@ -151,7 +158,7 @@ class WorkerPool:
         if timed:
             timeout = max(0.0, min(timeout, min(w.deadline for w in timed) - time.monotonic()))
         # handle -> (worker, its process then, whether the handle is the process's exit sentinel)
-        handles: dict[Connection | int, tuple[Worker, BaseProcess, bool]] = {}
+        handles: dict[Connection | int, tuple[Worker, WorkerProcess, bool]] = {}
         for worker in live:
             assert worker.conn is not None and worker.process is not None
             handles[worker.conn] = (worker, worker.process, False)
@@ -205,11 +212,38 @@ class WorkerPool:
             worker.process, worker.conn = None, None
             if worker.state is not State.BROKEN:
                 worker.state = State.STOPPED
+        if self._warm_server is not None:
+            self._warm_server.close()
+            self._warm_server = None
 
     # --- life cycle -----------------------------------------------------------------------------------
 
     def _launch(self, worker: Worker) -> None:
         setup = self._setup_for(worker.slot)
+        process, parent_end = self._start_warm(setup) or self._start_own(setup)
+        worker.process, worker.conn, worker.state, worker.pipelined = process, parent_end, State.STARTING, False
+        worker.served, worker.retiring = 0, ""
+        worker.deadline = time.monotonic() + self.init_timeout_s
+        worker.requests.clear()
+
+    def _start_warm(self, setup: WorkerSetup) -> tuple[WarmProcess, Connection] | None:
+        """A worker from the warm fork server; None once it has failed this pool (kept open until close(): its
+        alive pipe is what the workers it did start watch)."""
+        if self._warm_server is None or self._warm_failed:
+            return None
+        parent_end, child_end = self._context.Pipe()
+        try:
+            return self._warm_server.start(child_end, setup), parent_end
+        except Unavailable as exc:
+            log.warning("%s; this job's workers use a fork server of their own", exc)
+            self._warm_failed = True
+            # A worker the server forked before it failed to answer sees this end close, and exits.
+            parent_end.close()
+            return None
+        finally:
+            child_end.close()
+
+    def _start_own(self, setup: WorkerSetup) -> tuple[BaseProcess, Connection]:
         if self._context.get_start_method() == "forkserver" and not self._server_started:
             _start_fork_server(setup.environment)
             self._server_started = True
@@ -220,10 +254,7 @@ class WorkerPool:
         process.start()
         # The child holds its own copy; closing ours lets recv() see EOF when the child dies.
         child_end.close()
-        worker.process, worker.conn, worker.state, worker.pipelined = process, parent_end, State.STARTING, False
-        worker.served, worker.retiring = 0, ""
-        worker.deadline = time.monotonic() + self.init_timeout_s
-        worker.requests.clear()
+        return process, parent_end
 
     def _receive(self, worker: Worker) -> list[RunReply]:
         assert worker.conn is not None
@@ -333,7 +364,7 @@ class WorkerPool:
         worker.requests.clear()
 
 
-def _kill_group(process: BaseProcess) -> None:
+def _kill_group(process: WorkerProcess) -> None:
     """Kill a worker and its process group. The worker itself too, by PID: one killed at its very start has
     not made its group yet."""
     if process.pid is not None:
@@ -363,6 +394,8 @@ def _ended_with(requests: list[RunRequest], error: str) -> list[RunReply]:
 
 
 def _exit_status(code: int) -> str:
+    if code == UNKNOWN_EXIT:
+        return "exit status unknown: the fork server that started it ended first"
     if code >= 0:
         return f"exit code {code}"
     try:

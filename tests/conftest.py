@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from batch_container.warm_fork import IDLE_VARIABLE
 from batch_endpoints.adapters.environment import from_environment
 from batch_endpoints.backend import HOME_VARIABLE
 from batch_endpoints.cli.main import main as bep_main
 from batch_endpoints.service import BatchEndpointService
 from tests.example_scripts import train_both_variants
 from tests.faults import LEDGER, ledger_lines
+
+# Every test's local home gets its own warm fork servers (batch_container.warm_fork): let them go soon after.
+os.environ.setdefault(IDLE_VARIABLE, "5")
 
 
 @dataclass
