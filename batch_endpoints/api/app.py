@@ -146,5 +146,6 @@ def _validation_error(errors: Sequence[Mapping[str, Any]]) -> ValidationError:
     if len(location) > 1 and location[0] in _PLACES:
         location = location[1:]
     if location and location[0] in UNION_MEMBERS:
-        location = location[1:]
+        # The whole body did not fit the member it was checked as (a list, say): the body is at fault.
+        location = location[1:] or ("body",)
     return validation_error([{**first, "loc": location}])
