@@ -30,6 +30,7 @@ from batch_endpoints.specs import (
     parse,
 )
 from batch_endpoints.specs.components import PARALLEL_OVERRIDES, ParallelComponent, PipelineComponent, PipelineStep
+from batch_endpoints.workflow import forget_shard_failures
 from batch_endpoints.yaml_files.references import AZURE_PREFIX
 
 ResolvePath = Callable[[str, str], str]
@@ -214,7 +215,11 @@ def open_step_job(repo: Repository, made: Job) -> Job:
         update = {"status": status, "error": None, "ended_at": None, "resumes": current.resumes + 1}
         return current.model_copy(update={**update, "updated_at": now()})
 
-    return before if not before.status.is_final else repo.update_job(made.id, reopen)
+    if not before.status.is_final or before.status == JobStatus.COMPLETED:
+        return before
+    reopened = repo.update_job(made.id, reopen)
+    forget_shard_failures(repo.records, made.id)  # as a resumed model job's: its new execution's are to report
+    return reopened
 
 
 def request_cancel(job: Job) -> Job:

@@ -20,7 +20,7 @@ from batch_endpoints import merging, planning, shard_journals, tabular
 from batch_endpoints.backend import Backend
 from batch_endpoints.errors import AlreadyExistsError, ConflictError, ValidationError
 from batch_endpoints.jobfiles import JobFiles, MiniBatchResult, Shard, ShardJournal
-from batch_endpoints.ports import BlobRange, BlobStore
+from batch_endpoints.ports import BlobRange, BlobStore, RecordStore
 from batch_endpoints.repository import Repository
 from batch_endpoints.specs import Job, JobCounts, JobStatus, OutputAction, now
 
@@ -260,9 +260,10 @@ def first_shard_failure(backend: Backend, job: Job) -> str:
     )
 
 
-def forget_shard_failures(backend: Backend, job_id: str) -> None:
-    """A resumed job starts with no shard failure recorded: its new execution's are the ones to report."""
-    backend.records.delete(SHARD_FAILURE, job_id)
+def forget_shard_failures(records: RecordStore, job_id: str) -> None:
+    """A resumed job (or a resumed pipeline's reopened parallel step) starts with no shard failure recorded: its new
+    execution's are the ones to report."""
+    records.delete(SHARD_FAILURE, job_id)
 
 
 def mark_failed(backend: Backend, job_id: str, error: str) -> Job:

@@ -3,7 +3,7 @@ batch_endpoints/yaml_files (schemas, loading, the `--set` language, error origin
 
 from __future__ import annotations
 
-from batch_endpoints.yaml_files.components import load_component, load_pipeline_job
+from batch_endpoints.yaml_files.components import load_component, load_pipeline_job, load_pipeline_job_mapping
 from batch_endpoints.yaml_files.conda import is_conda_text, read_conda_file
 from batch_endpoints.yaml_files.declarations import (
     DEFAULT_COMPUTE,
@@ -81,6 +81,7 @@ __all__ = [
     "load_model",
     "load_model_mapping",
     "load_pipeline_job",
+    "load_pipeline_job_mapping",
     "local_or_reference",
     "parse_model_reference",
     "parse_overrides",

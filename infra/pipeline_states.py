@@ -31,6 +31,19 @@ from constructs import Construct
 
 from infra.job_states import from_payload, job_outcome, lambda_step, retry_transient_batch_errors
 
+# A command step runs once, as it does locally: a command may not be safe to run twice, and Azure's command jobs
+# are not retried. SubmitJob's retryStrategy replaces the job definition's (whose 3 attempts are a parallel step's
+# shards'), keeping one retry for what is never the command's fault: a Spot reclaim or a host that failed under it
+# (status reason "Host EC2 (instance ...) terminated."). Conditions are evaluated in order, the first match wins,
+# and a failure matching none would be retried (AWS Batch API reference, EvaluateOnExit): hence the catch-all EXIT.
+COMMAND_STEP_RETRY_STRATEGY = {
+    "Attempts": 2,
+    "EvaluateOnExit": [
+        {"OnStatusReason": "Host EC2*", "Action": "RETRY"},
+        {"OnStatusReason": "*", "Action": "EXIT"},
+    ],
+}
+
 # An inline Map runs up to 40 iterations at once (Step Functions, "Using Map state in Inline mode"); a round hands
 # it no more (lambdas.workflow.handlers.INLINE_MAP_CONCURRENCY).
 ROUND_CONCURRENCY = 40
@@ -124,6 +137,7 @@ class PipelineStates:
                     "ContainerOverrides": {
                         "Command.$": "States.Array('--job-id', $.job_id, '--step', $.step.step)",
                     },
+                    "RetryStrategy": COMMAND_STEP_RETRY_STRATEGY,
                 },
                 # Of the job's description (several KB), its id and status for the history. (A CustomState drops
                 # a null ResultPath.)

@@ -15,8 +15,9 @@ Limits, each where AWS applies it:
   An execution's name is at most 80 characters, none of them white space, brackets, wildcards, the special
   characters " # % \\ ^ | ~ ` $ & , ; : / or control characters (StartExecution: InvalidName); moto's
   interpreting backend checks none of that.
-- Batch: a SubmitJob request is at most 30 KiB, and a job's name at most 128 letters, digits, hyphens and
-  underscores, the first a letter or digit (ClientException). moto's Batch without Docker checks neither.
+- Batch: a SubmitJob request is at most 30 KiB, a job's name at most 128 letters, digits, hyphens and
+  underscores, the first a letter or digit, and its retryStrategy 1 to 10 attempts with at most 5 conditions
+  (ClientException). moto's Batch without Docker checks none of that.
 - Lambda: a synchronous invocation's payload and its response are at most 6 MB each. Checked where the tests run
   handlers in this process: the workflow's Lambda tasks and the API Lambda.
 - DynamoDB: an item is at most 400 KB. moto already refuses items over 405,000 bytes (ValidationException);
@@ -59,6 +60,9 @@ EXECUTION_NAME_FORBIDDEN = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x
 # hyphens (-), and underscores (_)."
 SUBMIT_JOB_BYTES = 30 * 1024
 BATCH_JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+# RetryStrategy: 1 to 10 attempts, at most 5 EvaluateOnExit conditions (Batch API reference, RetryStrategy).
+RETRY_ATTEMPTS = range(1, 11)
+RETRY_CONDITIONS = 5
 # Lambda quotas: "Invocation payload (request and response): 6 MB each for request and response (synchronous)";
 # Lambda counts 6 MB as 6,291,456 bytes.
 LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024
@@ -388,6 +392,12 @@ def submit_job_problem(parameters: dict[str, Any]) -> str | None:
             f"jobName {name[:40]!r} ({len(name)} characters) must be 1 to 128 letters, digits, hyphens and "
             "underscores, starting with a letter or digit"
         )
+    strategy = parameters.get("retryStrategy")
+    if strategy is not None:
+        if strategy.get("attempts") not in RETRY_ATTEMPTS:
+            return f"retryStrategy.attempts {strategy.get('attempts')!r} must be 1 to 10"
+        if len(strategy.get("evaluateOnExit") or []) > RETRY_CONDITIONS:
+            return f"retryStrategy.evaluateOnExit has more than {RETRY_CONDITIONS} conditions"
     return None
 
 

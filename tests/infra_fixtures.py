@@ -374,6 +374,14 @@ class HostTerminated(Exception):
     """Raised by a test's runner: the instance under the attempt went away (a Spot reclaim)."""
 
 
+class ContainerExited(Exception):
+    """Raised by a test's runner: the container's command exited with `code` (not 0)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"the container's command exited with code {code}")
+        self.code = code
+
+
 def run_attempt(
     run: BatchJobRunner, parameters: dict[str, str], seconds: float | None
 ) -> tuple[str | None, int | None]:
@@ -384,6 +392,8 @@ def run_attempt(
             run(parameters)
         except HostTerminated:
             return HOST_TERMINATED, None
+        except ContainerExited as exited:
+            return CONTAINER_EXITED, exited.code
         except BaseException as exc:  # the timeout's StepCutOff among them, as the runner let it out
             if attempt.timed_out:
                 return ATTEMPT_TIMED_OUT, KILLED_EXIT_CODE
@@ -500,11 +510,24 @@ def container_options(job: Any) -> dict[str, str]:
 def route_batch_jobs(monkeypatch: pytest.MonkeyPatch, run: BatchJobRunner) -> list[dict[str, Any]]:
     """Submitted Batch jobs run `run(parameters)` at submit, in the submitting thread, as AWS Batch runs them: each
     attempt stopped at its timeout (attemptDurationSeconds, of the submission or the job definition), a failed
-    attempt retried as the job definition's retryStrategy says, up to its attempts. Returns the attempts run so
-    far ({name, parameters, options, attempt, succeeded, reason})."""
+    attempt retried as the submission's retryStrategy says, else the job definition's, up to its attempts. Returns
+    the attempts run so far ({name, parameters, options, attempt, succeeded, reason})."""
+    from moto.batch.responses import BatchResponse
     from moto.batch_simple.models import BatchSimpleBackend
 
     jobs: list[dict[str, Any]] = []
+    # moto drops SubmitJob's retryStrategy; the job runs within the request, in the submitting thread.
+    submitted = threading.local()
+    submit = BatchResponse.submitjob
+
+    def submit_job(self: Any) -> str:
+        submitted.retry_strategy = self._get_param("retryStrategy")
+        try:
+            return submit(self)
+        finally:
+            submitted.retry_strategy = None
+
+    monkeypatch.setattr(BatchResponse, "submitjob", submit_job)
 
     replacing = threading.Lock()
 
@@ -515,7 +538,7 @@ def route_batch_jobs(monkeypatch: pytest.MonkeyPatch, run: BatchJobRunner) -> li
         self.backend._jobs[job.job_id] = job
         job.job_started_at = datetime.datetime.now()
         job.log_stream_name = job._stream_name
-        strategy = job.job_definition.retry_strategy or {}
+        strategy = getattr(submitted, "retry_strategy", None) or job.job_definition.retry_strategy or {}
         attempts = int(strategy.get("attempts") or 1)
         for number in range(1, attempts + 1):
             if include_start_attempt or number > 1:

@@ -45,6 +45,7 @@ ROUTES = {
     ("delete", "/computes/{compute_name}"),
     ("post", "/endpoints/{endpoint_name}/jobs"),
     ("get", "/endpoints/{endpoint_name}/jobs"),
+    ("post", "/jobs"),
     ("get", "/jobs/{job_id}"),
     ("post", "/jobs/{job_id}/cancel"),
     ("post", "/jobs/{job_id}/rerun"),

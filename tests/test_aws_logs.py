@@ -101,6 +101,17 @@ def test_a_job_whose_id_starts_with_this_ones_is_not_read(service: BatchEndpoint
     assert [line.message for page in read_all(service, job, limit=100) for line in page] == ["mine"]
 
 
+def test_a_command_steps_batch_job_is_never_taken_for_a_shard(service: BatchEndpointService) -> None:
+    job = invoke(service)
+    run_shard(job, [(1000, "shard 3")], shard=3)
+    # Named as a pipeline job of this id would name its command steps' Batch jobs (<job id>-<step>), listed by the
+    # shards' JOB_NAME prefix filter.
+    for step in ("score", "s1_x", "s_2"):
+        run_shard(job, [(2000, f"step {step}")], name=f"{job.id}-{step}")
+
+    assert [line.message for page in read_all(service, job, limit=100) for line in page] == ["shard 3"]
+
+
 def test_lines_outside_the_jobs_time_window_are_not_its_own(service: BatchEndpointService) -> None:
     job = invoke(service)
     run_shard(job, [(-3_600_000, "an hour before the job existed"), (1000, "scoring")])

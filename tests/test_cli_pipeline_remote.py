@@ -114,3 +114,49 @@ def test_a_bad_pipeline_deployment_is_refused_over_the_api_naming_the_field(
     assert refused.code == 2
     assert "settings.default_compute" in refused.err
     assert remote("deployment", "list", "--endpoint-name", "badshop", "--output", "json").json() == []
+
+
+PIPELINE_JOB = """\
+$schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json
+type: pipeline
+experiment_name: tryouts
+compute: azureml:cpu-cluster
+component: pipeline.yml
+inputs:
+  input_data: {type: uri_folder, path: data}
+  label: nightly
+"""
+
+
+def test_a_pipeline_job_runs_over_the_api_and_a_deployment_is_made_from_it(
+    remote: Any, local_api: Any, tmp_path: Path
+) -> None:
+    endpoint = "fromjob"
+    root = write_project(tmp_path / "p")
+    (root / "pipeline-job.yml").write_text(PIPELINE_JOB)
+    (root / "deployment-from-job.yml").write_text(
+        f"name: from-job\nendpoint_name: {endpoint}\ntype: pipeline\njob_definition: azureml:placeholder\n"
+    )
+
+    job_id = remote("job", "create", "--file", root / "pipeline-job.yml", "--stream").out.split()[0]
+    shown = remote("job", "show", "--name", job_id).json()
+    remote("endpoint", "create", "--name", endpoint)
+    deployed = remote(
+        "deployment", "create", "--file", root / "deployment-from-job.yml", "--set", f"job_definition=azureml:{job_id}"
+    ).json()
+
+    assert (shown["status"], shown["endpoint_name"], shown["experiment_name"]) == ("Completed", "", "tryouts")
+    summary = Path(shown["pipeline"]["outputs"]["summary"]) / "summary.csv"
+    assert summary.read_text() == "nightly,a.csv,2\nnightly,b.csv,4\n"
+    assert list(deployed["component"]["jobs"]) == ["prepare_job", "summarize_job"]
+    assert deployed["component"]["inputs"]["label"]["default"] == "nightly"
+
+
+def test_a_bad_pipeline_job_is_refused_over_the_api_naming_the_field(remote: Any, tmp_path: Path) -> None:
+    root = write_project(tmp_path / "p")
+    (root / "pipeline-job.yml").write_text(PIPELINE_JOB)
+
+    refused = remote("job", "create", "--file", root / "pipeline-job.yml", "--set", "inputs.colour=red", ok=False)
+
+    assert refused.code == 2
+    assert "inputs.colour" in refused.err

@@ -25,7 +25,9 @@ from lambdas.workflow import handlers
 from tests.aws_fixtures import INPUT_BUCKET, put_objects
 from tests.core_fixtures import write_tree
 from tests.infra_fixtures import (
+    HOST_TERMINATED,
     LAMBDA_CONTEXT,
+    HostTerminated,
     executing_aws,  # noqa: F401 (pytest fixture)
     state_machine_definition,
     synthesize,
@@ -99,13 +101,15 @@ component: pipeline.yml
 settings: {default_compute: cpu-cluster}
 """
 
-# Each CSV's values, doubled; a file named broken.csv fails the step.
+# Each CSV's values, doubled; a file named broken.csv fails the step, with an exit code the job definition's retry
+# strategy (for a parallel step's shards) would retry.
 PREPARE = """\
 import pathlib, sys
 source, target = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 for path in sorted(source.glob("*.csv")):
     if path.name == "broken.csv":
-        sys.exit(f"cannot prepare {path.name}")
+        print(f"cannot prepare {path.name}", file=sys.stderr)
+        sys.exit(3)
     values = [int(line) * 2 for line in path.read_text().split()]
     (target / path.name).write_text("\\n".join(map(str, values)) + "\\n")
 """
@@ -252,8 +256,29 @@ def test_a_failing_command_step_fails_the_job_naming_the_step_and_the_steps_afte
         "score": StepStatus.CANCELED,
         "summarize": StepStatus.CANCELED,
     }
-    assert [j["name"] for j in deployed.batch_jobs] == [f"{job.id}-prepare"]
+    assert [(j["name"], j["attempt"]) for j in deployed.batch_jobs] == [(f"{job.id}-prepare", 1)]  # run once
     assert "Run the parallel step's job" not in deployed.states_entered(execution["executionArn"])
+
+
+def test_a_command_step_whose_host_went_away_runs_again_and_the_job_completes(deploying: Deploying) -> None:
+    lost = threading.Event()
+
+    @contextlib.contextmanager
+    def lose_the_first_steps_host(step: str) -> Iterator[None]:
+        if step == "batch job" and not lost.is_set():
+            lost.set()
+            raise HostTerminated()
+        yield
+
+    deployed = deploying(lose_the_first_steps_host)
+
+    job = invoke(deployed, INPUTS)
+    execution = deployed.wait(job.execution or "")
+
+    assert execution["status"] == "SUCCEEDED", execution
+    assert deployed.service.get_job(job.id).status == JobStatus.COMPLETED
+    prepare = [(j["attempt"], j["reason"]) for j in deployed.batch_jobs if j["name"] == f"{job.id}-prepare"]
+    assert prepare == [(1, HOST_TERMINATED), (2, None)]
 
 
 # moto 5.2.1's interpreter: stopping the execution wakes the thread waiting on the .sync task, which may die

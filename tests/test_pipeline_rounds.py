@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from batch_endpoints import yaml_specs
+from batch_endpoints import pipeline_jobs, workflow, yaml_specs
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.pipeline_rounds import UNRECORDED, pick_round, record_step
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
-from batch_endpoints.specs import Job, JobStatus, StepStatus
+from batch_endpoints.specs import Job, JobStatus, StepStatus, now
 from batch_endpoints.specs.invocation import NamedInput
+from batch_endpoints.workflow import SHARD_FAILURE
 from tests.core_fixtures import local_backend_fixture, recorder_fixture, service_fixture  # noqa: F401
 from tests.test_pipeline_jobs_local import write_project
 
@@ -160,3 +161,20 @@ def test_a_job_that_is_not_a_pipelines_is_refused_naming_the_job(job):
         pick_round(job.model_copy(update={"pipeline": None}), first=True)
 
     assert refused.value.field == "job_id"
+
+
+def test_a_parallel_steps_job_reopened_by_a_resume_forgets_its_shard_failures_as_a_resumed_job_does(service, job):
+    failed = job.model_copy(
+        update={"id": f"{job.id}-score", "parent_job_name": job.id, "status": JobStatus.FAILED, "ended_at": now()}
+    )
+    service.repo.add_job(failed)
+    records = service.backend.records
+    records.put(SHARD_FAILURE, failed.id, {"shard": 0, "reason": "boom"}, expected_version=None)
+
+    reopened = pipeline_jobs.open_step_job(service.repo, failed)
+    again = pipeline_jobs.open_step_job(service.repo, failed)  # a retried round: already open
+
+    assert (reopened.status, reopened.resumes) == (JobStatus.QUEUED, 1)
+    assert again == reopened
+    assert records.get(SHARD_FAILURE, failed.id) is None
+    assert workflow.first_shard_failure(service.backend, reopened) == ""

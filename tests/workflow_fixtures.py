@@ -30,7 +30,13 @@ from lambdas.workflow import handlers
 from tests.aws_fixtures import aws_backend, role_arn
 from tests.aws_limits import step as aws_step
 from tests.core_fixtures import RecordingOrchestrator, deployment_declaration, endpoint_declaration, write_tree
-from tests.infra_fixtures import MODEL_JOBS_MACHINE, LambdaHandler, route_batch_jobs, route_lambda_tasks
+from tests.infra_fixtures import (
+    MODEL_JOBS_MACHINE,
+    ContainerExited,
+    LambdaHandler,
+    route_batch_jobs,
+    route_lambda_tasks,
+)
 
 FINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 Step = Callable[[str], contextlib.AbstractContextManager[Any]]
@@ -153,7 +159,7 @@ def deploy_workflow(
                 with tempfile.TemporaryDirectory(prefix="bep-step-") as folder:
                     code = run_command_step(backend, options["job_id"], options["step"], folder=folder)
                 if code != 0:
-                    raise RuntimeError(f"the step's command exited with code {code}")
+                    raise ContainerExited(code)
                 return
             with ShardRunner(backend.records, backend.blobs, options["job_id"]) as runner:
                 runner.run_shard(runner.load_shard(options["shard"]))

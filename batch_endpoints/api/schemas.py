@@ -38,7 +38,13 @@ from batch_endpoints.specs import (
 from batch_endpoints.specs.components import Component
 from batch_endpoints.specs.invocation import MODEL_OUTPUT
 from batch_endpoints.specs.pipelines import PipelineRun
-from batch_endpoints.yaml_files.schemas import DeploymentFile, EndpointFile, PipelineDeploymentFile, Resources
+from batch_endpoints.yaml_files.schemas import (
+    DeploymentFile,
+    EndpointFile,
+    PipelineDeploymentFile,
+    PipelineJobFile,
+    Resources,
+)
 
 
 class Body(BaseModel):
@@ -163,10 +169,13 @@ class ModelDeploymentBody(_NullIsOmitted, DeploymentFile):
     settings: SettingsBody | None = None
 
 
+PIPELINE_COMPONENT = (
+    "the pipeline component it runs: a registered one, name:version or name@latest (an azureml: prefix is "
+    "accepted), pinned to the version it names now; or one inline, as Azure's pipeline component YAML writes it, "
+    "its steps' code folders already in storage (POST /code/uploads)"
+)
 PIPELINE_COMPONENT_SCHEMA = {
-    "description": "the pipeline component it runs: a registered one, name:version or name@latest (an azureml: "
-    "prefix is accepted), pinned to the version it names now; or one inline, as Azure's pipeline component YAML "
-    "writes it, its steps' code folders already in storage (POST /code/uploads)",
+    "description": PIPELINE_COMPONENT,
     "oneOf": [
         {"type": "string", "examples": ["azureml:batch_scoring:1", "batch_scoring@latest"]},
         {
@@ -365,6 +374,27 @@ class InvokeBody(Body):
     experiment_name: str | None = Field(None, description="groups jobs for listing; default: the endpoint's name")
     display_name: str | None = None
     tags: dict[str, str] = Field(default_factory=dict, description="the job's tags; jobs can be listed by them")
+
+
+PIPELINE_JOB_COMPONENT_SCHEMA = {**PIPELINE_COMPONENT_SCHEMA, "description": f"{PIPELINE_COMPONENT}; or give jobs"}
+
+
+class PipelineJobBody(_NullIsOmitted, PipelineJobFile):
+    """Azure's pipeline job (`az ml job create --file pipeline-job.yml`) as JSON: a pipeline run once, outside any
+    endpoint. Its pipeline is `component` (registered, or inline) or its steps under `jobs`, whose code folders are
+    already in storage (POST /code/uploads); its inputs and outputs are by name, their paths in storage."""
+
+    component: Annotated[Any, WithJsonSchema(PIPELINE_JOB_COMPONENT_SCHEMA)] = None
+    jobs: Annotated[
+        Any,
+        WithJsonSchema(
+            {
+                "type": "object",
+                "description": "the pipeline's steps, as a pipeline component's jobs (instead of component); its "
+                "inputs and outputs are then those the job gives",
+            }
+        ),
+    ] = None
 
 
 class RerunBody(Body):

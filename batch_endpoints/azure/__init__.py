@@ -27,6 +27,7 @@ from batch_endpoints.azure.entities import (
     ModelBatchDeployment,
     ModelBatchDeploymentSettings,
     Output,
+    PipelineComponentBatchDeployment,
     ResourceConfiguration,
 )
 from batch_endpoints.azure.identity import (
@@ -35,7 +36,8 @@ from batch_endpoints.azure.identity import (
     InteractiveBrowserCredential,
     ManagedIdentityCredential,
 )
-from batch_endpoints.azure.jobs import BatchJob, JobException
+from batch_endpoints.azure.jobs import BatchJob, JobException, PipelineJob
+from batch_endpoints.azure.loading import load_component, load_job
 from batch_endpoints.azure.poller import LROPoller
 
 __all__ = [
@@ -63,5 +65,9 @@ __all__ = [
     "ModelBatchDeployment",
     "ModelBatchDeploymentSettings",
     "Output",
+    "PipelineComponentBatchDeployment",
+    "PipelineJob",
     "ResourceConfiguration",
+    "load_component",
+    "load_job",
 ]

@@ -56,7 +56,7 @@ class MLClient:
         self.data = DataOperations(service, caller)
         self.batch_endpoints = BatchEndpointOperations(service, caller)
         self.batch_deployments = BatchDeploymentOperations(service, caller)
-        self.jobs = JobOperations(service)
+        self.jobs = JobOperations(service, caller)
         self.compute = ComputeOperations(service, caller)
 
     @classmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 import builtins
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from batch_endpoints import literal_inputs, yaml_specs
 from batch_endpoints.api.protocol import EndpointsApi
@@ -21,6 +21,7 @@ from batch_endpoints.azure.entities import (
     ModelBatchDeployment,
     ModelBatchDeploymentSettings,
     Output,
+    PipelineComponentBatchDeployment,
     SystemData,
 )
 from batch_endpoints.azure.jobs import BatchJob, refuse_unknown
@@ -39,6 +40,7 @@ from batch_endpoints.specs import (
     parse,
     with_data_input,
 )
+from batch_endpoints.specs.invocation import refuse_model_options
 
 
 class BatchEndpointOperations:
@@ -100,15 +102,36 @@ class BatchEndpointOperations:
         `input=Input(...)`. A local folder or file is uploaded first, and removed again if the job is refused.
         Literal inputs are `Input(type="integer", default=5)` (or a plain value) among `inputs`; the output is
         `outputs={"score": Output(path=...)}` or the older `output_path`. `job_name` becomes the job's display name:
-        job ids are chosen by the service."""
+        job ids are chosen by the service. A pipeline deployment takes its inputs and outputs by name only."""
         here = os.getcwd()
         named = named_inputs(_mappings(inputs, "inputs", here))
+        try:
+            found: Deployment | None = self._service.deployment_to_invoke(endpoint_name, deployment_name)
+        except (NotFoundError, ValidationError):
+            found = None  # a model job's inputs are checked first, as the YAML's are; the lookup then says why
+        if found is not None and found.type == "pipeline":
+            model_options = {"input": input, "output_path": output_path, "output_file_name": output_file_name}
+            refuse_model_options(
+                {**model_options, "params_override": params_override},
+                "a pipeline deployment takes its inputs and outputs by name (inputs=, outputs=)",
+            )
+            request = InvokeRequest(
+                endpoint_name=endpoint_name,
+                deployment_name=deployment_name,
+                named_inputs=named,
+                named_outputs=named_outputs(_mappings(outputs, "outputs", here)),
+                caller=self._caller,
+                experiment_name=experiment_name,
+                display_name=display_name or job_name,
+                tags=dict(tags or {}),
+            )
+            return BatchJob.of(self._service.invoke(request))
         if input is not None:
             named = _with_single_input(named, input, here)
         named_out = named_outputs(_mappings(_outputs(outputs, output_path), "outputs", here))
         invocation = for_model_deployment(named, named_out)
         overrides = _overrides(params_override, output_file_name or invocation.output_file_name)
-        deployment = self._service.deployment_to_invoke(endpoint_name, deployment_name)
+        deployment = found or self._service.deployment_to_invoke(endpoint_name, deployment_name)
         literal_inputs.resolve(deployment.inputs, invocation.literals)  # refused before anything is uploaded
         source = invocation.input
         uploaded = None if yaml_specs.is_reference(source) else self._service.upload_input(source)
@@ -136,6 +159,9 @@ class BatchEndpointOperations:
         return BatchJob.of(job)
 
 
+AnyDeployment = ModelBatchDeployment | PipelineComponentBatchDeployment
+
+
 class BatchDeploymentOperations:
     def __init__(self, service: EndpointsApi, caller: str) -> None:
         self._service = service
@@ -143,13 +169,14 @@ class BatchDeploymentOperations:
 
     def begin_create_or_update(
         self, deployment: Any, *, skip_script_validation: bool = False, **kwargs: Any
-    ) -> LROPoller[ModelBatchDeployment]:
+    ) -> LROPoller[AnyDeployment]:
         """Creates the deployment, or updates the one that exists (`skip_script_validation` is accepted: the
         scoring script is checked when a job runs it)."""
         refuse_unknown("batch_deployments.begin_create_or_update", kwargs)
         if not hasattr(deployment, "yaml_mapping"):
             raise ValidationError(
-                f"expected a BatchDeployment or ModelBatchDeployment (got {type(deployment).__name__})",
+                "expected a BatchDeployment, ModelBatchDeployment or PipelineComponentBatchDeployment "
+                f"(got {type(deployment).__name__})",
                 field="deployment",
             )
         declaration = yaml_specs.load_deployment_mapping(
@@ -157,10 +184,10 @@ class BatchDeploymentOperations:
         )
         return LROPoller(_deployment(self._service.put_deployment(declaration, caller=self._caller)))
 
-    def get(self, name: str, endpoint_name: str) -> ModelBatchDeployment:
+    def get(self, name: str, endpoint_name: str) -> AnyDeployment:
         return _deployment(self._service.get_deployment(endpoint_name, name))
 
-    def list(self, endpoint_name: str) -> builtins.list[ModelBatchDeployment]:
+    def list(self, endpoint_name: str) -> builtins.list[AnyDeployment]:
         return [_deployment(deployment) for deployment in self._service.list_deployments(endpoint_name)]
 
     def begin_delete(self, name: str, endpoint_name: str) -> LROPoller[None]:
@@ -254,15 +281,14 @@ def _endpoint(endpoint: Endpoint) -> BatchEndpoint:
     return found
 
 
-def _deployment(deployment: Deployment) -> ModelBatchDeployment:
+def _deployment(deployment: Deployment) -> AnyDeployment:
+    if deployment.type == "pipeline":
+        return _pipeline_deployment(deployment)
     settings = deployment.settings
     code = deployment.code_configuration
     environment = deployment.environment
     found = ModelBatchDeployment(
-        name=deployment.name,
-        endpoint_name=deployment.endpoint_name,
-        description=deployment.description,
-        tags=dict(deployment.tags),
+        **_names(deployment),
         model=None if deployment.model is None else f"{yaml_specs.AZURE_PREFIX}{deployment.model}",
         code_configuration=None if code is None else CodeConfiguration(code.code, code.scoring_script),
         environment=f"{yaml_specs.AZURE_PREFIX}{environment.name}:{environment.version}"
@@ -283,6 +309,35 @@ def _deployment(deployment: Deployment) -> ModelBatchDeployment:
             logging_level=settings.logging_level,
         ),
     )
+    return _created(found, deployment)
+
+
+def _pipeline_deployment(deployment: Deployment) -> PipelineComponentBatchDeployment:
+    settings = deployment.pipeline_settings
+    found = PipelineComponentBatchDeployment(
+        **_names(deployment),
+        component=f"{yaml_specs.AZURE_PREFIX}{deployment.component_ref}"
+        if deployment.component_ref
+        else deployment.component,
+        settings=settings.model_dump(mode="json", exclude_none=True) if settings else {},
+    )
+    return _created(found, deployment)
+
+
+DeploymentT = TypeVar("DeploymentT", ModelBatchDeployment, PipelineComponentBatchDeployment)
+
+
+def _names(deployment: Deployment) -> dict[str, Any]:
+    return {
+        "name": deployment.name,
+        "endpoint_name": deployment.endpoint_name,
+        "description": deployment.description,
+        "tags": dict(deployment.tags),
+    }
+
+
+def _created(found: DeploymentT, deployment: Deployment) -> DeploymentT:
+    """`found` as Azure returns a deployment that exists: provisioned, with who made and changed it when."""
     found.provisioning_state = "Succeeded"
     found.creation_context = SystemData.of(
         deployment.created_at, deployment.created_by, deployment.updated_at, deployment.updated_by

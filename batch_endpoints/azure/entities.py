@@ -370,3 +370,43 @@ def _reference_or_inline(asset: Model | Environment | str | None) -> str | dict[
     if asset is None or isinstance(asset, str):
         return asset
     return asset.id or asset.yaml_mapping()
+
+
+@dataclass(kw_only=True)
+class PipelineComponentBatchDeployment:
+    """Azure's pipeline component deployment: `component` (a registered one's reference, `azureml:name:version` or
+    `name@latest`; a component file's path; or a component `load_component` read), or `job_definition`, an earlier
+    pipeline job (the job `jobs.create_or_update` returned, or its name), and `settings` as Azure's YAML writes them
+    (`default_compute`, `continue_on_step_failure`, `default_datastore`)."""
+
+    name: str
+    endpoint_name: str | None = None
+    description: str | None = None
+    tags: Tags = field(default_factory=dict)
+    component: Any = None
+    job_definition: Any = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    type: str = field(default="pipeline", init=False)
+    provisioning_state: str | None = field(default=None, init=False)
+    creation_context: SystemData | None = field(default=None, init=False)
+
+    def yaml_mapping(self) -> dict[str, Any]:
+        component = self.component
+        if isinstance(component, os.PathLike):
+            component = os.fspath(component)
+        elif hasattr(component, "model_dump"):  # a component load_component read, or a deployment returned
+            component = component.model_dump(mode="json", exclude={"created_at", "created_by"}, exclude_none=True)
+        job = self.job_definition
+        job_name = getattr(job, "name", job)
+        return _without_none(
+            {
+                "name": self.name,
+                "endpoint_name": self.endpoint_name,
+                "description": self.description,
+                "tags": self.tags,
+                "type": "pipeline",
+                "component": component,
+                "job_definition": None if job_name is None else f"azureml:{str(job_name).removeprefix('azureml:')}",
+                "settings": self.settings,
+            }
+        )

@@ -7,6 +7,7 @@ returns the job itself, so that code finds the scoring job it expects.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Iterator
@@ -17,10 +18,11 @@ from batch_endpoints.api.protocol import EndpointsApi
 from batch_endpoints.api.schemas import JobView, console_url
 from batch_endpoints.azure.entities import SystemData
 from batch_endpoints.azure.poller import LROPoller
-from batch_endpoints.errors import BatchEndpointError, ConflictError
+from batch_endpoints.errors import BatchEndpointError, ConflictError, ValidationError
 from batch_endpoints.job_downloads import JobFilesToDownload, check_output_name
 from batch_endpoints.progress import watch
-from batch_endpoints.specs import Job, JobStatus
+from batch_endpoints.specs import Job, JobStatus, PipelineSettings
+from batch_endpoints.yaml_specs import PipelineJobDeclaration
 
 STREAM_INTERVAL_S = 0.5
 
@@ -70,12 +72,73 @@ class BatchJob:
             output_uri=job.output_uri,
             error=job.error,
             studio_url=console_url(job.execution),
+            type="pipeline" if job.pipeline is not None else "batch",
+        )
+
+
+@dataclass(kw_only=True)
+class PipelineJob:
+    """Azure's pipeline job as `load_job` reads it from pipeline-job.yml. Its name, display and experiment names,
+    description, tags and `settings` (`pipeline_job.settings.default_compute = "batch-cluster"`) may be changed
+    before `ml_client.jobs.create_or_update` runs it; its pipeline, inputs and outputs are the file's."""
+
+    declaration: PipelineJobDeclaration = field(repr=False)
+    name: str | None = None
+    display_name: str | None = None
+    experiment_name: str | None = None
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    settings: PipelineSettings = field(default_factory=PipelineSettings)
+    type: str = field(default="pipeline", init=False)
+
+    def declared(self) -> PipelineJobDeclaration:
+        invocation = dataclasses.replace(
+            self.declaration.invocation,
+            display_name=self.display_name,
+            experiment_name=self.experiment_name,
+            tags=dict(self.tags),
+        )
+        return dataclasses.replace(
+            self.declaration,
+            name=self.name,
+            description=self.description,
+            settings=self.settings,
+            invocation=invocation,
         )
 
 
 class JobOperations:
-    def __init__(self, service: EndpointsApi) -> None:
+    def __init__(self, service: EndpointsApi, caller: str = "") -> None:
         self._service = service
+        self._caller = caller
+
+    def create_or_update(
+        self,
+        job: PipelineJob,
+        *,
+        description: str | None = None,
+        compute: str | None = None,
+        tags: dict[str, str] | None = None,
+        experiment_name: str | None = None,
+        skip_validation: bool = False,
+        **kwargs: Any,
+    ) -> BatchJob:
+        """Runs a pipeline job outside any endpoint (the job `load_job` read), as `az ml job create` does; the
+        keywords replace the job's own. `skip_validation` is accepted: the job is checked whole before it runs."""
+        refuse_unknown("jobs.create_or_update", kwargs)
+        if not isinstance(job, PipelineJob):
+            raise ValidationError(f"expected a PipelineJob from load_job (got {type(job).__name__})", field="job")
+        settings = job.settings
+        if compute:
+            settings = settings.model_copy(update={"default_compute": compute.removeprefix("azureml:")})
+        declared = dataclasses.replace(
+            job,
+            description=job.description if description is None else description,
+            tags=job.tags if tags is None else tags,
+            experiment_name=experiment_name or job.experiment_name,
+            settings=settings,
+        ).declared()
+        return BatchJob.of(self._service.create_pipeline_job(declared, caller=self._caller))
 
     def get(self, name: str) -> BatchJob:
         return BatchJob.of(self._service.get_job(name))

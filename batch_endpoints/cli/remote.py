@@ -18,7 +18,7 @@ from typing import Any
 from batch_endpoints.api.schemas import JobView, LogPageView
 from batch_endpoints.client import BatchEndpointsClient
 from batch_endpoints.client.connection import path
-from batch_endpoints.client.operations import typed
+from batch_endpoints.client.operations import pipeline_deployment_body, typed
 from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
 from batch_endpoints.repository import next_version
 from batch_endpoints.service import InvokeRequest
@@ -44,8 +44,6 @@ from batch_endpoints.yaml_specs import (
     PipelineJobDeclaration,
     read_conda_file,
 )
-
-STANDALONE_JOBS_LOCAL_ONLY = "the CLI runs pipeline jobs outside an endpoint on the local backend only, for now"
 
 
 class RemoteService:
@@ -192,7 +190,7 @@ class RemoteService:
     def _put_deployment(self, declaration: DeploymentDeclaration, set_default: bool) -> Deployment:
         """deployment.yml as the API's JSON body, with local folders (code, an inline model, an inline pipeline's
         steps' code) put in the API's storage first."""
-        if declaration.component is not None:
+        if declaration.pipeline_settings is not None:
             return self._put_pipeline_deployment(declaration, set_default)
         if declaration.model is None:
             raise ValidationError("is required: the registered model or a local folder to score with", field="model")
@@ -238,18 +236,17 @@ class RemoteService:
         return typed(Deployment, self._api.call("PUT", resource, body=body, query={"set_default": set_default}))
 
     def _put_pipeline_deployment(self, declaration: DeploymentDeclaration, set_default: bool) -> Deployment:
-        component = declaration.component
-        settings = declaration.pipeline_settings
-        assert component is not None and settings is not None, "a pipeline deployment's"
-        body: dict[str, Any] = {
-            "type": "pipeline",
-            "description": declaration.description,
-            "tags": declaration.tags,
-            "component": component if isinstance(component, str) else self.client.components.body(component),
-            "settings": settings.model_dump(mode="json", exclude_none=True),
-        }
-        resource = path("/endpoints/{}/deployments/{}", declaration.endpoint_name, declaration.name)
-        return typed(Deployment, self._api.call("PUT", resource, body=body, query={"set_default": set_default}))
+        assert declaration.pipeline_settings is not None, "a pipeline deployment's"
+        body = pipeline_deployment_body(
+            self.client.storage,
+            component=declaration.component,
+            settings=declaration.pipeline_settings,
+            description=declaration.description,
+            tags=declaration.tags,
+            job_definition=declaration.job_definition,
+        )
+        deployments = self.client.batch_deployments
+        return deployments.put(declaration.endpoint_name, declaration.name, body, set_default=set_default)
 
     def get_deployment(self, endpoint_name: str, name: str) -> Deployment:
         return self.client.batch_deployments.get(name, endpoint_name)
@@ -275,7 +272,7 @@ class RemoteService:
         """Nothing: the API deletes nothing it was sent (a refused invoke's upload stays under uploads/inputs/)."""
 
     def create_pipeline_job(self, declaration: PipelineJobDeclaration, *, caller: str = "") -> JobView:
-        raise ValidationError(STANDALONE_JOBS_LOCAL_ONLY, field="--file")
+        return self.client.jobs.create(declaration)
 
     def invoke(self, request: InvokeRequest) -> JobView:
         return self.client.batch_endpoints.invoke(

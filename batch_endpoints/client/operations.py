@@ -34,11 +34,12 @@ from batch_endpoints.specs import (
     Model,
     NamedInput,
     NamedOutput,
+    PipelineSettings,
     named_inputs,
     named_outputs,
 )
 from batch_endpoints.specs.components import COMPONENT_ADAPTER, ComponentT, with_code
-from batch_endpoints.yaml_specs import endpoint_document, is_reference
+from batch_endpoints.yaml_specs import PipelineJobDeclaration, endpoint_document, is_reference
 
 LATEST = "latest"
 # The API's largest page: fewer round trips while listing.
@@ -95,10 +96,7 @@ class ComponentOperations(_Operations):
         """The component as the API takes it (a version's body, or a pipeline deployment's inline `component`),
         its local code folders (and its inline steps') uploaded first when the API's storage is not this
         machine's disk."""
-        stored = with_code(
-            component, lambda field, code: self._storage.stored(code, "/code/uploads", field=field, code=True)
-        )
-        return stored.model_dump(mode="json", exclude={"created_at", "created_by"}, exclude_none=True)
+        return _component_body(self._storage, component)
 
     def get(self, name: str, version: str | None = None, label: str | None = None) -> ComponentT:
         """A version, or the latest (`label="latest"` or no version)."""
@@ -207,7 +205,7 @@ class BatchEndpointOperations(_Operations):
             "deployment_name": deployment_name,
             "output": _output(output_path, output_file_name),
             "overrides": (overrides or InvokeOverrides()).model_dump(exclude_none=True),
-            "inputs": {name: self._input_body(name, value) for name, value in named.items()} or None,
+            "inputs": {name: _input_body(self._storage, name, value) for name, value in named.items()} or None,
             "outputs": {name: _output_body(value) for name, value in named_out.items()} or None,
             "experiment_name": experiment_name,
             "display_name": display_name,
@@ -219,19 +217,23 @@ class BatchEndpointOperations(_Operations):
         )
         return typed(JobView, job)
 
-    def _input_body(self, name: str, given: NamedInput) -> dict[str, Any]:
-        """A named input as the API takes it: a local data input uploaded first, like `input`."""
-        sent = given.model_dump(exclude_unset=True)
-        if given.path is not None and not is_reference(given.path):
-            sent["path"] = self._storage.stored(given.path, "/inputs/uploads", field=f"inputs.{name}.path")
-        return sent
-
 
 class BatchDeploymentOperations(_Operations):
     def create_or_update(self, deployment: Deployment, *, set_default: bool = False) -> Deployment:
         """Creates or replaces the deployment. Its code folder (and model path, for an inline model) is a storage
-        URI, or a local folder, uploaded first when the API's storage is not this machine's disk."""
-        body: dict[str, Any] = {
+        URI, or a local folder, uploaded first when the API's storage is not this machine's disk. A pipeline
+        deployment sends its registered component's reference (`component_ref`), or its inline component."""
+        if deployment.type == "pipeline":
+            assert deployment.component is not None and deployment.pipeline_settings is not None, "as Deployment checks"
+            body = pipeline_deployment_body(
+                self._storage,
+                component=deployment.component_ref or deployment.component,
+                settings=deployment.pipeline_settings,
+                description=deployment.description,
+                tags=deployment.tags,
+            )
+            return self.put(deployment.endpoint_name, deployment.name, body, set_default=set_default)
+        body = {
             "description": deployment.description,
             "tags": deployment.tags,
             "model": deployment.model,
@@ -245,7 +247,11 @@ class BatchDeploymentOperations(_Operations):
         environment = _environment_body(deployment.environment)
         if environment is not None:
             body["environment"] = environment
-        resource = path("/endpoints/{}/deployments/{}", deployment.endpoint_name, deployment.name)
+        return self.put(deployment.endpoint_name, deployment.name, body, set_default=set_default)
+
+    def put(self, endpoint_name: str, name: str, body: dict[str, Any], *, set_default: bool = False) -> Deployment:
+        """PUT a deployment's body as the API takes it (deployment.yml as JSON)."""
+        resource = path("/endpoints/{}/deployments/{}", endpoint_name, name)
         return typed(Deployment, self._api.call("PUT", resource, body=body, query={"set_default": set_default}))
 
     def get(self, name: str, endpoint_name: str) -> Deployment:
@@ -260,6 +266,29 @@ class BatchDeploymentOperations(_Operations):
 
 
 class JobOperations(_Operations):
+    def create(self, job: PipelineJobDeclaration) -> JobView:
+        """Starts a pipeline job outside any endpoint, as `az ml job create --file pipeline-job.yml` does
+        (`yaml_specs.load_pipeline_job` reads that file). Its inline pipeline's code folders and its local data
+        inputs are uploaded first when the API's storage is not this machine's disk."""
+        given = job.invocation
+        named_out = named_outputs(given.outputs)
+        body: dict[str, Any] = {
+            "type": "pipeline",
+            "name": job.name,
+            "description": job.description,
+            "display_name": given.display_name,
+            "experiment_name": given.experiment_name,
+            "tags": given.tags,
+            "settings": job.settings.model_dump(mode="json", exclude_none=True),
+            "component": job.component
+            if isinstance(job.component, str)
+            else _component_body(self._storage, job.component),
+            "inputs": {name: _input_body(self._storage, name, value) for name, value in given.inputs.items()},
+            "outputs": {name: _output_body(value) for name, value in named_out.items()},
+        }
+        started = self._api.call("POST", "/jobs", body={k: v for k, v in body.items() if v is not None})
+        return typed(JobView, started)
+
     def get(self, name: str) -> JobView:
         """A job and its live progress."""
         return typed(JobView, self._api.call("GET", path("/jobs/{}", name)))
@@ -341,6 +370,43 @@ def _keyed(idempotency_key: str | None) -> dict[str, str]:
     """The Idempotency-Key header of a request that starts something: the key given, else a fresh one, which
     the request's retries all carry."""
     return {IDEMPOTENCY_HEADER: idempotency_key or uuid.uuid4().hex}
+
+
+def pipeline_deployment_body(
+    storage: Storage,
+    *,
+    component: ComponentT | str | None,
+    settings: PipelineSettings,
+    description: str = "",
+    tags: Mapping[str, str] | None = None,
+    job_definition: str | None = None,
+) -> dict[str, Any]:
+    """A pipeline deployment as the API takes it: its pipeline component (a registered one's reference, or inline
+    with its steps' local code uploaded first), or the earlier pipeline job it is made from (`job_definition`)."""
+    body: dict[str, Any] = {
+        "type": "pipeline",
+        "description": description,
+        "tags": dict(tags or {}),
+        "settings": settings.model_dump(mode="json", exclude_none=True),
+    }
+    if job_definition is not None:
+        body["job_definition"] = f"azureml:{job_definition}"
+    if component is not None:
+        body["component"] = component if isinstance(component, str) else _component_body(storage, component)
+    return body
+
+
+def _component_body(storage: Storage, component: ComponentT) -> dict[str, Any]:
+    stored = with_code(component, lambda field, code: storage.stored(code, "/code/uploads", field=field, code=True))
+    return stored.model_dump(mode="json", exclude={"created_at", "created_by"}, exclude_none=True)
+
+
+def _input_body(storage: Storage, name: str, given: NamedInput) -> dict[str, Any]:
+    """A named input as the API takes it: a local data input uploaded first, like `input`."""
+    sent = given.model_dump(exclude_unset=True)
+    if given.path is not None and not is_reference(given.path):
+        sent["path"] = storage.stored(given.path, "/inputs/uploads", field=f"inputs.{name}.path")
+    return sent
 
 
 def _output(output_path: str | None, output_file_name: str | None) -> dict[str, str] | None:

@@ -575,7 +575,7 @@ class JobService(AssetService):
             )
 
         job = self.repo.update_job(job_id, reopen)
-        workflow.forget_shard_failures(self.backend, job.id)
+        workflow.forget_shard_failures(self.backend.records, job.id)
         return self._run_workflow(job, self.backend.orchestrator.resume, "resumed")
 
     def _endpoint_if_any(self, job: Job) -> Endpoint | None:

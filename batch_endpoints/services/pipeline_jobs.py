@@ -23,6 +23,7 @@ class PipelineJobService(EndpointService, JobService):
         if isinstance(declaration.component, PipelineComponent):
             for_pipeline_deployment(declaration.component, given.inputs, given.outputs)
         pipeline, reference, compute = self.pipeline_to_run(declaration.component, declaration.settings)
+        for_pipeline_deployment(pipeline, given.inputs, given.outputs)  # a registered pipeline's, before registering
         snapshot = parse(
             Deployment,
             {
@@ -38,6 +39,9 @@ class PipelineJobService(EndpointService, JobService):
                 "updated_by": caller,
             },
         )
+        # Its command steps run on a job definition of their own (on AWS, a revision of the standalone jobs' one,
+        # with this job's compute and image), as a deployment's steps run on the deployment's.
+        snapshot.compute_handle = self.backend.computes.register_deployment(snapshot)
         request = InvokeRequest(
             endpoint_name="",
             deployment_name="",

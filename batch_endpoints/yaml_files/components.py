@@ -80,24 +80,32 @@ def load_pipeline_job(
     given = {
         key: local_or_reference(value, here) if is_path_key(key) else value for key, value in (overrides or {}).items()
     }
-    data, origins = _prepare(read_yaml(file), given, source, settings_block=False)
+    return load_pipeline_job_mapping(read_yaml(file), file.parent, overrides=given, source=source)
+
+
+def load_pipeline_job_mapping(
+    mapping: Mapping[str, Any], base: Path | None, *, overrides: Mapping[str, Any] | None = None, source: str = ""
+) -> PipelineJobDeclaration:
+    """A pipeline job from its mapping in Azure's layout; local paths resolve against `base` (none: a request,
+    whose code and data must already be in storage)."""
+    data, origins = _prepare(mapping, overrides, source, settings_block=False)
     with reported(source, origins):
         doc = PipelineJobFile.model_validate(data)
         if doc.jobs is None:
-            component = _pipeline_component(doc.component, file.parent)
+            component = _pipeline_component(doc.component, base)
         elif doc.component is not None:
             raise ValidationError("give a component or jobs, not both", field="jobs")
         else:
             component = component_from_mapping(
-                {"type": "pipeline", "jobs": doc.jobs, **_declarations(doc.inputs, doc.outputs)}, file.parent
+                {"type": "pipeline", "jobs": doc.jobs, **_declarations(doc.inputs, doc.outputs)}, base
             )
     settings = doc.settings or specs.PipelineSettings()
     if doc.compute and "default_compute" not in settings.model_fields_set:
         settings = settings.model_copy(update={"default_compute": doc.compute})
-    base = str(file.parent)
+    folder = str(base) if base is not None else None
     invocation = InvokeDeclaration(
-        inputs={name: located(given, base) for name, given in doc.inputs.items()},
-        outputs={name: located(given, base) for name, given in doc.outputs.items()},
+        inputs={name: located(given, folder) for name, given in doc.inputs.items()},
+        outputs={name: located(given, folder) for name, given in doc.outputs.items()},
         experiment_name=doc.experiment_name,
         display_name=doc.display_name,
         tags=dict(doc.tags),

@@ -269,8 +269,9 @@ def is_path_key(key: str) -> bool:
 _Located = TypeVar("_Located", specs.NamedInput, specs.NamedOutput)
 
 
-def located(given: _Located, base: str) -> _Located:
-    if given.path is None:
+def located(given: _Located, base: str | None) -> _Located:
+    """`given` with its local path made absolute against `base`; as given without a base (a request's paths)."""
+    if given.path is None or base is None:
         return given
     return given.model_copy(update={"path": local_or_reference(given.path, base)})
 

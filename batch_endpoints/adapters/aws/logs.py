@@ -148,6 +148,9 @@ class CloudWatchJobLogReader:
 
 
 def _is_shard(name: str, prefix: str) -> bool:
+    # A shard's Batch job is <job id>-s<digits> (infra/job_states.py); a command step's is <pipeline job id>-<step>.
+    # The JOB_NAME prefix filter lists both ("<job id>-s*" lists a step named "score"); only digits after the prefix
+    # make a shard. A step named "s1" has a shard's shape, but under its pipeline job's id, which no model job has.
     return name.startswith(prefix) and name[len(prefix) :].isdigit()
 
 

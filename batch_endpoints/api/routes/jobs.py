@@ -3,6 +3,7 @@ read the logs of a job."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response, content_types
@@ -12,10 +13,20 @@ from batch_endpoints import yaml_specs
 from batch_endpoints.api import uploads
 from batch_endpoints.api.route_inputs import Caller, IdempotencyKey, PageLimit, PageToken, Service, storage_location
 from batch_endpoints.api.routes import new_router
-from batch_endpoints.api.schemas import InvokeBody, InvokeOutput, JobList, JobView, LogPageView, RerunBody, UploadTarget
+from batch_endpoints.api.schemas import (
+    InvokeBody,
+    InvokeOutput,
+    JobList,
+    JobView,
+    LogPageView,
+    PipelineJobBody,
+    RerunBody,
+    UploadTarget,
+)
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
 from batch_endpoints.specs import Job, for_model_deployment, with_data_input
+from batch_endpoints.specs.components import with_code
 from batch_endpoints.specs.invocation import refuse_model_options
 
 router = new_router()
@@ -94,6 +105,21 @@ def _model_request(endpoint_name: str, body: InvokeBody, caller: str) -> InvokeR
         display_name=body.display_name,
         tags=body.tags,
     )
+
+
+@router.post("/jobs", status_code=202, tags=["jobs"], summary="Create a pipeline job outside any endpoint")
+def create_pipeline_job(body: PipelineJobBody, service: Service, caller: Caller) -> Response[JobView]:
+    """Runs a pipeline once, as `az ml job create --file pipeline-job.yml` does: checked as a pipeline deployment
+    and its invocation are, then run as an invoked pipeline job is. A deployment can then be made from it
+    (`job_definition: azureml:JOB`). The job is filed under no endpoint: follow it at links.job."""
+    declaration = yaml_specs.load_pipeline_job_mapping(body.model_dump(by_alias=True, exclude_none=True), None)
+    if not isinstance(declaration.component, str):
+        prefix = "" if body.jobs is not None else "component."
+        inline = with_code(
+            declaration.component, lambda field, code: storage_location(service, code, f"{prefix}{field}")
+        )
+        declaration = dataclasses.replace(declaration, component=inline)
+    return _accepted(service, service.create_pipeline_job(declaration, caller=caller))
 
 
 def _accepted(service: BatchEndpointService, job: Job) -> Response[JobView]:
