@@ -7,6 +7,7 @@ from typing import Any
 
 from batch_endpoints import assets, mlflow_models
 from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
+from batch_endpoints.pipeline_graph import pipeline_steps
 from batch_endpoints.services.components import ComponentService
 from batch_endpoints.specs import (
     CodeConfiguration,
@@ -18,8 +19,8 @@ from batch_endpoints.specs import (
     now,
     parse,
 )
-from batch_endpoints.specs.components import ComponentT, PipelineComponent
-from batch_endpoints.yaml_specs import AZURE_PREFIX, DeploymentDeclaration, EndpointPatch
+from batch_endpoints.specs.components import CommandComponent, ComponentT, PipelineComponent
+from batch_endpoints.yaml_specs import AZURE_PREFIX, DeploymentDeclaration, EndpointPatch, asset_reference
 
 
 class EndpointService(ComponentService):
@@ -127,11 +128,37 @@ class EndpointService(ComponentService):
             deployment = self._pipeline_deployment(declaration, existing, caller)
         else:
             deployment = self._model_deployment(declaration, existing, caller)
-        deployment.compute_handle = self.backend.computes.register_deployment(deployment)
+        self.register_on_compute(deployment)
         self.repo.put_deployment(deployment, expected_version=version)
         if set_default:
             self.update_endpoint(endpoint.name, EndpointPatch.default_deployment(deployment.name), caller=caller)
         return deployment
+
+    def register_on_compute(self, deployment: Deployment) -> None:
+        """Register the deployment with its compute, and a pipeline's command steps in their environments."""
+        deployment.compute_handle = self.backend.computes.register_deployment(deployment)
+        if deployment.component is not None:
+            environments = self._step_environments(deployment.component)
+            deployment.step_handles = self.backend.computes.register_steps(deployment, environments)
+
+    def _step_environments(self, pipeline: PipelineComponent) -> dict[str, Environment]:
+        """Each command step's environment, a reference resolved to the registered version it names now. One not
+        registered here (Azure's curated environments: their images hold no runner) is left out: the step runs in
+        the runner's image, as a step that names none does."""
+        environments: dict[str, Environment] = {}
+        for step, component in pipeline_steps(pipeline).items():
+            declared = component.environment if isinstance(component, CommandComponent) else None
+            if isinstance(declared, str):
+                name, version, label = asset_reference(
+                    declared, field=f"jobs.{step}.component.environment", noun="environment"
+                )
+                try:
+                    declared = self.get_environment(name, version, label)
+                except NotFoundError:
+                    declared = None
+            if declared is not None:
+                environments[step] = declared
+        return environments
 
     def _compute(self, name: str, *, field: str) -> Compute:
         compute = self.backend.computes.get(name)
