@@ -113,6 +113,8 @@ def test_on_aws_each_command_step_runs_on_a_job_definition_with_its_environments
 
     deployment = api("PUT", shop, pipeline_body(pipeline)).json()
 
+    pinned = deployment["component"]["jobs"]["summarize_job"]["component"]["environment"]
+    assert (pinned["name"], pinned["version"], pinned["image"]) == ("summarizer", "2", SUMMARIZE_IMAGE)
     handles = deployment["step_handles"]
     assert sorted(handles) == ["prepare_job", "summarize_job"]
     assert len({*handles.values(), deployment["compute_handle"]}) == 3
@@ -150,6 +152,11 @@ def test_on_aws_a_command_step_without_an_image_of_its_own_runs_on_the_deploymen
 
     assert put.status == 200, put.text
     assert list(put.json()["step_handles"]) == ["prepare_job"]
+    kept = put.json()["component"]["jobs"]["summarize_job"]["component"]["environment"]
+    if isinstance(environment, str):  # not registered here: kept as written, not pinned
+        assert kept == environment.removeprefix("azureml:")
+    else:
+        assert {key: kept[key] for key in environment} == environment
 
 
 def test_on_aws_a_started_steps_log_uri_is_its_child_jobs_logs_route_reading_cloudwatch(

@@ -135,30 +135,35 @@ class EndpointService(ComponentService):
         return deployment
 
     def register_on_compute(self, deployment: Deployment) -> None:
-        """Register the deployment with its compute, and a pipeline's command steps in their environments."""
+        """Register the deployment with its compute, and a pipeline's command steps in their environments, each
+        registered environment a step names pinned in the deployment as it is now (as a model deployment's is)."""
         deployment.compute_handle = self.backend.computes.register_deployment(deployment)
         if deployment.component is not None:
-            environments = self._step_environments(deployment.component)
+            deployment.component = self._with_step_environments(deployment.component)
+            environments = {
+                step: component.environment
+                for step, component in pipeline_steps(deployment.component).items()
+                if isinstance(component, CommandComponent) and isinstance(component.environment, Environment)
+            }
             deployment.step_handles = self.backend.computes.register_steps(deployment, environments)
 
-    def _step_environments(self, pipeline: PipelineComponent) -> dict[str, Environment]:
-        """Each command step's environment, a reference resolved to the registered version it names now. One not
-        registered here (Azure's curated environments: their images hold no runner) is left out: the step runs in
-        the runner's image, as a step that names none does."""
-        environments: dict[str, Environment] = {}
+    def _with_step_environments(self, pipeline: PipelineComponent) -> PipelineComponent:
+        """The pipeline, each command step's environment reference replaced by the registered version it names. One
+        not registered here (Azure's curated environments: their images hold no runner) is kept as written: the
+        step runs in the runner's image, as a step that names none does."""
+        jobs = dict(pipeline.jobs)
         for step, component in pipeline_steps(pipeline).items():
-            declared = component.environment if isinstance(component, CommandComponent) else None
-            if isinstance(declared, str):
-                name, version, label = asset_reference(
-                    declared, field=f"jobs.{step}.component.environment", noun="environment"
-                )
-                try:
-                    declared = self.get_environment(name, version, label)
-                except NotFoundError:
-                    declared = None
-            if declared is not None:
-                environments[step] = declared
-        return environments
+            if not isinstance(component, CommandComponent) or not isinstance(component.environment, str):
+                continue
+            field = f"jobs.{step}.component.environment"
+            name, version, label = asset_reference(component.environment, field=field, noun="environment")
+            try:
+                registered = self.get_environment(name, version, label).as_deployed()
+            except NotFoundError:
+                continue
+            pinned = component.model_copy(update={"environment": registered})
+            jobs[step] = jobs[step].model_copy(update={"component": pinned})
+        return pipeline.model_copy(update={"jobs": jobs})
 
     def _compute(self, name: str, *, field: str) -> Compute:
         compute = self.backend.computes.get(name)
