@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import subprocess
 import sys
 import tempfile
 
+from batch_container import requirements
 from batch_endpoints.adapters.environment import from_environment
 from batch_endpoints.backend import Backend
-from batch_endpoints.command_steps import prepare_command, store_outputs
+from batch_endpoints.command_steps import PreparedCommand, prepare_command, store_outputs
 from batch_endpoints.errors import BatchEndpointError, ValidationError
 from batch_endpoints.pipeline_graph import pipeline_steps
 from batch_endpoints.pipeline_rounds import record_step
 from batch_endpoints.repository import Repository
+from batch_endpoints.specs import Environment
 from batch_endpoints.specs.components import CommandComponent
 
 log = logging.getLogger("batch_container.command_step")
@@ -38,6 +41,13 @@ def run_command_step(backend: Backend, job_id: str, step: str, *, folder: str) -
         raise ValidationError(f"is not a command step of job {job_id}", field="step")
     run = job.pipeline.step(step)
     prepared = prepare_command(backend.blobs, run, component, folder)
+    try:
+        _meet_requirements(step, component, prepared, folder)
+    except requirements.RequirementsError as exc:
+        unmet = str(exc)
+        log.error("%s", unmet)
+        repo.update_job(job_id, lambda current: record_step(current, step, unmet))
+        return 1
     log.info("$ %s", prepared.command)
     sys.stdout.flush()
     returned = subprocess.run(
@@ -48,6 +58,24 @@ def run_command_step(backend: Backend, job_id: str, step: str, *, folder: str) -
         store_outputs(backend.blobs, prepared, run)
     repo.update_job(job_id, lambda current: record_step(current, step, error))
     return returned
+
+
+def _meet_requirements(step: str, component: CommandComponent, prepared: PreparedCommand, folder: str) -> None:
+    """The step's environment's pip requirements, as a model deployment's are met (batch_container/requirements.py),
+    put first on the command's PYTHONPATH when installed. A reference the deployment could not pin (an environment
+    not registered here, such as Azure's curated ones) has none."""
+    environment = component.environment
+    if not isinstance(environment, Environment):
+        return
+    site = requirements.meet(
+        environment.pip_requirements,
+        os.path.join(folder, "site"),
+        variables=component.environment_variables,
+        needed_by=f"step {step}'s environment",
+    )
+    if site is not None:
+        path = prepared.environment.get("PYTHONPATH", "")
+        prepared.environment["PYTHONPATH"] = os.pathsep.join(filter(None, (site, path)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -134,6 +134,20 @@ def check_installed(requirements: Sequence[str], *, needed_by: str) -> None:
         )
 
 
+def meet(requirements: Sequence[str], target: str, *, variables: Mapping[str, str], needed_by: str) -> str | None:
+    """Where this runner may install (BEP_INSTALL_REQUIREMENTS=1: the cloud, our image), install the unmet
+    requirements into `target` and return it (None when all are met); elsewhere check them (check_installed)."""
+    wanted = without_azure_only(requirements)
+    if os.environ.get(INSTALL_VARIABLE) != "1":
+        check_installed(wanted, needed_by=needed_by)
+        return None
+    missing = [item.requirement for item in unmet(wanted)]
+    if not missing:
+        return None
+    install(missing, target, variables=variables)
+    return target
+
+
 def install(requirements: Sequence[str], target: str, *, variables: Mapping[str, str]) -> None:
     """`pip install --target target` the requirements; pip's PIP_* settings come from `variables` over ours."""
     environment = {**os.environ, **{k: v for k, v in variables.items() if k.startswith("PIP_")}}

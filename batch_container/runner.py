@@ -411,16 +411,12 @@ class ShardRunner:
         try:
             if self._requirements_error is not None:
                 raise requirements.RequirementsError(self._requirements_error)
-            wanted = requirements.without_azure_only(self.job.deployment.environment.pip_requirements)
-            if os.environ.get(requirements.INSTALL_VARIABLE) != "1":
-                requirements.check_installed(wanted, needed_by="the deployment's environment")
-                return None
-            unmet = [item.requirement for item in requirements.unmet(wanted)]
-            if not unmet:
-                return None
-            site = os.path.join(self.scratch, "site")
-            requirements.install(unmet, site, variables=self.settings.environment_variables)
-            return site
+            return requirements.meet(
+                self.job.deployment.environment.pip_requirements,
+                os.path.join(self.scratch, "site"),
+                variables=self.settings.environment_variables,
+                needed_by="the deployment's environment",
+            )
         except requirements.RequirementsError as exc:
             self._requirements_error = str(exc)
             raise ScoringScriptError(str(exc), field="environment.pip_requirements") from None

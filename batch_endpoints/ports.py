@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from batch_endpoints.local_files import LocalFile
-from batch_endpoints.specs import Compute, Deployment, Job
+from batch_endpoints.specs import Compute, Deployment, Environment, Job
 
 
 @dataclass(frozen=True)
@@ -230,4 +230,11 @@ class ComputeRegistry(Protocol):
         """Make the compute ready to run the deployment (a Batch job definition revision in the cloud)."""
         ...
 
-    def deregister_deployment(self, deployment: Deployment) -> None: ...
+    def register_steps(self, deployment: Deployment, environments: Mapping[str, Environment]) -> dict[str, str]:
+        """Make the compute ready to run each of a pipeline's command steps in its environment (step -> environment,
+        for the steps that name one); returns the registration of each step that needs one of its own."""
+        ...
+
+    def deregister_deployment(self, deployment: Deployment) -> None:
+        """Remove the deployment's registrations, its steps' included."""
+        ...

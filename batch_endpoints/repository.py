@@ -205,10 +205,17 @@ class Repository:
         return record.counters if record else {}
 
     def list_jobs(self, endpoint: str | None = None, limit: int | None = None) -> list[Job]:
-        """An endpoint's jobs (or every endpoint's), pipeline steps' own jobs left out."""
-        records = self.records.list(JOB, parent=endpoint, newest_first=True, limit=limit)
-        jobs = [Job.model_validate(r.data) for r in records]
-        return [job for job in jobs if job.parent_job_name is None]
+        """An endpoint's jobs (or every job but pipeline steps' own: every endpoint's and the standalone pipeline
+        jobs), newest first."""
+        read = limit
+        while True:
+            records = self.records.list(JOB, parent=endpoint, newest_first=True, limit=read)
+            jobs = [job for job in (Job.model_validate(r.data) for r in records) if job.parent_job_name is None]
+            # Steps' jobs are listed under their pipeline job, so only the listing of every job meets them; with
+            # a limit it reads on past them, or a page would end short and look like the last.
+            if read is None or limit is None or len(jobs) >= limit or len(records) < read:
+                return jobs[:limit]
+            read += limit - len(jobs)
 
     def add_job(self, job: Job) -> None:
         self.records.put(JOB, job.id, _dump(job), parent=_job_parent(job), expected_version=0)

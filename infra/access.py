@@ -32,6 +32,7 @@ INVOKER_ROUTES = (
     ("POST", "/jobs/*/cancel"),
     ("POST", "/jobs/*/rerun"),
     ("POST", "/jobs/*/resume"),
+    ("GET", "/jobs"),  # every job
     ("GET", "/jobs/*"),  # a job, and its logs
     ("GET", "/endpoints"),
     ("GET", "/endpoints/*"),  # an endpoint, its deployments, its jobs

@@ -46,6 +46,7 @@ ROUTES = {
     ("post", "/endpoints/{endpoint_name}/jobs"),
     ("get", "/endpoints/{endpoint_name}/jobs"),
     ("post", "/jobs"),
+    ("get", "/jobs"),
     ("get", "/jobs/{job_id}"),
     ("post", "/jobs/{job_id}/cancel"),
     ("post", "/jobs/{job_id}/rerun"),

@@ -12,7 +12,11 @@ import boto3
 import pytest
 import yaml
 
-from batch_endpoints.adapters.aws.computes import MAX_ATTEMPT_DURATION_S, BatchComputeRegistry
+from batch_endpoints.adapters.aws.computes import (
+    INSTALL_REQUIREMENTS_VARIABLE,
+    MAX_ATTEMPT_DURATION_S,
+    BatchComputeRegistry,
+)
 from batch_endpoints.data_access import ALLOWED_INPUTS, ALLOWED_OUTPUTS, from_environment
 from batch_endpoints.service import BatchEndpointService
 from batch_endpoints.specs import Job, now
@@ -91,6 +95,68 @@ def test_on_aws_a_pipeline_deployment_has_a_job_definition_of_its_own_until_it_i
     assert api("DELETE", shop).status == 204
     (gone,) = batch.describe_job_definitions(jobDefinitions=[handle])["jobDefinitions"]
     assert gone["status"] == "INACTIVE"
+
+
+PREPARE_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/prepare:1"
+SUMMARIZE_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/summarize:2"
+
+
+def test_on_aws_each_command_step_runs_on_a_job_definition_with_its_environments_image_all_deregistered_at_delete(
+    aws_stack: Stack, api: Api, shop: str, tmp_path: Path
+) -> None:
+    batch = boto3.client("batch")
+    environment = {"image": SUMMARIZE_IMAGE, "conda_file": "dependencies: [python=3.11]\n"}
+    assert api("PUT", "/environments/summarizer/versions/2", environment).status in (200, 201)
+    pipeline = inline_pipeline(aws_stack, tmp_path)
+    pipeline["jobs"]["prepare_job"]["component"]["environment"] = {"image": PREPARE_IMAGE}
+    pipeline["jobs"]["summarize_job"]["component"]["environment"] = "azureml:summarizer@latest"
+
+    deployment = api("PUT", shop, pipeline_body(pipeline)).json()
+
+    pinned = deployment["component"]["jobs"]["summarize_job"]["component"]["environment"]
+    assert (pinned["name"], pinned["version"], pinned["image"]) == ("summarizer", "2", SUMMARIZE_IMAGE)
+    handles = deployment["step_handles"]
+    assert sorted(handles) == ["prepare_job", "summarize_job"]
+    assert len({*handles.values(), deployment["compute_handle"]}) == 3
+    definitions = batch.describe_job_definitions(jobDefinitions=list(handles.values()))["jobDefinitions"]
+    images = {d["jobDefinitionArn"]: d["containerProperties"]["image"] for d in definitions}
+    assert images[handles["prepare_job"]] == PREPARE_IMAGE
+    assert images[handles["summarize_job"]] == SUMMARIZE_IMAGE
+    # A custom image is the user's: nothing is installed into it (computes.py).
+    assert all(
+        INSTALL_REQUIREMENTS_VARIABLE not in {v["name"] for v in d["containerProperties"]["environment"]}
+        for d in definitions
+    )
+    assert api("DELETE", shop).status == 204
+    arns = [*handles.values(), deployment["compute_handle"]]
+    gone = batch.describe_job_definitions(jobDefinitions=arns)["jobDefinitions"]
+    assert sorted(d["status"] for d in gone) == ["INACTIVE"] * 3
+
+
+@pytest.mark.parametrize(
+    "environment",
+    [
+        pytest.param("azureml:AzureML-sklearn-1.0-ubuntu20.04-py38-cpu@latest", id="azure-curated-reference"),
+        pytest.param({"image": "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest"}, id="azure-image"),
+        pytest.param({"pip_requirements": ["tabulate"]}, id="requirements-only"),
+    ],
+)
+def test_on_aws_a_command_step_without_an_image_of_its_own_runs_on_the_deployments_job_definition(
+    aws_stack: Stack, api: Api, shop: str, tmp_path: Path, environment: Any
+) -> None:
+    pipeline = inline_pipeline(aws_stack, tmp_path)
+    pipeline["jobs"]["prepare_job"]["component"]["environment"] = {"image": PREPARE_IMAGE}
+    pipeline["jobs"]["summarize_job"]["component"]["environment"] = environment
+
+    put = api("PUT", shop, pipeline_body(pipeline))
+
+    assert put.status == 200, put.text
+    assert list(put.json()["step_handles"]) == ["prepare_job"]
+    kept = put.json()["component"]["jobs"]["summarize_job"]["component"]["environment"]
+    if isinstance(environment, str):  # not registered here: kept as written, not pinned
+        assert kept == environment.removeprefix("azureml:")
+    else:
+        assert {key: kept[key] for key in environment} == environment
 
 
 def test_on_aws_a_started_steps_log_uri_is_its_child_jobs_logs_route_reading_cloudwatch(

@@ -12,6 +12,8 @@ import pytest
 
 from batch_endpoints.adapters.aws.computes import BatchComputeRegistry
 from batch_endpoints.adapters.aws.orchestrator import StepFunctionsOrchestrator
+from batch_endpoints.repository import Repository
+from batch_endpoints.specs import now
 from tests.api_fixtures import (
     Api,
     Stack,
@@ -158,3 +160,28 @@ def test_on_aws_a_pipeline_jobs_command_steps_have_a_job_definition_on_its_compu
     assert definition["status"] == "ACTIVE"
     assert definition["containerProperties"]["image"] == computes.images["cpu"]
     assert target["job_queue"] == computes.job_queue("cpu-cluster")
+
+
+def test_every_job_is_listed_newest_first_the_standalone_pipeline_jobs_with_the_endpoints_steps_jobs_without(
+    stack: Stack, api: Api, tmp_path: Path
+) -> None:
+    for name in ("tryout-1", "tryout-2"):
+        assert api("POST", "/jobs", job_body(stack, tmp_path / name, name=name)).status == 202
+    assert api("PUT", "/endpoints/shop", {}).status == 200
+    body = {"type": "pipeline", "job_definition": "azureml:tryout-1", "settings": {"default_compute": "cpu-cluster"}}
+    assert api("PUT", "/endpoints/shop/deployments/from-job", body, query={"set_default": "true"}).status == 200
+    invoked = api("POST", "/endpoints/shop/jobs", {"inputs": job_body(stack, tmp_path / "invoke")["inputs"]})
+    assert invoked.status == 202, invoked.text
+    # A step's own job, the newest record: listed with its pipeline job only, and no page ends short for it.
+    repo = Repository(stack.backend.records)
+    parent = repo.get_job("tryout-2")
+    repo.add_job(parent.model_copy(update={"id": "tryout-2-score", "parent_job_name": "tryout-2", "created_at": now()}))
+
+    first = api("GET", "/jobs", query={"limit": "2"}).json()
+    second = api("GET", "/jobs", query={"limit": "2", "next_token": first["next_token"]}).json()
+    tried = api("GET", "/jobs", query={"experiment_name": "tryouts"}).json()
+
+    newest_first = [invoked.json()["id"], "tryout-2", "tryout-1"]
+    assert [job["id"] for job in first["value"] + second["value"]] == newest_first
+    assert second["next_token"] is None
+    assert [job["id"] for job in tried["value"]] == ["tryout-2", "tryout-1"]

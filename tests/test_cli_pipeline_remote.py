@@ -150,6 +150,8 @@ def test_a_pipeline_job_runs_over_the_api_and_a_deployment_is_made_from_it(
     assert summary.read_text() == "nightly,a.csv,2\nnightly,b.csv,4\n"
     assert list(deployed["component"]["jobs"]) == ["prepare_job", "summarize_job"]
     assert deployed["component"]["inputs"]["label"]["default"] == "nightly"
+    # Filed under no endpoint, it is listed with every job, as locally.
+    assert job_id in remote("job", "list", "--query", "[].name", "-o", "tsv").out.split()
 
 
 def test_a_bad_pipeline_job_is_refused_over_the_api_naming_the_field(remote: Any, tmp_path: Path) -> None:

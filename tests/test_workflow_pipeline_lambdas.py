@@ -78,6 +78,18 @@ def test_rounds_hand_over_step_names_and_types_until_the_job_completes(job, loca
     assert stored(local_backend, job.id).status.value == "Completed"
 
 
+def test_a_command_step_with_an_image_of_its_own_goes_to_its_job_definition_the_others_to_the_deployments(
+    job, local_backend
+):
+    own = "arn:aws:batch:us-east-1:123456789012:job-definition/bep-shop_pipeline:2"
+    registered = job.deployment.model_copy(update={"compute_handle": JOB_DEFINITION, "step_handles": {"b": own}})
+    Repository(local_backend.records).update_job(job.id, lambda j: j.model_copy(update={"deployment": registered}))
+
+    picked = handlers.pipeline_round({"job_id": job.id, "round": 0}, CONTEXT)
+
+    assert {step["step"]: step["job_definition"] for step in picked["steps"]} == {"a": JOB_DEFINITION, "b": own}
+
+
 def test_a_step_that_failed_in_batch_is_recorded_with_the_jobs_reason_and_fails_the_job(job, local_backend):
     handlers.pipeline_round({"job_id": job.id, "round": 0}, CONTEXT)
     batch_job = {

@@ -305,16 +305,8 @@ class RemoteService:
         experiment_name: str | None = None,
         tags: dict[str, str] | None = None,
     ) -> list[JobView]:
-        def listed(name: str) -> list[JobView]:
-            return list(
-                itertools.islice(self.client.jobs.list(name, experiment_name=experiment_name, tags=tags), limit)
-            )
-
-        if endpoint_name is not None:
-            return listed(endpoint_name)
-        # The API lists jobs per endpoint: every endpoint's newest `limit`, merged, are the newest `limit` of all.
-        jobs = [job for endpoint in self.list_endpoints() for job in listed(endpoint.name)]
-        return sorted(jobs, key=lambda job: job.created_at, reverse=True)[:limit]
+        listed = self.client.jobs.list(endpoint_name, experiment_name=experiment_name, tags=tags)
+        return list(itertools.islice(listed, limit))
 
     def job_artifacts(self, job_id: str) -> list[str]:
         """The output folder of a completed job: its output file and the files its scoring script wrote there;

@@ -294,11 +294,16 @@ class JobOperations(_Operations):
         return typed(JobView, self._api.call("GET", path("/jobs/{}", name)))
 
     def list(
-        self, endpoint_name: str, *, experiment_name: str | None = None, tags: dict[str, str] | None = None
+        self,
+        endpoint_name: str | None = None,
+        *,
+        experiment_name: str | None = None,
+        tags: dict[str, str] | None = None,
     ) -> Iterator[JobView]:
-        """The endpoint's jobs, newest first, fetched page by page as the iteration goes; with an experiment
-        name or tags, only the jobs that have them (every tag given)."""
-        resource = path("/endpoints/{}/jobs", endpoint_name)
+        """The endpoint's jobs (without one, every job: every endpoint's and the pipeline jobs run outside any),
+        newest first, fetched page by page as the iteration goes; with an experiment name or tags, only the jobs
+        that have them (every tag given)."""
+        resource = "/jobs" if endpoint_name is None else path("/endpoints/{}/jobs", endpoint_name)
         query: dict[str, Any] = {"experiment_name": experiment_name}
         if tags:
             query["tag"] = [f"{key}={value}" for key, value in tags.items()]

@@ -7,6 +7,7 @@ from typing import Any
 
 from batch_endpoints import assets, mlflow_models
 from batch_endpoints.errors import ConflictError, NotFoundError, ValidationError
+from batch_endpoints.pipeline_graph import pipeline_steps
 from batch_endpoints.services.components import ComponentService
 from batch_endpoints.specs import (
     CodeConfiguration,
@@ -18,8 +19,8 @@ from batch_endpoints.specs import (
     now,
     parse,
 )
-from batch_endpoints.specs.components import ComponentT, PipelineComponent
-from batch_endpoints.yaml_specs import AZURE_PREFIX, DeploymentDeclaration, EndpointPatch
+from batch_endpoints.specs.components import CommandComponent, ComponentT, PipelineComponent
+from batch_endpoints.yaml_specs import AZURE_PREFIX, DeploymentDeclaration, EndpointPatch, asset_reference
 
 
 class EndpointService(ComponentService):
@@ -127,11 +128,42 @@ class EndpointService(ComponentService):
             deployment = self._pipeline_deployment(declaration, existing, caller)
         else:
             deployment = self._model_deployment(declaration, existing, caller)
-        deployment.compute_handle = self.backend.computes.register_deployment(deployment)
+        self.register_on_compute(deployment)
         self.repo.put_deployment(deployment, expected_version=version)
         if set_default:
             self.update_endpoint(endpoint.name, EndpointPatch.default_deployment(deployment.name), caller=caller)
         return deployment
+
+    def register_on_compute(self, deployment: Deployment) -> None:
+        """Register the deployment with its compute, and a pipeline's command steps in their environments, each
+        registered environment a step names pinned in the deployment as it is now (as a model deployment's is)."""
+        deployment.compute_handle = self.backend.computes.register_deployment(deployment)
+        if deployment.component is not None:
+            deployment.component = self._with_step_environments(deployment.component)
+            environments = {
+                step: component.environment
+                for step, component in pipeline_steps(deployment.component).items()
+                if isinstance(component, CommandComponent) and isinstance(component.environment, Environment)
+            }
+            deployment.step_handles = self.backend.computes.register_steps(deployment, environments)
+
+    def _with_step_environments(self, pipeline: PipelineComponent) -> PipelineComponent:
+        """The pipeline, each command step's environment reference replaced by the registered version it names. One
+        not registered here (Azure's curated environments: their images hold no runner) is kept as written: the
+        step runs in the runner's image, as a step that names none does."""
+        jobs = dict(pipeline.jobs)
+        for step, component in pipeline_steps(pipeline).items():
+            if not isinstance(component, CommandComponent) or not isinstance(component.environment, str):
+                continue
+            field = f"jobs.{step}.component.environment"
+            name, version, label = asset_reference(component.environment, field=field, noun="environment")
+            try:
+                registered = self.get_environment(name, version, label).as_deployed()
+            except NotFoundError:
+                continue
+            pinned = component.model_copy(update={"environment": registered})
+            jobs[step] = jobs[step].model_copy(update={"component": pinned})
+        return pipeline.model_copy(update={"jobs": jobs})
 
     def _compute(self, name: str, *, field: str) -> Compute:
         compute = self.backend.computes.get(name)

@@ -39,9 +39,9 @@ class PipelineJobService(EndpointService, JobService):
                 "updated_by": caller,
             },
         )
-        # Its command steps run on a job definition of their own (on AWS, a revision of the standalone jobs' one,
-        # with this job's compute and image), as a deployment's steps run on the deployment's.
-        snapshot.compute_handle = self.backend.computes.register_deployment(snapshot)
+        # Its command steps run on a job definition of their own (on AWS, revisions of the standalone jobs' one,
+        # with this job's compute and its steps' images), as a deployment's steps run on the deployment's.
+        self.register_on_compute(snapshot)
         request = InvokeRequest(
             endpoint_name="",
             deployment_name="",

@@ -91,8 +91,8 @@ class ComponentBase(Spec):
         return f"{self.name}:{self.version}" if self.name and self.version else self.name
 
 
-# An environment as a component names it: a reference (`azureml:name@latest`), kept as written and resolved when
-# the component runs, or an inline one.
+# An environment as a component names it: a reference (`azureml:name@latest`), kept as written and pinned to the
+# version it names when a pipeline is deployed (or run as a job), or an inline one.
 ComponentEnvironment = str | Environment
 
 

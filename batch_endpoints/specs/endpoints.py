@@ -96,6 +96,11 @@ class Deployment(Spec):
     component_ref: str | None = Field(None, description="the registered pipeline component it runs, name:version")
     pipeline_settings: PipelineSettings | None = None
     compute_handle: str = Field("", description="the compute's registration of this deployment")
+    step_handles: dict[str, str] = Field(
+        default_factory=dict,
+        description="a pipeline's command steps that run in an image of their own, with the compute's registration "
+        "of that image; the other steps run on compute_handle",
+    )
     created_at: str = Field(default_factory=now)
     updated_at: str = Field(default_factory=now)
     created_by: str = ""

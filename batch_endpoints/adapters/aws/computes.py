@@ -15,7 +15,9 @@ reads the rest from the job record). The job definition holds what is fixed per 
   stack can run, else the stack's default image for the compute's kind. Azure's curated images (anything from
   mcr.microsoft.com) hold no runner, so a spec written for Azure runs on our default image unchanged. Any other
   image must be built FROM ours (or at least have `python -m batch_container` as its ENTRYPOINT) and be pullable
-  by the compute environment's instance role (an ECR repository of this account, or a public registry).
+  by the compute environment's instance role (an ECR repository of this account, or a public registry). A
+  pipeline deployment's command steps whose component's environment names such an image run on a revision of the
+  deployment's job definition with that image (register_steps), one per distinct image.
 - resources: the compute's vCPUs and memory, plus its GPUs on a GPU compute. BEP_CPUS tells the runner how
   many vCPUs it has: os.cpu_count() in a container sees the whole host.
 - the runner's environment: the non-secret BEP_* variables that open the cloud backend (table, bucket), given
@@ -49,7 +51,7 @@ from batch_endpoints.fetch_sizing import CPUS_VARIABLE
 from batch_endpoints.planning import MAX_MINI_BATCHES_PER_SHARD
 from batch_endpoints.ports import RecordStore
 from batch_endpoints.repository import Repository
-from batch_endpoints.specs import Compute, Deployment, RunSettings
+from batch_endpoints.specs import Compute, Deployment, Environment, RunSettings
 
 # The same number of tries the local job host gives a shard.
 SHARD_ATTEMPTS = 3
@@ -153,12 +155,29 @@ class BatchComputeRegistry:
 
     def register_deployment(self, deployment: Deployment) -> str:
         """Register a new revision of the deployment's job definition; returns its ARN (name:revision)."""
+        compute = self._compute_of(deployment)
+        return self._register(deployment, compute, self.image_for(deployment.environment, compute))
+
+    def register_steps(self, deployment: Deployment, environments: Mapping[str, Environment]) -> dict[str, str]:
+        """A revision of the deployment's job definition per distinct image among the command steps' environments;
+        returns each step's ARN, for the steps whose image is not the runner's (the others run on the deployment's
+        own revision, which installs their requirements as it does a model deployment's). Revisions of the same
+        name, so that deregister_deployment removes them all and a step's log streams keep the deployment's prefix."""
+        compute = self._compute_of(deployment)
+        images = {step: self.image_for(environment, compute) for step, environment in environments.items()}
+        own = {image for image in images.values() if image != self.images[compute.kind]}
+        arns = {image: self._register(deployment, compute, image) for image in sorted(own)}
+        return {step: arns[image] for step, image in images.items() if image in arns}
+
+    def _compute_of(self, deployment: Deployment) -> Compute:
         compute = self.get(deployment.compute)
         if compute is None:
             raise ValidationError(f"compute {deployment.compute!r} does not exist", field="compute")
+        return compute
+
+    def _register(self, deployment: Deployment, compute: Compute, image: str) -> str:
         config = compute.details
         name = job_definition_name(deployment, self.name_prefix)
-        image = self.image_for(deployment, compute)
         variables = {**self.runner_environment, CPUS_VARIABLE: str(config["vcpus"])}
         if image == self.images[compute.kind]:
             variables[INSTALL_REQUIREMENTS_VARIABLE] = "1"
@@ -198,7 +217,7 @@ class BatchComputeRegistry:
     def deregister_deployment(self, deployment: Deployment) -> None:
         """Deregister every active revision of the deployment's job definition (a deleted deployment keeps none)."""
         name = job_definition_name(deployment, self.name_prefix)
-        arns = {deployment.compute_handle} if deployment.compute_handle else set()
+        arns = {deployment.compute_handle, *deployment.step_handles.values()} - {""}
         paginator = self.client.get_paginator("describe_job_definitions")
         for page in paginator.paginate(jobDefinitionName=name, status="ACTIVE"):
             arns.update(d["jobDefinitionArn"] for d in page["jobDefinitions"])
@@ -210,8 +229,8 @@ class BatchComputeRegistry:
                 if error.response["Error"]["Code"] not in {"ClientException", "ResourceNotFoundException"}:
                     raise
 
-    def image_for(self, deployment: Deployment, compute: Compute) -> str:
-        image = deployment.environment.image
+    def image_for(self, environment: Environment, compute: Compute) -> str:
+        image = environment.image
         if image and not image.startswith(FOREIGN_REGISTRIES):
             return image
         return self.images[compute.kind]

@@ -92,11 +92,13 @@ class StepFunctionsOrchestrator:
 
     def step_target(self, parent: Job, run: StepRun, *, compute: str, child: Job | None) -> dict[str, Any]:
         """What the pipeline machine's Map needs to run one step of a round, besides its name and type: a
-        command step's Batch job queue (its compute's) and job definition (the pipeline deployment's); a parallel
+        command step's Batch job queue (its compute's) and job definition (its environment's revision of the
+        pipeline deployment's, registered at deployment create, else the deployment's own); a parallel
         step's child execution of this (the model-job) machine for its job `child`, named as `start` or `resume`
         names it, with its execution input."""
         if child is None:
-            target = self.batch_target(compute, parent.deployment.compute_handle, parent.deployment_name)
+            definition = parent.deployment.step_handles.get(run.step, parent.deployment.compute_handle)
+            target = self.batch_target(compute, definition, parent.deployment_name)
             return {"job_queue": target["job_queue"], "job_definition": target["job_definition"]}
         return {"execution_name": self.execution_name(child), "execution_input": self.execution_input(child)}
 

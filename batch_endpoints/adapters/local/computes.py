@@ -5,10 +5,11 @@ runner) a job on it starts. A GPU size makes a GPU compute: its instances see th
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from batch_endpoints.ports import RecordStore
 from batch_endpoints.repository import Repository
-from batch_endpoints.specs import Compute, Deployment
+from batch_endpoints.specs import Compute, Deployment, Environment
 
 
 class LocalComputeRegistry:
@@ -54,6 +55,10 @@ class LocalComputeRegistry:
     def register_deployment(self, deployment: Deployment) -> str:
         # Local scoring runs in this Python environment; there is nothing to provision ahead of a job.
         return f"local:{deployment.endpoint_name}/{deployment.name}"
+
+    def register_steps(self, deployment: Deployment, environments: Mapping[str, Environment]) -> dict[str, str]:
+        # A command step runs in this Python environment too (its environment is not installed locally).
+        return {}
 
     def deregister_deployment(self, deployment: Deployment) -> None:
         return None

@@ -141,15 +141,18 @@ def get_job(job_id: str, service: Service) -> JobView:
     return JobView.of(job, api_base_url=service.backend.api_base_url, progress=service.job_progress(job_id))
 
 
+@router.get("/jobs", tags=["jobs"], summary="List every job, or an endpoint's, newest first")
 @router.get("/endpoints/<endpoint_name>/jobs", tags=["jobs"], summary="List an endpoint's jobs, newest first")
 def list_jobs(
-    endpoint_name: str,
     service: Service,
+    endpoint_name: str | None = None,
     limit: PageLimit = 20,
     next_token: PageToken = None,
     experiment_name: Annotated[str | None, Query(description="only the jobs of this experiment")] = None,
     tag: Annotated[list[str] | None, Query(description="only jobs with this tag, key=value; repeatable")] = None,
 ) -> JobList:
+    """`GET /jobs` lists every endpoint's jobs and the pipeline jobs run outside any endpoint (`POST /jobs`), as
+    `bep job list` without an endpoint does; pipeline steps' own jobs are listed with their pipeline job only."""
     tags = yaml_specs.parse_overrides(tag or [], field="tag")
     page = service.list_jobs_page(
         endpoint_name, limit=limit, next_token=next_token, experiment_name=experiment_name, tags=tags
