@@ -15,6 +15,7 @@ from batch_endpoints.component_commands import render_command
 from batch_endpoints.errors import NotFoundError, ValidationError
 from batch_endpoints.pipeline_graph import check_pipeline, pipeline_steps
 from batch_endpoints.repository import Repository
+from batch_endpoints.shard_failures import forget_shard_failures
 from batch_endpoints.specs import (
     CodeConfiguration,
     Deployment,
@@ -30,7 +31,6 @@ from batch_endpoints.specs import (
     parse,
 )
 from batch_endpoints.specs.components import PARALLEL_OVERRIDES, ParallelComponent, PipelineComponent, PipelineStep
-from batch_endpoints.workflow import forget_shard_failures
 from batch_endpoints.yaml_files.references import AZURE_PREFIX
 
 ResolvePath = Callable[[str, str], str]

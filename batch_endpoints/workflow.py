@@ -20,14 +20,11 @@ from batch_endpoints import merging, planning, shard_journals, tabular
 from batch_endpoints.backend import Backend
 from batch_endpoints.errors import AlreadyExistsError, ConflictError, ValidationError
 from batch_endpoints.jobfiles import JobFiles, MiniBatchResult, Shard, ShardJournal
-from batch_endpoints.ports import BlobRange, BlobStore, RecordStore
+from batch_endpoints.ports import BlobRange, BlobStore
 from batch_endpoints.repository import Repository
+from batch_endpoints.shard_failures import first_shard_failure
 from batch_endpoints.specs import Job, JobCounts, JobStatus, OutputAction, now
 
-SHARD_FAILURE = "shard_failure"
-"""Record kind: why the first of a job's shards that failed did, {"shard": n, "reason": text}, keyed by job id.
-Written by the orchestrator (the cloud's state machine, straight to the record table); counter shards_failed."""
-MAX_SHARD_REASON = 500
 # Journals, error lines and undone shards' results are read this many at a time: an S3 GET waits tens of ms,
 # and 32 is the S3 client's connection pool (adapters/aws/blobs.py), so more threads would only queue for one.
 # At 20 ms a GET, 40,000 shards' journals are read in 25 s.
@@ -240,30 +237,6 @@ def finalize_job(backend: Backend, job_id: str) -> Job:
         return current.model_copy(update={"status": status, "error": error, "counts": counts, "ended_at": now()})
 
     return repo.update_job(job_id, end)
-
-
-def first_shard_failure(backend: Backend, job: Job) -> str:
-    """ "; shard 3 failed: <why>" for the first of the job's shards that failed, "" when none is recorded: one
-    read, whatever the number of shards."""
-    record = backend.records.get(SHARD_FAILURE, job.id)
-    if record is None:
-        return ""
-    reason = str(record.data.get("reason", "no reason given"))
-    if len(reason) > MAX_SHARD_REASON:
-        reason = reason[: MAX_SHARD_REASON - 3] + "..."
-    failed = record.counters.get("shards_failed", 1)
-    shard = record.data.get("shard")
-    return (
-        f"; {failed} shards failed, the first (shard {shard}): {reason}"
-        if failed > 1
-        else f"; shard {shard} failed: {reason}"
-    )
-
-
-def forget_shard_failures(records: RecordStore, job_id: str) -> None:
-    """A resumed job (or a resumed pipeline's reopened parallel step) starts with no shard failure recorded: its new
-    execution's are the ones to report."""
-    records.delete(SHARD_FAILURE, job_id)
 
 
 def mark_failed(backend: Backend, job_id: str, error: str) -> Job:

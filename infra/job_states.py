@@ -36,7 +36,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from batch_endpoints.workflow import SHARD_FAILURE
+from batch_endpoints.shard_failures import SHARD_FAILURE
 from infra.compute import BatchCluster
 from infra.layout import SCRATCH_PREFIX
 

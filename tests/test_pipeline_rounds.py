@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from batch_endpoints import pipeline_jobs, workflow, yaml_specs
+from batch_endpoints import pipeline_jobs, yaml_specs
 from batch_endpoints.errors import ValidationError
 from batch_endpoints.pipeline_rounds import UNRECORDED, pick_round, record_step
 from batch_endpoints.service import BatchEndpointService, InvokeRequest
+from batch_endpoints.shard_failures import SHARD_FAILURE, first_shard_failure
 from batch_endpoints.specs import Job, JobStatus, StepStatus, now
 from batch_endpoints.specs.invocation import NamedInput
-from batch_endpoints.workflow import SHARD_FAILURE
 from tests.core_fixtures import local_backend_fixture, recorder_fixture, service_fixture  # noqa: F401
 from tests.test_pipeline_jobs_local import write_project
 
@@ -177,4 +177,4 @@ def test_a_parallel_steps_job_reopened_by_a_resume_forgets_its_shard_failures_as
     assert (reopened.status, reopened.resumes) == (JobStatus.QUEUED, 1)
     assert again == reopened
     assert records.get(SHARD_FAILURE, failed.id) is None
-    assert workflow.first_shard_failure(service.backend, reopened) == ""
+    assert first_shard_failure(service.backend, reopened) == ""

@@ -16,6 +16,7 @@ from batch_endpoints.jobfiles import JobFiles
 from batch_endpoints.paging import Page, paged
 from batch_endpoints.ports import BlobStore, LogPage
 from batch_endpoints.services.assets import AssetService
+from batch_endpoints.shard_failures import forget_shard_failures
 from batch_endpoints.specs import (
     Deployment,
     Endpoint,
@@ -575,7 +576,7 @@ class JobService(AssetService):
             )
 
         job = self.repo.update_job(job_id, reopen)
-        workflow.forget_shard_failures(self.backend.records, job.id)
+        forget_shard_failures(self.backend.records, job.id)
         return self._run_workflow(job, self.backend.orchestrator.resume, "resumed")
 
     def _endpoint_if_any(self, job: Job) -> Endpoint | None:

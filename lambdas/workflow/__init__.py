@@ -47,7 +47,7 @@ Per shard (Map item processor)
     they went, is kept out of the state (ResultPath null). Every child execution ends with {}, scored or failed,
     so that those files stay small. A failed shard records why in the record table, the job's first failure only:
     item pk "shard_failure#<job id>", key = job id, data = {"shard": n, "reason": "..."} as JSON text, version 1,
-    counter c_shards_failed (ADD 1 per failed shard). Finalize reads it (workflow.first_shard_failure) into the
+    counter c_shards_failed (ADD 1 per failed shard). Finalize reads it (shard_failures.first_shard_failure) into the
     error of a job whose mini-batches never completed; a resume deletes it.
 
 Finalize: handlers.finalize
