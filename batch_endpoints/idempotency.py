@@ -1,5 +1,6 @@
-"""Idempotency keys for the requests that start something (invoke, rerun, resume): the same key, for the same
-endpoint, always answers with what the first request with it did.
+"""Idempotency keys for the requests that start something (invoke, rerun, resume, a pipeline job outside any
+endpoint): the same key, for the same endpoint (none, "", for the jobs outside any), always answers with what the
+first request with it did.
 
 A client that retries such a request (a timeout, a dropped connection, a 5xx that came after the service acted)
 must never start a second job or a second run. It sends a key of its choosing with each logical request; the
@@ -50,19 +51,16 @@ def claim(
 ) -> Claim:
     """Bind the key to `request` and what it will do (`job_id`, `resume`) unless it is bound already; return
     what it is bound to. Raises ConflictError, naming the first request's job, when that was another request."""
-    if not KEY.fullmatch(key):
-        raise ValidationError("must be 1-255 printable ASCII characters without spaces", field=HEADER)
-    record_key = f"{endpoint_name}/{key}"
+    record_key = _record_key(endpoint_name, key)
     asked = fingerprint(request)
     data = {"job_id": job_id, "fingerprint": asked, "created_at": now(), **({"resume": resume} if resume else {})}
     try:
         records.put(IDEMPOTENCY, record_key, data, parent=endpoint_name, expected_version=0)
         return Claim(job_id, asked, resume)
     except ConflictError:
-        record = records.get(IDEMPOTENCY, record_key)
-        if record is None:  # never happens: keys are not deleted; refuse rather than risk a second job
+        held = bound(records, endpoint_name, key)
+        if held is None:  # never happens: keys are not deleted; refuse rather than risk a second job
             raise ConflictError(f"{HEADER} {key!r} is being used by another request; retry", field=HEADER) from None
-    held = Claim(record.data["job_id"], record.data["fingerprint"], record.data.get("resume", 0))
     if held.fingerprint != asked:
         raise ConflictError(
             f"{HEADER} {key!r} was first used for a different request (job {held.job_id}); use a new key for a "
@@ -70,3 +68,17 @@ def claim(
             field=HEADER,
         )
     return held
+
+
+def bound(records: RecordStore, endpoint_name: str, key: str) -> Claim | None:
+    """What the key is bound to, None while no request has claimed it."""
+    record = records.get(IDEMPOTENCY, _record_key(endpoint_name, key))
+    if record is None:
+        return None
+    return Claim(record.data["job_id"], record.data["fingerprint"], record.data.get("resume", 0))
+
+
+def _record_key(endpoint_name: str, key: str) -> str:
+    if not KEY.fullmatch(key):
+        raise ValidationError("must be 1-255 printable ASCII characters without spaces", field=HEADER)
+    return f"{endpoint_name}/{key}"

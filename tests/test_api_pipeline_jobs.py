@@ -141,6 +141,81 @@ def test_a_job_name_taken_is_a_conflict(local_stack: Stack, api: Api, tmp_path: 
     assert local_stack.started() == ["once"]
 
 
+def test_a_pipeline_job_retried_with_its_idempotency_key_is_one_job(stack: Stack, api: Api, tmp_path: Path) -> None:
+    body = job_body(stack, tmp_path)
+    key = {"Idempotency-Key": "tryout-retry-1"}
+
+    first = api("POST", "/jobs", body, headers=key)
+    second = api("POST", "/jobs", body, headers=key)
+
+    assert first.status == second.status == 202, second.text
+    assert first.json()["id"] == second.json()["id"]
+    assert stack.started() == [first.json()["id"]]
+    assert [job["id"] for job in api("GET", "/jobs").json()["value"]] == [first.json()["id"]]
+
+
+def test_one_key_with_another_pipeline_job_is_a_conflict_naming_the_first_job(
+    stack: Stack, api: Api, tmp_path: Path
+) -> None:
+    body = job_body(stack, tmp_path)
+    key = {"Idempotency-Key": "tryout-retry-2"}
+    first = api("POST", "/jobs", body, headers=key).json()
+
+    refused = api("POST", "/jobs", {**body, "display_name": "second try"}, headers=key)
+
+    assert refused.status == 409, refused.text
+    assert refused.json()["field"] == "Idempotency-Key"
+    assert first["id"] in refused.json()["message"]
+    assert stack.started() == [first["id"]]
+
+
+def test_a_named_pipeline_job_retried_with_its_key_is_the_job_and_a_new_key_for_its_name_a_conflict(
+    local_stack: Stack, api: Api, tmp_path: Path
+) -> None:
+    body = job_body(local_stack, tmp_path, name="nightly")
+    assert api("POST", "/jobs", body, headers={"Idempotency-Key": "n-1"}).status == 202
+
+    retried = api("POST", "/jobs", body, headers={"Idempotency-Key": "n-1"})
+    taken = api("POST", "/jobs", body, headers={"Idempotency-Key": "n-2"})
+    unkeyed_taken = api("POST", "/jobs", body)
+
+    assert retried.status == 202 and retried.json()["id"] == "nightly"
+    assert taken.status == unkeyed_taken.status == 409, taken.text
+    assert taken.json() == unkeyed_taken.json()  # refused for its name, as without a key
+    assert local_stack.started() == ["nightly"]
+
+
+def test_a_pipeline_jobs_key_is_not_shared_with_an_endpoints_invokes(
+    local_stack: Stack, api: Api, tmp_path: Path
+) -> None:
+    # A standalone job's keys are those of no endpoint: an endpoint's invoke with the same key is another request.
+    body = job_body(local_stack, tmp_path)
+    started = api("POST", "/jobs", body, headers={"Idempotency-Key": "shared"}).json()
+    assert api("PUT", "/endpoints/shop", {}).status == 200
+    deployment = {
+        "type": "pipeline",
+        "job_definition": f"azureml:{started['id']}",
+        "settings": {"default_compute": "cpu-cluster"},
+    }
+    assert api("PUT", "/endpoints/shop/deployments/from-job", deployment, query={"set_default": "true"}).status == 200
+
+    invoked = api("POST", "/endpoints/shop/jobs", {"inputs": body["inputs"]}, headers={"Idempotency-Key": "shared"})
+
+    assert invoked.status == 202, invoked.text
+    assert local_stack.started() == [started["id"], invoked.json()["id"]]
+
+
+@pytest.mark.parametrize("key", ["", "has space", "x" * 256])
+def test_a_malformed_idempotency_key_starts_no_pipeline_job(
+    local_stack: Stack, api: Api, tmp_path: Path, key: str
+) -> None:
+    refused = api("POST", "/jobs", job_body(local_stack, tmp_path, name="nightly"), headers={"Idempotency-Key": key})
+
+    assert refused.status == 400, refused.text
+    assert refused.json()["field"] == "Idempotency-Key"
+    assert local_stack.started() == []
+
+
 def test_on_aws_a_pipeline_jobs_command_steps_have_a_job_definition_on_its_compute(
     aws_stack: Stack, api: Api, tmp_path: Path
 ) -> None:

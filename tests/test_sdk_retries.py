@@ -14,7 +14,10 @@ import pytest
 from batch_endpoints.client import BatchEndpointsClient, RetryPolicy, ServerError, ThrottlingError
 from batch_endpoints.client.retries import resendable
 from batch_endpoints.errors import ConflictError, ValidationError
+from batch_endpoints.specs import PipelineSettings
+from batch_endpoints.yaml_specs import InvokeDeclaration, PipelineJobDeclaration
 
+SETTINGS = PipelineSettings(default_compute="cpu-cluster")
 ENDPOINT = {"name": "digits", "description": "", "auth_mode": "aws_iam", "tags": {}, "created_at": "2026-01-01"}
 
 
@@ -184,6 +187,18 @@ def test_a_retried_rerun_carries_one_key_and_the_next_call_another(server: Scrip
     keys = [request["Idempotency-Key"] for request in server.received]
     assert [request["method"] for request in server.received] == ["POST"] * 4
     assert keys[0] == keys[1] != keys[2] == keys[3]
+
+
+def test_a_retried_pipeline_job_carries_one_key(server: ScriptedServer) -> None:
+    refused = (400, {"code": "ValidationError", "message": "is not registered", "field": "component"})
+    server.script = [(503, {"message": "try later"}), refused]
+    job = PipelineJobDeclaration(component="azureml:two_steps:1", invocation=InvokeDeclaration(), settings=SETTINGS)
+
+    with pytest.raises(ValidationError):
+        client(server.server_address[1], []).jobs.create(job)
+
+    keys = [request["Idempotency-Key"] for request in server.received]
+    assert len(keys) == 2 and keys[0] == keys[1]
 
 
 def test_a_given_key_is_sent_as_is(server: ScriptedServer) -> None:

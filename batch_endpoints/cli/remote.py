@@ -271,8 +271,10 @@ class RemoteService:
     def discard_upload(self, uri: str) -> None:
         """Nothing: the API deletes nothing it was sent (a refused invoke's upload stays under uploads/inputs/)."""
 
-    def create_pipeline_job(self, declaration: PipelineJobDeclaration, *, caller: str = "") -> JobView:
-        return self.client.jobs.create(declaration)
+    def create_pipeline_job(
+        self, declaration: PipelineJobDeclaration, *, caller: str = "", idempotency_key: str | None = None
+    ) -> JobView:
+        return self.client.jobs.create(declaration, idempotency_key=idempotency_key)
 
     def invoke(self, request: InvokeRequest) -> JobView:
         return self.client.batch_endpoints.invoke(

@@ -266,10 +266,11 @@ class BatchDeploymentOperations(_Operations):
 
 
 class JobOperations(_Operations):
-    def create(self, job: PipelineJobDeclaration) -> JobView:
+    def create(self, job: PipelineJobDeclaration, *, idempotency_key: str | None = None) -> JobView:
         """Starts a pipeline job outside any endpoint, as `az ml job create --file pipeline-job.yml` does
         (`yaml_specs.load_pipeline_job` reads that file). Its inline pipeline's code folders and its local data
-        inputs are uploaded first when the API's storage is not this machine's disk."""
+        inputs are uploaded first when the API's storage is not this machine's disk. Retries are safe, as for
+        invoke: a retried request answers with the job the first one started."""
         given = job.invocation
         named_out = named_outputs(given.outputs)
         body: dict[str, Any] = {
@@ -286,7 +287,8 @@ class JobOperations(_Operations):
             "inputs": {name: _input_body(self._storage, name, value) for name, value in given.inputs.items()},
             "outputs": {name: _output_body(value) for name, value in named_out.items()},
         }
-        started = self._api.call("POST", "/jobs", body={k: v for k, v in body.items() if v is not None})
+        given_fields = {k: v for k, v in body.items() if v is not None}
+        started = self._api.call("POST", "/jobs", body=given_fields, headers=_keyed(idempotency_key))
         return typed(JobView, started)
 
     def get(self, name: str) -> JobView:

@@ -286,9 +286,17 @@ class JobService(AssetService):
             lambda job_id: self.invoke(dataclasses.replace(request, job_id=job_id)),
         )
 
-    def _start_once(self, endpoint_name: str, key: str, request: dict[str, Any], start: Callable[[str], Job]) -> Job:
-        """The job the first request with `key` started; `start(job_id)` when none was yet."""
-        held = idempotency.claim(self.backend.records, endpoint_name, key, request, new_job_id(endpoint_name))
+    def _start_once(
+        self,
+        endpoint_name: str,
+        key: str,
+        request: dict[str, Any],
+        start: Callable[[str], Job],
+        job_id: str | None = None,
+    ) -> Job:
+        """The job the first request with `key` started; `start(job_id)` when none was yet (`job_id`: the name
+        the request gives its job, else a new one)."""
+        held = idempotency.claim(self.backend.records, endpoint_name, key, request, job_id or new_job_id(endpoint_name))
         job = self._find_job(held.job_id)
         if job is not None:
             return job

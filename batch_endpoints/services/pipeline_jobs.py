@@ -5,6 +5,11 @@ made as a deployment would be, so that show, stream, list, download, cancel, res
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from batch_endpoints import idempotency
 from batch_endpoints.services.endpoints import EndpointService
 from batch_endpoints.services.jobs import STANDALONE, InvokeRequest, JobService, new_job_id
 from batch_endpoints.specs import Deployment, Job, for_pipeline_deployment, parse
@@ -16,9 +21,28 @@ DEFAULT_EXPERIMENT = "Default"
 
 
 class PipelineJobService(EndpointService, JobService):
-    def create_pipeline_job(self, declaration: PipelineJobDeclaration, *, caller: str = "") -> Job:
+    def create_pipeline_job(
+        self, declaration: PipelineJobDeclaration, *, caller: str = "", idempotency_key: str | None = None
+    ) -> Job:
         """Check the pipeline and the job's inputs against it, as a deployment and an invocation are checked, then
-        start the job. The inputs' names and types are checked before an inline pipeline's code is stored."""
+        start the job. The inputs' names and types are checked before an inline pipeline's code is stored. With an
+        idempotency key, as invoke_idempotent: one job per key (its keys are those of no endpoint, "")."""
+        name = declaration.name
+        if idempotency_key is None:
+            return self._create_pipeline_job(declaration, name or new_job_id(""), caller)
+        if name is not None and self._find_job(name) is not None:
+            held = idempotency.bound(self.backend.records, "", idempotency_key)
+            if held is None or held.job_id != name:  # the name was taken by another request: refused as without key
+                return self._create_pipeline_job(declaration, name, caller)
+        return self._start_once(
+            "",
+            idempotency_key,
+            _pipeline_job_fields(declaration),
+            lambda job_id: self._create_pipeline_job(declaration, job_id, caller),
+            job_id=name,
+        )
+
+    def _create_pipeline_job(self, declaration: PipelineJobDeclaration, job_id: str, caller: str) -> Job:
         given = declaration.invocation
         if isinstance(declaration.component, PipelineComponent):
             for_pipeline_deployment(declaration.component, given.inputs, given.outputs)
@@ -48,9 +72,15 @@ class PipelineJobService(EndpointService, JobService):
             named_inputs=given.inputs,
             named_outputs=given.outputs,
             caller=caller,
-            job_id=declaration.name or new_job_id(""),
+            job_id=job_id,
             experiment_name=given.experiment_name or DEFAULT_EXPERIMENT,
             display_name=given.display_name,
             tags=given.tags,
         )
         return self._invoke_pipeline(request, None, snapshot, pipeline)
+
+
+def _pipeline_job_fields(declaration: PipelineJobDeclaration) -> dict[str, Any]:
+    """What a pipeline job's request asks for, as JSON, to fingerprint."""
+    fields: dict[str, Any] = TypeAdapter(PipelineJobDeclaration).dump_python(declaration, mode="json")
+    return fields

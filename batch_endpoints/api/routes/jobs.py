@@ -108,10 +108,13 @@ def _model_request(endpoint_name: str, body: InvokeBody, caller: str) -> InvokeR
 
 
 @router.post("/jobs", status_code=202, tags=["jobs"], summary="Create a pipeline job outside any endpoint")
-def create_pipeline_job(body: PipelineJobBody, service: Service, caller: Caller) -> Response[JobView]:
+def create_pipeline_job(
+    body: PipelineJobBody, service: Service, caller: Caller, idempotency_key: IdempotencyKey = None
+) -> Response[JobView]:
     """Runs a pipeline once, as `az ml job create --file pipeline-job.yml` does: checked as a pipeline deployment
     and its invocation are, then run as an invoked pipeline job is. A deployment can then be made from it
-    (`job_definition: azureml:JOB`). The job is filed under no endpoint: follow it at links.job."""
+    (`job_definition: azureml:JOB`). The job is filed under no endpoint: follow it at links.job. Retries with one
+    Idempotency-Key answer with the job the first request started."""
     declaration = yaml_specs.load_pipeline_job_mapping(body.model_dump(by_alias=True, exclude_none=True), None)
     if not isinstance(declaration.component, str):
         prefix = "" if body.jobs is not None else "component."
@@ -119,7 +122,7 @@ def create_pipeline_job(body: PipelineJobBody, service: Service, caller: Caller)
             declaration.component, lambda field, code: storage_location(service, code, f"{prefix}{field}")
         )
         declaration = dataclasses.replace(declaration, component=inline)
-    return _accepted(service, service.create_pipeline_job(declaration, caller=caller))
+    return _accepted(service, service.create_pipeline_job(declaration, caller=caller, idempotency_key=idempotency_key))
 
 
 def _accepted(service: BatchEndpointService, job: Job) -> Response[JobView]:
