@@ -237,6 +237,23 @@ def test_on_aws_a_pipeline_jobs_command_steps_have_a_job_definition_on_its_compu
     assert target["job_queue"] == computes.job_queue("cpu-cluster")
 
 
+def test_on_aws_pipeline_jobs_on_one_compute_share_one_job_definition_revision_refused_ones_too(
+    aws_stack: Stack, api: Api, tmp_path: Path
+) -> None:
+    handles = set()
+    for name in ("tryout-1", "tryout-2"):
+        assert api("POST", "/jobs", job_body(aws_stack, tmp_path / name, name=name)).status == 202
+        handles.add(aws_stack.service.get_job(name).deployment.compute_handle)
+    # Refused for its name once its job definition was registered.
+    assert api("POST", "/jobs", job_body(aws_stack, tmp_path / "again", name="tryout-1")).status == 409
+
+    (handle,) = handles
+    batch = boto3.client("batch")
+    name = handle.split("/")[-1].split(":")[0]
+    revisions = batch.describe_job_definitions(jobDefinitionName=name, status="ACTIVE")["jobDefinitions"]
+    assert [revision["jobDefinitionArn"] for revision in revisions] == [handle]
+
+
 def test_every_job_is_listed_newest_first_the_standalone_pipeline_jobs_with_the_endpoints_steps_jobs_without(
     stack: Stack, api: Api, tmp_path: Path
 ) -> None:

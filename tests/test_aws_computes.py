@@ -13,6 +13,7 @@ from batch_endpoints.adapters.aws.computes import (
     INSTALL_REQUIREMENTS_VARIABLE,
     MAX_ATTEMPT_DURATION_S,
     MIN_ATTEMPT_DURATION_S,
+    SPEC_TAG,
     STARTUP_ALLOWANCE_S,
     BatchComputeRegistry,
     attempt_duration_seconds,
@@ -115,7 +116,11 @@ def test_a_cpu_deployment_is_a_job_definition_running_the_runner(service: BatchE
         ("Host EC2*", None, "RETRY"),
         (None, "1", "EXIT"),
     ]
-    assert definition["tags"] == {"bep:endpoint": "digits", "bep:deployment": "blue"}
+    assert definition["tags"] == {
+        "bep:endpoint": "digits",
+        "bep:deployment": "blue",
+        SPEC_TAG: definition["tags"][SPEC_TAG],
+    }
 
 
 def test_a_gpu_deployment_asks_for_a_gpu_and_runs_the_gpu_image(service: BatchEndpointService, code: Path) -> None:
@@ -165,9 +170,19 @@ def test_updating_a_deployment_registers_a_new_revision(service: BatchEndpointSe
     assert [d["status"] for d in job_definitions("bep-digits_blue")] == ["ACTIVE", "ACTIVE"]
 
 
+def test_an_update_that_changes_nothing_of_the_job_definition_keeps_its_revision(
+    service: BatchEndpointService, code: Path
+) -> None:
+    first = service.create_deployment(deployment_declaration(code))
+    second = service.update_deployment(deployment_declaration(code, description="the same job definition"))
+
+    assert second.compute_handle == first.compute_handle
+    assert [d["status"] for d in job_definitions("bep-digits_blue")] == ["ACTIVE"]
+
+
 def test_deleting_a_deployment_deregisters_its_job_definitions(service: BatchEndpointService, code: Path) -> None:
     service.create_deployment(deployment_declaration(code))
-    service.update_deployment(deployment_declaration(code))
+    service.update_deployment(deployment_declaration(code, settings={"max_concurrency_per_instance": 4}))
     service.create_deployment(deployment_declaration(code, name="green"))
 
     service.delete_deployment("digits", "blue")

@@ -1,7 +1,9 @@
 """AWS Batch as the compute: each named compute is a job queue, each deployment a job definition revision.
 
 The stack's own computes (cpu-cluster, gpu-cluster) come from BEP_COMPUTES; those users create are records, their
-compute environment and queue made by compute_environments.
+compute environment and queue made by compute_environments. A registration identical to an active revision of
+the job definition reuses it, so the standalone pipeline jobs (all revisions of one job definition, which no
+deployment delete retires) add one revision per distinct compute and image, not one per job.
 
 A deployment's job definition runs the batch_container runner for one shard of one job:
 
@@ -37,6 +39,8 @@ reads the rest from the job record). The job definition holds what is fixed per 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Mapping, Sequence
 from functools import cached_property
@@ -66,6 +70,8 @@ MAX_ATTEMPT_DURATION_S = 14 * 24 * 3600
 FOREIGN_REGISTRIES = ("mcr.microsoft.com/",)
 RUNNER_ARGUMENTS = ["--job-id", "Ref::job_id", "--shard", "Ref::shard"]
 INSTALL_REQUIREMENTS_VARIABLE = "BEP_INSTALL_REQUIREMENTS"
+# The hash of what a revision was registered with, by which an identical registration finds it (_register_once).
+SPEC_TAG = "bep:definition"
 REQUIRED_SETTINGS = ("name", "kind", "job_queue", "max_vcpus", "vcpus", "memory_mib")
 
 
@@ -194,7 +200,7 @@ class BatchComputeRegistry:
         }
         if self.execution_role_arn:
             container["executionRoleArn"] = self.execution_role_arn
-        response = self.client.register_job_definition(
+        definition: dict[str, Any] = dict(
             jobDefinitionName=name,
             type="container",
             containerProperties=container,
@@ -212,6 +218,22 @@ class BatchComputeRegistry:
             tags={"bep:endpoint": deployment.endpoint_name, "bep:deployment": deployment.name},
             propagateTags=True,
         )
+        return self._register_once(definition)
+
+    def _register_once(self, definition: dict[str, Any]) -> str:
+        """The ARN of an active revision registered with exactly `definition`, registering one only when there is
+        none. Revisions are immutable, so an identical one serves as well; without this, every standalone pipeline
+        job (all of them revisions of one job definition, which no deployment delete retires) and every refused
+        one would leave a revision behind. The definition's hash is a tag because DescribeJobDefinitions answers
+        with fields Batch fills in (volumes, mountPoints, ulimits, ...), not with what was sent."""
+        spec = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
+        paginator = self.client.get_paginator("describe_job_definitions")
+        for page in paginator.paginate(jobDefinitionName=definition["jobDefinitionName"], status="ACTIVE"):
+            for found in page["jobDefinitions"]:
+                if found.get("tags", {}).get(SPEC_TAG) == spec:
+                    return str(found["jobDefinitionArn"])
+        tags = {**definition["tags"], SPEC_TAG: spec}
+        response = self.client.register_job_definition(**{**definition, "tags": tags})
         return str(response["jobDefinitionArn"])
 
     def deregister_deployment(self, deployment: Deployment) -> None:
